@@ -1,0 +1,3 @@
+from audiosiam.cli import main
+
+raise SystemExit(main())

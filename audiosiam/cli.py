@@ -1,0 +1,64 @@
+"""The ``audiosiam`` command line.
+
+Each subcommand lives in its own module under ``audiosiam/commands/`` and exposes two functions:
+
+* ``add_parser(subparsers)`` builds its ``argparse`` parser (help text that teaches, with examples);
+* ``run(args) -> int`` does the work and returns the exit code.
+
+Modules are imported only when their subcommand runs, so ``audiosiam --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ._version import __version__
+from .errors import AudiosiamError
+
+# Order is the order shown in --help: the everyday commands first.
+SUBCOMMANDS = ("classify", "verify", "enroll", "embed", "train", "evaluate", "bench", "info")
+
+
+def _available_commands():
+    for name in SUBCOMMANDS:
+        try:
+            yield name, importlib.import_module(f"audiosiam.commands.{name}")
+        except ModuleNotFoundError as exc:  # a subcommand not built yet is simply not offered
+            if exc.name != f"audiosiam.commands.{name}":
+                raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audiosiam",
+        description="Classify audio clips by example with a twin (Siamese) CNN encoder.",
+        epilog="Run 'audiosiam COMMAND --help' for the options and examples of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"audiosiam {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for _, module in _available_commands():
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"audiosiam.commands.{args.command}")
+    try:
+        return int(module.run(args) or 0)
+    except AudiosiamError as exc:
+        print(f"audiosiam {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"audiosiam {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

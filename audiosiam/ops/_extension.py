@@ -1,0 +1,71 @@
+"""Loading of the compiled core ``audiosiam._C``, and the fallback when it is missing.
+
+The ops in ``audiosiam.ops`` call ``torch.ops.audiosiam.*`` when the extension loaded, and their
+pure-PyTorch references otherwise. The fallback is announced once, with the command that fixes it,
+because a 10x slower training run should never be a mystery. Set ``AUDIOSIAM_DISABLE_EXTENSION=1``
+to force the fallback (the test suite does, to test that path).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+
+from ..errors import ExtensionError
+
+REBUILD_HINT = (
+    "rebuild it with `pip install --no-build-isolation -e .` from the audiosiam source folder "
+    "(add AUDIOSIAM_CUDA=1 for the CUDA kernels); see README.md"
+)
+
+
+class ExtensionFallbackWarning(UserWarning):
+    """Emitted once when audiosiam runs its pure-PyTorch references instead of compiled kernels."""
+
+
+@functools.lru_cache(maxsize=None)
+def _load():
+    """Import ``audiosiam._C`` once; return ``(module or None, reason it failed or None)``."""
+    if os.environ.get("AUDIOSIAM_DISABLE_EXTENSION") == "1":
+        return None, "disabled by AUDIOSIAM_DISABLE_EXTENSION=1"
+    try:
+        import torch  # noqa: F401  (the extension links against torch's libraries)
+
+        from .. import _C
+    except ImportError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return _C, None
+
+
+def has_ops() -> bool:
+    """True when the compiled kernels are loaded and ``torch.ops.audiosiam.*`` are the real ops."""
+    module, reason = _load()
+    if module is None:
+        _warn_once(reason)
+    return module is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(reason: str) -> None:
+    warnings.warn(
+        f"audiosiam: the compiled extension audiosiam._C is not loaded ({reason}); every op runs its "
+        f"pure-PyTorch reference, which is correct but slower. To fix, {REBUILD_HINT}.",
+        ExtensionFallbackWarning,
+        stacklevel=3,
+    )
+
+
+def assert_has_ops() -> None:
+    """Raise :class:`ExtensionError` with the fix when the compiled kernels are not loaded."""
+    module, reason = _load()
+    if module is None:
+        raise ExtensionError(f"the compiled extension audiosiam._C is not loaded ({reason}); {REBUILD_HINT}")
+
+
+def build_info() -> dict:
+    """How the loaded extension was built (CUDA, OpenMP threads, SIMD, torch version), or why it is absent."""
+    module, reason = _load()
+    if module is None:
+        return {"loaded": False, "reason": reason}
+    return {"loaded": True, **module.build_info()}
