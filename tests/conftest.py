@@ -1,0 +1,54 @@
+"""Shared fixtures and markers for the audiosiam test suite.
+
+Markers (declared in pyproject.toml, enforced with --strict-markers):
+    needs_cuda          skipped where torch sees no CUDA GPU
+    needs_extension     skipped where the compiled audiosiam._C is not loaded
+    needs_shared_data   skipped where ../shared/data (real recorded clips) is absent
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def _extension_loaded() -> bool:
+    from audiosiam.ops import _extension
+
+    return _extension._load()[0] is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    skips = {
+        "needs_cuda": (not torch.cuda.is_available(), "no CUDA GPU here"),
+        "needs_shared_data": (not SHARED_DATA.is_dir(), f"{SHARED_DATA} is absent"),
+    }
+    extension_missing = None
+    for item in items:
+        for marker, (missing, reason) in skips.items():
+            if missing and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+        if "needs_extension" in item.keywords:
+            if extension_missing is None:
+                extension_missing = not _extension_loaded()
+            if extension_missing:
+                item.add_marker(pytest.mark.skip(reason="audiosiam._C is not loaded"))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Every test starts from the same random state, so a failure reproduces."""
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real recorded audio (fsdd/, speech_commands_dev/, hedgewars_voices/)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent")
+    return SHARED_DATA
