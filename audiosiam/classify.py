@@ -1,0 +1,445 @@
+"""Classification by example: enrol a few labelled clips per class, then label new clips.
+
+Decision rules (``rule=``):
+
+* ``"prototype"`` (default): a class's score is the cosine similarity between the query and the class
+  prototype, the normalised mean of the class's enrolled embeddings (Snell et al., 2017).
+* ``"knn"``: the query's ``k`` nearest enrolled clips vote; a class's score is the summed similarity of
+  its clips among them divided by ``k``. The confidence used for rejection is the similarity of the
+  nearest clip of the winning class.
+
+Unknown rejection is calibrated on the enrolment clips themselves, leave-one-out: every enrolled clip is
+scored as a query against the gallery without it. Its similarity to its own class gives a "known"
+score; its best similarity to any other class simulates a clip from a class nobody enrolled. The
+threshold is the equal-error point of those two sets, so known clips are rejected about as often as
+strangers are accepted. ``predict`` answers ``"unknown"`` below it.
+
+``predict_proba`` is a softmax over the class scores at a temperature fitted (maximum likelihood) on the
+same leave-one-out scores, so its probabilities are calibrated on this gallery rather than fixed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+
+from .errors import AudioLoadError, GalleryError, ParameterError
+from .gallery import Gallery, model_fingerprint
+
+__all__ = ["FewShotClassifier", "AudioEmbedder", "embed_inputs", "UNKNOWN", "EmbedFailure"]
+
+UNKNOWN = "unknown"
+_RULES = ("prototype", "knn")
+_CALIBRATION_CLIPS = 2000
+
+
+@dataclass(frozen=True)
+class EmbedFailure:
+    """One input that could not be embedded: its position, what it was, and why."""
+
+    index: int
+    source: str
+    error: Exception
+
+
+def _describe(item: Any) -> str:
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    shape = tuple(getattr(item, "shape", ()))
+    return f"<waveform {shape}>"
+
+
+def embed_inputs(
+    model,
+    inputs: Sequence[Any],
+    *,
+    sample_rate: int | None = None,
+    batch_size: int = 64,
+    on_error: str = "raise",
+    progress: bool = False,
+) -> tuple[torch.Tensor, list[int], list[EmbedFailure]]:
+    """Embed paths and/or waveforms, one bad file never sinking the rest.
+
+    Args:
+        model: an ``EmbeddingModel`` (:func:`audiosiam.load_model`).
+        inputs: paths, 1-D waveforms, or a mix.
+        sample_rate: rate of the waveforms among ``inputs`` (paths carry their own).
+        batch_size: clips per forward pass.
+        on_error: ``"raise"`` re-raises the first unreadable file; ``"skip"`` leaves it out and reports it.
+        progress: show a progress bar while reading files.
+
+    Returns:
+        ``(embeddings, kept, failures)``: (K, D) embeddings of the inputs that worked, their positions in
+        ``inputs``, and one :class:`EmbedFailure` per input that did not.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ParameterError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
+    waveforms, kept, failures = [], [], []
+    iterator: Iterable = enumerate(inputs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, total=len(inputs), desc="reading", unit="clip", leave=False)
+    for i, item in iterator:
+        if isinstance(item, (str, os.PathLike)):
+            from .io import load_audio
+
+            try:
+                waveforms.append(load_audio(item, model.sample_rate))
+            except AudioLoadError as exc:
+                if on_error == "raise":
+                    raise
+                failures.append(EmbedFailure(i, _describe(item), exc))
+                continue
+        else:
+            wave = torch.as_tensor(np.asarray(item) if not torch.is_tensor(item) else item, dtype=torch.float32)
+            if sample_rate is None:
+                raise ParameterError("sample_rate: required when inputs contain waveforms (tensors or arrays)")
+            if sample_rate != model.sample_rate:
+                import torchaudio.functional as AF
+
+                wave = AF.resample(wave, int(sample_rate), model.sample_rate)
+            waveforms.append(wave)
+        kept.append(i)
+    if not waveforms:
+        return torch.empty(0, model.embedding_dim), kept, failures
+    embeddings = model.embed(waveforms, sample_rate=model.sample_rate, batch_size=batch_size, progress=progress)
+    return embeddings, kept, failures
+
+
+def _softmax(scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    return torch.softmax(scores / temperature, dim=1)
+
+
+def _equal_error_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    """The threshold where the share of genuine scores below it equals the share of impostors at or above it."""
+    candidates = np.unique(np.concatenate([genuine, impostor]))
+    frr = np.searchsorted(np.sort(genuine), candidates, side="left") / len(genuine)
+    far = 1.0 - np.searchsorted(np.sort(impostor), candidates, side="left") / len(impostor)
+    best = int(np.argmin(np.abs(frr - far)))
+    # Between the two neighbouring scores, not on one, so the enrolment clip that set it is not a coin toss.
+    lower = candidates[best - 1] if best > 0 else candidates[best] - 1e-3
+    return float((lower + candidates[best]) / 2)
+
+
+def _fit_temperature(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Temperature T minimising the negative log-likelihood of softmax(scores / T) at the true classes."""
+    from scipy.optimize import minimize_scalar
+
+    s = torch.as_tensor(scores, dtype=torch.float64)
+    t = torch.as_tensor(targets, dtype=torch.long)
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(s / math.exp(log_t), t))
+
+    result = minimize_scalar(nll, bounds=(math.log(1e-3), math.log(10.0)), method="bounded")
+    return float(math.exp(result.x))
+
+
+class FewShotClassifier(ClassifierMixin, BaseEstimator):
+    """Label audio clips by their similarity to a few enrolled examples per class.
+
+    Args:
+        model: an ``EmbeddingModel``; ``None`` loads the bundled default (:func:`audiosiam.load_model`).
+        rule: ``"prototype"`` (nearest class mean, the default) or ``"knn"``.
+        k: neighbours for ``rule="knn"``.
+        reject: ``"auto"`` calibrates the unknown threshold leave-one-out on the enrolment clips; a float
+            is a fixed cosine-similarity threshold; ``None`` never answers unknown.
+        batch_size: clips per forward pass when embedding.
+
+    Example:
+        >>> clf = FewShotClassifier().fit(["bark1.wav", "bark2.wav", "bell1.wav", "bell2.wav"],
+        ...                               ["dog", "dog", "bell", "bell"])
+        >>> clf.predict(["mystery.wav"])
+        array(['dog'], dtype=object)
+    """
+
+    def __init__(self, model=None, *, rule: str = "prototype", k: int = 5, reject: str | float | None = "auto",
+                 batch_size: int = 64):
+        self.model = model
+        self.rule = rule
+        self.k = k
+        self.reject = reject
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------------ set-up
+    def _model(self):
+        if self.model is None:
+            from .models import load_model
+
+            self.model = load_model()
+        return self.model
+
+    def _check_params(self) -> None:
+        if self.rule not in _RULES:
+            raise ParameterError(f"rule={self.rule!r}: expected one of {_RULES}")
+        if int(self.k) < 1:
+            raise ParameterError(f"k={self.k}: must be a positive integer")
+        if not (self.reject is None or self.reject == "auto" or isinstance(self.reject, (int, float))):
+            raise ParameterError(f"reject={self.reject!r}: expected 'auto', a similarity threshold, or None")
+
+    def _embed(self, X, *, sample_rate=None, on_error="raise", progress=False):
+        return embed_inputs(self._model(), X, sample_rate=sample_rate, batch_size=self.batch_size,
+                            on_error=on_error, progress=progress)
+
+    # ------------------------------------------------------------------ enrolment
+    def fit(self, X: Sequence[Any], y: Sequence[Any], *, sample_rate: int | None = None,
+            progress: bool = False) -> "FewShotClassifier":
+        """Enrol clips ``X`` (paths or waveforms) with labels ``y``, replacing any earlier enrolment."""
+        self._check_params()
+        model = self._model()
+        self.gallery_ = Gallery(model.embedding_dim, model_fingerprint(model))
+        return self.add(X, y, sample_rate=sample_rate, progress=progress)
+
+    def add(self, X: Sequence[Any], y: Sequence[Any], *, sample_rate: int | None = None,
+            progress: bool = False) -> "FewShotClassifier":
+        """Enrol more clips without embedding the earlier ones again, then re-calibrate."""
+        if not hasattr(self, "gallery_"):
+            return self.fit(X, y, sample_rate=sample_rate, progress=progress)
+        if len(X) != len(y):
+            raise ParameterError(f"X and y: {len(X)} clips but {len(y)} labels")
+        if len(X) == 0:
+            raise ParameterError("X: no clips to enrol")
+        embeddings, kept, _ = self._embed(X, sample_rate=sample_rate, progress=progress)
+        self.add_embeddings(embeddings, [y[i] for i in kept], sources=[_describe(X[i]) for i in kept])
+        return self
+
+    def add_embeddings(self, embeddings: torch.Tensor, labels: Sequence[Any],
+                       sources: Sequence[str] | None = None) -> "FewShotClassifier":
+        """Enrol precomputed embeddings (from the same model), then re-calibrate."""
+        self._check_params()
+        if not hasattr(self, "gallery_"):
+            model = self._model()
+            self.gallery_ = Gallery(model.embedding_dim, model_fingerprint(model))
+        labels = [str(label) for label in labels]
+        if UNKNOWN in labels:
+            raise ParameterError(f"y: {UNKNOWN!r} is reserved for rejected queries; rename that class")
+        self.gallery_.add(embeddings, labels, sources)
+        self._calibrate()
+        return self
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.gallery_.classes, dtype=object)
+
+    def _calibrate(self) -> None:
+        genuine, impostor, scores, targets = self._leave_one_out()
+        self.temperature_ = _fit_temperature(scores, targets) if len(targets) else 0.05
+        self.loo_genuine_, self.loo_impostor_ = genuine, impostor
+        self.threshold_ = None
+        if self.reject == "auto":
+            if len(genuine) and len(impostor):
+                self.threshold_ = _equal_error_threshold(genuine, impostor)
+            else:
+                warnings.warn(
+                    "audiosiam: unknown rejection is off: calibrating it needs at least two classes and a class "
+                    "with two or more clips; enrol more examples to get 'unknown' answers",
+                    UserWarning, stacklevel=3)
+        elif self.reject is not None:
+            self.threshold_ = float(self.reject)
+
+    def _leave_one_out(self):
+        """Scores of enrolled clips against the gallery without them (see the module docstring).
+
+        At most ``_CALIBRATION_CLIPS`` clips (a seeded random subset) are scored, which bounds the cost
+        on 100k-clip galleries and changes a threshold only by sampling noise.
+
+        Returns:
+            ``(genuine, impostor, scores, targets)``: own-class confidences of clips whose class has
+            another member, best other-class confidences, and the class scores with true class indices
+            used to fit the temperature.
+        """
+        g = self.gallery_
+        classes, codes = g.label_indices()
+        n, c = len(g), len(classes)
+        generator = torch.Generator().manual_seed(0)
+        sel = torch.randperm(n, generator=generator)[:_CALIBRATION_CLIPS].sort().values
+        emb, ys = g.embeddings[sel], codes[sel]
+        rows = torch.arange(len(sel))
+        has_mate = torch.bincount(codes, minlength=c)[ys] >= 2
+        if self.rule == "prototype":
+            sums = torch.zeros(c, g.dim).index_add_(0, codes, g.embeddings)
+            raw = emb @ sums.T
+            norms = sums.norm(dim=1).expand(len(sel), c).clone()
+            own_raw = raw[rows, ys]
+            # The clip's own class without it: sum - e, whose norm follows from |e| = 1.
+            norms[rows, ys] = (sums[ys].pow(2).sum(1) - 2 * own_raw + 1.0).clamp_min(0).sqrt()
+            raw[rows, ys] = own_raw - 1.0
+            scores = raw / norms.clamp_min(1e-12)
+            own = scores[rows, ys]
+            best_other = scores.index_put((rows, ys), torch.tensor(-math.inf)).max(dim=1).values
+        else:
+            k = min(int(self.k), n - 1)
+            scores = torch.zeros(len(sel), c)
+            if k >= 1:
+                sims, idx = g.search(emb, k + 1)
+                keep = idx != sel[:, None]
+                keep[keep.all(dim=1), -1] = False  # self not among them (duplicates): drop the farthest
+                sims, idx = sims[keep].view(-1, k), idx[keep].view(-1, k)
+                scores.scatter_add_(1, codes[idx], sims / k)
+            own, best_other = self._nearest_same_and_other(g, codes, sel)
+        impostor = best_other[torch.isfinite(best_other)]
+        return own[has_mate].numpy(), impostor.numpy(), scores[has_mate].numpy(), ys[has_mate].numpy()
+
+    @staticmethod
+    def _nearest_same_and_other(g: Gallery, codes: torch.Tensor, sel: torch.Tensor, block: int = 256):
+        """For clips ``sel``: similarity of the nearest other clip of the same class and of another class."""
+        own = torch.full((len(sel),), -math.inf)
+        other = torch.full((len(sel),), -math.inf)
+        for start in range(0, len(sel), block):
+            part = sel[start:start + block]
+            sims = g.embeddings[part] @ g.embeddings.T
+            sims[torch.arange(len(part)), part] = -math.inf
+            same = codes[part, None] == codes[None, :]
+            own[start:start + block] = sims.masked_fill(~same, -math.inf).max(dim=1).values
+            other[start:start + block] = sims.masked_fill(same, -math.inf).max(dim=1).values
+        return own, other
+
+    # ------------------------------------------------------------------ queries
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "gallery_") or len(self.gallery_) == 0:
+            raise GalleryError("this classifier has no enrolled clips: call fit(clips, labels) first")
+
+    def scores_embeddings(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class scores (Q, C) and the confidence (Q,) used for rejection, for precomputed query embeddings."""
+        self._check_fitted()
+        g = self.gallery_
+        q = torch.nn.functional.normalize(torch.as_tensor(embeddings, dtype=torch.float32), dim=1)
+        classes, codes = g.label_indices()
+        if self.rule == "prototype":
+            _, protos = g.prototypes()
+            scores = q @ protos.T
+            return scores, scores.max(dim=1).values
+        k = min(int(self.k), len(g))
+        sims, idx = g.search(q, k)
+        neighbour_codes = codes[idx]  # (Q, k)
+        scores = torch.zeros(q.shape[0], len(classes)).scatter_add_(1, neighbour_codes, sims / k)
+        winner = scores.argmax(dim=1, keepdim=True)
+        confidence = sims.masked_fill(neighbour_codes != winner, -math.inf).max(dim=1).values
+        return scores, confidence
+
+    def predict_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """Labels for precomputed query embeddings (``"unknown"`` where rejected)."""
+        scores, confidence = self.scores_embeddings(embeddings)
+        labels = self.classes_[scores.argmax(dim=1).numpy()]
+        if self.threshold_ is not None:
+            labels = np.where(confidence.numpy() < self.threshold_, UNKNOWN, labels).astype(object)
+        return labels
+
+    def predict_proba_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """Calibrated class probabilities (Q, C) for precomputed query embeddings; columns follow ``classes_``."""
+        scores, _ = self.scores_embeddings(embeddings)
+        return _softmax(scores, self.temperature_).numpy()
+
+    def decision_function(self, X, *, sample_rate: int | None = None) -> np.ndarray:
+        """Class scores (Q, C): cosine similarity to each prototype, or the k-NN vote."""
+        embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
+        return self.scores_embeddings(embeddings)[0].numpy()
+
+    def predict(self, X, *, sample_rate: int | None = None) -> np.ndarray:
+        """Labels for clips ``X`` (paths or waveforms); ``"unknown"`` where nothing enrolled is similar enough."""
+        embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
+        return self.predict_embeddings(embeddings)
+
+    def predict_proba(self, X, *, sample_rate: int | None = None) -> np.ndarray:
+        """Calibrated probabilities (Q, C) over the enrolled classes (``classes_`` order)."""
+        embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
+        return self.predict_proba_embeddings(embeddings)
+
+    def kneighbors(self, X, k: int = 5, *, sample_rate: int | None = None):
+        """The ``k`` most similar enrolled clips of each query.
+
+        Returns:
+            ``(similarities (Q, k), indices (Q, k), labels (Q, k) of str)``; ``sources_`` maps indices to files.
+        """
+        self._check_fitted()
+        embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
+        sims, idx = self.gallery_.search(embeddings, min(int(k), len(self.gallery_)))
+        labels = np.asarray(self.gallery_.labels, dtype=object)[idx.numpy()]
+        return sims.numpy(), idx.numpy(), labels
+
+    @property
+    def sources_(self) -> list[str]:
+        return list(self.gallery_.sources)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the gallery and its calibration (no audio is needed to load it back)."""
+        self._check_fitted()
+        self.gallery_.meta = {
+            "rule": self.rule,
+            "k": int(self.k),
+            "reject": self.reject,
+            "model": getattr(self._model(), "source", None),
+        }
+        return self.gallery_.save(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, model=None) -> "FewShotClassifier":
+        """Load a gallery saved by :meth:`save`.
+
+        Args:
+            path: the ``.asg`` file.
+            model: the model to embed queries with; ``None`` loads the model the gallery was made with
+                (a bundled preset or checkpoint path recorded in it). A different model is refused.
+        """
+        gallery = Gallery.load(path)
+        meta = gallery.meta
+        if model is None:
+            from .models import load_model
+
+            model = load_model(meta.get("model"))
+        fingerprint = model_fingerprint(model)
+        if fingerprint != gallery.fingerprint:
+            raise GalleryError(
+                f"{path}: made by a different model (fingerprint {gallery.fingerprint}) than the one given "
+                f"({fingerprint}); embeddings of different models are not comparable, so enrol the clips again"
+            )
+        clf = cls(model, rule=meta.get("rule", "prototype"), k=meta.get("k", 5), reject=meta.get("reject", "auto"))
+        clf._check_params()
+        clf.gallery_ = gallery
+        clf._calibrate()
+        return clf
+
+
+class AudioEmbedder(TransformerMixin, BaseEstimator):
+    """scikit-learn transformer from clips (paths or waveforms) to embeddings, for use in a ``Pipeline``.
+
+    Args:
+        model: an ``EmbeddingModel``; ``None`` loads the bundled default.
+        sample_rate: rate of waveform inputs (paths carry their own).
+        batch_size: clips per forward pass.
+
+    Example:
+        >>> from sklearn.pipeline import make_pipeline
+        >>> from sklearn.svm import SVC
+        >>> pipe = make_pipeline(AudioEmbedder(), SVC()).fit(train_paths, train_labels)
+    """
+
+    def __init__(self, model=None, *, sample_rate: int | None = None, batch_size: int = 64):
+        self.model = model
+        self.sample_rate = sample_rate
+        self.batch_size = batch_size
+
+    def fit(self, X, y=None):
+        if self.model is None:
+            from .models import load_model
+
+            self.model = load_model()
+        self.n_features_out_ = self.model.embedding_dim
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """(N, D) float32 L2-normalised embeddings."""
+        if not hasattr(self, "n_features_out_"):
+            self.fit(X)
+        embeddings, _, _ = embed_inputs(self.model, X, sample_rate=self.sample_rate, batch_size=self.batch_size)
+        return embeddings.numpy()

@@ -1,0 +1,127 @@
+"""Pieces shared by the classify, verify, enroll and embed subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import NoAudioFilesError, ParameterError
+
+# Counts differing by more than this factor get a warning: with few clips, the big class dominates k-NN
+# votes and its prototype is far better estimated than the small class's.
+IMBALANCE_WARNING_RATIO = 5
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=None, metavar="NAME_OR_PATH",
+        help="bundled preset name (e.g. 'default', 'speaker') or a checkpoint file; default: the bundled default model")
+
+
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                        help="output format on stdout (default: table)")
+
+
+def load_model_from_args(args):
+    from ..models import load_model
+
+    return load_model(args.model)
+
+
+def collect_queries(items: Sequence[str]) -> list[Path]:
+    """Files as given, folders expanded to the audio files below them (sorted), in argument order."""
+    from ..io import find_audio_files
+
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            out.extend(find_audio_files(path))
+        else:
+            out.append(path)  # a missing file is reported per file when it is read, not here
+    if not out:
+        raise NoAudioFilesError("no query files given")
+    return out
+
+
+def read_support_folder(root: str | Path) -> tuple[list[Path], list[str]]:
+    """Clips and labels from ``root/<class>/...``: the first folder level under ``root`` names the class.
+
+    Warns about empty class folders, stray files at the top level and very unequal class sizes; refuses a
+    folder with fewer than two classes, where classifying by example cannot tell anything apart.
+    """
+    from ..io import AUDIO_EXTENSIONS, find_audio_files
+
+    root = Path(root)
+    if not root.is_dir():
+        raise ParameterError(f"--support {root}: not a folder; expected one subfolder of example clips per class")
+    paths: list[Path] = []
+    labels: list[str] = []
+    counts: dict[str, int] = {}
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            files = find_audio_files(class_dir)
+        except NoAudioFilesError:
+            warnings.warn(f"{class_dir}: class folder holds no audio files; class {class_dir.name!r} is left out",
+                          UserWarning, stacklevel=2)
+            continue
+        paths.extend(files)
+        labels.extend([class_dir.name] * len(files))
+        counts[class_dir.name] = len(files)
+    stray = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
+    if stray:
+        warnings.warn(f"{root}: {len(stray)} audio file(s) directly in the support folder are ignored "
+                      f"(e.g. {stray[0]}); put each clip in the subfolder named after its class",
+                      UserWarning, stacklevel=2)
+    if len(counts) < 2:
+        found = f"only class {next(iter(counts))!r}" if counts else "no class folder with audio"
+        raise ParameterError(
+            f"--support {root}: {found}; classification by example needs at least two classes, one subfolder "
+            "each (to compare two clips, use `audiosiam verify A B`)")
+    if max(counts.values()) > IMBALANCE_WARNING_RATIO * min(counts.values()):
+        warnings.warn(f"{root}: very unequal class sizes ({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
+                      "the default nearest-prototype rule copes, but give small classes more examples if you can",
+                      UserWarning, stacklevel=2)
+    return paths, labels
+
+
+def write_rows(rows: list[dict], fmt: str, stream=None) -> None:
+    """Rows of equal keys as an aligned table, CSV or JSON lines."""
+    stream = stream or sys.stdout
+    if fmt == "json":
+        json.dump(rows, stream, indent=2)
+        stream.write("\n")
+        return
+    if not rows:
+        return
+    keys = list(rows[0])
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        stream.write(buffer.getvalue())
+        return
+    cells = [[_cell(row[k]) for k in keys] for row in rows]
+    widths = [max(len(k), *(len(r[i]) for r in cells)) for i, k in enumerate(keys)]
+    stream.write("  ".join(k.ljust(w) for k, w in zip(keys, widths)).rstrip() + "\n")
+    for r in cells:
+        stream.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)
+
+
+def report_failures(failures, command: str) -> None:
+    for failure in failures:
+        print(f"audiosiam {command}: skipped {failure.source}: {failure.error}", file=sys.stderr)

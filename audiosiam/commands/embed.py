@@ -1,0 +1,55 @@
+"""`audiosiam embed`: write the embeddings of audio files to a NumPy file."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from . import _common
+
+EXAMPLES = """\
+examples:
+  audiosiam embed clips/ --out clips.npy
+  audiosiam embed a.wav b.flac --out ab.npy --model speaker
+
+Writes OUT (float32, shape (N, D), rows L2-normalised, so a dot product is the cosine similarity) and
+OUT with .csv beside it (columns row,path) saying which file each row is. Unreadable files are reported on
+stderr and left out; the exit code is then 1.
+"""
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "embed", help="write clip embeddings to a .npy file",
+        description="Embed audio files with an audiosiam model and save the vectors.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="audio files or folders of them")
+    p.add_argument("--out", required=True, metavar="NPY", help="output .npy file")
+    p.add_argument("--batch-size", type=int, default=64, help="clips per forward pass (default: 64)")
+    _common.add_model_option(p)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from ..classify import embed_inputs
+
+    model = _common.load_model_from_args(args)
+    files = _common.collect_queries(args.inputs)
+    embeddings, kept, failures = embed_inputs(model, files, batch_size=args.batch_size, on_error="skip",
+                                              progress=sys.stderr.isatty())
+    _common.report_failures(failures, "embed")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, embeddings.numpy().astype(np.float32))
+    index = out.with_suffix(".csv")
+    with open(index, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "path"])
+        for row, i in enumerate(kept):
+            writer.writerow([row, str(files[i])])
+    print(f"audiosiam embed: {len(kept)} embeddings of size {embeddings.shape[1]} written to {out} "
+          f"(file order in {index})", file=sys.stderr)
+    return 1 if failures else 0

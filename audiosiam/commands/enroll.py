@@ -1,0 +1,51 @@
+"""`audiosiam enroll`: embed a support folder once and save it as a reusable gallery."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import _common
+
+EXAMPLES = """\
+examples:
+  audiosiam enroll examples/support --out examples.asg
+  audiosiam classify --gallery examples.asg examples/query
+
+The gallery stores embeddings, labels and the calibrated unknown threshold, not audio. It remembers which
+model made it; classifying with another model is refused, because the similarities would be meaningless.
+Add more classes later with `--add-to existing.asg`.
+"""
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "enroll", help="save example clips as a gallery for later classification",
+        description="Embed a folder of example clips (one subfolder per class) and save it as a gallery file.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("support", metavar="DIR", help="folder with one subfolder of example clips per class")
+    p.add_argument("--out", required=True, metavar="FILE", help="gallery file to write (.asg)")
+    p.add_argument("--add-to", metavar="FILE", help="extend this existing gallery instead of starting anew")
+    p.add_argument("--rule", choices=("prototype", "knn"), default="prototype", help="decision rule stored with it")
+    p.add_argument("-k", type=int, default=5, help="neighbours for --rule knn (default: 5)")
+    _common.add_model_option(p)
+
+
+def run(args) -> int:
+    from ..classify import FewShotClassifier
+
+    paths, labels = _common.read_support_folder(args.support)
+    progress = sys.stderr.isatty()
+    if args.add_to:
+        model = _common.load_model_from_args(args) if args.model else None
+        clf = FewShotClassifier.load(args.add_to, model=model)
+        clf.add(paths, labels, progress=progress)
+    else:
+        clf = FewShotClassifier(_common.load_model_from_args(args), rule=args.rule, k=args.k)
+        clf.fit(paths, labels, progress=progress)
+    out = clf.save(args.out)
+    counts = clf.gallery_.counts()
+    print(f"audiosiam enroll: {len(clf.gallery_)} clips in {len(counts)} classes written to {out}")
+    threshold = "off" if clf.threshold_ is None else f"{clf.threshold_:.3f}"
+    print(f"  classes: {', '.join(f'{k} ({v})' for k, v in counts.items())}; unknown threshold: {threshold}")
+    return 0

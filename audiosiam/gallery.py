@@ -1,0 +1,240 @@
+"""An enrolment gallery: labelled, L2-normalised embeddings and exact nearest-neighbour search over them.
+
+The gallery is the memory of a few-shot classifier. It stores embeddings, not audio, so it can be saved,
+loaded and grown without embedding anything again, and it records which model made the embeddings so a
+gallery is never searched with vectors from a different model.
+
+Search is exact cosine similarity. Up to ``faiss_threshold`` items (100,000 by default) it runs on
+audiosiam's own blocked ``knn`` op; above that it builds a FAISS ``IndexFlatIP`` (exact inner product,
+multi-threaded BLAS), which is what a 100k+ gallery needs. Both return the same neighbours up to ties.
+
+File format (``.asg``): a NumPy ``.npz`` archive read with ``allow_pickle=False``, so opening a gallery
+from someone else cannot run code. It holds ``embeddings`` (N, D) float32, ``labels`` and ``sources``
+(N,) strings, and ``meta``: a JSON string with the format version, the audiosiam version and the model
+fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ._version import __version__
+from .errors import GalleryError, ParameterError
+
+__all__ = ["Gallery", "model_fingerprint", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+FAISS_THRESHOLD = 100_000
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's parameters and buffers: equal iff the model computes the same embeddings.
+
+    Args:
+        model: any ``nn.Module``.
+
+    Returns:
+        16 hex digits.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class Gallery:
+    """Labelled embeddings with exact cosine nearest-neighbour search.
+
+    Args:
+        dim: embedding size D.
+        fingerprint: :func:`model_fingerprint` of the model that makes the embeddings.
+        faiss_threshold: from this many items on, search through FAISS instead of ``audiosiam.ops.knn``.
+
+    Example:
+        >>> g = Gallery(dim=192, fingerprint=model_fingerprint(model))
+        >>> g.add(model.embed(paths), labels, sources=paths)
+        >>> sims, idx = g.search(model.embed(["q.wav"]), k=5)
+    """
+
+    def __init__(self, dim: int, fingerprint: str, *, faiss_threshold: int = FAISS_THRESHOLD):
+        if int(dim) <= 0:
+            raise ParameterError(f"dim={dim}: the embedding size must be a positive integer")
+        self.dim = int(dim)
+        self.fingerprint = str(fingerprint)
+        self.faiss_threshold = int(faiss_threshold)
+        self.embeddings = torch.empty(0, self.dim, dtype=torch.float32)
+        self.labels: list[str] = []
+        self.sources: list[str] = []
+        self.meta: dict = {}  # extra JSON-serialisable settings saved with the gallery (e.g. calibration)
+        self._faiss_index = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def classes(self) -> list[str]:
+        """The distinct labels, sorted."""
+        return sorted(set(self.labels))
+
+    def counts(self) -> dict[str, int]:
+        """Number of items per label."""
+        out: dict[str, int] = {}
+        for label in self.labels:
+            out[label] = out.get(label, 0) + 1
+        return dict(sorted(out.items()))
+
+    def add(self, embeddings: torch.Tensor, labels: Sequence[str], sources: Sequence[str] | None = None) -> "Gallery":
+        """Append items. Embeddings are re-normalised, so any positive scaling of them is accepted.
+
+        Args:
+            embeddings: (N, D) float tensor or array.
+            labels: N class names.
+            sources: N descriptions of where each came from (file paths); defaults to ``""``.
+        """
+        emb = torch.as_tensor(np.asarray(embeddings) if not torch.is_tensor(embeddings) else embeddings)
+        if emb.ndim != 2 or emb.shape[1] != self.dim:
+            raise ParameterError(f"embeddings: expected shape (N, {self.dim}), got {tuple(emb.shape)}")
+        labels = [str(label) for label in labels]
+        if len(labels) != emb.shape[0]:
+            raise ParameterError(f"labels: expected {emb.shape[0]} labels (one per embedding), got {len(labels)}")
+        sources = [""] * len(labels) if sources is None else [str(s) for s in sources]
+        if len(sources) != len(labels):
+            raise ParameterError(f"sources: expected {len(labels)} entries, got {len(sources)}")
+        emb = emb.detach().to(torch.float32).cpu()
+        if not torch.isfinite(emb).all():
+            raise ParameterError("embeddings: contain NaN or Inf values; they cannot be enrolled")
+        norms = emb.norm(dim=1, keepdim=True)
+        if (norms == 0).any():
+            raise ParameterError("embeddings: a row is all zeros and has no direction to compare")
+        self.embeddings = torch.cat([self.embeddings, emb / norms])
+        self.labels.extend(labels)
+        self.sources.extend(sources)
+        self._faiss_index = None
+        return self
+
+    def label_indices(self) -> tuple[list[str], torch.Tensor]:
+        """``(classes, codes)``: sorted class names and, per item, the index of its class."""
+        classes = self.classes
+        lookup = {c: i for i, c in enumerate(classes)}
+        return classes, torch.tensor([lookup[label] for label in self.labels], dtype=torch.long)
+
+    def prototypes(self) -> tuple[list[str], torch.Tensor]:
+        """``(classes, P)``: per class the normalised mean of its embeddings, P of shape (C, D)."""
+        classes, codes = self.label_indices()
+        sums = torch.zeros(len(classes), self.dim).index_add_(0, codes, self.embeddings)
+        return classes, torch.nn.functional.normalize(sums, dim=1)
+
+    def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact k nearest gallery items by cosine similarity.
+
+        Args:
+            queries: (Q, D) embeddings (normalised here).
+            k: neighbours per query, 1 <= k <= len(self).
+
+        Returns:
+            ``(similarities, indices)``, both (Q, k), most similar first; ties go to the lower index.
+        """
+        if len(self) == 0:
+            raise GalleryError("the gallery is empty: enrol some labelled clips before searching it")
+        if not 1 <= int(k) <= len(self):
+            raise ParameterError(f"k={k}: must be between 1 and the gallery size {len(self)}")
+        q = torch.nn.functional.normalize(torch.as_tensor(queries, dtype=torch.float32), dim=1)
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ParameterError(f"queries: expected shape (Q, {self.dim}), got {tuple(q.shape)}")
+        if len(self) >= self.faiss_threshold:
+            return self._search_faiss(q, int(k))
+        from .ops import knn
+
+        # cosine distance = 1 - cosine similarity on unit vectors; knn returns ascending distances.
+        distances, indices = knn(q, self.embeddings, int(k), metric="cosine")
+        return 1.0 - distances, indices
+
+    def _search_faiss(self, q: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import faiss
+
+        if self._faiss_index is None:
+            index = faiss.IndexFlatIP(self.dim)
+            index.add(self.embeddings.numpy())
+            self._faiss_index = index
+        sims, idx = self._faiss_index.search(q.numpy(), k)
+        return torch.from_numpy(sims), torch.from_numpy(idx).long()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the gallery to ``path`` (``.asg`` appended if missing), atomically: a failed write
+        leaves any previous file intact."""
+        path = Path(path)
+        if path.suffix != ".asg":
+            path = path.with_name(path.name + ".asg")
+        meta = {
+            "format": "audiosiam-gallery",
+            "format_version": FORMAT_VERSION,
+            "audiosiam_version": __version__,
+            "fingerprint": self.fingerprint,
+            "dim": self.dim,
+            "extra": self.meta,
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                embeddings=self.embeddings.numpy(),
+                labels=np.asarray(self.labels, dtype=np.str_),
+                sources=np.asarray(self.sources, dtype=np.str_),
+                meta=np.asarray(json.dumps(meta)),
+            )
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, fingerprint: str | None = None) -> "Gallery":
+        """Read a gallery written by :meth:`save`.
+
+        Args:
+            path: the ``.asg`` file.
+            fingerprint: when given, the fingerprint of the model that will embed the queries; a gallery
+                made by a different model is refused, because its similarities would be meaningless.
+
+        Raises:
+            GalleryError: missing, corrupt, of another format version, or made by another model.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise GalleryError(f"{path}: no such gallery file (make one with `audiosiam enroll DIR --out {path}`)")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                embeddings = torch.from_numpy(np.array(data["embeddings"], dtype=np.float32))
+                labels = [str(x) for x in data["labels"]]
+                sources = [str(x) for x in data["sources"]]
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise GalleryError(f"{path}: not a readable audiosiam gallery ({type(exc).__name__}: {exc})") from exc
+        if meta.get("format") != "audiosiam-gallery" or meta.get("format_version") != FORMAT_VERSION:
+            raise GalleryError(
+                f"{path}: gallery format {meta.get('format')!r} version {meta.get('format_version')!r}, "
+                f"this audiosiam reads version {FORMAT_VERSION}; enrol the clips again with this version"
+            )
+        if fingerprint is not None and meta["fingerprint"] != fingerprint:
+            raise GalleryError(
+                f"{path}: made by a different model (fingerprint {meta['fingerprint']}, audiosiam "
+                f"{meta.get('audiosiam_version')}) than the one loaded now ({fingerprint}); embeddings of "
+                "different models are not comparable, so enrol the clips again with this model"
+            )
+        gallery = cls(int(meta["dim"]), meta["fingerprint"])
+        gallery.embeddings = embeddings
+        gallery.labels = labels
+        gallery.sources = sources
+        gallery.meta = dict(meta.get("extra") or {})
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(labels) or len(sources) != len(labels):
+            raise GalleryError(f"{path}: inconsistent gallery ({tuple(embeddings.shape)} embeddings, "
+                               f"{len(labels)} labels, {len(sources)} sources); enrol the clips again")
+        return gallery

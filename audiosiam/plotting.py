@@ -1,0 +1,111 @@
+"""Pictures for people: where clips sit in embedding space, and why a query got its label.
+
+Embeddings are projected to 2-D with PCA (deterministic, and distances along the axes keep their
+meaning), which is enough to see whether classes form separate clouds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["project_2d", "plot_embeddings", "plot_gallery_and_queries"]
+
+
+def project_2d(embeddings: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PCA of (N, D) embeddings to (N, 2).
+
+    Returns:
+        ``(points, mean, components)`` so other points can be projected as ``(x - mean) @ components.T``.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    mean = x.mean(axis=0)
+    centered = x - mean
+    if len(x) < 2:
+        components = np.eye(2, x.shape[1])
+    else:
+        _, _, vt = np.linalg.svd(centered, full_matrices=False)
+        components = np.zeros((2, x.shape[1]))
+        components[: min(2, len(vt))] = vt[:2]
+    return centered @ components.T, mean, components
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colours(names: Sequence[str]):
+    plt = _figure()
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(sorted(names))}
+
+
+def plot_embeddings(embeddings, labels: Sequence[str], path: str | os.PathLike, *, title: str = "") -> Path:
+    """Scatter (N, D) embeddings in 2-D, one colour per label, and save a PNG."""
+    plt = _figure()
+    points, _, _ = project_2d(embeddings)
+    labels = [str(label) for label in labels]
+    colours = _colours(set(labels))
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
+    for name in sorted(set(labels)):
+        mask = np.array([label == name for label in labels])
+        ax.scatter(points[mask, 0], points[mask, 1], s=14, alpha=0.75, color=colours[name], label=name)
+    if len(colours) <= 20:
+        ax.legend(fontsize=7, markerscale=1.5, loc="best")
+    ax.set_title(title or f"{len(labels)} embeddings, {len(colours)} classes (PCA)")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_gallery_and_queries(clf, query_embeddings, query_names: Sequence[str], predicted: Sequence[str],
+                             path: str | os.PathLike) -> Path:
+    """Examples (dots), class prototypes (large circles) and queries (stars, named) in one 2-D picture.
+
+    A query drawn near a class's cloud and prototype got that label; one far from every cloud is the kind
+    that ends up "unknown".
+    """
+    plt = _figure()
+    gallery = clf.gallery_
+    classes, prototypes = gallery.prototypes()
+    everything = np.concatenate([gallery.embeddings.numpy(), np.asarray(query_embeddings)])
+    _, mean, components = project_2d(everything)
+    project = lambda x: (np.asarray(x, dtype=np.float64) - mean) @ components.T  # noqa: E731
+    support_2d, proto_2d, query_2d = project(gallery.embeddings), project(prototypes), project(query_embeddings)
+    colours = _colours(classes)
+    fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
+    labels = np.asarray(gallery.labels)
+    for i, name in enumerate(classes):
+        mask = labels == name
+        ax.scatter(support_2d[mask, 0], support_2d[mask, 1], s=30, color=colours[name], alpha=0.6,
+                   label=f"{name} (examples)")
+        ax.scatter(proto_2d[i, 0], proto_2d[i, 1], s=260, facecolors="none", edgecolors=colours[name],
+                   linewidths=2.2)
+    for (x, y), name, label in zip(query_2d, query_names, predicted):
+        colour = colours.get(label, "black")
+        ax.scatter([x], [y], marker="*", s=220, color=colour, edgecolors="black", linewidths=0.6)
+        ax.annotate(f"{Path(name).name} -> {label}", (x, y), xytext=(5, 5), textcoords="offset points", fontsize=7)
+    ax.set_title("Examples (dots), class prototypes (circles) and queries (stars), PCA of embeddings")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Creates (or reuses) the Python environment for audiosiam and builds the package into it.
+#
+# Sourced by scripts/quickstart.sh and scripts/test.sh; after it, $AUDIOSIAM_PY is the interpreter to use.
+# Needs only python3.11 (or newer) and a C++ compiler. torch's CUDA 13.0 build is ~5 GB, so the
+# environment lives in a cache folder keyed by requirements.txt and is reused by every later run (and
+# by every clone: CI clones afresh each time). Override its location with AUDIOSIAM_VENV.
+#
+# CUDA kernels are compiled when nvcc is found (or AUDIOSIAM_CUDA=1), CPU kernels otherwise
+# (AUDIOSIAM_CUDA=0 forces that).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+python_bin="${PYTHON:-python3}"
+"$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+  echo "audiosiam: needs Python 3.10 or newer; '$python_bin' is $("$python_bin" --version 2>&1). Set PYTHON=/path/to/python3.11." >&2
+  exit 1
+}
+
+key="$( (cat "$repo/requirements.txt"; "$python_bin" --version) | sha256sum | cut -c1-12)"
+venv="${AUDIOSIAM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/audiosiam/venv-$key}"
+# The marker is written only after a complete install, so an interrupted install is redone, not trusted.
+if [ ! -f "$venv/.audiosiam-complete" ]; then
+  echo "audiosiam: creating the environment in $venv (first run only: downloads ~5 GB, takes a few minutes)"
+  rm -rf "$venv"
+  "$python_bin" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet --progress-bar off -r "$repo/requirements.txt"
+  touch "$venv/.audiosiam-complete"
+fi
+export AUDIOSIAM_PY="$venv/bin/python"
+export PATH="$venv/bin:$PATH"
+
+# torch's cpp_extension finds CUDA through CUDA_HOME or nvcc on PATH.
+if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export CUDA_HOME=/usr/local/cuda
+fi
+if [ -z "${AUDIOSIAM_CUDA:-}" ]; then
+  if [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOME/bin/nvcc" ] || command -v nvcc >/dev/null 2>&1; then
+    export AUDIOSIAM_CUDA=1
+  else
+    export AUDIOSIAM_CUDA=0
+  fi
+fi
+
+echo "audiosiam: building the package (CUDA kernels: $([ "$AUDIOSIAM_CUDA" = 1 ] && echo on || echo off))"
+# --no-build-isolation: compile against the torch just installed instead of downloading another 5 GB.
+(cd "$repo" && "$AUDIOSIAM_PY" -m pip install --quiet --no-build-isolation --no-deps -e . \
+  || { echo "audiosiam: the build failed; the log above names the file and line." >&2; exit 1; })

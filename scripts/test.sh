@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One command: install everything, then run the whole test suite (this is what CI runs).
+#   bash scripts/test.sh                # everything
+#   bash scripts/test.sh -k knn         # extra arguments go to pytest
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/bootstrap.sh"
+cd "$repo"
+
+echo "audiosiam: C++ tests (CMake + ctest against libtorch)"
+bash "$repo/scripts/cpp_tests.sh"
+
+echo "audiosiam: Python tests"
+"$AUDIOSIAM_PY" -m pytest tests "$@"

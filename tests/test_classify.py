@@ -1,0 +1,256 @@
+"""FewShotClassifier, Gallery and AudioEmbedder: decisions, calibration, persistence, large galleries.
+
+The encoder here is a small, fixed spectral model (mean log-mel spectrum) so that the classifier's own
+logic is tested on clips whose right answer is known: pure tones of different pitches. The bundled model
+is tested end to end in tests/test_bundled_model.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torchaudio
+
+from audiosiam.classify import UNKNOWN, AudioEmbedder, FewShotClassifier, _equal_error_threshold, embed_inputs
+from audiosiam.errors import GalleryError, ParameterError
+from audiosiam.gallery import Gallery, model_fingerprint
+
+RATE = 16000
+
+
+class SpectralModel(torch.nn.Module):
+    """Embeds a clip as its centred mean log-mel spectrum: tones of one pitch land together."""
+
+    sample_rate = RATE
+    embedding_dim = 40
+    source = None
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        self.mel = torchaudio.transforms.MelSpectrogram(RATE, n_fft=512, hop_length=160, n_mels=40)
+        self.register_buffer("seed", torch.tensor(float(seed)))
+
+    def embed(self, inputs, *, sample_rate=None, batch_size=64, progress=False):
+        rows = []
+        for wave in inputs:
+            spec = self.mel(torch.as_tensor(wave, dtype=torch.float32)).clamp_min(1e-8).log().mean(-1)
+            rows.append(spec - spec.mean())
+        return torch.nn.functional.normalize(torch.stack(rows), dim=1)
+
+
+def tone(freq: float, seconds: float = 0.5, *, seed: int = 0, noise: float = 0.02) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(RATE * seconds)) / RATE
+    phase = float(torch.rand(1, generator=g)) * 2 * math.pi
+    amp = 0.3 + 0.4 * float(torch.rand(1, generator=g))
+    return amp * torch.sin(2 * math.pi * freq * t + phase) + noise * torch.randn(t.shape, generator=g)
+
+
+CLASSES = {"low": 300.0, "mid": 1200.0, "high": 4000.0}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SpectralModel()
+
+
+@pytest.fixture(scope="module")
+def support():
+    clips, labels = [], []
+    for c, (name, freq) in enumerate(CLASSES.items()):
+        for take in range(3):
+            clips.append(tone(freq * (1 + 0.01 * take), seed=10 * c + take))
+            labels.append(name)
+    return clips, labels
+
+
+@pytest.mark.parametrize("rule", ["prototype", "knn"])
+def test_tones_are_labelled_and_strangers_are_unknown(model, support, rule):
+    clf = FewShotClassifier(model, rule=rule, k=3).fit(*support, sample_rate=RATE)
+    queries = [tone(f * 1.005, seed=100 + i) for i, f in enumerate(CLASSES.values())]
+    queries += [tone(650, seed=7), tone(7000, seed=8)]  # pitches nobody enrolled
+    predicted = clf.predict(queries, sample_rate=RATE)
+    assert list(predicted[:3]) == list(CLASSES)
+    assert list(predicted[3:]) == [UNKNOWN, UNKNOWN]
+    assert clf.threshold_ is not None
+    # The threshold sits between the leave-one-out scores of known clips and of strangers.
+    assert clf.loo_genuine_.min() > clf.threshold_ > clf.loo_impostor_.max()
+
+
+def test_predict_proba_is_a_distribution_matching_predict(model, support):
+    clf = FewShotClassifier(model, reject=None).fit(*support, sample_rate=RATE)
+    queries = [tone(f, seed=200 + i) for i, f in enumerate(CLASSES.values())]
+    proba = clf.predict_proba(queries, sample_rate=RATE)
+    assert proba.shape == (3, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert list(clf.classes_[proba.argmax(axis=1)]) == list(clf.predict(queries, sample_rate=RATE))
+    # Well-separated tones: the fitted temperature makes the right class confident.
+    assert proba.max(axis=1).min() > 0.9
+
+
+def test_temperature_is_fitted_not_fixed(model, support):
+    clf = FewShotClassifier(model).fit(*support, sample_rate=RATE)
+    # Two "classes" whose pitches interleave: leave-one-out often gets them wrong.
+    near = FewShotClassifier(model).fit([tone(500 + 10 * i, seed=i) for i in range(6)], ["a", "b"] * 3,
+                                        sample_rate=RATE)
+    # Classes that overlap must get a softer (higher) temperature than clearly different ones.
+    assert near.temperature_ > clf.temperature_
+
+
+def test_leave_one_out_prototype_scores_match_brute_force(model, support):
+    clf = FewShotClassifier(model).fit(*support, sample_rate=RATE)
+    genuine, _, scores, targets = clf._leave_one_out()
+    emb, labels = clf.gallery_.embeddings, np.asarray(clf.gallery_.labels)
+    expected = []
+    for i in range(len(labels)):
+        rest = np.arange(len(labels)) != i
+        row = []
+        for name in clf.classes_:
+            members = emb[torch.from_numpy(rest & (labels == name))]
+            proto = torch.nn.functional.normalize(members.mean(0), dim=0)
+            row.append(float(emb[i] @ proto))
+        expected.append(row)
+    np.testing.assert_allclose(scores, np.asarray(expected), atol=1e-5)
+    np.testing.assert_allclose(genuine, np.asarray(expected)[np.arange(len(labels)), targets], atol=1e-5)
+
+
+def test_equal_error_threshold_separates_clean_sets():
+    t = _equal_error_threshold(np.array([0.8, 0.9, 0.95]), np.array([0.1, 0.2, 0.3]))
+    assert 0.3 < t < 0.8
+    # Overlapping sets: the point where both error rates are equal (one error each side here).
+    t = _equal_error_threshold(np.array([0.4, 0.8, 0.9]), np.array([0.1, 0.2, 0.5]))
+    assert 0.4 < t <= 0.5
+
+
+def test_one_clip_per_class_turns_rejection_off_with_a_warning(model):
+    clips = [tone(f, seed=1) for f in CLASSES.values()]
+    with pytest.warns(UserWarning, match="unknown rejection is off"):
+        clf = FewShotClassifier(model).fit(clips, list(CLASSES), sample_rate=RATE)
+    assert clf.threshold_ is None
+    assert list(clf.predict([tone(1200, seed=9)], sample_rate=RATE)) == ["mid"]
+
+
+def test_incremental_add_equals_fit_on_everything(model, support):
+    clips, labels = support
+    whole = FewShotClassifier(model).fit(clips, labels, sample_rate=RATE)
+    parts = FewShotClassifier(model).fit(clips[:6], labels[:6], sample_rate=RATE)
+    parts.add(clips[6:], labels[6:], sample_rate=RATE)
+    torch.testing.assert_close(parts.gallery_.embeddings, whole.gallery_.embeddings)
+    assert parts.threshold_ == pytest.approx(whole.threshold_)
+    assert parts.temperature_ == pytest.approx(whole.temperature_)
+
+
+def test_save_load_round_trip_without_embedding_again(model, support, tmp_path):
+    clf = FewShotClassifier(model, rule="knn", k=2).fit(*support, sample_rate=RATE)
+    path = clf.save(tmp_path / "tones")
+    assert path.name == "tones.asg"
+    loaded = FewShotClassifier.load(path, model=model)
+    assert (loaded.rule, loaded.k) == ("knn", 2)
+    queries = [tone(f, seed=300 + i) for i, f in enumerate(CLASSES.values())]
+    assert list(loaded.predict(queries, sample_rate=RATE)) == list(clf.predict(queries, sample_rate=RATE))
+    assert loaded.threshold_ == pytest.approx(clf.threshold_)
+
+
+def test_gallery_of_another_model_is_refused(model, support, tmp_path):
+    path = FewShotClassifier(model).fit(*support, sample_rate=RATE).save(tmp_path / "g.asg")
+    with pytest.raises(GalleryError, match="different model"):
+        FewShotClassifier.load(path, model=SpectralModel(seed=1))
+
+
+def test_corrupt_or_missing_gallery_is_explained(tmp_path):
+    bad = tmp_path / "bad.asg"
+    bad.write_bytes(b"not a gallery at all")
+    with pytest.raises(GalleryError, match="not a readable audiosiam gallery"):
+        Gallery.load(bad)
+    with pytest.raises(GalleryError, match="no such gallery file"):
+        Gallery.load(tmp_path / "missing.asg")
+
+
+def test_failed_save_keeps_the_previous_gallery(model, support, tmp_path, monkeypatch):
+    clf = FewShotClassifier(model).fit(*support, sample_rate=RATE)
+    path = clf.save(tmp_path / "g.asg")
+    before = path.read_bytes()
+
+    def broken_savez(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        clf.save(path)
+    assert path.read_bytes() == before
+
+
+def test_reserved_label_and_bad_arguments(model, support):
+    clips, _ = support
+    with pytest.raises(ParameterError, match="reserved"):
+        FewShotClassifier(model).fit(clips[:2], [UNKNOWN, "x"], sample_rate=RATE)
+    with pytest.raises(ParameterError, match="rule="):
+        FewShotClassifier(model, rule="svm").fit(clips[:2], ["a", "b"], sample_rate=RATE)
+    with pytest.raises(ParameterError, match="sample_rate"):
+        FewShotClassifier(model).fit(clips[:2], ["a", "b"])
+    with pytest.raises(GalleryError, match="no enrolled clips"):
+        FewShotClassifier(model).predict(clips[:1], sample_rate=RATE)
+
+
+@pytest.mark.parametrize("n", [50, 400])
+def test_gallery_search_is_exact_on_both_backends(n):
+    g = torch.Generator().manual_seed(n)
+    emb = torch.randn(n, 16, generator=g)
+    queries = torch.randn(7, 16, generator=g)
+    own = Gallery(16, "x").add(emb, [str(i % 5) for i in range(n)])
+    faiss_backed = Gallery(16, "x", faiss_threshold=10).add(emb, [str(i % 5) for i in range(n)])
+    expected = torch.nn.functional.normalize(queries, dim=1) @ torch.nn.functional.normalize(emb, dim=1).T
+    top = expected.topk(5, dim=1)
+    for gallery in (own, faiss_backed):
+        sims, idx = gallery.search(queries, 5)
+        torch.testing.assert_close(sims, top.values, atol=1e-5, rtol=0)
+        assert torch.equal(idx, top.indices)
+
+
+def test_gallery_rejects_bad_embeddings():
+    g = Gallery(4, "x")
+    with pytest.raises(ParameterError, match=r"expected shape \(N, 4\)"):
+        g.add(torch.ones(2, 3), ["a", "b"])
+    with pytest.raises(ParameterError, match="NaN or Inf"):
+        g.add(torch.tensor([[float("nan"), 0, 0, 1.0]]), ["a"])
+    with pytest.raises(ParameterError, match="all zeros"):
+        g.add(torch.zeros(1, 4), ["a"])
+    with pytest.raises(ParameterError, match="k=9"):
+        g.add(torch.eye(4), list("abcd")).search(torch.ones(1, 4), 9)
+
+
+def test_model_fingerprint_tracks_weights():
+    a, b = SpectralModel(seed=0), SpectralModel(seed=0)
+    assert model_fingerprint(a) == model_fingerprint(b)
+    assert model_fingerprint(a) != model_fingerprint(SpectralModel(seed=1))
+
+
+def test_audio_embedder_in_an_sklearn_pipeline(model, support):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    clips, labels = support
+    pipe = make_pipeline(AudioEmbedder(model, sample_rate=RATE), LogisticRegression(C=100.0, max_iter=500))
+    pipe.fit(clips, labels)
+    queries = [tone(f, seed=400 + i) for i, f in enumerate(CLASSES.values())]
+    assert list(pipe.predict(queries)) == list(CLASSES)
+    assert AudioEmbedder(model, sample_rate=RATE).fit_transform(clips).shape == (9, 40)
+
+
+def test_embed_inputs_skips_unreadable_files_and_keeps_order(model, tmp_path):
+    import soundfile as sf
+
+    good = tmp_path / "good.wav"
+    sf.write(good, tone(1200, seed=3).numpy(), RATE)
+    missing = tmp_path / "missing.wav"
+    junk = tmp_path / "junk.wav"
+    junk.write_text("this is not audio")
+    emb, kept, failures = embed_inputs(model, [missing, good, junk], on_error="skip")
+    assert kept == [1] and emb.shape == (1, 40)
+    assert [f.index for f in failures] == [0, 2]
+    assert str(missing) in str(failures[0].error)
+    with pytest.raises(Exception, match="missing.wav"):
+        embed_inputs(model, [missing, good])
