@@ -1,0 +1,307 @@
+"""Labelled clip datasets from class folders, CSV manifests, or several sources at once.
+
+Every dataset is an :class:`AudioClipDataset`: a list of items (path, class name, group) plus how to
+turn a file into a training example. ``dataset[i]`` returns ``(waveform, label)``: a fixed-length
+(``clip_seconds``) float32 waveform at ``sample_rate`` and the integer class index.
+
+Bad files follow ``on_error``: ``"raise"`` (the default) raises the loader's error naming the file;
+``"skip"`` warns once per file, leaves it out, and counts it in :attr:`AudioClipDataset.skipped`. Call
+:meth:`AudioClipDataset.validate` before training to read every file once (filling the cache) and drop
+the bad ones up front, so no batch ever meets one.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+
+from ..errors import AudioLoadError, NoAudioFilesError, ParameterError
+from ..io import find_audio_files, fix_length, load_audio
+from .cache import WaveformCache
+
+__all__ = ["ClipItem", "AudioClipDataset", "AudioFolderDataset", "ManifestDataset", "combine_datasets"]
+
+# Classes with fewer clips than this cannot form an anchor-positive pair; they are reported.
+MIN_CLIPS_PER_CLASS = 2
+
+
+@dataclass(frozen=True)
+class ClipItem:
+    path: str
+    label: str
+    group: str = ""  # e.g. the speaker: lets evaluation keep support and query apart
+
+
+class AudioClipDataset(torch.utils.data.Dataset):
+    """Clips with class labels, loaded as fixed-length waveforms.
+
+    Args:
+        items: the clips.
+        sample_rate: waveforms are resampled to this rate.
+        clip_seconds: length of each example; ``None`` returns whole clips (variable length).
+        crop: ``"random"`` (training) or ``"center"`` (evaluation), see :func:`audiosiam.io.fix_length`.
+        augment: optional callable ``augment(waveform, generator) -> waveform``.
+        seed: with ``set_epoch``, makes crops and augmentations reproducible per (epoch, index).
+        cache: a :class:`WaveformCache`, or a folder path for one; ``None`` keeps decoded clips in memory
+            only (up to ``memory_cache_mb``).
+        on_error: ``"raise"`` or ``"skip"`` (see the module docstring).
+    """
+
+    def __init__(self, items: Sequence[ClipItem], *, sample_rate: int = 16000, clip_seconds: float | None = 1.0,
+                 crop: str = "random", augment: Callable | None = None, seed: int = 0,
+                 cache: WaveformCache | str | os.PathLike | None = None, on_error: str = "raise",
+                 memory_cache_mb: float = 4096):
+        if on_error not in ("raise", "skip"):
+            raise ParameterError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
+        if crop not in ("random", "center", "start"):
+            raise ParameterError(f"crop={crop!r}: expected 'random', 'center' or 'start'")
+        if clip_seconds is not None and clip_seconds <= 0:
+            raise ParameterError(f"clip_seconds={clip_seconds}: must be positive (or None for whole clips)")
+        if not items:
+            raise NoAudioFilesError("the dataset has no clips")
+        self.items = list(items)
+        self.sample_rate = int(sample_rate)
+        self.clip_seconds = clip_seconds
+        self.crop = crop
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        self.on_error = on_error
+        self.cache = cache if isinstance(cache, WaveformCache) or cache is None else WaveformCache(cache)
+        self._memory: dict[str, torch.Tensor] = {}
+        self._memory_budget = int(memory_cache_mb * 2**20)
+        self._memory_used = 0
+        self.skipped: list[tuple[str, str]] = []
+        self._reindex()
+
+    # ------------------------------------------------------------------ labels
+    def _reindex(self) -> None:
+        self.classes = sorted({item.label for item in self.items})
+        lookup = {name: i for i, name in enumerate(self.classes)}
+        self.labels = [lookup[item.label] for item in self.items]
+
+    @property
+    def paths(self) -> list[str]:
+        return [item.path for item in self.items]
+
+    @property
+    def groups(self) -> list[str]:
+        return [item.group for item in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the random crops and augmentations of the next pass depend on ``epoch``."""
+        self.epoch = int(epoch)
+
+    # ------------------------------------------------------------------ loading
+    def load(self, index: int) -> torch.Tensor:
+        """The whole clip ``index`` as a (time,) waveform (cached)."""
+        path = self.items[index].path
+        wave = self._memory.get(path)
+        if wave is not None:
+            return wave
+        if self.cache is not None:
+            wave = self.cache.get(path, self.sample_rate)
+        if wave is None:
+            wave = load_audio(path, self.sample_rate)
+            if self.cache is not None:
+                self.cache.put(path, self.sample_rate, wave)
+        size = wave.numel() * wave.element_size()
+        if self._memory_used + size <= self._memory_budget:
+            self._memory[path] = wave
+            self._memory_used += size
+        return wave
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(index))) & 0x7FFFFFFF)
+        try:
+            wave = self.load(index)
+        except AudioLoadError as exc:
+            if self.on_error == "raise":
+                raise
+            self._note_skip(self.items[index].path, exc)
+            return self[self._substitute(index)]
+        if self.clip_seconds is not None:
+            wave = fix_length(wave, int(round(self.clip_seconds * self.sample_rate)), mode=self.crop,
+                              generator=generator)
+        if self.augment is not None:
+            wave = self.augment(wave, generator)
+        return wave, self.labels[index]
+
+    def _note_skip(self, path: str, exc: Exception) -> None:
+        if all(p != path for p, _ in self.skipped):
+            self.skipped.append((path, str(exc)))
+            warnings.warn(f"audiosiam: skipping unreadable clip: {exc}", UserWarning, stacklevel=3)
+
+    def _substitute(self, index: int) -> int:
+        """Another clip of the same class that has not failed (deterministic), for on_error='skip'."""
+        bad = {p for p, _ in self.skipped}
+        label = self.labels[index]
+        n = len(self.items)
+        for step in range(1, n):
+            j = (index + step) % n
+            if self.labels[j] == label and self.items[j].path not in bad:
+                return j
+        for step in range(1, n):
+            j = (index + step) % n
+            if self.items[j].path not in bad:
+                return j
+        raise NoAudioFilesError("every clip of the dataset failed to load")
+
+    def validate(self, *, progress: bool = False) -> "AudioClipDataset":
+        """Read every clip once (warming the caches). Bad clips raise (``on_error="raise"``) or are dropped
+        (``"skip"``, with one warning each and a summary)."""
+        iterator: Iterable[int] = range(len(self.items))
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, desc="reading clips", unit="clip")
+        keep = []
+        for i in iterator:
+            try:
+                self.load(i)
+                keep.append(self.items[i])
+            except AudioLoadError as exc:
+                if self.on_error == "raise":
+                    raise
+                self._note_skip(self.items[i].path, exc)
+        if len(keep) != len(self.items):
+            warnings.warn(f"audiosiam: {len(self.items) - len(keep)} of {len(self.items)} clips were unreadable and "
+                          "left out (see dataset.skipped)", UserWarning, stacklevel=2)
+            if not keep:
+                raise NoAudioFilesError("every clip of the dataset failed to load")
+            self.items = keep
+            self._reindex()
+        return self
+
+    # ------------------------------------------------------------------ reporting
+    def class_counts(self) -> dict[str, int]:
+        counts = {name: 0 for name in self.classes}
+        for item in self.items:
+            counts[item.label] += 1
+        return counts
+
+    def summary(self, *, durations: bool = False) -> str:
+        """Classes, clip counts (and total duration if asked: this reads file headers), and the classes too
+        small to give a positive pair."""
+        counts = self.class_counts()
+        lines = [f"{len(self.items)} clips in {len(counts)} classes"]
+        if durations:
+            import soundfile as sf
+
+            seconds = 0.0
+            for item in self.items:
+                try:
+                    seconds += sf.info(item.path).duration
+                except (RuntimeError, OSError):
+                    pass
+            lines[0] += f", {seconds / 60:.1f} minutes of audio"
+        sizes = sorted(counts.values())
+        lines.append(f"clips per class: min {sizes[0]}, median {sizes[len(sizes) // 2]}, max {sizes[-1]}")
+        small = [name for name, n in counts.items() if n < MIN_CLIPS_PER_CLASS]
+        if small:
+            lines.append(f"{len(small)} classes have fewer than {MIN_CLIPS_PER_CLASS} clips (no positive pair): "
+                         + ", ".join(small[:10]) + (" ..." if len(small) > 10 else ""))
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} unreadable clips skipped")
+        return "\n".join(lines)
+
+    def subset(self, keep: Callable[[ClipItem], bool]) -> "AudioClipDataset":
+        """A dataset of the items for which ``keep(item)`` is true, with the same settings."""
+        items = [item for item in self.items if keep(item)]
+        clone = AudioClipDataset(items, sample_rate=self.sample_rate, clip_seconds=self.clip_seconds, crop=self.crop,
+                                 augment=self.augment, seed=self.seed, cache=self.cache, on_error=self.on_error,
+                                 memory_cache_mb=self._memory_budget / 2**20)
+        clone._memory = self._memory  # share decoded clips
+        return clone
+
+
+def folder_items(root: str | os.PathLike) -> list[ClipItem]:
+    """Items of ``root/<class>/**/<file>``: the FIRST folder level under ``root`` names the class; deeper
+    folders (e.g. ``root/dog/recorder2/a.wav``) are part of that class, and the second level, when
+    present, is recorded as the group (e.g. speaker or source)."""
+    root = Path(root)
+    items = []
+    for path in find_audio_files(root):
+        parts = path.relative_to(root).parts
+        if len(parts) < 2:
+            continue  # a file directly under root has no class folder
+        group = parts[1] if len(parts) > 2 else ""
+        items.append(ClipItem(str(path), parts[0], group))
+    if not items:
+        raise NoAudioFilesError(f"{root}: no audio files inside class subfolders (expected {root}/<class>/<file>)")
+    return items
+
+
+def AudioFolderDataset(root: str | os.PathLike, **kwargs) -> AudioClipDataset:
+    """Dataset of ``root/<class>/**/<audio file>`` (see :func:`folder_items` for nesting)."""
+    return AudioClipDataset(folder_items(root), **kwargs)
+
+
+def manifest_items(csv_path: str | os.PathLike, *, label_column: str | Sequence[str] = "label",
+                   path_column: str = "path", where: dict[str, Sequence[str]] | None = None,
+                   group_column: str | None = None) -> list[ClipItem]:
+    """Items of a CSV manifest. Relative paths are relative to the manifest's folder.
+
+    Args:
+        label_column: the column naming the class, or several joined with ``"|"`` (e.g. voice and phrase).
+        where: keep only rows whose column value is in the given list, e.g. ``{"digit": ["0", "1"]}``.
+        group_column: column recorded as the group (e.g. ``"speaker"``).
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise NoAudioFilesError(f"{csv_path}: no such manifest file")
+    columns = [label_column] if isinstance(label_column, str) else list(label_column)
+    with open(csv_path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        needed = [path_column, *columns, *(where or {}), *([group_column] if group_column else [])]
+        missing = [c for c in needed if c not in header]
+        if missing:
+            raise ParameterError(f"{csv_path}: column(s) {missing} not found; the manifest has {header}")
+        allowed = {k: {str(v) for v in values} for k, values in (where or {}).items()}
+        items = []
+        for row in reader:
+            if any(row[k] not in values for k, values in allowed.items()):
+                continue
+            label = "|".join(row[c] for c in columns)
+            if not label.strip("|"):
+                continue  # unlabelled row
+            path = Path(row[path_column])
+            path = path if path.is_absolute() else csv_path.parent / path
+            items.append(ClipItem(str(path), label, row[group_column] if group_column else ""))
+    if not items:
+        raise NoAudioFilesError(f"{csv_path}: no rows left (filter {where!r})")
+    return items
+
+
+def ManifestDataset(csv_path: str | os.PathLike, *, label_column: str | Sequence[str] = "label",
+                    path_column: str = "path", where: dict[str, Sequence[str]] | None = None,
+                    group_column: str | None = None, **kwargs) -> AudioClipDataset:
+    """Dataset from a CSV manifest (``path`` plus label columns; see :func:`manifest_items`)."""
+    return AudioClipDataset(manifest_items(csv_path, label_column=label_column, path_column=path_column, where=where,
+                                           group_column=group_column), **kwargs)
+
+
+def combine_datasets(sources: dict[str, AudioClipDataset] | Sequence[tuple[str, AudioClipDataset]],
+                     **kwargs) -> AudioClipDataset:
+    """One dataset from several, class names prefixed with the source name (``"fsdd/3"``), so that equal
+    names from different sources stay different classes. ``kwargs`` set the combined dataset's options
+    (defaults: those of the first source)."""
+    pairs = list(sources.items()) if isinstance(sources, dict) else list(sources)
+    if not pairs:
+        raise ParameterError("sources: nothing to combine")
+    items = [ClipItem(it.path, f"{name}/{it.label}", it.group) for name, ds in pairs for it in ds.items]
+    first = pairs[0][1]
+    options = dict(sample_rate=first.sample_rate, clip_seconds=first.clip_seconds, crop=first.crop,
+                   augment=first.augment, seed=first.seed, cache=first.cache, on_error=first.on_error)
+    options.update(kwargs)
+    return AudioClipDataset(items, **options)

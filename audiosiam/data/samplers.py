@@ -1,0 +1,186 @@
+"""Batch and episode samplers for metric learning. All are seeded, and ``set_epoch`` varies them per epoch.
+
+* :class:`PKSampler`: P classes x K clips per batch, the batch triplet mining needs (every anchor has
+  K - 1 positives and (P - 1) K negatives).
+* :class:`PairSampler`: batches of (a, b) index pairs, half from the same class, for contrastive loss.
+* :class:`EpisodicSampler`: N-way K-shot episodes (support, query) for few-shot evaluation, optionally
+  with support and query from different groups (speakers, recording sources).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterator, Sequence
+
+import torch
+
+from ..errors import ParameterError
+
+__all__ = ["PKSampler", "PairSampler", "EpisodicSampler"]
+
+
+def _by_class(labels: Sequence[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        out[int(label)].append(i)
+    return dict(out)
+
+
+class _Seeded:
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+
+
+class PKSampler(_Seeded):
+    """Yields batches (lists of dataset indices) of ``p`` classes with ``k`` clips each.
+
+    Classes with fewer than two clips cannot supply a positive and are never drawn. A class with fewer
+    than ``k`` clips contributes all of them plus repeats (a repeated clip gets another crop and
+    augmentation, so it is still a useful positive).
+
+    Args:
+        labels: class index of every dataset item.
+        p: classes per batch (capped at the number of usable classes).
+        k: clips per class.
+        batches: batches per epoch; default: enough to show every clip about once.
+        seed: base seed.
+    """
+
+    def __init__(self, labels: Sequence[int], p: int, k: int, *, batches: int | None = None, seed: int = 0):
+        super().__init__(seed)
+        if p < 1 or k < 2:
+            raise ParameterError(f"p={p}, k={k}: need p >= 1 classes and k >= 2 clips per class")
+        self.by_class = {c: idx for c, idx in _by_class(labels).items() if len(idx) >= 2}
+        if len(self.by_class) < 2:
+            raise ParameterError("labels: need at least two classes with two or more clips each for PK batches")
+        self.classes = sorted(self.by_class)
+        self.p, self.k = min(p, len(self.classes)), k
+        self.batches = batches or max(1, len(labels) // (self.p * self.k))
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = self._generator()
+        for _ in range(self.batches):
+            chosen = torch.randperm(len(self.classes), generator=g)[: self.p]
+            batch = []
+            for c in chosen.tolist():
+                members = self.by_class[self.classes[c]]
+                order = torch.randperm(len(members), generator=g).tolist()
+                while len(order) < self.k:
+                    order += torch.randperm(len(members), generator=g).tolist()
+                batch.extend(members[j] for j in order[: self.k])
+            yield batch
+
+
+class PairSampler(_Seeded):
+    """Yields batches of ``batch_size`` pairs as flat index lists ``[a0, b0, a1, b1, ...]``.
+
+    A fraction ``positive_fraction`` of the pairs are from the same class; the rest from different classes.
+    """
+
+    def __init__(self, labels: Sequence[int], batch_size: int, *, positive_fraction: float = 0.5,
+                 batches: int | None = None, seed: int = 0):
+        super().__init__(seed)
+        if batch_size < 1 or not 0.0 <= positive_fraction <= 1.0:
+            raise ParameterError(f"batch_size={batch_size}, positive_fraction={positive_fraction}: "
+                                 "expected batch_size >= 1 and 0 <= positive_fraction <= 1")
+        self.by_class = _by_class(labels)
+        self.pairable = [c for c, idx in self.by_class.items() if len(idx) >= 2]
+        if not self.pairable or len(self.by_class) < 2:
+            raise ParameterError("labels: need two classes and one with two or more clips to form pairs")
+        self.classes = sorted(self.by_class)
+        self.batch_size, self.positive_fraction = batch_size, positive_fraction
+        self.batches = batches or max(1, len(labels) // (2 * batch_size))
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = self._generator()
+        n_pos = round(self.batch_size * self.positive_fraction)
+        for _ in range(self.batches):
+            flat = []
+            for i in range(self.batch_size):
+                if i < n_pos:
+                    members = self.by_class[self.pairable[int(torch.randint(len(self.pairable), (1,), generator=g))]]
+                    a, b = torch.randperm(len(members), generator=g)[:2].tolist()
+                    flat += [members[a], members[b]]
+                else:
+                    ca, cb = torch.randperm(len(self.classes), generator=g)[:2].tolist()
+                    ma, mb = self.by_class[self.classes[ca]], self.by_class[self.classes[cb]]
+                    flat += [ma[int(torch.randint(len(ma), (1,), generator=g))],
+                             mb[int(torch.randint(len(mb), (1,), generator=g))]]
+            yield flat
+
+
+class EpisodicSampler(_Seeded):
+    """Yields ``episodes`` N-way K-shot episodes as ``(support, query)`` lists of dataset indices.
+
+    Support is ordered class by class (``k_shot`` each), query likewise (``n_query`` each), with the
+    episode's classes in the same order, so labels within an episode are ``index // k_shot`` and
+    ``index // n_query``.
+
+    Args:
+        labels: class of every item. n_way: classes per episode. k_shot: support clips per class.
+        n_query: query clips per class. episodes: how many. seed: base seed.
+        groups: optional group of every item (e.g. speaker). When given, no query clip shares a group
+            with any support clip of its episode, so a model cannot win by recognising the speaker.
+    """
+
+    def __init__(self, labels: Sequence[int], n_way: int, k_shot: int, n_query: int, episodes: int, *,
+                 groups: Sequence[str] | None = None, seed: int = 0):
+        super().__init__(seed)
+        if min(n_way, k_shot, n_query, episodes) < 1:
+            raise ParameterError(f"n_way={n_way}, k_shot={k_shot}, n_query={n_query}, episodes={episodes}: "
+                                 "all must be >= 1")
+        self.by_class = _by_class(labels)
+        self.groups = None if groups is None else list(groups)
+        if self.groups is not None and len(self.groups) != len(labels):
+            raise ParameterError(f"groups: {len(self.groups)} entries for {len(labels)} labels")
+        need = k_shot + n_query
+        self.classes = sorted(c for c, idx in self.by_class.items() if len(idx) >= need)
+        if len(self.classes) < n_way:
+            raise ParameterError(f"only {len(self.classes)} classes have the {need} clips a {n_way}-way {k_shot}-shot "
+                                 f"episode with {n_query} queries needs")
+        self.n_way, self.k_shot, self.n_query, self.episodes = n_way, k_shot, n_query, episodes
+
+    def __len__(self) -> int:
+        return self.episodes
+
+    def _draw(self, members: list[int], g: torch.Generator) -> tuple[list[int], list[int]] | None:
+        order = [members[j] for j in torch.randperm(len(members), generator=g).tolist()]
+        support = order[: self.k_shot]
+        if self.groups is None:
+            return support, order[self.k_shot: self.k_shot + self.n_query]
+        banned = {self.groups[i] for i in support}
+        query = [i for i in order[self.k_shot:] if self.groups[i] not in banned][: self.n_query]
+        return (support, query) if len(query) == self.n_query else None
+
+    def __iter__(self) -> Iterator[tuple[list[int], list[int]]]:
+        g = self._generator()
+        for _ in range(self.episodes):
+            support, query = [], []
+            for c in torch.randperm(len(self.classes), generator=g).tolist():
+                drawn = None
+                for _attempt in range(10):  # with groups, some support draws leave no valid query
+                    drawn = self._draw(self.by_class[self.classes[c]], g)
+                    if drawn is not None:
+                        break
+                if drawn is None:
+                    continue
+                support.extend(drawn[0])
+                query.extend(drawn[1])
+                if len(support) == self.n_way * self.k_shot:
+                    break
+            if len(support) < self.n_way * self.k_shot:
+                raise ParameterError("groups: too few clips outside the support's groups to build an episode")
+            yield support, query

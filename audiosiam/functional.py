@@ -1,0 +1,123 @@
+"""Stateless audio features. :mod:`audiosiam.transforms` wraps them as modules with cached buffers.
+
+Defaults suit general audio at 16 kHz: 25 ms Hann window (400 samples) in a 512-point FFT, 10 ms hop
+(160 samples), 64 Slaney mel bands from 0 Hz to Nyquist, power in dB with an 80 dB floor below the
+clip's peak (as ``librosa.power_to_db(S, ref=1.0, top_db=80)``). With these settings the output matches
+``librosa.feature.melspectrogram(center=True, pad_mode="constant") + power_to_db`` (tests/test_functional.py).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from .errors import ParameterError
+
+__all__ = ["mel_filterbank", "log_mel_spectrogram", "log_mel_from_filterbank", "NORMALIZATIONS"]
+
+NORMALIZATIONS = (None, "utterance")
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
+    import torchaudio.functional as AF
+
+    return AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm="slaney", mel_scale="slaney")
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None) -> torch.Tensor:
+    """Slaney-normalised mel filterbank (n_fft // 2 + 1, n_mels), as librosa's default."""
+    f_max = sample_rate / 2 if f_max is None else f_max
+    if not 0 <= f_min < f_max <= sample_rate / 2:
+        raise ParameterError(f"f_min={f_min}, f_max={f_max}: expected 0 <= f_min < f_max <= sample_rate / 2 = {sample_rate / 2}")
+    if n_mels <= 0:
+        raise ParameterError(f"n_mels={n_mels}: must be a positive integer")
+    return _cached_filterbank(int(sample_rate), int(n_fft), int(n_mels), float(f_min), float(f_max)).clone()
+
+
+def log_mel_from_filterbank(
+    waveform: torch.Tensor,
+    window: torch.Tensor,
+    filterbank: torch.Tensor,
+    *,
+    n_fft: int,
+    hop_length: int,
+    top_db: float | None = 80.0,
+    amin: float = 1e-10,
+    normalize: str | None = None,
+) -> torch.Tensor:
+    """The log-mel computation given a prepared window and filterbank (what the module calls).
+
+    Args:
+        waveform: (..., time) float.
+        window: (win_length,) analysis window, centred in the ``n_fft`` frame.
+        filterbank: (n_fft // 2 + 1, n_mels).
+        top_db: floor at this many dB below each clip's peak; ``None`` for no floor.
+        amin: power floor before the logarithm.
+        normalize: ``None`` or ``"utterance"`` (subtract the clip's mean dB and divide by its standard
+            deviation: removes gain, keeps the spectral shape; exactly so while the clip's peak minus
+            ``top_db`` stays above the ``amin`` clamp, i.e. for all but near-silent clips).
+
+    Returns:
+        (..., n_mels, frames) with ``frames = 1 + time // hop_length``.
+    """
+    if normalize not in NORMALIZATIONS:
+        raise ParameterError(f"normalize={normalize!r}: expected one of {NORMALIZATIONS}")
+    shape = waveform.shape
+    if shape[-1] == 0:
+        raise ParameterError("waveform: has no samples")
+    flat = waveform.reshape(-1, shape[-1])
+    if flat.dtype not in (torch.float32, torch.float64):
+        flat = flat.float()
+    spec = torch.stft(flat, n_fft, hop_length=hop_length, win_length=window.shape[0], window=window.to(flat),
+                      center=True, pad_mode="constant", return_complex=True)
+    power = spec.real.square() + spec.imag.square()  # (batch, freq, frames)
+    mel = torch.matmul(filterbank.to(power).T, power)  # (batch, n_mels, frames)
+    db = 10.0 * torch.log10(mel.clamp_min(amin))
+    if top_db is not None:
+        peak = db.amax(dim=(-2, -1), keepdim=True)
+        db = torch.maximum(db, peak - top_db)
+    if normalize == "utterance":
+        mean = db.mean(dim=(-2, -1), keepdim=True)
+        std = db.std(dim=(-2, -1), keepdim=True)
+        db = (db - mean) / std.clamp_min(1e-5)
+    return db.reshape(*shape[:-1], db.shape[-2], db.shape[-1])
+
+
+def log_mel_spectrogram(
+    waveform: torch.Tensor,
+    sample_rate: int = 16000,
+    *,
+    n_fft: int = 512,
+    win_length: int = 400,
+    hop_length: int = 160,
+    n_mels: int = 64,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    top_db: float | None = 80.0,
+    amin: float = 1e-10,
+    normalize: str | None = None,
+) -> torch.Tensor:
+    """Log-mel spectrogram in dB: (..., time) -> (..., n_mels, frames).
+
+    Args:
+        waveform: (..., time) float waveform at ``sample_rate``.
+        sample_rate: Hz.
+        n_fft: FFT size. win_length: Hann window length (<= n_fft). hop_length: frame step, in samples.
+        n_mels: mel bands. f_min, f_max: band edges in Hz (``f_max=None`` is Nyquist).
+        top_db: floor in dB below each clip's peak (``None``: none). amin: power floor.
+        normalize: ``None`` or ``"utterance"`` (per-clip mean/std of the dB values).
+
+    Example:
+        >>> log_mel_spectrogram(torch.randn(2, 16000)).shape
+        torch.Size([2, 64, 101])
+    """
+    if not 0 < win_length <= n_fft:
+        raise ParameterError(f"win_length={win_length}: expected 0 < win_length <= n_fft={n_fft}")
+    if hop_length <= 0:
+        raise ParameterError(f"hop_length={hop_length}: must be a positive integer")
+    window = torch.hann_window(win_length, periodic=True, dtype=torch.float64 if waveform.dtype == torch.float64 else torch.float32)
+    fbank = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max)
+    return log_mel_from_filterbank(waveform, window, fbank, n_fft=n_fft, hop_length=hop_length, top_db=top_db,
+                                   amin=amin, normalize=normalize)

@@ -1,0 +1,259 @@
+"""Reading audio files into checked, mono, resampled waveforms, and fitting them to a length.
+
+Policies (documented once, used everywhere):
+
+* **Decoding** uses ``soundfile`` (libsndfile: WAV, FLAC, OGG/Vorbis, MP3, AIFF, ...). torchaudio's own
+  loader would need FFmpeg through torchcodec, which audiosiam does not depend on.
+* **Mono**: channels are averaged. Averaging keeps a centred source at its level and never clips.
+* **Resampling**: ``torchaudio.functional.resample`` (windowed sinc) to the requested rate.
+* **Checks**: a missing, unreadable, truncated, empty, silent or non-finite file, or one with an absurd
+  sample rate, raises an :class:`~audiosiam.errors.AudioLoadError` subclass naming the path, the problem
+  and what to do. A garbage embedding is never produced silently.
+* **Length**: :func:`fix_length` pads short clips with zeros and crops long ones (random crop for
+  training, centre crop for evaluation); :func:`sliding_windows` cuts long clips into overlapping windows
+  for embedding, whose embeddings are then pooled.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import AudioLoadError, EmptyAudioError, InvalidAudioError, NoAudioFilesError, ParameterError
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "MIN_SAMPLE_RATE",
+    "MAX_SAMPLE_RATE",
+    "load_audio",
+    "find_audio_files",
+    "fix_length",
+    "sliding_windows",
+    "resample",
+]
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".rf64"})
+# Outside this range a rate is a broken header, not a recording.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
+# Samples whose magnitude never exceeds this are digital silence (16-bit quantisation step is 3e-5).
+SILENCE_PEAK = 1e-6
+
+
+def _check_rate(rate: int, what: str = "sample_rate") -> int:
+    if not isinstance(rate, (int, np.integer)) or isinstance(rate, bool) or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise ParameterError(f"{what}={rate!r}: expected an integer between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz")
+    return int(rate)
+
+
+def _wav_is_truncated(path: str) -> bool:
+    """True when a RIFF/WAVE file declares more sample data than it holds.
+
+    libsndfile quietly reads what is there, so a half-copied WAV would otherwise pass as a shorter clip.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            header = handle.read(12)
+            if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+                return False
+            while True:
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return False
+                chunk_id, chunk_size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if chunk_id == b"data":
+                    # 0 and 0xFFFFFFFF mean "size unknown" (streamed writers); not a truncation.
+                    return chunk_size not in (0, 0xFFFFFFFF) and handle.tell() + chunk_size > size
+                handle.seek(chunk_size + (chunk_size & 1), os.SEEK_CUR)
+    except OSError:
+        return False
+
+
+def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
+    """Resample (..., time) from ``orig_rate`` to ``new_rate`` Hz (identity when equal)."""
+    if orig_rate == new_rate:
+        return waveform
+    import torchaudio.functional as AF
+
+    return AF.resample(waveform, int(orig_rate), int(new_rate))
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int | None = 16000,
+    *,
+    mono: bool = True,
+    normalize: str | None = None,
+    trim_silence: bool = False,
+    trim_db: float = 40.0,
+) -> torch.Tensor:
+    """Read an audio file into a checked float32 waveform.
+
+    Args:
+        path: the file (WAV, FLAC, OGG/Vorbis, MP3, ...).
+        sample_rate: resample to this rate in Hz; ``None`` keeps the file's rate.
+        mono: average the channels (see the module policies). With ``False`` the result is (channels, time).
+        normalize: ``None``; ``"peak"`` scales the peak to 1; ``"loudness"`` scales the RMS to -20 dBFS
+            (a simple level match, not ITU-R BS.1770 loudness).
+        trim_silence: cut leading and trailing parts quieter than ``trim_db`` below the peak (25 ms frames).
+        trim_db: the trimming threshold in dB below the peak.
+
+    Returns:
+        (time,) float32 when ``mono``, else (channels, time).
+
+    Raises:
+        AudioLoadError: missing file, a folder, unreadable or not audio, truncated.
+        EmptyAudioError: no samples, or digital silence.
+        InvalidAudioError: NaN/Inf samples, or a sample rate outside 1 kHz - 768 kHz.
+
+    Example:
+        >>> wave = load_audio("dog.wav")            # 16 kHz mono float32
+        >>> wave.shape
+        torch.Size([23040])
+    """
+    import soundfile as sf
+
+    if sample_rate is not None:
+        sample_rate = _check_rate(sample_rate)
+    if normalize not in (None, "peak", "loudness"):
+        raise ParameterError(f"normalize={normalize!r}: expected None, 'peak' or 'loudness'")
+    path_str = os.fspath(path)
+    if not os.path.exists(path_str):
+        raise AudioLoadError(path_str, "no such file", "check the path and that the file was copied completely")
+    if os.path.isdir(path_str):
+        raise AudioLoadError(path_str, "is a folder, not an audio file", "pass the files inside it, or a folder where a folder is expected")
+    try:
+        data, file_rate = sf.read(path_str, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioLoadError(
+            path_str, f"not a readable audio file ({exc})",
+            "supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF; re-export or convert it (e.g. with sox or ffmpeg)") from exc
+    if _wav_is_truncated(path_str):
+        raise AudioLoadError(path_str, "truncated: the header announces more audio than the file holds",
+                             "copy or download the file again")
+    if not MIN_SAMPLE_RATE <= file_rate <= MAX_SAMPLE_RATE:
+        raise InvalidAudioError(path_str, f"sample rate {file_rate} Hz is not plausible for a recording",
+                                "the header is probably corrupt; re-export the file")
+    if data.shape[0] == 0:
+        raise EmptyAudioError(path_str, "contains no samples", "remove it or replace it with a real recording")
+    if not np.isfinite(data).all():
+        raise InvalidAudioError(path_str, "contains NaN or infinite samples", "re-export it from the source")
+    if np.abs(data).max() <= SILENCE_PEAK:
+        raise EmptyAudioError(path_str, "is digital silence (all samples are zero)", "remove it or replace it")
+    wave = torch.from_numpy(np.ascontiguousarray(data.T))  # (channels, time)
+    if mono:
+        wave = wave.mean(dim=0)
+    if sample_rate is not None:
+        wave = resample(wave, int(file_rate), sample_rate)
+    if trim_silence:
+        wave = _trim(wave, (sample_rate or file_rate), trim_db)
+    if normalize == "peak":
+        wave = wave / wave.abs().max().clamp_min(SILENCE_PEAK)
+    elif normalize == "loudness":
+        rms = wave.pow(2).mean().sqrt().clamp_min(SILENCE_PEAK)
+        wave = wave * (10 ** (-20 / 20) / rms)
+    return wave.contiguous()
+
+
+def _trim(wave: torch.Tensor, rate: int, top_db: float) -> torch.Tensor:
+    frame = max(1, int(0.025 * rate))
+    mono = wave if wave.ndim == 1 else wave.mean(0)
+    n = mono.shape[-1] // frame
+    if n == 0:
+        return wave
+    energy = mono[: n * frame].reshape(n, frame).pow(2).mean(1)
+    loud = (10 * torch.log10(energy.clamp_min(1e-20) / energy.max())) > -top_db
+    idx = torch.nonzero(loud).flatten()
+    start, stop = int(idx[0]) * frame, (int(idx[-1]) + 1) * frame
+    if int(idx[-1]) == n - 1:
+        stop = mono.shape[-1]
+    return wave[..., start:stop]
+
+
+def find_audio_files(root: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
+    """Audio files under ``root`` (by extension, case-insensitive), sorted; hidden files are skipped.
+
+    Raises:
+        NoAudioFilesError: ``root`` is missing or holds no audio file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NoAudioFilesError(f"{root}: no such folder")
+    pattern = root.rglob("*") if recursive else root.glob("*")
+    files = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        raise NoAudioFilesError(
+            f"{root}: no audio files found (looked for {', '.join(sorted(AUDIO_EXTENSIONS))}"
+            f"{' in all subfolders' if recursive else ''})")
+    return files
+
+
+def fix_length(waveform: torch.Tensor, num_samples: int, *, mode: str = "center",
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pad or crop the last axis to exactly ``num_samples``.
+
+    Policy: a long clip is cropped (``"random"``: a random window, for training; ``"center"``: the middle;
+    ``"start"``: the beginning). A short clip is zero-padded, placed at a random offset with ``"random"``,
+    centred with ``"center"``, at the start with ``"start"``.
+
+    Args:
+        waveform: (..., time).
+        num_samples: target length (> 0).
+        mode: ``"random"``, ``"center"`` or ``"start"``.
+        generator: random source for ``"random"``.
+
+    Returns:
+        (..., num_samples).
+    """
+    if int(num_samples) <= 0:
+        raise ParameterError(f"num_samples={num_samples}: must be a positive number of samples")
+    if mode not in ("random", "center", "start"):
+        raise ParameterError(f"mode={mode!r}: expected 'random', 'center' or 'start'")
+    n = waveform.shape[-1]
+    if n == num_samples:
+        return waveform
+    slack = abs(n - num_samples)
+    if mode == "random":
+        offset = int(torch.randint(0, slack + 1, (1,), generator=generator))
+    elif mode == "center":
+        offset = slack // 2
+    else:
+        offset = 0
+    if n > num_samples:
+        return waveform[..., offset: offset + num_samples]
+    return torch.nn.functional.pad(waveform, (offset, slack - offset))
+
+
+def sliding_windows(waveform: torch.Tensor, window: int, hop: int) -> torch.Tensor:
+    """Cut a (time,) waveform into overlapping windows for embedding a long clip.
+
+    Policy: windows start every ``hop`` samples; a clip shorter than ``window`` gives one zero-padded
+    window; the last window is aligned to the clip's end, so the tail is always covered and no window
+    is mostly padding.
+
+    Returns:
+        (n_windows, window).
+    """
+    if window <= 0 or hop <= 0:
+        raise ParameterError(f"window={window}, hop={hop}: both must be positive numbers of samples")
+    if waveform.ndim != 1:
+        raise ParameterError(f"waveform: expected shape (time,), got {tuple(waveform.shape)}")
+    n = waveform.shape[0]
+    if n <= window:
+        return fix_length(waveform, window, mode="start")[None]
+    starts = list(range(0, n - window + 1, hop))
+    if starts[-1] != n - window:
+        starts.append(n - window)
+    return torch.stack([waveform[s: s + window] for s in starts])
+
+
+def load_many(paths: Sequence[str | os.PathLike], sample_rate: int = 16000, **kwargs) -> list[torch.Tensor]:
+    """:func:`load_audio` over several files (raises on the first bad one)."""
+    return [load_audio(p, sample_rate, **kwargs) for p in paths]

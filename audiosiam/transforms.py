@@ -1,0 +1,234 @@
+"""Feature and augmentation modules.
+
+``LogMelSpectrogram`` builds its window and filterbank once, keeps them as buffers (so ``.to(device)``
+moves them) and delegates to :mod:`audiosiam.functional`. Its :meth:`~LogMelSpectrogram.config` is
+stored in model checkpoints so a checkpoint maps raw waveforms to embeddings with nothing to get wrong.
+
+Augmentations act on waveforms (``(time,)`` or ``(batch, time)``) or on spectrograms (SpecAugment).
+Each draws its randomness from the ``generator`` passed to ``forward`` (or torch's global one), so a
+training run seeded per example is reproducible whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .errors import ParameterError
+from .functional import NORMALIZATIONS, log_mel_from_filterbank, mel_filterbank
+from .io import fix_length
+
+__all__ = [
+    "LogMelSpectrogram",
+    "RandomGain",
+    "AddNoise",
+    "MixBackground",
+    "TimeShift",
+    "SpecAugment",
+    "Compose",
+]
+
+
+class LogMelSpectrogram(nn.Module):
+    """Log-mel spectrogram in dB, (..., time) -> (..., n_mels, frames).
+
+    Args: as :func:`audiosiam.functional.log_mel_spectrogram`.
+
+    Example:
+        >>> LogMelSpectrogram(n_mels=64)(torch.randn(16000)).shape
+        torch.Size([64, 101])
+    """
+
+    def __init__(self, sample_rate: int = 16000, *, n_fft: int = 512, win_length: int = 400, hop_length: int = 160,
+                 n_mels: int = 64, f_min: float = 0.0, f_max: float | None = None, top_db: float | None = 80.0,
+                 amin: float = 1e-10, normalize: str | None = "utterance"):
+        super().__init__()
+        if not 0 < win_length <= n_fft:
+            raise ParameterError(f"win_length={win_length}: expected 0 < win_length <= n_fft={n_fft}")
+        if hop_length <= 0:
+            raise ParameterError(f"hop_length={hop_length}: must be a positive integer")
+        if normalize not in NORMALIZATIONS:
+            raise ParameterError(f"normalize={normalize!r}: expected one of {NORMALIZATIONS}")
+        self.sample_rate, self.n_fft, self.win_length, self.hop_length = int(sample_rate), n_fft, win_length, hop_length
+        self.n_mels, self.f_min, self.f_max = n_mels, float(f_min), f_max
+        self.top_db, self.amin, self.normalize = top_db, amin, normalize
+        self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
+        self.register_buffer("filterbank", mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max), persistent=False)
+
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this exact transform: ``LogMelSpectrogram(**t.config())``."""
+        return dict(sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
+                    hop_length=self.hop_length, n_mels=self.n_mels, f_min=self.f_min, f_max=self.f_max,
+                    top_db=self.top_db, amin=self.amin, normalize=self.normalize)
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + num_samples // self.hop_length
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return log_mel_from_filterbank(waveform, self.window, self.filterbank, n_fft=self.n_fft,
+                                       hop_length=self.hop_length, top_db=self.top_db, amin=self.amin,
+                                       normalize=self.normalize)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config().items())
+
+
+def _uniform(low: float, high: float, size, generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(size, generator=generator)
+
+
+def _check_range(name: str, value: Sequence[float]) -> tuple[float, float]:
+    low, high = (float(v) for v in value)
+    if low > high:
+        raise ParameterError(f"{name}={tuple(value)}: expected (low, high) with low <= high")
+    return low, high
+
+
+def _check_p(p: float) -> float:
+    if not 0.0 <= p <= 1.0:
+        raise ParameterError(f"p={p}: a probability must lie in [0, 1]")
+    return float(p)
+
+
+class _WaveformAugment(nn.Module, abc.ABC):
+    """Applies ``_apply(row, generator)`` to each row of (time,) or (batch, time) with probability ``p``."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = _check_p(p)
+
+    def forward(self, waveform: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        rows = waveform[None] if waveform.ndim == 1 else waveform
+        out = rows.clone()
+        apply = torch.rand(rows.shape[0], generator=generator) < self.p
+        for i in torch.nonzero(apply).flatten().tolist():
+            out[i] = self._apply(rows[i], generator)
+        return out[0] if waveform.ndim == 1 else out
+
+    @abc.abstractmethod
+    def _apply(self, row: torch.Tensor, generator) -> torch.Tensor:
+        """The augmentation of one (time,) row."""
+
+
+class RandomGain(_WaveformAugment):
+    """Multiply by a gain drawn uniformly in dB from ``gain_db``."""
+
+    def __init__(self, gain_db: Sequence[float] = (-12.0, 6.0), p: float = 1.0):
+        super().__init__(p)
+        self.gain_db = _check_range("gain_db", gain_db)
+
+    def _apply(self, row, generator):
+        return row * 10 ** (float(_uniform(*self.gain_db, (), generator)) / 20)
+
+
+def _mix_at_snr(signal: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Tensor:
+    signal_power = signal.pow(2).mean().clamp_min(1e-10)
+    noise_power = noise.pow(2).mean().clamp_min(1e-10)
+    return signal + noise * torch.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+
+
+class AddNoise(_WaveformAugment):
+    """Add white Gaussian noise at a signal-to-noise ratio drawn uniformly from ``snr_db``."""
+
+    def __init__(self, snr_db: Sequence[float] = (10.0, 40.0), p: float = 0.5):
+        super().__init__(p)
+        self.snr_db = _check_range("snr_db", snr_db)
+
+    def _apply(self, row, generator):
+        noise = torch.randn(row.shape, generator=generator)
+        return _mix_at_snr(row, noise, float(_uniform(*self.snr_db, (), generator)))
+
+
+class MixBackground(_WaveformAugment):
+    """Mix in a random stretch of a random background clip at an SNR drawn from ``snr_db``.
+
+    Args:
+        clips: background waveforms at the same sample rate (any lengths; looped if shorter).
+    """
+
+    def __init__(self, clips: Sequence[torch.Tensor], snr_db: Sequence[float] = (5.0, 25.0), p: float = 0.5):
+        super().__init__(p)
+        if len(clips) == 0:
+            raise ParameterError("clips: MixBackground needs at least one background clip")
+        self.clips = [torch.as_tensor(c, dtype=torch.float32).flatten() for c in clips]
+        self.snr_db = _check_range("snr_db", snr_db)
+
+    def _apply(self, row, generator):
+        clip = self.clips[int(torch.randint(len(self.clips), (1,), generator=generator))]
+        if clip.shape[0] < row.shape[0]:
+            clip = clip.repeat(row.shape[0] // clip.shape[0] + 1)
+        background = fix_length(clip, row.shape[0], mode="random", generator=generator)
+        return _mix_at_snr(row, background, float(_uniform(*self.snr_db, (), generator)))
+
+
+class TimeShift(_WaveformAugment):
+    """Shift by up to ``max_fraction`` of the length, filling with zeros (no wrap-around)."""
+
+    def __init__(self, max_fraction: float = 0.2, p: float = 0.5):
+        super().__init__(p)
+        if not 0.0 <= max_fraction < 1.0:
+            raise ParameterError(f"max_fraction={max_fraction}: expected 0 <= max_fraction < 1")
+        self.max_fraction = float(max_fraction)
+
+    def _apply(self, row, generator):
+        limit = int(self.max_fraction * row.shape[0])
+        shift = int(torch.randint(-limit, limit + 1, (1,), generator=generator))
+        out = torch.zeros_like(row)
+        if shift >= 0:
+            out[shift:] = row[: row.shape[0] - shift]
+        else:
+            out[:shift] = row[-shift:]
+        return out
+
+
+class SpecAugment(nn.Module):
+    """SpecAugment masking (Park et al., 2019) on (..., n_mels, frames): masked cells take the mean value.
+
+    Args:
+        time_masks, time_width: number of time masks and their maximum width in frames.
+        freq_masks, freq_width: number of frequency masks and their maximum width in bands.
+        p: probability of masking each example.
+    """
+
+    def __init__(self, *, time_masks: int = 2, time_width: int = 20, freq_masks: int = 2, freq_width: int = 8,
+                 p: float = 1.0):
+        super().__init__()
+        if min(time_masks, time_width, freq_masks, freq_width) < 0:
+            raise ParameterError("SpecAugment: mask counts and widths must be >= 0")
+        self.time_masks, self.time_width = time_masks, time_width
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.p = _check_p(p)
+
+    def forward(self, spec: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        rows = spec.reshape(-1, spec.shape[-2], spec.shape[-1]).clone()
+        n_mels, frames = rows.shape[-2:]
+        for i in range(rows.shape[0]):
+            if float(torch.rand((), generator=generator)) >= self.p:
+                continue
+            fill = rows[i].mean()
+            for count, width, size, axis in ((self.time_masks, self.time_width, frames, 1),
+                                             (self.freq_masks, self.freq_width, n_mels, 0)):
+                for _ in range(count):
+                    w = int(torch.randint(0, min(width, size) + 1, (1,), generator=generator))
+                    start = int(torch.randint(0, size - w + 1, (1,), generator=generator))
+                    if axis == 1:
+                        rows[i, :, start:start + w] = fill
+                    else:
+                        rows[i, start:start + w, :] = fill
+        return rows.reshape(spec.shape)
+
+
+class Compose(nn.Module):
+    """Apply augmentations in order, passing the same generator along."""
+
+    def __init__(self, transforms: Sequence[nn.Module]):
+        super().__init__()
+        self.transforms = nn.ModuleList(transforms)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        for t in self.transforms:
+            x = t(x, generator)
+        return x

@@ -1,0 +1,151 @@
+"""Datasets from folders and manifests, skip policy, cache, and the PK / pair / episodic samplers."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections import Counter
+
+import pytest
+import torch
+
+from audio_fixtures import noise, sine, write
+from audiosiam.data import (AudioFolderDataset, EpisodicSampler, ManifestDataset, PairSampler, PKSampler,
+                            WaveformCache, combine_datasets, make_loader)
+from audiosiam.errors import AudioLoadError, NoAudioFilesError, ParameterError
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """root/<class>/<speaker>/<n>.wav: 3 classes x 2 speakers x 2 clips."""
+    root = tmp_path / "root"
+    for c, freq in enumerate([300, 900, 2700]):
+        for s in ("ann", "bob"):
+            for n in range(2):
+                write(root / f"class{c}" / s / f"{n}.wav", sine(freq * (1 + 0.01 * n), 0.3 + 0.2 * n))
+    return root
+
+
+def test_folder_dataset_labels_groups_and_fixed_length(tree):
+    ds = AudioFolderDataset(tree, clip_seconds=0.4, crop="center")
+    assert ds.classes == ["class0", "class1", "class2"]
+    assert Counter(ds.labels) == {0: 4, 1: 4, 2: 4}
+    assert set(ds.groups) == {"ann", "bob"}
+    wave, label = ds[0]
+    assert wave.shape == (6400,) and label == 0
+    assert "12 clips in 3 classes" in ds.summary(durations=True)
+
+
+def test_manifest_dataset_with_filter_and_joined_labels(tree, tmp_path):
+    manifest = tmp_path / "m.csv"
+    with open(manifest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "sound", "speaker"])
+        for p in sorted(tree.rglob("*.wav")):
+            w.writerow([os.path.relpath(p, tmp_path), p.parts[-3], p.parts[-2]])
+    ds = ManifestDataset(manifest, label_column=["sound", "speaker"], where={"speaker": ["ann"]}, group_column="speaker")
+    assert ds.classes == ["class0|ann", "class1|ann", "class2|ann"]
+    assert len(ds) == 6 and set(ds.groups) == {"ann"}
+    with pytest.raises(ParameterError, match=r"column\(s\) \['digit'\] not found"):
+        ManifestDataset(manifest, label_column="digit")
+
+
+def test_skip_policy_warns_once_and_reports(tree):
+    (tree / "class1" / "ann" / "0.wav").write_text("broken")
+    strict = AudioFolderDataset(tree)
+    with pytest.raises(AudioLoadError, match="0.wav"):
+        strict.validate()
+    lenient = AudioFolderDataset(tree, on_error="skip")
+    with pytest.warns(UserWarning) as record:
+        lenient.validate()
+    messages = [str(w.message) for w in record]
+    assert sum("skipping unreadable clip" in m for m in messages) == 1
+    assert any("1 of 12 clips were unreadable" in m for m in messages)
+    assert len(lenient) == 11 and len(lenient.skipped) == 1
+    assert "1 unreadable clips skipped" in lenient.summary()
+
+
+def test_empty_inputs_are_explained(tmp_path):
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    with pytest.raises(NoAudioFilesError, match="no audio files"):
+        AudioFolderDataset(tmp_path / "empty")
+
+
+def test_crops_are_reproducible_per_epoch(tree):
+    ds = AudioFolderDataset(tree, clip_seconds=0.2, crop="random", seed=3)
+    idx = 3  # a 0.5 s clip, so the 0.2 s crop can move
+    a, b = ds[idx][0], ds[idx][0]
+    assert torch.equal(a, b)
+    changed = False
+    for epoch in range(1, 6):
+        ds.set_epoch(epoch)
+        changed |= not torch.equal(ds[idx][0], a)
+    assert changed
+
+
+def test_disk_cache_hits_and_invalidates(tmp_path):
+    path = write(tmp_path / "a.wav", sine(440, 0.5))
+    cache = WaveformCache(tmp_path / "cache")
+    assert cache.get(str(path), 16000) is None
+    cache.put(str(path), 16000, torch.ones(5))
+    assert torch.equal(cache.get(str(path), 16000), torch.ones(5))
+    assert cache.get(str(path), 8000) is None  # other setting
+    time.sleep(0.01)
+    write(path, noise(0.5))  # the file changed
+    assert cache.get(str(path), 16000) is None
+
+
+def test_pk_batches(tree):
+    labels = AudioFolderDataset(tree).labels
+    sampler = PKSampler(labels, p=2, k=3, batches=5, seed=1)
+    batches = list(sampler)
+    assert len(batches) == 5
+    for batch in batches:
+        counts = Counter(labels[i] for i in batch)
+        assert len(counts) == 2 and set(counts.values()) == {3}
+    assert batches == list(PKSampler(labels, p=2, k=3, batches=5, seed=1))
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    with pytest.raises(ParameterError, match="two classes"):
+        PKSampler([0, 1, 2], p=2, k=2)
+
+
+def test_pair_batches_are_balanced():
+    labels = [i % 4 for i in range(40)]
+    flat = next(iter(PairSampler(labels, batch_size=10, seed=0)))
+    same = [labels[a] == labels[b] for a, b in zip(flat[::2], flat[1::2])]
+    assert sum(same) == 5 and len(same) == 10
+
+
+def test_episodes_respect_ways_shots_and_groups():
+    labels = [c for c in range(6) for _ in range(10)]
+    groups = [f"s{i % 5}" for i in range(60)]
+    sampler = EpisodicSampler(labels, n_way=5, k_shot=2, n_query=3, episodes=20, groups=groups, seed=0)
+    for support, query in sampler:
+        assert len(support) == 10 and len(query) == 15
+        for way in range(5):
+            s_cls = {labels[i] for i in support[2 * way: 2 * way + 2]}
+            q = query[3 * way: 3 * way + 3]
+            assert len(s_cls) == 1 and {labels[i] for i in q} == s_cls
+            assert not {groups[i] for i in q} & {groups[i] for i in support[2 * way: 2 * way + 2]}
+    with pytest.raises(ParameterError, match="only 6 classes"):
+        EpisodicSampler(labels, n_way=7, k_shot=1, n_query=1, episodes=1)
+
+
+def test_combined_sources_keep_equal_names_apart_and_load_in_batches(tree):
+    a = AudioFolderDataset(tree, clip_seconds=0.25)
+    combined = combine_datasets({"x": a, "y": AudioFolderDataset(tree)})
+    assert len(combined.classes) == 6 and combined.classes[0] == "x/class0"
+    loader = make_loader(combined, PKSampler(combined.labels, p=3, k=2, batches=2))
+    waves, labels = next(iter(loader))
+    assert waves.shape == (6, 4000) and labels.shape == (6,)
+
+
+@pytest.mark.needs_shared_data
+def test_real_manifest(shared_data):
+    ds = ManifestDataset(shared_data / "fsdd" / "manifest.csv", label_column="digit", where={"digit": ["7"]},
+                         group_column="speaker", clip_seconds=1.0)
+    assert ds.classes == ["7"] and len(ds) == 300 and len(set(ds.groups)) == 6
+    wave, _ = ds[0]
+    assert wave.shape == (16000,) and torch.isfinite(wave).all()

@@ -1,0 +1,132 @@
+"""Loading audio: formats, mono/resample policy, and a specific error for every kind of bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audio_fixtures import clicks, noise, sine, write
+from audiosiam.errors import AudioLoadError, EmptyAudioError, InvalidAudioError, NoAudioFilesError, ParameterError
+from audiosiam.io import find_audio_files, fix_length, load_audio, sliding_windows
+
+
+@pytest.mark.parametrize("ext,kwargs", [(".wav", {}), (".flac", {}), (".ogg", {"format": "OGG", "subtype": "VORBIS"}),
+                                        (".mp3", {"format": "MP3"})])
+def test_formats_decode_to_float32_mono(tmp_path, ext, kwargs):
+    path = write(tmp_path / f"a{ext}", sine(440, 0.5), **kwargs)
+    wave = load_audio(path)
+    assert wave.dtype == torch.float32 and wave.ndim == 1
+    assert abs(wave.shape[0] - 8000) < 2000  # lossy codecs pad a little
+    assert 0.3 < wave.abs().max() < 0.7
+
+
+def test_stereo_is_averaged_and_resampled(tmp_path):
+    left, right = sine(440, 0.5, rate=8000), np.zeros(4000, dtype=np.float32)
+    path = write(tmp_path / "s.wav", np.stack([left, right], 1), rate=8000)
+    wave = load_audio(path, 16000)
+    assert wave.shape == (8000,)
+    assert wave.abs().max() == pytest.approx(0.25, abs=0.02)  # mean of a 0.5 tone and silence
+    both = load_audio(path, None, mono=False)
+    assert both.shape == (2, 4000)
+
+
+def test_normalisation_and_trimming(tmp_path):
+    quiet = np.concatenate([np.zeros(8000, np.float32), sine(440, 0.5, amp=0.05), np.zeros(8000, np.float32)])
+    path = write(tmp_path / "q.wav", quiet)
+    assert load_audio(path, normalize="peak").abs().max() == pytest.approx(1.0, abs=1e-3)
+    rms = load_audio(path, normalize="loudness").pow(2).mean().sqrt()
+    assert float(20 * torch.log10(rms)) == pytest.approx(-20.0, abs=0.1)
+    trimmed = load_audio(path, trim_silence=True)
+    assert 7600 <= trimmed.shape[0] <= 8800
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(AudioLoadError, match="nope.wav: no such file"):
+        load_audio(tmp_path / "nope.wav")
+    with pytest.raises(AudioLoadError, match="is a folder"):
+        load_audio(tmp_path)
+
+
+def test_non_audio_and_corrupt_files(tmp_path):
+    text = tmp_path / "notes.wav"
+    text.write_text("hello, not audio")
+    with pytest.raises(AudioLoadError, match="not a readable audio file") as info:
+        load_audio(text)
+    assert info.value.path == str(text) and "convert" in str(info.value)
+    flac = write(tmp_path / "a.flac", noise(1.0))
+    data = flac.read_bytes()
+    flac.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioLoadError, match="a.flac"):
+        load_audio(flac)
+
+
+def test_truncated_wav_is_caught(tmp_path):
+    wav = write(tmp_path / "t.wav", noise(1.0))
+    data = wav.read_bytes()
+    wav.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioLoadError, match="truncated"):
+        load_audio(wav)
+
+
+def test_empty_silent_and_non_finite(tmp_path):
+    with pytest.raises(EmptyAudioError, match="no samples"):
+        load_audio(write(tmp_path / "e.wav", np.zeros(0, np.float32)))
+    with pytest.raises(EmptyAudioError, match="silence"):
+        load_audio(write(tmp_path / "z.wav", np.zeros(1600, np.float32)))
+    bad = noise(0.1)
+    bad[10] = np.nan
+    with pytest.raises(InvalidAudioError, match="NaN"):
+        load_audio(write(tmp_path / "n.wav", bad, subtype="FLOAT"))
+
+
+def test_absurd_sample_rate(tmp_path):
+    path = write(tmp_path / "r.wav", clicks(0.5, rate=16000), rate=16000)
+    raw = bytearray(path.read_bytes())
+    raw[24:28] = (10).to_bytes(4, "little")  # header claims 10 Hz
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InvalidAudioError, match="sample rate 10 Hz"):
+        load_audio(path)
+    with pytest.raises(ParameterError, match="sample_rate=5"):
+        load_audio(path, 5)
+
+
+def test_find_audio_files(tmp_path):
+    write(tmp_path / "b" / "x.WAV", sine())
+    write(tmp_path / "a.flac", sine())
+    (tmp_path / "readme.txt").write_text("no")
+    write(tmp_path / ".hidden" / "h.wav", sine())
+    assert [p.name for p in find_audio_files(tmp_path)] == ["a.flac", "x.WAV"]
+    assert [p.name for p in find_audio_files(tmp_path, recursive=False)] == ["a.flac"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NoAudioFilesError, match="no audio files"):
+        find_audio_files(tmp_path / "empty")
+
+
+def test_fix_length_policies():
+    x = torch.arange(10.0)
+    assert fix_length(x, 4, mode="start").tolist() == [0, 1, 2, 3]
+    assert fix_length(x, 4, mode="center").tolist() == [3, 4, 5, 6]
+    g = torch.Generator().manual_seed(1)
+    crop = fix_length(x, 4, mode="random", generator=g)
+    assert crop.shape == (4,) and torch.equal(crop, torch.arange(crop[0].item(), crop[0].item() + 4))
+    padded = fix_length(x[:3], 7, mode="center")
+    assert padded.tolist() == [0, 0, 0, 1, 2, 0, 0]
+    with pytest.raises(ParameterError, match="num_samples=0"):
+        fix_length(x, 0)
+
+
+def test_sliding_windows_cover_the_tail():
+    x = torch.arange(25.0)
+    w = sliding_windows(x, 10, 5)
+    assert w.shape == (4, 10)
+    assert w[-1].tolist() == list(range(15, 25))
+    assert sliding_windows(x[:4], 10, 5).shape == (1, 10)
+
+
+@pytest.mark.needs_shared_data
+def test_real_clips_from_every_shared_source(shared_data):
+    for rel in ["fsdd/recordings/0_george_0.wav", "speech_commands_dev/noise/1024.flac", "hedgewars_voices/British/Amazing.ogg"]:
+        wave = load_audio(shared_data / rel)
+        assert wave.ndim == 1 and wave.shape[0] > 1000 and torch.isfinite(wave).all()

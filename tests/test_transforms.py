@@ -1,0 +1,68 @@
+"""Augmentations: effect sizes, determinism under a seed, shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from audio_fixtures import sine
+from audiosiam.errors import ParameterError
+from audiosiam.transforms import AddNoise, Compose, MixBackground, RandomGain, SpecAugment, TimeShift
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def snr_db(clean, noisy):
+    return float(10 * torch.log10(clean.pow(2).mean() / (noisy - clean).pow(2).mean()))
+
+
+def test_gain_range():
+    x = torch.from_numpy(sine())
+    for seed in range(5):
+        y = RandomGain((-6.0, -6.0))(x, gen(seed))
+        assert float(y.abs().max() / x.abs().max()) == pytest.approx(10 ** (-6 / 20), rel=1e-4)
+
+
+def test_noise_and_background_hit_the_requested_snr():
+    x = torch.from_numpy(sine())
+    y = AddNoise((10.0, 10.0), p=1.0)(x, gen())
+    assert snr_db(x, y) == pytest.approx(10.0, abs=0.01)
+    background = [torch.randn(3000), torch.randn(20000)]
+    z = MixBackground(background, (5.0, 5.0), p=1.0)(x, gen())
+    assert snr_db(x, z) == pytest.approx(5.0, abs=0.01)
+
+
+def test_time_shift_moves_without_wrapping():
+    x = torch.zeros(100)
+    x[50] = 1.0
+    y = TimeShift(0.3, p=1.0)(x, gen(3))
+    assert y.sum() <= 1.0 and y.shape == x.shape
+    assert TimeShift(0.0, p=1.0)(x, gen()).equal(x)
+
+
+def test_spec_augment_masks_bands_and_frames():
+    spec = torch.randn(2, 64, 100)
+    out = SpecAugment(time_masks=1, time_width=10, freq_masks=1, freq_width=5)(spec, gen(1))
+    assert out.shape == spec.shape
+    changed = (out != spec)
+    assert changed.any() and changed.float().mean() < 0.3
+
+
+def test_deterministic_under_a_seed_and_batched():
+    aug = Compose([RandomGain(), AddNoise(p=1.0), TimeShift(p=1.0)])
+    batch = torch.from_numpy(sine()).repeat(3, 1)
+    assert torch.equal(aug(batch, gen(7)), aug(batch, gen(7)))
+    assert not torch.equal(aug(batch, gen(7)), aug(batch, gen(8)))
+    out = aug(batch, gen(7))
+    assert out.shape == batch.shape and not torch.equal(out[0], out[1])  # each row gets its own draw
+
+
+def test_bad_arguments():
+    with pytest.raises(ParameterError, match="p=2"):
+        RandomGain(p=2)
+    with pytest.raises(ParameterError, match="low <= high"):
+        AddNoise((10, 0))
+    with pytest.raises(ParameterError, match="at least one background"):
+        MixBackground([])
