@@ -1,0 +1,18 @@
+"""Metric-learning losses for Siamese training: triplet (batch-hard, batch-all, semi-hard, explicit)
+and contrastive, as functions and as modules."""
+
+from .functional import (DISTANCES, MININGS, REDUCTIONS, contrastive_loss, contrastive_pair_loss, triplet_loss,
+                         triplet_margin_loss)
+from .modules import ContrastiveLoss, TripletLoss
+
+__all__ = [
+    "DISTANCES",
+    "MININGS",
+    "REDUCTIONS",
+    "ContrastiveLoss",
+    "TripletLoss",
+    "contrastive_loss",
+    "contrastive_pair_loss",
+    "triplet_loss",
+    "triplet_margin_loss",
+]

@@ -1,0 +1,266 @@
+"""Triplet and contrastive losses over a labelled batch of embeddings, with online mining.
+
+A loss is a distance (euclidean, optionally squared, or cosine), a miner (which triplets or pairs count)
+and a reducer (how their values become one number), in the spirit of pytorch-metric-learning.
+
+Conventions, the same for every mining:
+
+* Distances come from :func:`audiosiam.ops.pairwise_distance` (exact zeros on the diagonal; at a zero
+  euclidean distance the subgradient is 0, so coincident embeddings give finite gradients, never NaN).
+* An anchor with no positive or no negative in the batch contributes nothing. A batch with no valid
+  triplet gives a loss of 0 that still depends on the embeddings (gradient exactly 0), never NaN.
+* Reductions: ``"mean"`` over valid terms, ``"sum"``, ``"none"`` (one value per anchor or pair, 0 for
+  invalid ones), ``"mean_nonzero"`` (mean over terms with a positive loss: pytorch-metric-learning's
+  default ``AvgNonZeroReducer``; 0 when none is positive).
+* ``return_stats=True`` also returns a dict for logging: the fraction of active (positive-loss) terms
+  among valid ones, and the mean anchor-positive and anchor-negative distances.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ParameterError
+
+__all__ = ["triplet_loss", "triplet_margin_loss", "contrastive_loss", "contrastive_pair_loss", "MININGS",
+           "REDUCTIONS", "DISTANCES"]
+
+MININGS = ("batch_hard", "batch_all", "semi_hard")
+REDUCTIONS = ("mean", "sum", "none", "mean_nonzero")
+DISTANCES = ("euclidean", "cosine")
+
+# batch-all processes anchors in chunks of at most this many (anchor, positive, negative) cells, so
+# memory stays O(B^2) however large the batch.
+_BATCH_ALL_CHUNK_CELLS = 1 << 24
+
+
+def _check(embeddings: torch.Tensor, labels: torch.Tensor, distance: str, reduction: str) -> None:
+    if embeddings.ndim != 2:
+        raise ParameterError(f"embeddings: expected shape (batch, dim), got {tuple(embeddings.shape)}")
+    if labels.ndim != 1 or labels.shape[0] != embeddings.shape[0]:
+        raise ParameterError(f"labels: expected shape ({embeddings.shape[0]},), got {tuple(labels.shape)}")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ParameterError(f"labels: expected an integer tensor, got {labels.dtype}")
+    if labels.device != embeddings.device:
+        raise ParameterError(f"labels: on {labels.device}, but embeddings are on {embeddings.device}")
+    if distance not in DISTANCES:
+        raise ParameterError(f"distance={distance!r}: expected one of {DISTANCES}")
+    if reduction not in REDUCTIONS:
+        raise ParameterError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")
+
+
+def _distances(embeddings: torch.Tensor, distance: str, squared: bool) -> torch.Tensor:
+    from ..ops import pairwise_distance
+
+    x = embeddings if embeddings.dtype in (torch.float32, torch.float64) else embeddings.float()
+    if distance == "cosine":
+        return pairwise_distance(x, metric="cosine")
+    return pairwise_distance(x, metric="sqeuclidean" if squared else "euclidean")
+
+
+def _reduce(values: torch.Tensor, valid: torch.Tensor, reduction: str, anchor_of=None, batch: int = 0) -> torch.Tensor:
+    """Reduce per-term ``values`` where ``valid``; the zero-valued fallback keeps the graph (zero gradient)."""
+    zero = values.sum() * 0.0
+    if reduction == "none":
+        if anchor_of is None:
+            return torch.where(valid, values, torch.zeros_like(values))
+        per_anchor = torch.zeros(batch, dtype=values.dtype, device=values.device)
+        count = torch.zeros(batch, dtype=values.dtype, device=values.device)
+        per_anchor = per_anchor.index_add(0, anchor_of, torch.where(valid, values, torch.zeros_like(values)))
+        count = count.index_add(0, anchor_of, valid.to(values.dtype))
+        return per_anchor / count.clamp_min(1)
+    picked = values[valid]
+    if reduction == "sum":
+        return picked.sum() + zero
+    if reduction == "mean_nonzero":
+        picked = picked[picked > 0]
+    return picked.mean() + zero if picked.numel() else zero
+
+
+@torch.no_grad()
+def _stats(loss_terms, valid, d_ap, d_an) -> dict:
+    n_valid = int(valid.sum())
+    return {
+        "active_fraction": float((loss_terms[valid] > 0).float().mean()) if n_valid else 0.0,
+        "mean_positive_distance": float(d_ap[valid].mean()) if n_valid else 0.0,
+        "mean_negative_distance": float(d_an[valid].mean()) if n_valid else 0.0,
+        "valid": n_valid,
+    }
+
+
+def _hinge(x: torch.Tensor, margin: float, soft: bool) -> torch.Tensor:
+    return F.softplus(x) if soft else F.relu(x + margin)
+
+
+def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: float = 0.2, mining: str = "batch_hard",
+                 distance: str = "euclidean", squared: bool = False, soft_margin: bool = False,
+                 reduction: str = "mean", return_stats: bool = False):
+    """Triplet loss ``max(0, d(a, p) - d(a, n) + margin)`` with online mining in a labelled batch.
+
+    Args:
+        embeddings: (B, D); float16/bfloat16 are computed in float32.
+        labels: (B,) integer class of each embedding.
+        margin: the margin (ignored with ``soft_margin``).
+        mining: ``"batch_hard"`` (per anchor: farthest positive, nearest negative), ``"batch_all"`` (every
+            valid triplet, O(B^2) memory), ``"semi_hard"`` (per anchor-positive pair: the nearest negative
+            farther than the positive, FaceNet; the nearest negative where none is).
+        distance: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+        squared: squared euclidean distances.
+        soft_margin: ``softplus(d(a, p) - d(a, n))`` instead of the hinge.
+        reduction: see the module docstring. ``"none"`` gives one value per anchor (B,).
+        return_stats: also return the logging dict.
+
+    Returns:
+        The loss (scalar, or (B,) with ``reduction="none"``), and the stats dict if asked.
+
+    Example:
+        >>> triplet_loss(torch.randn(8, 4), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), mining="batch_all")
+    """
+    _check(embeddings, labels, distance, reduction)
+    if mining not in MININGS:
+        raise ParameterError(f"mining={mining!r}: expected one of {MININGS}")
+    if margin < 0:
+        raise ParameterError(f"margin={margin}: must be >= 0")
+    dist = _distances(embeddings, distance, squared)
+    b = dist.shape[0]
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(b, dtype=torch.bool, device=dist.device)
+    pos_mask, neg_mask = same & ~eye, ~same
+    if mining == "batch_hard":
+        has = pos_mask.any(1) & neg_mask.any(1)
+        d_ap = dist.masked_fill(~pos_mask, float("-inf")).amax(1)
+        d_an = dist.masked_fill(~neg_mask, float("inf")).amin(1)
+        d_ap = torch.where(has, d_ap, torch.zeros_like(d_ap))
+        d_an = torch.where(has, d_an, torch.zeros_like(d_an))
+        terms = _hinge(d_ap - d_an, margin, soft_margin)
+        out = _reduce(terms, has, reduction)
+        stats = _stats(terms, has, d_ap, d_an)
+    elif mining == "semi_hard":
+        a_idx, p_idx = torch.nonzero(pos_mask, as_tuple=True)
+        d_ap = dist[a_idx, p_idx]
+        row = dist[a_idx]  # (pairs, B)
+        negs = neg_mask[a_idx]
+        semi = negs & (row > d_ap[:, None]) & (row < d_ap[:, None] + margin)
+        hardest = row.masked_fill(~negs, float("inf")).amin(1)
+        semi_hard = row.masked_fill(~semi, float("inf")).amin(1)
+        has_neg = negs.any(1)
+        d_an = torch.where(semi.any(1), semi_hard, hardest)
+        d_an = torch.where(has_neg, d_an, torch.zeros_like(d_an))
+        terms = _hinge(d_ap - d_an, margin, soft_margin)
+        out = _reduce(terms, has_neg, reduction, anchor_of=a_idx, batch=b)
+        stats = _stats(terms, has_neg, d_ap, d_an)
+    else:
+        out, stats = _batch_all(dist, pos_mask, neg_mask, margin, soft_margin, reduction)
+    return (out, stats) if return_stats else out
+
+
+def _batch_all(dist, pos_mask, neg_mask, margin, soft, reduction):
+    """Every valid (a, p, n), anchors in chunks so at most ``_BATCH_ALL_CHUNK_CELLS`` cells exist at once."""
+    b = dist.shape[0]
+    chunk = max(1, _BATCH_ALL_CHUNK_CELLS // max(1, b * b))
+    total = dist.sum() * 0.0
+    per_anchor_sum = torch.zeros(b, dtype=dist.dtype, device=dist.device)
+    per_anchor_n = torch.zeros(b, dtype=dist.dtype, device=dist.device)
+    n_valid = n_active = 0
+    pos_sum = neg_sum = 0.0
+    for start in range(0, b, chunk):
+        d = dist[start:start + chunk]
+        valid = pos_mask[start:start + chunk, :, None] & neg_mask[start:start + chunk, None, :]
+        terms = _hinge(d[:, :, None] - d[:, None, :], margin, soft)
+        terms = torch.where(valid, terms, torch.zeros_like(terms))
+        active = valid & (terms > 0)
+        if reduction == "mean_nonzero":
+            total = total + terms[active].sum()
+        else:
+            total = total + terms.sum()
+        per_anchor_sum[start:start + chunk] = terms.sum((1, 2))
+        per_anchor_n[start:start + chunk] = valid.sum((1, 2)).to(dist.dtype)
+        n_valid += int(valid.sum())
+        n_active += int(active.sum())
+        with torch.no_grad():
+            n_pos = pos_mask[start:start + chunk].sum(1)
+            n_neg = neg_mask[start:start + chunk].sum(1)
+            pos_sum += float((d * pos_mask[start:start + chunk]).sum(1).mul(n_neg).sum())
+            neg_sum += float((d * neg_mask[start:start + chunk]).sum(1).mul(n_pos).sum())
+    if reduction == "none":
+        out = per_anchor_sum / per_anchor_n.clamp_min(1)
+    elif reduction == "sum":
+        out = total
+    elif reduction == "mean":
+        out = total / max(n_valid, 1)
+    else:
+        out = total / max(n_active, 1)
+    stats = {
+        "active_fraction": n_active / n_valid if n_valid else 0.0,
+        "mean_positive_distance": pos_sum / n_valid if n_valid else 0.0,
+        "mean_negative_distance": neg_sum / n_valid if n_valid else 0.0,
+        "valid": n_valid,
+    }
+    return out, stats
+
+
+def triplet_margin_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, *,
+                        margin: float = 0.2, distance: str = "euclidean", squared: bool = False,
+                        soft_margin: bool = False, reduction: str = "mean") -> torch.Tensor:
+    """Triplet loss over explicit (anchor, positive, negative) rows, each (B, D), as
+    ``torch.nn.TripletMarginLoss`` takes them (exact zero distance, zero subgradient there)."""
+    if not (anchor.shape == positive.shape == negative.shape) or anchor.ndim != 2:
+        raise ParameterError(f"anchor/positive/negative: expected three equal (B, D) shapes, got "
+                             f"{tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}")
+    if distance not in DISTANCES or reduction not in REDUCTIONS:
+        raise ParameterError(f"distance={distance!r}, reduction={reduction!r}: expected one of {DISTANCES} and {REDUCTIONS}")
+    from ..ops import paired_distance
+
+    metric = "cosine" if distance == "cosine" else ("sqeuclidean" if squared else "euclidean")
+    d_ap = paired_distance(anchor, positive, metric=metric)
+    d_an = paired_distance(anchor, negative, metric=metric)
+    terms = _hinge(d_ap - d_an, margin, soft_margin)
+    return _reduce(terms, torch.ones_like(terms, dtype=torch.bool), reduction)
+
+
+def contrastive_pair_loss(distances: torch.Tensor, same: torch.Tensor, *, pos_margin: float = 0.0,
+                          neg_margin: float = 1.0, power: int = 2, reduction: str = "mean") -> torch.Tensor:
+    """Contrastive loss (Hadsell, Chopra, LeCun 2006) over pair distances.
+
+    ``same * max(0, d - pos_margin)^power + (1 - same) * max(0, neg_margin - d)^power``; with
+    ``pos_margin=0, power=2`` it is the paper's ``y d^2 + (1 - y) max(0, m - d)^2``.
+    """
+    if reduction not in REDUCTIONS:
+        raise ParameterError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")
+    if neg_margin < pos_margin:
+        raise ParameterError(f"neg_margin={neg_margin} < pos_margin={pos_margin}: negatives must be pushed farther "
+                             "than positives are pulled")
+    same = same.to(torch.bool)
+    terms = torch.where(same, F.relu(distances - pos_margin), F.relu(neg_margin - distances)).pow(power)
+    return _reduce(terms, torch.ones_like(same), reduction)
+
+
+def contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, pos_margin: float = 0.0,
+                     neg_margin: float = 1.0, power: int = 2, distance: str = "euclidean",
+                     reduction: str = "mean", return_stats: bool = False):
+    """Contrastive loss over every pair (i < j) of a labelled batch; see :func:`contrastive_pair_loss`.
+
+    With ``reduction="none"`` the result is the (B, B) matrix of pair terms (zero on and below the diagonal).
+    """
+    _check(embeddings, labels, distance, reduction)
+    dist = _distances(embeddings, distance, squared=False)
+    b = dist.shape[0]
+    upper = torch.triu(torch.ones(b, b, dtype=torch.bool, device=dist.device), diagonal=1)
+    same = labels[:, None] == labels[None, :]
+    terms = torch.where(same, F.relu(dist - pos_margin), F.relu(neg_margin - dist)).pow(power)
+    if reduction == "none":
+        out = torch.where(upper, terms, torch.zeros_like(terms))
+    else:
+        out = _reduce(terms, upper, reduction)
+    if not return_stats:
+        return out
+    terms, dist = terms.detach(), dist.detach()
+    pos, neg = upper & same, upper & ~same
+    stats = {
+        "active_fraction": float((terms[upper] > 0).float().mean()) if upper.any() else 0.0,
+        "mean_positive_distance": float(dist[pos].mean()) if pos.any() else 0.0,
+        "mean_negative_distance": float(dist[neg].mean()) if neg.any() else 0.0,
+        "valid": int(upper.sum()),
+    }
+    return out, stats

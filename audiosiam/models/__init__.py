@@ -1,0 +1,55 @@
+"""Models: the encoder CNN, the complete embedding model, the twin network, checkpoints and presets.
+
+``load_model()`` returns the bundled default model; ``load_model("speaker")`` a bundled preset;
+``load_model("path/to/model.pt")`` any checkpoint written by ``audiosiam train``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import CheckpointError
+from .checkpoint import load_checkpoint, save_checkpoint
+from .embedding import EmbeddingModel
+from .encoder import AttentiveStatsPooling, EncoderConfig, ResNetEncoder
+from .siamese import SiameseNetwork
+
+__all__ = [
+    "AttentiveStatsPooling",
+    "EmbeddingModel",
+    "EncoderConfig",
+    "ResNetEncoder",
+    "SiameseNetwork",
+    "available_presets",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+]
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def available_presets() -> list[str]:
+    """Names of the models bundled in ``audiosiam/assets`` (``default`` first)."""
+    names = sorted(p.stem for p in ASSETS.glob("*.pt"))
+    return sorted(names, key=lambda n: n != "default")
+
+
+def load_model(name_or_path: str | os.PathLike | None = None, *, device: str = "cpu") -> EmbeddingModel:
+    """Load a bundled preset by name (``None`` = ``"default"``) or a checkpoint by path. No network access.
+
+    Raises:
+        CheckpointError: unknown preset name, missing or incompatible file.
+    """
+    name = "default" if name_or_path is None else os.fspath(name_or_path)
+    is_preset = os.sep not in name and not name.endswith(".pt")
+    path = ASSETS / f"{name}.pt" if is_preset else Path(name)
+    if is_preset and not path.is_file():
+        presets = available_presets()
+        raise CheckpointError(
+            f"no bundled model named {name!r} (bundled: {', '.join(presets) if presets else 'none'}); "
+            "pass a preset name or the path of a checkpoint written by `audiosiam train`")
+    model = load_checkpoint(path, device=device)
+    model.source = name if is_preset else str(path)
+    return model

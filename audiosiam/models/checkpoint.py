@@ -1,0 +1,88 @@
+"""Model checkpoints: one file with everything needed to turn audio into the same embeddings again.
+
+Contents (a plain dict saved with ``torch.save`` and read with ``torch.load(weights_only=True)``, so
+loading a checkpoint cannot run code): format name and version, audiosiam version, front-end config,
+encoder config, length policy, weights, and ``info`` (training config, label set of the training data,
+metrics, calibrated thresholds, data sources).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .._version import __version__
+from ..errors import CheckpointError
+from ..transforms import LogMelSpectrogram
+from .embedding import EmbeddingModel
+from .encoder import EncoderConfig, ResNetEncoder
+
+__all__ = ["save_checkpoint", "load_checkpoint", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "audiosiam-model"
+FORMAT_VERSION = 1
+
+
+def _plain(value):
+    """Only types that ``torch.load(weights_only=True)`` accepts: turn tuples, paths, numpy scalars into plain ones."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None or torch.is_tensor(value):
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def save_checkpoint(model: EmbeddingModel, path: str | os.PathLike) -> str:
+    """Write ``model`` to ``path`` atomically (a failed write leaves an older file intact)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "audiosiam_version": __version__,
+        "frontend": _plain(model.frontend.config()),
+        "encoder": _plain(model.encoder.config.to_dict()),
+        "policy": _plain(model.policy()),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "info": _plain(model.info),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> EmbeddingModel:
+    """Rebuild an :class:`EmbeddingModel` from a checkpoint file.
+
+    Raises:
+        CheckpointError: the file is missing, not a checkpoint, corrupt, or of a newer format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged or foreign file
+        raise CheckpointError(f"{path}: not a readable audiosiam checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an audiosiam model checkpoint (no '{FORMAT}' marker)")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version}, this audiosiam ({__version__}) reads "
+                              f"version {FORMAT_VERSION}; install the audiosiam version that wrote it "
+                              f"({payload.get('audiosiam_version')}) or retrain")
+    try:
+        frontend = LogMelSpectrogram(**payload["frontend"])
+        encoder = ResNetEncoder(EncoderConfig.from_dict(payload["encoder"]))
+        model = EmbeddingModel(frontend, encoder, **payload["policy"], info=payload.get("info") or {})
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: checkpoint contents do not fit this audiosiam's model ({exc})") from exc
+    return model.to(device).eval()

@@ -1,0 +1,151 @@
+"""The complete model users load: raw waveform -> log-mel front end -> encoder -> embedding.
+
+Because the front end lives inside the model, a checkpoint maps 16 kHz audio to embeddings with no
+settings to get wrong. :meth:`EmbeddingModel.embed` accepts paths or waveforms of any length:
+
+* clips shorter than ``min_seconds`` are zero-padded (centred) to it;
+* clips up to ``window_seconds`` are embedded whole (padded at the end to a multiple of 0.25 s, so
+  similar lengths share a batch; the result never depends on what else is in the batch);
+* longer clips are cut into ``window_seconds`` windows every ``hop_seconds``; the window embeddings are
+  averaged and re-normalised.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ParameterError
+from ..io import fix_length, load_audio, resample, sliding_windows
+from ..transforms import LogMelSpectrogram
+from .encoder import EncoderConfig, ResNetEncoder
+
+__all__ = ["EmbeddingModel"]
+
+_LENGTH_QUANTUM_SECONDS = 0.25
+
+
+class EmbeddingModel(nn.Module):
+    """Waveforms (B, time) at ``sample_rate`` -> L2-normalised embeddings (B, D).
+
+    Args:
+        frontend: the log-mel transform (its sample rate is the model's).
+        encoder: the CNN encoder.
+        window_seconds, hop_seconds, min_seconds: the long/short clip policy (module docstring).
+        info: metadata from the checkpoint (training config, label set, metrics, thresholds).
+
+    Example:
+        >>> model = audiosiam.load_model()
+        >>> model.embed(["a.wav", "b.wav"]).shape
+        torch.Size([2, 192])
+    """
+
+    def __init__(self, frontend: LogMelSpectrogram | None = None, encoder: ResNetEncoder | None = None, *,
+                 window_seconds: float = 2.0, hop_seconds: float = 1.0, min_seconds: float = 1.0,
+                 info: dict | None = None):
+        super().__init__()
+        self.frontend = frontend or LogMelSpectrogram()
+        self.encoder = encoder or ResNetEncoder(EncoderConfig(n_mels=self.frontend.n_mels))
+        if not 0 < min_seconds <= window_seconds or hop_seconds <= 0:
+            raise ParameterError(f"min_seconds={min_seconds}, window_seconds={window_seconds}, hop_seconds={hop_seconds}: "
+                                 "expected 0 < min_seconds <= window_seconds and hop_seconds > 0")
+        self.window_seconds, self.hop_seconds, self.min_seconds = window_seconds, hop_seconds, min_seconds
+        self.info: dict = dict(info or {})
+        self.source: str | None = None  # preset name or checkpoint path it was loaded from
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.sample_rate
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.encoder.embedding_dim
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """(B, time) -> (B, D); the twin/triplet networks call this with shared weights."""
+        return self.encoder(self.frontend(waveforms))
+
+    def policy(self) -> dict:
+        return dict(window_seconds=self.window_seconds, hop_seconds=self.hop_seconds, min_seconds=self.min_seconds)
+
+    # ------------------------------------------------------------------ inference
+    def _to_waveform(self, item: Any, sample_rate: int | None) -> torch.Tensor:
+        if isinstance(item, (str, os.PathLike)):
+            return load_audio(item, self.sample_rate)
+        wave = torch.as_tensor(np.asarray(item) if not torch.is_tensor(item) else item).to(torch.float32)
+        if wave.ndim != 1:
+            raise ParameterError(f"waveform: expected a 1-D (time,) signal, got shape {tuple(wave.shape)}")
+        if sample_rate is None:
+            raise ParameterError("sample_rate: required when embedding waveforms (tensors or arrays)")
+        if wave.numel() == 0 or not torch.isfinite(wave).all():
+            raise ParameterError("waveform: is empty or contains NaN/Inf samples")
+        return resample(wave, int(sample_rate), self.sample_rate)
+
+    def _segments(self, wave: torch.Tensor) -> torch.Tensor:
+        """(n, length) windows of one clip per the length policy."""
+        rate = self.sample_rate
+        window, minimum = int(self.window_seconds * rate), int(self.min_seconds * rate)
+        if wave.shape[0] > window:
+            return sliding_windows(wave, window, int(self.hop_seconds * rate))
+        if wave.shape[0] < minimum:
+            return fix_length(wave, minimum, mode="center")[None]
+        quantum = int(_LENGTH_QUANTUM_SECONDS * rate)
+        return fix_length(wave, min(window, math.ceil(wave.shape[0] / quantum) * quantum), mode="start")[None]
+
+    @torch.inference_mode()
+    def embed(self, inputs: Any, *, sample_rate: int | None = None, batch_size: int = 64,
+              progress: bool = False) -> torch.Tensor:
+        """Embed one clip or a list of clips (paths, or 1-D waveforms at ``sample_rate``).
+
+        Returns:
+            (N, D) float32 on the CPU, rows L2-normalised (N = 1 for a single clip).
+        """
+        single = isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)
+        items = [inputs] if single else list(inputs)
+        if batch_size < 1:
+            raise ParameterError(f"batch_size={batch_size}: must be >= 1")
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        owners: list[int] = []
+        by_length: dict[int, list[torch.Tensor]] = defaultdict(list)
+        slots: dict[int, list[int]] = defaultdict(list)
+        for i, item in enumerate(items):
+            for segment in self._segments(self._to_waveform(item, sample_rate)):
+                slots[segment.shape[0]].append(len(owners))
+                by_length[segment.shape[0]].append(segment)
+                owners.append(i)
+        out = torch.empty(len(owners), self.embedding_dim)
+        batches = [(length, start) for length, segs in by_length.items() for start in range(0, len(segs), batch_size)]
+        iterator = batches
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(batches, desc="embedding", unit="batch", leave=False)
+        for length, start in iterator:
+            chunk = torch.stack(by_length[length][start:start + batch_size]).to(device)
+            out[slots[length][start:start + batch_size]] = self(chunk).float().cpu()
+        pooled = torch.zeros(len(items), self.embedding_dim).index_add_(0, torch.tensor(owners, dtype=torch.long), out)
+        self.train(was_training)
+        return nn.functional.normalize(pooled, dim=1)
+
+    def similarity(self, a: Any, b: Any, *, sample_rate: int | None = None) -> float | torch.Tensor:
+        """Cosine similarity: a float for two single clips, an (N, M) matrix for two lists."""
+        ea = self.embed(a, sample_rate=sample_rate)
+        eb = self.embed(b, sample_rate=sample_rate)
+        sims = ea @ eb.T
+        single = lambda x: isinstance(x, (str, os.PathLike)) or (hasattr(x, "ndim") and x.ndim == 1)  # noqa: E731
+        return float(sims[0, 0]) if single(a) and single(b) else sims
+
+    def save(self, path: str | os.PathLike, **extra_info) -> str:
+        """Write a checkpoint (see :mod:`audiosiam.models.checkpoint`); ``extra_info`` is merged into ``info``."""
+        from .checkpoint import save_checkpoint
+
+        self.info.update(extra_info)
+        return save_checkpoint(self, path)
