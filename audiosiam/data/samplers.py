@@ -51,9 +51,12 @@ class PKSampler(_Seeded):
         k: clips per class.
         batches: batches per epoch; default: enough to show every clip about once.
         seed: base seed.
+        class_weights: optional relative probability of drawing each class (by class index), e.g. to keep
+            thousands of single-clip label-free classes from crowding out the labelled ones.
     """
 
-    def __init__(self, labels: Sequence[int], p: int, k: int, *, batches: int | None = None, seed: int = 0):
+    def __init__(self, labels: Sequence[int], p: int, k: int, *, batches: int | None = None, seed: int = 0,
+                 class_weights: dict[int, float] | None = None):
         super().__init__(seed)
         if p < 1 or k < 2:
             raise ParameterError(f"p={p}, k={k}: need p >= 1 classes and k >= 2 clips per class")
@@ -63,6 +66,11 @@ class PKSampler(_Seeded):
         self.classes = sorted(self.by_class)
         self.p, self.k = min(p, len(self.classes)), k
         self.batches = batches or max(1, len(labels) // (self.p * self.k))
+        self.weights = None
+        if class_weights is not None:
+            self.weights = torch.tensor([float(class_weights.get(c, 0.0)) for c in self.classes], dtype=torch.float64)
+            if (self.weights < 0).any() or int((self.weights > 0).sum()) < self.p:
+                raise ParameterError(f"class_weights: need at least p={self.p} usable classes with positive weight")
 
     def __len__(self) -> int:
         return self.batches
@@ -70,7 +78,10 @@ class PKSampler(_Seeded):
     def __iter__(self) -> Iterator[list[int]]:
         g = self._generator()
         for _ in range(self.batches):
-            chosen = torch.randperm(len(self.classes), generator=g)[: self.p]
+            if self.weights is None:
+                chosen = torch.randperm(len(self.classes), generator=g)[: self.p]
+            else:
+                chosen = torch.multinomial(self.weights, self.p, replacement=False, generator=g)
             batch = []
             for c in chosen.tolist():
                 members = self.by_class[self.classes[c]]
