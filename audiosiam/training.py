@@ -116,11 +116,10 @@ def load_sources(paths: Sequence[str], *, label_columns: Sequence[str] = ("label
             for s in recipe.get("sources", []):
                 labelled.append(DataSource(resolve(s["path"]), s.get("name", ""), list(s.get("label_columns", ["label"])),
                                            s.get("where"), s.get("group_column")))
-            unlabelled += [DataSource(resolve(s["path"]) if isinstance(s, str) else resolve(s["path"]),
-                                      "" if isinstance(s, str) else s.get("name", ""),
-                                      [] if isinstance(s, str) else list(s.get("label_columns", [])),
-                                      None if isinstance(s, str) else s.get("where"))
-                           for s in recipe.get("unlabelled", [])]
+            for s in recipe.get("unlabelled", []):
+                s = {"path": s} if isinstance(s, str) else s
+                unlabelled.append(DataSource(resolve(s["path"]), s.get("name", ""), list(s.get("label_columns", [])),
+                                             s.get("where")))
             background += [resolve(p) for p in recipe.get("background", [])]
         elif path.is_dir() or path.suffix == ".csv":
             labelled.append(DataSource(str(path), path.stem if path.suffix else path.name, list(label_columns), where,

@@ -1,0 +1,136 @@
+"""The command line end to end, on the real example clips, with a small untrained checkpoint.
+
+(Accuracy of the bundled model is tested in tests/test_bundled_model.py; here the plumbing is: every
+command's output, formats, error reports and exit codes.)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audiosiam.cli import _available_commands, main
+from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
+from audiosiam.transforms import LogMelSpectrogram
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = EmbeddingModel(LogMelSpectrogram(), ResNetEncoder(EncoderConfig(channels=(8, 8, 16, 16), embedding_dim=24)))
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    model.eval().save(path, verification_threshold=0.5)
+    return str(path)
+
+
+def cli(*args):
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_every_subcommand_teaches_with_help():
+    names = [name for name, _ in _available_commands()]
+    assert {"classify", "verify", "enroll", "embed", "train", "evaluate"} <= set(names)
+    for name in names:
+        with pytest.raises(SystemExit) as exit_info:
+            cli(name, "--help")
+        assert exit_info.value.code == 0
+    code, out, _ = cli()
+    assert code == 2
+
+
+def test_help_text_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["classify", "--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text and "--support" in text and "unknown" in text
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_classify_examples_in_every_format(checkpoint, fmt, tmp_path):
+    plot = tmp_path / "why.png"
+    code, out, err = cli("classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--model", checkpoint,
+                         "--format", fmt, "--plot", plot)
+    assert code == 0, err
+    queries = sorted(p.name for p in (EXAMPLES / "query").iterdir())
+    if fmt == "json":
+        rows = json.loads(out)
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(out)))
+    else:
+        lines = out.strip().splitlines()
+        assert lines[0].split()[:3] == ["file", "label", "score"]
+        rows = [{"file": line.split()[0]} for line in lines[1:]]
+    assert sorted(Path(r["file"]).name for r in rows) == queries
+    assert plot.is_file() and plot.stat().st_size > 10_000
+
+
+def test_bad_query_files_are_reported_and_the_rest_classified(checkpoint, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_text("not audio")
+    good = EXAMPLES / "query" / "snare_sn_02.flac"
+    code, out, err = cli("classify", "--support", EXAMPLES / "support", bad, good, tmp_path / "missing.flac",
+                         "--model", checkpoint, "--format", "json")
+    assert code == 1
+    assert "broken.wav" in err and "missing.flac" in err and "not a readable audio file" in err
+    assert [Path(r["file"]).name for r in json.loads(out)] == ["snare_sn_02.flac"]
+
+
+def test_support_folder_problems_are_explained(checkpoint, tmp_path):
+    one = tmp_path / "one"
+    shutil.copytree(EXAMPLES / "support" / "snare", one / "snare")
+    code, _, err = cli("classify", "--support", one, EXAMPLES / "query", "--model", checkpoint)
+    assert code == 1 and "needs at least two classes" in err
+    shutil.copytree(EXAMPLES / "support" / "bass_drum", one / "bass_drum")
+    (one / "empty_class").mkdir()
+    with pytest.warns(UserWarning, match="empty_class: class folder holds no audio"):
+        code, _, _ = cli("classify", "--support", one, EXAMPLES / "query", "--model", checkpoint)
+    assert code == 0
+
+
+def test_enroll_then_classify_from_gallery(checkpoint, tmp_path):
+    gallery = tmp_path / "examples.asg"
+    code, out, err = cli("enroll", EXAMPLES / "support", "--out", gallery, "--model", checkpoint)
+    assert code == 0 and gallery.is_file() and "18 clips in 6 classes" in out
+    direct = cli("classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--model", checkpoint,
+                 "--format", "json")[1]
+    from_gallery = cli("classify", "--gallery", gallery, EXAMPLES / "query", "--model", checkpoint, "--format", "json")[1]
+    assert json.loads(direct) == json.loads(from_gallery)
+
+
+def test_gallery_from_another_model_is_refused(checkpoint, tmp_path):
+    gallery = tmp_path / "g.asg"
+    cli("enroll", EXAMPLES / "support", "--out", gallery, "--model", checkpoint)
+    other = EmbeddingModel(LogMelSpectrogram(), ResNetEncoder(EncoderConfig(channels=(8, 8, 16, 16), embedding_dim=24)))
+    other_path = tmp_path / "other.pt"
+    other.eval().save(other_path)
+    code, _, err = cli("classify", "--gallery", gallery, EXAMPLES / "query", "--model", other_path)
+    assert code == 1 and "different model" in err
+
+
+def test_verify_and_embed(checkpoint, tmp_path):
+    a, b = EXAMPLES / "support" / "snare" / "sn_06.flac", EXAMPLES / "support" / "snare" / "sn_07.flac"
+    code, out, _ = cli("verify", a, a, "--model", checkpoint, "--format", "json")
+    result = json.loads(out)
+    assert code == 0 and result["decision"] == "same" and result["similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert result["threshold"] == 0.5  # the checkpoint's calibrated threshold
+    code, out, _ = cli("verify", a, b, "--model", checkpoint, "--threshold", "1.01")
+    assert code == 0 and out.startswith("different")
+    npy = tmp_path / "emb.npy"
+    code, _, _ = cli("embed", EXAMPLES / "support", "--out", npy, "--model", checkpoint)
+    emb = np.load(npy)
+    rows = list(csv.DictReader(open(tmp_path / "emb.csv")))
+    assert code == 0 and emb.shape == (18, 24) and len(rows) == 18
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)

@@ -1,0 +1,95 @@
+"""Training end to end on tiny generated data: outputs, resume, reproducibility, label-free, contrastive."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from audio_fixtures import write
+from audiosiam.models import load_checkpoint
+from audiosiam.training import DataSource, TrainConfig, load_sources, train
+
+TINY = dict(channels=[8, 8, 16, 16], blocks=[1, 1, 1], embedding_dim=16, n_mels=32, p=4, k=2, clip_seconds=0.5,
+            steps_per_epoch=3, val_episodes=20, warmup_steps=2)
+
+
+def tone(freq, seconds, seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16000 * seconds)) / 16000
+    return (0.4 * np.sin(2 * math.pi * freq * (1 + 0.02 * rng.standard_normal()) * t)
+            + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tones")
+    for c in range(6):
+        for n in range(6):
+            write(root / f"class{c}" / f"{n}.wav", tone(200 * 1.6 ** c, 0.6, seed=10 * c + n))
+    return root
+
+
+def run(tmp_path, data, **overrides):
+    config = TrainConfig(out=str(tmp_path / "model.pt"), **{**TINY, "epochs": 2, "val_classes": 2, **overrides})
+    return train(config, [DataSource(str(data), "tones")], progress=False, log=lambda *a: None)
+
+
+def test_training_writes_model_metrics_plot_and_checkpoints(tmp_path, data):
+    final = run(tmp_path, data)
+    assert (tmp_path / "model.pt").is_file()
+    run_dir = tmp_path / "model.run"
+    for name in ("best.pt", "last.pt", "state.pt", "metrics.csv", "metrics.json", "curves.png"):
+        assert (run_dir / name).is_file(), name
+    history = json.loads((run_dir / "metrics.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and history[-1]["step"] == 6
+    assert 0.0 <= final["val_accuracy"] <= 1.0 and math.isfinite(final["train_loss"])
+    model = load_checkpoint(tmp_path / "model.pt")
+    assert model.embedding_dim == 16 and len(model.info["label_set"]) == 4
+    assert len(model.info["validation_classes"]) == 2
+    assert "verification_threshold" in model.info
+
+
+def test_resume_continues_with_nothing_lost(tmp_path, data, monkeypatch):
+    import audiosiam.training as training
+
+    straight = tmp_path / "a"
+    run(straight, data, epochs=3)
+    split = tmp_path / "b"
+    real_write = training._write_metrics
+
+    def interrupt_after_two_epochs(history, run_dir):  # the state of epoch 2 is saved before this runs
+        real_write(history, run_dir)
+        if len(history) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_write_metrics", interrupt_after_two_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        run(split, data, epochs=3)
+    monkeypatch.setattr(training, "_write_metrics", real_write)
+    run(split, data, epochs=3, resume=True)
+    a = load_checkpoint(straight / "model.run" / "last.pt").state_dict()
+    b = load_checkpoint(split / "model.run" / "last.pt").state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)
+    history = json.loads((split / "model.run" / "metrics.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_label_free_training_and_contrastive_loss(tmp_path, data):
+    config = TrainConfig(out=str(tmp_path / "free.pt"), **{**TINY, "epochs": 1, "val_classes": 0})
+    train(config, [], unlabelled=[DataSource(str(data))], progress=False, log=lambda *a: None)
+    assert (tmp_path / "free.pt").is_file()
+    run(tmp_path / "c", data, loss="contrastive", epochs=1)
+    assert (tmp_path / "c" / "model.pt").is_file()
+
+
+def test_recipe_sources(tmp_path, data):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"sources": [{"name": "t", "path": str(data)}], "unlabelled": [str(data)],
+                                  "background": [str(data / "class0")]}))
+    labelled, unlabelled, background = load_sources([str(recipe), str(data)])
+    assert [s.name for s in labelled] == ["t", data.name] and len(unlabelled) == 1 and len(background) == 1
