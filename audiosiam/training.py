@@ -40,7 +40,7 @@ from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
 from .io import find_audio_files, load_audio
 from .losses import ContrastiveLoss, TripletLoss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
-from .transforms import AddNoise, Compose, LogMelSpectrogram, MixBackground, RandomGain, SpecAugment, TimeShift
+from .transforms import AddNoise, BandLimit, Compose, LogMelSpectrogram, MixBackground, RandomGain, SpecAugment, TimeShift
 
 __all__ = ["TrainConfig", "DataSource", "train", "load_sources"]
 
@@ -258,7 +258,8 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
     bg = _load_background(background, sample_rate) if background else []
     augment = None
     if config.augment:
-        parts = [RandomGain((-10.0, 6.0), p=0.8), AddNoise((10.0, 40.0), p=0.3), TimeShift(0.1, p=0.3)]
+        parts = [RandomGain((-10.0, 6.0), p=0.8), AddNoise((10.0, 40.0), p=0.3), TimeShift(0.1, p=0.3),
+                 BandLimit(sample_rate, (3000.0, 7000.0), p=0.3)]
         if bg:
             parts.insert(1, MixBackground(bg, (3.0, 25.0), p=0.4))
         augment = Compose(parts)

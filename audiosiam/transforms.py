@@ -27,6 +27,7 @@ __all__ = [
     "AddNoise",
     "MixBackground",
     "TimeShift",
+    "BandLimit",
     "SpecAugment",
     "Compose",
 ]
@@ -162,6 +163,30 @@ class MixBackground(_WaveformAugment):
             clip = clip.repeat(row.shape[0] // clip.shape[0] + 1)
         background = fix_length(clip, row.shape[0], mode="random", generator=generator)
         return _mix_at_snr(row, background, float(_uniform(*self.snr_db, (), generator)))
+
+
+class BandLimit(_WaveformAugment):
+    """Remove everything above a cutoff drawn uniformly from ``cutoff_hz``, as a telephone, an 8 kHz
+    recording or a cheap microphone would (a brick-wall cut in the frequency domain).
+
+    Args:
+        sample_rate: rate of the waveforms.
+        cutoff_hz: (low, high) range of the cutoff frequency.
+    """
+
+    def __init__(self, sample_rate: int = 16000, cutoff_hz: Sequence[float] = (3000.0, 7000.0), p: float = 0.3):
+        super().__init__(p)
+        self.sample_rate = int(sample_rate)
+        self.cutoff_hz = _check_range("cutoff_hz", cutoff_hz)
+        if not 0 < self.cutoff_hz[0] <= self.cutoff_hz[1] <= sample_rate / 2:
+            raise ParameterError(f"cutoff_hz={tuple(cutoff_hz)}: expected 0 < low <= high <= {sample_rate / 2}")
+
+    def _apply(self, row, generator):
+        cutoff = float(_uniform(*self.cutoff_hz, (), generator))
+        spectrum = torch.fft.rfft(row)
+        first_cut = int(cutoff / (self.sample_rate / 2) * (spectrum.shape[0] - 1)) + 1
+        spectrum[first_cut:] = 0
+        return torch.fft.irfft(spectrum, n=row.shape[0])
 
 
 class TimeShift(_WaveformAugment):

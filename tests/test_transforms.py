@@ -42,6 +42,19 @@ def test_time_shift_moves_without_wrapping():
     assert TimeShift(0.0, p=1.0)(x, gen()).equal(x)
 
 
+def test_band_limit_removes_high_frequencies():
+    from audiosiam.transforms import BandLimit
+
+    x = torch.from_numpy(sine(500) + sine(6000))
+    y = BandLimit(16000, (3000.0, 3000.0), p=1.0)(x, gen())
+    spectrum = torch.fft.rfft(y).abs()
+    freqs = torch.fft.rfftfreq(len(y), 1 / 16000)
+    assert spectrum[freqs > 3100].max() < 1e-3 * spectrum.max()
+    assert spectrum[(freqs > 490) & (freqs < 510)].max() > 0.5 * torch.fft.rfft(x).abs().max()
+    with pytest.raises(ParameterError, match="cutoff_hz"):
+        BandLimit(16000, (1000.0, 9000.0))
+
+
 def test_spec_augment_masks_bands_and_frames():
     spec = torch.randn(2, 64, 100)
     out = SpecAugment(time_masks=1, time_width=10, freq_masks=1, freq_width=5)(spec, gen(1))
