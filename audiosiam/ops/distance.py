@@ -57,8 +57,10 @@ def _prepare(x: torch.Tensor, y: torch.Tensor | None, names=("x", "y")):
     return x, y, compute
 
 
-def _use_compiled(*tensors: torch.Tensor) -> bool:
-    return has_ops() and all(t.device.type in ("cpu", "cuda") for t in tensors)
+def _use_compiled(op: str, *tensors: torch.Tensor) -> bool:
+    """True when ``torch.ops.audiosiam.<op>`` is registered (an extension built before an op was added
+    lacks it) and every tensor is on a device our kernels serve."""
+    return has_ops() and hasattr(torch.ops.audiosiam, op) and all(t.device.type in ("cpu", "cuda") for t in tensors)
 
 
 def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric: str = "euclidean") -> torch.Tensor:
@@ -82,7 +84,7 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric:
     if x.shape[0] == 0 or y.shape[0] == 0:
         return (x.sum() + y.sum()).mul(0).expand(x.shape[0], y.shape[0]).to(out_dtype).contiguous()
     xc, yc = x.to(compute), (x.to(compute) if y is x else y.to(compute))
-    if _use_compiled(xc, yc):
+    if _use_compiled("pairwise_distance", xc, yc):
         out = torch.ops.audiosiam.pairwise_distance(xc, yc, metric)
     else:
         out = reference.pairwise_distance(xc, yc, metric)
@@ -123,7 +125,7 @@ def knn(query: torch.Tensor, reference_set: torch.Tensor, k: int, *, metric: str
     q, r = query.detach().to(compute), reference_set.detach().to(compute)
     if q.shape[0] == 0:
         return q.new_zeros(0, k).to(query.dtype), torch.zeros(0, k, dtype=torch.long, device=q.device)
-    if _use_compiled(q, r):
+    if _use_compiled("knn", q, r):
         dist, idx = torch.ops.audiosiam.knn(q, r, k, metric)
     else:
         dist, idx = reference.knn(q, r, k, metric)
