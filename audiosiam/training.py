@@ -88,6 +88,7 @@ class TrainConfig:
     val_classes: int | None = None
     val_episodes: int = 300
     unlabelled_share: float = 0.3  # fraction of each batch's classes drawn from label-free clips
+    balance_sources: bool = True  # each labelled source gets an equal share of the drawn classes
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
@@ -161,13 +162,24 @@ def _split_classes(dataset: AudioClipDataset, n_val: int | None, seed: int, min_
     return held
 
 
-def _class_weights(dataset: AudioClipDataset, unlabelled_share: float) -> dict[int, float] | None:
-    """Equal weight per labelled class, and ``unlabelled_share`` of the total spread over label-free clips."""
+def _class_weights(dataset: AudioClipDataset, unlabelled_share: float, balance_sources: bool) -> dict[int, float] | None:
+    """Class-drawing weights for the PK sampler.
+
+    Label-free clips share ``unlabelled_share`` of the draws. With ``balance_sources`` every labelled source
+    (the prefix before the first "/" of a class name) gets an equal share, split equally among its classes,
+    so a source with 8 words counts as much as one with 100 drum sounds; otherwise every class is equal.
+    """
     free = [i for i, c in enumerate(dataset.classes) if c.startswith("unlabelled/")]
-    if not free or len(free) == len(dataset.classes):
+    labelled = [i for i, c in enumerate(dataset.classes) if not c.startswith("unlabelled/")]
+    if not labelled:
         return None
-    labelled = len(dataset.classes) - len(free)
-    weights = {i: (1.0 - unlabelled_share) / labelled for i in range(len(dataset.classes))}
+    share = (1.0 - unlabelled_share) if free else 1.0
+    by_source: dict[str, list[int]] = {}
+    for i in labelled:
+        by_source.setdefault(dataset.classes[i].split("/", 1)[0] if balance_sources else "", []).append(i)
+    weights = {}
+    for members in by_source.values():
+        weights.update({i: share / (len(by_source) * len(members)) for i in members})
     weights.update({i: unlabelled_share / len(free) for i in free})
     return weights
 
@@ -293,7 +305,8 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     spec_augment = SpecAugment(time_masks=2, time_width=12, freq_masks=2, freq_width=8, p=0.8) if config.augment else None
     sampler = PKSampler(train_set.labels, config.p, config.k, batches=config.steps_per_epoch,
-                        seed=config.seed + 1000 * rank, class_weights=_class_weights(train_set, config.unlabelled_share))
+                        seed=config.seed + 1000 * rank, class_weights=_class_weights(train_set, config.unlabelled_share,
+                                                                  config.balance_sources))
     loader = make_loader(train_set, sampler, num_workers=config.num_workers, device=device)
     total_steps = config.epochs * len(sampler)
     use_amp = device.type == "cuda"

@@ -93,3 +93,16 @@ def test_recipe_sources(tmp_path, data):
                                   "background": [str(data / "class0")]}))
     labelled, unlabelled, background = load_sources([str(recipe), str(data)])
     assert [s.name for s in labelled] == ["t", data.name] and len(unlabelled) == 1 and len(background) == 1
+
+
+def test_class_weights_balance_sources_and_label_free_share():
+    from audiosiam.training import _class_weights
+
+    class Fake:
+        classes = ["words/yes", "words/no", "drums/a", "drums/b", "drums/c", "drums/d", "unlabelled/x", "unlabelled/y"]
+
+    balanced = _class_weights(Fake(), 0.2, True)
+    assert balanced[0] == pytest.approx(0.2) and balanced[2] == pytest.approx(0.1) and balanced[6] == pytest.approx(0.1)
+    assert sum(balanced.values()) == pytest.approx(1.0)
+    flat = _class_weights(Fake(), 0.2, False)
+    assert flat[0] == pytest.approx(flat[5]) and sum(flat.values()) == pytest.approx(1.0)
