@@ -33,6 +33,16 @@ def extension_sources(with_cuda: bool) -> list[str]:
     return rel("csrc/**/*.cpp") + (rel("csrc/**/*.cu") if with_cuda else [])
 
 
+def _pip_cuda_include_dirs() -> list[str]:
+    """Headers of the CUDA libraries that torch's wheels bring (cuBLAS, cuSPARSE, ...). ATen's CUDA headers
+    include them, and a minimal CUDA toolkit (nvcc alone) does not ship them."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nvidia")
+    roots = list(spec.submodule_search_locations) if spec and spec.submodule_search_locations else []
+    return sorted({d for root in roots for d in glob.glob(os.path.join(root, "*", "include")) if os.path.isdir(d)})
+
+
 def _want_cuda() -> bool:
     switch = os.environ.get("AUDIOSIAM_CUDA", "").strip()
     if switch in ("0", "1"):
@@ -63,7 +73,7 @@ def _extensions():
     args = dict(
         name="audiosiam._C",
         sources=extension_sources(with_cuda),
-        include_dirs=[os.path.join(ROOT, "csrc")],
+        include_dirs=[os.path.join(ROOT, "csrc")] + (_pip_cuda_include_dirs() if with_cuda else []),
         define_macros=define_macros,
         extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-lineinfo"]} if with_cuda else {"cxx": cxx},
         extra_link_args=["-fopenmp"],

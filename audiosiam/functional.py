@@ -16,7 +16,7 @@ from .errors import ParameterError
 
 __all__ = ["mel_filterbank", "log_mel_spectrogram", "log_mel_from_filterbank", "NORMALIZATIONS"]
 
-NORMALIZATIONS = (None, "utterance")
+NORMALIZATIONS = (None, "utterance", "band")
 
 
 @functools.lru_cache(maxsize=16)
@@ -55,7 +55,9 @@ def log_mel_from_filterbank(
         filterbank: (n_fft // 2 + 1, n_mels).
         top_db: floor at this many dB below each clip's peak; ``None`` for no floor.
         amin: power floor before the logarithm.
-        normalize: ``None`` or ``"utterance"`` (subtract the clip's mean dB and divide by its standard
+        normalize: ``None``; ``"band"`` (subtract each band's mean over time, then divide by the clip's
+            standard deviation: removes gain and the long-term spectrum of channel and speaker); or
+            ``"utterance"`` (subtract the clip's mean dB and divide by its standard
             deviation: removes gain, keeps the spectral shape; exactly so while the clip's peak minus
             ``top_db`` stays above the ``amin`` clamp, i.e. for all but near-silent clips).
 
@@ -78,7 +80,12 @@ def log_mel_from_filterbank(
     if top_db is not None:
         peak = db.amax(dim=(-2, -1), keepdim=True)
         db = torch.maximum(db, peak - top_db)
-    if normalize == "utterance":
+    if normalize == "band":
+        # Cepstral-mean-style: each band's mean over time removed (the channel's and the speaker's long-term
+        # spectrum), then one scale for the clip.
+        db = db - db.mean(dim=-1, keepdim=True)
+        db = db / db.std(dim=(-2, -1), keepdim=True).clamp_min(1e-5)
+    elif normalize == "utterance":
         mean = db.mean(dim=(-2, -1), keepdim=True)
         std = db.std(dim=(-2, -1), keepdim=True)
         db = (db - mean) / std.clamp_min(1e-5)

@@ -82,6 +82,7 @@ class TrainConfig:
     warmup_steps: int = 100
     embedding_dim: int = 192
     n_mels: int = 64
+    normalize: str = "utterance"  # log-mel normalisation: "utterance" or "band" (see audiosiam.functional)
     channels: list[int] = field(default_factory=lambda: [32, 48, 96, 160])
     blocks: list[int] = field(default_factory=lambda: [1, 1, 1])
     augment: bool = True
@@ -290,7 +291,7 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
         val_set.validate()
 
     # ------------------------------------------------------------------ model
-    frontend = LogMelSpectrogram(sample_rate, n_mels=config.n_mels)
+    frontend = LogMelSpectrogram(sample_rate, n_mels=config.n_mels, normalize=config.normalize)
     encoder = ResNetEncoder(EncoderConfig(n_mels=config.n_mels, channels=tuple(config.channels),
                                           blocks=tuple(config.blocks), embedding_dim=config.embedding_dim))
     model = EmbeddingModel(frontend, encoder)

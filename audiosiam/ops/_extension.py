@@ -24,9 +24,22 @@ class ExtensionFallbackWarning(UserWarning):
     """Emitted once when audiosiam runs its pure-PyTorch references instead of compiled kernels."""
 
 
-@functools.lru_cache(maxsize=None)
+_STATE: tuple | None = None  # (module or None, reason or None), set on first use
+
+
 def _load():
-    """Import ``audiosiam._C`` once; return ``(module or None, reason it failed or None)``."""
+    """Import ``audiosiam._C`` once; return ``(module or None, reason it failed or None)``.
+
+    A plain module-level memo rather than ``functools.lru_cache``, so that ``torch.compile`` sees a
+    constant instead of tracing through a cache wrapper.
+    """
+    global _STATE
+    if _STATE is None:
+        _STATE = _import_extension()
+    return _STATE
+
+
+def _import_extension():
     if os.environ.get("AUDIOSIAM_DISABLE_EXTENSION") == "1":
         return None, "disabled by AUDIOSIAM_DISABLE_EXTENSION=1"
     try:
@@ -35,6 +48,9 @@ def _load():
         from .. import _C
     except ImportError as exc:
         return None, f"{type(exc).__name__}: {exc}"
+    # Fake kernels and autograd formulas, for the ops this build has (an older build may lack some).
+    if hasattr(torch.ops.audiosiam, "pairwise_distance"):
+        from . import _distance_registrations  # noqa: F401
     return _C, None
 
 

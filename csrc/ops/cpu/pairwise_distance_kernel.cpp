@@ -1,0 +1,101 @@
+// CPU kernels of pairwise_distance and its backward.
+
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "../distance.h"
+#include "difference_sum.h"
+
+namespace audiosiam {
+namespace {
+
+// Rows of y per tile: 64 rows of D=128 floats is 32 KB, which stays in L1/L2 while every x row of the
+// block is compared with them.
+constexpr int64_t kTileRows = 64;
+
+template <typename scalar_t, bool kAbs, bool kSqrt>
+void difference_kernel_impl(const scalar_t* x, const scalar_t* y, scalar_t* out, int64_t n, int64_t m, int64_t d) {
+  at::parallel_for(0, n, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t jb = 0; jb < m; jb += kTileRows) {
+      const int64_t je = std::min(m, jb + kTileRows);
+      for (int64_t i = begin; i < end; ++i) {
+        const scalar_t* xi = x + i * d;
+        scalar_t* row = out + i * m;
+        for (int64_t j = jb; j < je; ++j) {
+          const scalar_t s = cpu::difference_sum<scalar_t, kAbs>(xi, y + j * d, d);
+          row[j] = kSqrt ? std::sqrt(s) : s;
+        }
+      }
+    }
+  });
+}
+
+at::Tensor pairwise_distance_cpu(const at::Tensor& x_in, const at::Tensor& y_in, c10::string_view metric_name) {
+  check_pair(x_in, "x", y_in, "y");
+  const Metric metric = parse_metric(std::string(metric_name));
+  if (metric == Metric::Cosine) return cosine_distance(x_in, y_in);
+  auto x = x_in.contiguous(), y = y_in.contiguous();
+  const int64_t n = x.size(0), m = y.size(0), d = x.size(1);
+  auto out = at::empty({n, m}, x.options());
+  if (n == 0 || m == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "pairwise_distance_cpu", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* yp = y.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    if (metric == Metric::L1) {
+      difference_kernel_impl<scalar_t, true, false>(xp, yp, op, n, m, d);
+    } else if (metric == Metric::Euclidean) {
+      difference_kernel_impl<scalar_t, false, true>(xp, yp, op, n, m, d);
+    } else {
+      difference_kernel_impl<scalar_t, false, false>(xp, yp, op, n, m, d);
+    }
+  });
+  return out;
+}
+
+template <typename scalar_t>
+void l1_grad_impl(const scalar_t* g, const scalar_t* x, const scalar_t* y, scalar_t* gx, scalar_t* gy, int64_t n,
+                  int64_t m, int64_t d) {
+  // grad_x[i] = sum_j g[i, j] sign(x[i] - y[j]); grad_y[j] = -sum_i g[i, j] sign(x[i] - y[j]).
+  // Two passes, each parallel over the rows it writes, so no two threads write the same row.
+  auto sign = [](scalar_t t) { return static_cast<scalar_t>((t > 0) - (t < 0)); };
+  at::parallel_for(0, n, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      for (int64_t j = 0; j < m; ++j) {
+        const scalar_t w = g[i * m + j];
+        if (w == 0) continue;
+        for (int64_t k = 0; k < d; ++k) gx[i * d + k] += w * sign(x[i * d + k] - y[j * d + k]);
+      }
+  });
+  at::parallel_for(0, m, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j)
+      for (int64_t i = 0; i < n; ++i) {
+        const scalar_t w = g[i * m + j];
+        if (w == 0) continue;
+        for (int64_t k = 0; k < d; ++k) gy[j * d + k] -= w * sign(x[i * d + k] - y[j * d + k]);
+      }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> l1_grad_cpu(const at::Tensor& g, const at::Tensor& x, const at::Tensor& y) {
+  auto gx = at::zeros_like(x), gy = at::zeros_like(y);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "l1_grad_cpu", [&] {
+    l1_grad_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                           gx.data_ptr<scalar_t>(), gy.data_ptr<scalar_t>(), x.size(0), y.size(0), x.size(1));
+  });
+  return {gx, gy};
+}
+
+std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
+                                                                  const at::Tensor& y, const at::Tensor& dist,
+                                                                  c10::string_view metric) {
+  return pairwise_distance_backward_impl(grad, x, y, dist, std::string(metric), &l1_grad_cpu);
+}
+
+}  // namespace
+}  // namespace audiosiam
+
+TORCH_LIBRARY_IMPL(audiosiam, CPU, m) {
+  m.impl("pairwise_distance", &audiosiam::pairwise_distance_cpu);
+  m.impl("_pairwise_distance_backward", &audiosiam::pairwise_distance_backward_cpu);
+}

@@ -1,0 +1,23 @@
+// Shared declarations of the distance ops (schemas in pairwise_distance.cpp and knn.cpp).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+#include <tuple>
+
+#include "../common/checks.h"
+
+namespace audiosiam {
+
+// Cosine distance 1 - <x/|x|, y/|y|>, 1 where a row is all zeros; any device (ATen ops, BLAS/cuBLAS).
+at::Tensor cosine_distance(const at::Tensor& x, const at::Tensor& y);
+
+// Backward of pairwise_distance for every metric, any device. L1 needs a sign-weighted sum that is not a
+// matrix product; each device supplies it as `l1_grad(grad, x, y) -> (grad_x, grad_y)`.
+using L1GradFn = std::tuple<at::Tensor, at::Tensor> (*)(const at::Tensor&, const at::Tensor&, const at::Tensor&);
+std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_impl(const at::Tensor& grad, const at::Tensor& x,
+                                                                   const at::Tensor& y, const at::Tensor& dist,
+                                                                   const std::string& metric, L1GradFn l1_grad);
+
+}  // namespace audiosiam

@@ -1,0 +1,58 @@
+// Schemas of the distance ops and the device-independent parts of their math.
+//
+// Forward (per device, csrc/ops/{cpu,cuda}/pairwise_distance_kernel.*): euclidean, sqeuclidean and l1 are
+// summed from differences, never from |x|^2 + |y|^2 - 2<x, y>, so there is no cancellation: x against
+// itself gives exactly 0, and near-duplicates keep their tiny true distance. Cosine uses a matrix product
+// of unit rows (no cancellation problem there).
+//
+// Backward (private op _pairwise_distance_backward): with W = dL/dD scaled per metric,
+//   grad_x = diag(W 1) x - W y,   grad_y = diag(W^T 1) y - W^T x,
+// a pair of matrix products. The subgradient where a euclidean distance is 0 is 0 (W = 0 there), never
+// NaN; l1 uses sign(0) = 0; a zero row gets cosine gradient 0.
+
+#include <torch/library.h>
+
+#include "distance.h"
+
+namespace audiosiam {
+
+at::Tensor cosine_distance(const at::Tensor& x, const at::Tensor& y) {
+  auto unit = [](const at::Tensor& t) {
+    auto norm = t.norm(2, {1}, /*keepdim=*/true);
+    return at::where(norm > 0, t / norm.clamp_min(std::numeric_limits<double>::min()), at::zeros_like(t));
+  };
+  return (1 - at::mm(unit(x), unit(y).t())).clamp(0, 2);
+}
+
+std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_impl(const at::Tensor& grad, const at::Tensor& x,
+                                                                   const at::Tensor& y, const at::Tensor& dist,
+                                                                   const std::string& metric_name, L1GradFn l1_grad) {
+  const Metric metric = parse_metric(metric_name);
+  auto g = grad.contiguous();
+  if (metric == Metric::L1) return l1_grad(g, x.contiguous(), y.contiguous());
+  if (metric == Metric::Cosine) {
+    auto nx = x.norm(2, {1}, true), ny = y.norm(2, {1}, true);
+    auto ux = at::where(nx > 0, x / nx.clamp_min(std::numeric_limits<double>::min()), at::zeros_like(x));
+    auto uy = at::where(ny > 0, y / ny.clamp_min(std::numeric_limits<double>::min()), at::zeros_like(y));
+    // Clamping D to [0, 2] only bites at rounding level; its gradient is taken as 1 there.
+    auto g_ux = -at::mm(g, uy), g_uy = -at::mm(g.t(), ux);
+    auto back = [](const at::Tensor& gu, const at::Tensor& u, const at::Tensor& n) {
+      auto radial = (gu * u).sum(1, true) * u;
+      return at::where(n > 0, (gu - radial) / n.clamp_min(std::numeric_limits<double>::min()), at::zeros_like(gu));
+    };
+    return {back(g_ux, ux, nx), back(g_uy, uy, ny)};
+  }
+  at::Tensor w = metric == Metric::SqEuclidean
+                     ? 2 * g
+                     : at::where(dist > 0, g / dist.clamp_min(std::numeric_limits<double>::min()), at::zeros_like(g));
+  auto grad_x = w.sum(1, true) * x - at::mm(w, y);
+  auto grad_y = w.sum(0).unsqueeze(1) * y - at::mm(w.t(), x);
+  return {grad_x, grad_y};
+}
+
+}  // namespace audiosiam
+
+TORCH_LIBRARY_FRAGMENT(audiosiam, m) {
+  m.def("pairwise_distance(Tensor x, Tensor y, str metric) -> Tensor");
+  m.def("_pairwise_distance_backward(Tensor grad, Tensor x, Tensor y, Tensor dist, str metric) -> (Tensor, Tensor)");
+}
