@@ -1,0 +1,45 @@
+"""The build: setup.py and CMake compile the same sources, and the extension reports how it was built."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup_module_sources(with_cuda: bool) -> list[str]:
+    spec = importlib.util.spec_from_file_location("audiosiam_setup", ROOT / "setup.py")
+    text = (ROOT / "setup.py").read_text()
+    # Evaluate only the source-list helper: running setup.py itself would start a build.
+    namespace = {"__file__": str(ROOT / "setup.py")}
+    exec(compile(text.split("def _pip_cuda_include_dirs")[0], "setup.py", "exec"), namespace)
+    assert spec is not None
+    return namespace["extension_sources"](with_cuda)
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
+def test_setup_py_and_cmake_compile_the_same_sources():
+    result = subprocess.run(["cmake", f"-DAUDIOSIAM_ROOT={ROOT}", "-P", str(ROOT / "cmake" / "print_sources.cmake")],
+                            capture_output=True, text=True, check=True)
+    cmake_list = [line.removeprefix("-- ").strip() for line in (result.stdout + result.stderr).splitlines()
+                  if line.strip().startswith("-- csrc/")]
+    assert cmake_list == setup_module_sources(with_cuda=True)
+    assert any(s.endswith(".cu") for s in cmake_list) and "csrc/audiosiam.cpp" in cmake_list
+
+
+@pytest.mark.needs_extension
+def test_build_info_reports_the_build():
+    import torch
+
+    from audiosiam.ops import build_info
+
+    info = build_info()
+    assert info["loaded"] is True
+    assert {"cuda", "openmp", "openmp_max_threads", "simd", "torch_version", "torch_threads"} <= set(info)
+    assert info["torch_version"] == torch.__version__.split("+")[0]
+    assert info["simd"] in {"AVX512", "AVX2", "AVX", "SSE4.2", "NEON", "scalar"}
