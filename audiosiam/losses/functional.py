@@ -5,6 +5,9 @@ and a reducer (how their values become one number), in the spirit of pytorch-met
 
 Conventions, the same for every mining:
 
+* Batch-hard mining runs the fused compiled op ``audiosiam::triplet_batch_hard`` when the extension is
+  built (O(B) memory, sparse O(B D) backward; ties go to the lower index), else the code below, which is
+  its reference.
 * Distances come from :func:`audiosiam.ops.pairwise_distance` (exact zeros on the diagonal; at a zero
   euclidean distance the subgradient is 0, so coincident embeddings give finite gradients, never NaN).
 * An anchor with no positive or no negative in the batch contributes nothing. A batch with no valid
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ParameterError
+from ..ops.losses import batch_hard_triplet_terms, fused_batch_hard_available
 
 __all__ = ["triplet_loss", "triplet_margin_loss", "contrastive_loss", "contrastive_pair_loss", "MININGS",
            "REDUCTIONS", "DISTANCES"]
@@ -122,6 +126,11 @@ def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: floa
         raise ParameterError(f"mining={mining!r}: expected one of {MININGS}")
     if margin < 0:
         raise ParameterError(f"margin={margin}: must be >= 0")
+    if mining == "batch_hard" and fused_batch_hard_available(embeddings, distance):
+        terms, has, d_ap, d_an = batch_hard_triplet_terms(embeddings, labels, margin=margin, distance=distance,
+                                                          squared=squared, soft=soft_margin)
+        out = _reduce(terms, has, reduction)
+        return (out, _stats(terms, has, d_ap, d_an)) if return_stats else out
     dist = _distances(embeddings, distance, squared)
     b = dist.shape[0]
     same = labels[:, None] == labels[None, :]

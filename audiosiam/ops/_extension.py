@@ -51,6 +51,8 @@ def _import_extension():
     # Fake kernels and autograd formulas, for the ops this build has (an older build may lack some).
     if hasattr(torch.ops.audiosiam, "pairwise_distance"):
         from . import _distance_registrations  # noqa: F401
+    if hasattr(torch.ops.audiosiam, "triplet_batch_hard"):
+        from . import _loss_registrations  # noqa: F401
     return _C, None
 
 

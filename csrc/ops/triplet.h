@@ -1,0 +1,36 @@
+// Checks and the per-anchor math shared by the CPU and CUDA kernels of the triplet ops.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "../common/checks.h"
+
+namespace audiosiam {
+
+inline void check_batch(const at::Tensor& embeddings, const at::Tensor& labels) {
+  check_matrix(embeddings, "embeddings");
+  TORCH_CHECK_VALUE(labels.dim() == 1 && labels.size(0) == embeddings.size(0), "audiosiam: argument 'labels': expected shape (",
+                    embeddings.size(0), ",), got ", labels.sizes());
+  TORCH_CHECK_VALUE(labels.scalar_type() == at::kLong, "audiosiam: argument 'labels': expected int64, got ",
+                    labels.scalar_type());
+  TORCH_CHECK_VALUE(labels.device() == embeddings.device(), "audiosiam: argument 'labels': is on ", labels.device(),
+                    " but 'embeddings' is on ", embeddings.device());
+}
+
+// d(term)/d(d_ap) for one anchor (d(term)/d(d_an) is its negative).
+template <typename scalar_t>
+C10_HOST_DEVICE inline scalar_t term_slope(scalar_t d_ap, scalar_t d_an, double margin, double scale, bool soft) {
+  const scalar_t z = static_cast<scalar_t>(scale) * (d_ap - d_an);
+  if (soft) return static_cast<scalar_t>(scale) / (scalar_t(1) + exp(-z));  // sigmoid(z) * scale
+  return (z + static_cast<scalar_t>(margin) > 0) ? static_cast<scalar_t>(scale) : scalar_t(0);
+}
+
+template <typename scalar_t>
+C10_HOST_DEVICE inline scalar_t term_value(scalar_t d_ap, scalar_t d_an, double margin, double scale, bool soft) {
+  const scalar_t z = static_cast<scalar_t>(scale) * (d_ap - d_an);
+  if (soft) return z > 20 ? z : log1p(exp(z));  // softplus, without overflow
+  const scalar_t h = z + static_cast<scalar_t>(margin);
+  return h > 0 ? h : scalar_t(0);
+}
+
+}  // namespace audiosiam
