@@ -1,0 +1,90 @@
+"""The bundled default model, end to end on real clips it never saw in training.
+
+The example classes (a held-out drum kit, the held-out words "yes" and "no") and FSDD digits 5-9 are in
+none of its training data (audiosiam/assets/DATA_SOURCES.md), so these tests measure generalisation.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import audiosiam
+from audiosiam.classify import UNKNOWN, FewShotClassifier
+from audiosiam.commands._common import read_support_folder
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return audiosiam.load_model()
+
+
+def expected_label(query: Path) -> str:
+    name = query.stem
+    if name.startswith("said_"):
+        return "word_" + name.split("_")[1]
+    for drum in ("bass_drum", "snare", "closed_hi_hat", "crash_cymbal"):
+        if name.startswith(drum):
+            return drum
+    return UNKNOWN
+
+
+def test_bundled_model_loads_offline_with_its_card(model):
+    assert model.embedding_dim == 192 and model.sample_rate == 16000
+    assert model.source == "default"
+    info = model.info
+    assert info["label_set"] and 0.0 < info["verification_threshold"] < 1.0
+    assert (Path(audiosiam.__file__).parent / "assets" / "MODEL_CARD.md").is_file()
+    assert sum(p.numel() for p in model.parameters()) < 3_000_000
+
+
+def check_answers(answers: dict[str, str]) -> None:
+    """Never a wrong class; the stranger is unknown; at most one known query abstains (says unknown).
+
+    (The crash-cymbal query is a different cymbal from the enrolled one: abstaining there is acceptable.)
+    """
+    wrong = {q: a for q, a in answers.items() if a not in (expected_label(Path(q)), UNKNOWN)}
+    assert not wrong, wrong
+    assert answers["pirate_says_amazing.flac"] == UNKNOWN
+    abstained = [q for q, a in answers.items() if a == UNKNOWN and expected_label(Path(q)) != UNKNOWN]
+    assert len(abstained) <= 1, abstained
+
+
+def test_examples_are_classified_by_example(model):
+    support, labels = read_support_folder(EXAMPLES / "support")
+    clf = FewShotClassifier(model).fit(support, labels)
+    queries = sorted((EXAMPLES / "query").iterdir())
+    check_answers({q.name: str(label) for q, label in zip(queries, clf.predict(queries))})
+
+
+def test_quickstart_command_prints_the_table(tmp_path):
+    plot = tmp_path / "plot.png"
+    result = subprocess.run([sys.executable, "-m", "audiosiam", "classify", "--support", str(EXAMPLES / "support"),
+                             str(EXAMPLES / "query"), "--format", "json", "--plot", str(plot)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == len(list((EXAMPLES / "query").iterdir()))
+    check_answers({Path(r["file"]).name: r["label"] for r in rows})
+    assert plot.stat().st_size > 10_000
+
+
+@pytest.mark.needs_shared_data
+def test_unseen_spoken_digits(model, shared_data):
+    from audiosiam.data import ManifestDataset
+    from audiosiam.evaluation import embed_dataset, few_shot_accuracy
+
+    digits = ManifestDataset(shared_data / "fsdd" / "manifest.csv", label_column="digit",
+                             where={"digit": ["5", "6", "7", "8", "9"]}, group_column="speaker", clip_seconds=None)
+    emb, labels = embed_dataset(model, digits)
+    one_shot = few_shot_accuracy(emb, labels, k_shot=1, episodes=1000)
+    five_shot = few_shot_accuracy(emb, labels, k_shot=5, episodes=1000)
+    # MFCC + cosine reaches 40.5% / 62.3% on this protocol (issue 5); a learned embedding must do better.
+    assert one_shot["accuracy"] > 0.5 and five_shot["accuracy"] > 0.7
