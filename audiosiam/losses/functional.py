@@ -64,22 +64,23 @@ def _distances(embeddings: torch.Tensor, distance: str, squared: bool) -> torch.
 
 
 def _reduce(values: torch.Tensor, valid: torch.Tensor, reduction: str, anchor_of=None, batch: int = 0) -> torch.Tensor:
-    """Reduce per-term ``values`` where ``valid``; the zero-valued fallback keeps the graph (zero gradient)."""
-    zero = values.sum() * 0.0
+    """Reduce per-term ``values`` where ``valid``.
+
+    Masked sums divided by clamped counts, not boolean indexing: no data-dependent shapes (so
+    ``torch.compile(fullgraph=True)`` and CUDA graphs work), and an empty selection gives 0 that still
+    depends on ``values`` (gradient exactly 0, never NaN).
+    """
+    kept = torch.where(valid, values, torch.zeros_like(values))
     if reduction == "none":
         if anchor_of is None:
-            return torch.where(valid, values, torch.zeros_like(values))
-        per_anchor = torch.zeros(batch, dtype=values.dtype, device=values.device)
-        count = torch.zeros(batch, dtype=values.dtype, device=values.device)
-        per_anchor = per_anchor.index_add(0, anchor_of, torch.where(valid, values, torch.zeros_like(values)))
-        count = count.index_add(0, anchor_of, valid.to(values.dtype))
+            return kept
+        per_anchor = torch.zeros(batch, dtype=values.dtype, device=values.device).index_add(0, anchor_of, kept)
+        count = torch.zeros(batch, dtype=values.dtype, device=values.device).index_add(0, anchor_of, valid.to(values.dtype))
         return per_anchor / count.clamp_min(1)
-    picked = values[valid]
     if reduction == "sum":
-        return picked.sum() + zero
-    if reduction == "mean_nonzero":
-        picked = picked[picked > 0]
-    return picked.mean() + zero if picked.numel() else zero
+        return kept.sum()
+    counted = valid & (values > 0) if reduction == "mean_nonzero" else valid
+    return kept.sum() / counted.sum().clamp_min(1).to(values.dtype)
 
 
 @torch.no_grad()

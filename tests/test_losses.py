@@ -1,0 +1,216 @@
+"""Triplet and contrastive losses: definitions, edge cases, pytorch-metric-learning parity, and the fused
+compiled batch-hard op against the pure-PyTorch reference."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import audiosiam.losses.functional as functional
+from audiosiam.errors import ParameterError
+from audiosiam.losses import ContrastiveLoss, TripletLoss, contrastive_loss, triplet_loss, triplet_margin_loss
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)]
+
+
+def batch(b=24, d=8, classes=5, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, d, generator=g, dtype=dtype), torch.randint(0, classes, (b,), generator=g)
+
+
+def brute_force_triplets(x, y, margin, reduction):
+    """Every (a, p, n) by explicit loops: the definition batch-all must equal."""
+    d = torch.cdist(x, x)
+    terms = [torch.relu(d[a, p] - d[a, n] + margin) for a, p, n in itertools.product(range(len(y)), repeat=3)
+             if a != p and y[a] == y[p] and y[a] != y[n]]
+    terms = torch.stack(terms)
+    if reduction == "mean_nonzero":
+        terms = terms[terms > 0]
+    return terms.mean()
+
+
+@pytest.fixture
+def reference_only(monkeypatch):
+    """Force the pure-PyTorch path (the reference) even where the compiled op exists."""
+    monkeypatch.setattr(functional, "fused_batch_hard_available", lambda *a: False)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "mean_nonzero"])
+def test_batch_all_equals_the_definition(reduction):
+    x, y = batch(b=12)
+    ours = triplet_loss(x, y, mining="batch_all", reduction=reduction, margin=0.3)
+    torch.testing.assert_close(ours, brute_force_triplets(x, y, 0.3, reduction))
+
+
+def test_batch_all_never_allocates_b_cubed(monkeypatch):
+    x, y = batch(b=40)
+    whole = triplet_loss(x, y, mining="batch_all")
+    monkeypatch.setattr(functional, "_BATCH_ALL_CHUNK_CELLS", 40 * 40 * 3)  # three anchors per chunk
+    torch.testing.assert_close(triplet_loss(x, y, mining="batch_all"), whole)
+
+
+def test_batch_hard_and_semi_hard_by_hand(reference_only):
+    x = torch.tensor([[0.0], [1.0], [3.0], [0.5]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1])
+    # anchor 0: farthest positive x=1 (d=1), nearest negative x=0.5 (d=0.5): 1 - 0.5 + 0.2 = 0.7
+    # anchor 3 (x=0.5): positive x=3 (d=2.5), nearest negatives x=0 and x=1 (d=0.5): 2.5 - 0.5 + 0.2 = 2.2
+    per_anchor = triplet_loss(x, y, mining="batch_hard", reduction="none")
+    torch.testing.assert_close(per_anchor, torch.tensor([0.7, 0.7, 0.7, 2.2], dtype=torch.float64))
+    # semi-hard for (0, 1): negatives farther than 1 within 1.2: none -> hardest (3, d=0.5): 0.7
+    semi = triplet_loss(x, y, mining="semi_hard", reduction="none")
+    assert semi[0] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("mining", ["batch_hard", "batch_all", "semi_hard"])
+def test_no_valid_triplet_gives_zero_loss_with_zero_gradient(mining):
+    for y in (torch.tensor([0, 1, 2, 3]), torch.tensor([5, 5, 5, 5]), torch.tensor([7])):
+        x = torch.randn(len(y), 3, requires_grad=True)
+        loss = triplet_loss(x, y, mining=mining)
+        loss.backward()
+        assert loss.item() == 0.0 and torch.equal(x.grad, torch.zeros_like(x))
+
+
+def test_singleton_classes_contribute_nothing(reference_only):
+    x, _ = batch(b=6)
+    y = torch.tensor([0, 0, 1, 1, 2, 3])  # classes 2 and 3 have one member
+    per_anchor = triplet_loss(x, y, mining="batch_hard", reduction="none")
+    assert per_anchor[4] == 0 and per_anchor[5] == 0
+
+
+@pytest.mark.parametrize("mining", ["batch_hard", "batch_all", "semi_hard"])
+def test_coincident_points_have_finite_gradients(mining):
+    x = torch.zeros(6, 4, dtype=torch.float64)
+    x[3:] = 1.0  # positives coincide exactly
+    x.requires_grad_()
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    loss = triplet_loss(x, y, mining=mining, margin=5.0)
+    loss.backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("mining", ["batch_hard", "batch_all", "semi_hard"])
+@pytest.mark.parametrize("distance,squared,soft", [("euclidean", False, False), ("euclidean", True, False),
+                                                   ("cosine", False, False), ("euclidean", False, True)])
+def test_gradcheck_float64(mining, distance, squared, soft):
+    x, y = batch(b=10, d=4)
+    x.requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda e: triplet_loss(e, y, mining=mining, distance=distance, squared=squared, soft_margin=soft), (x,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs(dtype):
+    x, y = batch(dtype=torch.float32)
+    for mining in ("batch_hard", "batch_all", "semi_hard"):
+        half = triplet_loss(x.to(dtype), y, mining=mining)
+        assert torch.isfinite(half) and half.item() == pytest.approx(triplet_loss(x, y, mining=mining).item(), rel=0.05)
+
+
+def test_explicit_triplets_match_torch():
+    a, p, n = (torch.randn(9, 5, dtype=torch.float64) for _ in range(3))
+    want = torch.nn.TripletMarginLoss(margin=0.2)(a, p, n)
+    torch.testing.assert_close(triplet_margin_loss(a, p, n, margin=0.2), want, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(TripletLoss().triplets(a, p, n), want, rtol=1e-6, atol=1e-6)
+
+
+def test_contrastive_is_hadsell_over_all_pairs():
+    x, y = batch(b=9)
+    d = torch.cdist(x, x)
+    i, j = torch.triu_indices(9, 9, 1)
+    same = (y[i] == y[j]).double()
+    want = (same * d[i, j] ** 2 + (1 - same) * torch.relu(1.5 - d[i, j]) ** 2).mean()
+    torch.testing.assert_close(contrastive_loss(x, y, neg_margin=1.5), want)
+    loss = ContrastiveLoss(neg_margin=1.5)
+    torch.testing.assert_close(loss(x, y), want)
+    torch.testing.assert_close(loss.pairs(x[i], x[j], same.bool()), want)
+    assert loss.last_stats["valid"] == 36
+
+
+def test_stats_for_logging():
+    x, y = batch()
+    _, stats = triplet_loss(x, y, mining="batch_all", return_stats=True)
+    assert 0 <= stats["active_fraction"] <= 1 and stats["mean_negative_distance"] > 0 and stats["valid"] > 0
+
+
+def test_bad_arguments_are_explained():
+    x, y = batch()
+    with pytest.raises(ParameterError, match="mining='hardest'"):
+        triplet_loss(x, y, mining="hardest")
+    with pytest.raises(ParameterError, match=r"labels: expected shape \(24,\)"):
+        triplet_loss(x, y[:5])
+    with pytest.raises(ParameterError, match="integer"):
+        triplet_loss(x, y.double())
+    with pytest.raises(ParameterError, match="reduction='avg'"):
+        contrastive_loss(x, y, reduction="avg")
+    with pytest.raises(ParameterError, match="margin=-1"):
+        triplet_loss(x, y, margin=-1)
+
+
+# ---------------------------------------------------------------- pytorch-metric-learning parity
+pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
+pml_miners = pytest.importorskip("pytorch_metric_learning.miners")
+
+
+def unit_batch(b=32, seed=1):
+    x, y = batch(b=b, d=16, classes=6, seed=seed, dtype=torch.float32)
+    return torch.nn.functional.normalize(x, dim=1), y  # pml normalises embeddings by default
+
+
+def test_pml_all_triplets_equals_batch_all_mean_nonzero():
+    x, y = unit_batch()
+    theirs = pml_losses.TripletMarginLoss(margin=0.2)(x, y)
+    ours = triplet_loss(x, y, mining="batch_all", reduction="mean_nonzero", margin=0.2)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_pml_batch_hard_miner_equals_batch_hard():
+    x, y = unit_batch()
+    triplets = pml_miners.BatchHardMiner()(x, y)
+    theirs = pml_losses.TripletMarginLoss(margin=0.2)(x, y, triplets)
+    ours = triplet_loss(x, y, mining="batch_hard", reduction="mean_nonzero", margin=0.2)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- fused compiled op
+@pytest.mark.needs_extension
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("distance,squared,soft", [("euclidean", False, False), ("euclidean", True, False),
+                                                   ("cosine", False, False), ("euclidean", False, True),
+                                                   ("cosine", False, True)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "mean_nonzero"])
+def test_fused_batch_hard_matches_reference(device, distance, squared, soft, reduction, monkeypatch):
+    x0, y = batch(b=40, d=12, classes=7, seed=3)
+    x0, y = x0.to(device), y.to(device)
+    x = x0.clone().requires_grad_()
+    fused, fused_stats = triplet_loss(x, y, distance=distance, squared=squared, soft_margin=soft, reduction=reduction,
+                                      return_stats=True)
+    fused.sum().backward()
+    monkeypatch.setattr(functional, "fused_batch_hard_available", lambda *a: False)
+    xr = x0.clone().requires_grad_()
+    ref, ref_stats = triplet_loss(xr, y, distance=distance, squared=squared, soft_margin=soft, reduction=reduction,
+                                  return_stats=True)
+    ref.sum().backward()
+    torch.testing.assert_close(fused, ref)
+    torch.testing.assert_close(x.grad, xr.grad)
+    assert fused_stats == pytest.approx(ref_stats)
+
+
+@pytest.mark.needs_extension
+def test_fused_batch_hard_gradcheck_opcheck_and_compile():
+    x, y = batch(b=16, d=6)
+    x.requires_grad_()
+    assert torch.autograd.gradcheck(lambda e: triplet_loss(e, y), (x,))
+    torch.library.opcheck(torch.ops.audiosiam.triplet_batch_hard.default, (x, y, 0.2, 1.0, False, False))
+    torch.library.opcheck(torch.ops.audiosiam.triplet_batch_hard.default, (x, y, 0.0, 0.5, True, True))
+    compiled = torch.compile(lambda e: triplet_loss(e, y), fullgraph=True)
+    torch.testing.assert_close(compiled(x.detach().float()), triplet_loss(x.detach().float(), y))
+
+
+@pytest.mark.needs_extension
+def test_fused_batch_hard_ties_go_to_the_lower_index():
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    y = torch.tensor([0, 0, 0, 1, 1])  # anchor 0: positives 1 and 2 tie at distance 1
+    _, pos, neg, _, _ = torch.ops.audiosiam.triplet_batch_hard(x, y, 0.2, 1.0, False, False)
+    assert pos[0] == 1 and neg[0] == 3
