@@ -165,48 +165,70 @@ def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: floa
     return (out, stats) if return_stats else out
 
 
-def _batch_all(dist, pos_mask, neg_mask, margin, soft, reduction):
-    """Every valid (a, p, n), anchors in chunks so at most ``_BATCH_ALL_CHUNK_CELLS`` cells exist at once."""
-    b = dist.shape[0]
-    chunk = max(1, _BATCH_ALL_CHUNK_CELLS // max(1, b * b))
-    total = dist.sum() * 0.0
-    per_anchor_sum = torch.zeros(b, dtype=dist.dtype, device=dist.device)
-    per_anchor_n = torch.zeros(b, dtype=dist.dtype, device=dist.device)
-    n_valid = n_active = 0
-    pos_sum = neg_sum = 0.0
-    for start in range(0, b, chunk):
-        d = dist[start:start + chunk]
-        valid = pos_mask[start:start + chunk, :, None] & neg_mask[start:start + chunk, None, :]
-        terms = _hinge(d[:, :, None] - d[:, None, :], margin, soft)
-        terms = torch.where(valid, terms, torch.zeros_like(terms))
-        active = valid & (terms > 0)
-        if reduction == "mean_nonzero":
-            total = total + terms[active].sum()
-        else:
+class _BatchAll(torch.autograd.Function):
+    """Batch-all triplet loss from a distance matrix, in O(B^2) memory forward *and* backward.
+
+    Autograd through a chunked loop would keep every chunk's (chunk, B, B) terms for the backward, i.e.
+    B^3 after all. Instead the forward accumulates, per (anchor, positive) and (anchor, negative) cell,
+    the summed slope of the terms it appears in; the gradient with respect to the distances is then
+    ``scale * (W_pos - W_neg)``, a B x B matrix.
+    """
+
+    @staticmethod
+    def forward(ctx, dist, pos_mask, neg_mask, margin, soft, reduction, stats):
+        b = dist.shape[0]
+        chunk = max(1, _BATCH_ALL_CHUNK_CELLS // max(1, b * b))
+        w_pos, w_neg = torch.zeros_like(dist), torch.zeros_like(dist)
+        per_anchor_sum = torch.zeros(b, dtype=dist.dtype, device=dist.device)
+        per_anchor_n = torch.zeros(b, dtype=dist.dtype, device=dist.device)
+        total = dist.new_zeros(())
+        n_valid = n_active = 0
+        pos_sum = neg_sum = 0.0
+        for start in range(0, b, chunk):
+            d = dist[start:start + chunk]
+            pm, nm = pos_mask[start:start + chunk], neg_mask[start:start + chunk]
+            valid = pm[:, :, None] & nm[:, None, :]
+            z = d[:, :, None] - d[:, None, :]
+            terms = torch.where(valid, _hinge(z, margin, soft), torch.zeros_like(z))
+            active = valid & (terms > 0)
+            # d(term)/dz: sigmoid for the soft margin, 1 where the hinge is open, 0 elsewhere.
+            slope = torch.where(valid, torch.sigmoid(z), torch.zeros_like(z)) if soft else active.to(dist.dtype)
+            w_pos[start:start + chunk] = slope.sum(2)
+            w_neg[start:start + chunk] = slope.sum(1)
             total = total + terms.sum()
-        per_anchor_sum[start:start + chunk] = terms.sum((1, 2))
-        per_anchor_n[start:start + chunk] = valid.sum((1, 2)).to(dist.dtype)
-        n_valid += int(valid.sum())
-        n_active += int(active.sum())
-        with torch.no_grad():
-            n_pos = pos_mask[start:start + chunk].sum(1)
-            n_neg = neg_mask[start:start + chunk].sum(1)
-            pos_sum += float((d * pos_mask[start:start + chunk]).sum(1).mul(n_neg).sum())
-            neg_sum += float((d * neg_mask[start:start + chunk]).sum(1).mul(n_pos).sum())
-    if reduction == "none":
-        out = per_anchor_sum / per_anchor_n.clamp_min(1)
-    elif reduction == "sum":
-        out = total
-    elif reduction == "mean":
-        out = total / max(n_valid, 1)
-    else:
-        out = total / max(n_active, 1)
-    stats = {
-        "active_fraction": n_active / n_valid if n_valid else 0.0,
-        "mean_positive_distance": pos_sum / n_valid if n_valid else 0.0,
-        "mean_negative_distance": neg_sum / n_valid if n_valid else 0.0,
-        "valid": n_valid,
-    }
+            per_anchor_sum[start:start + chunk] = terms.sum((1, 2))
+            per_anchor_n[start:start + chunk] = valid.sum((1, 2)).to(dist.dtype)
+            n_valid += int(valid.sum())
+            n_active += int(active.sum())
+            n_pos, n_neg = pm.sum(1), nm.sum(1)
+            pos_sum += float((d * pm).sum(1).mul(n_neg).sum())
+            neg_sum += float((d * nm).sum(1).mul(n_pos).sum())
+        if reduction == "none":
+            scale = 1.0 / per_anchor_n.clamp_min(1)
+            out = per_anchor_sum * scale
+        else:
+            count = {"sum": 1, "mean": max(n_valid, 1), "mean_nonzero": max(n_active, 1)}[reduction]
+            scale = dist.new_tensor(1.0 / count)
+            out = total * scale
+        ctx.save_for_backward(w_pos, w_neg, scale)
+        ctx.per_anchor = reduction == "none"
+        stats.update(active_fraction=n_active / n_valid if n_valid else 0.0,
+                     mean_positive_distance=pos_sum / n_valid if n_valid else 0.0,
+                     mean_negative_distance=neg_sum / n_valid if n_valid else 0.0, valid=n_valid)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        w_pos, w_neg, scale = ctx.saved_tensors
+        factor = (grad_out * scale)[:, None] if ctx.per_anchor else grad_out * scale
+        return factor * (w_pos - w_neg), None, None, None, None, None, None
+
+
+def _batch_all(dist, pos_mask, neg_mask, margin, soft, reduction):
+    """Every valid (a, p, n), anchors in chunks: at most ``_BATCH_ALL_CHUNK_CELLS`` cells at once, forward
+    and backward (see :class:`_BatchAll`)."""
+    stats: dict = {}
+    out = _BatchAll.apply(dist, pos_mask, neg_mask, margin, soft, reduction, stats)
     return out, stats
 
 
