@@ -23,11 +23,7 @@ SUBCOMMANDS = ("classify", "verify", "enroll", "embed", "train", "evaluate", "be
 
 def _available_commands():
     for name in SUBCOMMANDS:
-        try:
-            yield name, importlib.import_module(f"audiosiam.commands.{name}")
-        except ModuleNotFoundError as exc:  # a subcommand not built yet is simply not offered
-            if exc.name != f"audiosiam.commands.{name}":
-                raise
+        yield name, importlib.import_module(f"audiosiam.commands.{name}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     except AudiosiamError as exc:
         print(f"audiosiam {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # stdout closed early (`audiosiam info | head`): not an error worth a traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"audiosiam {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -20,6 +20,7 @@ import torch
 
 import audiosiam.losses.functional as functional
 from audiosiam.losses import triplet_loss
+from audiosiam.ops import reference_ops
 from conftest import run_timed
 
 
@@ -51,12 +52,8 @@ def naive_batch_all(x, y, margin=0.2):
 
 
 def reference(x, y, mining, reduction):
-    saved = functional.fused_batch_hard_available
-    functional.fused_batch_hard_available = lambda *a: False
-    try:
+    with reference_ops():
         return triplet_loss(x, y, mining=mining, reduction=reduction)
-    finally:
-        functional.fused_batch_hard_available = saved
 
 
 def pml_loss(x, y, mining):

@@ -19,6 +19,7 @@ import torch
 
 from audiosiam.cli import _available_commands, main
 from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
+from audiosiam.ops import has_ops
 from audiosiam.transforms import LogMelSpectrogram
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -42,7 +43,7 @@ def cli(*args):
 
 def test_every_subcommand_teaches_with_help():
     names = [name for name, _ in _available_commands()]
-    assert {"classify", "verify", "enroll", "embed", "train", "evaluate"} <= set(names)
+    assert names == ["classify", "verify", "enroll", "embed", "train", "evaluate", "bench", "info"]
     for name in names:
         with pytest.raises(SystemExit) as exit_info:
             cli(name, "--help")
@@ -134,3 +135,46 @@ def test_verify_and_embed(checkpoint, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "emb.csv")))
     assert code == 0 and emb.shape == (18, 24) and len(rows) == 18
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+
+
+def test_info_reports_build_and_models(checkpoint):
+    from audiosiam.ops import build_info
+
+    code, out, _ = cli("info", "--format", "json")
+    report = json.loads(out)
+    assert code == 0 and report["torch"] == torch.__version__
+    assert report["compiled_core"] == build_info()
+    assert report["presets"][0]["model"] == "default" and report["presets"][0]["embedding_dim"] > 0
+    code, out, _ = cli("info", "--model", checkpoint)
+    assert code == 0 and "24-d embeddings" in out and "compiled core" in out
+    code, _, err = cli("info", "--model", "no_such_model.pt")
+    assert code == 1 and "no_such_model.pt" in err
+
+
+@pytest.mark.skipif(not has_ops(),
+                    reason="bench times the compiled kernels, which are not built here")
+def test_bench_checks_then_times_every_kernel():
+    code, out, err = cli("bench", "--size", "quick", "--min-time", "0.01", "--threads", "1", "--format", "json")
+    report = json.loads(out)
+    cases = [r["case"] for r in report["results"]]
+    assert code == 0 and report["threads"] == 1
+    assert cases == ["pairwise euclidean fwd+bwd", "pairwise l1 fwd+bwd", "knn euclidean", "triplet batch-hard fwd+bwd"]
+    for r in report["results"]:
+        assert r["audiosiam_ms"] > 0 and r["baseline_ms"] > 0 and r["max_error"] <= 1e-4
+        assert r["speedup"] == pytest.approx(r["baseline_ms"] / r["audiosiam_ms"])
+    assert "knn euclidean ..." in err  # progress on stderr, results alone on stdout
+
+
+def test_bench_refuses_to_time_a_wrong_kernel(monkeypatch):
+    import audiosiam.bench as bench
+
+    if not has_ops():
+        pytest.skip("compiled kernels not built")
+    real = bench._cases
+
+    def broken(*args):
+        for case in real(*args):
+            yield case[:5] + ((lambda: 1.0),)  # an error of 1.0 against the reference
+    monkeypatch.setattr(bench, "_cases", broken)
+    with pytest.raises(AssertionError, match="not timing a wrong result"):
+        bench.run_benchmarks(size="quick", min_run_time=0.01)

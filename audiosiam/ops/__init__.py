@@ -4,7 +4,7 @@ Public functions validate their arguments, then call ``torch.ops.audiosiam.*`` w
 extension is loaded (see :mod:`._extension`) and the reference otherwise.
 """
 
-from ._extension import ExtensionFallbackWarning, assert_has_ops, build_info, has_ops
+from ._extension import ExtensionFallbackWarning, assert_has_ops, build_info, has_ops, reference_ops
 from .distance import METRICS, knn, paired_distance, pairwise_distance, parse_metric
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "paired_distance",
     "pairwise_distance",
     "parse_metric",
+    "reference_ops",
 ]

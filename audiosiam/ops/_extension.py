@@ -8,6 +8,7 @@ to force the fallback (the test suite does, to test that path).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
@@ -25,6 +26,22 @@ class ExtensionFallbackWarning(UserWarning):
 
 
 _STATE: tuple | None = None  # (module or None, reason or None), set on first use
+_FORCE_REFERENCE = False  # set inside ``reference_ops()``
+
+
+@contextlib.contextmanager
+def reference_ops():
+    """Run every op's pure-PyTorch reference inside this block, without the fallback warning.
+
+    For side-by-side comparisons and debugging: ``with reference_ops(): loss = triplet_loss(...)``.
+    A process-wide switch, not per thread.
+    """
+    global _FORCE_REFERENCE
+    saved, _FORCE_REFERENCE = _FORCE_REFERENCE, True
+    try:
+        yield
+    finally:
+        _FORCE_REFERENCE = saved
 
 
 def _load():
@@ -57,7 +74,10 @@ def _import_extension():
 
 
 def has_ops() -> bool:
-    """True when the compiled kernels are loaded and ``torch.ops.audiosiam.*`` are the real ops."""
+    """True when the compiled kernels are loaded and ``torch.ops.audiosiam.*`` are the real ops (and not
+    switched off by :func:`reference_ops`)."""
+    if _FORCE_REFERENCE:
+        return False
     module, reason = _load()
     if module is None:
         _warn_once(reason)

@@ -1,0 +1,222 @@
+"""Quick kernel benchmarks: audiosiam's compiled ops against pure PyTorch, on this machine.
+
+Run as ``audiosiam bench`` or ``python -m audiosiam.bench``. This is the short, installed version of the
+pytest-benchmark suites under ``benchmarks/`` (whose numbers are in ``benchmarks/RESULTS.md``): each case
+is first checked against its float64 reference, then audiosiam and the PyTorch baseline are timed in the
+same process with ``torch.utils.benchmark`` (median of adaptive repeats, one warm-up) and the ratio is
+reported. A ratio above 1 means audiosiam is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from .errors import ParameterError
+
+# Problem sizes: "standard" are the sizes the issue targets are stated for; "quick" runs in seconds.
+SIZES = {
+    "standard": {"pairwise": 512, "l1": 256, "knn_queries": 2000, "knn_reference": 20000, "k": 10, "batch": 1024},
+    "quick": {"pairwise": 128, "l1": 64, "knn_queries": 256, "knn_reference": 2048, "k": 10, "batch": 128},
+}
+DIM = 128
+# Largest error tolerated against the float64 reference before a timing is trusted (unit-scale fp32 data).
+TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-10}
+
+
+@dataclass
+class BenchResult:
+    case: str
+    size: str
+    baseline: str
+    audiosiam_ms: float
+    baseline_ms: float
+    speedup: float  # baseline time / audiosiam time
+    max_error: float  # audiosiam against the float64 reference
+
+
+def _median_ms(fn: Callable[[], object], threads: int, min_run_time: float) -> float:
+    import logging
+
+    # torch.utils.benchmark imports cpp_extension, which warns about a missing CUDA runtime on CPU machines.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    from torch.utils.benchmark import Timer
+
+    fn()  # warm-up: first-call allocations and lazy initialisation are not what we measure
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def _fwd_bwd(distance_fn, x, y):
+    """A closure that runs ``distance_fn(x, y).sum()`` forward and backward on fresh leaf copies."""
+
+    def step():
+        a, b = x.detach().requires_grad_(), y.detach().requires_grad_()
+        distance_fn(a, b).sum().backward()
+        return a.grad
+
+    return step
+
+
+def _cases(sizes: dict, device: str, dtype: torch.dtype):
+    """Yield ``(case, size, baseline name, audiosiam fn, baseline fn, error fn)`` for every benchmark."""
+    from .losses import triplet_loss
+    from .ops import _distance_reference as reference
+    from .ops import reference_ops
+    from .ops.distance import knn, pairwise_distance
+
+    g = torch.Generator().manual_seed(0)
+
+    def data(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+
+    for metric, n, baseline_p in (("euclidean", sizes["pairwise"], 2.0), ("l1", sizes["l1"], 1.0)):
+        x, y = data(n, DIM), data(n, DIM)
+
+        def error(metric=metric, x=x, y=y):
+            exact = reference.pairwise_distance(x.double(), y.double(), metric)
+            return float((pairwise_distance(x, y, metric=metric).double() - exact).abs().max())
+
+        yield (f"pairwise {metric} fwd+bwd", f"N=M={n} D={DIM}", f"torch.cdist(p={baseline_p:g})",
+               _fwd_bwd(lambda a, b, metric=metric: pairwise_distance(a, b, metric=metric), x, y),
+               _fwd_bwd(lambda a, b, p=baseline_p: torch.cdist(a, b, p=p), x, y), error)
+
+    q, r, k = data(sizes["knn_queries"], DIM), data(sizes["knn_reference"], DIM), sizes["k"]
+
+    def knn_error():
+        exact_d, exact_i = reference.knn(q.double(), r.double(), k, "euclidean")
+        d, i = knn(q, r, k, metric="euclidean")
+        if not torch.equal(i.cpu(), exact_i.cpu()):
+            return float("inf")  # a wrong neighbour is not a rounding error
+        return float((d.double() - exact_d).abs().max())
+
+    def cdist_topk():
+        return torch.cdist(q, r).topk(k, dim=1, largest=False)
+
+    yield ("knn euclidean", f"{q.shape[0]} x {r.shape[0]} D={DIM} k={k}", "torch.cdist + topk",
+           lambda: knn(q, r, k, metric="euclidean"), cdist_topk, knn_error)
+
+    b = sizes["batch"]
+    e = torch.nn.functional.normalize(data(b, DIM), dim=1)
+    labels = torch.arange(b // 4, device=device).repeat_interleave(4)  # P x K batch with K=4
+
+    def reference_loss(emb):
+        with reference_ops():
+            return triplet_loss(emb, labels, mining="batch_hard")
+
+    def loss_step(fn):
+        def step():
+            leaf = e.detach().requires_grad_()
+            fn(leaf).backward()
+            return leaf.grad
+        return step
+
+    def loss_error():
+        exact = reference_loss(e.double())
+        return float((triplet_loss(e, labels, mining="batch_hard").double() - exact).abs())
+
+    yield ("triplet batch-hard fwd+bwd", f"B={b} (P={b // 4}, K=4) D={DIM}", "vectorised PyTorch",
+           loss_step(lambda emb: triplet_loss(emb, labels, mining="batch_hard")), loss_step(reference_loss),
+           loss_error)
+
+
+def run_benchmarks(*, size: str = "standard", device: str = "cpu", threads: int | None = None,
+                   dtype: torch.dtype = torch.float32, min_run_time: float = 0.5,
+                   progress: Callable[[str], None] | None = None) -> list[BenchResult]:
+    """Time every case; raise :class:`~audiosiam.errors.ExtensionError` when the compiled ops are missing.
+
+    Args:
+        size: ``"standard"`` (the sizes the targets in RESULTS.md are stated for) or ``"quick"``.
+        device: ``"cpu"`` or ``"cuda"``.
+        threads: CPU threads for both implementations (default: torch's current setting).
+        min_run_time: seconds of repeated runs per implementation and case.
+        progress: called with each case's name before it runs.
+    """
+    from .ops._extension import assert_has_ops
+
+    if size not in SIZES:
+        raise ParameterError(f"size={size!r}: expected one of {tuple(SIZES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("device='cuda': no CUDA GPU is visible to torch; use --device cpu")
+    if dtype not in TOLERANCE:
+        raise ParameterError(f"dtype={dtype}: expected torch.float32 or torch.float64")
+    assert_has_ops()  # timing the references against PyTorch would say nothing about our kernels
+    threads = threads or torch.get_num_threads()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    results = []
+    try:
+        for case, shape, baseline, ours, theirs, error in _cases(SIZES[size], device, dtype):
+            if progress:
+                progress(case)
+            max_error = error()
+            if not max_error <= TOLERANCE[dtype]:
+                raise AssertionError(f"{case} ({shape}): audiosiam differs from the float64 reference by "
+                                     f"{max_error:.3g} (> {TOLERANCE[dtype]:g}); not timing a wrong result")
+            ours_ms = _median_ms(ours, threads, min_run_time)
+            theirs_ms = _median_ms(theirs, threads, min_run_time)
+            results.append(BenchResult(case, shape, baseline, ours_ms, theirs_ms, theirs_ms / ours_ms, max_error))
+    finally:
+        torch.set_num_threads(before)
+    return results
+
+
+def format_table(results: list[BenchResult], *, device: str, threads: int) -> str:
+    from .ops._extension import build_info
+
+    info = build_info()
+    lines = [f"audiosiam kernels vs PyTorch on {device}, {threads} thread(s), float32; "
+             f"SIMD {info.get('simd', '?')}, torch {torch.__version__}",
+             f"{'case':<28} {'size':<30} {'audiosiam':>10} {'baseline':>10} {'speedup':>8}  baseline"]
+    for r in results:
+        lines.append(f"{r.case:<28} {r.size:<30} {r.audiosiam_ms:>8.2f}ms {r.baseline_ms:>8.2f}ms "
+                     f"{r.speedup:>7.2f}x  {r.baseline}")
+    lines.append("speedup = baseline time / audiosiam time (above 1: audiosiam is faster); each result was "
+                 "checked against a float64 reference first.")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", choices=tuple(SIZES), default="standard",
+                        help="problem sizes: 'standard' (those in benchmarks/RESULTS.md, ~1 min) or 'quick'")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for both sides (default: all torch uses, now %d)" % torch.get_num_threads())
+    parser.add_argument("--min-time", type=float, default=0.5, metavar="SECONDS",
+                        help="seconds of repeated runs per implementation and case (default: 0.5)")
+    parser.add_argument("--format", choices=("table", "json"), default="table", help="output on stdout")
+
+
+def run_from_args(args) -> int:
+    if args.threads is not None and args.threads < 1:
+        raise ParameterError(f"--threads {args.threads}: expected a positive number of threads")
+    threads = args.threads or torch.get_num_threads()
+    results = run_benchmarks(size=args.size, device=args.device, threads=threads, min_run_time=args.min_time,
+                             progress=lambda case: print(f"audiosiam bench: {case} ...", file=sys.stderr))
+    if args.format == "json":
+        print(json.dumps({"device": args.device, "threads": threads, "torch": torch.__version__,
+                          "results": [asdict(r) for r in results]}, indent=2))
+    else:
+        print(format_table(results, device=args.device, threads=threads))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import AudiosiamError
+
+    parser = argparse.ArgumentParser(prog="python -m audiosiam.bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    try:
+        return run_from_args(parser.parse_args(argv))
+    except AudiosiamError as exc:
+        print(f"audiosiam bench: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
