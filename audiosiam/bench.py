@@ -120,7 +120,7 @@ def _cases(sizes: dict, device: str, dtype: torch.dtype):
         exact = reference_loss(e.double())
         return float((triplet_loss(e, labels, mining="batch_hard").double() - exact).abs())
 
-    yield ("triplet batch-hard fwd+bwd", f"B={b} (P={b // 4}, K=4) D={DIM}", "vectorised PyTorch",
+    yield ("triplet batch-hard fwd+bwd", f"B={b} (P={b // 4}, K=4) D={DIM}", "pure-PyTorch reference",
            loss_step(lambda emb: triplet_loss(emb, labels, mining="batch_hard")), loss_step(reference_loss),
            loss_error)
 

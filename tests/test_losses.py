@@ -46,9 +46,14 @@ def test_batch_all_equals_the_definition(reduction):
 
 def test_batch_all_never_allocates_b_cubed(monkeypatch):
     x, y = batch(b=40)
+    x.requires_grad_()
     whole = triplet_loss(x, y, mining="batch_all")
-    monkeypatch.setattr(functional, "_BATCH_ALL_CHUNK_CELLS", 40 * 40 * 3)  # three anchors per chunk
-    torch.testing.assert_close(triplet_loss(x, y, mining="batch_all"), whole)
+    (whole_grad,) = torch.autograd.grad(whole, x)
+    for cells in (1, 40 * 3 * 7):  # one anchor per chunk; a few per chunk, the last chunk short
+        monkeypatch.setattr(functional, "_BATCH_ALL_CHUNK_CELLS", cells)
+        chunked = triplet_loss(x, y, mining="batch_all")
+        torch.testing.assert_close(chunked, whole)
+        torch.testing.assert_close(torch.autograd.grad(chunked, x)[0], whole_grad)
 
 
 def test_batch_hard_and_semi_hard_by_hand(reference_only):

@@ -3,6 +3,7 @@ dtypes, layouts, edge cases, argument errors, and the pure-PyTorch fallback."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from audiosiam.errors import ParameterError
-from audiosiam.ops import METRICS, knn, pairwise_distance
+from audiosiam.ops import METRICS, has_ops, knn, pairwise_distance, reference_ops
 from audiosiam.ops import _distance_reference as reference
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)]
@@ -148,6 +149,46 @@ def test_knn_matches_reference_with_lower_index_ties(device, metric):
     tie_q = torch.zeros(1, 2, device=device)
     tie_r = torch.tensor([[1.0, 0], [0, 1], [0, -1], [-1, 0]], device=device)
     assert knn(tie_q, tie_r, 3, metric="euclidean")[1].tolist() == [[0, 1, 2]]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", ["random", "duplicates", "all_equal", "huge", "tiny", "clustered"])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
+def test_knn_screening_never_loses_a_neighbour(device, kind, metric):
+    """The CPU kernel screens euclidean candidates with a matrix product; the answer must still be exact.
+
+    9,000 references span three reference blocks (4,096 rows each), and the data kinds cover cancellation
+    (huge norms), many equal distances (duplicates, all equal) and near-ties (tight clusters).
+    """
+    if kind == "clustered":  # 300 points in each of 30 tight clusters: hundreds of near-equal distances
+        g = torch.Generator().manual_seed(1)
+        centres = torch.randn(30, 32, generator=g) * 10
+        r = centres.repeat_interleave(300, 0) + 1e-3 * torch.randn(9000, 32, generator=g)
+        q = centres[:20] + 1e-3 * torch.randn(20, 32, generator=g)
+    else:
+        q, r = inputs(kind, n=20, m=9000, d=32)
+    d, i = knn(q.to(device), r.to(device), 7, metric=metric)
+    rd, ri = reference.knn(q, r, 7, metric)  # same precision: float32 rounding decides near-ties
+    exact = reference.pairwise_distance(q, r, metric)
+    # Every returned neighbour is at the distance the reference says, and no closer reference was missed.
+    torch.testing.assert_close(d.cpu(), exact.gather(1, i.cpu()), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(d.cpu(), rd, rtol=1e-5, atol=1e-6)
+    if kind != "clustered":  # near-ties may order differently across summation orders; distances are checked
+        assert torch.equal(i.cpu(), ri)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_knn_refuses_non_finite_rows(compiled, monkeypatch):
+    if compiled and not has_ops():
+        pytest.skip("compiled kernels not built")
+    q, r = torch.randn(5, 4), torch.randn(9, 4)
+    r[6, 2] = float("nan")
+    with reference_ops() if not compiled else contextlib.nullcontext():
+        with pytest.raises(ValueError, match="'?reference'?: row 6 contains NaN or infinite"):
+            knn(q, r, 2)
+        q[3, 0] = float("inf")
+        with pytest.raises(ValueError, match="'?query'?: row 3 contains NaN or infinite"):
+            knn(q, r, 2)
 
 
 def test_argument_errors_name_the_argument():

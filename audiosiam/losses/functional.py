@@ -35,8 +35,9 @@ REDUCTIONS = ("mean", "sum", "none", "mean_nonzero")
 DISTANCES = ("euclidean", "cosine")
 
 # batch-all processes anchors in chunks of at most this many (anchor, positive, negative) cells, so
-# memory stays O(B^2) however large the batch.
-_BATCH_ALL_CHUNK_CELLS = 1 << 24
+# memory stays O(B^2) however large the batch: 2^17 cells hold about 2.5 MB of temporaries (~20 bytes
+# per cell), and chunks this size already keep the per-chunk Python overhead small.
+_BATCH_ALL_CHUNK_CELLS = 1 << 17
 
 
 def _check(embeddings: torch.Tensor, labels: torch.Tensor, distance: str, reduction: str) -> None:
@@ -132,7 +133,14 @@ def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: floa
                                                           squared=squared, soft=soft_margin)
         out = _reduce(terms, has, reduction)
         return (out, _stats(terms, has, d_ap, d_an)) if return_stats else out
-    dist = _distances(embeddings, distance, squared)
+    out, stats = _mine_and_reduce(_distances(embeddings, distance, squared), labels, mining, margin, soft_margin,
+                                  reduction)
+    return (out, stats) if return_stats else out
+
+
+def _mine_and_reduce(dist: torch.Tensor, labels: torch.Tensor, mining: str, margin: float, soft_margin: bool,
+                     reduction: str):
+    """The pure-PyTorch triplet loss from a (B, B) distance matrix: ``(loss, stats)``."""
     b = dist.shape[0]
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(b, dtype=torch.bool, device=dist.device)
@@ -162,47 +170,71 @@ def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: floa
         stats = _stats(terms, has_neg, d_ap, d_an)
     else:
         out, stats = _batch_all(dist, pos_mask, neg_mask, margin, soft_margin, reduction)
-    return (out, stats) if return_stats else out
+    return out, stats
+
+
+def _positive_table(pos_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each anchor's positives as a padded table: ``(index (B, P), valid (B, P))``, P = most positives of any anchor.
+
+    In a PK batch an anchor has K - 1 positives but B - K negatives, so enumerating (anchor, positive, all
+    B) costs B^2 (K - 1) cells instead of the B^3 of the full cube.
+    """
+    b = pos_mask.shape[0]
+    counts = pos_mask.sum(1)
+    p = int(counts.max()) if b else 0
+    rows, cols = torch.nonzero(pos_mask, as_tuple=True)  # row-major: each row's positives are contiguous
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(rows.numel(), device=pos_mask.device) - first[rows]
+    index = torch.zeros(b, p, dtype=torch.long, device=pos_mask.device)
+    valid = torch.zeros(b, p, dtype=torch.bool, device=pos_mask.device)
+    index[rows, slot] = cols
+    valid[rows, slot] = True
+    return index, valid
 
 
 class _BatchAll(torch.autograd.Function):
     """Batch-all triplet loss from a distance matrix, in O(B^2) memory forward *and* backward.
 
-    Autograd through a chunked loop would keep every chunk's (chunk, B, B) terms for the backward, i.e.
-    B^3 after all. Instead the forward accumulates, per (anchor, positive) and (anchor, negative) cell,
-    the summed slope of the terms it appears in; the gradient with respect to the distances is then
-    ``scale * (W_pos - W_neg)``, a B x B matrix.
+    Anchors are processed in chunks of at most ``_BATCH_ALL_CHUNK_CELLS`` (anchor, positive, negative)
+    cells, over each anchor's positives only (see :func:`_positive_table`). Autograd through that loop
+    would keep every chunk for the backward; instead the forward accumulates, per (anchor, positive) and
+    (anchor, negative) cell, the summed slope of the terms it appears in, and the gradient with respect to
+    the distances is ``scale * (W_pos - W_neg)``, a B x B matrix.
     """
 
     @staticmethod
     def forward(ctx, dist, pos_mask, neg_mask, margin, soft, reduction, stats):
         b = dist.shape[0]
-        chunk = max(1, _BATCH_ALL_CHUNK_CELLS // max(1, b * b))
+        pos_index, pos_valid = _positive_table(pos_mask)
+        p = pos_index.shape[1]
+        chunk = max(1, _BATCH_ALL_CHUNK_CELLS // max(1, p * b))
         w_pos, w_neg = torch.zeros_like(dist), torch.zeros_like(dist)
         per_anchor_sum = torch.zeros(b, dtype=dist.dtype, device=dist.device)
         per_anchor_n = torch.zeros(b, dtype=dist.dtype, device=dist.device)
         total = dist.new_zeros(())
         n_valid = n_active = 0
-        pos_sum = neg_sum = 0.0
-        for start in range(0, b, chunk):
-            d = dist[start:start + chunk]
-            pm, nm = pos_mask[start:start + chunk], neg_mask[start:start + chunk]
-            valid = pm[:, :, None] & nm[:, None, :]
-            z = d[:, :, None] - d[:, None, :]
-            terms = torch.where(valid, _hinge(z, margin, soft), torch.zeros_like(z))
-            active = valid & (terms > 0)
+        for start in range(0, b if p else 0, chunk):
+            rows = slice(start, start + chunk)
+            d, idx = dist[rows], pos_index[rows]
+            d_ap = d.gather(1, idx)  # (c, P)
+            valid = pos_valid[rows, :, None] & neg_mask[rows, None, :]  # (c, P, B)
+            z = d_ap[:, :, None] - d[:, None, :]
+            invalid = ~valid
+            terms = _hinge(z, margin, soft).masked_fill_(invalid, 0)
+            active = terms > 0  # invalid cells are 0, so never active
             # d(term)/dz: sigmoid for the soft margin, 1 where the hinge is open, 0 elsewhere.
-            slope = torch.where(valid, torch.sigmoid(z), torch.zeros_like(z)) if soft else active.to(dist.dtype)
-            w_pos[start:start + chunk] = slope.sum(2)
-            w_neg[start:start + chunk] = slope.sum(1)
+            slope = torch.sigmoid(z).masked_fill_(invalid, 0) if soft else active.to(dist.dtype)
+            w_pos[rows].scatter_add_(1, idx, slope.sum(2))  # padding slots carry slope 0
+            w_neg[rows] = slope.sum(1)
             total = total + terms.sum()
-            per_anchor_sum[start:start + chunk] = terms.sum((1, 2))
-            per_anchor_n[start:start + chunk] = valid.sum((1, 2)).to(dist.dtype)
+            per_anchor_sum[rows] = terms.sum((1, 2))
+            per_anchor_n[rows] = valid.sum((1, 2)).to(dist.dtype)
             n_valid += int(valid.sum())
             n_active += int(active.sum())
-            n_pos, n_neg = pm.sum(1), nm.sum(1)
-            pos_sum += float((d * pm).sum(1).mul(n_neg).sum())
-            neg_sum += float((d * nm).sum(1).mul(n_pos).sum())
+        # Mean distances over the valid triplets: each positive pair counts once per negative and vice versa.
+        n_pos, n_neg = pos_mask.sum(1).to(dist.dtype), neg_mask.sum(1).to(dist.dtype)
+        pos_sum = float(((dist * pos_mask).sum(1) * n_neg).sum())
+        neg_sum = float(((dist * neg_mask).sum(1) * n_pos).sum())
         if reduction == "none":
             scale = 1.0 / per_anchor_n.clamp_min(1)
             out = per_anchor_sum * scale

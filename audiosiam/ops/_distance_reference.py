@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ParameterError
+
 __all__ = ["pairwise_distance", "paired_distance", "knn"]
 
 # Rows per block so a (rows, M, D) difference tensor stays around 16M elements.
@@ -84,6 +86,11 @@ def select_k_smallest(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.T
 
 def knn(query: torch.Tensor, reference: torch.Tensor, k: int, metric: str, block: int = 1024):
     """k nearest references of every query, query rows in blocks (never the full matrix at once)."""
+    for name, t in (("query", query), ("reference", reference)):
+        bad = (~torch.isfinite(t)).any(1)
+        if bad.any():
+            raise ParameterError(f"{name}: row {int(bad.nonzero()[0])} contains NaN or infinite values; "
+                                 f"remove or fix such rows before searching")
     dists, idxs = [], []
     for start in range(0, query.shape[0], block):
         d = pairwise_distance(query[start:start + block], reference, metric)

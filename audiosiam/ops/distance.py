@@ -112,6 +112,10 @@ def knn(query: torch.Tensor, reference_set: torch.Tensor, k: int, *, metric: str
 
     Returns:
         ``(distances (Q, k), indices (Q, k) int64)``, nearest first. Not differentiable (a search).
+
+    Raises:
+        ValueError (:class:`~audiosiam.errors.ParameterError` from the reference): bad arguments, or a row
+        of ``query`` or ``reference_set`` holding NaN or infinity (its neighbours would be arbitrary).
     """
     metric = parse_metric(metric)
     query, reference_set, compute = _prepare(query, reference_set, names=("query", "reference"))

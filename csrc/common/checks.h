@@ -40,4 +40,13 @@ inline void check_pair(const at::Tensor& a, const char* a_name, const at::Tensor
                     a_name, "' is on ", a.device(), "; move both to one device");
 }
 
+// A search over NaN or infinite rows has no meaningful answer (NaN compares false with everything), so
+// knn refuses them and names the first bad row rather than returning arbitrary neighbours.
+inline void check_finite_rows(const at::Tensor& t, const char* name) {
+  const auto bad = (~at::isfinite(t)).any(1);
+  if (!bad.any().item<bool>()) return;
+  TORCH_CHECK_VALUE(false, "audiosiam: argument '", name, "': row ", bad.nonzero()[0].item<int64_t>(),
+                    " contains NaN or infinite values; remove or fix such rows before searching");
+}
+
 }  // namespace audiosiam

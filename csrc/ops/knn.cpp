@@ -1,7 +1,8 @@
 // Schema of the exact k-nearest-neighbour search. Kernels: csrc/ops/{cpu,cuda}/knn_kernel.*.
 //
-// Queries are processed block by block, so the full (queries x references) matrix never exists; each
-// block's distances use the same exact definitions as pairwise_distance, and ties go to the lower
+// Queries and references are processed block by block, so the full (queries x references) matrix never
+// exists. The distances returned are the exact ones of pairwise_distance (the CPU kernel screens euclidean
+// candidates with a matrix product first, provably without losing a neighbour); ties go to the lower
 // reference index so results are deterministic.
 
 #include <torch/library.h>

@@ -17,6 +17,8 @@ std::tuple<at::Tensor, at::Tensor> knn_cuda(const at::Tensor& query_in, const at
   const Metric metric = parse_metric(std::string(metric_name));
   TORCH_CHECK_VALUE(k >= 1 && k <= ref_in.size(0), "audiosiam: argument 'k': got ", k, ", expected 1 <= k <= ",
                     ref_in.size(0), " (the number of reference rows)");
+  check_finite_rows(query_in, "query");
+  check_finite_rows(ref_in, "reference");
   const c10::cuda::CUDAGuard guard(query_in.device());
   auto query = query_in.contiguous(), ref = ref_in.contiguous();
   const int64_t nq = query.size(0), nr = ref.size(0);
