@@ -58,8 +58,16 @@ def reference(x, y, mining, reduction):
 
 
 def vectorised(x, y, mining, reduction):
-    """The best plain-PyTorch formulation: torch.cdist distances (BLAS), then audiosiam's masked mining."""
+    """The best plain-PyTorch formulation: torch.cdist distances (BLAS), then audiosiam's masked mining
+    (call it inside ``reference_ops()``, or the compiled mining ops would run)."""
     return functional._mine_and_reduce(torch.cdist(x, x), y, mining, 0.2, False, reduction)[0]
+
+
+def in_reference_mode(fn):
+    def run(*args):
+        with reference_ops():
+            return fn(*args)
+    return run
 
 
 def pml_loss(x, y, mining):
@@ -89,8 +97,8 @@ def test_triplet_fwd_bwd(benchmark, threads, mining, b, impl):
     fns = {
         "audiosiam": lambda e: triplet_loss(e, y, mining=mining, reduction=reduction),
         "naive": (lambda e: naive_batch_hard(e, y)) if mining == "batch_hard" else (lambda e: naive_batch_all(e, y)),
-        "vectorised": lambda e: vectorised(e, y, mining, reduction),
-        "compiled": torch.compile(lambda e: vectorised(e, y, mining, reduction)),
+        "vectorised": in_reference_mode(lambda e: vectorised(e, y, mining, reduction)),
+        "compiled": in_reference_mode(torch.compile(lambda e: vectorised(e, y, mining, reduction))),
         "pml": lambda e: pml_loss(e, y, mining),
     }
     fn = fns[impl]

@@ -3,6 +3,7 @@ compiled batch-hard op against the pure-PyTorch reference."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 import audiosiam.losses.functional as functional
 from audiosiam.errors import ParameterError
+from audiosiam.ops import has_ops, reference_ops
 from audiosiam.losses import ContrastiveLoss, TripletLoss, contrastive_loss, triplet_loss, triplet_margin_loss
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)]
@@ -32,19 +34,24 @@ def brute_force_triplets(x, y, margin, reduction):
 
 
 @pytest.fixture
-def reference_only(monkeypatch):
-    """Force the pure-PyTorch path (the reference) even where the compiled op exists."""
-    monkeypatch.setattr(functional, "fused_batch_hard_available", lambda *a: False)
+def reference_only():
+    """Force the pure-PyTorch path (the reference) even where the compiled ops exist."""
+    with reference_ops():
+        yield
 
 
+@pytest.mark.parametrize("path", ["compiled", "reference"])
 @pytest.mark.parametrize("reduction", ["mean", "mean_nonzero"])
-def test_batch_all_equals_the_definition(reduction):
+def test_batch_all_equals_the_definition(reduction, path):
+    if path == "compiled" and not has_ops():
+        pytest.skip("compiled ops not built")
     x, y = batch(b=12)
-    ours = triplet_loss(x, y, mining="batch_all", reduction=reduction, margin=0.3)
+    with reference_ops() if path == "reference" else contextlib.nullcontext():
+        ours = triplet_loss(x, y, mining="batch_all", reduction=reduction, margin=0.3)
     torch.testing.assert_close(ours, brute_force_triplets(x, y, 0.3, reduction))
 
 
-def test_batch_all_never_allocates_b_cubed(monkeypatch):
+def test_reference_batch_all_chunks_give_the_same_loss_and_gradient(monkeypatch, reference_only):
     x, y = batch(b=40)
     x.requires_grad_()
     whole = triplet_loss(x, y, mining="batch_all")
@@ -192,10 +199,10 @@ def test_fused_batch_hard_matches_reference(device, distance, squared, soft, red
     fused, fused_stats = triplet_loss(x, y, distance=distance, squared=squared, soft_margin=soft, reduction=reduction,
                                       return_stats=True)
     fused.sum().backward()
-    monkeypatch.setattr(functional, "fused_batch_hard_available", lambda *a: False)
     xr = x0.clone().requires_grad_()
-    ref, ref_stats = triplet_loss(xr, y, distance=distance, squared=squared, soft_margin=soft, reduction=reduction,
-                                  return_stats=True)
+    with reference_ops():
+        ref, ref_stats = triplet_loss(xr, y, distance=distance, squared=squared, soft_margin=soft,
+                                      reduction=reduction, return_stats=True)
     ref.sum().backward()
     torch.testing.assert_close(fused, ref)
     torch.testing.assert_close(x.grad, xr.grad)
@@ -219,3 +226,76 @@ def test_fused_batch_hard_ties_go_to_the_lower_index():
     y = torch.tensor([0, 0, 0, 1, 1])  # anchor 0: positives 1 and 2 tie at distance 1
     _, pos, neg, _, _ = torch.ops.audiosiam.triplet_batch_hard(x, y, 0.2, 1.0, False, False)
     assert pos[0] == 1 and neg[0] == 3
+
+
+@pytest.mark.needs_extension
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "mean_nonzero"])
+@pytest.mark.parametrize("labels", ["random", "no_negatives", "no_positives"])
+def test_compiled_batch_all_matches_reference(device, soft, reduction, labels):
+    x0, y = batch(b=40, d=12, classes=7, seed=4)  # random labels: some anchors have no positive
+    y = {"random": y, "no_negatives": torch.zeros_like(y), "no_positives": torch.arange(40)}[labels]
+    x0, y = x0.to(device), y.to(device)
+    x = x0.clone().requires_grad_()
+    ours, ours_stats = triplet_loss(x, y, mining="batch_all", soft_margin=soft, reduction=reduction,
+                                    return_stats=True)
+    ours.sum().backward()
+    xr = x0.clone().requires_grad_()
+    with reference_ops():
+        ref, ref_stats = triplet_loss(xr, y, mining="batch_all", soft_margin=soft, reduction=reduction,
+                                      return_stats=True)
+    ref.sum().backward()
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(x.grad, xr.grad)
+    assert ours_stats == pytest.approx(ref_stats)
+
+
+@pytest.mark.needs_extension
+def test_compiled_batch_all_gradcheck_and_opcheck():
+    x, y = batch(b=14, d=5, classes=4)
+    x.requires_grad_()
+    for soft in (False, True):
+        assert torch.autograd.gradcheck(lambda e: triplet_loss(e, y, mining="batch_all", soft_margin=soft), (x,))
+    dist = torch.cdist(x.detach(), x.detach())
+    torch.library.opcheck(torch.ops.audiosiam.triplet_batch_all.default, (dist, y, 0.2, False))
+    torch.library.opcheck(torch.ops.audiosiam.triplet_batch_all.default, (dist.float(), y, 0.0, True))
+    with pytest.raises(ValueError, match="'dist': expected a square"):
+        torch.ops.audiosiam.triplet_batch_all(dist[:3], y, 0.2, False)
+
+
+@pytest.mark.needs_extension
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "none", "mean_nonzero"])
+@pytest.mark.parametrize("labels", ["random", "no_negatives", "no_positives"])
+def test_compiled_semi_hard_matches_reference(device, soft, reduction, labels):
+    x0, y = batch(b=40, d=12, classes=7, seed=5)
+    y = {"random": y, "no_negatives": torch.zeros_like(y), "no_positives": torch.arange(40)}[labels]
+    x0, y = x0.to(device), y.to(device)
+    x = x0.clone().requires_grad_()
+    ours, ours_stats = triplet_loss(x, y, mining="semi_hard", soft_margin=soft, reduction=reduction,
+                                    margin=0.5, return_stats=True)
+    ours.sum().backward()
+    xr = x0.clone().requires_grad_()
+    with reference_ops():
+        ref, ref_stats = triplet_loss(xr, y, mining="semi_hard", soft_margin=soft, reduction=reduction,
+                                      margin=0.5, return_stats=True)
+    ref.sum().backward()
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(x.grad, xr.grad)
+    assert ours_stats == pytest.approx(ref_stats)
+
+
+@pytest.mark.needs_extension
+def test_compiled_semi_hard_picks_by_hand_and_checks():
+    x = torch.tensor([[0.0], [1.0], [1.1], [1.5], [3.0]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1, 2])
+    dist = torch.cdist(x, x)
+    neg = torch.ops.audiosiam.triplet_semi_hard_negatives(dist, y, 0.6)
+    # (0, 1): d_ap 1; negatives 1.1 and 1.5 lie in (1, 1.6): the nearer, index 2
+    # (1, 0): d_ap 1; negatives at 0.1, 0.5, 2.0: none in (1, 1.6) -> the nearest of all, index 2
+    assert neg[0, 1] == 2 and neg[1, 0] == 2 and neg[0, 0] == -1 and neg[0, 2] == -1
+    torch.library.opcheck(torch.ops.audiosiam.triplet_semi_hard_negatives.default, (dist, y, 0.6))
+    with pytest.raises(ValueError, match="'labels': expected int64"):
+        torch.ops.audiosiam.triplet_semi_hard_negatives(dist, y.int(), 0.6)

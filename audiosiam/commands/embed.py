@@ -12,7 +12,7 @@ from . import _common
 EXAMPLES = """\
 examples:
   audiosiam embed clips/ --out clips.npy
-  audiosiam embed a.wav b.flac --out ab.npy --model speaker
+  audiosiam embed a.wav b.flac --out ab.npy --model mine.pt
 
 Writes OUT (float32, shape (N, D), rows L2-normalised, so a dot product is the cosine similarity) and
 OUT with .csv beside it (columns row,path) saying which file each row is. Unreadable files are reported on

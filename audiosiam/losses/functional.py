@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ParameterError
-from ..ops.losses import batch_hard_triplet_terms, fused_batch_hard_available
+from ..ops.losses import (batch_all_triplet_slopes, batch_hard_triplet_terms, compiled_batch_all_available,
+                          compiled_semi_hard_available, fused_batch_hard_available, semi_hard_negatives)
 
 __all__ = ["triplet_loss", "triplet_margin_loss", "contrastive_loss", "contrastive_pair_loss", "MININGS",
            "REDUCTIONS", "DISTANCES"]
@@ -157,19 +158,24 @@ def _mine_and_reduce(dist: torch.Tensor, labels: torch.Tensor, mining: str, marg
     elif mining == "semi_hard":
         a_idx, p_idx = torch.nonzero(pos_mask, as_tuple=True)
         d_ap = dist[a_idx, p_idx]
-        row = dist[a_idx]  # (pairs, B)
-        negs = neg_mask[a_idx]
-        semi = negs & (row > d_ap[:, None]) & (row < d_ap[:, None] + margin)
-        hardest = row.masked_fill(~negs, float("inf")).amin(1)
-        semi_hard = row.masked_fill(~semi, float("inf")).amin(1)
-        has_neg = negs.any(1)
-        d_an = torch.where(semi.any(1), semi_hard, hardest)
+        if compiled_semi_hard_available(dist):  # the op picks each pair's negative; the gather stays differentiable
+            n_idx = semi_hard_negatives(dist, labels, margin=margin)[a_idx, p_idx]
+            has_neg = n_idx >= 0
+            d_an = dist[a_idx, n_idx.clamp_min(0)]
+        else:
+            row = dist[a_idx]  # (pairs, B)
+            negs = neg_mask[a_idx]
+            semi = negs & (row > d_ap[:, None]) & (row < d_ap[:, None] + margin)
+            hardest = row.masked_fill(~negs, float("inf")).amin(1)
+            semi_hard = row.masked_fill(~semi, float("inf")).amin(1)
+            has_neg = negs.any(1)
+            d_an = torch.where(semi.any(1), semi_hard, hardest)
         d_an = torch.where(has_neg, d_an, torch.zeros_like(d_an))
         terms = _hinge(d_ap - d_an, margin, soft_margin)
         out = _reduce(terms, has_neg, reduction, anchor_of=a_idx, batch=b)
         stats = _stats(terms, has_neg, d_ap, d_an)
     else:
-        out, stats = _batch_all(dist, pos_mask, neg_mask, margin, soft_margin, reduction)
+        out, stats = _batch_all(dist, labels, pos_mask, neg_mask, margin, soft_margin, reduction)
     return out, stats
 
 
@@ -192,45 +198,58 @@ def _positive_table(pos_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return index, valid
 
 
+def _batch_all_chunks(dist, pos_mask, neg_mask, margin, soft):
+    """Pure-PyTorch batch-all: ``(per-anchor sums, per-anchor counts, total, valid, active, slope)``,
+    anchors in chunks of at most ``_BATCH_ALL_CHUNK_CELLS`` cells. ``slope = W_pos - W_neg``."""
+    b = dist.shape[0]
+    pos_index, pos_valid = _positive_table(pos_mask)
+    p = pos_index.shape[1]
+    chunk = max(1, _BATCH_ALL_CHUNK_CELLS // max(1, p * b))
+    w_pos, w_neg = torch.zeros_like(dist), torch.zeros_like(dist)
+    per_anchor_sum = torch.zeros(b, dtype=dist.dtype, device=dist.device)
+    per_anchor_n = torch.zeros(b, dtype=dist.dtype, device=dist.device)
+    total = dist.new_zeros(())
+    n_valid = n_active = 0
+    for start in range(0, b if p else 0, chunk):
+        rows = slice(start, start + chunk)
+        d, idx = dist[rows], pos_index[rows]
+        d_ap = d.gather(1, idx)  # (c, P)
+        valid = pos_valid[rows, :, None] & neg_mask[rows, None, :]  # (c, P, B)
+        z = d_ap[:, :, None] - d[:, None, :]
+        invalid = ~valid
+        terms = _hinge(z, margin, soft).masked_fill_(invalid, 0)
+        active = terms > 0  # invalid cells are 0, so never active
+        # d(term)/dz: sigmoid for the soft margin, 1 where the hinge is open, 0 elsewhere.
+        slope = torch.sigmoid(z).masked_fill_(invalid, 0) if soft else active.to(dist.dtype)
+        w_pos[rows].scatter_add_(1, idx, slope.sum(2))  # padding slots carry slope 0
+        w_neg[rows] = slope.sum(1)
+        total = total + terms.sum()
+        per_anchor_sum[rows] = terms.sum((1, 2))
+        per_anchor_n[rows] = valid.sum((1, 2)).to(dist.dtype)
+        n_valid += int(valid.sum())
+        n_active += int(active.sum())
+    return per_anchor_sum, per_anchor_n, total, n_valid, n_active, w_pos.sub_(w_neg)
+
+
 class _BatchAll(torch.autograd.Function):
     """Batch-all triplet loss from a distance matrix, in O(B^2) memory forward *and* backward.
 
-    Anchors are processed in chunks of at most ``_BATCH_ALL_CHUNK_CELLS`` (anchor, positive, negative)
-    cells, over each anchor's positives only (see :func:`_positive_table`). Autograd through that loop
-    would keep every chunk for the backward; instead the forward accumulates, per (anchor, positive) and
-    (anchor, negative) cell, the summed slope of the terms it appears in, and the gradient with respect to
-    the distances is ``scale * (W_pos - W_neg)``, a B x B matrix.
+    The forward accumulates, per (anchor, positive) and (anchor, negative) cell, the summed slope of the
+    terms it appears in; the gradient with respect to the distances is then ``scale * (W_pos - W_neg)``,
+    a B x B matrix. (Autograd through the triplets would keep B^3 of them for the backward.) The compiled
+    op ``triplet_batch_all`` computes this when built; otherwise :func:`_batch_all_chunks` does, anchors
+    in chunks over each anchor's positives only (see :func:`_positive_table`).
     """
 
     @staticmethod
-    def forward(ctx, dist, pos_mask, neg_mask, margin, soft, reduction, stats):
-        b = dist.shape[0]
-        pos_index, pos_valid = _positive_table(pos_mask)
-        p = pos_index.shape[1]
-        chunk = max(1, _BATCH_ALL_CHUNK_CELLS // max(1, p * b))
-        w_pos, w_neg = torch.zeros_like(dist), torch.zeros_like(dist)
-        per_anchor_sum = torch.zeros(b, dtype=dist.dtype, device=dist.device)
-        per_anchor_n = torch.zeros(b, dtype=dist.dtype, device=dist.device)
-        total = dist.new_zeros(())
-        n_valid = n_active = 0
-        for start in range(0, b if p else 0, chunk):
-            rows = slice(start, start + chunk)
-            d, idx = dist[rows], pos_index[rows]
-            d_ap = d.gather(1, idx)  # (c, P)
-            valid = pos_valid[rows, :, None] & neg_mask[rows, None, :]  # (c, P, B)
-            z = d_ap[:, :, None] - d[:, None, :]
-            invalid = ~valid
-            terms = _hinge(z, margin, soft).masked_fill_(invalid, 0)
-            active = terms > 0  # invalid cells are 0, so never active
-            # d(term)/dz: sigmoid for the soft margin, 1 where the hinge is open, 0 elsewhere.
-            slope = torch.sigmoid(z).masked_fill_(invalid, 0) if soft else active.to(dist.dtype)
-            w_pos[rows].scatter_add_(1, idx, slope.sum(2))  # padding slots carry slope 0
-            w_neg[rows] = slope.sum(1)
-            total = total + terms.sum()
-            per_anchor_sum[rows] = terms.sum((1, 2))
-            per_anchor_n[rows] = valid.sum((1, 2)).to(dist.dtype)
-            n_valid += int(valid.sum())
-            n_active += int(active.sum())
+    def forward(ctx, dist, labels, pos_mask, neg_mask, margin, soft, reduction, stats):
+        if compiled_batch_all_available(dist):
+            term_sum, valid, active, slope = batch_all_triplet_slopes(dist, labels, margin=margin, soft=soft)
+            per_anchor_sum, per_anchor_n = term_sum, valid.to(dist.dtype)
+            total, n_valid, n_active = term_sum.sum(), int(valid.sum()), int(active.sum())
+        else:
+            per_anchor_sum, per_anchor_n, total, n_valid, n_active, slope = _batch_all_chunks(
+                dist, pos_mask, neg_mask, margin, soft)
         # Mean distances over the valid triplets: each positive pair counts once per negative and vice versa.
         n_pos, n_neg = pos_mask.sum(1).to(dist.dtype), neg_mask.sum(1).to(dist.dtype)
         pos_sum = float(((dist * pos_mask).sum(1) * n_neg).sum())
@@ -242,7 +261,7 @@ class _BatchAll(torch.autograd.Function):
             count = {"sum": 1, "mean": max(n_valid, 1), "mean_nonzero": max(n_active, 1)}[reduction]
             scale = dist.new_tensor(1.0 / count)
             out = total * scale
-        ctx.save_for_backward(w_pos, w_neg, scale)
+        ctx.save_for_backward(slope, scale)
         ctx.per_anchor = reduction == "none"
         stats.update(active_fraction=n_active / n_valid if n_valid else 0.0,
                      mean_positive_distance=pos_sum / n_valid if n_valid else 0.0,
@@ -251,16 +270,15 @@ class _BatchAll(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        w_pos, w_neg, scale = ctx.saved_tensors
+        slope, scale = ctx.saved_tensors
         factor = (grad_out * scale)[:, None] if ctx.per_anchor else grad_out * scale
-        return factor * (w_pos - w_neg), None, None, None, None, None, None
+        return factor * slope, None, None, None, None, None, None, None
 
 
-def _batch_all(dist, pos_mask, neg_mask, margin, soft, reduction):
-    """Every valid (a, p, n), anchors in chunks: at most ``_BATCH_ALL_CHUNK_CELLS`` cells at once, forward
-    and backward (see :class:`_BatchAll`)."""
+def _batch_all(dist, labels, pos_mask, neg_mask, margin, soft, reduction):
+    """Every valid (a, p, n), in O(B^2) memory forward and backward (see :class:`_BatchAll`)."""
     stats: dict = {}
-    out = _BatchAll.apply(dist, pos_mask, neg_mask, margin, soft, reduction, stats)
+    out = _BatchAll.apply(dist, labels, pos_mask, neg_mask, margin, soft, reduction, stats)
     return out, stats
 
 

@@ -68,7 +68,8 @@ def _import_extension():
     # Fake kernels and autograd formulas, for the ops this build has (an older build may lack some).
     if hasattr(torch.ops.audiosiam, "pairwise_distance"):
         from . import _distance_registrations  # noqa: F401
-    if hasattr(torch.ops.audiosiam, "triplet_batch_hard"):
+    if any(hasattr(torch.ops.audiosiam, op) for op in ("triplet_batch_hard", "triplet_batch_all",
+                                                       "triplet_semi_hard_negatives")):
         from . import _loss_registrations  # noqa: F401
     return _C, None
 

@@ -18,6 +18,17 @@ def _batch_hard_backward_fake(grad_terms, embeddings, positive, negative, d_ap, 
     return torch.empty_like(embeddings)
 
 
+@torch.library.register_fake("audiosiam::triplet_batch_all")
+def _batch_all_fake(dist, labels, margin, soft):
+    b = dist.shape[0]
+    return dist.new_empty(b), labels.new_empty(b), labels.new_empty(b), dist.new_empty(b, b)
+
+
+@torch.library.register_fake("audiosiam::triplet_semi_hard_negatives")
+def _semi_hard_fake(dist, labels, margin):
+    return labels.new_empty(dist.shape[0], dist.shape[0])
+
+
 def _setup_context(ctx, inputs, output):
     embeddings, _, margin, scale, squared, soft = inputs
     _, positive, negative, d_ap, d_an = output

@@ -1,4 +1,5 @@
-"""Fused loss ops: thin wrappers over ``torch.ops.audiosiam.triplet_batch_hard``.
+"""Fused loss ops: thin wrappers over ``torch.ops.audiosiam.triplet_batch_hard``, ``triplet_batch_all`` and
+``triplet_semi_hard_negatives``.
 
 ``audiosiam.losses`` calls these when the compiled op is available and falls back to the pure-PyTorch
 definitions in ``audiosiam/losses/functional.py`` (the reference) otherwise.
@@ -10,7 +11,8 @@ import torch
 
 from ._extension import has_ops
 
-__all__ = ["fused_batch_hard_available", "batch_hard_triplet_terms"]
+__all__ = ["fused_batch_hard_available", "batch_hard_triplet_terms", "compiled_batch_all_available",
+           "batch_all_triplet_slopes", "compiled_semi_hard_available", "semi_hard_negatives"]
 
 
 def fused_batch_hard_available(embeddings: torch.Tensor, distance: str) -> bool:
@@ -38,3 +40,32 @@ def batch_hard_triplet_terms(embeddings: torch.Tensor, labels: torch.Tensor, *, 
     terms, pos, _, d_ap, d_an = torch.ops.audiosiam.triplet_batch_hard(x, labels.long(), float(margin), scale,
                                                                        bool(squared), bool(soft))
     return terms, pos >= 0, (scale * d_ap).detach(), (scale * d_an).detach()
+
+
+def _compiled_mining_available(op: str, dist: torch.Tensor) -> bool:
+    return (has_ops() and hasattr(torch.ops.audiosiam, op) and dist.device.type in ("cpu", "cuda")
+            and dist.dtype in (torch.float32, torch.float64))
+
+
+def compiled_batch_all_available(dist: torch.Tensor) -> bool:
+    """True when the compiled batch-all mining op can run on this distance matrix."""
+    return _compiled_mining_available("triplet_batch_all", dist)
+
+
+def compiled_semi_hard_available(dist: torch.Tensor) -> bool:
+    """True when the compiled semi-hard mining op can run on this distance matrix."""
+    return _compiled_mining_available("triplet_semi_hard_negatives", dist)
+
+
+def semi_hard_negatives(dist: torch.Tensor, labels: torch.Tensor, *, margin: float) -> torch.Tensor:
+    """(B, B) int64: the semi-hard negative of every positive pair (a, p), -1 elsewhere (see the schema)."""
+    return torch.ops.audiosiam.triplet_semi_hard_negatives(dist.detach().contiguous(), labels.long(), float(margin))
+
+
+def batch_all_triplet_slopes(dist: torch.Tensor, labels: torch.Tensor, *, margin: float, soft: bool):
+    """Every valid triplet of a (B, B) distance matrix, from the compiled op (no gradient; see the schema).
+
+    Returns:
+        ``(term_sum (B,), valid (B,) int64, active (B,) int64, slope (B, B))`` per anchor.
+    """
+    return torch.ops.audiosiam.triplet_batch_all(dist.detach().contiguous(), labels.long(), float(margin), bool(soft))

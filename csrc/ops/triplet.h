@@ -17,6 +17,35 @@ inline void check_batch(const at::Tensor& embeddings, const at::Tensor& labels) 
                     " but 'embeddings' is on ", embeddings.device());
 }
 
+// Arguments of triplet_batch_all: a square distance matrix and one label per row.
+inline void check_distance_batch(const at::Tensor& dist, const at::Tensor& labels) {
+  check_matrix(dist, "dist");
+  TORCH_CHECK_VALUE(dist.size(0) == dist.size(1), "audiosiam: argument 'dist': expected a square (B, B) matrix, got ",
+                    dist.sizes());
+  TORCH_CHECK_VALUE(labels.dim() == 1 && labels.size(0) == dist.size(0), "audiosiam: argument 'labels': expected shape (",
+                    dist.size(0), ",), got ", labels.sizes());
+  TORCH_CHECK_VALUE(labels.scalar_type() == at::kLong, "audiosiam: argument 'labels': expected int64, got ",
+                    labels.scalar_type());
+  TORCH_CHECK_VALUE(labels.device() == dist.device(), "audiosiam: argument 'labels': is on ", labels.device(),
+                    " but 'dist' is on ", dist.device());
+}
+
+// One negative candidate for the positive pair (a, p) of semi-hard mining: keeps the nearest semi-hard
+// negative and the nearest negative overall, scanning n in increasing order (strict < keeps the lower
+// index on ties).
+template <typename scalar_t>
+struct SemiHardChoice {
+  scalar_t semi = 0, hard = 0;
+  int64_t semi_index = -1, hard_index = -1;
+
+  C10_HOST_DEVICE void offer(scalar_t d_ap, scalar_t d_an, int64_t n, double margin) {
+    if (hard_index < 0 || d_an < hard) hard = d_an, hard_index = n;
+    if (d_an > d_ap && d_an < d_ap + static_cast<scalar_t>(margin) && (semi_index < 0 || d_an < semi))
+      semi = d_an, semi_index = n;
+  }
+  C10_HOST_DEVICE int64_t choice() const { return semi_index >= 0 ? semi_index : hard_index; }
+};
+
 // d(term)/d(d_ap) for one anchor (d(term)/d(d_an) is its negative).
 template <typename scalar_t>
 C10_HOST_DEVICE inline scalar_t term_slope(scalar_t d_ap, scalar_t d_an, double margin, double scale, bool soft) {
