@@ -64,6 +64,11 @@ def plot_embeddings(embeddings, labels: Sequence[str], path: str | os.PathLike, 
     ax.set_title(title or f"{len(labels)} embeddings, {len(colours)} classes (PCA)")
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path) -> Path:
+    """Lay out, write (creating the folder) and close a figure."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,9 +108,4 @@ def plot_gallery_and_queries(clf, query_embeddings, query_names: Sequence[str], 
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -14,9 +14,10 @@ import torch
 # lets memory freed by one benchmark hide the allocations of the next from peak_extra_bytes.
 _M_MMAP_THRESHOLD = -3
 try:
-    ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
+    _LIBC = ctypes.CDLL("libc.so.6")
+    _LIBC.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
 except OSError:  # not glibc: peak_extra_bytes still works, it may under-report
-    pass
+    _LIBC = None
 
 ALL_THREADS = os.cpu_count() or 1
 THREADS = sorted({1, ALL_THREADS})
@@ -49,6 +50,8 @@ def peak_extra_bytes(fn) -> int | None:
     bytes of the largest moment, inputs excluded, as the allocator really touched them. Granularity is a
     page; other threads' allocations in the same moment would count too (the benchmarks run alone).
     """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)  # hand free heap pages back, so that reusing them counts as growth again
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")

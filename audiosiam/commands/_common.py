@@ -125,3 +125,14 @@ def _cell(value) -> str:
 def report_failures(failures, command: str) -> None:
     for failure in failures:
         print(f"audiosiam {command}: skipped {failure.source}: {failure.error}", file=sys.stderr)
+
+
+def parse_where(items: Sequence[str]) -> dict[str, list[str]] | None:
+    """``--where COL=V1,V2`` options (repeatable) as ``{COL: [V1, V2]}``, or None when there are none."""
+    where: dict[str, list[str]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ParameterError(f"--where {item!r}: expected COL=V1,V2 (keep the manifest rows whose COL is V1 or V2)")
+        col, values = item.split("=", 1)
+        where[col] = values.split(",")
+    return where or None

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from . import _common
+
 EXAMPLES = """\
 examples:
   audiosiam evaluate default data/ --episodes 10000
@@ -46,17 +48,11 @@ def run(args) -> int:
 
     from .. import evaluation as E
     from ..data import AudioClipDataset
-    from ..errors import ParameterError
     from ..models import load_model
     from ..training import load_sources
 
-    where = {}
-    for item in args.where:
-        if "=" not in item:
-            raise ParameterError(f"--where {item!r}: expected COL=V1,V2")
-        col, values = item.split("=", 1)
-        where[col] = values.split(",")
-    sources, _, _ = load_sources([args.data], label_columns=args.label_column.split(","), where=where or None,
+    where = _common.parse_where(args.where)
+    sources, _, _ = load_sources([args.data], label_columns=args.label_column.split(","), where=where,
                                  group_column=args.group_column)
     dataset = AudioClipDataset(sources[0].items(), clip_seconds=None, on_error="skip")
     model = load_model(args.model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from . import _common  # noqa: F401  (shared CLI conventions)
+from . import _common
 
 EXAMPLES = """\
 examples:
@@ -60,17 +60,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..errors import ParameterError
     from ..training import DataSource, TrainConfig, load_sources, train
 
-    where = {}
-    for item in args.where:
-        if "=" not in item:
-            raise ParameterError(f"--where {item!r}: expected COL=V1,V2")
-        col, values = item.split("=", 1)
-        where[col] = values.split(",")
+    where = _common.parse_where(args.where)
     labelled, unlabelled, background = load_sources(args.data, label_columns=args.label_column.split(","),
-                                                    where=where or None, group_column=args.group_column)
+                                                    where=where, group_column=args.group_column)
     unlabelled += [DataSource(d) for d in args.unlabelled]
     background += list(args.background)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}

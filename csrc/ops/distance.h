@@ -20,4 +20,13 @@ std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_impl(const at::Ten
                                                                    const at::Tensor& y, const at::Tensor& dist,
                                                                    const std::string& metric, L1GradFn l1_grad);
 
+// Arguments of knn, on any device: a (Q, D) and an (R, D) matrix, 1 <= k <= R, finite rows.
+inline void check_knn_args(const at::Tensor& query, const at::Tensor& ref, int64_t k) {
+  check_pair(query, "query", ref, "reference");
+  TORCH_CHECK_VALUE(k >= 1 && k <= ref.size(0), "audiosiam: argument 'k': got ", k, ", expected 1 <= k <= ",
+                    ref.size(0), " (the number of reference rows)");
+  check_finite_rows(query, "query");
+  check_finite_rows(ref, "reference");
+}
+
 }  // namespace audiosiam

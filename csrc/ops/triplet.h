@@ -7,14 +7,19 @@
 
 namespace audiosiam {
 
-inline void check_batch(const at::Tensor& embeddings, const at::Tensor& labels) {
-  check_matrix(embeddings, "embeddings");
-  TORCH_CHECK_VALUE(labels.dim() == 1 && labels.size(0) == embeddings.size(0), "audiosiam: argument 'labels': expected shape (",
-                    embeddings.size(0), ",), got ", labels.sizes());
+// One int64 label per row of `rows` (named `rows_name` in messages), on the same device.
+inline void check_labels(const at::Tensor& labels, const at::Tensor& rows, const char* rows_name) {
+  TORCH_CHECK_VALUE(labels.dim() == 1 && labels.size(0) == rows.size(0), "audiosiam: argument 'labels': expected shape (",
+                    rows.size(0), ",), got ", labels.sizes());
   TORCH_CHECK_VALUE(labels.scalar_type() == at::kLong, "audiosiam: argument 'labels': expected int64, got ",
                     labels.scalar_type());
-  TORCH_CHECK_VALUE(labels.device() == embeddings.device(), "audiosiam: argument 'labels': is on ", labels.device(),
-                    " but 'embeddings' is on ", embeddings.device());
+  TORCH_CHECK_VALUE(labels.device() == rows.device(), "audiosiam: argument 'labels': is on ", labels.device(),
+                    " but '", rows_name, "' is on ", rows.device());
+}
+
+inline void check_batch(const at::Tensor& embeddings, const at::Tensor& labels) {
+  check_matrix(embeddings, "embeddings");
+  check_labels(labels, embeddings, "embeddings");
 }
 
 // Arguments of triplet_batch_all: a square distance matrix and one label per row.
@@ -22,13 +27,21 @@ inline void check_distance_batch(const at::Tensor& dist, const at::Tensor& label
   check_matrix(dist, "dist");
   TORCH_CHECK_VALUE(dist.size(0) == dist.size(1), "audiosiam: argument 'dist': expected a square (B, B) matrix, got ",
                     dist.sizes());
-  TORCH_CHECK_VALUE(labels.dim() == 1 && labels.size(0) == dist.size(0), "audiosiam: argument 'labels': expected shape (",
-                    dist.size(0), ",), got ", labels.sizes());
-  TORCH_CHECK_VALUE(labels.scalar_type() == at::kLong, "audiosiam: argument 'labels': expected int64, got ",
-                    labels.scalar_type());
-  TORCH_CHECK_VALUE(labels.device() == dist.device(), "audiosiam: argument 'labels': is on ", labels.device(),
-                    " but 'dist' is on ", dist.device());
+  check_labels(labels, dist, "dist");
 }
+
+// The outputs of triplet_batch_all for a batch of b, allocated alike on every device.
+struct BatchAllOutputs {
+  at::Tensor term_sum, valid, active, slope;
+
+  BatchAllOutputs(const at::Tensor& dist, const at::Tensor& labels)
+      : term_sum(at::empty({dist.size(0)}, dist.options())),
+        valid(at::empty({dist.size(0)}, labels.options())),
+        active(at::empty({dist.size(0)}, labels.options())),
+        slope(at::zeros({dist.size(0), dist.size(0)}, dist.options())) {}
+
+  std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> tuple() const { return {term_sum, valid, active, slope}; }
+};
 
 // One negative candidate for the positive pair (a, p) of semi-hard mining: keeps the nearest semi-hard
 // negative and the nearest negative overall, scanning n in increasing order (strict < keeps the lower

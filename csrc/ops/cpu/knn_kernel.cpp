@@ -166,12 +166,8 @@ void knn_full(const at::Tensor& query, const at::Tensor& ref, int64_t k, Metric 
 
 std::tuple<at::Tensor, at::Tensor> knn_cpu(const at::Tensor& query_in, const at::Tensor& ref_in, int64_t k,
                                            c10::string_view metric_name) {
-  check_pair(query_in, "query", ref_in, "reference");
+  check_knn_args(query_in, ref_in, k);
   const Metric metric = parse_metric(std::string(metric_name));
-  TORCH_CHECK_VALUE(k >= 1 && k <= ref_in.size(0), "audiosiam: argument 'k': got ", k, ", expected 1 <= k <= ",
-                    ref_in.size(0), " (the number of reference rows)");
-  check_finite_rows(query_in, "query");
-  check_finite_rows(ref_in, "reference");
   auto query = query_in.contiguous(), ref = ref_in.contiguous();
   auto out_d = at::empty({query.size(0), k}, query.options());
   auto out_i = at::empty({query.size(0), k}, query.options().dtype(at::kLong));

@@ -61,16 +61,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> triplet_batch_all_cpu
   check_distance_batch(dist_in, labels_in);
   auto dist = dist_in.contiguous(), labels = labels_in.contiguous();
   const int64_t b = dist.size(0);
-  auto term_sum = at::empty({b}, dist.options());
-  auto valid = at::empty({b}, labels.options());
-  auto active = at::empty({b}, labels.options());
-  auto slope = at::zeros({b, b}, dist.options());
+  BatchAllOutputs out(dist, labels);
   AT_DISPATCH_FLOATING_TYPES(dist.scalar_type(), "triplet_batch_all_cpu", [&] {
     batch_all_impl<scalar_t>(dist.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), b, margin, soft,
-                             term_sum.data_ptr<scalar_t>(), valid.data_ptr<int64_t>(), active.data_ptr<int64_t>(),
-                             slope.data_ptr<scalar_t>());
+                             out.term_sum.data_ptr<scalar_t>(), out.valid.data_ptr<int64_t>(),
+                             out.active.data_ptr<int64_t>(), out.slope.data_ptr<scalar_t>());
   });
-  return {term_sum, valid, active, slope};
+  return out.tuple();
 }
 
 }  // namespace

@@ -13,12 +13,8 @@ namespace {
 
 std::tuple<at::Tensor, at::Tensor> knn_cuda(const at::Tensor& query_in, const at::Tensor& ref_in, int64_t k,
                                             c10::string_view metric_name) {
-  check_pair(query_in, "query", ref_in, "reference");
+  check_knn_args(query_in, ref_in, k);
   const Metric metric = parse_metric(std::string(metric_name));
-  TORCH_CHECK_VALUE(k >= 1 && k <= ref_in.size(0), "audiosiam: argument 'k': got ", k, ", expected 1 <= k <= ",
-                    ref_in.size(0), " (the number of reference rows)");
-  check_finite_rows(query_in, "query");
-  check_finite_rows(ref_in, "reference");
   const c10::cuda::CUDAGuard guard(query_in.device());
   auto query = query_in.contiguous(), ref = ref_in.contiguous();
   const int64_t nq = query.size(0), nr = ref.size(0);

@@ -62,18 +62,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> triplet_batch_all_cud
   const c10::cuda::CUDAGuard guard(dist_in.device());
   auto dist = dist_in.contiguous(), labels = labels_in.contiguous();
   const int64_t b = dist.size(0);
-  auto term_sum = at::empty({b}, dist.options());
-  auto valid = at::empty({b}, labels.options());
-  auto active = at::empty({b}, labels.options());
-  auto slope = at::zeros({b, b}, dist.options());
-  if (b == 0) return {term_sum, valid, active, slope};
+  BatchAllOutputs out(dist, labels);
+  if (b == 0) return out.tuple();
   AT_DISPATCH_FLOATING_TYPES(dist.scalar_type(), "triplet_batch_all_cuda", [&] {
     batch_all_kernel<scalar_t><<<b, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        dist.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), b, margin, soft, term_sum.data_ptr<scalar_t>(),
-        valid.data_ptr<int64_t>(), active.data_ptr<int64_t>(), slope.data_ptr<scalar_t>());
+        dist.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), b, margin, soft, out.term_sum.data_ptr<scalar_t>(),
+        out.valid.data_ptr<int64_t>(), out.active.data_ptr<int64_t>(), out.slope.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {term_sum, valid, active, slope};
+  return out.tuple();
 }
 
 }  // namespace
