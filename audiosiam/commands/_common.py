@@ -21,7 +21,7 @@ IMBALANCE_WARNING_RATIO = 5
 def add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default=None, metavar="NAME_OR_PATH",
-        help="bundled preset name ('default'; see 'audiosiam info') or a checkpoint file; default: the bundled default model")
+        help="bundled preset name ('default', 'speaker'; see 'audiosiam info') or a checkpoint file; default: the bundled default model")
 
 
 def add_format_option(parser: argparse.ArgumentParser) -> None:

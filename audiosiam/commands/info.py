@@ -94,8 +94,8 @@ def _format_model(m: dict) -> list[str]:
     lines = [f"  {m['model']}: {m['parameters'] / 1e6:.2f}M parameters, {m['embedding_dim']}-d embeddings, "
              f"{m['sample_rate']} Hz, {m['window_seconds']:g} s windows ({m['source']})"]
     if m["training_classes"]:
-        lines.append(f"    trained on {m['training_classes']} classes for {m['training_minutes'] or 0:.0f} min "
-                     f"with audiosiam {m['trained_with_audiosiam']}; verification threshold "
+        lines.append(f"    trained on {m['training_classes']} classes with audiosiam {m['trained_with_audiosiam']}, "
+                     f"kept after {m['training_minutes'] or 0:.0f} min of its run; verification threshold "
                      f"{m['verification_threshold']:.3f}" if m["verification_threshold"] is not None else
                      f"    trained on {m['training_classes']} classes")
     if m["validation_metrics"]:

@@ -8,7 +8,7 @@ import json
 EXAMPLES = """\
 examples:
   audiosiam verify a.wav b.wav
-  audiosiam verify --model my_speakers.pt alice_1.flac unknown_caller.flac   # a model you trained on speakers
+  audiosiam verify --model speaker alice_1.flac unknown_caller.flac   # same voice?
   audiosiam verify a.wav b.wav --threshold 0.6 --format json
 
 Prints the cosine similarity of the two clips' embeddings and the decision against the threshold. The
@@ -20,7 +20,7 @@ when the model was trained (its model card says on which data). Exit code 0 what
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "verify", help="decide whether two clips are the same sound (or speaker, with a speaker model)",
+        "verify", help="decide whether two clips are the same sound (or speaker, with --model speaker)",
         description="Compare two clips: cosine similarity of their embeddings and a same/different decision.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("a", metavar="A", help="first audio file")

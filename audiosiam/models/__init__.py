@@ -1,6 +1,6 @@
 """Models: the encoder CNN, the complete embedding model, the twin network, checkpoints and presets.
 
-``load_model()`` returns the bundled default model (``"default"``, the only preset shipped so far);
+``load_model()`` returns the bundled default model; ``load_model("speaker")`` the speaker preset;
 ``load_model("path/to/model.pt")`` any checkpoint written by ``audiosiam train``.
 """
 
