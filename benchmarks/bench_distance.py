@@ -2,7 +2,8 @@
 
 Run:  python -m pytest benchmarks/bench_distance.py --benchmark-group-by=func,param:threads
 Sizes from issue 2 (fp32, D=128): euclidean fwd+bwd N=M=512; L1 fwd+bwd N=M=256; knn 2,000 queries x
-20,000 references, k=10. Every result is compared with the float64 reference before it is timed.
+20,000 references, k=10. Every result (values and, for fwd+bwd, the gradient) is compared with the
+float64 reference before it is timed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ def test_pairwise_fwd_bwd(benchmark, threads, metric, n, impl):
     fn = (lambda a, b: pairwise_distance(a, b, metric=metric)) if impl == "audiosiam" else (lambda a, b: torch.cdist(a, b, p=p))
     err = (fn(x, y).double() - reference.pairwise_distance(x.double(), y.double(), metric)).abs().max().item()
     assert err < ({"euclidean": 1e-5, "l1": 1e-4}[metric] if impl == "audiosiam" else 1e-2)
-    run_timed(benchmark, fwd_bwd(fn, x, y), metric=metric, n=n, max_abs_error=err)
+    # The backward is timed too, so it is checked too: gradient of sum(D) against the float64 reference.
+    x64 = x.double().requires_grad_()
+    reference.pairwise_distance(x64, y.double(), metric).sum().backward()
+    grad_err = (fwd_bwd(fn, x, y)().double() - x64.grad).abs().max().item()
+    if impl == "audiosiam":
+        assert grad_err < 1e-2 * (1 + x64.grad.abs().max().item())
+    run_timed(benchmark, fwd_bwd(fn, x, y), metric=metric, n=n, max_abs_error=err, max_grad_error=grad_err)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,9 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cmath>
+#include <vector>
+
 #include "../distance.h"
 #include "difference_sum.h"
 
@@ -53,37 +56,47 @@ at::Tensor pairwise_distance_cpu(const at::Tensor& x_in, const at::Tensor& y_in,
   return out;
 }
 
+// grad_x[i] = sum_j g[i, j] sign(x[i] - y[j]);  grad_y[j] = -sum_i g[i, j] sign(x[i] - y[j]).
+// One pass over the pairs computes each sign once and feeds both sums: rows of x are split between
+// threads (each owns its grad_x rows), and each thread accumulates grad_y into its own buffer, summed at
+// the end. sign(0) = 0 is the subgradient (see distance.h).
 template <typename scalar_t>
-void l1_grad_impl(const scalar_t* g, const scalar_t* x, const scalar_t* y, scalar_t* gx, scalar_t* gy, int64_t n,
-                  int64_t m, int64_t d) {
-  // grad_x[i] = sum_j g[i, j] sign(x[i] - y[j]); grad_y[j] = -sum_i g[i, j] sign(x[i] - y[j]).
-  // Two passes, each parallel over the rows it writes, so no two threads write the same row.
-  auto sign = [](scalar_t t) { return static_cast<scalar_t>((t > 0) - (t < 0)); };
-  at::parallel_for(0, n, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      for (int64_t j = 0; j < m; ++j) {
-        const scalar_t w = g[i * m + j];
-        if (w == 0) continue;
-        for (int64_t k = 0; k < d; ++k) gx[i * d + k] += w * sign(x[i * d + k] - y[j * d + k]);
+void l1_grad_rows(const scalar_t* g, const scalar_t* x, const scalar_t* y, scalar_t* gx, scalar_t* gy, int64_t begin,
+                  int64_t end, int64_t m, int64_t d) {
+  for (int64_t i = begin; i < end; ++i) {
+    const scalar_t* xi = x + i * d;
+    scalar_t* gxi = gx + i * d;
+    for (int64_t j = 0; j < m; ++j) {
+      const scalar_t w = g[i * m + j];
+      if (w == 0) continue;
+      const scalar_t* yj = y + j * d;
+      scalar_t* gyj = gy + j * d;
+      for (int64_t k = 0; k < d; ++k) {
+        const scalar_t t = xi[k] - yj[k];
+        const scalar_t v = t == 0 ? scalar_t(0) : std::copysign(scalar_t(1), t) * w;  // w * sign(t), branch-free
+        gxi[k] += v;
+        gyj[k] -= v;
       }
-  });
-  at::parallel_for(0, m, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j)
-      for (int64_t i = 0; i < n; ++i) {
-        const scalar_t w = g[i * m + j];
-        if (w == 0) continue;
-        for (int64_t k = 0; k < d; ++k) gy[j * d + k] -= w * sign(x[i * d + k] - y[j * d + k]);
-      }
-  });
+    }
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor> l1_grad_cpu(const at::Tensor& g, const at::Tensor& x, const at::Tensor& y) {
-  auto gx = at::zeros_like(x), gy = at::zeros_like(y);
+  auto gx = at::zeros_like(x);
+  const int64_t n = x.size(0), m = y.size(0), d = x.size(1);
+  std::vector<at::Tensor> gy_parts(at::get_num_threads());  // one grad_y buffer per thread that works
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "l1_grad_cpu", [&] {
-    l1_grad_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
-                           gx.data_ptr<scalar_t>(), gy.data_ptr<scalar_t>(), x.size(0), y.size(0), x.size(1));
+    at::parallel_for(0, n, 8, [&](int64_t begin, int64_t end) {
+      at::Tensor& part = gy_parts[at::get_thread_num()];
+      if (!part.defined()) part = at::zeros_like(y);
+      l1_grad_rows<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                             gx.data_ptr<scalar_t>(), part.data_ptr<scalar_t>(), begin, end, m, d);
+    });
   });
-  return {gx, gy};
+  at::Tensor gy;
+  for (auto& part : gy_parts)
+    if (part.defined()) gy = gy.defined() ? gy.add_(part) : part;
+  return {gx, gy.defined() ? gy : at::zeros_like(y)};
 }
 
 std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
