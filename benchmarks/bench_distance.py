@@ -11,19 +11,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from audiosiam.bench import fwd_bwd_step as fwd_bwd
 from audiosiam.ops import _distance_reference as reference
 from audiosiam.ops import has_ops, knn, pairwise_distance
 from conftest import run_timed
 
 pytestmark = pytest.mark.skipif(not has_ops(), reason="needs the compiled extension")
-
-
-def fwd_bwd(fn, x, y):
-    def step():
-        a, b = x.detach().requires_grad_(), y.detach().requires_grad_()
-        fn(a, b).sum().backward()
-        return a.grad
-    return step
 
 
 @pytest.mark.parametrize("metric,n,impl", [(m, n, i) for m, n in (("euclidean", 512), ("l1", 256))
