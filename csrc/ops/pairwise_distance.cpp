@@ -42,11 +42,11 @@ std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_impl(const at::Ten
     };
     return {back(g_ux, ux, nx), back(g_uy, uy, ny)};
   }
-  at::Tensor w = metric == Metric::SqEuclidean
-                     ? 2 * g
-                     : at::where(dist > 0, g / dist.clamp_min(std::numeric_limits<double>::min()), at::zeros_like(g));
-  auto grad_x = w.sum(1, true) * x - at::mm(w, y);
-  auto grad_y = w.sum(0).unsqueeze(1) * y - at::mm(w.t(), x);
+  // g / dist is inf or nan where dist == 0; where() replaces exactly those cells with the subgradient 0.
+  at::Tensor w = metric == Metric::SqEuclidean ? 2 * g : at::where(dist > 0, g / dist, at::zeros({}, g.options()));
+  // grad_x = diag(W 1) x - W y and grad_y = diag(W^T 1) y - W^T x, each as one BLAS call (addmm).
+  auto grad_x = at::addmm(x * w.sum(1, true), w, y, /*beta=*/1, /*alpha=*/-1);
+  auto grad_y = at::addmm(y * w.sum(0).unsqueeze(1), w.t(), x, /*beta=*/1, /*alpha=*/-1);
   return {grad_x, grad_y};
 }
 
