@@ -191,6 +191,23 @@ def test_knn_refuses_non_finite_rows(compiled, monkeypatch):
             knn(q, r, 2)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
+def test_blocked_fp32_kernel_with_leftover_rows_and_columns(threads, metric):
+    """Where D is a multiple of 16, the CPU kernel computes 4 x 4 blocks of pairs (AVX-512 builds); rows
+    and columns beyond whole blocks, and a y tile of 64 rows plus 6, must come out the same."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(7)
+        x, y = torch.randn(23, 32, generator=g), torch.randn(70, 32, generator=g)
+        torch.testing.assert_close(pairwise_distance(x, y, metric=metric).double(), ref64(x, y, metric),
+                                   rtol=1e-5, atol=1e-5)
+        assert torch.all(pairwise_distance(x, x, metric=metric).diagonal() == 0)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_argument_errors_name_the_argument():
     x = torch.randn(4, 3)
     with pytest.raises(ParameterError, match=r"x: expected shape \(rows, dim\)"):
