@@ -199,7 +199,7 @@ def _positive_table(pos_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _batch_all_chunks(dist, pos_mask, neg_mask, margin, soft):
-    """Pure-PyTorch batch-all: ``(per-anchor sums, per-anchor counts, total, valid, active, slope)``,
+    """Pure-PyTorch batch-all: ``(per-anchor term sums, per-anchor triplet counts, active count, slope)``,
     anchors in chunks of at most ``_BATCH_ALL_CHUNK_CELLS`` cells. ``slope = W_pos - W_neg``."""
     b = dist.shape[0]
     pos_index, pos_valid = _positive_table(pos_mask)
@@ -208,8 +208,7 @@ def _batch_all_chunks(dist, pos_mask, neg_mask, margin, soft):
     w_pos, w_neg = torch.zeros_like(dist), torch.zeros_like(dist)
     per_anchor_sum = torch.zeros(b, dtype=dist.dtype, device=dist.device)
     per_anchor_n = torch.zeros(b, dtype=dist.dtype, device=dist.device)
-    total = dist.new_zeros(())
-    n_valid = n_active = 0
+    n_active = 0
     for start in range(0, b if p else 0, chunk):
         rows = slice(start, start + chunk)
         d, idx = dist[rows], pos_index[rows]
@@ -223,12 +222,10 @@ def _batch_all_chunks(dist, pos_mask, neg_mask, margin, soft):
         slope = torch.sigmoid(z).masked_fill_(invalid, 0) if soft else active.to(dist.dtype)
         w_pos[rows].scatter_add_(1, idx, slope.sum(2))  # padding slots carry slope 0
         w_neg[rows] = slope.sum(1)
-        total = total + terms.sum()
         per_anchor_sum[rows] = terms.sum((1, 2))
         per_anchor_n[rows] = valid.sum((1, 2)).to(dist.dtype)
-        n_valid += int(valid.sum())
         n_active += int(active.sum())
-    return per_anchor_sum, per_anchor_n, total, n_valid, n_active, w_pos.sub_(w_neg)
+    return per_anchor_sum, per_anchor_n, n_active, w_pos.sub_(w_neg)
 
 
 class _BatchAll(torch.autograd.Function):
@@ -245,11 +242,10 @@ class _BatchAll(torch.autograd.Function):
     def forward(ctx, dist, labels, pos_mask, neg_mask, margin, soft, reduction, stats):
         if compiled_batch_all_available(dist):
             term_sum, valid, active, slope = batch_all_triplet_slopes(dist, labels, margin=margin, soft=soft)
-            per_anchor_sum, per_anchor_n = term_sum, valid.to(dist.dtype)
-            total, n_valid, n_active = term_sum.sum(), int(valid.sum()), int(active.sum())
+            per_anchor_sum, per_anchor_n, n_active = term_sum, valid.to(dist.dtype), int(active.sum())
         else:
-            per_anchor_sum, per_anchor_n, total, n_valid, n_active, slope = _batch_all_chunks(
-                dist, pos_mask, neg_mask, margin, soft)
+            per_anchor_sum, per_anchor_n, n_active, slope = _batch_all_chunks(dist, pos_mask, neg_mask, margin, soft)
+        total, n_valid = per_anchor_sum.sum(), int(per_anchor_n.sum())
         # Mean distances over the valid triplets: each positive pair counts once per negative and vice versa.
         n_pos, n_neg = pos_mask.sum(1).to(dist.dtype), neg_mask.sum(1).to(dist.dtype)
         pos_sum = float(((dist * pos_mask).sum(1) * n_neg).sum())
