@@ -104,12 +104,17 @@ def test_opcheck_every_op():
     torch.library.opcheck(torch.ops.audiosiam._pairwise_distance_backward.default,
                           (torch.randn(6, 5, dtype=torch.float64), x.detach(), y, d, "euclidean"))
     torch.library.opcheck(torch.ops.audiosiam.knn.default, (x.detach(), y, 3, "l1"))
+    for metric in METRICS:
+        torch.library.opcheck(torch.ops.audiosiam.self_distance.default, (x, metric))
+        dx = torch.ops.audiosiam.self_distance(x.detach(), metric)
+        torch.library.opcheck(torch.ops.audiosiam._self_distance_backward.default,
+                              (torch.randn(6, 6, dtype=torch.float64), x.detach(), dx, metric))
 
 
 @pytest.mark.needs_extension
 def test_torch_compile_fullgraph():
     def loss(a, b):
-        return pairwise_distance(a, b).mean() + knn(a, b, 2)[0].sum()
+        return pairwise_distance(a, b).mean() + knn(a, b, 2)[0].sum() + pairwise_distance(a).sum()
 
     a, b = torch.randn(8, 5), torch.randn(9, 5)
     compiled = torch.compile(loss, fullgraph=True)
@@ -204,6 +209,36 @@ def test_blocked_fp32_kernel_with_leftover_rows_and_columns(threads, metric):
         torch.testing.assert_close(pairwise_distance(x, y, metric=metric).double(), ref64(x, y, metric),
                                    rtol=1e-5, atol=1e-5)
         assert torch.all(pairwise_distance(x, x, metric=metric).diagonal() == 0)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.needs_extension
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("metric", METRICS)
+def test_self_distance_op_matches_both_sided_reference(device, threads, metric):
+    """``pairwise_distance(x)`` runs ``self_distance``: the CPU kernel computes the tiles on and above the
+    diagonal and mirrors them, and the backward uses (G + G^T) in one product. Sizes cover a single row,
+    leftovers of the 4 x 4 blocks and of the 16-row blocks, and a triangle that splits unevenly."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for n, d in [(1, 32), (3, 32), (17, 32), (70, 32), (133, 48), (29, 7)]:
+            x0 = inputs("duplicates", n=n, m=n, d=d, seed=n)[0]
+            x = x0.clone().to(device).requires_grad_()
+            out = pairwise_distance(x, metric=metric)
+            assert torch.equal(out, out.t()), "not exactly symmetric"
+            if metric != "cosine":
+                assert torch.count_nonzero(out.diagonal()) == 0
+            g = torch.randn(n, n, device=device)
+            out.backward(g)
+            xr = x0.double().requires_grad_()
+            want = reference.pairwise_distance(xr, xr, metric)  # autograd sums both sides of every pair
+            want.backward(g.cpu().double())
+            tol = {"sqeuclidean": 1e-4, "l1": 1e-4}.get(metric, 1e-5)
+            torch.testing.assert_close(out.detach().cpu().double(), want.detach(), rtol=tol, atol=tol)
+            torch.testing.assert_close(x.grad.cpu().double(), xr.grad, rtol=1e-4, atol=1e-4)
     finally:
         torch.set_num_threads(before)
 

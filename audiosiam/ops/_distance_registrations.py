@@ -19,6 +19,16 @@ def _pairwise_distance_backward_fake(grad, x, y, dist, metric):
     return torch.empty_like(x), torch.empty_like(y)
 
 
+@torch.library.register_fake("audiosiam::self_distance")
+def _self_distance_fake(x, metric):
+    return x.new_empty(x.shape[0], x.shape[0])
+
+
+@torch.library.register_fake("audiosiam::_self_distance_backward")
+def _self_distance_backward_fake(grad, x, dist, metric):
+    return torch.empty_like(x)
+
+
 @torch.library.register_fake("audiosiam::knn")
 def _knn_fake(query, reference, k, metric):
     return query.new_empty(query.shape[0], k), query.new_empty(query.shape[0], k, dtype=torch.long)
@@ -37,3 +47,17 @@ def _backward(ctx, grad):
 
 
 torch.library.register_autograd("audiosiam::pairwise_distance", _backward, setup_context=_setup_context)
+
+
+def _self_setup_context(ctx, inputs, output):
+    x, metric = inputs
+    ctx.save_for_backward(x, output)
+    ctx.metric = metric
+
+
+def _self_backward(ctx, grad):
+    x, dist = ctx.saved_tensors
+    return torch.ops.audiosiam._self_distance_backward(grad, x, dist, ctx.metric), None
+
+
+torch.library.register_autograd("audiosiam::self_distance", _self_backward, setup_context=_self_setup_context)

@@ -83,7 +83,10 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric:
     out_dtype = x.dtype
     if x.shape[0] == 0 or y.shape[0] == 0:
         return (x.sum() + y.sum()).mul(0).expand(x.shape[0], y.shape[0]).to(out_dtype).contiguous()
-    xc, yc = x.to(compute), (x.to(compute) if y is x else y.to(compute))
+    xc = x.to(compute)
+    if y is x and _use_compiled("self_distance", xc):  # half the work forward, one product backward
+        return torch.ops.audiosiam.self_distance(xc, metric).to(out_dtype)
+    yc = xc if y is x else y.to(compute)
     if _use_compiled("pairwise_distance", xc, yc):
         out = torch.ops.audiosiam.pairwise_distance(xc, yc, metric)
     else:

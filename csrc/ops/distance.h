@@ -20,6 +20,16 @@ std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_impl(const at::Ten
                                                                    const at::Tensor& y, const at::Tensor& dist,
                                                                    const std::string& metric, L1GradFn l1_grad);
 
+// Backward of self_distance (x against itself) for every metric, any device: x is both sides, so its
+// gradient is the sum of the two sides of pairwise_distance's: grad = diag(S 1) x - S x, one product, with
+// S = (G + G^T) / D (0 where D = 0) for euclidean and 2 (G + G^T) for sqeuclidean. Each device supplies S
+// as `symmetric_weights(grad, dist, squared)`; symmetric_weights_aten is the generic one.
+using SymmetricWeightsFn = at::Tensor (*)(const at::Tensor&, const at::Tensor&, bool);
+at::Tensor symmetric_weights_aten(const at::Tensor& grad, const at::Tensor& dist, bool squared);
+at::Tensor self_distance_backward_impl(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dist,
+                                       const std::string& metric, L1GradFn l1_grad,
+                                       SymmetricWeightsFn symmetric_weights);
+
 // Arguments of knn, on any device: a (Q, D) and an (R, D) matrix, 1 <= k <= R, finite rows.
 inline void check_knn_args(const at::Tensor& query, const at::Tensor& ref, int64_t k) {
   check_pair(query, "query", ref, "reference");

@@ -7,7 +7,10 @@
 //
 // Backward (private op _pairwise_distance_backward): with W = dL/dD scaled per metric,
 //   grad_x = diag(W 1) x - W y,   grad_y = diag(W^T 1) y - W^T x,
-// a pair of matrix products. The subgradient where a euclidean distance is 0 is 0 (W = 0 there), never
+// a pair of matrix products.
+//
+// self_distance(x, metric) is pairwise_distance(x, x, metric) as one input: kernels may compute half of
+// the symmetric matrix, and the backward needs one product, grad = diag(S 1) x - S x with S = W + W^T. The subgradient where a euclidean distance is 0 is 0 (W = 0 there), never
 // NaN; l1 uses sign(0) = 0; a zero row gets cosine gradient 0.
 
 #include <torch/library.h>
@@ -50,9 +53,29 @@ std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_impl(const at::Ten
   return {grad_x, grad_y};
 }
 
+at::Tensor symmetric_weights_aten(const at::Tensor& grad, const at::Tensor& dist, bool squared) {
+  auto g = grad + grad.t();  // both sides of every pair, as seen from row i
+  return squared ? 2 * g : at::where(dist > 0, g / dist, at::zeros({}, g.options()));
+}
+
+at::Tensor self_distance_backward_impl(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dist,
+                                       const std::string& metric_name, L1GradFn l1_grad,
+                                       SymmetricWeightsFn symmetric_weights) {
+  const Metric metric = parse_metric(metric_name);
+  if (metric == Metric::L1) return std::get<0>(l1_grad(grad + grad.t(), x.contiguous(), x.contiguous()));
+  if (metric == Metric::Cosine) {
+    auto both = pairwise_distance_backward_impl(grad, x, x, dist, metric_name, l1_grad);
+    return std::get<0>(both) + std::get<1>(both);
+  }
+  auto s = symmetric_weights(grad.contiguous(), dist.contiguous(), metric == Metric::SqEuclidean);
+  return at::addmm(x * s.sum(1, true), s, x, /*beta=*/1, /*alpha=*/-1);
+}
+
 }  // namespace audiosiam
 
 TORCH_LIBRARY_FRAGMENT(audiosiam, m) {
   m.def("pairwise_distance(Tensor x, Tensor y, str metric) -> Tensor");
   m.def("_pairwise_distance_backward(Tensor grad, Tensor x, Tensor y, Tensor dist, str metric) -> (Tensor, Tensor)");
+  m.def("self_distance(Tensor x, str metric) -> Tensor");
+  m.def("_self_distance_backward(Tensor grad, Tensor x, Tensor dist, str metric) -> Tensor");
 }

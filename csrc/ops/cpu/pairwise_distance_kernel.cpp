@@ -3,16 +3,13 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-#include <type_traits>
-
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "../distance.h"
-#include "difference_sum.h"
+#include "difference_tile.h"
 
 namespace audiosiam {
 namespace {
@@ -20,61 +17,62 @@ namespace {
 // Rows of y per tile: 64 rows of D=128 floats is 32 KB, which stays in L1/L2 while every x row of the
 // block is compared with them.
 constexpr int64_t kTileRows = 64;
+// Rows per block of the self-distance (x against itself): small enough that the triangle splits evenly.
+constexpr int64_t kSelfBlockRows = 16;
 
-#if defined(__AVX512F__)
-// fp32 squared differences of rows x[i..i+3] against y[j..j+3], 16 lanes at a time: each loaded vector
-// serves four pairs, so the loop is bound by arithmetic, not loads. Sixteen accumulators + eight loads fit
-// in the 32 AVX-512 registers. Requires d % 16 == 0 (the caller checks).
-inline void squared_4x4_avx512(const float* x, const float* y, int64_t d, float out[4][4]) {
-  __m512 acc[4][4];
-  for (int r = 0; r < 4; ++r)
-    for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < d; k += 16) {
-    __m512 xv[4], yv[4];
-    for (int r = 0; r < 4; ++r) xv[r] = _mm512_loadu_ps(x + r * d + k);
-    for (int c = 0; c < 4; ++c) yv[c] = _mm512_loadu_ps(y + c * d + k);
-    for (int r = 0; r < 4; ++r)
-      for (int c = 0; c < 4; ++c) {
-        const __m512 t = _mm512_sub_ps(xv[r], yv[c]);
-        acc[r][c] = _mm512_fmadd_ps(t, t, acc[r][c]);
-      }
-  }
-  for (int r = 0; r < 4; ++r)
-    for (int c = 0; c < 4; ++c) out[r][c] = _mm512_reduce_add_ps(acc[r][c]);
+template <typename scalar_t, bool kSqrt>
+scalar_t finish(scalar_t s) {
+  return kSqrt ? std::sqrt(s) : s;
 }
-#endif
 
 template <typename scalar_t, bool kAbs, bool kSqrt>
 void difference_kernel_impl(const scalar_t* x, const scalar_t* y, scalar_t* out, int64_t n, int64_t m, int64_t d) {
-  auto finish = [](scalar_t s) { return kSqrt ? std::sqrt(s) : s; };
   at::parallel_for(0, n, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t jb = 0; jb < m; jb += kTileRows) {
-      const int64_t je = std::min(m, jb + kTileRows);
-      int64_t i = begin;
-#if defined(__AVX512F__)
-      if constexpr (std::is_same_v<scalar_t, float> && !kAbs) {
-        if (d % 16 == 0) {
-          for (; i + 4 <= end; i += 4) {  // 4 x 4 blocks; leftover columns below, leftover rows after
-            int64_t j = jb;
-            for (; j + 4 <= je; j += 4) {
-              // x rows i..i+3 and y rows j..j+3 are contiguous, d apart
-              float block[4][4];
-              squared_4x4_avx512(x + i * d, y + j * d, d, block);
-              for (int r = 0; r < 4; ++r)
-                for (int c = 0; c < 4; ++c) out[(i + r) * m + j + c] = finish(block[r][c]);
-            }
-            for (; j < je; ++j)
-              for (int r = 0; r < 4; ++r)
-                out[(i + r) * m + j] = finish(cpu::difference_sum<scalar_t, kAbs>(x + (i + r) * d, y + j * d, d));
-          }
-        }
-      }
-#endif
-      for (; i < end; ++i)
-        for (int64_t j = jb; j < je; ++j)
-          out[i * m + j] = finish(cpu::difference_sum<scalar_t, kAbs>(x + i * d, y + j * d, d));
+    for (int64_t jb = 0; jb < m; jb += kTileRows)
+      cpu::difference_tile<scalar_t, kAbs>(x, begin, end, y, jb, std::min(m, jb + kTileRows), d, out + begin * m + jb,
+                                           m, finish<scalar_t, kSqrt>);
+  });
+}
+
+// x against itself: only the tiles on and above the diagonal are computed, each mirrored below it while
+// it is still in cache (the sums are the same in either order, so the matrix is exactly symmetric).
+// Block b is paired with block nb - 1 - b so every thread gets the same share of the triangle.
+template <typename scalar_t, bool kAbs, bool kSqrt>
+void self_difference_kernel_impl(const scalar_t* x, scalar_t* out, int64_t n, int64_t d) {
+  const int64_t nb = (n + kSelfBlockRows - 1) / kSelfBlockRows;
+  auto block = [&](int64_t b) {
+    const int64_t i0 = b * kSelfBlockRows, i1 = std::min(n, i0 + kSelfBlockRows);
+    for (int64_t jb = i0; jb < n; jb += kTileRows) {
+      const int64_t je = std::min(n, jb + kTileRows);
+      cpu::difference_tile<scalar_t, kAbs>(x, i0, i1, x, jb, je, d, out + i0 * n + jb, n, finish<scalar_t, kSqrt>);
+      for (int64_t j = std::max(jb, i1); j < je; ++j)
+        for (int64_t i = i0; i < i1; ++i) out[j * n + i] = out[i * n + j];
+    }
+  };
+  at::parallel_for(0, (nb + 1) / 2, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      block(p);
+      if (nb - 1 - p != p) block(nb - 1 - p);
     }
   });
+}
+
+template <bool kSelf, typename scalar_t>
+void dispatch_metric(Metric metric, const scalar_t* x, const scalar_t* y, scalar_t* out, int64_t n, int64_t m,
+                     int64_t d) {
+  auto run = [&](auto abs, auto sqrt) {
+    constexpr bool kAbs = decltype(abs)::value, kSqrt = decltype(sqrt)::value;
+    if constexpr (kSelf)
+      self_difference_kernel_impl<scalar_t, kAbs, kSqrt>(x, out, n, d);
+    else
+      difference_kernel_impl<scalar_t, kAbs, kSqrt>(x, y, out, n, m, d);
+  };
+  if (metric == Metric::L1)
+    run(std::true_type{}, std::false_type{});
+  else if (metric == Metric::Euclidean)
+    run(std::false_type{}, std::true_type{});
+  else
+    run(std::false_type{}, std::false_type{});
 }
 
 at::Tensor pairwise_distance_cpu(const at::Tensor& x_in, const at::Tensor& y_in, c10::string_view metric_name) {
@@ -86,16 +84,22 @@ at::Tensor pairwise_distance_cpu(const at::Tensor& x_in, const at::Tensor& y_in,
   auto out = at::empty({n, m}, x.options());
   if (n == 0 || m == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "pairwise_distance_cpu", [&] {
-    const scalar_t* xp = x.data_ptr<scalar_t>();
-    const scalar_t* yp = y.data_ptr<scalar_t>();
-    scalar_t* op = out.data_ptr<scalar_t>();
-    if (metric == Metric::L1) {
-      difference_kernel_impl<scalar_t, true, false>(xp, yp, op, n, m, d);
-    } else if (metric == Metric::Euclidean) {
-      difference_kernel_impl<scalar_t, false, true>(xp, yp, op, n, m, d);
-    } else {
-      difference_kernel_impl<scalar_t, false, false>(xp, yp, op, n, m, d);
-    }
+    dispatch_metric<false, scalar_t>(metric, x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                     n, m, d);
+  });
+  return out;
+}
+
+at::Tensor self_distance_cpu(const at::Tensor& x_in, c10::string_view metric_name) {
+  check_matrix(x_in, "x");
+  const Metric metric = parse_metric(std::string(metric_name));
+  if (metric == Metric::Cosine) return cosine_distance(x_in, x_in);
+  auto x = x_in.contiguous();
+  const int64_t n = x.size(0), d = x.size(1);
+  auto out = at::empty({n, n}, x.options());
+  if (n == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_distance_cpu", [&] {
+    dispatch_metric<true, scalar_t>(metric, x.data_ptr<scalar_t>(), nullptr, out.data_ptr<scalar_t>(), n, n, d);
   });
   return out;
 }
@@ -149,10 +153,43 @@ std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_cpu(const at::Tens
   return pairwise_distance_backward_impl(grad, x, y, dist, std::string(metric), &l1_grad_cpu);
 }
 
+// S = (G + G^T) / D (0 where D = 0), or 2 (G + G^T) squared, in one pass over 32 x 32 tiles: the (i, j)
+// and (j, i) tiles of G are both in cache, where G + G^T as two ATen ops walks one of them by columns.
+template <typename scalar_t, bool kSquared>
+void symmetric_weights_impl(const scalar_t* g, const scalar_t* dist, scalar_t* s, int64_t n) {
+  constexpr int64_t kTile = 32;
+  at::parallel_for(0, (n + kTile - 1) / kTile, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t ib = begin * kTile; ib < std::min(n, end * kTile); ib += kTile)
+      for (int64_t jb = 0; jb < n; jb += kTile)
+        for (int64_t i = ib; i < std::min(n, ib + kTile); ++i)
+          for (int64_t j = jb; j < std::min(n, jb + kTile); ++j) {
+            const scalar_t both = g[i * n + j] + g[j * n + i], d = dist[i * n + j];
+            s[i * n + j] = kSquared ? 2 * both : (d > 0 ? both / d : scalar_t(0));
+          }
+  });
+}
+
+at::Tensor symmetric_weights_cpu(const at::Tensor& grad, const at::Tensor& dist, bool squared) {
+  auto s = at::empty_like(grad);
+  const int64_t n = grad.size(0);
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "symmetric_weights_cpu", [&] {
+    auto run = squared ? &symmetric_weights_impl<scalar_t, true> : &symmetric_weights_impl<scalar_t, false>;
+    run(grad.data_ptr<scalar_t>(), dist.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), n);
+  });
+  return s;
+}
+
+at::Tensor self_distance_backward_cpu(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dist,
+                                      c10::string_view metric) {
+  return self_distance_backward_impl(grad, x, dist, std::string(metric), &l1_grad_cpu, &symmetric_weights_cpu);
+}
+
 }  // namespace
 }  // namespace audiosiam
 
 TORCH_LIBRARY_IMPL(audiosiam, CPU, m) {
   m.impl("pairwise_distance", &audiosiam::pairwise_distance_cpu);
   m.impl("_pairwise_distance_backward", &audiosiam::pairwise_distance_backward_cpu);
+  m.impl("self_distance", &audiosiam::self_distance_cpu);
+  m.impl("_self_distance_backward", &audiosiam::self_distance_backward_cpu);
 }

@@ -22,6 +22,12 @@ at::Tensor pairwise_distance_cuda(const at::Tensor& x_in, const at::Tensor& y_in
   return out;
 }
 
+// The CUDA kernel computes the whole square: on a GPU the mirrored half would cost a second pass.
+at::Tensor self_distance_cuda(const at::Tensor& x, c10::string_view metric_name) {
+  check_matrix(x, "x");
+  return pairwise_distance_cuda(x, x, metric_name);
+}
+
 template <typename scalar_t>
 __global__ void l1_grad_x_kernel(const scalar_t* g, const scalar_t* x, const scalar_t* y, scalar_t* gx, int64_t n,
                                  int64_t m, int64_t d) {
@@ -78,10 +84,18 @@ std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_cuda(const at::Ten
   return pairwise_distance_backward_impl(grad, x, y, dist, std::string(metric), &l1_grad_cuda);
 }
 
+at::Tensor self_distance_backward_cuda(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dist,
+                                       c10::string_view metric) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  return self_distance_backward_impl(grad, x, dist, std::string(metric), &l1_grad_cuda, &symmetric_weights_aten);
+}
+
 }  // namespace
 }  // namespace audiosiam
 
 TORCH_LIBRARY_IMPL(audiosiam, CUDA, m) {
   m.impl("pairwise_distance", &audiosiam::pairwise_distance_cuda);
   m.impl("_pairwise_distance_backward", &audiosiam::pairwise_distance_backward_cuda);
+  m.impl("self_distance", &audiosiam::self_distance_cuda);
+  m.impl("_self_distance_backward", &audiosiam::self_distance_backward_cuda);
 }
