@@ -135,17 +135,38 @@ def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: floa
         out = _reduce(terms, has, reduction)
         return (out, _stats(terms, has, d_ap, d_an)) if return_stats else out
     out, stats = _mine_and_reduce(_distances(embeddings, distance, squared), labels, mining, margin, soft_margin,
-                                  reduction)
+                                  reduction, with_stats=return_stats)
     return (out, stats) if return_stats else out
 
 
-def _mine_and_reduce(dist: torch.Tensor, labels: torch.Tensor, mining: str, margin: float, soft_margin: bool,
-                     reduction: str):
-    """The pure-PyTorch triplet loss from a (B, B) distance matrix: ``(loss, stats)``."""
-    b = dist.shape[0]
+def _masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(positive, negative)`` (B, B) boolean masks: same label other row, and different label."""
     same = labels[:, None] == labels[None, :]
-    eye = torch.eye(b, dtype=torch.bool, device=dist.device)
-    pos_mask, neg_mask = same & ~eye, ~same
+    negative = ~same
+    return same.fill_diagonal_(False), negative
+
+
+def _mine_and_reduce(dist: torch.Tensor, labels: torch.Tensor, mining: str, margin: float, soft_margin: bool,
+                     reduction: str, with_stats: bool = True):
+    """The triplet loss from a (B, B) distance matrix: ``(loss, stats or None)``.
+
+    Pure PyTorch, except that the compiled batch-all and semi-hard mining ops are used when built; the
+    (B, B) masks are only built where something needs them (they cost more than the compiled mining).
+    """
+    b = dist.shape[0]
+    if mining == "batch_all":
+        return _batch_all(dist, labels, margin, soft_margin, reduction, with_stats)
+    if mining == "semi_hard" and compiled_semi_hard_available(dist):
+        # The op picks each positive pair's negative (-1 where the pair is no positive pair, or its anchor has
+        # no negative); the gathers below stay differentiable.
+        n_all = semi_hard_negatives(dist, labels, margin=margin)
+        a_idx, p_idx = torch.nonzero(n_all >= 0, as_tuple=True)
+        d_ap, d_an = dist[a_idx, p_idx], dist[a_idx, n_all[a_idx, p_idx]]
+        terms = _hinge(d_ap - d_an, margin, soft_margin)
+        valid = torch.ones_like(terms, dtype=torch.bool)
+        out = _reduce(terms, valid, reduction, anchor_of=a_idx, batch=b)
+        return out, (_stats(terms, valid, d_ap, d_an) if with_stats else None)
+    pos_mask, neg_mask = _masks(labels)
     if mining == "batch_hard":
         has = pos_mask.any(1) & neg_mask.any(1)
         d_ap = dist.masked_fill(~pos_mask, float("-inf")).amax(1)
@@ -154,29 +175,22 @@ def _mine_and_reduce(dist: torch.Tensor, labels: torch.Tensor, mining: str, marg
         d_an = torch.where(has, d_an, torch.zeros_like(d_an))
         terms = _hinge(d_ap - d_an, margin, soft_margin)
         out = _reduce(terms, has, reduction)
-        stats = _stats(terms, has, d_ap, d_an)
-    elif mining == "semi_hard":
-        a_idx, p_idx = torch.nonzero(pos_mask, as_tuple=True)
-        d_ap = dist[a_idx, p_idx]
-        if compiled_semi_hard_available(dist):  # the op picks each pair's negative; the gather stays differentiable
-            n_idx = semi_hard_negatives(dist, labels, margin=margin)[a_idx, p_idx]
-            has_neg = n_idx >= 0
-            d_an = dist[a_idx, n_idx.clamp_min(0)]
-        else:
-            row = dist[a_idx]  # (pairs, B)
-            negs = neg_mask[a_idx]
-            semi = negs & (row > d_ap[:, None]) & (row < d_ap[:, None] + margin)
-            hardest = row.masked_fill(~negs, float("inf")).amin(1)
-            semi_hard = row.masked_fill(~semi, float("inf")).amin(1)
-            has_neg = negs.any(1)
-            d_an = torch.where(semi.any(1), semi_hard, hardest)
-        d_an = torch.where(has_neg, d_an, torch.zeros_like(d_an))
-        terms = _hinge(d_ap - d_an, margin, soft_margin)
-        out = _reduce(terms, has_neg, reduction, anchor_of=a_idx, batch=b)
-        stats = _stats(terms, has_neg, d_ap, d_an)
-    else:
-        out, stats = _batch_all(dist, labels, pos_mask, neg_mask, margin, soft_margin, reduction)
-    return out, stats
+        return out, (_stats(terms, has, d_ap, d_an) if with_stats else None)
+    # semi-hard, reference: per positive pair, the nearest negative farther than the positive within the
+    # margin, else the nearest negative.
+    a_idx, p_idx = torch.nonzero(pos_mask, as_tuple=True)
+    d_ap = dist[a_idx, p_idx]
+    row = dist[a_idx]  # (pairs, B)
+    negs = neg_mask[a_idx]
+    semi = negs & (row > d_ap[:, None]) & (row < d_ap[:, None] + margin)
+    hardest = row.masked_fill(~negs, float("inf")).amin(1)
+    semi_hard = row.masked_fill(~semi, float("inf")).amin(1)
+    has_neg = negs.any(1)
+    d_an = torch.where(semi.any(1), semi_hard, hardest)
+    d_an = torch.where(has_neg, d_an, torch.zeros_like(d_an))
+    terms = _hinge(d_ap - d_an, margin, soft_margin)
+    out = _reduce(terms, has_neg, reduction, anchor_of=a_idx, batch=b)
+    return out, (_stats(terms, has_neg, d_ap, d_an) if with_stats else None)
 
 
 def _positive_table(pos_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,42 +253,46 @@ class _BatchAll(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, dist, labels, pos_mask, neg_mask, margin, soft, reduction, stats):
+    def forward(ctx, dist, labels, margin, soft, reduction, stats):
+        masks = None
         if compiled_batch_all_available(dist):
             term_sum, valid, active, slope = batch_all_triplet_slopes(dist, labels, margin=margin, soft=soft)
             per_anchor_sum, per_anchor_n, n_active = term_sum, valid.to(dist.dtype), int(active.sum())
         else:
-            per_anchor_sum, per_anchor_n, n_active, slope = _batch_all_chunks(dist, pos_mask, neg_mask, margin, soft)
-        total, n_valid = per_anchor_sum.sum(), int(per_anchor_n.sum())
-        # Mean distances over the valid triplets: each positive pair counts once per negative and vice versa.
-        n_pos, n_neg = pos_mask.sum(1).to(dist.dtype), neg_mask.sum(1).to(dist.dtype)
-        pos_sum = float(((dist * pos_mask).sum(1) * n_neg).sum())
-        neg_sum = float(((dist * neg_mask).sum(1) * n_pos).sum())
+            masks = _masks(labels)
+            per_anchor_sum, per_anchor_n, n_active, slope = _batch_all_chunks(dist, *masks, margin, soft)
+        n_valid = int(per_anchor_n.sum())
         if reduction == "none":
             scale = 1.0 / per_anchor_n.clamp_min(1)
             out = per_anchor_sum * scale
         else:
             count = {"sum": 1, "mean": max(n_valid, 1), "mean_nonzero": max(n_active, 1)}[reduction]
             scale = dist.new_tensor(1.0 / count)
-            out = total * scale
+            out = per_anchor_sum.sum() * scale
         ctx.save_for_backward(slope, scale)
         ctx.per_anchor = reduction == "none"
-        stats.update(active_fraction=n_active / n_valid if n_valid else 0.0,
-                     mean_positive_distance=pos_sum / n_valid if n_valid else 0.0,
-                     mean_negative_distance=neg_sum / n_valid if n_valid else 0.0, valid=n_valid)
+        if stats is not None:
+            # Mean distances over the valid triplets: each positive pair counts once per negative and vice versa.
+            pos_mask, neg_mask = masks if masks is not None else _masks(labels)
+            n_pos, n_neg = pos_mask.sum(1).to(dist.dtype), neg_mask.sum(1).to(dist.dtype)
+            pos_sum = float(((dist * pos_mask).sum(1) * n_neg).sum())
+            neg_sum = float(((dist * neg_mask).sum(1) * n_pos).sum())
+            stats.update(active_fraction=n_active / n_valid if n_valid else 0.0,
+                         mean_positive_distance=pos_sum / n_valid if n_valid else 0.0,
+                         mean_negative_distance=neg_sum / n_valid if n_valid else 0.0, valid=n_valid)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         slope, scale = ctx.saved_tensors
         factor = (grad_out * scale)[:, None] if ctx.per_anchor else grad_out * scale
-        return factor * slope, None, None, None, None, None, None, None
+        return factor * slope, None, None, None, None, None
 
 
-def _batch_all(dist, labels, pos_mask, neg_mask, margin, soft, reduction):
-    """Every valid (a, p, n), in O(B^2) memory forward and backward (see :class:`_BatchAll`)."""
-    stats: dict = {}
-    out = _BatchAll.apply(dist, labels, pos_mask, neg_mask, margin, soft, reduction, stats)
+def _batch_all(dist, labels, margin, soft, reduction, with_stats=True):
+    """Every valid (a, p, n), in O(B^2) memory forward and backward (see :class:`_BatchAll`): ``(loss, stats)``."""
+    stats = {} if with_stats else None
+    out = _BatchAll.apply(dist, labels, margin, soft, reduction, stats)
     return out, stats
 
 
