@@ -114,4 +114,4 @@ def test_triplet_fwd_bwd(benchmark, threads, mining, b, impl):
 
     step()  # warm-up, so that one-off allocations (thread pools, compiled code) are not counted
     extra = peak_extra_bytes(step)
-    run_timed(benchmark, step, rounds=3 if b >= 1024 else 5, peak_extra_mb=None if extra is None else extra / 2**20)
+    run_timed(benchmark, step, rounds=3 if b >= 1024 else 15, peak_extra_mb=None if extra is None else extra / 2**20)

@@ -9,15 +9,29 @@ import re
 import pytest
 import torch
 
-# Serve every allocation of 64 KiB or more with its own mmap, so that freed memory goes back to the OS
-# and a later allocation shows up in the resident set again: without this, glibc's adaptive threshold
-# lets memory freed by one benchmark hide the allocations of the next from peak_extra_bytes.
-_M_MMAP_THRESHOLD = -3
+# glibc's allocator policy, set per phase. Timing: large blocks are reused from the heap, as they are in a
+# long-running training process once glibc's adaptive threshold has grown (without this, every B x B
+# temporary of a small batch would be a fresh mmap whose page faults cost more than the kernels being
+# timed). Peak memory: every block of 64 KiB or more gets its own mmap and goes back to the OS when
+# freed, so that each allocation shows up in the resident set (see peak_extra_bytes).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 try:
     _LIBC = ctypes.CDLL("libc.so.6")
-    _LIBC.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
-except OSError:  # not glibc: peak_extra_bytes still works, it may under-report
+except OSError:  # not glibc: timings use the default policy; peak_extra_bytes may under-report
     _LIBC = None
+
+
+def _malloc_policy(mmap_threshold: int, trim_threshold: int) -> None:
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+        _LIBC.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+
+
+def _timing_policy() -> None:
+    _malloc_policy(32 * 2**20, 256 * 2**20)  # glibc's largest adaptive mmap threshold; keep freed heap
+
+
+_timing_policy()
 
 ALL_THREADS = os.cpu_count() or 1
 THREADS = sorted({1, ALL_THREADS})
@@ -50,6 +64,7 @@ def peak_extra_bytes(fn) -> int | None:
     bytes of the largest moment, inputs excluded, as the allocator really touched them. Granularity is a
     page; other threads' allocations in the same moment would count too (the benchmarks run alone).
     """
+    _malloc_policy(64 * 1024, 128 * 1024)
     if _LIBC is not None:
         _LIBC.malloc_trim(0)  # hand free heap pages back, so that reusing them counts as growth again
     try:
@@ -60,3 +75,5 @@ def peak_extra_bytes(fn) -> int | None:
         return max(0, _status_kib("VmHWM") - before) * 1024
     except OSError:
         return None
+    finally:
+        _timing_policy()

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from ..errors import ParameterError
 from ..ops.losses import (batch_all_triplet_slopes, batch_hard_triplet_terms, compiled_batch_all_available,
-                          compiled_semi_hard_available, fused_batch_hard_available, semi_hard_negatives)
+                          compiled_semi_hard_available, fused_batch_all_available, fused_batch_hard_available,
+                          semi_hard_negatives)
 
 __all__ = ["triplet_loss", "triplet_margin_loss", "contrastive_loss", "contrastive_pair_loss", "MININGS",
            "REDUCTIONS", "DISTANCES"]
@@ -56,13 +57,16 @@ def _check(embeddings: torch.Tensor, labels: torch.Tensor, distance: str, reduct
         raise ParameterError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")
 
 
+def _metric(distance: str, squared: bool) -> str:
+    """The pairwise_distance metric of a loss's ``distance`` and ``squared`` arguments."""
+    return "cosine" if distance == "cosine" else ("sqeuclidean" if squared else "euclidean")
+
+
 def _distances(embeddings: torch.Tensor, distance: str, squared: bool) -> torch.Tensor:
     from ..ops import pairwise_distance
 
     x = embeddings if embeddings.dtype in (torch.float32, torch.float64) else embeddings.float()
-    if distance == "cosine":
-        return pairwise_distance(x, metric="cosine")
-    return pairwise_distance(x, metric="sqeuclidean" if squared else "euclidean")
+    return pairwise_distance(x, metric=_metric(distance, squared))
 
 
 def _reduce(values: torch.Tensor, valid: torch.Tensor, reduction: str, anchor_of=None, batch: int = 0) -> torch.Tensor:
@@ -134,8 +138,14 @@ def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: floa
                                                           squared=squared, soft=soft_margin)
         out = _reduce(terms, has, reduction)
         return (out, _stats(terms, has, d_ap, d_an)) if return_stats else out
-    out, stats = _mine_and_reduce(_distances(embeddings, distance, squared), labels, mining, margin, soft_margin,
-                                  reduction, with_stats=return_stats)
+    if mining == "batch_all" and fused_batch_all_available(embeddings):
+        # One autograd node from embeddings to loss: the exact self-distance and the mining ops run inside it.
+        x = embeddings if embeddings.dtype in (torch.float32, torch.float64) else embeddings.float()
+        out, stats = _batch_all(x, labels, margin, soft_margin, reduction, return_stats,
+                                metric=_metric(distance, squared))
+    else:
+        out, stats = _mine_and_reduce(_distances(embeddings, distance, squared), labels, mining, margin, soft_margin,
+                                      reduction, with_stats=return_stats)
     return (out, stats) if return_stats else out
 
 
@@ -243,34 +253,39 @@ def _batch_all_chunks(dist, pos_mask, neg_mask, margin, soft):
 
 
 class _BatchAll(torch.autograd.Function):
-    """Batch-all triplet loss from a distance matrix, in O(B^2) memory forward *and* backward.
+    """Batch-all triplet loss in O(B^2) memory forward *and* backward.
 
     The forward accumulates, per (anchor, positive) and (anchor, negative) cell, the summed slope of the
     terms it appears in; the gradient with respect to the distances is then ``scale * (W_pos - W_neg)``,
     a B x B matrix. (Autograd through the triplets would keep B^3 of them for the backward.) The compiled
     op ``triplet_batch_all`` computes this when built; otherwise :func:`_batch_all_chunks` does, anchors
     in chunks over each anchor's positives only (see :func:`_positive_table`).
+
+    ``source`` is either the (B, B) distance matrix (``metric=None``), or the (B, D) embeddings with the
+    ``metric`` of the compiled ``self_distance`` op, which then runs inside this node: its backward turns
+    the distance gradient into the embedding gradient directly (one node instead of two).
     """
 
     @staticmethod
-    def forward(ctx, dist, labels, margin, soft, reduction, stats):
+    def forward(ctx, source, labels, metric, margin, soft, reduction, stats):
+        dist = source if metric is None else torch.ops.audiosiam.self_distance(source, metric)
         masks = None
         if compiled_batch_all_available(dist):
             term_sum, valid, active, slope = batch_all_triplet_slopes(dist, labels, margin=margin, soft=soft)
-            per_anchor_sum, per_anchor_n, n_active = term_sum, valid.to(dist.dtype), int(active.sum())
+            per_anchor_sum, per_anchor_n, n_active = term_sum, valid, int(active.sum())
         else:
             masks = _masks(labels)
             per_anchor_sum, per_anchor_n, n_active, slope = _batch_all_chunks(dist, *masks, margin, soft)
         n_valid = int(per_anchor_n.sum())
         if reduction == "none":
-            scale = 1.0 / per_anchor_n.clamp_min(1)
+            scale = 1.0 / per_anchor_n.clamp_min(1).to(dist.dtype)
             out = per_anchor_sum * scale
         else:
             count = {"sum": 1, "mean": max(n_valid, 1), "mean_nonzero": max(n_active, 1)}[reduction]
-            scale = dist.new_tensor(1.0 / count)
+            scale = 1.0 / count
             out = per_anchor_sum.sum() * scale
-        ctx.save_for_backward(slope, scale)
-        ctx.per_anchor = reduction == "none"
+        ctx.save_for_backward(slope, scale if torch.is_tensor(scale) else None, *(() if metric is None else (source, dist)))
+        ctx.scale, ctx.metric = None if torch.is_tensor(scale) else scale, metric
         if stats is not None:
             # Mean distances over the valid triplets: each positive pair counts once per negative and vice versa.
             pos_mask, neg_mask = masks if masks is not None else _masks(labels)
@@ -284,15 +299,23 @@ class _BatchAll(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        slope, scale = ctx.saved_tensors
-        factor = (grad_out * scale)[:, None] if ctx.per_anchor else grad_out * scale
-        return factor * slope, None, None, None, None, None
+        slope, per_anchor_scale, *embedding = ctx.saved_tensors
+        if per_anchor_scale is not None:  # reduction "none": one scale per anchor row
+            grad_dist = (grad_out * per_anchor_scale)[:, None] * slope
+        else:
+            grad_dist = (grad_out * ctx.scale) * slope
+        if ctx.metric is None:
+            return grad_dist, None, None, None, None, None, None
+        x, dist = embedding
+        grad_x = torch.ops.audiosiam._self_distance_backward(grad_dist, x, dist, ctx.metric)
+        return grad_x, None, None, None, None, None, None
 
 
-def _batch_all(dist, labels, margin, soft, reduction, with_stats=True):
-    """Every valid (a, p, n), in O(B^2) memory forward and backward (see :class:`_BatchAll`): ``(loss, stats)``."""
+def _batch_all(source, labels, margin, soft, reduction, with_stats=True, metric=None):
+    """Every valid (a, p, n), in O(B^2) memory forward and backward (see :class:`_BatchAll`): ``(loss, stats)``.
+    ``source`` is a distance matrix, or embeddings when ``metric`` names the compiled self-distance's metric."""
     stats = {} if with_stats else None
-    out = _BatchAll.apply(dist, labels, margin, soft, reduction, stats)
+    out = _BatchAll.apply(source, labels, metric, margin, soft, reduction, stats)
     return out, stats
 
 

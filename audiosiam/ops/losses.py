@@ -12,6 +12,7 @@ import torch
 from ._extension import has_ops
 
 __all__ = ["fused_batch_hard_available", "batch_hard_triplet_terms", "compiled_batch_all_available",
+           "fused_batch_all_available",
            "batch_all_triplet_slopes", "compiled_semi_hard_available", "semi_hard_negatives"]
 
 
@@ -50,6 +51,13 @@ def _compiled_mining_available(op: str, dist: torch.Tensor) -> bool:
 def compiled_batch_all_available(dist: torch.Tensor) -> bool:
     """True when the compiled batch-all mining op can run on this distance matrix."""
     return _compiled_mining_available("triplet_batch_all", dist)
+
+
+def fused_batch_all_available(embeddings: torch.Tensor) -> bool:
+    """True when batch-all can run from the embeddings inside one node: the compiled self-distance and
+    batch-all ops are built and serve this device (half inputs are computed in float32)."""
+    return (has_ops() and hasattr(torch.ops.audiosiam, "self_distance") and hasattr(torch.ops.audiosiam, "triplet_batch_all")
+            and embeddings.device.type in ("cpu", "cuda"))
 
 
 def compiled_semi_hard_available(dist: torch.Tensor) -> bool:

@@ -153,19 +153,30 @@ std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_cpu(const at::Tens
   return pairwise_distance_backward_impl(grad, x, y, dist, std::string(metric), &l1_grad_cpu);
 }
 
-// S = (G + G^T) / D (0 where D = 0), or 2 (G + G^T) squared, in one pass over 32 x 32 tiles: the (i, j)
-// and (j, i) tiles of G are both in cache, where G + G^T as two ATen ops walks one of them by columns.
+// S = (G + G^T) / D (0 where D = 0), or 2 (G + G^T) squared, over 32 x 32 tiles: the (j, i) tile of G is
+// first copied transposed into a buffer in L1, so the arithmetic reads both operands row by row and
+// vectorises (G + G^T as two ATen ops walks one of them by columns through memory).
 template <typename scalar_t, bool kSquared>
 void symmetric_weights_impl(const scalar_t* g, const scalar_t* dist, scalar_t* s, int64_t n) {
   constexpr int64_t kTile = 32;
   at::parallel_for(0, (n + kTile - 1) / kTile, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t ib = begin * kTile; ib < std::min(n, end * kTile); ib += kTile)
-      for (int64_t jb = 0; jb < n; jb += kTile)
-        for (int64_t i = ib; i < std::min(n, ib + kTile); ++i)
-          for (int64_t j = jb; j < std::min(n, jb + kTile); ++j) {
-            const scalar_t both = g[i * n + j] + g[j * n + i], d = dist[i * n + j];
-            s[i * n + j] = kSquared ? 2 * both : (d > 0 ? both / d : scalar_t(0));
+    scalar_t gt[kTile][kTile];
+    for (int64_t ib = begin * kTile; ib < std::min(n, end * kTile); ib += kTile) {
+      const int64_t ie = std::min(n, ib + kTile);
+      for (int64_t jb = 0; jb < n; jb += kTile) {
+        const int64_t je = std::min(n, jb + kTile);
+        for (int64_t j = jb; j < je; ++j)
+          for (int64_t i = ib; i < ie; ++i) gt[i - ib][j - jb] = g[j * n + i];
+        for (int64_t i = ib; i < ie; ++i) {
+          const scalar_t *gi = g + i * n, *di = dist + i * n, *ti = gt[i - ib];
+          scalar_t* si = s + i * n;
+          for (int64_t j = jb; j < je; ++j) {
+            const scalar_t both = gi[j] + ti[j - jb];
+            si[j] = kSquared ? 2 * both : (di[j] > 0 ? both / di[j] : scalar_t(0));
           }
+        }
+      }
+    }
   });
 }
 

@@ -1,11 +1,12 @@
 // CPU kernel of triplet_batch_all: anchors in parallel, each owning its row of `slope`, so no two threads
-// write the same memory. Per anchor, the negatives' distances are gathered once into a contiguous buffer
-// and every positive sweeps it in a loop the compiler vectorises.
+// write the same memory. Rows are grouped by label once; per anchor, the negatives' distances are gathered
+// into a contiguous buffer and every positive sweeps it in a loop the compiler vectorises.
 
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <numeric>
 #include <vector>
 
 #include "../triplet.h"
@@ -13,29 +14,48 @@
 namespace audiosiam {
 namespace {
 
+// Rows ordered by label (stably), and for each row the range [first, last) of that order holding its
+// class: its positives are order[first, last) (less itself), its negatives order[0, first) and
+// order[last, b). No per-anchor label scan is needed.
+struct ClassRanges {
+  std::vector<int64_t> order, first, last;
+
+  ClassRanges(const int64_t* labels, int64_t b) : order(b), first(b), last(b) {
+    std::iota(order.begin(), order.end(), int64_t(0));
+    std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return labels[i] < labels[j]; });
+    for (int64_t s = 0; s < b;) {
+      int64_t e = s + 1;
+      while (e < b && labels[order[e]] == labels[order[s]]) ++e;
+      for (int64_t t = s; t < e; ++t) first[order[t]] = s, last[order[t]] = e;
+      s = e;
+    }
+  }
+};
+
 template <typename scalar_t, bool kSoft>
 void batch_all_impl(const scalar_t* dist, const int64_t* labels, int64_t b, double margin, scalar_t* term_sum,
                     int64_t* valid, int64_t* active, scalar_t* slope) {
   constexpr int kLanes = 64 / sizeof(scalar_t);  // one 512-bit register
+  const ClassRanges classes(labels, b);
+  const int64_t* order = classes.order.data();
   at::parallel_for(0, b, 1, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> neg_index(b);
     std::vector<scalar_t> neg_dist(b), neg_slope(b);
     for (int64_t a = begin; a < end; ++a) {
       const scalar_t* row = dist + a * b;
       scalar_t* out = slope + a * b;
-      int64_t nn = 0;
-      for (int64_t n = 0; n < b; ++n) {  // branch-free compaction: always write, advance on a negative
-        neg_index[nn] = n;
-        nn += labels[n] != labels[a];
-      }
-      for (int64_t t = 0; t < nn; ++t) neg_dist[t] = row[neg_index[t]];
+      const int64_t first = classes.first[a], last = classes.last[a];
+      const int64_t nn = b - (last - first);
+      // The negatives' distances, contiguous: order[0, first) then order[last, b).
+      for (int64_t t = 0; t < first; ++t) neg_dist[t] = row[order[t]];
+      for (int64_t t = last; t < b; ++t) neg_dist[t - (last - first)] = row[order[t]];
       std::fill(neg_slope.begin(), neg_slope.begin() + nn, scalar_t(0));
       const scalar_t* nd = neg_dist.data();
       scalar_t* ns = neg_slope.data();
       scalar_t sum = 0;
       int64_t n_valid = 0, n_active = 0;
-      for (int64_t p = 0; p < b; ++p) {
-        if (p == a || labels[p] != labels[a] || nn == 0) continue;
+      for (int64_t q = first; q < last && nn > 0; ++q) {
+        const int64_t p = order[q];
+        if (p == a) continue;
         const scalar_t d_ap = row[p];
         // One partial sum per SIMD lane: the compiler vectorises the loop (it may not reorder a single
         // floating-point sum), and with kSoft a compile-time constant the hinge case is branch-free.
@@ -57,7 +77,8 @@ void batch_all_impl(const scalar_t* dist, const int64_t* labels, int64_t b, doub
         out[p] = w_total;
         n_valid += nn;
       }
-      for (int64_t t = 0; t < nn; ++t) out[neg_index[t]] = -ns[t];
+      for (int64_t t = 0; t < first; ++t) out[order[t]] = -ns[t];
+      for (int64_t t = last; t < b; ++t) out[order[t]] = -ns[t - (last - first)];
       term_sum[a] = sum;
       valid[a] = n_valid;
       active[a] = n_active;
