@@ -159,11 +159,14 @@ def test_knn_matches_reference_with_lower_index_ties(device, metric):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["random", "duplicates", "all_equal", "huge", "tiny", "clustered"])
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
-def test_knn_screening_never_loses_a_neighbour(device, kind, metric):
-    """The CPU kernel screens euclidean candidates with a matrix product; the answer must still be exact.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_knn_screening_never_loses_a_neighbour(device, kind, metric, dtype):
+    """The CPU kernel screens euclidean candidates with dot products; the answer must still be exact.
 
-    9,000 references span three reference blocks (4,096 rows each), and the data kinds cover cancellation
-    (huge norms), many equal distances (duplicates, all equal) and near-ties (tight clusters).
+    fp32 (AVX-512 builds) runs our own 8 x 32 dot-product tiles: 20 queries are two whole tiles and a
+    partial one, and 9,000 references are four packed blocks of 2,048 and a partial block whose last
+    panel is partly empty. fp64 runs the BLAS path: three blocks of 4,096. The data kinds cover
+    cancellation (huge norms), many equal distances (duplicates, all equal) and near-ties (tight clusters).
     """
     if kind == "clustered":  # 300 points in each of 30 tight clusters: hundreds of near-equal distances
         g = torch.Generator().manual_seed(1)
@@ -172,6 +175,7 @@ def test_knn_screening_never_loses_a_neighbour(device, kind, metric):
         q = centres[:20] + 1e-3 * torch.randn(20, 32, generator=g)
     else:
         q, r = inputs(kind, n=20, m=9000, d=32)
+    q, r = q.to(dtype), r.to(dtype)
     d, i = knn(q.to(device), r.to(device), 7, metric=metric)
     rd, ri = reference.knn(q, r, 7, metric)  # same precision: float32 rounding decides near-ties
     exact = reference.pairwise_distance(q, r, metric)
