@@ -13,22 +13,28 @@ namespace audiosiam {
 // Cosine distance 1 - <x/|x|, y/|y|>, 1 where a row is all zeros; any device (ATen ops, BLAS/cuBLAS).
 at::Tensor cosine_distance(const at::Tensor& x, const at::Tensor& y);
 
-// Backward of pairwise_distance for every metric, any device. L1 needs a sign-weighted sum that is not a
-// matrix product; each device supplies it as `l1_grad(grad, x, y) -> (grad_x, grad_y)`.
-using L1GradFn = std::tuple<at::Tensor, at::Tensor> (*)(const at::Tensor&, const at::Tensor&, const at::Tensor&);
+// The device-specific pieces of the distance backward; the rest is ATen, shared by every device.
+struct BackwardKernels {
+  // L1 has no matrix-product form: (grad_x, grad_y) of the sign-weighted sums.
+  std::tuple<at::Tensor, at::Tensor> (*l1_grad)(const at::Tensor& g, const at::Tensor& x, const at::Tensor& y);
+  // W = G / D (0 where D = 0), or 2 G for squared distances; with `symmetric`, G + G^T in place of G.
+  at::Tensor (*weights)(const at::Tensor& g, const at::Tensor& dist, bool squared, bool symmetric);
+};
+
+// The generic `weights`, in ATen ops (three passes over the matrix where a fused kernel needs one).
+at::Tensor distance_weights_aten(const at::Tensor& g, const at::Tensor& dist, bool squared, bool symmetric);
+
+// Backward of pairwise_distance for every metric:
+//   grad_x = diag(W 1) x - W y,   grad_y = diag(W^T 1) y - W^T x.
 std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_impl(const at::Tensor& grad, const at::Tensor& x,
                                                                    const at::Tensor& y, const at::Tensor& dist,
-                                                                   const std::string& metric, L1GradFn l1_grad);
+                                                                   const std::string& metric,
+                                                                   const BackwardKernels& kernels);
 
-// Backward of self_distance (x against itself) for every metric, any device: x is both sides, so its
-// gradient is the sum of the two sides of pairwise_distance's: grad = diag(S 1) x - S x, one product, with
-// S = (G + G^T) / D (0 where D = 0) for euclidean and 2 (G + G^T) for sqeuclidean. Each device supplies S
-// as `symmetric_weights(grad, dist, squared)`; symmetric_weights_aten is the generic one.
-using SymmetricWeightsFn = at::Tensor (*)(const at::Tensor&, const at::Tensor&, bool);
-at::Tensor symmetric_weights_aten(const at::Tensor& grad, const at::Tensor& dist, bool squared);
+// Backward of self_distance (x against itself): x is both sides, so its gradient is the sum of the two
+// sides of pairwise_distance's, grad = diag(S 1) x - S x with S the symmetric weights: one product.
 at::Tensor self_distance_backward_impl(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dist,
-                                       const std::string& metric, L1GradFn l1_grad,
-                                       SymmetricWeightsFn symmetric_weights);
+                                       const std::string& metric, const BackwardKernels& kernels);
 
 // Arguments of knn, on any device: a (Q, D) and an (R, D) matrix, 1 <= k <= R, finite rows.
 inline void check_knn_args(const at::Tensor& query, const at::Tensor& ref, int64_t k) {

@@ -7,7 +7,7 @@
 //
 // Backward (private op _pairwise_distance_backward): with W = dL/dD scaled per metric,
 //   grad_x = diag(W 1) x - W y,   grad_y = diag(W^T 1) y - W^T x,
-// a pair of matrix products.
+// a pair of matrix products (see distance.h for the per-device pieces).
 //
 // self_distance(x, metric) is pairwise_distance(x, x, metric) as one input: kernels may compute half of
 // the symmetric matrix, and the backward needs one product, grad = diag(S 1) x - S x with S = W + W^T. The subgradient where a euclidean distance is 0 is 0 (W = 0 there), never
@@ -27,12 +27,19 @@ at::Tensor cosine_distance(const at::Tensor& x, const at::Tensor& y) {
   return (1 - at::mm(unit(x), unit(y).t())).clamp(0, 2);
 }
 
+at::Tensor distance_weights_aten(const at::Tensor& g, const at::Tensor& dist, bool squared, bool symmetric) {
+  auto both = symmetric ? g + g.t() : g;
+  // both / dist is inf or nan where dist == 0; where() replaces exactly those cells with the subgradient 0.
+  return squared ? 2 * both : at::where(dist > 0, both / dist, at::zeros({}, both.options()));
+}
+
 std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_impl(const at::Tensor& grad, const at::Tensor& x,
                                                                    const at::Tensor& y, const at::Tensor& dist,
-                                                                   const std::string& metric_name, L1GradFn l1_grad) {
+                                                                   const std::string& metric_name,
+                                                                   const BackwardKernels& kernels) {
   const Metric metric = parse_metric(metric_name);
   auto g = grad.contiguous();
-  if (metric == Metric::L1) return l1_grad(g, x.contiguous(), y.contiguous());
+  if (metric == Metric::L1) return kernels.l1_grad(g, x.contiguous(), y.contiguous());
   if (metric == Metric::Cosine) {
     auto nx = x.norm(2, {1}, true), ny = y.norm(2, {1}, true);
     auto ux = at::where(nx > 0, x / nx.clamp_min(std::numeric_limits<double>::min()), at::zeros_like(x));
@@ -45,29 +52,22 @@ std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_impl(const at::Ten
     };
     return {back(g_ux, ux, nx), back(g_uy, uy, ny)};
   }
-  // g / dist is inf or nan where dist == 0; where() replaces exactly those cells with the subgradient 0.
-  at::Tensor w = metric == Metric::SqEuclidean ? 2 * g : at::where(dist > 0, g / dist, at::zeros({}, g.options()));
+  auto w = kernels.weights(g, dist.contiguous(), metric == Metric::SqEuclidean, /*symmetric=*/false);
   // grad_x = diag(W 1) x - W y and grad_y = diag(W^T 1) y - W^T x, each as one BLAS call (addmm).
   auto grad_x = at::addmm(x * w.sum(1, true), w, y, /*beta=*/1, /*alpha=*/-1);
   auto grad_y = at::addmm(y * w.sum(0).unsqueeze(1), w.t(), x, /*beta=*/1, /*alpha=*/-1);
   return {grad_x, grad_y};
 }
 
-at::Tensor symmetric_weights_aten(const at::Tensor& grad, const at::Tensor& dist, bool squared) {
-  auto g = grad + grad.t();  // both sides of every pair, as seen from row i
-  return squared ? 2 * g : at::where(dist > 0, g / dist, at::zeros({}, g.options()));
-}
-
 at::Tensor self_distance_backward_impl(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dist,
-                                       const std::string& metric_name, L1GradFn l1_grad,
-                                       SymmetricWeightsFn symmetric_weights) {
+                                       const std::string& metric_name, const BackwardKernels& kernels) {
   const Metric metric = parse_metric(metric_name);
-  if (metric == Metric::L1) return std::get<0>(l1_grad(grad + grad.t(), x.contiguous(), x.contiguous()));
+  if (metric == Metric::L1) return std::get<0>(kernels.l1_grad(grad + grad.t(), x.contiguous(), x.contiguous()));
   if (metric == Metric::Cosine) {
-    auto both = pairwise_distance_backward_impl(grad, x, x, dist, metric_name, l1_grad);
+    auto both = pairwise_distance_backward_impl(grad, x, x, dist, metric_name, kernels);
     return std::get<0>(both) + std::get<1>(both);
   }
-  auto s = symmetric_weights(grad.contiguous(), dist.contiguous(), metric == Metric::SqEuclidean);
+  auto s = kernels.weights(grad.contiguous(), dist.contiguous(), metric == Metric::SqEuclidean, /*symmetric=*/true);
   return at::addmm(x * s.sum(1, true), s, x, /*beta=*/1, /*alpha=*/-1);
 }
 

@@ -14,6 +14,7 @@
 #include <immintrin.h>
 #endif
 
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -42,8 +43,8 @@ inline __m512 horizontal_sums_16(const __m512* v) {
   return fold(halves[0], halves[1]);
 }
 
-// Squared differences of x rows r0..r0+3 (d apart) against y rows c0..c0+3 (d apart).
-inline void squared_4x4_avx512(const float* x, const float* y, int64_t d, float out[4][4]) {
+// Squared differences of x rows r..r+3 (d apart) against y rows c..c+3 (d apart): lane 4r + c.
+inline __m512 squared_4x4_avx512(const float* x, const float* y, int64_t d) {
   __m512 acc[4][4];
   for (int r = 0; r < 4; ++r)
     for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
@@ -57,27 +58,31 @@ inline void squared_4x4_avx512(const float* x, const float* y, int64_t d, float 
         acc[r][c] = _mm512_fmadd_ps(t, t, acc[r][c]);
       }
   }
-  _mm512_storeu_ps(&out[0][0], horizontal_sums_16(&acc[0][0]));
+  return horizontal_sums_16(&acc[0][0]);
 }
 #endif
 
-// out[(i - i0) * ldo + (j - j0)] = finish(sum_k (x[i, k] - y[j, k])^2), or of |x[i, k] - y[j, k]| with
-// kAbs, for i in [i0, i1) and j in [j0, j1). x and y are row-major with d columns.
-template <typename scalar_t, bool kAbs, typename Finish>
+// out[(i - i0) * ldo + (j - j0)] = sum_k (x[i, k] - y[j, k])^2 (its square root with kSqrt), or the sum
+// of |x[i, k] - y[j, k]| with kAbs, for i in [i0, i1) and j in [j0, j1). x and y are row-major, d columns.
+template <typename scalar_t, bool kAbs, bool kSqrt>
 void difference_tile(const scalar_t* x, int64_t i0, int64_t i1, const scalar_t* y, int64_t j0, int64_t j1, int64_t d,
-                     scalar_t* out, int64_t ldo, Finish finish) {
+                     scalar_t* out, int64_t ldo) {
+  auto finish = [](scalar_t s) { return kSqrt ? std::sqrt(s) : s; };
   int64_t i = i0;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<scalar_t, float> && !kAbs) {
     if (d % 16 == 0) {
       for (; i + 4 <= i1; i += 4) {
-        scalar_t* row = out + (i - i0) * ldo;
+        float* row = out + (i - i0) * ldo;
         int64_t j = j0;
         for (; j + 4 <= j1; j += 4) {
-          float block[4][4];
-          squared_4x4_avx512(x + i * d, y + j * d, d, block);
-          for (int r = 0; r < 4; ++r)
-            for (int c = 0; c < 4; ++c) row[r * ldo + j - j0 + c] = finish(block[r][c]);
+          __m512 block = squared_4x4_avx512(x + i * d, y + j * d, d);
+          if constexpr (kSqrt) block = _mm512_sqrt_ps(block);  // 16 roots in one instruction
+          // 128-bit lane r holds row r's four columns
+          _mm_storeu_ps(row + j - j0, _mm512_extractf32x4_ps(block, 0));
+          _mm_storeu_ps(row + ldo + j - j0, _mm512_extractf32x4_ps(block, 1));
+          _mm_storeu_ps(row + 2 * ldo + j - j0, _mm512_extractf32x4_ps(block, 2));
+          _mm_storeu_ps(row + 3 * ldo + j - j0, _mm512_extractf32x4_ps(block, 3));
         }
         for (; j < j1; ++j)
           for (int r = 0; r < 4; ++r) row[r * ldo + j - j0] = finish(difference_sum<scalar_t, kAbs>(x + (i + r) * d, y + j * d, d));

@@ -20,17 +20,12 @@ constexpr int64_t kTileRows = 64;
 // Rows per block of the self-distance (x against itself): small enough that the triangle splits evenly.
 constexpr int64_t kSelfBlockRows = 16;
 
-template <typename scalar_t, bool kSqrt>
-scalar_t finish(scalar_t s) {
-  return kSqrt ? std::sqrt(s) : s;
-}
-
 template <typename scalar_t, bool kAbs, bool kSqrt>
 void difference_kernel_impl(const scalar_t* x, const scalar_t* y, scalar_t* out, int64_t n, int64_t m, int64_t d) {
   at::parallel_for(0, n, 8, [&](int64_t begin, int64_t end) {
     for (int64_t jb = 0; jb < m; jb += kTileRows)
-      cpu::difference_tile<scalar_t, kAbs>(x, begin, end, y, jb, std::min(m, jb + kTileRows), d, out + begin * m + jb,
-                                           m, finish<scalar_t, kSqrt>);
+      cpu::difference_tile<scalar_t, kAbs, kSqrt>(x, begin, end, y, jb, std::min(m, jb + kTileRows), d,
+                                                  out + begin * m + jb, m);
   });
 }
 
@@ -44,7 +39,7 @@ void self_difference_kernel_impl(const scalar_t* x, scalar_t* out, int64_t n, in
     const int64_t i0 = b * kSelfBlockRows, i1 = std::min(n, i0 + kSelfBlockRows);
     for (int64_t jb = i0; jb < n; jb += kTileRows) {
       const int64_t je = std::min(n, jb + kTileRows);
-      cpu::difference_tile<scalar_t, kAbs>(x, i0, i1, x, jb, je, d, out + i0 * n + jb, n, finish<scalar_t, kSqrt>);
+      cpu::difference_tile<scalar_t, kAbs, kSqrt>(x, i0, i1, x, jb, je, d, out + i0 * n + jb, n);
       for (int64_t j = std::max(jb, i1); j < je; ++j)
         for (int64_t i = i0; i < i1; ++i) out[j * n + i] = out[i * n + j];
     }
@@ -147,32 +142,28 @@ std::tuple<at::Tensor, at::Tensor> l1_grad_cpu(const at::Tensor& g, const at::Te
   return {gx, gy.defined() ? gy : at::zeros_like(y)};
 }
 
-std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
-                                                                  const at::Tensor& y, const at::Tensor& dist,
-                                                                  c10::string_view metric) {
-  return pairwise_distance_backward_impl(grad, x, y, dist, std::string(metric), &l1_grad_cpu);
-}
-
-// S = (G + G^T) / D (0 where D = 0), or 2 (G + G^T) squared, over 32 x 32 tiles: the (j, i) tile of G is
-// first copied transposed into a buffer in L1, so the arithmetic reads both operands row by row and
-// vectorises (G + G^T as two ATen ops walks one of them by columns through memory).
-template <typename scalar_t, bool kSquared>
-void symmetric_weights_impl(const scalar_t* g, const scalar_t* dist, scalar_t* s, int64_t n) {
+// W = G / D (0 where D = 0), or 2 G squared, in one pass over 32 x 32 tiles instead of ATen's three. With
+// `kSymmetric` G + G^T replaces G: the (j, i) tile of G is first copied transposed into a buffer in L1, so
+// the arithmetic reads both operands row by row and vectorises (G + G^T as two ATen ops walks one of
+// them by columns through memory).
+template <typename scalar_t, bool kSquared, bool kSymmetric>
+void distance_weights_impl(const scalar_t* g, const scalar_t* dist, scalar_t* w, int64_t n, int64_t m) {
   constexpr int64_t kTile = 32;
   at::parallel_for(0, (n + kTile - 1) / kTile, 1, [&](int64_t begin, int64_t end) {
     scalar_t gt[kTile][kTile];
     for (int64_t ib = begin * kTile; ib < std::min(n, end * kTile); ib += kTile) {
       const int64_t ie = std::min(n, ib + kTile);
-      for (int64_t jb = 0; jb < n; jb += kTile) {
-        const int64_t je = std::min(n, jb + kTile);
-        for (int64_t j = jb; j < je; ++j)
-          for (int64_t i = ib; i < ie; ++i) gt[i - ib][j - jb] = g[j * n + i];
+      for (int64_t jb = 0; jb < m; jb += kTile) {
+        const int64_t je = std::min(m, jb + kTile);
+        if constexpr (kSymmetric)
+          for (int64_t j = jb; j < je; ++j)
+            for (int64_t i = ib; i < ie; ++i) gt[i - ib][j - jb] = g[j * n + i];
         for (int64_t i = ib; i < ie; ++i) {
-          const scalar_t *gi = g + i * n, *di = dist + i * n, *ti = gt[i - ib];
-          scalar_t* si = s + i * n;
+          const scalar_t *gi = g + i * m, *di = dist + i * m, *ti = gt[i - ib];
+          scalar_t* wi = w + i * m;
           for (int64_t j = jb; j < je; ++j) {
-            const scalar_t both = gi[j] + ti[j - jb];
-            si[j] = kSquared ? 2 * both : (di[j] > 0 ? both / di[j] : scalar_t(0));
+            const scalar_t both = kSymmetric ? gi[j] + ti[j - jb] : gi[j];
+            wi[j] = kSquared ? 2 * both : (di[j] > 0 ? both / di[j] : scalar_t(0));
           }
         }
       }
@@ -180,19 +171,27 @@ void symmetric_weights_impl(const scalar_t* g, const scalar_t* dist, scalar_t* s
   });
 }
 
-at::Tensor symmetric_weights_cpu(const at::Tensor& grad, const at::Tensor& dist, bool squared) {
-  auto s = at::empty_like(grad);
-  const int64_t n = grad.size(0);
-  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "symmetric_weights_cpu", [&] {
-    auto run = squared ? &symmetric_weights_impl<scalar_t, true> : &symmetric_weights_impl<scalar_t, false>;
-    run(grad.data_ptr<scalar_t>(), dist.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), n);
+at::Tensor distance_weights_cpu(const at::Tensor& grad, const at::Tensor& dist, bool squared, bool symmetric) {
+  auto w = at::empty_like(grad);
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "distance_weights_cpu", [&] {
+    auto run = squared ? (symmetric ? &distance_weights_impl<scalar_t, true, true> : &distance_weights_impl<scalar_t, true, false>)
+                       : (symmetric ? &distance_weights_impl<scalar_t, false, true> : &distance_weights_impl<scalar_t, false, false>);
+    run(grad.data_ptr<scalar_t>(), dist.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), grad.size(0), grad.size(1));
   });
-  return s;
+  return w;
+}
+
+const BackwardKernels kBackwardKernels{&l1_grad_cpu, &distance_weights_cpu};
+
+std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
+                                                                  const at::Tensor& y, const at::Tensor& dist,
+                                                                  c10::string_view metric) {
+  return pairwise_distance_backward_impl(grad, x, y, dist, std::string(metric), kBackwardKernels);
 }
 
 at::Tensor self_distance_backward_cpu(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dist,
                                       c10::string_view metric) {
-  return self_distance_backward_impl(grad, x, dist, std::string(metric), &l1_grad_cpu, &symmetric_weights_cpu);
+  return self_distance_backward_impl(grad, x, dist, std::string(metric), kBackwardKernels);
 }
 
 }  // namespace

@@ -50,7 +50,6 @@ struct HardestChoices {
 
 template <typename scalar_t>
 HardestChoices<scalar_t> hardest_choices(const scalar_t* x, const int64_t* labels, int64_t b, int64_t d, bool squared) {
-  auto finish = [squared](scalar_t s) { return squared ? s : std::sqrt(s); };
   const int64_t nb = (b + kAnchorRows - 1) / kAnchorRows;
   std::vector<HardestChoices<scalar_t>*> per_thread(at::get_num_threads(), nullptr);
   std::vector<std::unique_ptr<HardestChoices<scalar_t>>> owned(per_thread.size());
@@ -58,7 +57,10 @@ HardestChoices<scalar_t> hardest_choices(const scalar_t* x, const int64_t* label
     const int64_t i0 = blk * kAnchorRows, i1 = std::min(b, i0 + kAnchorRows);
     for (int64_t jb = i0; jb < b; jb += kColumnTile) {
       const int64_t je = std::min(b, jb + kColumnTile);
-      cpu::difference_tile<scalar_t, false>(x, i0, i1, x, jb, je, d, tile, kColumnTile, finish);
+      if (squared)
+        cpu::difference_tile<scalar_t, false, false>(x, i0, i1, x, jb, je, d, tile, kColumnTile);
+      else
+        cpu::difference_tile<scalar_t, false, true>(x, i0, i1, x, jb, je, d, tile, kColumnTile);
       for (int64_t i = i0; i < i1; ++i)
         for (int64_t j = std::max(jb, i + 1); j < je; ++j) {  // pairs with j > i; each is both anchors' offer
           const scalar_t dist = tile[(i - i0) * kColumnTile + (j - jb)];

@@ -77,17 +77,19 @@ std::tuple<at::Tensor, at::Tensor> l1_grad_cuda(const at::Tensor& g, const at::T
   return {gx, gy};
 }
 
+const BackwardKernels kBackwardKernels{&l1_grad_cuda, &distance_weights_aten};
+
 std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_cuda(const at::Tensor& grad, const at::Tensor& x,
                                                                    const at::Tensor& y, const at::Tensor& dist,
                                                                    c10::string_view metric) {
   const c10::cuda::CUDAGuard guard(x.device());
-  return pairwise_distance_backward_impl(grad, x, y, dist, std::string(metric), &l1_grad_cuda);
+  return pairwise_distance_backward_impl(grad, x, y, dist, std::string(metric), kBackwardKernels);
 }
 
 at::Tensor self_distance_backward_cuda(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dist,
                                        c10::string_view metric) {
   const c10::cuda::CUDAGuard guard(x.device());
-  return self_distance_backward_impl(grad, x, dist, std::string(metric), &l1_grad_cuda, &symmetric_weights_aten);
+  return self_distance_backward_impl(grad, x, dist, std::string(metric), kBackwardKernels);
 }
 
 }  // namespace
