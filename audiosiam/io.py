@@ -130,7 +130,7 @@ def load_audio(
     if os.path.isdir(path_str):
         raise AudioLoadError(path_str, "is a folder, not an audio file", "pass the files inside it, or a folder where a folder is expected")
     try:
-        data, file_rate = sf.read(path_str, dtype="float32", always_2d=True)
+        data, file_rate = _read_float32(path_str)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioLoadError(
             path_str, f"not a readable audio file ({exc})",
@@ -149,7 +149,7 @@ def load_audio(
         raise EmptyAudioError(path_str, "is digital silence (all samples are zero)", "remove it or replace it")
     wave = torch.from_numpy(np.ascontiguousarray(data.T))  # (channels, time)
     if mono:
-        wave = wave.mean(dim=0)
+        wave = wave[0] if wave.shape[0] == 1 else wave.mean(dim=0)
     if sample_rate is not None:
         wave = resample(wave, int(file_rate), sample_rate)
     if trim_silence:
@@ -160,6 +160,23 @@ def load_audio(
         rms = wave.pow(2).mean().sqrt().clamp_min(SILENCE_PEAK)
         wave = wave * (10 ** (-20 / 20) / rms)
     return wave.contiguous()
+
+
+def _read_float32(path: str) -> tuple[np.ndarray, int]:
+    """``(samples (frames, channels) float32, sample rate)``, like ``soundfile.read(always_2d=True)``.
+
+    Reads straight into an array of the size the header gives: ``soundfile.read`` asks for the position
+    and the length by seeking, four seeks per file, which for FLAC cost about as much as decoding a
+    one-second clip. Streams without a known length take the plain path.
+    """
+    import soundfile as sf
+
+    with sf.SoundFile(path) as f:
+        if not f.seekable() or f.frames <= 0:
+            return f.read(dtype="float32", always_2d=True), f.samplerate
+        data = np.empty((f.frames, f.channels), dtype=np.float32)
+        got = f.buffer_read_into(data, dtype="float32")
+        return data[:got], f.samplerate
 
 
 def _trim(wave: torch.Tensor, rate: int, top_db: float) -> torch.Tensor:
@@ -264,8 +281,13 @@ def load_many(paths: Sequence[str | os.PathLike], sample_rate: int = 16000, *, w
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(paths) < 2:
+    workers = min(workers or os.cpu_count() or 1, len(paths))
+    if workers <= 1:
         return [load_audio(p, sample_rate, **kwargs) for p in paths]
+    # One contiguous slice of the files per thread: one task each rather than one per file, whose
+    # scheduling costs about as much as reading a short clip.
+    bounds = [len(paths) * w // workers for w in range(workers + 1)]
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda p: load_audio(p, sample_rate, **kwargs), paths))
+        parts = pool.map(lambda w: [load_audio(p, sample_rate, **kwargs) for p in paths[bounds[w]:bounds[w + 1]]],
+                         range(workers))
+        return [wave for part in parts for wave in part]

@@ -73,3 +73,17 @@ def test_bad_settings_are_explained():
         LogMelSpectrogram(normalize="max")
     with pytest.raises(ParameterError, match="no samples"):
         log_mel_spectrogram(torch.zeros(0))
+
+
+@pytest.mark.parametrize("normalize", [None, "utterance", "band"])
+def test_large_batches_are_computed_in_groups_with_the_same_result(normalize):
+    """Batches above 320,000 samples are transformed in groups of clips (memory and speed); the result must
+    equal each clip transformed alone, and gradients must still flow."""
+    g = torch.Generator().manual_seed(3)
+    batch = (0.1 * torch.randn(2, 23, 16000, generator=g)).requires_grad_()  # 46 clips: groups of 20, 20, 6
+    out = log_mel_spectrogram(batch, normalize=normalize)
+    alone = torch.stack([log_mel_spectrogram(batch[i, j].detach(), normalize=normalize)
+                         for i in range(2) for j in range(23)]).reshape(out.shape)
+    torch.testing.assert_close(out.detach(), alone, rtol=1e-5, atol=1e-4)
+    out.sum().backward()
+    assert batch.grad is not None and torch.isfinite(batch.grad).all()

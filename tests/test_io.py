@@ -9,7 +9,7 @@ import torch
 
 from audio_fixtures import clicks, noise, sine, write
 from audiosiam.errors import AudioLoadError, EmptyAudioError, InvalidAudioError, NoAudioFilesError, ParameterError
-from audiosiam.io import find_audio_files, fix_length, load_audio, sliding_windows
+from audiosiam.io import find_audio_files, fix_length, load_audio, load_many, sliding_windows
 
 
 @pytest.mark.parametrize("ext,kwargs", [(".wav", {}), (".flac", {}), (".ogg", {"format": "OGG", "subtype": "VORBIS"}),
@@ -20,6 +20,29 @@ def test_formats_decode_to_float32_mono(tmp_path, ext, kwargs):
     assert wave.dtype == torch.float32 and wave.ndim == 1
     assert abs(wave.shape[0] - 8000) < 2000  # lossy codecs pad a little
     assert 0.3 < wave.abs().max() < 0.7
+
+
+@pytest.mark.parametrize("ext,kwargs", [(".flac", {}), (".mp3", {"format": "MP3"})])
+def test_reading_into_the_header_size_equals_soundfile_read(tmp_path, ext, kwargs):
+    """load_audio reads straight into an array of the header's length (no seeks); same samples as
+    soundfile.read, including for MP3 whose length the header may only estimate."""
+    path = write(tmp_path / f"a{ext}", np.stack([sine(440, 0.7), noise(0.7)], 1), **kwargs)
+    want, _ = sf.read(path, dtype="float32", always_2d=True)
+    got = load_audio(path, None, mono=False)
+    assert got.T.shape == want.shape
+    # FLAC is lossless: bit-identical. mpg123 decodes in chunks, and the chunking moves the last bit.
+    np.testing.assert_allclose(got.T.numpy(), want, rtol=0, atol=0 if ext == ".flac" else 1e-6)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_load_many_keeps_order_and_names_the_bad_file(tmp_path, workers):
+    paths = [write(tmp_path / f"{i}.wav", sine(200 + 100 * i, 0.1 + 0.05 * i)) for i in range(7)]
+    waves = load_many(paths, workers=workers)
+    for path, wave in zip(paths, waves):
+        torch.testing.assert_close(wave, load_audio(path))
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    with pytest.raises(AudioLoadError, match="bad.wav"):
+        load_many(paths[:3] + [tmp_path / "bad.wav"] + paths[3:], workers=workers)
 
 
 def test_stereo_is_averaged_and_resampled(tmp_path):
