@@ -6,8 +6,10 @@ and a reducer (how their values become one number), in the spirit of pytorch-met
 Conventions, the same for every mining:
 
 * Batch-hard mining runs the fused compiled op ``audiosiam::triplet_batch_hard`` when the extension is
-  built (O(B) memory, sparse O(B D) backward; ties go to the lower index), else the code below, which is
-  its reference.
+  built (O(B) memory per thread, each pair's distance computed once, sparse O(B D) backward; ties go to
+  the lower index), else the code below, which is its reference. Batch-all runs as one autograd node
+  from embeddings to loss (the ``self_distance`` and ``triplet_batch_all`` ops inside, O(B^2) memory);
+  semi-hard uses the ``triplet_semi_hard_negatives`` selection op.
 * Distances come from :func:`audiosiam.ops.pairwise_distance` (exact zeros on the diagonal; at a zero
   euclidean distance the subgradient is 0, so coincident embeddings give finite gradients, never NaN).
 * An anchor with no positive or no negative in the batch contributes nothing. A batch with no valid

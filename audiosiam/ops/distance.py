@@ -68,7 +68,9 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric:
 
     Args:
         x: (N, D).
-        y: (M, D); ``None`` means ``x`` against itself (the diagonal is then exactly 0).
+        y: (M, D); ``None`` means ``x`` against itself: the diagonal is then exactly 0 and the matrix
+            exactly symmetric (the compiled ``self_distance`` op computes each pair once, and its
+            backward is a single matrix product).
         metric: ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"`` (1 - cosine similarity) or ``"l1"``.
 
     Returns:
