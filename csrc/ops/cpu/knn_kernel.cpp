@@ -118,6 +118,17 @@ struct Screen {
   }
 };
 
+// Writes the k exact neighbours of queries first, first + 1, ... (one screen each), nearest first.
+template <typename scalar_t>
+void write_neighbours(std::vector<Screen<scalar_t>>& screens, int64_t first, int64_t k, bool take_sqrt,
+                      at::Tensor& out_d, at::Tensor& out_i) {
+  at::parallel_for(0, static_cast<int64_t>(screens.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s)
+      screens[s].exact.write(out_d.data_ptr<scalar_t>() + (first + s) * k, out_i.data_ptr<int64_t>() + (first + s) * k,
+                             [&](scalar_t v) { return take_sqrt ? std::sqrt(v) : v; });
+  });
+}
+
 template <typename scalar_t>
 void knn_euclidean(const at::Tensor& query, const at::Tensor& ref, int64_t k, bool take_sqrt, at::Tensor& out_d,
                    at::Tensor& out_i) {
@@ -153,23 +164,22 @@ void knn_euclidean(const at::Tensor& query, const at::Tensor& ref, int64_t k, bo
         }
       });
     }
-    at::parallel_for(qb, qe, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        screens[i - qb].exact.write(out_d.data_ptr<scalar_t>() + i * k, out_i.data_ptr<int64_t>() + i * k,
-                                    [&](scalar_t v) { return take_sqrt ? std::sqrt(v) : v; });
-    });
+    write_neighbours(screens, qb, k, take_sqrt, out_d, out_i);
   }
 }
 
 #if defined(__AVX512F__)
 // fp32 with AVX-512: the same screen, fed by our own dot-product kernel instead of a BLAS call, so that no
 // (queries x references) tile is ever written to memory and read back: each 8 x 32 block of dot products
-// is screened while it is still in registers. (On AMD CPUs torch's MKL also runs this product at about
-// half the speed of OpenBLAS, which FAISS uses.) References are packed per block into panels of 16
-// (dimension-major), so one aligned load gives the same component of 16 references.
-constexpr int64_t kPanel = 16;           // references per panel: one AVX-512 register
-constexpr int64_t kMicroRows = 8;        // queries per micro-tile
-constexpr int64_t kPackedRefs = 2048;    // references packed at a time: 1 MB at D = 128, about L2
+// is screened while it is still in registers. (On the AMD benchmark machine torch's MKL also runs this
+// product more slowly: 58 GFLOP/s, against about 80 for OpenBLAS, which FAISS uses, and 85 here.)
+// References are packed per block into panels of 16 (dimension-major), so one aligned load gives the
+// same component of 16 references. Queries are screened 8,192 at a time, which bounds the screens'
+// memory (2 k pairs per query) whatever the number of queries.
+constexpr int64_t kPanel = 16;             // references per panel: one AVX-512 register
+constexpr int64_t kMicroRows = 8;          // queries per micro-tile
+constexpr int64_t kPackedRefs = 2048;      // references packed at a time: 1 MB at D = 128, about L2
+constexpr int64_t kScreenQueries = 8192;   // queries whose screens are kept at a time
 
 // dots[r][c] = <q_r, ref_c> for 8 queries (rows of `q`, d apart) and the 32 references of two panels.
 inline void dot_8x32(const float* q, const float* panel0, const float* panel1, int64_t d, __m512 dots[kMicroRows][2]) {
@@ -197,63 +207,63 @@ void knn_euclidean_avx512(const at::Tensor& query, const at::Tensor& ref, int64_
   const auto r_norm = ref.pow(2).sum(1).contiguous();
   const float *qn = q_norm.data_ptr<float>(), *rn = r_norm.data_ptr<float>();
   const float factor = gram_error_factor<float>(d);
-  std::vector<Screen<float>> screens(nq, Screen<float>(k));
   // Packed panels (two at a time, so an odd panel count gets a zero panel), 64-byte aligned.
   const int64_t max_panels = (std::min(nr, kPackedRefs) + 2 * kPanel - 1) / (2 * kPanel) * 2;
   std::vector<float> packed_store(max_panels * kPanel * d + kPanel);
   float* packed = packed_store.data() + (kPanel - (reinterpret_cast<uintptr_t>(packed_store.data()) / 4) % kPanel) % kPanel;
-  const int64_t query_tiles = (nq + kMicroRows - 1) / kMicroRows;
-  for (int64_t rb = 0; rb < nr; rb += kPackedRefs) {
-    const int64_t re = std::min(nr, rb + kPackedRefs);
-    const int64_t panels = (re - rb + 2 * kPanel - 1) / (2 * kPanel) * 2;
-    at::parallel_for(0, panels, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p)
-        for (int64_t c = 0; c < kPanel; ++c) {
-          const int64_t j = rb + p * kPanel + c;
-          for (int64_t t = 0; t < d; ++t) packed[(p * d + t) * kPanel + c] = j < re ? rp[j * d + t] : 0.0f;
-        }
-    });
-    const float r_norm_max = r_norm.slice(0, rb, re).max().item<float>();
-    at::parallel_for(0, query_tiles, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> q_tile(kMicroRows * d, 0.0f);  // the tile's queries, zero rows past the end
-      alignas(64) float partial[kMicroRows][2 * kPanel];
-      for (int64_t tile = begin; tile < end; ++tile) {
-        const int64_t i0 = tile * kMicroRows, rows = std::min(kMicroRows, nq - i0);
-        std::copy(qp + i0 * d, qp + (i0 + rows) * d, q_tile.begin());
-        std::fill(q_tile.begin() + rows * d, q_tile.end(), 0.0f);
-        for (int64_t r = 0; r < rows; ++r) screens[i0 + r].set_bound(qn[i0 + r], factor * (qn[i0 + r] + r_norm_max));
-        for (int64_t p = 0; p < panels; p += 2) {
-          const int64_t j0 = rb + p * kPanel, cols = std::min(2 * kPanel, re - j0);
-          __m512 dots[kMicroRows][2];
-          dot_8x32(q_tile.data(), packed + p * d * kPanel, packed + (p + 1) * d * kPanel, d, dots);
-          // partial = |r|^2 - 2<q, r>; columns past the end get +inf and never pass
-          const __mmask16 m0 = cols >= kPanel ? 0xFFFF : static_cast<__mmask16>((1u << cols) - 1);
-          const __mmask16 m1 = cols >= 2 * kPanel ? 0xFFFF : cols <= kPanel ? 0 : static_cast<__mmask16>((1u << (cols - kPanel)) - 1);
-          const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
-          const __m512 rn0 = _mm512_mask_loadu_ps(inf, m0, rn + j0), rn1 = _mm512_mask_loadu_ps(inf, m1, rn + j0 + kPanel);
-          const __m512 minus_two = _mm512_set1_ps(-2.0f);
-          for (int64_t r = 0; r < rows; ++r) {
-            const __m512 v0 = _mm512_fmadd_ps(minus_two, dots[r][0], rn0), v1 = _mm512_fmadd_ps(minus_two, dots[r][1], rn1);
-            Screen<float>& screen = screens[i0 + r];
-            const __m512 limit = _mm512_set1_ps(screen.limit);
-            // not (v > limit): NaN passes, as in the generic path
-            if ((_mm512_cmp_ps_mask(v0, limit, _CMP_NGT_UQ) & m0) == 0 && (_mm512_cmp_ps_mask(v1, limit, _CMP_NGT_UQ) & m1) == 0)
-              continue;
-            _mm512_store_ps(partial[r], v0);
-            _mm512_store_ps(partial[r] + kPanel, v1);
-            const float* qi = qp + (i0 + r) * d;
-            for (int64_t c = 0; c < cols; ++c)
-              screen.offer(partial[r][c], j0 + c, [&] { return cpu::difference_sum<float, false>(qi, rp + (j0 + c) * d, d); });
+  for (int64_t qb = 0; qb < nq; qb += kScreenQueries) {
+    const int64_t qe = std::min(nq, qb + kScreenQueries);
+    std::vector<Screen<float>> screens(qe - qb, Screen<float>(k));
+    const int64_t query_tiles = (qe - qb + kMicroRows - 1) / kMicroRows;
+    for (int64_t rb = 0; rb < nr; rb += kPackedRefs) {
+      const int64_t re = std::min(nr, rb + kPackedRefs);
+      const int64_t panels = (re - rb + 2 * kPanel - 1) / (2 * kPanel) * 2;
+      at::parallel_for(0, panels, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p)
+          for (int64_t c = 0; c < kPanel; ++c) {
+            const int64_t j = rb + p * kPanel + c;
+            for (int64_t t = 0; t < d; ++t) packed[(p * d + t) * kPanel + c] = j < re ? rp[j * d + t] : 0.0f;
+          }
+      });
+      const float r_norm_max = r_norm.slice(0, rb, re).max().item<float>();
+      at::parallel_for(0, query_tiles, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> q_tile(kMicroRows * d, 0.0f);  // the tile's queries, zero rows past the end
+        alignas(64) float partial[kMicroRows][2 * kPanel];
+        for (int64_t tile = begin; tile < end; ++tile) {
+          const int64_t i0 = qb + tile * kMicroRows, rows = std::min(kMicroRows, qe - i0);
+          std::copy(qp + i0 * d, qp + (i0 + rows) * d, q_tile.begin());
+          std::fill(q_tile.begin() + rows * d, q_tile.end(), 0.0f);
+          for (int64_t r = 0; r < rows; ++r)
+            screens[i0 - qb + r].set_bound(qn[i0 + r], factor * (qn[i0 + r] + r_norm_max));
+          for (int64_t p = 0; p < panels; p += 2) {
+            const int64_t j0 = rb + p * kPanel, cols = std::min(2 * kPanel, re - j0);
+            __m512 dots[kMicroRows][2];
+            dot_8x32(q_tile.data(), packed + p * d * kPanel, packed + (p + 1) * d * kPanel, d, dots);
+            // partial = |r|^2 - 2<q, r>; columns past the end get +inf and never pass
+            const __mmask16 m0 = cols >= kPanel ? 0xFFFF : static_cast<__mmask16>((1u << cols) - 1);
+            const __mmask16 m1 = cols >= 2 * kPanel ? 0xFFFF : cols <= kPanel ? 0 : static_cast<__mmask16>((1u << (cols - kPanel)) - 1);
+            const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+            const __m512 rn0 = _mm512_mask_loadu_ps(inf, m0, rn + j0), rn1 = _mm512_mask_loadu_ps(inf, m1, rn + j0 + kPanel);
+            const __m512 minus_two = _mm512_set1_ps(-2.0f);
+            for (int64_t r = 0; r < rows; ++r) {
+              const __m512 v0 = _mm512_fmadd_ps(minus_two, dots[r][0], rn0), v1 = _mm512_fmadd_ps(minus_two, dots[r][1], rn1);
+              Screen<float>& screen = screens[i0 - qb + r];
+              const __m512 limit = _mm512_set1_ps(screen.limit);
+              // not (v > limit): NaN passes, as in the generic path
+              if ((_mm512_cmp_ps_mask(v0, limit, _CMP_NGT_UQ) & m0) == 0 && (_mm512_cmp_ps_mask(v1, limit, _CMP_NGT_UQ) & m1) == 0)
+                continue;
+              _mm512_store_ps(partial[r], v0);
+              _mm512_store_ps(partial[r] + kPanel, v1);
+              const float* qi = qp + (i0 + r) * d;
+              for (int64_t c = 0; c < cols; ++c)
+                screen.offer(partial[r][c], j0 + c, [&] { return cpu::difference_sum<float, false>(qi, rp + (j0 + c) * d, d); });
+            }
           }
         }
-      }
-    });
+      });
+    }
+    write_neighbours(screens, qb, k, take_sqrt, out_d, out_i);
   }
-  at::parallel_for(0, nq, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      screens[i].exact.write(out_d.data_ptr<float>() + i * k, out_i.data_ptr<int64_t>() + i * k,
-                             [&](float v) { return take_sqrt ? std::sqrt(v) : v; });
-  });
 }
 #endif
 
