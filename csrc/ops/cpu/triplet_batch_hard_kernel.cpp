@@ -51,8 +51,7 @@ struct HardestChoices {
 template <typename scalar_t>
 HardestChoices<scalar_t> hardest_choices(const scalar_t* x, const int64_t* labels, int64_t b, int64_t d, bool squared) {
   const int64_t nb = (b + kAnchorRows - 1) / kAnchorRows;
-  std::vector<HardestChoices<scalar_t>*> per_thread(at::get_num_threads(), nullptr);
-  std::vector<std::unique_ptr<HardestChoices<scalar_t>>> owned(per_thread.size());
+  std::vector<std::unique_ptr<HardestChoices<scalar_t>>> per_thread(at::get_num_threads());
   auto block = [&](int64_t blk, HardestChoices<scalar_t>& choices, scalar_t* tile) {
     const int64_t i0 = blk * kAnchorRows, i1 = std::min(b, i0 + kAnchorRows);
     for (int64_t jb = i0; jb < b; jb += kColumnTile) {
@@ -76,18 +75,18 @@ HardestChoices<scalar_t> hardest_choices(const scalar_t* x, const int64_t* label
   };
   at::parallel_for(0, (nb + 1) / 2, 1, [&](int64_t begin, int64_t end) {
     const int t = at::get_thread_num();
-    if (!owned[t]) owned[t] = std::make_unique<HardestChoices<scalar_t>>(b), per_thread[t] = owned[t].get();
+    if (!per_thread[t]) per_thread[t] = std::make_unique<HardestChoices<scalar_t>>(b);
     std::vector<scalar_t> tile(kAnchorRows * kColumnTile);
     for (int64_t p = begin; p < end; ++p) {  // block p with block nb - 1 - p: every pair of blocks is equal work
-      block(p, *owned[t], tile.data());
-      if (nb - 1 - p != p) block(nb - 1 - p, *owned[t], tile.data());
+      block(p, *per_thread[t], tile.data());
+      if (nb - 1 - p != p) block(nb - 1 - p, *per_thread[t], tile.data());
     }
   });
-  HardestChoices<scalar_t>* result = nullptr;
-  for (auto* c : per_thread) {
+  HardestChoices<scalar_t>* result = nullptr;  // the first thread's choices, merged with the others'
+  for (auto& c : per_thread) {
     if (!c) continue;
     if (result) result->merge(*c);
-    else result = c;
+    else result = c.get();
   }
   return result ? std::move(*result) : HardestChoices<scalar_t>(b);
 }
