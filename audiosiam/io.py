@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -125,17 +126,19 @@ def load_audio(
     if normalize not in (None, "peak", "loudness"):
         raise ParameterError(f"normalize={normalize!r}: expected None, 'peak' or 'loudness'")
     path_str = os.fspath(path)
-    if not os.path.exists(path_str):
-        raise AudioLoadError(path_str, "no such file", "check the path and that the file was copied completely")
-    if os.path.isdir(path_str):
-        raise AudioLoadError(path_str, "is a folder, not an audio file", "pass the files inside it, or a folder where a folder is expected")
     try:
-        data, file_rate = _read_float32(path_str)
+        data, file_rate, container, subtype = _read_float32(path_str)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        # Checked only on failure: two stat calls per file are a tenth of decoding a one-second clip.
+        if not os.path.exists(path_str):
+            raise AudioLoadError(path_str, "no such file", "check the path and that the file was copied completely") from None
+        if os.path.isdir(path_str):
+            raise AudioLoadError(path_str, "is a folder, not an audio file",
+                                 "pass the files inside it, or a folder where a folder is expected") from None
         raise AudioLoadError(
             path_str, f"not a readable audio file ({exc})",
             "supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF; re-export or convert it (e.g. with sox or ffmpeg)") from exc
-    if _wav_is_truncated(path_str):
+    if container in ("WAV", "WAVEX") and _wav_is_truncated(path_str):
         raise AudioLoadError(path_str, "truncated: the header announces more audio than the file holds",
                              "copy or download the file again")
     if not MIN_SAMPLE_RATE <= file_rate <= MAX_SAMPLE_RATE:
@@ -143,13 +146,17 @@ def load_audio(
                                 "the header is probably corrupt; re-export the file")
     if data.shape[0] == 0:
         raise EmptyAudioError(path_str, "contains no samples", "remove it or replace it with a real recording")
-    if not np.isfinite(data).all():
+    # Integer PCM decodes to values in [-1, 1) by construction; only float and compressed data can hold NaN/Inf.
+    if not subtype.startswith("PCM") and not np.isfinite(data).all():
         raise InvalidAudioError(path_str, "contains NaN or infinite samples", "re-export it from the source")
-    if np.abs(data).max() <= SILENCE_PEAK:
+    if data.max() <= SILENCE_PEAK and data.min() >= -SILENCE_PEAK:
         raise EmptyAudioError(path_str, "is digital silence (all samples are zero)", "remove it or replace it")
-    wave = torch.from_numpy(np.ascontiguousarray(data.T))  # (channels, time)
-    if mono:
-        wave = wave[0] if wave.shape[0] == 1 else wave.mean(dim=0)
+    if data.shape[1] == 1:  # (frames, 1): its one column is already contiguous
+        wave = torch.from_numpy(data[:, 0]) if mono else torch.from_numpy(data.T)
+    else:
+        wave = torch.from_numpy(np.ascontiguousarray(data.T))  # (channels, time)
+        if mono:
+            wave = wave.mean(dim=0)
     if sample_rate is not None:
         wave = resample(wave, int(file_rate), sample_rate)
     if trim_silence:
@@ -162,8 +169,9 @@ def load_audio(
     return wave.contiguous()
 
 
-def _read_float32(path: str) -> tuple[np.ndarray, int]:
-    """``(samples (frames, channels) float32, sample rate)``, like ``soundfile.read(always_2d=True)``.
+def _read_float32(path: str) -> tuple[np.ndarray, int, str, str]:
+    """``(samples (frames, channels) float32, sample rate, container, subtype)``; the samples as
+    ``soundfile.read(always_2d=True)`` gives them, the format names as soundfile spells them ("WAV", "PCM_16").
 
     Reads straight into an array of the size the header gives: ``soundfile.read`` asks for the position
     and the length by seeking, four seeks per file, which for FLAC cost about as much as decoding a
@@ -173,10 +181,10 @@ def _read_float32(path: str) -> tuple[np.ndarray, int]:
 
     with sf.SoundFile(path) as f:
         if not f.seekable() or f.frames <= 0:
-            return f.read(dtype="float32", always_2d=True), f.samplerate
+            return f.read(dtype="float32", always_2d=True), f.samplerate, f.format, f.subtype
         data = np.empty((f.frames, f.channels), dtype=np.float32)
         got = f.buffer_read_into(data, dtype="float32")
-        return data[:got], f.samplerate
+        return data[:got], f.samplerate, f.format, f.subtype
 
 
 def _trim(wave: torch.Tensor, rate: int, top_db: float) -> torch.Tensor:
@@ -273,21 +281,61 @@ def sliding_windows(waveform: torch.Tensor, window: int, hop: int) -> torch.Tens
 
 
 def load_many(paths: Sequence[str | os.PathLike], sample_rate: int = 16000, *, workers: int | None = None,
-              **kwargs) -> list[torch.Tensor]:
+              transform: Callable[[torch.Tensor], torch.Tensor] | None = None, **kwargs) -> list[torch.Tensor]:
     """:func:`load_audio` over several files, in order, raising on the first bad one.
 
     Args:
         workers: decoding threads (libsndfile releases the GIL while decoding); default: one per core.
+        transform: applied by each thread to the clips it decoded, a batch of the clips of one length at a
+            time (e.g. a :class:`~audiosiam.transforms.LogMelSpectrogram`: (clips, time) -> (clips, ...)).
+            One thread's transform then runs while another decodes: 64 one-second clips to log-mel take
+            about 18 ms on 2 cores here, against 25 ms for decoding everything and then transforming it.
+
+    Returns:
+        One tensor per path: its waveform, or ``transform`` of it.
+
+    Example:
+        >>> mels = torch.stack(load_many(paths, 16000, transform=LogMelSpectrogram()))
     """
-    from concurrent.futures import ThreadPoolExecutor
+    def share(begin: int, end: int) -> list[torch.Tensor]:
+        waves = [load_audio(p, sample_rate, **kwargs) for p in paths[begin:end]]
+        return waves if transform is None else _transform_by_length(waves, transform)
 
     workers = min(workers or os.cpu_count() or 1, len(paths))
     if workers <= 1:
-        return [load_audio(p, sample_rate, **kwargs) for p in paths]
+        return share(0, len(paths))
     # One contiguous slice of the files per thread: one task each rather than one per file, whose
     # scheduling costs about as much as reading a short clip.
     bounds = [len(paths) * w // workers for w in range(workers + 1)]
-    with ThreadPoolExecutor(workers) as pool:
-        parts = pool.map(lambda w: [load_audio(p, sample_rate, **kwargs) for p in paths[bounds[w]:bounds[w + 1]]],
-                         range(workers))
-        return [wave for part in parts for wave in part]
+    parts = _decoding_pool(workers).map(lambda w: share(bounds[w], bounds[w + 1]), range(workers))
+    return [item for part in parts for item in part]
+
+
+_POOLS: dict[tuple[int, int], "ThreadPoolExecutor"] = {}  # (process id, threads) -> pool
+_POOLS_LOCK = threading.Lock()
+
+
+def _decoding_pool(workers: int) -> "ThreadPoolExecutor":
+    """A thread pool kept between calls. A fresh pool per call would also start fresh OpenMP thread teams
+    for the transforms its threads run (64 one-second clips to log-mel: 23 ms instead of 18 here). Keyed by
+    process id: after a fork (DataLoader workers) the parent's threads do not exist in the child.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _POOLS_LOCK:
+        key = (os.getpid(), workers)
+        if key not in _POOLS:
+            _POOLS[key] = ThreadPoolExecutor(workers, thread_name_prefix="audiosiam-decode")
+        return _POOLS[key]
+
+
+def _transform_by_length(waves: list[torch.Tensor], transform: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+    """``[transform(w) for w in waves]``, computed as one batch per distinct length (one call, not one per clip)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, wave in enumerate(waves):
+        groups.setdefault(tuple(wave.shape), []).append(i)
+    out: list[torch.Tensor] = [torch.empty(0)] * len(waves)
+    for members in groups.values():
+        for i, row in zip(members, transform(torch.stack([waves[i] for i in members])).unbind(0)):
+            out[i] = row
+    return out

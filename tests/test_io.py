@@ -45,6 +45,19 @@ def test_load_many_keeps_order_and_names_the_bad_file(tmp_path, workers):
         load_many(paths[:3] + [tmp_path / "bad.wav"] + paths[3:], workers=workers)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_load_many_transform_matches_one_clip_at_a_time(tmp_path, workers):
+    from audiosiam.transforms import LogMelSpectrogram
+
+    # Lengths interleaved so that each thread's share holds clips of two lengths.
+    paths = [write(tmp_path / f"{i}.flac", sine(200 + 50 * i, 0.3 if i % 2 else 0.5)) for i in range(6)]
+    transform = LogMelSpectrogram()
+    got = load_many(paths, workers=workers, transform=transform)
+    assert [g.shape[-1] for g in got] == [transform.num_frames(4800 if i % 2 else 8000) for i in range(6)]
+    for path, mel in zip(paths, got):
+        torch.testing.assert_close(mel, transform(load_audio(path)[None])[0], rtol=0, atol=1e-5)
+
+
 def test_stereo_is_averaged_and_resampled(tmp_path):
     left, right = sine(440, 0.5, rate=8000), np.zeros(4000, dtype=np.float32)
     path = write(tmp_path / "s.wav", np.stack([left, right], 1), rate=8000)

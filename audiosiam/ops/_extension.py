@@ -71,6 +71,8 @@ def _import_extension():
     if any(hasattr(torch.ops.audiosiam, op) for op in ("triplet_batch_hard", "triplet_batch_all",
                                                        "triplet_semi_hard_negatives")):
         from . import _loss_registrations  # noqa: F401
+    if hasattr(torch.ops.audiosiam, "mel_power"):
+        from . import _spectral_registrations  # noqa: F401
     return _C, None
 
 
@@ -83,6 +85,14 @@ def has_ops() -> bool:
     if module is None:
         _warn_once(reason)
     return module is not None
+
+
+def use_compiled(op: str, *tensors, devices: tuple[str, ...] = ("cpu", "cuda")) -> bool:
+    """True when ``torch.ops.audiosiam.<op>`` is registered (an extension built before an op was added
+    lacks it) and every tensor is on a device whose kernel this build has."""
+    import torch
+
+    return has_ops() and hasattr(torch.ops.audiosiam, op) and all(t.device.type in devices for t in tensors)
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import ParameterError
 from . import _distance_reference as reference
-from ._extension import has_ops
+from ._extension import use_compiled as _use_compiled
 
 __all__ = ["METRICS", "parse_metric", "pairwise_distance", "paired_distance", "knn"]
 
@@ -55,12 +55,6 @@ def _prepare(x: torch.Tensor, y: torch.Tensor | None, names=("x", "y")):
         raise ParameterError(f"{names[1]}: has dtype {y.dtype}, but {names[0]} has {x.dtype}; convert one of them")
     compute = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
     return x, y, compute
-
-
-def _use_compiled(op: str, *tensors: torch.Tensor) -> bool:
-    """True when ``torch.ops.audiosiam.<op>`` is registered (an extension built before an op was added
-    lacks it) and every tensor is on a device our kernels serve."""
-    return has_ops() and hasattr(torch.ops.audiosiam, op) and all(t.device.type in ("cpu", "cuda") for t in tensors)
 
 
 def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric: str = "euclidean") -> torch.Tensor:

@@ -1,0 +1,111 @@
+"""mel_power: the compiled CPU kernel against its pure-PyTorch reference (values, gradients, shapes,
+layouts, dtypes, registrations, errors), and the reference path on other devices."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from audiosiam.errors import ParameterError
+from audiosiam.functional import mel_filterbank
+from audiosiam.ops import reference_ops
+from audiosiam.ops.spectral import mel_power, reference_mel_power
+
+
+def spectra(*shape, dtype=torch.complex64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, dtype=dtype, generator=g)
+
+
+def random_filterbank(bins, n_mels, dtype=torch.float32, seed=1):
+    """Dense, signed and with an all-zero band: nothing the kernel may assume about mel filters."""
+    g = torch.Generator().manual_seed(seed)
+    fb = torch.randn(bins, n_mels, generator=g, dtype=dtype)
+    fb[:, n_mels // 2] = 0
+    return fb
+
+
+@pytest.mark.needs_extension
+@pytest.mark.parametrize("rows,bins,n_mels", [(1, 257, 64), (13, 257, 64), (101, 257, 40), (9, 5, 3), (17, 33, 16),
+                                              (8, 513, 128)])
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_kernel_matches_reference_with_mel_filterbanks(rows, bins, n_mels, dtype):
+    spec = spectra(rows, bins, dtype=dtype)
+    real = torch.float32 if dtype == torch.complex64 else torch.float64
+    fb = mel_filterbank(16000, 2 * (bins - 1), n_mels).to(real) if bins > 5 else random_filterbank(bins, n_mels, real)
+    got = mel_power(spec, fb)
+    want = reference_mel_power(spec.to(torch.complex128), fb.double())
+    assert got.dtype == real and got.shape == (rows, n_mels)
+    tol = dict(rtol=1e-5, atol=1e-5) if real == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got.double(), want, **tol)
+
+
+@pytest.mark.needs_extension
+def test_kernel_matches_reference_with_dense_signed_filterbank_and_batch_dims():
+    spec = spectra(2, 3, 19, 45, dtype=torch.complex128)
+    fb = random_filterbank(45, 37, torch.float64)
+    got = mel_power(spec, fb)
+    assert got.shape == (2, 3, 19, 37)
+    torch.testing.assert_close(got, reference_mel_power(spec, fb), rtol=1e-12, atol=1e-12)
+    assert torch.all(got[..., 37 // 2] == 0)  # the empty band
+
+
+@pytest.mark.needs_extension
+def test_non_contiguous_spectrum_and_transposed_stft_frames():
+    wave = torch.randn(3, 8000, generator=torch.Generator().manual_seed(2))
+    spec = torch.stft(wave, 512, 160, window=torch.hann_window(512), return_complex=True)  # (3, bins, frames)
+    fb = mel_filterbank(16000, 512, 64)
+    frames = spec.transpose(-2, -1)  # frame-major memory: read without a copy
+    torch.testing.assert_close(mel_power(frames, fb), reference_mel_power(frames, fb), rtol=1e-5, atol=1e-4)
+    strided = frames[:, ::3]  # every third frame: a copy is made, the result is the same
+    torch.testing.assert_close(mel_power(strided, fb), reference_mel_power(strided, fb), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.needs_extension
+def test_gradcheck_float64_against_autograd_of_the_reference():
+    spec = spectra(11, 9, dtype=torch.complex128).requires_grad_()
+    fb = random_filterbank(9, 20, torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(mel_power, (spec, fb))
+    out = mel_power(spec, fb)
+    grads = torch.autograd.grad(out.square().sum(), (spec, fb))
+    want = torch.autograd.grad(reference_mel_power(spec, fb).square().sum(), (spec, fb))
+    for g, w in zip(grads, want):
+        torch.testing.assert_close(g, w)
+
+
+@pytest.mark.needs_extension
+def test_opcheck_and_compile():
+    spec = torch.view_as_real(spectra(10, 33)).contiguous()
+    fb = mel_filterbank(16000, 64, 16)
+    torch.library.opcheck(torch.ops.audiosiam.mel_power.default, (spec, fb))
+    torch.library.opcheck(torch.ops.audiosiam.mel_power.default, (spec.double().requires_grad_(), fb.double()))
+    compiled = torch.compile(mel_power, backend="eager", fullgraph=True)
+    complex_spec = spectra(10, 33)
+    torch.testing.assert_close(compiled(complex_spec, fb), mel_power(complex_spec, fb))
+
+
+def test_empty_and_zero_spectra():
+    fb = mel_filterbank(16000, 512, 64)
+    assert mel_power(spectra(0, 257), fb).shape == (0, 64)
+    assert torch.all(mel_power(torch.zeros(4, 257, dtype=torch.complex64), fb) == 0)
+
+
+def test_reference_path_gives_the_same_values():
+    spec, fb = spectra(21, 257), mel_filterbank(16000, 512, 64)
+    with reference_ops():
+        ref = mel_power(spec, fb)
+    torch.testing.assert_close(mel_power(spec, fb), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_argument_errors_name_the_argument():
+    fb = mel_filterbank(16000, 512, 64)
+    with pytest.raises(ParameterError, match="spectrum: expected a complex tensor"):
+        mel_power(torch.randn(3, 257), fb)
+    with pytest.raises(ParameterError, match="filterbank: expected \\(bins, n_mels\\) with bins = 100"):
+        mel_power(spectra(3, 100), fb)
+
+
+@pytest.mark.needs_cuda
+def test_cuda_matches_cpu():
+    spec, fb = spectra(50, 257), mel_filterbank(16000, 512, 64)
+    torch.testing.assert_close(mel_power(spec.cuda(), fb.cuda()).cpu(), mel_power(spec, fb), rtol=1e-5, atol=1e-4)
