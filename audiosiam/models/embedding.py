@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
-from ..io import fix_length, load_audio, resample, sliding_windows
+from ..io import fix_length, load_audio, load_many, resample, sliding_windows
 from ..transforms import LogMelSpectrogram
 from .encoder import EncoderConfig, ResNetEncoder
 
@@ -116,8 +116,12 @@ class EmbeddingModel(nn.Module):
         owners: list[int] = []
         by_length: dict[int, list[torch.Tensor]] = defaultdict(list)
         slots: dict[int, list[int]] = defaultdict(list)
+        # Files are decoded together, on one thread per core; tensors and arrays are checked one by one.
+        files = [i for i, item in enumerate(items) if isinstance(item, (str, os.PathLike))]
+        decoded = dict(zip(files, load_many([items[i] for i in files], self.sample_rate))) if files else {}
         for i, item in enumerate(items):
-            for segment in self._segments(self._to_waveform(item, sample_rate)):
+            wave = decoded.pop(i) if i in decoded else self._to_waveform(item, sample_rate)
+            for segment in self._segments(wave):
                 slots[segment.shape[0]].append(len(owners))
                 by_length[segment.shape[0]].append(segment)
                 owners.append(i)
