@@ -40,7 +40,8 @@ from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
 from .io import find_audio_files, load_audio
 from .losses import ContrastiveLoss, TripletLoss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
-from .transforms import AddNoise, BandLimit, Compose, LogMelSpectrogram, MixBackground, RandomGain, SpecAugment, TimeShift
+from .transforms import (AddNoise, BandLimit, Compose, LogMelSpectrogram, MixBackground, RandomGain, SpecAugment,
+                         SpeedPerturb, TimeShift)
 
 __all__ = ["TrainConfig", "DataSource", "train", "load_sources"]
 
@@ -86,6 +87,7 @@ class TrainConfig:
     channels: list[int] = field(default_factory=lambda: [32, 48, 96, 160])
     blocks: list[int] = field(default_factory=lambda: [1, 1, 1])
     augment: bool = True
+    speed_perturb: float = 0.0  # with augment: half the clips played at 1 +/- up to this speed (e.g. 0.15); 0: off
     val_classes: int | None = None
     val_episodes: int = 300
     unlabelled_share: float = 0.3  # fraction of each batch's classes drawn from label-free clips
@@ -275,6 +277,8 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
                  BandLimit(sample_rate, (3000.0, 7000.0), p=0.3)]
         if bg:
             parts.insert(1, MixBackground(bg, (3.0, 25.0), p=0.4))
+        if config.speed_perturb > 0:  # first: the voice changes before the room and the channel do
+            parts.insert(0, SpeedPerturb((1 - config.speed_perturb, 1 + config.speed_perturb), p=0.5))
         augment = Compose(parts)
     full = AudioClipDataset(items, sample_rate=sample_rate, clip_seconds=config.clip_seconds, crop="random",
                             augment=augment, seed=config.seed + 7919 * rank, on_error="skip")

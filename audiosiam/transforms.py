@@ -28,6 +28,7 @@ __all__ = [
     "MixBackground",
     "TimeShift",
     "BandLimit",
+    "SpeedPerturb",
     "SpecAugment",
     "Compose",
 ]
@@ -207,6 +208,30 @@ class TimeShift(_WaveformAugment):
         else:
             out[:shift] = row[-shift:]
         return out
+
+
+class SpeedPerturb(_WaveformAugment):
+    """Play the clip faster or slower by a factor drawn uniformly from ``factors``: pitch, formants and
+    tempo move together, as between a small and a large speaker or a quick and a slow one (speed
+    perturbation, Ko et al., 2015). The result keeps the input's length: centred, cropped or zero-padded.
+
+    Factors are drawn in steps of 0.01 so each resampling ratio is a small fraction (e.g. 100/107).
+    """
+
+    def __init__(self, factors: Sequence[float] = (0.85, 1.15), p: float = 0.5):
+        super().__init__(p)
+        self.factors = _check_range("factors", factors)
+        if not 0.5 <= self.factors[0] <= self.factors[1] <= 2.0:
+            raise ParameterError(f"factors={tuple(factors)}: expected 0.5 <= low <= high <= 2")
+
+    def _apply(self, row, generator):
+        import torchaudio.functional as AF
+
+        factor = round(100 * float(_uniform(*self.factors, (), generator)))
+        if factor == 100:
+            return row
+        # Read at factor/100 times the rate: factor > 100 gives fewer samples, i.e. faster playback.
+        return fix_length(AF.resample(row, factor, 100), row.shape[0], mode="center")
 
 
 class SpecAugment(nn.Module):

@@ -55,6 +55,22 @@ def test_band_limit_removes_high_frequencies():
         BandLimit(16000, (1000.0, 9000.0))
 
 
+@pytest.mark.parametrize("factor", [0.9, 1.12])
+def test_speed_perturb_moves_pitch_and_keeps_length(factor):
+    from audiosiam.transforms import SpeedPerturb
+
+    x = torch.from_numpy(sine(1000, 1.0))
+    y = SpeedPerturb((factor, factor), p=1.0)(x, gen())
+    assert y.shape == x.shape
+    # Played faster by `factor`, a 1 kHz tone becomes factor kHz (judged on the middle, away from padding).
+    middle = y[4000:12000] * torch.hann_window(8000)
+    peak = torch.fft.rfftfreq(8000, 1 / 16000)[torch.fft.rfft(middle).abs().argmax()]
+    assert peak == pytest.approx(1000 * factor, abs=4)
+    assert SpeedPerturb((1.0, 1.0), p=1.0)(x, gen()).equal(x)
+    with pytest.raises(ParameterError, match="factors"):
+        SpeedPerturb((0.2, 1.0))
+
+
 def test_spec_augment_masks_bands_and_frames():
     spec = torch.randn(2, 64, 100)
     out = SpecAugment(time_masks=1, time_width=10, freq_masks=1, freq_width=5)(spec, gen(1))
