@@ -6,6 +6,7 @@ extension is loaded (see :mod:`._extension`) and the reference otherwise.
 
 from ._extension import ExtensionFallbackWarning, assert_has_ops, build_info, has_ops, reference_ops
 from .distance import METRICS, knn, paired_distance, pairwise_distance, parse_metric
+from .spectral import mel_power
 
 __all__ = [
     "METRICS",
@@ -14,6 +15,7 @@ __all__ = [
     "build_info",
     "has_ops",
     "knn",
+    "mel_power",
     "paired_distance",
     "pairwise_distance",
     "parse_metric",
