@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._extension import has_ops
+from ._extension import use_compiled
 
 __all__ = ["fused_batch_hard_available", "batch_hard_triplet_terms", "compiled_batch_all_available",
            "fused_batch_all_available",
@@ -18,9 +18,7 @@ __all__ = ["fused_batch_hard_available", "batch_hard_triplet_terms", "compiled_b
 
 def fused_batch_hard_available(embeddings: torch.Tensor, distance: str) -> bool:
     """True when the compiled batch-hard op can compute this case exactly as the reference does."""
-    if not (has_ops() and hasattr(torch.ops.audiosiam, "triplet_batch_hard")):
-        return False
-    if embeddings.device.type not in ("cpu", "cuda"):
+    if not use_compiled("triplet_batch_hard", embeddings):
         return False
     if distance == "cosine":  # zero rows have cosine distance 1 by definition; normalising cannot express it
         return bool((embeddings.detach().norm(dim=1) > 0).all())
@@ -44,8 +42,7 @@ def batch_hard_triplet_terms(embeddings: torch.Tensor, labels: torch.Tensor, *, 
 
 
 def _compiled_mining_available(op: str, dist: torch.Tensor) -> bool:
-    return (has_ops() and hasattr(torch.ops.audiosiam, op) and dist.device.type in ("cpu", "cuda")
-            and dist.dtype in (torch.float32, torch.float64))
+    return use_compiled(op, dist) and dist.dtype in (torch.float32, torch.float64)
 
 
 def compiled_batch_all_available(dist: torch.Tensor) -> bool:
@@ -56,8 +53,7 @@ def compiled_batch_all_available(dist: torch.Tensor) -> bool:
 def fused_batch_all_available(embeddings: torch.Tensor) -> bool:
     """True when batch-all can run from the embeddings inside one node: the compiled self-distance and
     batch-all ops are built and serve this device (half inputs are computed in float32)."""
-    return (has_ops() and hasattr(torch.ops.audiosiam, "self_distance") and hasattr(torch.ops.audiosiam, "triplet_batch_all")
-            and embeddings.device.type in ("cpu", "cuda"))
+    return use_compiled("self_distance", embeddings) and use_compiled("triplet_batch_all", embeddings)
 
 
 def compiled_semi_hard_available(dist: torch.Tensor) -> bool:
