@@ -5,7 +5,9 @@ All functions take embeddings (N, D) (normalised here) and integer labels, so th
 
 * Few-shot: N-way K-shot episodes over classes (the classes should be unseen in training), nearest
   prototype or k-NN, mean accuracy with a 95% confidence interval (1.96 standard errors over episodes).
-  With ``groups`` (e.g. speakers), query clips never share a group with their episode's support clips.
+  With ``groups`` (e.g. speakers), query clips never share a group with their episode's support clips
+  (unless ``cross_group=False``); with ``query_groups`` only those groups' clips are queries, e.g. the
+  speaker left out of training in a leave-one-speaker-out evaluation.
 * Verification: all same/different pairs (or a seeded sample), cosine similarity as the score; equal
   error rate, the threshold at the EER, and the normalised minimum detection cost (NIST SRE:
   p_target=0.01, C_miss=C_fa=1).
@@ -44,11 +46,13 @@ def embed_dataset(model, dataset, *, batch_size: int = 64, progress: bool = Fals
 
 def few_shot_accuracy(embeddings, labels, *, n_way: int = 5, k_shot: int = 1, n_query: int = 5,
                       episodes: int = 1000, rule: str = "prototype", k: int = 1, groups: Sequence[str] | None = None,
-                      seed: int = 0) -> dict:
+                      cross_group: bool = True, query_groups: Sequence[str] | None = None, seed: int = 0) -> dict:
     """Mean N-way K-shot accuracy over seeded episodes, with its 95% confidence interval.
 
     Args:
-        embeddings: (N, D). labels: (N,) ints. groups: optional (N,) group names (see module docstring).
+        embeddings: (N, D). labels: (N,) ints. groups: optional (N,) group names; with ``cross_group``,
+            queries never share a group with their episode's support. query_groups: only these groups'
+            clips are queries (support from any group); needs ``groups``.
         rule: ``"prototype"`` (nearest class mean) or ``"knn"`` (majority of the k nearest support clips,
             ties to the nearest).
 
@@ -59,7 +63,8 @@ def few_shot_accuracy(embeddings, labels, *, n_way: int = 5, k_shot: int = 1, n_
         raise ParameterError(f"rule={rule!r}: expected 'prototype' or 'knn'")
     emb = _unit(embeddings)
     labels = [int(v) for v in torch.as_tensor(labels).tolist()]
-    sampler = EpisodicSampler(labels, n_way, k_shot, n_query, episodes, groups=groups, seed=seed)
+    sampler = EpisodicSampler(labels, n_way, k_shot, n_query, episodes, groups=groups, cross_group=cross_group,
+                              query_groups=query_groups, seed=seed)
     accs = np.empty(episodes)
     support_truth = torch.arange(n_way).repeat_interleave(k_shot)
     for e, (support, query) in enumerate(sampler):

@@ -34,7 +34,7 @@ from typing import Sequence
 import torch
 
 from ._version import __version__
-from .data import AudioClipDataset, ClipItem, PKSampler, folder_items, make_loader, manifest_items
+from .data import AudioClipDataset, ClipItem, PKSampler, folder_items, make_loader, manifest_columns, manifest_items
 from .errors import NoAudioFilesError, ParameterError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
 from .io import find_audio_files, load_audio
@@ -55,12 +55,14 @@ class DataSource:
     label_columns: list[str] = field(default_factory=lambda: ["label"])
     where: dict[str, list[str]] | None = None
     group_column: str | None = None
+    exclude: dict[str, list[str]] | None = None  # rows to drop, e.g. {"speaker": ["theo"]}
 
     def items(self) -> list[ClipItem]:
         path = Path(self.path)
         if path.is_dir():
             return folder_items(path)
-        return manifest_items(path, label_column=self.label_columns, where=self.where, group_column=self.group_column)
+        return manifest_items(path, label_column=self.label_columns, where=self.where, exclude=self.exclude,
+                              group_column=self.group_column)
 
 
 @dataclass
@@ -100,12 +102,15 @@ class TrainConfig:
 
 
 def load_sources(paths: Sequence[str], *, label_columns: Sequence[str] = ("label",),
-                 where: dict[str, list[str]] | None = None, group_column: str | None = None):
+                 where: dict[str, list[str]] | None = None, group_column: str | None = None,
+                 exclude: dict[str, list[str]] | None = None):
     """``(labelled, unlabelled, background)`` source lists from command-line DATA arguments.
 
     A folder or ``.csv`` becomes one labelled source with the given options; a ``.json`` recipe lists
-    ``{"sources": [{path, name, label_columns, where, group_column}], "unlabelled": [...], "background": [...]}``
-    (relative paths are relative to the recipe).
+    ``{"sources": [{path, name, label_columns, where, exclude, group_column}], "unlabelled": [...],
+    "background": [...]}`` (relative paths are relative to the recipe). ``exclude`` (e.g.
+    ``{"speaker": ["theo"]}``, to hold a speaker out) is added to every labelled and unlabelled manifest
+    source that has the column; at least one must.
     """
     labelled, unlabelled, background = [], [], []
     for raw in paths:
@@ -119,17 +124,25 @@ def load_sources(paths: Sequence[str], *, label_columns: Sequence[str] = ("label
 
             for s in recipe.get("sources", []):
                 labelled.append(DataSource(resolve(s["path"]), s.get("name", ""), list(s.get("label_columns", ["label"])),
-                                           s.get("where"), s.get("group_column")))
+                                           s.get("where"), s.get("group_column"), s.get("exclude")))
             for s in recipe.get("unlabelled", []):
                 s = {"path": s} if isinstance(s, str) else s
                 unlabelled.append(DataSource(resolve(s["path"]), s.get("name", ""), list(s.get("label_columns", [])),
-                                             s.get("where")))
+                                             s.get("where"), exclude=s.get("exclude")))
             background += [resolve(p) for p in recipe.get("background", [])]
         elif path.is_dir() or path.suffix == ".csv":
             labelled.append(DataSource(str(path), path.stem if path.suffix else path.name, list(label_columns), where,
                                        group_column))
         else:
             raise ParameterError(f"{path}: expected a folder of class subfolders, a .csv manifest or a .json recipe")
+    for column, values in (exclude or {}).items():
+        manifests = [s for s in labelled + unlabelled if not Path(s.path).is_dir()]
+        having = [s for s in manifests if column in manifest_columns(s.path)]
+        if not having:
+            raise ParameterError(f"exclude {column}={','.join(values)}: no manifest among {[s.path for s in manifests]} "
+                                 f"has a {column!r} column")
+        for s in having:
+            s.exclude = {**(s.exclude or {}), column: [*(s.exclude or {}).get(column, []), *values]}
     return labelled, unlabelled, background
 
 
@@ -139,7 +152,8 @@ def _unlabelled_items(source: DataSource, copies: int) -> list[ClipItem]:
     if path.is_dir():
         files = [str(p) for p in find_audio_files(path)]
     else:
-        files = [it.path for it in manifest_items(path, label_column=source.label_columns or ["path"], where=source.where)]
+        files = [it.path for it in manifest_items(path, label_column=source.label_columns or ["path"], where=source.where,
+                                                  exclude=source.exclude)]
     return [ClipItem(f, f"clip:{f}", "") for f in files for _ in range(copies)]
 
 

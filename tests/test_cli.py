@@ -137,6 +137,23 @@ def test_verify_and_embed(checkpoint, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
 
 
+def test_evaluate_with_held_out_query_group(checkpoint, tmp_path):
+    manifest = tmp_path / "m.csv"
+    clips = sorted((EXAMPLES / "support").glob("*/*.flac"))
+    manifest.write_text("path,sound,speaker\n" + "".join(f"{p},{p.parent.name},g{i % 3}\n" for i, p in enumerate(clips)))
+    out_json = tmp_path / "r.json"
+    code, out, _ = cli("evaluate", checkpoint, manifest, "--label-column", "sound", "--group-column", "speaker",
+                       "--query-group", "g2", "--k-shot", "1", "--n-query", "1", "--episodes", "40", "--json", out_json)
+    result = json.loads(out_json.read_text())
+    assert code == 0 and "5-way 1-shot" in out and result["clips"] == 18
+    assert 0.0 <= result["5-way 1-shot"]["accuracy"] <= 1.0 and result["5-way 1-shot"]["episodes"] == 40
+    code, _, err = cli("evaluate", checkpoint, manifest, "--label-column", "sound", "--query-group", "g2")
+    assert code != 0 and "--query-group needs --group-column" in err
+    code, _, err = cli("evaluate", checkpoint, manifest, "--label-column", "sound", "--group-column", "speaker",
+                       "--query-group", "nobody")
+    assert code != 0 and "['nobody'] not among" in err
+
+
 def test_info_reports_build_and_models(checkpoint):
     from audiosiam.ops import build_info
 

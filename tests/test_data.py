@@ -49,6 +49,11 @@ def test_manifest_dataset_with_filter_and_joined_labels(tree, tmp_path):
     assert len(ds) == 6 and set(ds.groups) == {"ann"}
     with pytest.raises(ParameterError, match=r"column\(s\) \['digit'\] not found"):
         ManifestDataset(manifest, label_column="digit")
+    rest = ManifestDataset(manifest, label_column="sound", where={"sound": ["class0", "class1"]},
+                           exclude={"speaker": ["ann"]}, group_column="speaker")
+    assert rest.classes == ["class0", "class1"] and len(rest) == 4 and set(rest.groups) == {"bob"}
+    with pytest.raises(NoAudioFilesError, match="exclude"):
+        ManifestDataset(manifest, label_column="sound", exclude={"speaker": ["ann", "bob"]})
 
 
 def test_skip_policy_warns_once_and_reports(tree):
@@ -131,6 +136,28 @@ def test_episodes_respect_ways_shots_and_groups():
             assert not {groups[i] for i in q} & {groups[i] for i in support[2 * way: 2 * way + 2]}
     with pytest.raises(ParameterError, match="only 6 classes"):
         EpisodicSampler(labels, n_way=7, k_shot=1, n_query=1, episodes=1)
+
+
+def test_query_groups_hold_one_group_for_queries():
+    labels = [c for c in range(6) for _ in range(12)]
+    groups = [f"s{i % 4}" for i in range(72)]
+    support_groups = set()
+    for cross in (False, True):
+        sampler = EpisodicSampler(labels, n_way=5, k_shot=1, n_query=2, episodes=50, groups=groups,
+                                  cross_group=cross, query_groups=["s3"], seed=0)
+        seen = set()
+        for support, query in sampler:
+            assert {groups[i] for i in query} == {"s3"} and not set(support) & set(query)
+            seen |= {groups[i] for i in support}
+        support_groups.add(frozenset(seen))
+    # support comes from any group, the held-out one too, unless queries must be cross-group
+    assert support_groups == {frozenset({"s0", "s1", "s2", "s3"}), frozenset({"s0", "s1", "s2"})}
+    with pytest.raises(ParameterError, match=r"\['s9'\] not among"):
+        EpisodicSampler(labels, 5, 1, 1, 1, groups=groups, query_groups=["s9"])
+    with pytest.raises(ParameterError, match="needs groups"):
+        EpisodicSampler(labels, 5, 1, 1, 1, query_groups=["s3"])
+    with pytest.raises(ParameterError, match="inside query_groups"):  # 3 s3 clips per class, 4 queries wanted
+        next(iter(EpisodicSampler(labels, 5, 1, 4, 1, groups=groups, cross_group=False, query_groups=["s3"])))
 
 
 def test_combined_sources_keep_equal_names_apart_and_load_in_batches(tree):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from audio_fixtures import write
+from audiosiam.errors import ParameterError
 from audiosiam.models import load_checkpoint
 from audiosiam.training import DataSource, TrainConfig, load_sources, train
 
@@ -95,6 +96,24 @@ def test_recipe_sources(tmp_path, data):
                                   "background": [str(data / "class0")]}))
     labelled, unlabelled, background = load_sources([str(recipe), str(data)])
     assert [s.name for s in labelled] == ["t", data.name] and len(unlabelled) == 1 and len(background) == 1
+
+
+def test_exclude_holds_a_group_out_of_every_manifest_source(tmp_path, data):
+    manifest = tmp_path / "m.csv"
+    rows = [(f"{data}/class{c}/{n}.wav", c, f"s{n % 3}") for c in range(6) for n in range(6)]
+    manifest.write_text("path,sound,speaker\n" + "".join(f"{p},{c},{g}\n" for p, c, g in rows))
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"sources": [{"path": "m.csv", "label_columns": ["sound"], "group_column": "speaker",
+                                               "exclude": {"sound": ["5"]}}, {"path": str(data)}],
+                                  "unlabelled": [{"path": "m.csv", "label_columns": ["path"]}]}))
+    labelled, unlabelled, _ = load_sources([str(recipe)], exclude={"speaker": ["s0", "s1"]})
+    items = labelled[0].items()
+    assert {it.group for it in items} == {"s2"} and {it.label for it in items} == {"0", "1", "2", "3", "4"}
+    assert len(labelled[1].items()) == 36  # a class folder has no speaker column: untouched
+    assert unlabelled[0].exclude == {"speaker": ["s0", "s1"]}
+    assert len(unlabelled[0].items()) == 12  # s2: takes 2 and 5 of each class
+    with pytest.raises(ParameterError, match="has a 'voice' column"):
+        load_sources([str(recipe)], exclude={"voice": ["x"]})
 
 
 def test_class_weights_balance_sources_and_label_free_share():

@@ -127,12 +127,13 @@ def report_failures(failures, command: str) -> None:
         print(f"audiosiam {command}: skipped {failure.source}: {failure.error}", file=sys.stderr)
 
 
-def parse_where(items: Sequence[str]) -> dict[str, list[str]] | None:
-    """``--where COL=V1,V2`` options (repeatable) as ``{COL: [V1, V2]}``, or None when there are none."""
+def parse_where(items: Sequence[str], option: str = "--where") -> dict[str, list[str]] | None:
+    """``--where COL=V1,V2`` (or ``--exclude``) options, repeatable, as ``{COL: [V1, V2]}``; None when none."""
     where: dict[str, list[str]] = {}
     for item in items:
-        if "=" not in item:
-            raise ParameterError(f"--where {item!r}: expected COL=V1,V2 (keep the manifest rows whose COL is V1 or V2)")
-        col, values = item.split("=", 1)
-        where[col] = values.split(",")
+        col, _, values = item.partition("=")
+        if not col or not values:
+            verb = "drop" if option == "--exclude" else "keep"
+            raise ParameterError(f"{option} {item!r}: expected COL=V1,V2 ({verb} the manifest rows whose COL is V1 or V2)")
+        where[col] = [*where.get(col, []), *values.split(",")]
     return where or None

@@ -14,10 +14,13 @@ examples:
   audiosiam evaluate model.pt fsdd/manifest.csv --label-column digit --where digit=5,6,7,8,9 \\
       --group-column speaker --k-shot 1 5 --json results.json --plot embeddings.png
   audiosiam evaluate speaker voices.csv --label-column speaker --cross-group
+  audiosiam evaluate no_theo.pt fsdd/manifest.csv --label-column digit --where digit=5,6,7,8,9 \
+      --group-column speaker --query-group theo      # leave-one-speaker-out: theo's clips as queries
 
 MODEL is a bundled preset name or a checkpoint. The classes in DATA should be ones the model never saw.
 Accuracy is the mean over seeded N-way K-shot episodes with a 95% confidence interval. --cross-group
-draws query clips from other groups than their support (e.g. other speakers). --open-set enrols half
+draws query clips from other groups than their support (e.g. other speakers); --query-group draws
+them from the named groups only (support from any). --open-set enrols half
 of the classes and scores how well the best similarity separates their clips from the other half's.
 """
 
@@ -37,6 +40,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--episodes", type=int, default=10000)
     p.add_argument("--rule", choices=("prototype", "knn"), default="prototype")
     p.add_argument("--cross-group", action="store_true", help="queries from other groups than the support")
+    p.add_argument("--query-group", action="append", default=[], metavar="GROUP",
+                   help="only this group's clips are queries (repeatable; needs --group-column), e.g. the "
+                        "speaker held out of training")
     p.add_argument("--open-set", action="store_true", help="also report open-set AUROC (half the classes unknown)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -48,6 +54,7 @@ def run(args) -> int:
 
     from .. import evaluation as E
     from ..data import AudioClipDataset
+    from ..errors import ParameterError
     from ..models import load_model
     from ..training import load_sources
 
@@ -57,12 +64,15 @@ def run(args) -> int:
     dataset = AudioClipDataset(sources[0].items(), clip_seconds=None, on_error="skip")
     model = load_model(args.model)
     emb, labels = E.embed_dataset(model, dataset, progress=sys.stderr.isatty())
-    groups = dataset.groups if args.cross_group else None
+    if args.query_group and not args.group_column:
+        raise ParameterError("--query-group needs --group-column (the manifest column naming each clip's group)")
+    groups = dataset.groups if args.cross_group or args.query_group else None
     results = {"model": args.model, "data": args.data, "clips": len(dataset), "classes": len(dataset.classes)}
     for k_shot in args.k_shot:
         results[f"{args.n_way}-way {k_shot}-shot"] = E.few_shot_accuracy(
             emb, labels, n_way=args.n_way, k_shot=k_shot, n_query=args.n_query, episodes=args.episodes,
-            rule=args.rule, groups=groups, seed=args.seed)
+            rule=args.rule, groups=groups, cross_group=args.cross_group, query_groups=args.query_group or None,
+            seed=args.seed)
     results["verification"] = E.verification_metrics(emb, labels, seed=args.seed)
     results["retrieval"] = E.retrieval_metrics(emb, labels)
     if args.open_set:

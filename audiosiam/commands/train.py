@@ -19,6 +19,9 @@ examples:
   # several sources, unlabelled audio and background noise from a JSON recipe
   audiosiam train recipe.json --out general.pt
 
+  # leave one speaker out of a recipe (manifest rows of every source with a speaker column)
+  audiosiam train benchmarks/recipes/fsdd_digits_0-4.json --exclude speaker=theo --out no_theo.pt
+
   # two processes (DDP; gloo on CPU, NCCL on GPU)
   torchrun --nproc_per_node=2 -m audiosiam train data/ --out model.pt
 
@@ -38,6 +41,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--where", action="append", default=[], metavar="COL=V1,V2",
                    help="keep only manifest rows whose COL is one of the values (repeatable)")
     p.add_argument("--group-column", default=None, help="manifest column with the speaker/source (for evaluation splits)")
+    p.add_argument("--exclude", action="append", default=[], metavar="COL=V1,V2",
+                   help="drop manifest rows whose COL is V1 or V2 from every source with that column, recipes "
+                        "included (e.g. speaker=theo to hold a speaker out)")
     p.add_argument("--unlabelled", action="append", default=[], metavar="DIR",
                    help="folder of unlabelled clips: label-free training, two crops of a clip as positives (repeatable)")
     p.add_argument("--background", action="append", default=[], metavar="DIR",
@@ -64,7 +70,8 @@ def run(args) -> int:
 
     where = _common.parse_where(args.where)
     labelled, unlabelled, background = load_sources(args.data, label_columns=args.label_column.split(","),
-                                                    where=where, group_column=args.group_column)
+                                                    where=where, group_column=args.group_column,
+                                                    exclude=_common.parse_where(args.exclude, option="--exclude"))
     unlabelled += [DataSource(d) for d in args.unlabelled]
     background += list(args.background)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}

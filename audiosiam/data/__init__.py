@@ -8,6 +8,7 @@ from .datasets import (
     ManifestDataset,
     combine_datasets,
     folder_items,
+    manifest_columns,
     manifest_items,
 )
 from .loader import collate_waveforms, make_loader
@@ -26,5 +27,6 @@ __all__ = [
     "combine_datasets",
     "folder_items",
     "make_loader",
+    "manifest_columns",
     "manifest_items",
 ]

@@ -246,14 +246,24 @@ def AudioFolderDataset(root: str | os.PathLike, **kwargs) -> AudioClipDataset:
     return AudioClipDataset(folder_items(root), **kwargs)
 
 
+def manifest_columns(csv_path: str | os.PathLike) -> list[str]:
+    """The column names of a CSV manifest (its header)."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise NoAudioFilesError(f"{csv_path}: no such manifest file")
+    with open(csv_path, newline="") as handle:
+        return csv.DictReader(handle).fieldnames or []
+
+
 def manifest_items(csv_path: str | os.PathLike, *, label_column: str | Sequence[str] = "label",
                    path_column: str = "path", where: dict[str, Sequence[str]] | None = None,
-                   group_column: str | None = None) -> list[ClipItem]:
+                   exclude: dict[str, Sequence[str]] | None = None, group_column: str | None = None) -> list[ClipItem]:
     """Items of a CSV manifest. Relative paths are relative to the manifest's folder.
 
     Args:
         label_column: the column naming the class, or several joined with ``"|"`` (e.g. voice and phrase).
         where: keep only rows whose column value is in the given list, e.g. ``{"digit": ["0", "1"]}``.
+        exclude: drop the rows whose column value is in the given list, e.g. ``{"speaker": ["theo"]}``.
         group_column: column recorded as the group (e.g. ``"speaker"``).
     """
     csv_path = Path(csv_path)
@@ -263,14 +273,17 @@ def manifest_items(csv_path: str | os.PathLike, *, label_column: str | Sequence[
     with open(csv_path, newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
-        needed = [path_column, *columns, *(where or {}), *([group_column] if group_column else [])]
+        needed = [path_column, *columns, *(where or {}), *(exclude or {}), *([group_column] if group_column else [])]
         missing = [c for c in needed if c not in header]
         if missing:
             raise ParameterError(f"{csv_path}: column(s) {missing} not found; the manifest has {header}")
         allowed = {k: {str(v) for v in values} for k, values in (where or {}).items()}
+        dropped = {k: {str(v) for v in values} for k, values in (exclude or {}).items()}
         items = []
         for row in reader:
             if any(row[k] not in values for k, values in allowed.items()):
+                continue
+            if any(row[k] in values for k, values in dropped.items()):
                 continue
             label = "|".join(row[c] for c in columns)
             if not label.strip("|"):
@@ -279,16 +292,17 @@ def manifest_items(csv_path: str | os.PathLike, *, label_column: str | Sequence[
             path = path if path.is_absolute() else csv_path.parent / path
             items.append(ClipItem(str(path), label, row[group_column] if group_column else ""))
     if not items:
-        raise NoAudioFilesError(f"{csv_path}: no rows left (filter {where!r})")
+        raise NoAudioFilesError(f"{csv_path}: no rows left (where {where!r}, exclude {exclude!r})")
     return items
 
 
 def ManifestDataset(csv_path: str | os.PathLike, *, label_column: str | Sequence[str] = "label",
                     path_column: str = "path", where: dict[str, Sequence[str]] | None = None,
-                    group_column: str | None = None, **kwargs) -> AudioClipDataset:
+                    exclude: dict[str, Sequence[str]] | None = None, group_column: str | None = None,
+                    **kwargs) -> AudioClipDataset:
     """Dataset from a CSV manifest (``path`` plus label columns; see :func:`manifest_items`)."""
     return AudioClipDataset(manifest_items(csv_path, label_column=label_column, path_column=path_column, where=where,
-                                           group_column=group_column), **kwargs)
+                                           exclude=exclude, group_column=group_column), **kwargs)
 
 
 def combine_datasets(sources: dict[str, AudioClipDataset] | Sequence[tuple[str, AudioClipDataset]],

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
 import torch
 
@@ -143,12 +143,16 @@ class EpisodicSampler(_Seeded):
     Args:
         labels: class of every item. n_way: classes per episode. k_shot: support clips per class.
         n_query: query clips per class. episodes: how many. seed: base seed.
-        groups: optional group of every item (e.g. speaker). When given, no query clip shares a group
-            with any support clip of its episode, so a model cannot win by recognising the speaker.
+        groups: optional group of every item (e.g. speaker). When given (and ``cross_group``), no query clip
+            shares a group with any support clip of its episode, so a model cannot win by recognising the
+            speaker.
+        query_groups: optional groups whose clips alone are queries (support still comes from any group):
+            e.g. a speaker held out of training, for leave-one-speaker-out evaluation. Needs ``groups``.
     """
 
     def __init__(self, labels: Sequence[int], n_way: int, k_shot: int, n_query: int, episodes: int, *,
-                 groups: Sequence[str] | None = None, seed: int = 0):
+                 groups: Sequence[str] | None = None, cross_group: bool = True,
+                 query_groups: Collection[str] | None = None, seed: int = 0):
         super().__init__(seed)
         if min(n_way, k_shot, n_query, episodes) < 1:
             raise ParameterError(f"n_way={n_way}, k_shot={k_shot}, n_query={n_query}, episodes={episodes}: "
@@ -157,6 +161,15 @@ class EpisodicSampler(_Seeded):
         self.groups = None if groups is None else list(groups)
         if self.groups is not None and len(self.groups) != len(labels):
             raise ParameterError(f"groups: {len(self.groups)} entries for {len(labels)} labels")
+        self.cross_group = cross_group and self.groups is not None
+        self.query_groups = None if query_groups is None else {str(q) for q in query_groups}
+        if self.query_groups is not None:
+            if self.groups is None:
+                raise ParameterError("query_groups needs groups (the group of every item)")
+            unknown = sorted(self.query_groups - set(self.groups))
+            if unknown:
+                raise ParameterError(f"query_groups: {unknown} not among the items' groups "
+                                     f"{sorted(set(self.groups))}")
         need = k_shot + n_query
         self.classes = sorted(c for c, idx in self.by_class.items() if len(idx) >= need)
         if len(self.classes) < n_way:
@@ -169,11 +182,13 @@ class EpisodicSampler(_Seeded):
 
     def _draw(self, members: list[int], g: torch.Generator) -> tuple[list[int], list[int]] | None:
         order = [members[j] for j in torch.randperm(len(members), generator=g).tolist()]
-        support = order[: self.k_shot]
-        if self.groups is None:
-            return support, order[self.k_shot: self.k_shot + self.n_query]
-        banned = {self.groups[i] for i in support}
-        query = [i for i in order[self.k_shot:] if self.groups[i] not in banned][: self.n_query]
+        support, candidates = order[: self.k_shot], order[self.k_shot:]
+        if self.query_groups is not None:
+            candidates = [i for i in candidates if self.groups[i] in self.query_groups]
+        if self.cross_group:
+            banned = {self.groups[i] for i in support}
+            candidates = [i for i in candidates if self.groups[i] not in banned]
+        query = candidates[: self.n_query]
         return (support, query) if len(query) == self.n_query else None
 
     def __iter__(self) -> Iterator[tuple[list[int], list[int]]]:
@@ -193,5 +208,6 @@ class EpisodicSampler(_Seeded):
                 if len(support) == self.n_way * self.k_shot:
                     break
             if len(support) < self.n_way * self.k_shot:
-                raise ParameterError("groups: too few clips outside the support's groups to build an episode")
+                raise ParameterError("groups: too few clips outside the support's groups (or inside query_groups) "
+                                     "to build an episode")
             yield support, query
