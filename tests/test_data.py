@@ -152,6 +152,9 @@ def test_query_groups_hold_one_group_for_queries():
         support_groups.add(frozenset(seen))
     # support comes from any group, the held-out one too, unless queries must be cross-group
     assert support_groups == {frozenset({"s0", "s1", "s2", "s3"}), frozenset({"s0", "s1", "s2"})}
+    # 5-shot cross-group: the support is drawn outside the query group, not by luck (here 0.3 per try)
+    for support, query in EpisodicSampler(labels, 5, 5, 2, 100, groups=groups, query_groups=["s3"], seed=1):
+        assert "s3" not in {groups[i] for i in support} and {groups[i] for i in query} == {"s3"}
     with pytest.raises(ParameterError, match=r"\['s9'\] not among"):
         EpisodicSampler(labels, 5, 1, 1, 1, groups=groups, query_groups=["s9"])
     with pytest.raises(ParameterError, match="needs groups"):

@@ -182,9 +182,16 @@ class EpisodicSampler(_Seeded):
 
     def _draw(self, members: list[int], g: torch.Generator) -> tuple[list[int], list[int]] | None:
         order = [members[j] for j in torch.randperm(len(members), generator=g).tolist()]
-        support, candidates = order[: self.k_shot], order[self.k_shot:]
-        if self.query_groups is not None:
-            candidates = [i for i in candidates if self.groups[i] in self.query_groups]
+        if self.query_groups is not None and self.cross_group:
+            # support from a query group could never have a query: draw it from the other groups
+            support = [i for i in order if self.groups[i] not in self.query_groups][: self.k_shot]
+            candidates = [i for i in order if self.groups[i] in self.query_groups]
+        else:
+            support, candidates = order[: self.k_shot], order[self.k_shot:]
+            if self.query_groups is not None:
+                candidates = [i for i in candidates if self.groups[i] in self.query_groups]
+        if len(support) < self.k_shot:
+            return None
         if self.cross_group:
             banned = {self.groups[i] for i in support}
             candidates = [i for i in candidates if self.groups[i] not in banned]
