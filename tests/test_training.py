@@ -80,11 +80,16 @@ def test_resume_continues_with_nothing_lost(tmp_path, data, monkeypatch):
     assert [h["epoch"] for h in history] == [1, 2, 3]
 
 
-def test_label_free_training_and_contrastive_loss(tmp_path, data):
-    # Label-free positives are two augmented crops of one clip; speed perturbation makes them differ in voice too.
+def test_label_free_training_and_contrastive_loss(tmp_path, data, monkeypatch):
+    # Label-free positives are two augmented crops of one clip; speed perturbation makes them differ in voice
+    # too, and must actually run on the training clips, not only be recorded.
+    from audiosiam import transforms
+
+    calls, apply = [], transforms.SpeedPerturb._apply
+    monkeypatch.setattr(transforms.SpeedPerturb, "_apply", lambda *a: calls.append(1) or apply(*a))
     config = TrainConfig(out=str(tmp_path / "free.pt"), **{**TINY, "epochs": 1, "val_classes": 0, "speed_perturb": 0.15})
     train(config, [], unlabelled=[DataSource(str(data))], progress=False, log=lambda *a: None)
-    assert (tmp_path / "free.pt").is_file()
+    assert (tmp_path / "free.pt").is_file() and calls
     assert torch.load(tmp_path / "free.pt", weights_only=False)["info"]["training_config"]["speed_perturb"] == 0.15
     run(tmp_path / "c", data, loss="contrastive", epochs=1)
     assert (tmp_path / "c" / "model.pt").is_file()
