@@ -332,7 +332,7 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
 
     out = Path(config.out)
     run_dir = out.parent / f"{out.stem}.run"
-    start_epoch, step, history, best, elapsed_before = 0, 0, [], -1.0, 0.0
+    start_epoch, step, history, best, elapsed_before = 0, 0, [], float("-inf"), 0.0
     state_path = run_dir / "state.pt"
     if config.resume:
         if not state_path.is_file():

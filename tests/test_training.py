@@ -95,6 +95,16 @@ def test_label_free_training_and_contrastive_loss(tmp_path, data, monkeypatch):
     assert (tmp_path / "c" / "model.pt").is_file()
 
 
+def test_without_validation_the_lowest_loss_is_kept_whatever_its_size(tmp_path, data):
+    # No held-out classes: the best checkpoint is the epoch with the lowest training loss, even when
+    # every loss is above 1 (a wide margin), which once left no best checkpoint and lost the run.
+    final = run(tmp_path, data, val_classes=0, margin=4.0, epochs=2)
+    assert final["train_loss"] > 1.0 and (tmp_path / "model.pt").is_file()
+    history = json.loads((tmp_path / "model.run" / "metrics.json").read_text())
+    kept = torch.load(tmp_path / "model.pt", weights_only=False)["info"]["metrics"]
+    assert kept["train_loss"] == min(h["train_loss"] for h in history)
+
+
 def test_recipe_sources(tmp_path, data):
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps({"sources": [{"name": "t", "path": str(data)}], "unlabelled": [str(data)],
