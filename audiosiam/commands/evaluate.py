@@ -14,7 +14,7 @@ examples:
   audiosiam evaluate model.pt fsdd/manifest.csv --label-column digit --where digit=5,6,7,8,9 \\
       --group-column speaker --k-shot 1 5 --json results.json --plot embeddings.png
   audiosiam evaluate speaker voices.csv --label-column speaker --cross-group
-  audiosiam evaluate no_theo.pt fsdd/manifest.csv --label-column digit --where digit=5,6,7,8,9 \
+  audiosiam evaluate no_theo.pt fsdd/manifest.csv --label-column digit --where digit=5,6,7,8,9 \\
       --group-column speaker --query-group theo      # leave-one-speaker-out: theo's clips as queries
 
 MODEL is a bundled preset name or a checkpoint. The classes in DATA should be ones the model never saw.
@@ -58,14 +58,14 @@ def run(args) -> int:
     from ..models import load_model
     from ..training import load_sources
 
+    if args.query_group and not args.group_column:
+        raise ParameterError("--query-group needs --group-column (the manifest column naming each clip's group)")
     where = _common.parse_where(args.where)
     sources, _, _ = load_sources([args.data], label_columns=args.label_column.split(","), where=where,
                                  group_column=args.group_column)
     dataset = AudioClipDataset(sources[0].items(), clip_seconds=None, on_error="skip")
     model = load_model(args.model)
     emb, labels = E.embed_dataset(model, dataset, progress=sys.stderr.isatty())
-    if args.query_group and not args.group_column:
-        raise ParameterError("--query-group needs --group-column (the manifest column naming each clip's group)")
     groups = dataset.groups if args.cross_group or args.query_group else None
     results = {"model": args.model, "data": args.data, "clips": len(dataset), "classes": len(dataset.classes)}
     for k_shot in args.k_shot:

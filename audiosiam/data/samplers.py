@@ -146,8 +146,9 @@ class EpisodicSampler(_Seeded):
         groups: optional group of every item (e.g. speaker). When given (and ``cross_group``), no query clip
             shares a group with any support clip of its episode, so a model cannot win by recognising the
             speaker.
-        query_groups: optional groups whose clips alone are queries (support still comes from any group):
-            e.g. a speaker held out of training, for leave-one-speaker-out evaluation. Needs ``groups``.
+        query_groups: optional groups whose clips alone are queries, e.g. a speaker held out of training
+            (leave-one-speaker-out evaluation); support from any group, or with ``cross_group`` from the
+            other groups. Needs ``groups``.
     """
 
     def __init__(self, labels: Sequence[int], n_way: int, k_shot: int, n_query: int, episodes: int, *,
