@@ -135,12 +135,12 @@ def load_sources(paths: Sequence[str], *, label_columns: Sequence[str] = ("label
                                        group_column))
         else:
             raise ParameterError(f"{path}: expected a folder of class subfolders, a .csv manifest or a .json recipe")
+    manifests = [(s, manifest_columns(s.path)) for s in labelled + unlabelled if exclude and not Path(s.path).is_dir()]
     for column, values in (exclude or {}).items():
-        manifests = [s for s in labelled + unlabelled if not Path(s.path).is_dir()]
-        having = [s for s in manifests if column in manifest_columns(s.path)]
+        having = [s for s, header in manifests if column in header]
         if not having:
-            raise ParameterError(f"exclude {column}={','.join(values)}: no manifest among {[s.path for s in manifests]} "
-                                 f"has a {column!r} column")
+            raise ParameterError(f"exclude {column}={','.join(values)}: no manifest among "
+                                 f"{[s.path for s, _ in manifests]} has a {column!r} column")
         for s in having:
             s.exclude = {**(s.exclude or {}), column: [*(s.exclude or {}).get(column, []), *values]}
     return labelled, unlabelled, background
