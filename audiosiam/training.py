@@ -40,8 +40,8 @@ from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
 from .io import find_audio_files, load_audio
 from .losses import ContrastiveLoss, TripletLoss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
-from .transforms import (AddNoise, BandLimit, Compose, LogMelSpectrogram, MixBackground, RandomGain, SpecAugment,
-                         SpeedPerturb, TimeShift)
+from .transforms import (AddNoise, BandLimit, Compose, LogMelSpectrogram, MixBackground, MixBatch, RandomEqualizer,
+                         RandomGain, Reverb, SpecAugment, SpeedPerturb, TimeShift)
 
 __all__ = ["TrainConfig", "DataSource", "train", "load_sources"]
 
@@ -56,6 +56,7 @@ class DataSource:
     where: dict[str, list[str]] | None = None
     group_column: str | None = None
     exclude: dict[str, list[str]] | None = None  # rows to drop, e.g. {"speaker": ["theo"]}
+    weight: float = 1.0  # this source's relative share of the drawn classes (with balance_sources)
 
     def items(self) -> list[ClipItem]:
         path = Path(self.path)
@@ -90,6 +91,9 @@ class TrainConfig:
     blocks: list[int] = field(default_factory=lambda: [1, 1, 1])
     augment: bool = True
     speed_perturb: float = 0.0  # with augment: half the clips played at 1 +/- up to this speed (e.g. 0.15); 0: off
+    reverb: float = 0.0  # with augment: probability of a synthetic room response per clip; 0: off
+    equalizer: float = 0.0  # with augment: probability of a random +/-9 dB smooth equaliser per clip; 0: off
+    mix_batch: float = 0.0  # with augment: probability of mixing in a clip of another class (5-20 dB SNR); 0: off
     val_classes: int | None = None
     val_episodes: int = 300
     unlabelled_share: float = 0.3  # fraction of each batch's classes drawn from label-free clips
@@ -107,7 +111,7 @@ def load_sources(paths: Sequence[str], *, label_columns: Sequence[str] = ("label
     """``(labelled, unlabelled, background)`` source lists from command-line DATA arguments.
 
     A folder or ``.csv`` becomes one labelled source with the given options; a ``.json`` recipe lists
-    ``{"sources": [{path, name, label_columns, where, exclude, group_column}], "unlabelled": [...],
+    ``{"sources": [{path, name, label_columns, where, exclude, group_column, weight}], "unlabelled": [...],
     "background": [...]}`` (relative paths are relative to the recipe). ``exclude`` (e.g.
     ``{"speaker": ["theo"]}``, to hold a speaker out) is added to every labelled and unlabelled manifest
     source that has the column; at least one must.
@@ -124,11 +128,13 @@ def load_sources(paths: Sequence[str], *, label_columns: Sequence[str] = ("label
 
             for s in recipe.get("sources", []):
                 labelled.append(DataSource(resolve(s["path"]), s.get("name", ""), list(s.get("label_columns", ["label"])),
-                                           s.get("where"), s.get("group_column"), s.get("exclude")))
+                                           s.get("where"), s.get("group_column"), s.get("exclude"),
+                                           float(s.get("weight", 1.0))))
             for s in recipe.get("unlabelled", []):
                 s = {"path": s} if isinstance(s, str) else s
                 unlabelled.append(DataSource(resolve(s["path"]), s.get("name", ""), list(s.get("label_columns", [])),
-                                             s.get("where"), exclude=s.get("exclude")))
+                                             s.get("where"), exclude=s.get("exclude"),
+                                             weight=float(s.get("weight", 1.0))))
             background += [resolve(p) for p in recipe.get("background", [])]
         elif path.is_dir() or path.suffix == ".csv":
             labelled.append(DataSource(str(path), path.stem if path.suffix else path.name, list(label_columns), where,
@@ -179,25 +185,31 @@ def _split_classes(dataset: AudioClipDataset, n_val: int | None, seed: int, min_
     return held
 
 
-def _class_weights(dataset: AudioClipDataset, unlabelled_share: float, balance_sources: bool) -> dict[int, float] | None:
+def _class_weights(dataset: AudioClipDataset, unlabelled_share: float, balance_sources: bool,
+                   source_weights: dict[str, float] | None = None) -> dict[int, float] | None:
     """Class-drawing weights for the PK sampler.
 
-    Label-free clips share ``unlabelled_share`` of the draws. With ``balance_sources`` every labelled source
-    (the prefix before the first "/" of a class name) gets an equal share, split equally among its classes,
-    so a source with 8 words counts as much as one with 100 drum sounds; otherwise every class is equal.
+    Label-free clips share ``unlabelled_share`` of the draws, labelled classes the rest. With
+    ``balance_sources`` each source (the prefix before the first "/" of a labelled class name; the part
+    after ``unlabelled/`` for label-free ones) gets a share in proportion to its weight in
+    ``source_weights`` (default 1), split equally among its classes, so a source with 8 words counts as
+    much as one with 100 drum sounds; otherwise every class of a kind is equal.
     """
+    weight_of = source_weights or {}
     free = [i for i, c in enumerate(dataset.classes) if c.startswith("unlabelled/")]
     labelled = [i for i, c in enumerate(dataset.classes) if not c.startswith("unlabelled/")]
     if not labelled:
         return None
-    share = (1.0 - unlabelled_share) if free else 1.0
-    by_source: dict[str, list[int]] = {}
-    for i in labelled:
-        by_source.setdefault(dataset.classes[i].split("/", 1)[0] if balance_sources else "", []).append(i)
     weights = {}
-    for members in by_source.values():
-        weights.update({i: share / (len(by_source) * len(members)) for i in members})
-    weights.update({i: unlabelled_share / len(free) for i in free})
+    for members, share, source_of in (
+            (labelled, (1.0 - unlabelled_share) if free else 1.0, lambda c: c.split("/", 1)[0]),
+            (free, unlabelled_share, lambda c: c.split("/")[1] if c.count("/") >= 2 else "")):
+        by_source: dict[str, list[int]] = {}
+        for i in members:
+            by_source.setdefault(source_of(dataset.classes[i]) if balance_sources else "", []).append(i)
+        total = sum(float(weight_of.get(name, 1.0)) for name in by_source)
+        for name, group in by_source.items():
+            weights.update({i: share * float(weight_of.get(name, 1.0)) / (total * len(group)) for i in group})
     return weights
 
 
@@ -280,7 +292,8 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
         name = source.name or f"source{i}"
         items += [ClipItem(it.path, f"{name}/{it.label}", it.group) for it in source.items()]
     for source in unlabelled:
-        items += [ClipItem(it.path, f"unlabelled/{it.label}", "") for it in _unlabelled_items(source, config.k)]
+        name = source.name or "free"
+        items += [ClipItem(it.path, f"unlabelled/{name}/{it.label}", "") for it in _unlabelled_items(source, config.k)]
     if not items:
         raise NoAudioFilesError("no training clips: give at least one data source")
     sample_rate = 16000
@@ -293,7 +306,12 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
             parts.insert(1, MixBackground(bg, (3.0, 25.0), p=0.4))
         if config.speed_perturb > 0:  # first: the voice changes before the room and the channel do
             parts.insert(0, SpeedPerturb((1 - config.speed_perturb, 1 + config.speed_perturb), p=0.5))
+        if config.reverb > 0:  # the room, after the source and before the channel (equaliser, band limit)
+            parts.insert(1 if config.speed_perturb > 0 else 0, Reverb(p=config.reverb, sample_rate=sample_rate))
+        if config.equalizer > 0:
+            parts.insert(len(parts) - 1, RandomEqualizer(p=config.equalizer, sample_rate=sample_rate))
         augment = Compose(parts)
+    mix_batch = MixBatch(p=config.mix_batch) if config.augment and config.mix_batch > 0 else None
     full = AudioClipDataset(items, sample_rate=sample_rate, clip_seconds=config.clip_seconds, crop="random",
                             augment=augment, seed=config.seed + 7919 * rank, on_error="skip")
     say(full.summary())
@@ -324,8 +342,10 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     spec_augment = SpecAugment(time_masks=2, time_width=12, freq_masks=2, freq_width=8, p=0.8) if config.augment else None
     sampler = PKSampler(train_set.labels, config.p, config.k, batches=config.steps_per_epoch,
-                        seed=config.seed + 1000 * rank, class_weights=_class_weights(train_set, config.unlabelled_share,
-                                                                  config.balance_sources))
+                        seed=config.seed + 1000 * rank, class_weights=_class_weights(
+                            train_set, config.unlabelled_share, config.balance_sources,
+                            {(s.name or f"source{i}"): s.weight for i, s in enumerate(sources)}
+                            | {(s.name or "free"): s.weight for s in unlabelled}))
     loader = make_loader(train_set, sampler, num_workers=config.num_workers, device=device)
     total_steps = config.epochs * len(sampler)
     use_amp = device.type == "cuda"
@@ -361,6 +381,8 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
             iterator = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=False)
         stop = False
         for waves, labels in iterator:
+            if mix_batch is not None:  # before the device copy: the batch's clips mixed on the CPU, seeded per step
+                waves = mix_batch(waves, labels, torch.Generator().manual_seed(config.seed * 13 + step * world + rank))
             waves, labels = waves.to(device, non_blocking=True), labels.to(device)
             progress_frac = step / max(1, total_steps)
             if budget is not None:

@@ -29,6 +29,9 @@ __all__ = [
     "TimeShift",
     "BandLimit",
     "SpeedPerturb",
+    "Reverb",
+    "RandomEqualizer",
+    "MixBatch",
     "SpecAugment",
     "Compose",
 ]
@@ -232,6 +235,112 @@ class SpeedPerturb(_WaveformAugment):
             return row
         # Read at factor/100 times the rate: factor > 100 gives fewer samples, i.e. faster playback.
         return fix_length(AF.resample(row, factor, 100), row.shape[0], mode="center")
+
+
+def synthetic_room_responses(sample_rate: int = 16000, count: int = 24, rt60: Sequence[float] = (0.15, 1.2),
+                             seed: int = 0) -> list[torch.Tensor]:
+    """``count`` synthetic room impulse responses: a direct path, then exponentially decaying noise whose
+    60 dB decay time is drawn log-uniformly from ``rt60`` seconds (Polack's statistical model of a diffuse
+    reverberant field), with high frequencies decaying faster, as air and walls absorb them. Each is
+    normalised to unit energy; lengths are 1.2 x its RT60."""
+    low, high = _check_range("rt60", rt60)
+    if low <= 0:
+        raise ParameterError(f"rt60={tuple(rt60)}: decay times must be positive")
+    g = torch.Generator().manual_seed(seed)
+    responses = []
+    for _ in range(count):
+        t60 = float(torch.exp(_uniform(torch.log(torch.tensor(low)).item(), torch.log(torch.tensor(high)).item(), (),
+                                       g)))
+        n = max(16, int(1.2 * t60 * sample_rate))
+        t = torch.arange(n) / sample_rate
+        tail = torch.randn(n, generator=g) * torch.exp(-6.9078 * t / t60)  # -60 dB at t60
+        # a one-pole low-pass whose smoothing grows along the tail: later reflections are darker
+        smooth = torch.fft.irfft(torch.fft.rfft(tail) * torch.exp(-torch.linspace(0, 3.0 * t60, n // 2 + 1)), n=n)
+        tail = torch.where(t < 0.05, tail, smooth)
+        delay = int(float(_uniform(0.002, 0.02, (), g)) * sample_rate)  # first reflection after the direct path
+        rir = torch.zeros(n + delay)
+        rir[0] = 1.0
+        rir[delay:] += tail * float(_uniform(0.3, 1.0, (), g))
+        responses.append(rir / rir.norm())
+    return responses
+
+
+class Reverb(_WaveformAugment):
+    """Convolve with a random room impulse response (FFT convolution), keeping the length and the RMS level.
+
+    Args:
+        responses: impulse responses at the waveforms' rate; default :func:`synthetic_room_responses`.
+        wet: (low, high) mix of the reverberant signal with the dry one.
+    """
+
+    def __init__(self, responses: Sequence[torch.Tensor] | None = None, wet: Sequence[float] = (0.3, 1.0),
+                 p: float = 0.3, sample_rate: int = 16000):
+        super().__init__(p)
+        self.responses = [torch.as_tensor(r, dtype=torch.float32).flatten()
+                          for r in (responses if responses is not None else synthetic_room_responses(sample_rate))]
+        if not self.responses:
+            raise ParameterError("responses: Reverb needs at least one impulse response")
+        self.wet = _check_range("wet", wet)
+
+    def _apply(self, row, generator):
+        rir = self.responses[int(torch.randint(len(self.responses), (1,), generator=generator))]
+        n = row.shape[0] + rir.shape[0] - 1
+        size = 1 << (n - 1).bit_length()
+        wet = torch.fft.irfft(torch.fft.rfft(row, size) * torch.fft.rfft(rir, size), size)[: row.shape[0]]
+        mix = float(_uniform(*self.wet, (), generator))
+        out = (1 - mix) * row + mix * wet
+        return out * (row.pow(2).mean() / out.pow(2).mean().clamp_min(1e-12)).sqrt()
+
+
+class RandomEqualizer(_WaveformAugment):
+    """A random smooth equaliser: gains drawn uniformly in dB from ``gain_db`` at ``bands`` log-spaced
+    frequencies, interpolated over the spectrum (a different microphone, speaker or room colouring)."""
+
+    def __init__(self, gain_db: Sequence[float] = (-9.0, 9.0), bands: int = 6, p: float = 0.3,
+                 sample_rate: int = 16000):
+        super().__init__(p)
+        self.gain_db = _check_range("gain_db", gain_db)
+        if bands < 2:
+            raise ParameterError(f"bands={bands}: need at least 2")
+        self.bands, self.sample_rate = int(bands), int(sample_rate)
+
+    def _apply(self, row, generator):
+        spectrum = torch.fft.rfft(row)
+        freqs = torch.linspace(0, self.sample_rate / 2, spectrum.shape[0]).clamp_min(50.0).log()
+        knots = torch.linspace(torch.tensor(50.0).log().item(), freqs[-1].item(), self.bands)
+        gains = _uniform(*self.gain_db, (self.bands,), generator)
+        position = ((freqs - knots[0]) / (knots[1] - knots[0])).clamp(0, self.bands - 1 - 1e-6)
+        left = position.floor().long()
+        frac = position - left
+        curve_db = gains[left] * (1 - frac) + gains[left + 1] * frac
+        return torch.fft.irfft(spectrum * 10 ** (curve_db / 20), n=row.shape[0])
+
+
+class MixBatch(nn.Module):
+    """Mix into each clip, with probability ``p``, another clip of the batch from a *different* class at an
+    SNR drawn from ``snr_db``: a second sound in the scene that the embedding should learn to look past.
+
+    Acts on a (batch, time) batch with its labels; the dominant clip keeps its label.
+    """
+
+    def __init__(self, snr_db: Sequence[float] = (5.0, 20.0), p: float = 0.3):
+        super().__init__()
+        self.snr_db = _check_range("snr_db", snr_db)
+        self.p = _check_p(p)
+
+    def forward(self, waves: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if waves.ndim != 2 or waves.shape[0] != labels.shape[0]:
+            raise ParameterError(f"MixBatch: expected (batch, time) waves and (batch,) labels, got "
+                                 f"{tuple(waves.shape)} and {tuple(labels.shape)}")
+        out = waves.clone()
+        apply = torch.rand(waves.shape[0], generator=generator) < self.p
+        for i in torch.nonzero(apply).flatten().tolist():
+            others = torch.nonzero(labels != labels[i]).flatten()
+            if len(others) == 0:
+                continue
+            j = int(others[int(torch.randint(len(others), (1,), generator=generator))])
+            out[i] = _mix_at_snr(waves[i], waves[j], float(_uniform(*self.snr_db, (), generator)))
+        return out
 
 
 class SpecAugment(nn.Module):

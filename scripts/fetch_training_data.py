@@ -1,18 +1,32 @@
 #!/usr/bin/env python3
-"""Assemble the training data of the bundled default model, reproducibly.
+"""Assemble the training corpus of the bundled models and its held-out validation suite, reproducibly.
 
     python scripts/fetch_training_data.py [--cache ~/.cache/audiosiam/training-data] [--shared-data ../shared/data]
 
-1. Downloads three Debian packages of real recordings with ``apt-get download`` (no installation) and
-   unpacks them with ``dpkg -x``: klettres-data (letters and syllables spoken in ~20 languages),
-   ktuberling-data (object names spoken in ~26 languages), hydrogen-drumkits (14 sampled drum kits).
-2. Writes one CSV manifest per source into the cache folder, and ``recipe.json`` for ``audiosiam train``:
-   labelled sources (speech_commands_dev words, hedgewars phrases, FSDD digits 0-4, drum instruments),
-   unlabelled sources (every clip its own class: spoken letters, syllables and object names, and drum
-   instruments with a single sample), and background noise.
-3. Holds out, so that the evaluation and the examples stay honest: FSDD digits 5-9 (the published few-shot
-   bar), the speech_commands words "yes" and "no", and the whole BJA_Pacific drum kit (the last two are
-   the example classes in examples/).
+One command, on a fresh machine with the package registries reachable:
+
+1. **Fetch.** Downloads the Debian packages of :data:`PACKAGES` with ``apt-get download`` (no installation)
+   and unpacks each with ``dpkg -x`` into its own folder (0 A.D.'s audio is inside a zip: only ``audio/`` is
+   extracted). Each step leaves a marker, so a rerun redoes only what did not finish.
+2. **Label.** Every package has a rule (:data:`PACKAGES`) that says which of its files are sounds (music
+   tracks, synthesised waveforms and UI bleeps of some packages are left out) and how they are labelled:
+   recordings of one event in several variants (``dog1.ogg``, ``dog2.ogg``; ``wolf-hit-1.ogg``...; the
+   layers of one drum) form a **class**; everything else is **label-free** (each clip its own class, two
+   crops and augmentations of it are the positive pair).
+3. **Clean.** Every clip is decoded once, mixed to mono, resampled to 16 kHz, its leading and trailing
+   silence (40 dB below its peak) cut, capped at 30 s, and written as FLAC under ``corpus/`` (training then
+   reads small 16 kHz files, and no random crop is digital padding). Refused: unreadable or silent files,
+   and clips with under 0.15 s of sound left. **Duplicates**: a clip whose cleaned samples are identical to
+   an earlier clip's (byte-identical files shipped twice, the same sound under two names), or nearly so
+   (lengths within 2% and a time-aligned 16-band x 48-step log-mel fingerprint with cosine >= 0.98:
+   re-encodings, gain changes, the same take trimmed differently), is kept once;
+   a near-duplicate of a held-out clip is removed from training, so no held-out sound leaks in.
+4. **Hold out.** A fixed, documented part of every domain is never trained on (:func:`held_out`): whole
+   sources and every class whose name hashes into the held-out fifth. They form the validation suite of
+   ``benchmarks/generality.py``.
+5. Writes ``manifests/*.csv`` (path, label, source, domain, group), ``recipe.json`` for ``audiosiam train``
+   (with the recordings of ``../shared/data`` as before), ``speaker_recipe.json`` for the ``speaker``
+   preset, and ``survey.md``: what each package holds (files, kept, duplicates, minutes, classes).
 
 Licenses and attribution of every source: audiosiam/assets/DATA_SOURCES.md.
 """
@@ -21,122 +35,504 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+import zipfile
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGES = ("klettres-data", "ktuberling-data", "hydrogen-drumkits")
-HELD_OUT_KIT = "BJA_Pacific"
-HELD_OUT_WORDS = ("yes", "no")
+AUDIO = {".ogg", ".oga", ".wav", ".flac", ".aiff", ".aif", ".opus", ".mp3"}
+RATE = 16000
+MAX_SECONDS = 30.0
+MIN_SOUND_SECONDS = 0.15
+TRIM_DB = 40.0
+NEAR_DUPLICATE_COSINE = 0.98
+SOURCE_WEIGHTS = {"environmental": 2.5, "music": 1.0}  # shares of the labelled draws (shared sources: 1 each)
+FREE_WEIGHTS = {"environmental": 2.0, "music": 1.0, "speech": 1.5}  # shares of the label-free draws
+HELD_OUT_FRACTION = 0.2  # of the labelled classes of every package with 4+ clips
 TRAIN_DIGITS = ("0", "1", "2", "3", "4")
-AUDIO = {".ogg", ".wav", ".flac", ".aiff", ".aif", ".opus"}
+HELD_OUT_WORDS = ("yes", "no")
+HELD_OUT_KITS = ("BJA_Pacific", "Gimme A Hand 1.0", "circAfrique v4")  # first: the example classes
 
 
+@dataclass(frozen=True)
+class Package:
+    """A Debian package and how its files become clips.
+
+    ``roots``: folders (relative to the unpacked package) whose audio files are taken, recursively.
+    ``rule``: ``"variants"`` (files whose names differ only by a trailing number are one class),
+    ``"folder"`` (the file's folder is its class), ``"free"`` (label-free), or a custom rule's name.
+    ``skip``: regular expressions on the path below the root; matching files are left out.
+    """
+
+    name: str
+    domain: str  # environmental | music | speech
+    roots: tuple[str, ...]
+    rule: str = "variants"
+    skip: tuple[str, ...] = ()
+    recorded: str = "recorded"
+
+
+PACKAGES: tuple[Package, ...] = (
+    Package("tuxpaint-stamps-default", "environmental", ("usr/share/tuxpaint/stamps",), rule="tuxpaint"),
+    Package("0ad-data", "environmental", ("audio",), rule="variants",
+            skip=(r"^music/", r"^interface/", r"^voice/")),
+    Package("megaglest-data", "environmental", ("usr/share/games/megaglest/techs",), rule="megaglest",
+            skip=(r"music",)),
+    Package("wesnoth-1.16-data", "environmental", ("usr/share/games/wesnoth/1.16/data/core/sounds",)),
+    Package("widelands-data", "environmental", ("usr/share/games/widelands/data/sound",),
+            skip=(r"^(sound_test|message|lobby|gametime|login|military/|scenario)",)),
+    Package("supertux-data", "environmental", ("usr/share/games/supertux2/sounds",)),
+    Package("supertuxkart-data", "environmental", ("usr/share/games/supertuxkart/data/sfx",)),
+    Package("redeclipse-data", "environmental", ("usr/share/games/redeclipse/data/sounds",),
+            skip=(r"^(music|announcer|voice)/",)),
+    Package("hedgewars-data", "environmental", ("usr/share/games/hedgewars/Data/Sounds",), skip=(r"^voices/",)),
+    Package("bucklespring-data", "environmental", ("usr/share/buckle/wav",), rule="bucklespring"),
+    Package("frozen-bubble-data", "environmental", ("usr/share/games/frozen-bubble/snd",), rule="free"),
+    Package("tuxpaint-data", "environmental", ("usr/share/tuxpaint/sounds",), rule="free"),
+    Package("sound-theme-freedesktop", "environmental", ("usr/share/sounds/freedesktop",), rule="free",
+            recorded="mixed: some recorded (bell, camera, phone), some synthesised"),
+    Package("sonic-pi-samples", "music", ("usr/share/sonic-pi/samples",), rule="sonicpi"),
+    Package("lmms-common", "music", ("usr/share/lmms/samples",), rule="variants",
+            skip=(r"^(waveforms|shapes)/",), recorded="mostly recorded; synthesised waveforms left out"),
+    Package("hydrogen-drumkits", "music", ("usr/share/hydrogen/data/drumkits",), rule="hydrogen"),
+    Package("klettres-data", "speech", ("usr/share/klettres",), rule="free"),
+    Package("ktuberling-data", "speech", ("usr/share/ktuberling/sounds",), rule="free"),
+    Package("asterisk-core-sounds-en-wav", "speech", ("usr/share/asterisk/sounds",), rule="asterisk"),
+    Package("asterisk-core-sounds-fr-wav", "speech", ("usr/share/asterisk/sounds",), rule="asterisk"),
+    Package("asterisk-core-sounds-es-wav", "speech", ("usr/share/asterisk/sounds",), rule="asterisk"),
+    Package("asterisk-core-sounds-it-wav", "speech", ("usr/share/asterisk/sounds",), rule="asterisk"),
+    Package("asterisk-core-sounds-ru-wav", "speech", ("usr/share/asterisk/sounds",), rule="asterisk"),
+)
+
+# Held out whole, for every model: one source per domain that no training run ever sees.
+HELD_OUT_SOURCES = ("widelands-data",)
+
+# Kinds of sound held out of training for good, in every environmental package: a clip whose folder and
+# file name match is never trained on. Each is recorded by several packages, so the validation suite can
+# take support and query from different sources: a bird the model never heard, recorded by someone else.
+HELD_OUT_CATEGORIES = {
+    "bird": r"bird|chirp|\bcrow\b|owl|seagull|rooster|chicken|\bduck|goose|parrot|pigeon|tweet",
+    "cow": r"\bcow|\bmoo\b|\bbull\b",
+    "sheep_goat": r"sheep|goat|\bbaa",
+    "dog_wolf": r"\bdog|bark|wolf|coyote|howl",
+    "water": r"water|splash|drip|river|ocean|bubbl|swim",
+    "thunder": r"thunder",
+    "explosion": r"explo|\bboom|\bbomb",
+}
+
+
+@dataclass
+class Clip:
+    source: str  # package
+    domain: str
+    original: str  # the file as unpacked
+    label: str  # class within the source; "" for label-free
+    group: str = ""  # who or what recorded it, where known (speaker, drum kit)
+    path: str = ""  # the cleaned FLAC
+    seconds: float = 0.0
+    held_out: bool = False
+    category: str = ""  # a held-out kind of sound (HELD_OUT_CATEGORIES), if it is one
+
+
+# ---------------------------------------------------------------------------------------------- fetching
 def fetch(cache: Path) -> Path:
-    """Download and unpack the packages once; returns the unpacked root."""
+    """Download and unpack every package once (markers make reruns cheap); returns the unpacked root."""
     debs, root = cache / "debs", cache / "unpacked"
     debs.mkdir(parents=True, exist_ok=True)
+    missing = [p.name for p in PACKAGES if not list(debs.glob(f"{p.name}_*.deb"))
+               and not (root / f".{p.name}.done").exists()]
+    if missing:
+        print(f"downloading {len(missing)} packages: {' '.join(missing)}")
+        subprocess.run(["apt-get", "download", *missing], cwd=debs, check=True)
     for package in PACKAGES:
-        marker = root / f".{package}.done"
+        marker = root / f".{package.name}.done"
         if marker.exists():
             continue
-        if not list(debs.glob(f"{package}_*.deb")):
-            subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
-        deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
-        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+        deb = sorted(debs.glob(f"{package.name}_*.deb"))[-1]
+        target = root / package.name
+        subprocess.run(["dpkg", "-x", str(deb), str(target)], check=True)
+        if package.name == "0ad-data":  # its sounds live in a zip archive
+            archive = next(target.rglob("public/public.zip"))
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(target, [n for n in z.namelist() if n.startswith("audio/")])
+            archive.unlink()
         marker.touch()
     return root
 
 
-def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    print(f"{path.name}: {len(rows)} clips")
-    return path
+# ---------------------------------------------------------------------------------------------- labelling
+_NUMBER = re.compile(r"[-_ .]*\d+[a-z]?$")
 
 
-def spoken_rows(root: Path) -> tuple[list[list], list[list]]:
-    """klettres: share/klettres/<lang>/<alpha|syllab>/<sound>.ogg; ktuberling: share/ktuberling/sounds/<lang>/<word>.ogg."""
-    letters = [[str(p), p.parts[-3], p.parts[-2], p.stem] for p in sorted((root / "usr/share/klettres").glob("*/*/*"))
-               if p.suffix.lower() in AUDIO]
-    words = [[str(p), p.parts[-2], p.stem] for p in sorted((root / "usr/share/ktuberling/sounds").glob("*/*"))
-             if p.suffix.lower() in AUDIO]
-    return letters, words
+def variant_key(relative: Path) -> str:
+    """``sounds/wolf-hit-2.ogg`` -> ``sounds/wolf-hit``: the folder and the name without its trailing number."""
+    stem = _NUMBER.sub("", relative.stem.lower()) or relative.stem.lower()
+    parent = relative.parent.as_posix()
+    return stem if parent == "." else f"{parent}/{stem}"
 
 
-def drum_rows(root: Path) -> tuple[list[list], list[list], list[list]]:
-    """Instruments of each kit from its drumkit.xml: (multi-sample rows, single-sample rows, held-out kit rows)."""
-    multi, single, held = [], [], []
-    for xml in sorted((root / "usr/share/hydrogen/data/drumkits").glob("*/drumkit.xml")):
+def audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO and p.is_file())
+
+
+def label_package(package: Package, root: Path) -> list[Clip]:
+    base = root / package.name
+    clips: list[Clip] = []
+    for sub in package.roots:
+        folder = base / sub
+        if not folder.is_dir():
+            raise SystemExit(f"{package.name}: expected folder {sub} is missing; the package layout changed")
+        for path in audio_files(folder):
+            relative = path.relative_to(folder)
+            if any(re.search(pattern, relative.as_posix()) for pattern in package.skip):
+                continue
+            label, group = _label(package, relative, path)
+            if label is None:
+                continue
+            clips.append(Clip(package.name, package.domain, str(path), label, group))
+    if package.rule == "hydrogen":
+        clips = _hydrogen(package, base / package.roots[0])
+    # A "class" of one clip is label-free.
+    counts = defaultdict(int)
+    for c in clips:
+        counts[c.label] += 1
+    for c in clips:
+        if c.label and counts[c.label] < 2:
+            c.label = ""
+    return clips
+
+
+def _label(package: Package, relative: Path, path: Path) -> tuple[str | None, str]:
+    rule, name = package.rule, relative.stem
+    if rule == "free":
+        return "", ""
+    if rule == "variants":
+        return variant_key(relative), ""
+    if rule == "folder":
+        return relative.parent.as_posix(), ""
+    if rule == "tuxpaint":
+        # <stamp>.ogg is the stamp's sound effect; <stamp>_<lang>.ogg and <stamp>_desc[_<lang>].ogg are its
+        # spoken name and description (speech, label-free, but a separate domain from the effects).
+        images = {p.stem for p in path.parent.iterdir() if p.suffix.lower() in (".png", ".svg")}
+        if name in images:
+            return variant_key(relative), ""
+        return None, ""  # spoken names/descriptions: covered by the speech sources; not used here
+    if rule == "megaglest":
+        # unit voices ("ack", "select") are speech in one actor's voice: label-free; sound events are classes
+        key = variant_key(relative)
+        if re.search(r"(ack|select|voice)$", key):
+            return "", ""
+        return re.sub(r"^.*/units/([^/]+)/sounds", r"\1", key), ""
+    if rule == "bucklespring":
+        # <scancode>-<0|1>.wav: 0 the key going down, 1 coming up: two classes of many keys
+        return ("key_press" if name.endswith("-0") else "key_release"), name.split("-")[0]
+    if rule == "sonicpi":
+        family = name.split("_")[0]
+        return (family if family in ("bd", "sn", "tabla", "drum", "elec", "perc", "guit", "bass") else ""), ""
+    if rule == "asterisk":
+        return "", ""
+    if rule == "hydrogen":
+        return None, ""  # labelled from the kits' drumkit.xml instead
+    raise ValueError(f"unknown rule {rule}")
+
+
+def _hydrogen(package: Package, folder: Path) -> list[Clip]:
+    """Instruments of each kit from its drumkit.xml: the velocity layers of one drum are one class."""
+    clips = []
+    for xml in sorted(folder.glob("*/drumkit.xml")):
         kit = xml.parent.name
         tree = ET.parse(xml).getroot()
         ns = tree.tag.split("}")[0] + "}" if tree.tag.startswith("{") else ""
         for instrument in tree.iter(ns + "instrument"):
             name = (instrument.findtext(ns + "name") or "").strip()
             files = [xml.parent / f.text for f in instrument.iter(ns + "filename") if f.text]
-            files = [f for f in files if f.is_file() and f.suffix.lower() in AUDIO]
-            if not name or not files:
+            for f in files:
+                if name and f.is_file() and f.suffix.lower() in AUDIO:
+                    clips.append(Clip(package.name, package.domain, str(f), f"{kit}/{name}", kit))
+    return clips
+
+
+# ---------------------------------------------------------------------------------------------- cleaning
+def _clean_one(job: tuple[str, str]) -> tuple[str, float, str, list[float] | None]:
+    """Decode, mono, 16 kHz, trim, cap, write FLAC. Returns (out, seconds, content hash, fingerprint) or a reason."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from audiosiam.errors import AudiosiamError
+    from audiosiam.functional import log_mel_spectrogram
+    from audiosiam.io import load_audio
+
+    src, out = job
+    try:
+        wave = load_audio(src, RATE, trim_silence=True, trim_db=TRIM_DB)
+    except AudiosiamError as exc:
+        return out, 0.0, f"refused: {exc}", None
+    wave = wave[: int(MAX_SECONDS * RATE)]
+    seconds = wave.numel() / RATE
+    if seconds < MIN_SOUND_SECONDS:
+        return out, seconds, "refused: under 0.15 s of sound", None
+    peak = float(wave.abs().max())
+    digest = hashlib.sha1(np.round(wave.numpy() / peak * 2**15).astype(np.int16).tobytes()).hexdigest()
+    # time-aligned fingerprint: 16 mel bands x 48 time steps of the whole clip, dB, mean removed
+    mel = log_mel_spectrogram(wave, RATE, n_mels=16, normalize=None)
+    mel = torch.nn.functional.interpolate(mel[None], size=48, mode="linear", align_corners=False)[0]
+    fingerprint = (mel - mel.mean()).flatten().tolist()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    tmp = out + ".tmp.flac"
+    sf.write(tmp, np.clip(wave.numpy(), -1.0, 1.0), RATE, subtype="PCM_16")
+    Path(tmp).replace(out)
+    return out, seconds, digest, fingerprint
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one decoding process per core; more threads each would fight for them
+
+
+class _InProcess:
+    """The executor interface, run here (one worker: no processes to start)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, fn, items, chunksize=1):
+        return map(fn, items)
+
+
+def clean(clips: list[Clip], cache: Path, workers: int = 2) -> dict[tuple[str, str], int]:
+    """Clean every clip (cached by output path), drop refused ones and duplicates; returns the drops counted
+    by (source, reason)."""
+    import numpy as np
+
+    corpus = cache / "corpus"
+    jobs = []
+    for c in clips:
+        digest = hashlib.sha1(c.original.encode()).hexdigest()[:10]
+        c.path = str(corpus / c.source / f"{Path(c.original).stem[:60]}_{digest}.flac")
+        jobs.append((c.original, c.path))
+    index_path = cache / "clean_index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    todo = [j for j in jobs if j[1] not in index or (not index[j[1]][1].startswith("refused")
+                                                      and not Path(j[1]).exists())]
+    if todo:
+        from tqdm import tqdm
+
+        with ProcessPoolExecutor(workers, initializer=_one_thread) if workers > 1 else _InProcess() as pool:
+            for out, seconds, digest, fingerprint in tqdm(pool.map(_clean_one, todo, chunksize=16), total=len(todo),
+                                                          desc="cleaning clips", unit="clip"):
+                index[out] = [seconds, digest, fingerprint]
+        tmp = index_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(index))
+        tmp.replace(index_path)
+    drops = defaultdict(int)
+    kept: list[Clip] = []
+    seen: dict[str, Clip] = {}
+    # held-out clips first, so that a duplicate pair spanning the split is removed from training
+    order = sorted(clips, key=lambda c: (not c.held_out, c.source, c.original))
+    for c in order:
+        seconds, digest, fingerprint = index[c.path]
+        if digest.startswith("refused"):
+            drops[(c.source, "refused")] += 1
+            continue
+        if digest in seen:
+            drops[(c.source, "exact duplicate")] += 1
+            continue
+        seen[digest] = c
+        c.seconds = seconds
+        kept.append(c)
+    # near-duplicates: cosine of the time-aligned log-mel fingerprints, lengths within 2%
+    prints = np.array([index[c.path][2] for c in kept], dtype=np.float32)
+    prints /= np.linalg.norm(prints, axis=1, keepdims=True).clip(1e-9)
+    lengths = np.array([c.seconds for c in kept])
+    drop = np.zeros(len(kept), dtype=bool)
+    for start in range(0, len(kept), 2048):
+        sims = prints[start:start + 2048] @ prints.T
+        for r, i in enumerate(range(start, min(start + 2048, len(kept)))):
+            if drop[i]:
                 continue
-            rows = [[str(f), kit, name, i] for i, f in enumerate(files)]
-            if kit == HELD_OUT_KIT:
-                held += rows
-            elif len(files) >= 2:
-                multi += rows
-            else:
-                single += rows
-    return multi, single, held
+            earlier = np.nonzero((sims[r, :i] >= NEAR_DUPLICATE_COSINE) & ~drop[:i]
+                                 & (np.abs(lengths[:i] - lengths[i]) <= 0.02 * lengths[i]))[0]
+            if len(earlier):
+                drop[i] = True
+    for c, d in zip(kept, drop):
+        if d:
+            drops[(c.source, "near duplicate")] += 1
+    clips[:] = [c for c, d in zip(kept, drop) if not d]
+    return dict(drops)
 
 
-def build(cache: Path, shared: Path) -> Path:
+# ---------------------------------------------------------------------------------------------- held out
+def _hashed_out(name: str) -> bool:
+    return int(hashlib.sha1(f"audiosiam-heldout:{name}".encode()).hexdigest()[:8], 16) < HELD_OUT_FRACTION * 2**32
+
+
+def held_out(clips: list[Clip]) -> None:
+    """Mark the validation suite: every environmental clip of a kind in :data:`HELD_OUT_CATEGORIES`,
+    whole sources of :data:`HELD_OUT_SOURCES`, the drum kits of
+    :data:`HELD_OUT_KITS`, and every labelled class with 4+ clips whose ``source/label`` hashes into the
+    held-out fifth. Fixed by name, not by chance: the same classes stay out of every run, for good."""
+    counts = defaultdict(int)
+    for c in clips:
+        if c.label:
+            counts[(c.source, c.label)] += 1
+    for c in clips:
+        if c.domain == "environmental":
+            name = "/".join(Path(c.original).parts[-2:]).lower()
+            c.category = next((k for k, rx in HELD_OUT_CATEGORIES.items() if re.search(rx, name)), "")
+        if c.category:
+            c.held_out = True
+        elif c.source in HELD_OUT_SOURCES:
+            c.held_out = True
+        elif c.source == "hydrogen-drumkits":
+            c.held_out = c.group in HELD_OUT_KITS
+        elif c.label and counts[(c.source, c.label)] >= 4 and _hashed_out(f"{c.source}/{c.label}"):
+            c.held_out = True
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def write_csv(path: Path, clips: list[Clip], *, qualify: bool = True) -> Path:
+    """One row per clip; labels are ``source/label`` (``qualify``), so equal names in two packages stay two
+    classes, or the bare label (the held-out kinds of sound, which span packages)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "source", "domain", "group", "seconds", "original"])
+        for c in clips:
+            writer.writerow([c.path, (f"{c.source}/{c.label}" if qualify else c.label) if c.label else "", c.source, c.domain, c.group,
+                             f"{c.seconds:.3f}", c.original])
+    tmp.replace(path)
+    return path
+
+
+def survey(cache: Path, found: dict[str, int], clips: list[Clip], drops: dict[str, dict[str, int]]) -> str:
+    lines = ["| package | domain | recorded | files used | kept | dropped | minutes | classes (clips) | label-free "
+             "| held out classes (clips) |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    by_source = defaultdict(list)
+    for c in clips:
+        by_source[c.source].append(c)
+    for p in PACKAGES:
+        mine = by_source[p.name]
+        train = [c for c in mine if not c.held_out]
+        held = [c for c in mine if c.held_out]
+        classes = {c.label for c in train if c.label}
+        held_classes = {c.label for c in held if c.label}
+        lines.append(f"| {p.name} | {p.domain} | {p.recorded} | {found.get(p.name, 0)} | {len(mine)} | "
+                     f"{sum(drops.get(p.name, {}).values())} | {sum(c.seconds for c in mine) / 60:.1f} | "
+                     f"{len(classes)} ({sum(1 for c in train if c.label)}) | {sum(1 for c in train if not c.label)} | "
+                     f"{len(held_classes)} ({sum(1 for c in held if c.label)}) |")
+    text = "\n".join(lines)
+    (cache / "survey.md").write_text(text + "\n")
+    return text
+
+
+def build(cache: Path, shared: Path, workers: int) -> Path:
     root = fetch(cache)
-    letters, words = spoken_rows(root)
-    multi, single, held = drum_rows(root)
-    write_csv(cache / "klettres.csv", ["path", "language", "kind", "sound"], letters)
-    write_csv(cache / "ktuberling.csv", ["path", "language", "word"], words)
-    write_csv(cache / "drums.csv", ["path", "kit", "instrument", "layer"], multi)
-    write_csv(cache / "drums_single.csv", ["path", "kit", "instrument", "layer"], single)
-    write_csv(cache / "drums_heldout.csv", ["path", "kit", "instrument", "layer"], held)
+    clips, found = [], {}
+    for package in PACKAGES:
+        mine = label_package(package, root)
+        found[package.name] = len(mine)
+        clips += mine
+    held_out(clips)
+    drops = clean(clips, cache, workers)
+    drops_total = defaultdict(dict)
+    for (source, reason), n in drops.items():
+        drops_total[source][reason] = n
+    # a class whose duplicates were dropped down to one clip becomes label-free
+    counts = defaultdict(int)
+    for c in clips:
+        if c.label:
+            counts[(c.source, c.label, c.held_out)] += 1
+    for c in clips:
+        if c.label and counts[(c.source, c.label, c.held_out)] < 2:
+            c.label = ""
+    for source, reasons in sorted(drops_total.items()):
+        print(f"{source}: dropped " + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())))
+    manifests = cache / "manifests"
+    train = [c for c in clips if not c.held_out]
+    held = [c for c in clips if c.held_out]
+    labelled = {d: [c for c in train if c.label and c.domain == d] for d in ("environmental", "music", "speech")}
+    free = {d: [c for c in train if not c.label and c.domain == d] for d in ("environmental", "music", "speech")}
+    for d in labelled:
+        write_csv(manifests / f"train_{d}.csv", labelled[d])
+        write_csv(manifests / f"free_{d}.csv", free[d])
+    for d in ("environmental", "music"):
+        write_csv(manifests / f"heldout_{d}.csv", [c for c in held if c.domain == d and c.label and not c.category])
+    categories = [c for c in held if c.category]
+    for c in categories:
+        c.label, c.group = c.category, c.source  # the kind of sound; recorded by this package
+    write_csv(manifests / "heldout_categories.csv", categories, qualify=False)
+    asterisk = [c for c in train if c.source.startswith("asterisk-core-sounds-")]
+    for c in asterisk:
+        c.group = c.source.split("-")[3]  # one voice per language
+    write_csv(manifests / "asterisk_voices.csv", asterisk)
+    print(survey(cache, found, clips, drops_total))
     words_kept = [w for w in ("down", "go", "left", "off", "on", "right", "stop", "up") if w not in HELD_OUT_WORDS]
+    shared_sources = [
+        {"name": "speech_commands", "path": str(shared / "speech_commands_dev/manifest.csv"),
+         "label_columns": ["word"], "where": {"word": words_kept}, "group_column": "speaker"},
+        {"name": "hedgewars", "path": str(shared / "hedgewars_voices/manifest.csv"),
+         "label_columns": ["phrase"], "group_column": "voice"},
+        {"name": "fsdd", "path": str(shared / "fsdd/manifest.csv"), "label_columns": ["digit"],
+         "where": {"digit": list(TRAIN_DIGITS)}, "group_column": "speaker"},
+    ]
+    ambience = [c for c in train if re.search(r"/(ambient|ambience)/", c.original)]
+    write_csv(manifests / "background_ambience.csv", ambience)
     recipe = {
-        "sources": [
-            {"name": "speech_commands", "path": str(shared / "speech_commands_dev/manifest.csv"),
-             "label_columns": ["word"], "where": {"word": words_kept}, "group_column": "speaker"},
-            {"name": "hedgewars", "path": str(shared / "hedgewars_voices/manifest.csv"),
-             "label_columns": ["phrase"], "group_column": "voice"},
-            {"name": "fsdd", "path": str(shared / "fsdd/manifest.csv"), "label_columns": ["digit"],
-             "where": {"digit": list(TRAIN_DIGITS)}, "group_column": "speaker"},
-            {"name": "drums", "path": str(cache / "drums.csv"), "label_columns": ["kit", "instrument"]},
-        ],
-        "unlabelled": [
-            {"name": "klettres", "path": str(cache / "klettres.csv"), "label_columns": ["path"]},
-            {"name": "ktuberling", "path": str(cache / "ktuberling.csv"), "label_columns": ["path"]},
-            {"name": "drums_single", "path": str(cache / "drums_single.csv"), "label_columns": ["path"]},
-        ],
-        "background": [str(shared / "speech_commands_dev/noise")],
+        "comment": "weight: a source's relative share of each batch's classes (labelled and label-free apart); "
+                   "environmental sounds are weighted up: they are what the earlier default lacked",
+        "sources": shared_sources + [
+            {"name": f"sounds_{d}", "path": str(manifests / f"train_{d}.csv"), "label_columns": ["label"],
+             "group_column": "group", "weight": SOURCE_WEIGHTS.get(d, 1.0)}
+            for d in ("environmental", "music") if labelled[d]],
+        "unlabelled": [{"name": f"free_{d}", "path": str(manifests / f"free_{d}.csv"), "label_columns": ["path"],
+                        "weight": FREE_WEIGHTS.get(d, 1.0)} for d in ("environmental", "music", "speech") if free[d]],
+        "background": [str(shared / "speech_commands_dev/noise"), str(manifests / "background_ambience.csv")],
         "held_out": {"fsdd_digits": ["5", "6", "7", "8", "9"], "speech_commands_words": list(HELD_OUT_WORDS),
-                     "drum_kit": HELD_OUT_KIT},
+                     "drum_kits": list(HELD_OUT_KITS), "sources": list(HELD_OUT_SOURCES),
+                     "categories": {k: rx for k, rx in HELD_OUT_CATEGORIES.items()},
+                     "classes": sorted({f"{c.source}/{c.label}" for c in held if c.label and not c.category})},
     }
     path = cache / "recipe.json"
     path.write_text(json.dumps(recipe, indent=2))
-    print(f"recipe: {path}")
+    speaker = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/recipes/speaker.json").read_text())
+    base = Path(__file__).resolve().parents[1] / "benchmarks/recipes"
+    for s in speaker.get("sources", []):
+        s["path"] = str((base / s["path"]).resolve()) if not Path(s["path"]).is_absolute() else s["path"]
+    speaker["background"] = [str((base / b).resolve()) for b in speaker.get("background", [])]
+    speaker["sources"].append({"name": "asterisk", "path": str(manifests / "asterisk_voices.csv"),
+                               "label_columns": ["group"]})
+    (cache / "speaker_recipe.json").write_text(json.dumps(speaker, indent=2))
+    print(f"recipe: {path}\nspeaker recipe: {cache / 'speaker_recipe.json'}")
     return path
 
 
 def main(argv=None) -> int:
     repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/audiosiam/training-data")
-    parser.add_argument("--shared-data", type=Path, default=repo.parent / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/audiosiam/training-data",
+                        help="where packages, cleaned clips and manifests go (default: %(default)s)")
+    parser.add_argument("--shared-data", type=Path, default=repo.parent / "shared" / "data",
+                        help="the project's shared recordings (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes (default: %(default)s)")
     args = parser.parse_args(argv)
     if not args.shared_data.is_dir():
         print(f"{args.shared_data}: not found; pass --shared-data", file=sys.stderr)
         return 1
     args.cache.mkdir(parents=True, exist_ok=True)
-    build(args.cache, args.shared_data.resolve())
+    build(args.cache, args.shared_data.resolve(), args.workers)
     return 0
 
 

@@ -142,3 +142,39 @@ def test_class_weights_balance_sources_and_label_free_share():
     assert sum(balanced.values()) == pytest.approx(1.0)
     flat = _class_weights(Fake(), 0.2, False)
     assert flat[0] == pytest.approx(flat[5]) and sum(flat.values()) == pytest.approx(1.0)
+
+
+def test_environmental_augmentations_run_on_the_training_clips(tmp_path, data, monkeypatch):
+    # reverb, equaliser and mixing with another class's clip must act on what the encoder sees
+    from audiosiam import transforms
+
+    calls = {"reverb": 0, "eq": 0, "mix": 0}
+    for cls, key in ((transforms.Reverb, "reverb"), (transforms.RandomEqualizer, "eq")):
+        original = cls._apply
+        monkeypatch.setattr(cls, "_apply", lambda *a, _o=original, _k=key: calls.__setitem__(_k, calls[_k] + 1) or _o(*a))
+    mix_forward = transforms.MixBatch.forward
+    monkeypatch.setattr(transforms.MixBatch, "forward",
+                        lambda *a: calls.__setitem__("mix", calls["mix"] + 1) or mix_forward(*a))
+    run(tmp_path, data, epochs=1, reverb=1.0, equalizer=1.0, mix_batch=1.0)
+    assert calls["reverb"] > 0 and calls["eq"] > 0 and calls["mix"] == TINY["steps_per_epoch"]
+    info = torch.load(tmp_path / "model.pt", weights_only=False)["info"]["training_config"]
+    assert (info["reverb"], info["equalizer"], info["mix_batch"]) == (1.0, 1.0, 1.0)
+
+
+def test_class_weights_follow_source_weights_for_labelled_and_label_free_sources(tmp_path):
+    from audiosiam.training import _class_weights
+
+    class Fake:
+        classes = ["env/a", "env/b", "words/yes", "unlabelled/free_env/clip:x", "unlabelled/free_speech/clip:y",
+                   "unlabelled/free_speech/clip:z"]
+
+    w = _class_weights(Fake(), 0.3, True, {"env": 3.0, "free_env": 2.0})
+    assert w[0] + w[1] == pytest.approx(0.7 * 3 / 4) and w[2] == pytest.approx(0.7 / 4)
+    assert w[3] == pytest.approx(0.3 * 2 / 3) and w[4] == w[5] == pytest.approx(0.3 / 6)
+    assert sum(w.values()) == pytest.approx(1.0)
+    # a recipe's "weight" reaches the source
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"sources": [{"name": "env", "path": str(tmp_path), "weight": 2.5}],
+                                  "unlabelled": [{"name": "f", "path": str(tmp_path), "weight": 0.5}]}))
+    labelled, unlabelled, _ = load_sources([str(recipe)])
+    assert labelled[0].weight == 2.5 and unlabelled[0].weight == 0.5

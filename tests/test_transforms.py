@@ -95,3 +95,57 @@ def test_bad_arguments():
         AddNoise((10, 0))
     with pytest.raises(ParameterError, match="at least one background"):
         MixBackground([])
+
+
+def test_reverb_spreads_energy_in_time_and_keeps_level():
+    from audiosiam.transforms import Reverb, synthetic_room_responses
+
+    rirs = synthetic_room_responses(16000, count=4, rt60=(0.5, 0.5), seed=1)
+    assert all(abs(float(r.norm()) - 1.0) < 1e-5 for r in rirs)
+    # a 60 dB decay in 0.5 s: the tail's last 10% is far quieter than its first 10%
+    r = rirs[0][1:]
+    tenth = r.numel() // 10
+    assert r[-tenth:].pow(2).mean() < 1e-3 * r[:tenth].pow(2).mean()
+    click = torch.zeros(16000)
+    click[1000] = 1.0
+    wet = Reverb(rirs, wet=(1.0, 1.0), p=1.0)(click, gen())
+    assert wet.shape == click.shape
+    assert float(wet[1000 + 1600:].abs().sum()) > 0.1 * float(wet.abs().sum())  # energy 0.1 s after the click
+    assert float(wet[:1000].abs().max()) < 1e-4  # causal: nothing before it
+    x = torch.from_numpy(sine())
+    y = Reverb(rirs, p=1.0)(x, gen())
+    assert float(y.pow(2).mean()) == pytest.approx(float(x.pow(2).mean()), rel=1e-3)
+
+
+def test_random_equalizer_changes_spectral_balance_within_its_range():
+    from audiosiam.transforms import RandomEqualizer
+
+    x = torch.randn(16000, generator=gen(3))
+    eq = RandomEqualizer((-9.0, 9.0), p=1.0)
+    spectra = []
+    for seed in range(3):
+        y = eq(x, gen(seed))
+        ratio_db = 20 * torch.log10(torch.fft.rfft(y).abs() / torch.fft.rfft(x).abs().clamp_min(1e-9))
+        assert float(ratio_db.abs().max()) <= 9.0 + 1e-3
+        spectra.append(ratio_db)
+    assert float((spectra[0] - spectra[1]).abs().max()) > 1.0  # different seeds, different curves
+    flat = RandomEqualizer((0.0, 0.0), p=1.0)(x, gen())
+    assert torch.allclose(flat, x, atol=1e-5)
+
+
+def test_mix_batch_adds_another_class_at_the_requested_snr():
+    from audiosiam.transforms import MixBatch
+
+    waves = torch.stack([torch.from_numpy(sine(freq)) for freq in (300.0, 500.0, 700.0)])
+    labels = torch.tensor([0, 0, 1])
+    out = MixBatch((10.0, 10.0), p=1.0)(waves, labels, gen())
+    for i in range(3):
+        added = out[i] - waves[i]
+        assert snr_db(waves[i], out[i]) == pytest.approx(10.0, abs=0.01)
+        # the added clip is of another class: rows 0 and 1 get row 2, row 2 gets row 0 or 1
+        partners = [2] if labels[i] == 0 else [0, 1]
+        assert any(torch.allclose(added / added.norm(), waves[j] / waves[j].norm(), atol=1e-4) for j in partners)
+    same = MixBatch(p=1.0)(waves[:2], labels[:2], gen())  # one class only: nothing to mix in
+    assert torch.equal(same, waves[:2])
+    with pytest.raises(ParameterError, match="MixBatch"):
+        MixBatch()(waves[0], labels, gen())

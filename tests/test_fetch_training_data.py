@@ -1,0 +1,74 @@
+"""The corpus builder's rules (scripts/fetch_training_data.py) on a small fake package tree: labels from
+variant names, held-out kinds of sound, silence trimming and duplicate removal."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio_fixtures import sweep, write
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fetch_training_data.py"
+
+
+@pytest.fixture(scope="module")
+def fetch():
+    spec = importlib.util.spec_from_file_location("fetch_training_data", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_variant_key_strips_trailing_numbers_only(fetch):
+    assert fetch.variant_key(Path("sounds/wolf-hit-2.ogg")) == "sounds/wolf-hit"
+    assert fetch.variant_key(Path("bird1_00.ogg")) == "bird1"
+    assert fetch.variant_key(Path("archer_attack12.wav")) == "archer_attack"
+    assert fetch.variant_key(Path("bow-miss.ogg")) == "bow-miss"
+    assert fetch.variant_key(Path("7.ogg")) == "7"  # a name that is only a number stays itself
+
+
+def tone(freq, seconds=0.6, pad=0.0, gain=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16000 * seconds)) / 16000
+    x = gain * (0.4 * np.sin(2 * np.pi * freq * t) * np.hanning(len(t)) + 0.01 * rng.standard_normal(len(t)))
+    silence = np.zeros(int(16000 * pad))
+    return np.concatenate([silence, x, silence]).astype(np.float32)
+
+
+def test_labels_held_out_kinds_trimming_and_duplicates(fetch, tmp_path):
+    package = fetch.Package("fakegame-data", "environmental", ("sounds",))
+    root = tmp_path / "unpacked"
+    sounds = root / "fakegame-data" / "sounds"
+    write(sounds / "saw-1.wav", tone(300, pad=1.0, seed=1))  # padded with a second of silence each side
+    write(sounds / "saw-2.wav", tone(420, seed=2))
+    write(sounds / "saw-3.wav", tone(300, pad=1.0, seed=1))  # byte-identical to saw-1
+    write(sounds / "saw-4.wav", tone(300, pad=1.0, gain=0.5, seed=1))  # saw-1 at -6 dB: a near duplicate
+    write(sounds / "bird_1.wav", sweep(0.8))
+    write(sounds / "bird_2.wav", sweep(0.5))
+    write(sounds / "lonely.wav", tone(900, seed=5))
+    write(sounds / "quiet.wav", np.zeros(16000, dtype=np.float32))  # digital silence: refused
+    clips = fetch.label_package(package, root)
+    labels = {Path(c.original).name: c.label for c in clips}
+    assert labels["saw-1.wav"] == labels["saw-2.wav"] == "saw" and labels["bird_1.wav"] == "bird"
+    assert labels["lonely.wav"] == ""  # a class of one clip is label-free
+    fetch.held_out(clips)
+    held = {Path(c.original).name for c in clips if c.held_out}
+    assert held == {"bird_1.wav", "bird_2.wav"} and {c.category for c in clips if c.held_out} == {"bird"}
+    drops = fetch.clean(clips, tmp_path / "cache", workers=1)
+    kept = {Path(c.original).name: c for c in clips}
+    assert set(kept) == {"saw-1.wav", "saw-2.wav", "bird_1.wav", "bird_2.wav", "lonely.wav"}
+    assert drops == {("fakegame-data", "exact duplicate"): 1, ("fakegame-data", "near duplicate"): 1,
+                     ("fakegame-data", "refused"): 1}
+    trimmed, rate = sf.read(kept["saw-1.wav"].path)
+    assert rate == 16000 and len(trimmed) < 0.8 * 16000  # the silence padding is gone
+    assert kept["saw-1.wav"].seconds == pytest.approx(len(trimmed) / 16000, abs=1e-3)
+    # a second run reuses the cleaned files and gives the same answer
+    again = fetch.label_package(package, root)
+    fetch.held_out(again)
+    assert fetch.clean(again, tmp_path / "cache", workers=1) == drops
