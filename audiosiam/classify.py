@@ -1,12 +1,7 @@
 """Classification by example: enrol a few labelled clips per class, then label new clips.
 
-Decision rules (``rule=``):
-
-* ``"prototype"`` (default): a class's score is the cosine similarity between the query and the class
-  prototype, the normalised mean of the class's enrolled embeddings (Snell et al., 2017).
-* ``"knn"``: the query's ``k`` nearest enrolled clips vote; a class's score is the summed similarity of
-  its clips among them divided by ``k``. The confidence used for rejection is the similarity of the
-  nearest clip of the winning class.
+Decision rules (``rule=``): ``"prototype"`` (default) or ``"knn"``, as defined once in
+:mod:`audiosiam.decision` (which evaluation uses too).
 
 Unknown rejection is calibrated on the enrolment clips themselves, leave-one-out: every enrolled clip is
 scored as a query against the gallery without it. Its similarity to its own class gives a "known"
@@ -31,103 +26,28 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
-from .errors import AudioLoadError, GalleryError, ParameterError
+from .decision import RULES, check_rule, equal_error_threshold, knn_scores, prototype_scores
+from .errors import GalleryError, ParameterError
 from .gallery import Gallery, model_fingerprint
+from .models.embedding import EmbedFailure, describe_input
 
 __all__ = ["FewShotClassifier", "AudioEmbedder", "embed_inputs", "UNKNOWN", "EmbedFailure"]
 
 UNKNOWN = "unknown"
-_RULES = ("prototype", "knn")
+_RULES = RULES
 _CALIBRATION_CLIPS = 2000
 
 
-@dataclass(frozen=True)
-class EmbedFailure:
-    """One input that could not be embedded: its position, what it was, and why."""
-
-    index: int
-    source: str
-    error: Exception
-
-
-def _describe(item: Any) -> str:
-    if isinstance(item, (str, os.PathLike)):
-        return os.fspath(item)
-    shape = tuple(getattr(item, "shape", ()))
-    return f"<waveform {shape}>"
-
-
-def embed_inputs(
-    model,
-    inputs: Sequence[Any],
-    *,
-    sample_rate: int | None = None,
-    batch_size: int = 64,
-    on_error: str = "raise",
-    progress: bool = False,
-) -> tuple[torch.Tensor, list[int], list[EmbedFailure]]:
-    """Embed paths and/or waveforms, one bad file never sinking the rest.
-
-    Args:
-        model: an ``EmbeddingModel`` (:func:`audiosiam.load_model`).
-        inputs: paths, 1-D waveforms, or a mix.
-        sample_rate: rate of the waveforms among ``inputs`` (paths carry their own).
-        batch_size: clips per forward pass.
-        on_error: ``"raise"`` re-raises the first unreadable file; ``"skip"`` leaves it out and reports it.
-        progress: show a progress bar while reading files.
-
-    Returns:
-        ``(embeddings, kept, failures)``: (K, D) embeddings of the inputs that worked, their positions in
-        ``inputs``, and one :class:`EmbedFailure` per input that did not.
-    """
-    if on_error not in ("raise", "skip"):
-        raise ParameterError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
-    waveforms, kept, failures = [], [], []
-    iterator: Iterable = enumerate(inputs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, total=len(inputs), desc="reading", unit="clip", leave=False)
-    for i, item in iterator:
-        if isinstance(item, (str, os.PathLike)):
-            from .io import load_audio
-
-            try:
-                waveforms.append(load_audio(item, model.sample_rate))
-            except AudioLoadError as exc:
-                if on_error == "raise":
-                    raise
-                failures.append(EmbedFailure(i, _describe(item), exc))
-                continue
-        else:
-            wave = torch.as_tensor(np.asarray(item) if not torch.is_tensor(item) else item, dtype=torch.float32)
-            if sample_rate is None:
-                raise ParameterError("sample_rate: required when inputs contain waveforms (tensors or arrays)")
-            if sample_rate != model.sample_rate:
-                import torchaudio.functional as AF
-
-                wave = AF.resample(wave, int(sample_rate), model.sample_rate)
-            waveforms.append(wave)
-        kept.append(i)
-    if not waveforms:
-        return torch.empty(0, model.embedding_dim), kept, failures
-    embeddings = model.embed(waveforms, sample_rate=model.sample_rate, batch_size=batch_size, progress=progress)
-    return embeddings, kept, failures
+def embed_inputs(model, inputs: Sequence[Any], *, sample_rate: int | None = None, batch_size: int = 64,
+                 on_error: str = "raise", progress: bool = False):
+    """``model.embed_all(...)``: kept as a name for existing code; see
+    :meth:`audiosiam.models.EmbeddingModel.embed_all`."""
+    return model.embed_all(inputs, sample_rate=sample_rate, batch_size=batch_size, on_error=on_error,
+                           progress=progress)
 
 
 def _softmax(scores: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.softmax(scores / temperature, dim=1)
-
-
-def _equal_error_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float:
-    """The threshold where the share of genuine scores below it equals the share of impostors at or above it."""
-    candidates = np.unique(np.concatenate([genuine, impostor]))
-    frr = np.searchsorted(np.sort(genuine), candidates, side="left") / len(genuine)
-    far = 1.0 - np.searchsorted(np.sort(impostor), candidates, side="left") / len(impostor)
-    best = int(np.argmin(np.abs(frr - far)))
-    # Between the two neighbouring scores, not on one, so the enrolment clip that set it is not a coin toss.
-    lower = candidates[best - 1] if best > 0 else candidates[best] - 1e-3
-    return float((lower + candidates[best]) / 2)
 
 
 def _fit_temperature(scores: np.ndarray, targets: np.ndarray) -> float:
@@ -179,16 +99,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         return self.model
 
     def _check_params(self) -> None:
-        if self.rule not in _RULES:
-            raise ParameterError(f"rule={self.rule!r}: expected one of {_RULES}")
-        if int(self.k) < 1:
-            raise ParameterError(f"k={self.k}: must be a positive integer")
+        check_rule(self.rule, self.k)
         if not (self.reject is None or self.reject == "auto" or isinstance(self.reject, (int, float))):
             raise ParameterError(f"reject={self.reject!r}: expected 'auto', a similarity threshold, or None")
 
     def _embed(self, X, *, sample_rate=None, on_error="raise", progress=False):
-        return embed_inputs(self._model(), X, sample_rate=sample_rate, batch_size=self.batch_size,
-                            on_error=on_error, progress=progress)
+        if isinstance(X, (str, os.PathLike)) or (hasattr(X, "ndim") and X.ndim == 1):
+            X = [X]  # one clip, not a sequence of characters or samples
+        return self._model().embed_all(X, sample_rate=sample_rate, batch_size=self.batch_size, on_error=on_error,
+                                       progress=progress)
 
     # ------------------------------------------------------------------ enrolment
     def fit(self, X: Sequence[Any], y: Sequence[Any], *, sample_rate: int | None = None,
@@ -209,7 +128,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         if len(X) == 0:
             raise ParameterError("X: no clips to enrol")
         embeddings, kept, _ = self._embed(X, sample_rate=sample_rate, progress=progress)
-        self.add_embeddings(embeddings, [y[i] for i in kept], sources=[_describe(X[i]) for i in kept])
+        self.add_embeddings(embeddings, [y[i] for i in kept], sources=[describe_input(X[i]) for i in kept])
         return self
 
     def add_embeddings(self, embeddings: torch.Tensor, labels: Sequence[Any],
@@ -237,7 +156,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         self.threshold_ = None
         if self.reject == "auto":
             if len(genuine) and len(impostor):
-                self.threshold_ = _equal_error_threshold(genuine, impostor)
+                self.threshold_ = equal_error_threshold(genuine, impostor)
             else:
                 warnings.warn(
                     "audiosiam: unknown rejection is off: calibrating it needs at least two classes and a class "
@@ -315,16 +234,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         q = torch.nn.functional.normalize(torch.as_tensor(embeddings, dtype=torch.float32), dim=1)
         classes, codes = g.label_indices()
         if self.rule == "prototype":
-            _, protos = g.prototypes()
-            scores = q @ protos.T
-            return scores, scores.max(dim=1).values
-        k = min(int(self.k), len(g))
-        sims, idx = g.search(q, k)
-        neighbour_codes = codes[idx]  # (Q, k)
-        scores = torch.zeros(q.shape[0], len(classes)).scatter_add_(1, neighbour_codes, sims / k)
-        winner = scores.argmax(dim=1, keepdim=True)
-        confidence = sims.masked_fill(neighbour_codes != winner, -math.inf).max(dim=1).values
-        return scores, confidence
+            return prototype_scores(q, g.prototypes()[1])
+        sims, idx = g.search(q, min(int(self.k), len(g)))  # FAISS for large galleries; the rule is decision's
+        return knn_scores(sims, codes[idx], len(classes))
 
     def predict_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
         """Labels for precomputed query embeddings (``"unknown"`` where rejected)."""

@@ -5,7 +5,9 @@ Each subcommand lives in its own module under ``audiosiam/commands/`` and expose
 * ``add_parser(subparsers)`` builds its ``argparse`` parser (help text that teaches, with examples);
 * ``run(args) -> int`` does the work and returns the exit code.
 
-Modules are imported only when their subcommand runs, so ``audiosiam --help`` stays instant.
+and ``HELP``, its one-line summary. A parser is built in full only for the subcommand being run: the
+others get their summary alone, so ``audiosiam --help`` imports neither torch nor any option's defaults
+(the ``train`` options come from ``TrainConfig``, which needs torch).
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ def _available_commands():
         yield name, importlib.import_module(f"audiosiam.commands.{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is one), or None."""
+    return next((word for word in argv if word in SUBCOMMANDS), None)
+
+
+def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
+    """The ``audiosiam`` parser, with the full parser of ``command`` (``"*"``: every command; ``None``:
+    none, summaries only)."""
     parser = argparse.ArgumentParser(
         prog="audiosiam",
         description="Classify audio clips by example with a twin (Siamese) CNN encoder.",
@@ -34,13 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"audiosiam {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for _, module in _available_commands():
-        module.add_parser(subparsers)
+    for name, module in _available_commands():
+        if command in ("*", name):
+            module.add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=module.HELP, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_chosen_command(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .data.samplers import EpisodicSampler
+from .decision import check_rule, class_scores, equal_error_rate
 from .errors import ParameterError
 
 __all__ = ["embed_dataset", "few_shot_accuracy", "verification_metrics", "retrieval_metrics", "open_set_auroc",
@@ -53,33 +54,23 @@ def few_shot_accuracy(embeddings, labels, *, n_way: int = 5, k_shot: int = 1, n_
         embeddings: (N, D). labels: (N,) ints. groups: optional (N,) group names; with ``cross_group``,
             queries never share a group with their episode's support. query_groups: only these groups'
             clips are queries (support from any group); needs ``groups``.
-        rule: ``"prototype"`` (nearest class mean) or ``"knn"`` (majority of the k nearest support clips,
-            ties to the nearest).
+        rule: ``"prototype"`` or ``"knn"`` with ``k`` neighbours, the rules of :mod:`audiosiam.decision`
+            that classification runs.
 
     Returns:
         ``{"accuracy", "ci95", "episodes", "n_way", "k_shot", "n_query", "rule"}``.
     """
-    if rule not in ("prototype", "knn"):
-        raise ParameterError(f"rule={rule!r}: expected 'prototype' or 'knn'")
+    check_rule(rule, k)
     emb = _unit(embeddings)
     labels = [int(v) for v in torch.as_tensor(labels).tolist()]
     sampler = EpisodicSampler(labels, n_way, k_shot, n_query, episodes, groups=groups, cross_group=cross_group,
                               query_groups=query_groups, seed=seed)
     accs = np.empty(episodes)
     support_truth = torch.arange(n_way).repeat_interleave(k_shot)
+    truth = torch.arange(n_way).repeat_interleave(n_query)
     for e, (support, query) in enumerate(sampler):
-        s, q = emb[support], emb[query]
-        truth = torch.arange(n_way).repeat_interleave(n_query)
-        if rule == "prototype":
-            protos = torch.nn.functional.normalize(s.view(n_way, k_shot, -1).mean(1), dim=1)
-            pred = (q @ protos.T).argmax(1)
-        else:
-            sims = q @ s.T
-            top = sims.topk(min(k, sims.shape[1]), dim=1)
-            votes = torch.zeros(q.shape[0], n_way).scatter_add_(1, support_truth[top.indices], torch.ones_like(top.values))
-            votes += 1e-3 * torch.zeros_like(votes).scatter_(1, support_truth[top.indices[:, :1]], 1.0)
-            pred = votes.argmax(1)
-        accs[e] = float((pred == truth).float().mean())
+        scores, _ = class_scores(emb[query], emb[support], support_truth, n_way, rule=rule, k=k)
+        accs[e] = float((scores.argmax(1) == truth).float().mean())
     return {"accuracy": float(accs.mean()), "ci95": float(1.96 * accs.std(ddof=1) / math.sqrt(episodes)) if episodes > 1 else 0.0,
             "episodes": episodes, "n_way": n_way, "k_shot": k_shot, "n_query": n_query, "rule": rule}
 
@@ -105,17 +96,15 @@ def verification_metrics(embeddings, labels, *, p_target: float = 0.01, max_pair
     scores, same = _pair_scores(emb, labels, max_pairs, seed)
     if same.all() or not same.any():
         raise ParameterError("labels: verification needs both same-class and different-class pairs")
+    eer, threshold = equal_error_rate(scores[same], scores[~same])
     order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], same[order]
+    y = same[order]
     n_pos, n_neg = y.sum(), (~y).sum()
-    # Threshold just below each score: everything above it is accepted.
-    far = np.cumsum(~y) / n_neg  # impostors accepted
+    far = np.cumsum(~y) / n_neg  # impostors accepted with the threshold just below each score
     frr = 1.0 - np.cumsum(y) / n_pos  # genuine rejected
-    i = int(np.argmin(np.abs(far - frr)))
-    eer = float((far[i] + frr[i]) / 2)
     dcf = p_target * frr + (1 - p_target) * far
     min_dcf = float(min(dcf.min(), min(p_target, 1 - p_target)) / min(p_target, 1 - p_target))
-    return {"eer": eer, "eer_threshold": float(s[i]), "min_dcf": min_dcf, "p_target": p_target,
+    return {"eer": eer, "eer_threshold": threshold, "min_dcf": min_dcf, "p_target": p_target,
             "pairs": int(len(scores)), "same_pairs": int(n_pos)}
 
 

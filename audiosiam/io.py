@@ -6,9 +6,13 @@ Policies (documented once, used everywhere):
   loader would need FFmpeg through torchcodec, which audiosiam does not depend on.
 * **Mono**: channels are averaged. Averaging keeps a centred source at its level and never clips.
 * **Resampling**: ``torchaudio.functional.resample`` (windowed sinc) to the requested rate.
-* **Checks**: a missing, unreadable, truncated, empty, silent or non-finite file, or one with an absurd
-  sample rate, raises an :class:`~audiosiam.errors.AudioLoadError` subclass naming the path, the problem
-  and what to do. A garbage embedding is never produced silently.
+* **Checks**: a missing, unreadable, truncated, empty, silent or non-finite file, one at an absurd level
+  (a peak above :data:`MAX_PEAK`, 60 dB over full scale: a float file written in the wrong units, whose
+  spectrum would overflow float32), or one with an absurd sample rate, raises an
+  :class:`~audiosiam.errors.AudioLoadError` subclass naming the path, the problem and what to do.
+  Waveforms given to the API pass the same checks in :func:`check_waveform` (one helper, one policy),
+  raising :class:`~audiosiam.errors.ParameterError`. Silence is judged after the mono mix, so a stereo
+  file whose channels cancel is refused too. A garbage embedding is never produced silently.
 * **Length**: :func:`fix_length` pads short clips with zeros and crops long ones (random crop for
   training, centre crop for evaluation); :func:`sliding_windows` cuts long clips into overlapping windows
   for embedding, whose embeddings are then pooled.
@@ -16,6 +20,7 @@ Policies (documented once, used everywhere):
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import threading
@@ -37,6 +42,7 @@ __all__ = [
     "sliding_windows",
     "resample",
     "load_many",
+    "check_waveform",
 ]
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".rf64"})
@@ -45,6 +51,50 @@ MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 # Samples whose magnitude never exceeds this are digital silence (16-bit quantisation step is 3e-5).
 SILENCE_PEAK = 1e-6
+# Full scale is 1; a float recording peaking 60 dB above it is in the wrong units, not loud.
+MAX_PEAK = 1000.0
+
+
+def _level_problem(wave: torch.Tensor) -> str | None:
+    """What is wrong with a waveform's samples (no samples, NaN/Inf, silence, absurd level), or None."""
+    if wave.numel() == 0:
+        return "contains no samples"
+    peak = float(wave.abs().max())
+    if not math.isfinite(peak):
+        return "contains NaN or infinite samples"
+    if peak <= SILENCE_PEAK:
+        return "is digital silence (all samples are zero)"
+    if peak > MAX_PEAK:
+        return f"has samples up to {peak:.3g}, {20 * math.log10(peak):.0f} dB above full scale (1.0)"
+    return None
+
+
+def check_waveform(wave, sample_rate: int | None = None, target_rate: int | None = None, *,
+                   what: str = "waveform") -> torch.Tensor:
+    """The one check of a waveform given as data: a (time,) float32 tensor, resampled to ``target_rate``.
+
+    Args:
+        wave: a 1-D tensor or array of samples (full scale 1.0).
+        sample_rate: its rate in Hz; required when ``target_rate`` is given.
+        target_rate: resample to this rate (``None``: keep).
+        what: how the message names it (e.g. ``"X[3]"``).
+
+    Raises:
+        ParameterError: not 1-D, no samples, NaN/Inf, digital silence, a peak above :data:`MAX_PEAK`, or no
+            ``sample_rate`` where one is needed.
+    """
+    wave = torch.as_tensor(np.asarray(wave) if not torch.is_tensor(wave) else wave).to(torch.float32)
+    if wave.ndim != 1:
+        raise ParameterError(f"{what}: expected a 1-D (time,) signal, got shape {tuple(wave.shape)}")
+    problem = _level_problem(wave)
+    if problem:
+        hint = "scale it to full scale 1.0" if "above full scale" in problem else "pass a real recording"
+        raise ParameterError(f"{what}: {problem} ({hint})")
+    if target_rate is not None:
+        if sample_rate is None:
+            raise ParameterError(f"{what}: sample_rate is required when embedding waveforms (tensors or arrays)")
+        wave = resample(wave, _check_rate(sample_rate), int(target_rate))
+    return wave
 
 
 def _check_rate(rate: int, what: str = "sample_rate") -> int:
@@ -146,17 +196,20 @@ def load_audio(
                                 "the header is probably corrupt; re-export the file")
     if data.shape[0] == 0:
         raise EmptyAudioError(path_str, "contains no samples", "remove it or replace it with a real recording")
-    # Integer PCM decodes to values in [-1, 1) by construction; only float and compressed data can hold NaN/Inf.
-    if not subtype.startswith("PCM") and not np.isfinite(data).all():
-        raise InvalidAudioError(path_str, "contains NaN or infinite samples", "re-export it from the source")
-    if data.max() <= SILENCE_PEAK and data.min() >= -SILENCE_PEAK:
-        raise EmptyAudioError(path_str, "is digital silence (all samples are zero)", "remove it or replace it")
     if data.shape[1] == 1:  # (frames, 1): its one column is already contiguous
         wave = torch.from_numpy(data[:, 0]) if mono else torch.from_numpy(data.T)
     else:
         wave = torch.from_numpy(np.ascontiguousarray(data.T))  # (channels, time)
         if mono:
             wave = wave.mean(dim=0)
+    # Checked after the mono mix, so channels that cancel (L = -R) are silence too. Integer PCM decodes
+    # to [-1, 1) by construction: only float and compressed data can hold NaN/Inf or absurd levels.
+    problem = _level_problem(wave) if not subtype.startswith("PCM") else (
+        "is digital silence (all samples are zero)" if float(wave.abs().max()) <= SILENCE_PEAK else None)
+    if problem:
+        error = EmptyAudioError if "silence" in problem else InvalidAudioError
+        raise error(path_str, problem, "remove it or replace it" if error is EmptyAudioError
+                    else "re-export it from the source at full scale 1.0")
     if sample_rate is not None:
         wave = resample(wave, int(file_rate), sample_rate)
     if trim_silence:
@@ -281,10 +334,13 @@ def sliding_windows(waveform: torch.Tensor, window: int, hop: int) -> torch.Tens
 
 
 def load_many(paths: Sequence[str | os.PathLike], sample_rate: int = 16000, *, workers: int | None = None,
-              transform: Callable[[torch.Tensor], torch.Tensor] | None = None, **kwargs) -> list[torch.Tensor]:
-    """:func:`load_audio` over several files, in order, raising on the first bad one.
+              transform: Callable[[torch.Tensor], torch.Tensor] | None = None, on_error: str = "raise",
+              **kwargs) -> list[torch.Tensor]:
+    """:func:`load_audio` over several files, in order.
 
     Args:
+        on_error: ``"raise"``: the first bad file's :class:`~audiosiam.errors.AudioLoadError`;
+            ``"return"``: that error takes the bad file's place in the result, and every other file is read.
         workers: decoding threads (libsndfile releases the GIL while decoding); default: one per core.
         transform: applied by each thread to the clips it decoded, a batch of the clips of one length at a
             time (e.g. a :class:`~audiosiam.transforms.LogMelSpectrogram`: (clips, time) -> (clips, ...)).
@@ -297,9 +353,25 @@ def load_many(paths: Sequence[str | os.PathLike], sample_rate: int = 16000, *, w
     Example:
         >>> mels = torch.stack(load_many(paths, 16000, transform=LogMelSpectrogram()))
     """
-    def share(begin: int, end: int) -> list[torch.Tensor]:
-        waves = [load_audio(p, sample_rate, **kwargs) for p in paths[begin:end]]
-        return waves if transform is None else _transform_by_length(waves, transform)
+    if on_error not in ("raise", "return"):
+        raise ParameterError(f"on_error={on_error!r}: expected 'raise' or 'return'")
+
+    def read(path):
+        try:
+            return load_audio(path, sample_rate, **kwargs)
+        except AudioLoadError as exc:
+            if on_error == "raise":
+                raise
+            return exc
+
+    def share(begin: int, end: int) -> list:
+        waves = [read(p) for p in paths[begin:end]]
+        if transform is None:
+            return waves
+        good = [i for i, w in enumerate(waves) if torch.is_tensor(w)]
+        for i, out in zip(good, _transform_by_length([waves[i] for i in good], transform) if good else []):
+            waves[i] = out
+        return waves
 
     workers = min(workers or os.cpu_count() or 1, len(paths))
     if workers <= 1:

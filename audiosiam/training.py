@@ -9,14 +9,19 @@ One function, :func:`train`, serves the command line (``audiosiam train``), scri
   ``unlabelled`` sources train label-free: every clip is its own class, and its positives are other
   random crops and augmentations of the same clip.
 * Each step: a PK batch (P classes x K clips) of random ``clip_seconds`` crops with waveform
-  augmentation (gain, noise, background mixing, time shift), log-mel, SpecAugment, encoder, loss.
+  augmentation (gain, noise, background mixing, time shift, band limiting; optionally speed, reverb,
+  equaliser and mixing with another class's clip), log-mel, SpecAugment, encoder, loss.
   Under DDP the embeddings of all ranks are gathered (differentiably) before mining.
 * Schedule: AdamW, linear warm-up, cosine decay over the run. With a time budget the decay follows
   elapsed time instead of steps (then the run is not bit-reproducible; with ``epochs`` it is, on CPU).
 * Each epoch: few-shot accuracy (5-way 1-shot, seeded episodes) and EER on the held-out classes;
-  ``best.pt`` (by accuracy) and ``last.pt`` checkpoints; ``state.pt`` (optimizer, schedule, epoch,
-  history) so ``resume=True`` continues with nothing lost; ``metrics.csv``, ``metrics.json`` and a
-  ``curves.png`` plot. At the end the best checkpoint is written to ``out``.
+  ``best.pt`` (by accuracy) and ``last.pt`` checkpoints; ``state.pt`` (weights, optimizer, schedule,
+  epoch, history: one atomic file, the epoch's commit) so ``resume=True`` continues with nothing lost
+  or repeated whatever moment a run was killed; ``metrics.csv``, ``metrics.json`` and a ``curves.png``
+  plot. At the end the best checkpoint is written to ``out``.
+
+The function reads as its seams: :func:`_datasets` (sources, augmentation, validation split),
+:func:`_build_model`, :func:`_resume`, the epoch loop, :func:`_validate`, :func:`_commit_epoch`.
 """
 
 from __future__ import annotations
@@ -34,36 +39,15 @@ from typing import Sequence
 import torch
 
 from ._version import __version__
-from .data import AudioClipDataset, ClipItem, PKSampler, folder_items, make_loader, manifest_columns, manifest_items
-from .errors import NoAudioFilesError, ParameterError
+from .data import AudioClipDataset, DataSource, PKSampler, load_background, load_sources, make_loader, source_items
+from .errors import ParameterError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
-from .io import find_audio_files, load_audio
 from .losses import ContrastiveLoss, TripletLoss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
 from .transforms import (AddNoise, BandLimit, Compose, LogMelSpectrogram, MixBackground, MixBatch, RandomEqualizer,
                          RandomGain, Reverb, SpecAugment, SpeedPerturb, TimeShift)
 
 __all__ = ["TrainConfig", "DataSource", "train", "load_sources"]
-
-
-@dataclass
-class DataSource:
-    """One data source: a class folder or a CSV manifest (``label_columns`` joined with "|")."""
-
-    path: str
-    name: str = ""
-    label_columns: list[str] = field(default_factory=lambda: ["label"])
-    where: dict[str, list[str]] | None = None
-    group_column: str | None = None
-    exclude: dict[str, list[str]] | None = None  # rows to drop, e.g. {"speaker": ["theo"]}
-    weight: float = 1.0  # this source's relative share of the drawn classes (with balance_sources)
-
-    def items(self) -> list[ClipItem]:
-        path = Path(self.path)
-        if path.is_dir():
-            return folder_items(path)
-        return manifest_items(path, label_column=self.label_columns, where=self.where, exclude=self.exclude,
-                              group_column=self.group_column)
 
 
 @dataclass
@@ -95,6 +79,7 @@ class TrainConfig:
     equalizer: float = 0.0  # with augment: probability of a random +/-9 dB smooth equaliser per clip; 0: off
     mix_batch: float = 0.0  # with augment: probability of mixing in a clip of another class (5-20 dB SNR); 0: off
     val_classes: int | None = None
+    val_sources: list[str] | None = None  # sources whose classes may be held out for validation (None: all)
     val_episodes: int = 300
     unlabelled_share: float = 0.3  # fraction of each batch's classes drawn from label-free clips
     balance_sources: bool = True  # each labelled source gets an equal share of the drawn classes
@@ -105,81 +90,22 @@ class TrainConfig:
     init: str | None = None  # start from this checkpoint's weights (fine-tuning)
 
 
-def load_sources(paths: Sequence[str], *, label_columns: Sequence[str] = ("label",),
-                 where: dict[str, list[str]] | None = None, group_column: str | None = None,
-                 exclude: dict[str, list[str]] | None = None):
-    """``(labelled, unlabelled, background)`` source lists from command-line DATA arguments.
-
-    A folder or ``.csv`` becomes one labelled source with the given options; a ``.json`` recipe lists
-    ``{"sources": [{path, name, label_columns, where, exclude, group_column, weight}], "unlabelled": [...],
-    "background": [...]}`` (relative paths are relative to the recipe). ``exclude`` (e.g.
-    ``{"speaker": ["theo"]}``, to hold a speaker out) is added to every labelled and unlabelled manifest
-    source that has the column; at least one must.
-    """
-    labelled, unlabelled, background = [], [], []
-    for raw in paths:
-        path = Path(raw)
-        if path.suffix == ".json":
-            recipe = json.loads(path.read_text())
-            base = path.parent
-
-            def resolve(p):
-                return str(p if Path(p).is_absolute() else base / p)
-
-            for s in recipe.get("sources", []):
-                labelled.append(DataSource(resolve(s["path"]), s.get("name", ""), list(s.get("label_columns", ["label"])),
-                                           s.get("where"), s.get("group_column"), s.get("exclude"),
-                                           float(s.get("weight", 1.0))))
-            for s in recipe.get("unlabelled", []):
-                s = {"path": s} if isinstance(s, str) else s
-                unlabelled.append(DataSource(resolve(s["path"]), s.get("name", ""), list(s.get("label_columns", [])),
-                                             s.get("where"), exclude=s.get("exclude"),
-                                             weight=float(s.get("weight", 1.0))))
-            background += [resolve(p) for p in recipe.get("background", [])]
-        elif path.is_dir() or path.suffix == ".csv":
-            labelled.append(DataSource(str(path), path.stem if path.suffix else path.name, list(label_columns), where,
-                                       group_column))
-        else:
-            raise ParameterError(f"{path}: expected a folder of class subfolders, a .csv manifest or a .json recipe")
-    manifests = [(s, manifest_columns(s.path)) for s in labelled + unlabelled if exclude and not Path(s.path).is_dir()]
-    for column, values in (exclude or {}).items():
-        having = [s for s, header in manifests if column in header]
-        if not having:
-            raise ParameterError(f"exclude {column}={','.join(values)}: no manifest among "
-                                 f"{[s.path for s, _ in manifests]} has a {column!r} column")
-        for s in having:
-            s.exclude = {**(s.exclude or {}), column: [*(s.exclude or {}).get(column, []), *values]}
-    return labelled, unlabelled, background
-
-
-def _unlabelled_items(source: DataSource, copies: int) -> list[ClipItem]:
-    """Each clip is its own class; ``copies`` entries of it let a PK batch draw K views of it."""
-    path = Path(source.path)
-    if path.is_dir():
-        files = [str(p) for p in find_audio_files(path)]
-    else:
-        files = [it.path for it in manifest_items(path, label_column=source.label_columns or ["path"], where=source.where,
-                                                  exclude=source.exclude)]
-    return [ClipItem(f, f"clip:{f}", "") for f in files for _ in range(copies)]
-
-
-def _load_background(paths: Sequence[str], sample_rate: int) -> list[torch.Tensor]:
-    clips = []
-    for p in paths:
-        path = Path(p)
-        files = find_audio_files(path) if path.is_dir() else [it.path for it in manifest_items(path, label_column=["path"])]
-        clips += [load_audio(f, sample_rate) for f in files]
-    return clips
-
-
-def _split_classes(dataset: AudioClipDataset, n_val: int | None, seed: int, min_clips: int = 6):
+def _split_classes(dataset: AudioClipDataset, n_val: int | None, seed: int, min_clips: int = 6,
+                   sources: Sequence[str] | None = None):
+    """The validation classes: ``n_val`` labelled classes with ``min_clips``+ clips, drawn with ``seed``, from
+    ``sources`` only when given (e.g. to keep every spoken word of a small word set in training)."""
     counts = dataset.class_counts()
-    eligible = sorted(c for c, n in counts.items() if n >= min_clips and not c.startswith("unlabelled/"))
+    source_of = {it.label: it.source for it in dataset.items if not it.label_free}
+    eligible = sorted(c for c, n in counts.items() if n >= min_clips and c in source_of
+                      and (sources is None or source_of[c] in sources))
+    if sources is not None and not eligible:
+        raise ParameterError(f"val_sources={list(sources)}: no class of these sources has {min_clips}+ clips; "
+                             f"sources are {sorted(set(source_of.values()))}")
     if n_val is None:
         n_val = min(50, max(5, len(eligible) // 10))
     if n_val and len(eligible) - n_val < 2:
         raise ParameterError(f"only {len(eligible)} classes have {min_clips}+ clips: too few to hold {n_val} out for "
-                             "validation and still train; pass val_classes=0 or add data")
+                             "validation and still train; pass --val-classes 0 (val_classes=0) or add data")
     g = torch.Generator().manual_seed(seed)
     held = {eligible[i] for i in torch.randperm(len(eligible), generator=g)[:n_val].tolist()}
     return held
@@ -190,27 +116,117 @@ def _class_weights(dataset: AudioClipDataset, unlabelled_share: float, balance_s
     """Class-drawing weights for the PK sampler.
 
     Label-free clips share ``unlabelled_share`` of the draws, labelled classes the rest. With
-    ``balance_sources`` each source (the prefix before the first "/" of a labelled class name; the part
-    after ``unlabelled/`` for label-free ones) gets a share in proportion to its weight in
-    ``source_weights`` (default 1), split equally among its classes, so a source with 8 words counts as
-    much as one with 100 drum sounds; otherwise every class of a kind is equal.
+    ``balance_sources`` each source gets a share in proportion to its weight in ``source_weights``
+    (default 1), split equally among its classes, so a source with 8 words counts as much as one with
+    100 drum sounds; otherwise every class of a kind is equal.
     """
     weight_of = source_weights or {}
-    free = [i for i, c in enumerate(dataset.classes) if c.startswith("unlabelled/")]
-    labelled = [i for i, c in enumerate(dataset.classes) if not c.startswith("unlabelled/")]
+    kind = {it.label: (it.source, it.label_free) for it in dataset.items}
+    free = [i for i, c in enumerate(dataset.classes) if kind[c][1]]
+    labelled = [i for i, c in enumerate(dataset.classes) if not kind[c][1]]
     if not labelled:
         return None
     weights = {}
-    for members, share, source_of in (
-            (labelled, (1.0 - unlabelled_share) if free else 1.0, lambda c: c.split("/", 1)[0]),
-            (free, unlabelled_share, lambda c: c.split("/")[1] if c.count("/") >= 2 else "")):
+    for members, share in ((labelled, (1.0 - unlabelled_share) if free else 1.0), (free, unlabelled_share)):
         by_source: dict[str, list[int]] = {}
         for i in members:
-            by_source.setdefault(source_of(dataset.classes[i]) if balance_sources else "", []).append(i)
+            by_source.setdefault(kind[dataset.classes[i]][0] if balance_sources else "", []).append(i)
         total = sum(float(weight_of.get(name, 1.0)) for name in by_source)
         for name, group in by_source.items():
             weights.update({i: share * float(weight_of.get(name, 1.0)) / (total * len(group)) for i in group})
     return weights
+
+
+def _augmentation(config: TrainConfig, sample_rate: int, background: list[torch.Tensor]):
+    """``(per-clip waveform augmentation or None, batch mixing or None, SpecAugment or None)``, in the order a
+    sound meets them: the source (speed), the room (reverb), other sounds, the channel (gain, EQ, band)."""
+    if not config.augment:
+        return None, None, None
+    parts = [RandomGain((-10.0, 6.0), p=0.8), AddNoise((10.0, 40.0), p=0.3), TimeShift(0.1, p=0.3),
+             BandLimit(sample_rate, (3000.0, 7000.0), p=0.3)]
+    if background:
+        parts.insert(1, MixBackground(background, (3.0, 25.0), p=0.4))
+    if config.speed_perturb > 0:
+        parts.insert(0, SpeedPerturb((1 - config.speed_perturb, 1 + config.speed_perturb), p=0.5))
+    if config.reverb > 0:
+        parts.insert(1 if config.speed_perturb > 0 else 0, Reverb(p=config.reverb, sample_rate=sample_rate))
+    if config.equalizer > 0:
+        parts.insert(len(parts) - 1, RandomEqualizer(p=config.equalizer, sample_rate=sample_rate))
+    mix_batch = MixBatch(p=config.mix_batch) if config.mix_batch > 0 else None
+    spec_augment = SpecAugment(time_masks=2, time_width=12, freq_masks=2, freq_width=8, p=0.8)
+    return Compose(parts), mix_batch, spec_augment
+
+
+def _datasets(config: TrainConfig, sources, unlabelled, background, *, rank: int, say, progress: bool):
+    """``(train_set, val_set or None, held-out class names, batch mixing, SpecAugment)``, every clip read once."""
+    sample_rate = 16000
+    augment, mix_batch, spec_augment = _augmentation(
+        config, sample_rate, load_background(background, sample_rate) if background else [])
+    full = AudioClipDataset(source_items(sources, unlabelled, copies=config.k), sample_rate=sample_rate,
+                            clip_seconds=config.clip_seconds, crop="random", augment=augment,
+                            seed=config.seed + 7919 * rank, on_error="skip")
+    say(full.summary())
+    held = _split_classes(full, config.val_classes, config.seed, sources=config.val_sources)
+    train_set = full.subset(lambda it: it.label not in held)
+    val_set = full.subset(lambda it: it.label in held) if held else None
+    if val_set is not None:
+        val_set.augment, val_set.clip_seconds = None, None
+    say(f"training on {len(train_set)} clips of {len(train_set.classes)} classes; "
+        f"validating on {len(val_set) if val_set else 0} clips of {len(held)} held-out classes")
+    train_set.validate(progress=progress)
+    if val_set is not None:
+        val_set.validate()
+    return train_set, val_set, held, mix_batch, spec_augment
+
+
+def _build_model(config: TrainConfig) -> EmbeddingModel:
+    frontend = LogMelSpectrogram(16000, n_mels=config.n_mels, normalize=config.normalize)
+    encoder = ResNetEncoder(EncoderConfig(n_mels=config.n_mels, channels=tuple(config.channels),
+                                          blocks=tuple(config.blocks), embedding_dim=config.embedding_dim))
+    model = EmbeddingModel(frontend, encoder)
+    if config.init:
+        model.load_state_dict(load_checkpoint(config.init).state_dict())
+    return model
+
+
+def _validate(model: EmbeddingModel, val_set: AudioClipDataset, config: TrainConfig) -> dict:
+    """Few-shot accuracy (5-way 1-shot, seeded episodes) and verification EER on the held-out classes."""
+    emb, lab = embed_dataset(model, val_set)
+    fs = few_shot_accuracy(emb, lab, n_way=min(5, len(val_set.classes)), k_shot=1, n_query=5,
+                           episodes=config.val_episodes, seed=config.seed)
+    ver = verification_metrics(emb, lab)
+    return dict(val_accuracy=fs["accuracy"], val_ci95=fs["ci95"], val_eer=ver["eer"],
+                val_eer_threshold=ver["eer_threshold"])
+
+
+def _commit_epoch(run_dir: Path, model: EmbeddingModel, optimizer, *, epoch: int, step: int, history: list[dict],
+                  best: float, improved: bool, elapsed: float) -> None:
+    """Write an epoch's files. ``state.pt`` is the commit: it alone holds everything a resume needs (the
+    weights, the optimizer, the epoch, the history), written atomically last, so a kill at any point
+    leaves either the previous epoch's state or this one's, never a mix. ``last.pt`` and ``best.pt`` are
+    atomic checkpoints for people (a torn copy never replaces a good one)."""
+    model.save(run_dir / "last.pt")
+    if improved:
+        model.save(run_dir / "best.pt")
+    tmp = run_dir / f"state.pt.{os.getpid()}.tmp"
+    torch.save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "history": history,
+                "best": best, "elapsed": elapsed}, tmp)
+    os.replace(tmp, run_dir / "state.pt")
+    _write_metrics(history, run_dir)
+
+
+def _resume(run_dir: Path, model: EmbeddingModel, optimizer) -> dict:
+    """Load a run's ``state.pt`` into ``model`` and ``optimizer``; returns it."""
+    state_path = run_dir / "state.pt"
+    if not state_path.is_file():
+        raise ParameterError(f"resume: {state_path} does not exist; start without resume")
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    # state.pt of older runs held no weights: they came from last.pt, which a kill could leave an epoch ahead
+    weights = state["model"] if "model" in state else load_checkpoint(run_dir / "last.pt").state_dict()
+    model.load_state_dict(weights)
+    optimizer.load_state_dict(state["optimizer"])
+    return state
 
 
 def _lr_factor(progress: float, step: int, warmup: int) -> float:
@@ -285,67 +301,24 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
     torch.manual_seed(config.seed)
     if config.loss not in ("triplet", "contrastive"):
         raise ParameterError(f"loss={config.loss!r}: expected 'triplet' or 'contrastive'")
+    if config.epochs < 1 or not config.lr > 0 or config.weight_decay < 0:
+        raise ParameterError(f"epochs={config.epochs}, lr={config.lr}, weight_decay={config.weight_decay}: expected "
+                             "at least 1 epoch, a positive learning rate and a weight decay >= 0")
 
-    # ------------------------------------------------------------------ data
-    items: list[ClipItem] = []
-    for i, source in enumerate(sources):
-        name = source.name or f"source{i}"
-        items += [ClipItem(it.path, f"{name}/{it.label}", it.group) for it in source.items()]
-    for source in unlabelled:
-        name = source.name or "free"
-        items += [ClipItem(it.path, f"unlabelled/{name}/{it.label}", "") for it in _unlabelled_items(source, config.k)]
-    if not items:
-        raise NoAudioFilesError("no training clips: give at least one data source")
-    sample_rate = 16000
-    bg = _load_background(background, sample_rate) if background else []
-    augment = None
-    if config.augment:
-        parts = [RandomGain((-10.0, 6.0), p=0.8), AddNoise((10.0, 40.0), p=0.3), TimeShift(0.1, p=0.3),
-                 BandLimit(sample_rate, (3000.0, 7000.0), p=0.3)]
-        if bg:
-            parts.insert(1, MixBackground(bg, (3.0, 25.0), p=0.4))
-        if config.speed_perturb > 0:  # first: the voice changes before the room and the channel do
-            parts.insert(0, SpeedPerturb((1 - config.speed_perturb, 1 + config.speed_perturb), p=0.5))
-        if config.reverb > 0:  # the room, after the source and before the channel (equaliser, band limit)
-            parts.insert(1 if config.speed_perturb > 0 else 0, Reverb(p=config.reverb, sample_rate=sample_rate))
-        if config.equalizer > 0:
-            parts.insert(len(parts) - 1, RandomEqualizer(p=config.equalizer, sample_rate=sample_rate))
-        augment = Compose(parts)
-    mix_batch = MixBatch(p=config.mix_batch) if config.augment and config.mix_batch > 0 else None
-    full = AudioClipDataset(items, sample_rate=sample_rate, clip_seconds=config.clip_seconds, crop="random",
-                            augment=augment, seed=config.seed + 7919 * rank, on_error="skip")
-    say(full.summary())
-    held = _split_classes(full, config.val_classes, config.seed)
-    train_set = full.subset(lambda it: it.label not in held)
-    val_set = full.subset(lambda it: it.label in held) if held else None
-    if val_set is not None:
-        val_set.augment, val_set.clip_seconds = None, None
-    say(f"training on {len(train_set)} clips of {len(train_set.classes)} classes; "
-        f"validating on {len(val_set) if val_set else 0} clips of {len(held)} held-out classes")
-    train_set.validate(progress=progress and is_main)
-    if val_set is not None:
-        val_set.validate()
-
-    # ------------------------------------------------------------------ model
-    frontend = LogMelSpectrogram(sample_rate, n_mels=config.n_mels, normalize=config.normalize)
-    encoder = ResNetEncoder(EncoderConfig(n_mels=config.n_mels, channels=tuple(config.channels),
-                                          blocks=tuple(config.blocks), embedding_dim=config.embedding_dim))
-    model = EmbeddingModel(frontend, encoder)
-    if config.init:
-        model.load_state_dict(load_checkpoint(config.init).state_dict())
-    model.to(device)
+    train_set, val_set, held, mix_batch, spec_augment = _datasets(config, sources, unlabelled, background, rank=rank,
+                                                                  say=say, progress=progress and is_main)
+    model = _build_model(config).to(device)
     net = model.encoder
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model.encoder, device_ids=[device.index] if device.type == "cuda" else None)
-    criterion = (TripletLoss(margin=config.margin, mining=config.mining, distance=config.distance)
-                 if config.loss == "triplet" else ContrastiveLoss(distance=config.distance))
+    criterion = (TripletLoss(margin=config.margin, mining=config.mining, distance=config.distance, track_stats=True)
+                 if config.loss == "triplet" else ContrastiveLoss(distance=config.distance, track_stats=True))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    spec_augment = SpecAugment(time_masks=2, time_width=12, freq_masks=2, freq_width=8, p=0.8) if config.augment else None
+    weights = {(s.name or f"source{i}"): s.weight for i, s in enumerate(sources)} | {
+        (s.name or "free"): s.weight for s in unlabelled}
     sampler = PKSampler(train_set.labels, config.p, config.k, batches=config.steps_per_epoch,
-                        seed=config.seed + 1000 * rank, class_weights=_class_weights(
-                            train_set, config.unlabelled_share, config.balance_sources,
-                            {(s.name or f"source{i}"): s.weight for i, s in enumerate(sources)}
-                            | {(s.name or "free"): s.weight for s in unlabelled}))
+                        seed=config.seed + 1000 * rank,
+                        class_weights=_class_weights(train_set, config.unlabelled_share, config.balance_sources, weights))
     loader = make_loader(train_set, sampler, num_workers=config.num_workers, device=device)
     total_steps = config.epochs * len(sampler)
     use_amp = device.type == "cuda"
@@ -353,16 +326,11 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
     out = Path(config.out)
     run_dir = out.parent / f"{out.stem}.run"
     start_epoch, step, history, best, elapsed_before = 0, 0, [], float("-inf"), 0.0
-    state_path = run_dir / "state.pt"
     if config.resume:
-        if not state_path.is_file():
-            raise ParameterError(f"resume: {state_path} does not exist; start without resume")
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(load_checkpoint(run_dir / "last.pt").state_dict())
-        optimizer.load_state_dict(state["optimizer"])
+        state = _resume(run_dir, model, optimizer)
         start_epoch, step, history, best = state["epoch"] + 1, state["step"], state["history"], state["best"]
         elapsed_before = state["elapsed"]
-        say(f"resuming after epoch {state['epoch']} (step {step})")
+        say(f"resuming after epoch {state['epoch'] + 1} (step {step})")
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     budget = None if config.time_budget_minutes is None else 60.0 * config.time_budget_minutes
@@ -413,38 +381,28 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
                   "active_fraction": sum(active) / max(1, len(active)), "elapsed_minutes": (time.time() - t0) / 60,
                   "lr": optimizer.param_groups[0]["lr"]}
         if is_main and val_set is not None:
-            emb, lab = embed_dataset(model, val_set)
-            n_way = min(5, len(val_set.classes))
-            fs = few_shot_accuracy(emb, lab, n_way=n_way, k_shot=1, n_query=5, episodes=config.val_episodes,
-                                   seed=config.seed)
-            ver = verification_metrics(emb, lab)
-            record.update(val_accuracy=fs["accuracy"], val_ci95=fs["ci95"], val_eer=ver["eer"],
-                          val_eer_threshold=ver["eer_threshold"])
+            record.update(_validate(model, val_set, config))
         history.append(record)
         if is_main:
             say(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
             score = record.get("val_accuracy", -record["train_loss"])
-            info = {"audiosiam_version": __version__, "training_config": asdict(config),
-                    "sources": [asdict(s) for s in sources], "unlabelled": [asdict(s) for s in unlabelled],
-                    "background": list(background), "label_set": train_classes, "validation_classes": sorted(held),
-                    "metrics": dict(record), "training_minutes": record["elapsed_minutes"]}
+            model.info = {"audiosiam_version": __version__, "training_config": asdict(config),
+                          "sources": [asdict(s) for s in sources], "unlabelled": [asdict(s) for s in unlabelled],
+                          "background": list(background), "label_set": train_classes,
+                          "validation_classes": sorted(held), "metrics": dict(record),
+                          "training_minutes": record["elapsed_minutes"]}
             if "val_eer_threshold" in record:
-                info["verification_threshold"] = record["val_eer_threshold"]
-            model.info = info
-            model.save(run_dir / "last.pt")
-            if score > best:
-                best = score
-                shutil.copyfile(run_dir / "last.pt", run_dir / "best.pt")
-            torch.save({"optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "history": history,
-                        "best": best, "elapsed": time.time() - t0}, state_path.with_suffix(".tmp"))
-            os.replace(state_path.with_suffix(".tmp"), state_path)
-            _write_metrics(history, run_dir)
+                model.info["verification_threshold"] = record["val_eer_threshold"]
+            improved = score > best
+            best = max(best, score)
+            _commit_epoch(run_dir, model, optimizer, epoch=epoch, step=step, history=history, best=best,
+                          improved=improved, elapsed=time.time() - t0)
         if stop:
             say(f"time budget of {config.time_budget_minutes} minutes reached after epoch {epoch + 1}")
             break
     if is_main:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
         shutil.copyfile(run_dir / "best.pt", tmp)
         os.replace(tmp, out)
         say(f"best model ({'val accuracy' if val_set is not None else 'train loss'} {best:.4f}) written to {out}; "

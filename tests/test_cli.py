@@ -93,7 +93,7 @@ def test_support_folder_problems_are_explained(checkpoint, tmp_path):
     one = tmp_path / "one"
     shutil.copytree(EXAMPLES / "support" / "snare", one / "snare")
     code, _, err = cli("classify", "--support", one, EXAMPLES / "query", "--model", checkpoint)
-    assert code == 1 and "needs at least two classes" in err
+    assert code == 1 and "needs at least 2 classes" in err and "only class 'snare'" in err
     shutil.copytree(EXAMPLES / "support" / "bass_drum", one / "bass_drum")
     (one / "empty_class").mkdir()
     with pytest.warns(UserWarning, match="empty_class: class folder holds no audio"):
@@ -195,3 +195,14 @@ def test_bench_refuses_to_time_a_wrong_kernel(monkeypatch):
     monkeypatch.setattr(bench, "_cases", broken)
     with pytest.raises(AssertionError, match="not timing a wrong result"):
         bench.run_benchmarks(size="quick", min_run_time=0.01)
+
+
+def test_top_level_help_imports_neither_torch_nor_a_command_parser():
+    # `audiosiam --help` lists the commands from their HELP lines alone; torch is not imported
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom audiosiam.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("NO TORCH") and "classify" in out and "evaluate" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from pathlib import Path
 from collections import Counter
 
 import pytest
@@ -179,3 +180,21 @@ def test_real_manifest(shared_data):
     assert ds.classes == ["7"] and len(ds) == 300 and len(set(ds.groups)) == 6
     wave, _ = ds[0]
     assert wave.shape == (16000,) and torch.isfinite(wave).all()
+
+
+def test_one_folder_reader_for_training_and_support(tmp_path):
+    # hidden folders skipped, stray top-level files warned about, second level recorded as the group;
+    # the --support reader of classify/enroll is this same function with two classes required
+    from audio_fixtures import sine, write
+    from audiosiam.commands._common import read_support_folder
+    from audiosiam.data import folder_items
+
+    for path in ("dog/a.wav", "dog/rec2/b.wav", "bell/c.wav", ".trash/d.wav", "stray.wav"):
+        write(tmp_path / path, sine())
+    with pytest.warns(UserWarning, match="directly in the folder are ignored"):
+        items = folder_items(tmp_path)
+    assert sorted((Path(i.path).name, i.label, i.group) for i in items) == [
+        ("a.wav", "dog", ""), ("b.wav", "dog", "rec2"), ("c.wav", "bell", "")]
+    with pytest.warns(UserWarning, match="directly in the folder"):
+        paths, labels = read_support_folder(tmp_path)
+    assert sorted(zip([p.name for p in paths], labels)) == [("a.wav", "dog"), ("b.wav", "dog"), ("c.wav", "bell")]

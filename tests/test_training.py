@@ -131,11 +131,26 @@ def test_exclude_holds_a_group_out_of_every_manifest_source(tmp_path, data):
         load_sources([str(recipe)], exclude={"voice": ["x"]})
 
 
+def fake_dataset(classes):
+    """A stand-in with the fields _class_weights reads: items know their source and label-freeness."""
+    from audiosiam.data import ClipItem
+
+    def item(c):
+        free = c.startswith("unlabelled/")
+        return ClipItem(f"{c}.wav", c, source=c.split("/")[1] if free else c.split("/")[0], label_free=free)
+
+    class Fake:
+        pass
+
+    Fake.classes, Fake.items = list(classes), [item(c) for c in classes]
+    return Fake
+
+
 def test_class_weights_balance_sources_and_label_free_share():
     from audiosiam.training import _class_weights
 
-    class Fake:
-        classes = ["words/yes", "words/no", "drums/a", "drums/b", "drums/c", "drums/d", "unlabelled/x", "unlabelled/y"]
+    Fake = fake_dataset(["words/yes", "words/no", "drums/a", "drums/b", "drums/c", "drums/d", "unlabelled/x/1",
+                         "unlabelled/y/2"])
 
     balanced = _class_weights(Fake(), 0.2, True)
     assert balanced[0] == pytest.approx(0.2) and balanced[2] == pytest.approx(0.1) and balanced[6] == pytest.approx(0.1)
@@ -164,9 +179,8 @@ def test_environmental_augmentations_run_on_the_training_clips(tmp_path, data, m
 def test_class_weights_follow_source_weights_for_labelled_and_label_free_sources(tmp_path):
     from audiosiam.training import _class_weights
 
-    class Fake:
-        classes = ["env/a", "env/b", "words/yes", "unlabelled/free_env/clip:x", "unlabelled/free_speech/clip:y",
-                   "unlabelled/free_speech/clip:z"]
+    Fake = fake_dataset(["env/a", "env/b", "words/yes", "unlabelled/free_env/x", "unlabelled/free_speech/y",
+                         "unlabelled/free_speech/z"])
 
     w = _class_weights(Fake(), 0.3, True, {"env": 3.0, "free_env": 2.0})
     assert w[0] + w[1] == pytest.approx(0.7 * 3 / 4) and w[2] == pytest.approx(0.7 / 4)
@@ -178,3 +192,16 @@ def test_class_weights_follow_source_weights_for_labelled_and_label_free_sources
                                   "unlabelled": [{"name": "f", "path": str(tmp_path), "weight": 0.5}]}))
     labelled, unlabelled, _ = load_sources([str(recipe)])
     assert labelled[0].weight == 2.5 and unlabelled[0].weight == 0.5
+
+
+def test_validation_classes_only_from_the_named_sources(tmp_path, data):
+    from audiosiam.data import AudioClipDataset, ClipItem
+    from audiosiam.training import _split_classes
+
+    items = [ClipItem(f"{i}.wav", f"{src}/{c}", source=src) for src in ("words", "sounds") for c in range(8)
+             for i in range(6)]
+    dataset = AudioClipDataset(items)
+    held = _split_classes(dataset, 4, seed=0, sources=["sounds"])
+    assert len(held) == 4 and all(c.startswith("sounds/") for c in held)
+    with pytest.raises(ParameterError, match="val_sources"):
+        _split_classes(dataset, 4, seed=0, sources=["drums"])

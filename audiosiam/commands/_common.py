@@ -52,44 +52,23 @@ def collect_queries(items: Sequence[str]) -> list[Path]:
 
 
 def read_support_folder(root: str | Path) -> tuple[list[Path], list[str]]:
-    """Clips and labels from ``root/<class>/...``: the first folder level under ``root`` names the class.
+    """Clips and labels of a ``--support`` folder, read by :func:`audiosiam.data.folder_items` (its rules),
+    at least two classes (classification by example cannot tell one class from nothing), with a warning
+    about very unequal class sizes."""
+    from ..data import folder_items
 
-    Warns about empty class folders, stray files at the top level and very unequal class sizes; refuses a
-    folder with fewer than two classes, where classifying by example cannot tell anything apart.
-    """
-    from ..io import AUDIO_EXTENSIONS, find_audio_files
-
-    root = Path(root)
-    if not root.is_dir():
-        raise ParameterError(f"--support {root}: not a folder; expected one subfolder of example clips per class")
-    paths: list[Path] = []
-    labels: list[str] = []
+    try:
+        items = folder_items(root, min_classes=2, what=f"--support {root}")
+    except ParameterError as exc:
+        raise ParameterError(f"{exc} (to compare two clips, use `audiosiam verify A B`)") from None
     counts: dict[str, int] = {}
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            files = find_audio_files(class_dir)
-        except NoAudioFilesError:
-            warnings.warn(f"{class_dir}: class folder holds no audio files; class {class_dir.name!r} is left out",
-                          UserWarning, stacklevel=2)
-            continue
-        paths.extend(files)
-        labels.extend([class_dir.name] * len(files))
-        counts[class_dir.name] = len(files)
-    stray = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
-    if stray:
-        warnings.warn(f"{root}: {len(stray)} audio file(s) directly in the support folder are ignored "
-                      f"(e.g. {stray[0]}); put each clip in the subfolder named after its class",
-                      UserWarning, stacklevel=2)
-    if len(counts) < 2:
-        found = f"only class {next(iter(counts))!r}" if counts else "no class folder with audio"
-        raise ParameterError(
-            f"--support {root}: {found}; classification by example needs at least two classes, one subfolder "
-            "each (to compare two clips, use `audiosiam verify A B`)")
+    for item in items:
+        counts[item.label] = counts.get(item.label, 0) + 1
     if max(counts.values()) > IMBALANCE_WARNING_RATIO * min(counts.values()):
         warnings.warn(f"{root}: very unequal class sizes ({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
                       "the default nearest-prototype rule copes, but give small classes more examples if you can",
                       UserWarning, stacklevel=2)
-    return paths, labels
+    return [Path(item.path) for item in items], [item.label for item in items]
 
 
 def write_rows(rows: list[dict], fmt: str, stream=None) -> None:

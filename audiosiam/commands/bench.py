@@ -16,11 +16,15 @@ the source tree; their results are in benchmarks/RESULTS.md.
 """
 
 
+# The one-line summary `audiosiam --help` shows.
+HELP = "time our kernels against pure PyTorch on this machine"
+
+
 def add_parser(subparsers) -> None:
     from ..bench import add_arguments
 
     p = subparsers.add_parser(
-        "bench", help="time our kernels against pure PyTorch on this machine",
+        "bench", help=HELP,
         description="Time audiosiam's distance, k-NN and triplet-loss kernels against their PyTorch baselines.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)

@@ -24,9 +24,13 @@ on stderr and the rest are still classified; the exit code is 1 if any query fai
 """
 
 
+# The one-line summary `audiosiam --help` shows.
+HELP = "label clips by example (support folder or saved gallery)"
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "classify", help="label clips by example (support folder or saved gallery)",
+        "classify", help=HELP,
         description="Label audio clips by their similarity to a few example clips per class.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_mutually_exclusive_group(required=True)

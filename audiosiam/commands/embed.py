@@ -20,9 +20,13 @@ stderr and left out; the exit code is then 1.
 """
 
 
+# The one-line summary `audiosiam --help` shows.
+HELP = "write clip embeddings to a .npy file"
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "embed", help="write clip embeddings to a .npy file",
+        "embed", help=HELP,
         description="Embed audio files with an audiosiam model and save the vectors.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="FILE", help="audio files or folders of them")

@@ -18,9 +18,13 @@ Add more classes later with `--add-to existing.asg`.
 """
 
 
+# The one-line summary `audiosiam --help` shows.
+HELP = "save example clips as a gallery for later classification"
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "enroll", help="save example clips as a gallery for later classification",
+        "enroll", help=HELP,
         description="Embed a folder of example clips (one subfolder per class) and save it as a gallery file.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("support", metavar="DIR", help="folder with one subfolder of example clips per class")

@@ -25,8 +25,12 @@ of the classes and scores how well the best similarity separates their clips fro
 """
 
 
+# The one-line summary `audiosiam --help` shows.
+HELP = "few-shot, verification, retrieval and open-set metrics"
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="few-shot, verification, retrieval and open-set metrics",
+    p = subparsers.add_parser("evaluate", help=HELP,
                               description="Evaluate an audiosiam model on labelled audio.", epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="bundled preset name or checkpoint path")
@@ -56,7 +60,7 @@ def run(args) -> int:
     from ..data import AudioClipDataset
     from ..errors import ParameterError
     from ..models import load_model
-    from ..training import load_sources
+    from ..data import load_sources
 
     if args.query_group and not args.group_column:
         raise ParameterError("--query-group needs --group-column (the manifest column naming each clip's group)")

@@ -21,9 +21,13 @@ The line says why and how to rebuild.
 OPTIONAL = ("torchaudio", "numpy", "soundfile", "librosa", "faiss-cpu", "scikit-learn", "matplotlib", "tqdm")
 
 
+# The one-line summary `audiosiam --help` shows.
+HELP = "versions, compiled-core build (CUDA, OpenMP, SIMD) and models"
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "info", help="versions, compiled-core build (CUDA, OpenMP, SIMD) and models",
+        "info", help=HELP,
         description="Show what audiosiam runs on: versions, the compiled core's build and the bundled models.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, metavar="NAME_OR_PATH",

@@ -30,10 +30,14 @@ best.pt, state.pt (for --resume), metrics.csv, metrics.json and curves.png.
 """
 
 
+# The one-line summary `audiosiam --help` shows.
+HELP = "train an encoder (triplet or contrastive loss)"
+
+
 def add_parser(subparsers) -> None:
     from ..training import TrainConfig
 
-    p = subparsers.add_parser("train", help="train an encoder (triplet or contrastive loss)",
+    p = subparsers.add_parser("train", help=HELP,
                               description="Train a twin-network audio encoder.", epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", nargs="+", metavar="DATA", help="class folder, CSV manifest or JSON recipe (several allowed)")
@@ -50,7 +54,7 @@ def add_parser(subparsers) -> None:
                    help="folder of background-noise clips to mix into training examples (repeatable)")
     defaults = TrainConfig()
     for f in fields(TrainConfig):
-        if f.name in ("out", "resume", "channels", "blocks"):
+        if f.name in ("out", "resume", "channels", "blocks", "val_sources"):
             continue
         default = getattr(defaults, f.name)
         kind = type(default) if default is not None else (float if "minutes" in f.name else (str if f.name == "init" else int))
@@ -60,13 +64,16 @@ def add_parser(subparsers) -> None:
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default, help=f"(default: {default})")
     p.add_argument("--channels", default=",".join(map(str, defaults.channels)), help="encoder widths: stem,stage1,...")
     p.add_argument("--blocks", default=",".join(map(str, defaults.blocks)), help="residual blocks per stage")
+    p.add_argument("--val-sources", default=None, metavar="NAME,NAME",
+                   help="hold validation classes out of these sources only (default: any labelled source)")
     p.add_argument("--out", required=True, help="where to write the best checkpoint")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT's .run folder")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args) -> int:
-    from ..training import DataSource, TrainConfig, load_sources, train
+    from ..data import DataSource, load_sources
+    from ..training import TrainConfig, train
 
     where = _common.parse_where(args.where)
     labelled, unlabelled, background = load_sources(args.data, label_columns=args.label_column.split(","),
@@ -77,6 +84,7 @@ def run(args) -> int:
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values["channels"] = [int(c) for c in args.channels.split(",")]
     values["blocks"] = [int(b) for b in args.blocks.split(",")]
+    values["val_sources"] = args.val_sources.split(",") if args.val_sources else None
     config = TrainConfig(**values)
     train(config, labelled, unlabelled=unlabelled, background=background, progress=not args.no_progress)
     return 0

@@ -18,9 +18,13 @@ when the model was trained (its model card says on which data). Exit code 0 what
 """
 
 
+# The one-line summary `audiosiam --help` shows.
+HELP = "decide whether two clips are the same sound (or speaker, with --model speaker)"
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "verify", help="decide whether two clips are the same sound (or speaker, with --model speaker)",
+        "verify", help=HELP,
         description="Compare two clips: cosine similarity of their embeddings and a same/different decision.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("a", metavar="A", help="first audio file")

@@ -13,11 +13,13 @@ from .datasets import (
 )
 from .loader import collate_waveforms, make_loader
 from .samplers import EpisodicSampler, PairSampler, PKSampler
+from .sources import DataSource, load_background, load_sources, source_items
 
 __all__ = [
     "AudioClipDataset",
     "AudioFolderDataset",
     "ClipItem",
+    "DataSource",
     "EpisodicSampler",
     "ManifestDataset",
     "PKSampler",
@@ -26,7 +28,10 @@ __all__ = [
     "collate_waveforms",
     "combine_datasets",
     "folder_items",
+    "load_background",
+    "load_sources",
     "make_loader",
     "manifest_columns",
     "manifest_items",
+    "source_items",
 ]

@@ -33,9 +33,13 @@ MIN_CLIPS_PER_CLASS = 2
 
 @dataclass(frozen=True)
 class ClipItem:
+    """One clip: its file, class name, group, and where it came from."""
+
     path: str
-    label: str
+    label: str  # the class name (unique across sources when built by data.sources)
     group: str = ""  # e.g. the speaker: lets evaluation keep support and query apart
+    source: str = ""  # the data source it came from (training balances sources)
+    label_free: bool = False  # its own class: positives are other crops and augmentations of it
 
 
 class AudioClipDataset(torch.utils.data.Dataset):
@@ -224,20 +228,46 @@ class AudioClipDataset(torch.utils.data.Dataset):
         return clone
 
 
-def folder_items(root: str | os.PathLike) -> list[ClipItem]:
-    """Items of ``root/<class>/**/<file>``: the FIRST folder level under ``root`` names the class; deeper
-    folders (e.g. ``root/dog/recorder2/a.wav``) are part of that class, and the second level, when
-    present, is recorded as the group (e.g. speaker or source)."""
+def folder_items(root: str | os.PathLike, *, min_classes: int = 1, what: str | None = None) -> list[ClipItem]:
+    """Items of ``root/<class>/**/<file>``: the one reader of class folders (training, evaluation, the
+    ``--support`` of classify and enroll).
+
+    Rules: the FIRST folder level under ``root`` names the class; deeper folders (e.g.
+    ``root/dog/recorder2/a.wav``) are part of that class, and the second level, when present, is recorded
+    as the group (e.g. speaker or source). Hidden folders (``.name``) are skipped. A class folder with no
+    audio is left out with a warning; audio files directly in ``root`` are ignored with a warning.
+
+    Args:
+        min_classes: refuse (ParameterError) fewer classes than this.
+        what: how messages name the folder (e.g. ``"--support examples/"``); default: the path.
+    """
+    from ..io import AUDIO_EXTENSIONS
+
     root = Path(root)
+    name = what or str(root)
+    if not root.is_dir():
+        raise NoAudioFilesError(f"{name}: not a folder; expected one subfolder of clips per class ({root}/<class>/<file>)")
     items = []
-    for path in find_audio_files(root):
-        parts = path.relative_to(root).parts
-        if len(parts) < 2:
-            continue  # a file directly under root has no class folder
-        group = parts[1] if len(parts) > 2 else ""
-        items.append(ClipItem(str(path), parts[0], group))
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            files = find_audio_files(class_dir)
+        except NoAudioFilesError:
+            warnings.warn(f"{class_dir}: class folder holds no audio files; class {class_dir.name!r} is left out",
+                          UserWarning, stacklevel=2)
+            continue
+        for path in files:
+            parts = path.relative_to(root).parts
+            items.append(ClipItem(str(path), parts[0], parts[1] if len(parts) > 2 else ""))
+    stray = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    if stray:
+        warnings.warn(f"{root}: {len(stray)} audio file(s) directly in the folder are ignored (e.g. {stray[0]}); "
+                      "put each clip in the subfolder named after its class", UserWarning, stacklevel=2)
     if not items:
-        raise NoAudioFilesError(f"{root}: no audio files inside class subfolders (expected {root}/<class>/<file>)")
+        raise NoAudioFilesError(f"{name}: no audio files inside class subfolders (expected {root}/<class>/<file>)")
+    classes = sorted({it.label for it in items})
+    if len(classes) < min_classes:
+        raise ParameterError(f"{name}: only class {classes[0]!r}; this needs at least {min_classes} classes, one "
+                             "subfolder each")
     return items
 
 

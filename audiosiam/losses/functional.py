@@ -1,7 +1,10 @@
 """Triplet and contrastive losses over a labelled batch of embeddings, with online mining.
 
-A loss is a distance (euclidean, optionally squared, or cosine), a miner (which triplets or pairs count)
-and a reducer (how their values become one number), in the spirit of pytorch-metric-learning.
+Each loss is chosen by three named options, in the spirit of pytorch-metric-learning but not its
+composable objects: ``distance`` (euclidean, optionally squared, or cosine), ``mining`` (which triplets
+count) and ``reduction`` (how their values become one number). They are options rather than objects
+because the fast paths fuse them: batch-hard mining, its distances and its reduction run as one compiled
+kernel that a user-supplied miner could not enter.
 
 Conventions, the same for every mining:
 

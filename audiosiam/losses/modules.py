@@ -14,7 +14,9 @@ class TripletLoss(nn.Module):
     """Triplet loss with online mining; see :func:`audiosiam.losses.triplet_loss` for every option.
 
     Call as ``loss(embeddings, labels)`` for a labelled batch, or ``loss.triplets(anchor, positive,
-    negative)`` for explicit triplets. After each labelled call, ``last_stats`` holds the logging dict.
+    negative)`` for explicit triplets. With ``track_stats=True``, after each labelled call ``last_stats``
+    holds the logging dict (active fraction, mean distances); it is off by default because reading those
+    numbers back is a device synchronisation per step on a GPU.
 
     Example:
         >>> criterion = TripletLoss(margin=0.2, mining="batch_hard")
@@ -22,17 +24,21 @@ class TripletLoss(nn.Module):
     """
 
     def __init__(self, *, margin: float = 0.2, mining: str = "batch_hard", distance: str = "euclidean",
-                 squared: bool = False, soft_margin: bool = False, reduction: str = "mean"):
+                 squared: bool = False, soft_margin: bool = False, reduction: str = "mean",
+                 track_stats: bool = False):
         super().__init__()
         self.margin, self.mining, self.distance = margin, mining, distance
         self.squared, self.soft_margin, self.reduction = squared, soft_margin, reduction
+        self.track_stats = track_stats
         self.last_stats: dict = {}
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss, self.last_stats = triplet_loss(embeddings, labels, margin=self.margin, mining=self.mining,
-                                             distance=self.distance, squared=self.squared,
-                                             soft_margin=self.soft_margin, reduction=self.reduction,
-                                             return_stats=True)
+        out = triplet_loss(embeddings, labels, margin=self.margin, mining=self.mining, distance=self.distance,
+                           squared=self.squared, soft_margin=self.soft_margin, reduction=self.reduction,
+                           return_stats=self.track_stats)
+        if not self.track_stats:
+            return out
+        loss, self.last_stats = out
         return loss
 
     def triplets(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
@@ -46,19 +52,23 @@ class TripletLoss(nn.Module):
 
 class ContrastiveLoss(nn.Module):
     """Contrastive loss over all pairs of a labelled batch (``loss(embeddings, labels)``) or over given
-    pairs (``loss.pairs(a, b, same)``); see :func:`audiosiam.losses.contrastive_loss`."""
+    pairs (``loss.pairs(a, b, same)``); see :func:`audiosiam.losses.contrastive_loss`. ``track_stats`` as
+    for :class:`TripletLoss`."""
 
     def __init__(self, *, pos_margin: float = 0.0, neg_margin: float = 1.0, power: int = 2,
-                 distance: str = "euclidean", reduction: str = "mean"):
+                 distance: str = "euclidean", reduction: str = "mean", track_stats: bool = False):
         super().__init__()
         self.pos_margin, self.neg_margin, self.power = pos_margin, neg_margin, power
-        self.distance, self.reduction = distance, reduction
+        self.distance, self.reduction, self.track_stats = distance, reduction, track_stats
         self.last_stats: dict = {}
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss, self.last_stats = contrastive_loss(embeddings, labels, pos_margin=self.pos_margin,
-                                                 neg_margin=self.neg_margin, power=self.power,
-                                                 distance=self.distance, reduction=self.reduction, return_stats=True)
+        out = contrastive_loss(embeddings, labels, pos_margin=self.pos_margin, neg_margin=self.neg_margin,
+                               power=self.power, distance=self.distance, reduction=self.reduction,
+                               return_stats=self.track_stats)
+        if not self.track_stats:
+            return out
+        loss, self.last_stats = out
         return loss
 
     def pairs(self, a: torch.Tensor, b: torch.Tensor, same: torch.Tensor) -> torch.Tensor:

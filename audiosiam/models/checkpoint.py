@@ -9,6 +9,7 @@ metrics, calibrated thresholds, data sources).
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import torch
@@ -52,9 +53,13 @@ def save_checkpoint(model: EmbeddingModel, path: str | os.PathLike) -> str:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "info": _plain(model.info),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    # a name of its own per writer: two processes saving one path never write into each other's file
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return str(path)
 
 

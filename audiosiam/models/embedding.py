@@ -15,18 +15,42 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ParameterError
-from ..io import fix_length, load_audio, load_many, resample, sliding_windows
+from ..io import check_waveform, fix_length, load_many, sliding_windows
 from ..transforms import LogMelSpectrogram
 from .encoder import EncoderConfig, ResNetEncoder
 
-__all__ = ["EmbeddingModel"]
+__all__ = ["EmbeddingModel", "EmbeddingResult", "EmbedFailure", "describe_input"]
+
+
+@dataclass(frozen=True)
+class EmbedFailure:
+    """One input that could not be embedded: its position, what it was, and why."""
+
+    index: int
+    source: str
+    error: Exception
+
+
+class EmbeddingResult(NamedTuple):
+    """What :meth:`EmbeddingModel.embed_all` returns; unpacks as ``embeddings, kept, failures``."""
+
+    embeddings: torch.Tensor  # (K, D), rows L2-normalised
+    kept: list[int]  # positions in the inputs of the K rows
+    failures: list[EmbedFailure]
+
+
+def describe_input(item: Any) -> str:
+    """A path as given, or a waveform's shape: how messages and reports name an input."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    return f"<waveform {tuple(getattr(item, 'shape', ()))}>"
 
 _LENGTH_QUANTUM_SECONDS = 0.25
 
@@ -75,18 +99,6 @@ class EmbeddingModel(nn.Module):
         return dict(window_seconds=self.window_seconds, hop_seconds=self.hop_seconds, min_seconds=self.min_seconds)
 
     # ------------------------------------------------------------------ inference
-    def _to_waveform(self, item: Any, sample_rate: int | None) -> torch.Tensor:
-        if isinstance(item, (str, os.PathLike)):
-            return load_audio(item, self.sample_rate)
-        wave = torch.as_tensor(np.asarray(item) if not torch.is_tensor(item) else item).to(torch.float32)
-        if wave.ndim != 1:
-            raise ParameterError(f"waveform: expected a 1-D (time,) signal, got shape {tuple(wave.shape)}")
-        if sample_rate is None:
-            raise ParameterError("sample_rate: required when embedding waveforms (tensors or arrays)")
-        if wave.numel() == 0 or not torch.isfinite(wave).all():
-            raise ParameterError("waveform: is empty or contains NaN/Inf samples")
-        return resample(wave, int(sample_rate), self.sample_rate)
-
     def _segments(self, wave: torch.Tensor) -> torch.Tensor:
         """(n, length) windows of one clip per the length policy."""
         rate = self.sample_rate
@@ -99,28 +111,59 @@ class EmbeddingModel(nn.Module):
         return fix_length(wave, min(window, math.ceil(wave.shape[0] / quantum) * quantum), mode="start")[None]
 
     @torch.inference_mode()
-    def embed(self, inputs: Any, *, sample_rate: int | None = None, batch_size: int = 64,
-              progress: bool = False) -> torch.Tensor:
-        """Embed one clip or a list of clips (paths, or 1-D waveforms at ``sample_rate``).
+    def embed_all(self, inputs: Sequence[Any], *, sample_rate: int | None = None, batch_size: int = 64,
+                  on_error: str = "raise", progress: bool = False) -> EmbeddingResult:
+        """The one path from clips to embeddings: every command, the classifier and the benchmarks use it.
+
+        Files are decoded together on one thread per core (:func:`~audiosiam.io.load_many`); waveforms
+        pass :func:`~audiosiam.io.check_waveform`. Clips are grouped by length into batches; the result
+        of a clip never depends on what else is in the batch.
+
+        Args:
+            inputs: paths and/or 1-D waveforms, in any mix.
+            sample_rate: rate of the waveforms among ``inputs`` (files carry their own).
+            batch_size: windows per forward pass.
+            on_error: ``"raise"``: the first bad input's error (``AudioLoadError`` for a file,
+                ``ParameterError`` for a waveform); ``"skip"``: leave bad inputs out, each reported in
+                ``failures``.
+            progress: a progress bar over the batches.
 
         Returns:
-            (N, D) float32 on the CPU, rows L2-normalised (N = 1 for a single clip).
+            :class:`EmbeddingResult`: (K, D) L2-normalised float32 embeddings on the CPU of the K inputs
+            that worked, their positions in ``inputs``, and one :class:`EmbedFailure` per input that did not.
         """
-        single = isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)
-        items = [inputs] if single else list(inputs)
         if batch_size < 1:
             raise ParameterError(f"batch_size={batch_size}: must be >= 1")
+        if on_error not in ("raise", "skip"):
+            raise ParameterError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
+        items = list(inputs)
+        files = [i for i, item in enumerate(items) if isinstance(item, (str, os.PathLike))]
+        decoded = dict(zip(files, load_many([items[i] for i in files], self.sample_rate,
+                                            on_error="return" if on_error == "skip" else "raise"))) if files else {}
+        waves, kept, failures = [], [], []
+        for i, item in enumerate(items):
+            try:
+                wave = decoded.pop(i) if i in decoded else check_waveform(item, sample_rate, self.sample_rate,
+                                                                              what=f"inputs[{i}]")
+            except ParameterError as exc:
+                if on_error == "raise":
+                    raise
+                wave = exc
+            if isinstance(wave, Exception):
+                failures.append(EmbedFailure(i, describe_input(item), wave))
+                continue
+            waves.append(wave)
+            kept.append(i)
+        return EmbeddingResult(self._embed_waveforms(waves, batch_size, progress), kept, failures)
+
+    def _embed_waveforms(self, waves: list[torch.Tensor], batch_size: int, progress: bool) -> torch.Tensor:
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
         owners: list[int] = []
         by_length: dict[int, list[torch.Tensor]] = defaultdict(list)
         slots: dict[int, list[int]] = defaultdict(list)
-        # Files are decoded together, on one thread per core; tensors and arrays are checked one by one.
-        files = [i for i, item in enumerate(items) if isinstance(item, (str, os.PathLike))]
-        decoded = dict(zip(files, load_many([items[i] for i in files], self.sample_rate))) if files else {}
-        for i, item in enumerate(items):
-            wave = decoded.pop(i) if i in decoded else self._to_waveform(item, sample_rate)
+        for i, wave in enumerate(waves):
             for segment in self._segments(wave):
                 slots[segment.shape[0]].append(len(owners))
                 by_length[segment.shape[0]].append(segment)
@@ -135,9 +178,23 @@ class EmbeddingModel(nn.Module):
         for length, start in iterator:
             chunk = torch.stack(by_length[length][start:start + batch_size]).to(device)
             out[slots[length][start:start + batch_size]] = self(chunk).float().cpu()
-        pooled = torch.zeros(len(items), self.embedding_dim).index_add_(0, torch.tensor(owners, dtype=torch.long), out)
+        pooled = torch.zeros(len(waves), self.embedding_dim).index_add_(0, torch.tensor(owners, dtype=torch.long), out)
         self.train(was_training)
         return nn.functional.normalize(pooled, dim=1)
+
+    def embed(self, inputs: Any, *, sample_rate: int | None = None, batch_size: int = 64,
+              progress: bool = False) -> torch.Tensor:
+        """Embed one clip or a list of clips (paths, or 1-D waveforms at ``sample_rate``); see :meth:`embed_all`.
+
+        Returns:
+            (N, D) float32 on the CPU, rows L2-normalised (N = 1 for a single clip).
+
+        Raises:
+            AudioLoadError: a file could not be used. ParameterError: a waveform could not.
+        """
+        single = isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)
+        return self.embed_all([inputs] if single else list(inputs), sample_rate=sample_rate, batch_size=batch_size,
+                              progress=progress).embeddings
 
     def similarity(self, a: Any, b: Any, *, sample_rate: int | None = None) -> float | torch.Tensor:
         """Cosine similarity: a float for two single clips, an (N, M) matrix for two lists."""

@@ -85,12 +85,8 @@ def select_k_smallest(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.T
 
 
 def knn(query: torch.Tensor, reference: torch.Tensor, k: int, metric: str, block: int = 1024):
-    """k nearest references of every query, query rows in blocks (never the full matrix at once)."""
-    for name, t in (("query", query), ("reference", reference)):
-        bad = (~torch.isfinite(t)).any(1)
-        if bad.any():
-            raise ParameterError(f"{name}: row {int(bad.nonzero()[0])} contains NaN or infinite values; "
-                                 f"remove or fix such rows before searching")
+    """k nearest references of every query, query rows in blocks (never the full matrix at once). Finite
+    rows only: the public :func:`audiosiam.ops.knn` refuses NaN and infinity for both paths."""
     dists, idxs = [], []
     for start in range(0, query.shape[0], block):
         d = pairwise_distance(query[start:start + block], reference, metric)

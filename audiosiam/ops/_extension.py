@@ -13,7 +13,7 @@ import functools
 import os
 import warnings
 
-from ..errors import ExtensionError
+from ..errors import ExtensionError, ParameterError
 
 REBUILD_HINT = (
     "rebuild it with `pip install --no-build-isolation -e .` from the audiosiam source folder "
@@ -93,6 +93,27 @@ def use_compiled(op: str, *tensors, devices: tuple[str, ...] = ("cpu", "cuda")) 
     import torch
 
     return has_ops() and hasattr(torch.ops.audiosiam, op) and all(t.device.type in devices for t in tensors)
+
+
+def call(op: str, *args):
+    """``torch.ops.audiosiam.<op>(*args)``, with the kernels' argument errors raised as audiosiam's own.
+
+    The C++ checks (``csrc/common/checks.h``, ``TORCH_CHECK_VALUE``) reach Python as a plain
+    ``ValueError``; the same bad input must give the same :class:`~audiosiam.errors.ParameterError` on the
+    compiled and the reference path, so every public op calls its kernel through here.
+    """
+    import torch
+
+    kernel = getattr(torch.ops.audiosiam, op)
+    if torch.compiler.is_compiling():  # traced into a graph: arguments are fake tensors, errors surface eagerly
+        return kernel(*args)
+    try:
+        return kernel(*args)
+    except ValueError as exc:
+        if isinstance(exc, ParameterError):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ParameterError(message.removeprefix("audiosiam: ")) from None
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,6 +15,7 @@ import torch
 
 from ..errors import ParameterError
 from . import _distance_reference as reference
+from ._extension import call as _call
 from ._extension import use_compiled as _use_compiled
 
 __all__ = ["METRICS", "parse_metric", "pairwise_distance", "paired_distance", "knn"]
@@ -81,10 +82,10 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric:
         return (x.sum() + y.sum()).mul(0).expand(x.shape[0], y.shape[0]).to(out_dtype).contiguous()
     xc = x.to(compute)
     if y is x and _use_compiled("self_distance", xc):  # half the work forward, one product backward
-        return torch.ops.audiosiam.self_distance(xc, metric).to(out_dtype)
+        return _call("self_distance", xc, metric).to(out_dtype)
     yc = xc if y is x else y.to(compute)
     if _use_compiled("pairwise_distance", xc, yc):
-        out = torch.ops.audiosiam.pairwise_distance(xc, yc, metric)
+        out = _call("pairwise_distance", xc, yc, metric)
     else:
         out = reference.pairwise_distance(xc, yc, metric)
     return out.to(out_dtype)
@@ -113,8 +114,8 @@ def knn(query: torch.Tensor, reference_set: torch.Tensor, k: int, *, metric: str
         ``(distances (Q, k), indices (Q, k) int64)``, nearest first. Not differentiable (a search).
 
     Raises:
-        ValueError (:class:`~audiosiam.errors.ParameterError` from the reference): bad arguments, or a row
-        of ``query`` or ``reference_set`` holding NaN or infinity (its neighbours would be arbitrary).
+        ParameterError (a ``ValueError``), the same on the compiled and the reference path: bad arguments,
+        or a row of ``query`` or ``reference_set`` holding NaN or infinity (its neighbours would be arbitrary).
     """
     metric = parse_metric(metric)
     query, reference_set, compute = _prepare(query, reference_set, names=("query", "reference"))
@@ -126,10 +127,17 @@ def knn(query: torch.Tensor, reference_set: torch.Tensor, k: int, *, metric: str
         raise ParameterError(f"k={k}: larger than the reference set ({reference_set.shape[0]} rows); "
                              f"ask for at most {reference_set.shape[0]} neighbours")
     q, r = query.detach().to(compute), reference_set.detach().to(compute)
+    # NaN compares false with everything: a search over such rows has no answer, on either path (inside a
+    # torch.compile graph the kernel's own check of the same condition applies)
+    for name, t in (() if torch.compiler.is_compiling() else (("query", q), ("reference", r))):
+        bad = (~torch.isfinite(t)).any(1)
+        if bad.any():
+            raise ParameterError(f"{name}: row {int(bad.nonzero()[0])} contains NaN or infinite values; "
+                                 f"remove or fix such rows before searching")
     if q.shape[0] == 0:
         return q.new_zeros(0, k).to(query.dtype), torch.zeros(0, k, dtype=torch.long, device=q.device)
     if _use_compiled("knn", q, r):
-        dist, idx = torch.ops.audiosiam.knn(q, r, k, metric)
+        dist, idx = _call("knn", q, r, k, metric)
     else:
         dist, idx = reference.knn(q, r, k, metric)
     return dist.to(query.dtype), idx

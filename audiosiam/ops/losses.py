@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._extension import use_compiled
+from ._extension import call, use_compiled
 
 __all__ = ["fused_batch_hard_available", "batch_hard_triplet_terms", "compiled_batch_all_available",
            "fused_batch_all_available",
@@ -36,8 +36,8 @@ def batch_hard_triplet_terms(embeddings: torch.Tensor, labels: torch.Tensor, *, 
     scale = 1.0
     if distance == "cosine":  # 1 - cos(u, v) = |u - v|^2 / 2 for unit vectors
         x, squared, scale = torch.nn.functional.normalize(x, dim=1), True, 0.5
-    terms, pos, _, d_ap, d_an = torch.ops.audiosiam.triplet_batch_hard(x, labels.long(), float(margin), scale,
-                                                                       bool(squared), bool(soft))
+    terms, pos, _, d_ap, d_an = call("triplet_batch_hard", x, labels.long(), float(margin), scale, bool(squared),
+                                        bool(soft))
     return terms, pos >= 0, (scale * d_ap).detach(), (scale * d_an).detach()
 
 
@@ -63,7 +63,7 @@ def compiled_semi_hard_available(dist: torch.Tensor) -> bool:
 
 def semi_hard_negatives(dist: torch.Tensor, labels: torch.Tensor, *, margin: float) -> torch.Tensor:
     """(B, B) int64: the semi-hard negative of every positive pair (a, p), -1 elsewhere (see the schema)."""
-    return torch.ops.audiosiam.triplet_semi_hard_negatives(dist.detach().contiguous(), labels.long(), float(margin))
+    return call("triplet_semi_hard_negatives", dist.detach().contiguous(), labels.long(), float(margin))
 
 
 def batch_all_triplet_slopes(dist: torch.Tensor, labels: torch.Tensor, *, margin: float, soft: bool):
@@ -72,4 +72,4 @@ def batch_all_triplet_slopes(dist: torch.Tensor, labels: torch.Tensor, *, margin
     Returns:
         ``(term_sum (B,), valid (B,) int64, active (B,) int64, slope (B, B))`` per anchor.
     """
-    return torch.ops.audiosiam.triplet_batch_all(dist.detach().contiguous(), labels.long(), float(margin), bool(soft))
+    return call("triplet_batch_all", dist.detach().contiguous(), labels.long(), float(margin), bool(soft))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ParameterError
-from ._extension import use_compiled
+from ._extension import call, use_compiled
 
 __all__ = ["mel_power"]
 
@@ -42,7 +42,7 @@ def mel_power(spectrum: torch.Tensor, filterbank: torch.Tensor) -> torch.Tensor:
     if not use_compiled("mel_power", parts, devices=("cpu",)):
         return reference_mel_power(spectrum, filterbank)
     rows = parts.reshape(-1, parts.shape[-2], 2)  # a view when the frames are contiguous
-    return torch.ops.audiosiam.mel_power(rows, filterbank).reshape(*spectrum.shape[:-1], filterbank.shape[1])
+    return call("mel_power", rows, filterbank).reshape(*spectrum.shape[:-1], filterbank.shape[1])
 
 
 def reference_mel_power(spectrum: torch.Tensor, filterbank: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,103 @@
+"""Decision rules: how similarities to enrolled clips become class scores, a confidence and a threshold.
+
+The one place these rules live. Classification (:class:`~audiosiam.classify.FewShotClassifier`, the
+``classify`` and ``enroll`` commands) and evaluation (:func:`~audiosiam.evaluation.few_shot_accuracy`,
+``evaluate``) both call it, so what ``evaluate --rule knn`` measures is what ``classify --rule knn`` runs.
+
+* ``"prototype"``: a class's score is the cosine similarity between the query and the class prototype,
+  the normalised mean of its enrolled embeddings (Snell et al., 2017); the confidence is the best score.
+* ``"knn"``: the query's ``k`` nearest enrolled clips vote with their similarities: a class's score is
+  the summed similarity of its clips among them divided by ``k`` (so one clip at 0.90 outweighs two at
+  0.30; a plain count would not). The confidence is the similarity of the nearest clip of the winner.
+* Thresholds: :func:`equal_error_threshold` places a threshold between "genuine" and "impostor" scores
+  where the share of genuine scores below it equals the share of impostors at or above it.
+
+All inputs are L2-normalised embeddings (rows), similarities are cosines.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import ParameterError
+
+__all__ = ["RULES", "check_rule", "prototypes", "prototype_scores", "knn_scores", "class_scores",
+           "equal_error_threshold", "equal_error_rate"]
+
+RULES = ("prototype", "knn")
+
+
+def check_rule(rule: str, k: int = 1) -> None:
+    """Raise ParameterError unless ``rule`` is one of :data:`RULES` and ``k`` a positive integer."""
+    if rule not in RULES:
+        raise ParameterError(f"rule={rule!r}: expected one of {RULES}")
+    if int(k) < 1:
+        raise ParameterError(f"k={k}: must be a positive integer")
+
+
+def prototypes(embeddings: torch.Tensor, codes: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(C, D) normalised class means of (N, D) ``embeddings`` whose class indices are ``codes`` (N,)."""
+    sums = torch.zeros(n_classes, embeddings.shape[1], dtype=embeddings.dtype).index_add_(0, codes, embeddings)
+    return torch.nn.functional.normalize(sums, dim=1)
+
+
+def prototype_scores(queries: torch.Tensor, protos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores (Q, C) = cosine to each prototype, and the confidence (Q,) = the best of them."""
+    scores = queries @ protos.T
+    return scores, scores.max(dim=1).values
+
+
+def knn_scores(sims: torch.Tensor, neighbour_codes: torch.Tensor, n_classes: int,
+               k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores (Q, C) from each query's nearest enrolled clips, and the confidence (Q,).
+
+    Args:
+        sims: (Q, k) similarities of each query's k nearest enrolled clips.
+        neighbour_codes: (Q, k) their class indices.
+        n_classes: C.
+        k: the divisor (default: ``sims.shape[1]``), so scores stay comparable when fewer clips exist.
+    """
+    k = sims.shape[1] if k is None else int(k)
+    scores = torch.zeros(sims.shape[0], n_classes, dtype=sims.dtype).scatter_add_(1, neighbour_codes, sims / k)
+    winner = scores.argmax(dim=1, keepdim=True)
+    confidence = sims.masked_fill(neighbour_codes != winner, -math.inf).max(dim=1).values
+    return scores, confidence
+
+
+def class_scores(queries: torch.Tensor, support: torch.Tensor, support_codes: torch.Tensor, n_classes: int, *,
+                 rule: str = "prototype", k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores (Q, C) and confidences (Q,) of ``queries`` against a small enrolled set, by ``rule``.
+
+    For large galleries :class:`~audiosiam.gallery.Gallery` searches the neighbours (FAISS) and calls
+    :func:`knn_scores` itself; the rule is the same.
+    """
+    check_rule(rule, k)
+    if rule == "prototype":
+        return prototype_scores(queries, prototypes(support, support_codes, n_classes))
+    sims = queries @ support.T
+    top = sims.topk(min(int(k), sims.shape[1]), dim=1)
+    return knn_scores(top.values, support_codes[top.indices], n_classes, k=min(int(k), sims.shape[1]))
+
+
+def equal_error_threshold(genuine: Sequence[float], impostor: Sequence[float]) -> float:
+    """The threshold where the share of genuine scores below it equals the share of impostors at or above
+    it; placed halfway between two neighbouring scores, so the clip that set it is not a coin toss."""
+    return equal_error_rate(genuine, impostor)[1]
+
+
+def equal_error_rate(genuine: Sequence[float], impostor: Sequence[float]) -> tuple[float, float]:
+    """``(eer, threshold)``: the equal error rate (mean of the false-reject and false-accept rates where they
+    meet) and its threshold (:func:`equal_error_threshold`). Accepting means ``score >= threshold``."""
+    genuine, impostor = np.sort(np.asarray(genuine, dtype=np.float64)), np.sort(np.asarray(impostor, dtype=np.float64))
+    if len(genuine) == 0 or len(impostor) == 0:
+        raise ParameterError("an equal-error threshold needs both genuine and impostor scores")
+    candidates = np.unique(np.concatenate([genuine, impostor]))
+    frr = np.searchsorted(genuine, candidates, side="left") / len(genuine)
+    far = 1.0 - np.searchsorted(impostor, candidates, side="left") / len(impostor)
+    best = int(np.argmin(np.abs(frr - far)))
+    lower = candidates[best - 1] if best > 0 else candidates[best] - 1e-3
+    return float((frr[best] + far[best]) / 2), float((lower + candidates[best]) / 2)
