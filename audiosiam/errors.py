@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointError",
     "GalleryError",
     "ExtensionError",
+    "TrainingDivergedError",
 ]
 
 
@@ -67,3 +68,7 @@ class GalleryError(AudiosiamError):
 
 class ExtensionError(AudiosiamError, RuntimeError):
     """The compiled extension ``audiosiam._C`` is required for this call but is not usable."""
+
+
+class TrainingDivergedError(AudiosiamError, ArithmeticError):
+    """A training step produced a non-finite loss or gradient; the run stopped before it spoiled a checkpoint."""

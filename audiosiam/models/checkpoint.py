@@ -67,7 +67,8 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     """Rebuild an :class:`EmbeddingModel` from a checkpoint file.
 
     Raises:
-        CheckpointError: the file is missing, not a checkpoint, corrupt, or of a newer format.
+        CheckpointError: the file is missing, not a checkpoint, corrupt, of a newer format, or holds
+            non-finite weights.
     """
     path = Path(path)
     if not path.is_file():
@@ -90,4 +91,9 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: checkpoint contents do not fit this audiosiam's model ({exc})") from exc
+    bad = [name for name, t in payload["state_dict"].items()
+           if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"{path}: weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} hold NaN or "
+                              "infinite values (a diverged training run); use an earlier checkpoint of the run")
     return model.to(device).eval()
