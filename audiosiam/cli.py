@@ -53,12 +53,17 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_chosen_command(argv))
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    module = importlib.import_module(f"audiosiam.commands.{args.command}")
+    command = _chosen_command(argv) or "audiosiam"
+    try:
+        parser = build_parser(_chosen_command(argv))
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        module = importlib.import_module(f"audiosiam.commands.{args.command}")
+    except KeyboardInterrupt:  # Ctrl-C while torch is still importing
+        print(f"audiosiam {command}: interrupted", file=sys.stderr)
+        return 130
     try:
         return int(module.run(args) or 0)
     except AudiosiamError as exc:

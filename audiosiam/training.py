@@ -184,8 +184,10 @@ def _build_model(config: TrainConfig) -> EmbeddingModel:
     encoder = ResNetEncoder(EncoderConfig(n_mels=config.n_mels, channels=tuple(config.channels),
                                           blocks=tuple(config.blocks), embedding_dim=config.embedding_dim))
     model = EmbeddingModel(frontend, encoder)
-    if config.init:
-        model.load_state_dict(load_checkpoint(config.init).state_dict())
+    if config.init:  # a checkpoint or a bundled preset name (e.g. "default")
+        from .models import load_model
+
+        model.load_state_dict(load_model(config.init).state_dict())
     return model
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from pathlib import Path
 import torch
 
 import audiosiam
@@ -111,3 +112,20 @@ def test_bad_checkpoints_are_explained(tmp_path, model):
         audiosiam.load_model("nonexistent")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         audiosiam.load_model(tmp_path / "missing.pt")
+
+
+def test_a_checkpoint_file_is_a_checkpoint_whatever_its_name(tmp_path, monkeypatch):
+    from audiosiam.errors import CheckpointError
+    from audiosiam.models import EmbeddingModel, load_model
+
+    model = EmbeddingModel()
+    for name in ("mine.pth", "model.ckpt", "weights"):
+        path = model.save(tmp_path / name)
+        monkeypatch.chdir(tmp_path)
+        loaded = load_model(name)  # relative, as typed on a command line
+        assert loaded.source == str((tmp_path / name).resolve())  # recorded so it works from any folder
+        assert loaded.source == str(Path(path).resolve())
+    with pytest.raises(CheckpointError, match="no bundled model named 'nosuch'"):
+        load_model("nosuch")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model("missing.pth")

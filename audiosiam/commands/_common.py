@@ -74,8 +74,9 @@ def read_support_folder(root: str | Path) -> tuple[list[Path], list[str]]:
 def write_rows(rows: list[dict], fmt: str, stream=None) -> None:
     """Rows of equal keys as an aligned table, CSV or JSON lines."""
     stream = stream or sys.stdout
-    if fmt == "json":
-        json.dump(rows, stream, indent=2)
+    if fmt == "json":  # NaN is not JSON: a missing number is null
+        json.dump([{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows],
+                  stream, indent=2, allow_nan=False)
         stream.write("\n")
         return
     if not rows:

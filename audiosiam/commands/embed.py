@@ -46,6 +46,8 @@ def run(args) -> int:
                                               progress=sys.stderr.isatty())
     _common.report_failures(failures, "embed")
     out = Path(args.out)
+    if out.suffix != ".npy":  # numpy would add it anyway: say the name it really writes
+        out = out.with_name(out.name + ".npy")
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, embeddings.numpy().astype(np.float32))
     index = out.with_suffix(".csv")

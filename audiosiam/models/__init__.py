@@ -43,7 +43,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str = "
         CheckpointError: unknown preset name, missing or incompatible file.
     """
     name = "default" if name_or_path is None else os.fspath(name_or_path)
-    is_preset = os.sep not in name and not name.endswith(".pt")
+    # A file that exists is a checkpoint, whatever its name (mine.pth, model.ckpt); a bare word is a preset.
+    is_preset = not Path(name).is_file() and os.sep not in name and not Path(name).suffix
     path = ASSETS / f"{name}.pt" if is_preset else Path(name)
     if is_preset and not path.is_file():
         presets = available_presets()
@@ -51,5 +52,6 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str = "
             f"no bundled model named {name!r} (bundled: {', '.join(presets) if presets else 'none'}); "
             "pass a preset name or the path of a checkpoint written by `audiosiam train`")
     model = load_checkpoint(path, device=device)
-    model.source = name if is_preset else str(path)
+    # galleries record where their model came from: a path that works from any folder
+    model.source = name if is_preset else str(path.resolve())
     return model
