@@ -110,24 +110,34 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                                        progress=progress)
 
     # ------------------------------------------------------------------ enrolment
-    def fit(self, X: Sequence[Any], y: Sequence[Any], *, sample_rate: int | None = None,
-            progress: bool = False) -> "FewShotClassifier":
-        """Enrol clips ``X`` (paths or waveforms) with labels ``y``, replacing any earlier enrolment."""
+    def fit(self, X: Sequence[Any], y: Sequence[Any], *, sample_rate: int | None = None, progress: bool = False,
+            on_error: str = "raise") -> "FewShotClassifier":
+        """Enrol clips ``X`` (paths or waveforms) with labels ``y``, replacing any earlier enrolment.
+
+        Args:
+            on_error: ``"raise"`` (the first unusable clip's error) or ``"skip"``: unusable clips are left out
+                and listed in ``enrol_failures_``; an error only when no clip is left.
+        """
         self._check_params()
         model = self._model()
         self.gallery_ = Gallery(model.embedding_dim, model_fingerprint(model))
-        return self.add(X, y, sample_rate=sample_rate, progress=progress)
+        return self.add(X, y, sample_rate=sample_rate, progress=progress, on_error=on_error)
 
-    def add(self, X: Sequence[Any], y: Sequence[Any], *, sample_rate: int | None = None,
-            progress: bool = False) -> "FewShotClassifier":
-        """Enrol more clips without embedding the earlier ones again, then re-calibrate."""
+    def add(self, X: Sequence[Any], y: Sequence[Any], *, sample_rate: int | None = None, progress: bool = False,
+            on_error: str = "raise") -> "FewShotClassifier":
+        """Enrol more clips without embedding the earlier ones again, then re-calibrate (``on_error`` as
+        :meth:`fit`)."""
         if not hasattr(self, "gallery_"):
-            return self.fit(X, y, sample_rate=sample_rate, progress=progress)
+            return self.fit(X, y, sample_rate=sample_rate, progress=progress, on_error=on_error)
         if len(X) != len(y):
             raise ParameterError(f"X and y: {len(X)} clips but {len(y)} labels")
         if len(X) == 0:
             raise ParameterError("X: no clips to enrol")
-        embeddings, kept, _ = self._embed(X, sample_rate=sample_rate, progress=progress)
+        embeddings, kept, self.enrol_failures_ = self._embed(X, sample_rate=sample_rate, progress=progress,
+                                                             on_error=on_error)
+        if not kept:
+            raise GalleryError(f"none of the {len(X)} clips could be enrolled; the first problem: "
+                               f"{self.enrol_failures_[0].error}")
         self.add_embeddings(embeddings, [y[i] for i in kept], sources=[describe_input(X[i]) for i in kept])
         return self
 

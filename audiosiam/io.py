@@ -185,8 +185,11 @@ def load_audio(
         if os.path.isdir(path_str):
             raise AudioLoadError(path_str, "is a folder, not an audio file",
                                  "pass the files inside it, or a folder where a folder is expected") from None
+        if os.path.getsize(path_str) == 0:
+            raise EmptyAudioError(path_str, "is an empty file (0 bytes)", "copy or export it again") from None
+        detail = str(exc).replace(f"Error opening {path_str!r}: ", "").strip().rstrip(".")  # the path is said once
         raise AudioLoadError(
-            path_str, f"not a readable audio file ({exc})",
+            path_str, f"not a readable audio file ({detail})",
             "supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF; re-export or convert it (e.g. with sox or ffmpeg)") from exc
     if container in ("WAV", "WAVEX") and _wav_is_truncated(path_str):
         raise AudioLoadError(path_str, "truncated: the header announces more audio than the file holds",

@@ -216,3 +216,19 @@ def test_json_output_is_valid_json_when_a_number_is_missing():
     buffer = _io.StringIO()
     write_rows([{"file": "a.wav", "score": float("nan")}, {"file": "b.wav", "score": 0.5}], "json", buffer)
     assert "NaN" not in buffer.getvalue() and json.loads(buffer.getvalue())[0]["score"] is None
+
+
+def test_bad_example_clips_are_reported_and_the_others_enrolled(checkpoint, tmp_path):
+    support = tmp_path / "support"
+    shutil.copytree(EXAMPLES / "support", support)
+    (support / "snare" / "broken.wav").write_text("not audio")
+    (support / "bass_drum" / "empty.wav").write_bytes(b"")
+    code, out, err = cli("classify", "--support", support, EXAMPLES / "query" / "snare_sn_02.flac",
+                         "--model", checkpoint, "--format", "json")
+    assert code == 0 and json.loads(out)[0]["file"].endswith("snare_sn_02.flac")
+    assert "broken.wav" in err and "empty.wav" in err and "2 examples skipped" in err
+    assert err.count("broken.wav") == 1  # the path once, not "skipped X: X: ..."
+    code, _, err = cli("enroll", support, "--out", tmp_path / "g.asg", "--model", checkpoint)
+    assert code == 0 and "24 clips in 8 classes" in _  # the 24 good ones
+    code, _, err = cli("enroll", support, "--out", tmp_path / "g2.asg", "--model", checkpoint, "--strict")
+    assert code == 1 and "broken.wav" in err and not (tmp_path / "g2.asg").exists()

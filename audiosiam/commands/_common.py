@@ -102,9 +102,12 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
-def report_failures(failures, command: str) -> None:
+def report_failures(failures, command: str, what: str = "clip") -> None:
+    """One line per input that could not be used (the error names the file), then a count."""
     for failure in failures:
-        print(f"audiosiam {command}: skipped {failure.source}: {failure.error}", file=sys.stderr)
+        print(f"audiosiam {command}: skipped {what}: {failure.error}", file=sys.stderr)
+    if len(failures) > 1:
+        print(f"audiosiam {command}: {len(failures)} {what}s skipped", file=sys.stderr)
 
 
 def parse_where(items: Sequence[str], option: str = "--where") -> dict[str, list[str]] | None:

@@ -45,6 +45,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-unknown", action="store_true", help="always answer the closest class")
     p.add_argument("--plot", metavar="PNG", help="also draw the example and query embeddings in 2-D to this file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable example clip (default: report it, use the others)")
     _common.add_model_option(p)
     _common.add_format_option(p)
 
@@ -64,7 +66,8 @@ def run(args) -> int:
         support, labels = _common.read_support_folder(args.support)
         clf = FewShotClassifier(_common.load_model_from_args(args), rule=args.rule or "prototype", k=args.k or 5,
                                 reject=reject)
-        clf.fit(support, labels, progress=progress)
+        clf.fit(support, labels, progress=progress, on_error="raise" if args.strict else "skip")
+        _common.report_failures(clf.enrol_failures_, "classify", what="example")
     queries = _common.collect_queries(args.queries)
     embeddings, kept, failures = embed_inputs(clf.model, queries, on_error="skip", progress=progress)
     _common.report_failures(failures, "classify")

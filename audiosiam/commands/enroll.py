@@ -32,6 +32,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--add-to", metavar="FILE", help="extend this existing gallery instead of starting anew")
     p.add_argument("--rule", choices=("prototype", "knn"), default="prototype", help="decision rule stored with it")
     p.add_argument("-k", type=int, default=5, help="neighbours for --rule knn (default: 5)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable clip (default: report it, enrol the others)")
     _common.add_model_option(p)
 
 
@@ -40,13 +42,15 @@ def run(args) -> int:
 
     paths, labels = _common.read_support_folder(args.support)
     progress = sys.stderr.isatty()
+    on_error = "raise" if args.strict else "skip"
     if args.add_to:
         model = _common.load_model_from_args(args) if args.model else None
         clf = FewShotClassifier.load(args.add_to, model=model)
-        clf.add(paths, labels, progress=progress)
+        clf.add(paths, labels, progress=progress, on_error=on_error)
     else:
         clf = FewShotClassifier(_common.load_model_from_args(args), rule=args.rule, k=args.k)
-        clf.fit(paths, labels, progress=progress)
+        clf.fit(paths, labels, progress=progress, on_error=on_error)
+    _common.report_failures(clf.enrol_failures_, "enroll", what="example")
     out = clf.save(args.out)
     counts = clf.gallery_.counts()
     print(f"audiosiam enroll: {len(clf.gallery_)} clips in {len(counts)} classes written to {out}")
