@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, extra in (("any", []), ("cross", ["--cross-group"])):
             path = out_dir / f"without_{speaker}.{name}.json"
             if not path.is_file():
-                _run(["evaluate", str(model), args.manifest, "--label-column", "digit", "--where", "digit=5,6,7,8,9",
+                _run(["evaluate", args.manifest, "--model", str(model), "--label-column", "digit",
+                      "--where", "digit=5,6,7,8,9",
                       "--group-column", "speaker", "--query-group", speaker, "--k-shot", "1", "5",
                       "--episodes", str(args.episodes), "--json", str(path), *extra])
             data = json.loads(path.read_text())

@@ -232,3 +232,38 @@ def test_bad_example_clips_are_reported_and_the_others_enrolled(checkpoint, tmp_
     assert code == 0 and "24 clips in 8 classes" in _  # the 24 good ones
     code, _, err = cli("enroll", support, "--out", tmp_path / "g2.asg", "--model", checkpoint, "--strict")
     assert code == 1 and "empty.wav: is an empty file" in err and not (tmp_path / "g2.asg").exists()
+
+
+def test_one_vocabulary_on_every_command():
+    # --model/--device where a model is used, --format where results are printed, --no-progress where
+    # work is long; every option says its default
+    from audiosiam.cli import SUBCOMMANDS, build_parser
+
+    parser = build_parser()
+    commands = {a.dest: a for a in parser._subparsers._group_actions}[
+        "command"].choices
+    uses_model = {"classify", "verify", "enroll", "embed", "evaluate"}
+    for name in SUBCOMMANDS:
+        options = {s for a in commands[name]._actions for s in a.option_strings}
+        if name in uses_model:
+            assert {"--model", "--device", "--format"} <= options, name
+        if name in uses_model - {"verify"} | {"train"}:
+            assert "--no-progress" in options, name
+    train_options = {s for a in commands["train"]._actions for s in a.option_strings}
+    assert {"--model", "--classes-per-batch", "--clips-per-class"} <= train_options
+    for action in commands["train"]._actions:
+        if action.help not in (None, "==SUPPRESS==") and action.option_strings and action.dest not in ("help", "resume"):
+            assert "default" in action.help or action.required, action.option_strings
+
+
+def test_old_spellings_still_work_with_a_warning(tmp_path):
+    import argparse
+
+    from audiosiam.cli import build_parser
+
+    args = build_parser("train").parse_args(["train", "d/", "--out", "m.pt", "--init", "default", "--k", "3", "--p", "8"])
+    assert (args.init, args.k, args.p) == ("default", 3, 8)
+    args = build_parser("train").parse_args(["train", "d/", "--out", "m.pt", "--model", "default",
+                                             "--clips-per-class", "3"])
+    assert (args.init, args.k) == ("default", 3)
+    assert isinstance(args, argparse.Namespace)

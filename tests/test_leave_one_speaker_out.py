@@ -18,7 +18,7 @@ import torch
 from audio_fixtures import write
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_TRAINING = ["--epochs", "1", "--steps-per-epoch", "2", "--p", "4", "--k", "2", "--channels", "8,8,16,16",
+TINY_TRAINING = ["--epochs", "1", "--steps-per-epoch", "2", "--classes-per-batch", "4", "--clips-per-class", "2", "--channels", "8,8,16,16",
                  "--embedding-dim", "16", "--n-mels", "32", "--val-classes", "0", "--warmup-steps", "1"]
 
 

@@ -18,21 +18,83 @@ from ..errors import NoAudioFilesError, ParameterError
 IMBALANCE_WARNING_RATIO = 5
 
 
-def add_model_option(parser: argparse.ArgumentParser) -> None:
+# One vocabulary on every command: --model, --device, --format, --no-progress mean the same everywhere.
+
+
+class DeprecatedOption(argparse.Action):
+    """An old spelling kept for one release: stores into the new option's destination, with a warning."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"audiosiam: {option_string} is deprecated and will be removed in the next release; use {self.new}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs) -> None:
+    parser.add_argument(old, dest=dest, action=DeprecatedOption, new=new, help=argparse.SUPPRESS, **kwargs)
+
+
+def add_model_option(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
     parser.add_argument(
         "--model", default=None, metavar="NAME_OR_PATH",
-        help="bundled preset name ('default', 'speaker'; see 'audiosiam info') or a checkpoint file; default: the bundled default model")
+        help="bundled preset name ('default', 'speaker'; see 'audiosiam info') or a checkpoint file "
+             "(default: the bundled default model)")
+    if device:
+        parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                            help="where the model runs (default: cpu)")
 
 
-def add_format_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
-                        help="output format on stdout (default: table)")
+def add_format_option(parser: argparse.ArgumentParser, choices=("table", "csv", "json")) -> None:
+    parser.add_argument("--format", choices=choices, default="table",
+                        help=f"output format on stdout, one of {', '.join(choices)} (default: table)")
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (default: shown when stderr is a terminal)")
+
+
+def atomic_output(path: str | Path, write) -> Path:
+    """Call ``write(tmp_path)`` then move the file into place: a failed or interrupted write never leaves
+    a half-written output, and two writers never share a temporary file. An unusable path is an error
+    that names it."""
+    import os
+    import uuid
+
+    path = Path(path)
+    if path.is_dir():
+        raise ParameterError(f"{path}: is a folder; give a file name to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot be written ({exc.strerror or exc}); choose another place") from None
+    return path
+
+
+def show_progress(args) -> bool:
+    return not getattr(args, "no_progress", False) and sys.stderr.isatty()
 
 
 def load_model_from_args(args):
     from ..models import load_model
 
-    return load_model(args.model)
+    device = getattr(args, "device", "cpu")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ParameterError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu")
+    return load_model(args.model, device=device)
 
 
 def collect_queries(items: Sequence[str]) -> list[Path]:

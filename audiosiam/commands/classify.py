@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
                    help="fixed similarity below which a clip is 'unknown' (default: calibrated on the examples)")
     p.add_argument("--no-unknown", action="store_true", help="always answer the closest class")
     p.add_argument("--plot", metavar="PNG", help="also draw the example and query embeddings in 2-D to this file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common.add_progress_option(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable example clip (default: report it, use the others)")
     _common.add_model_option(p)
@@ -55,7 +55,7 @@ def run(args) -> int:
     from ..classify import FewShotClassifier, embed_inputs
 
     reject = None if args.no_unknown else ("auto" if args.threshold is None else args.threshold)
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = _common.show_progress(args)
     if args.gallery:
         model = _common.load_model_from_args(args) if args.model else None
         clf = FewShotClassifier.load(args.gallery, model=model)

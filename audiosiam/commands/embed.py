@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -33,29 +34,41 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="NPY", help="output .npy file")
     p.add_argument("--batch-size", type=int, default=64, help="clips per forward pass (default: 64)")
     _common.add_model_option(p)
+    _common.add_progress_option(p)
+    _common.add_format_option(p, ("table", "json"))
 
 
 def run(args) -> int:
     import numpy as np
 
     from ..classify import embed_inputs
+    from ..errors import NoAudioFilesError
 
     model = _common.load_model_from_args(args)
     files = _common.collect_queries(args.inputs)
     embeddings, kept, failures = embed_inputs(model, files, batch_size=args.batch_size, on_error="skip",
-                                              progress=sys.stderr.isatty())
+                                              progress=_common.show_progress(args))
     _common.report_failures(failures, "embed")
     out = Path(args.out)
     if out.suffix != ".npy":  # numpy would add it anyway: say the name it really writes
         out = out.with_name(out.name + ".npy")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, embeddings.numpy().astype(np.float32))
+    if not kept:
+        raise NoAudioFilesError(f"none of the {len(files)} files could be embedded; nothing written to {out}")
+    _common.atomic_output(out, lambda tmp: np.save(tmp, embeddings.numpy().astype(np.float32)))
     index = out.with_suffix(".csv")
-    with open(index, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["row", "path"])
-        for row, i in enumerate(kept):
-            writer.writerow([row, str(files[i])])
-    print(f"audiosiam embed: {len(kept)} embeddings of size {embeddings.shape[1]} written to {out} "
-          f"(file order in {index})", file=sys.stderr)
+
+    def write_index(tmp):
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["row", "path"])
+            for row, i in enumerate(kept):
+                writer.writerow([row, str(files[i])])
+
+    _common.atomic_output(index, write_index)
+    if args.format == "json":
+        print(json.dumps({"embeddings": str(out), "index": str(index), "rows": len(kept),
+                          "dim": int(embeddings.shape[1]), "skipped": [f.source for f in failures]}, indent=2))
+    else:
+        print(f"audiosiam embed: {len(kept)} embeddings of size {embeddings.shape[1]} written to {out} "
+              f"(file order in {index})", file=sys.stderr)
     return 1 if failures else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from . import _common
@@ -35,13 +36,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable clip (default: report it, enrol the others)")
     _common.add_model_option(p)
+    _common.add_progress_option(p)
+    _common.add_format_option(p, ("table", "json"))
 
 
 def run(args) -> int:
     from ..classify import FewShotClassifier
 
     paths, labels = _common.read_support_folder(args.support)
-    progress = sys.stderr.isatty()
+    progress = _common.show_progress(args)
     on_error = "raise" if args.strict else "skip"
     if args.add_to:
         model = _common.load_model_from_args(args) if args.model else None
@@ -53,6 +56,11 @@ def run(args) -> int:
     _common.report_failures(clf.enrol_failures_, "enroll", what="example")
     out = clf.save(args.out)
     counts = clf.gallery_.counts()
+    if args.format == "json":
+        print(json.dumps({"gallery": str(out), "clips": len(clf.gallery_), "classes": counts,
+                          "unknown_threshold": clf.threshold_, "skipped": [f.source for f in clf.enrol_failures_]},
+                         indent=2))
+        return 0
     print(f"audiosiam enroll: {len(clf.gallery_)} clips in {len(counts)} classes written to {out}")
     threshold = "off" if clf.threshold_ is None else f"{clf.threshold_:.3f}"
     print(f"  classes: {', '.join(f'{k} ({v})' for k, v in counts.items())}; unknown threshold: {threshold}")

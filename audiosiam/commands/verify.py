@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import _common
+
 EXAMPLES = """\
 examples:
   audiosiam verify a.wav b.wav
@@ -31,8 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("b", metavar="B", help="second audio file")
     p.add_argument("--threshold", type=float, default=None,
                    help="similarity at or above which the clips count as the same (default: the model's)")
-    p.add_argument("--model", default=None, metavar="NAME_OR_PATH", help="bundled preset or checkpoint file")
-    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    _common.add_model_option(p)
+    _common.add_format_option(p)
 
 
 def model_threshold(model) -> float:
@@ -51,15 +53,15 @@ def model_threshold(model) -> float:
 
 
 def run(args) -> int:
-    from ..models import load_model
-
-    model = load_model(args.model)
+    model = _common.load_model_from_args(args)
     threshold = args.threshold if args.threshold is not None else model_threshold(model)
     similarity = float(model.similarity(args.a, args.b))
     decision = "same" if similarity >= threshold else "different"
+    row = {"a": args.a, "b": args.b, "similarity": similarity, "threshold": threshold, "decision": decision}
     if args.format == "json":
-        print(json.dumps({"a": args.a, "b": args.b, "similarity": similarity, "threshold": threshold,
-                          "decision": decision}, indent=2))
+        print(json.dumps(row, indent=2))
+    elif args.format == "csv":
+        _common.write_rows([row], "csv")
     else:
         print(f"{decision}: similarity {similarity:.3f} {'>=' if decision == 'same' else '<'} threshold {threshold:.3f}")
         print(f"  A: {args.a}\n  B: {args.b}")
