@@ -294,13 +294,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
-        """Save the gallery and its calibration (no audio is needed to load it back)."""
+        """Save the gallery, the classifier's settings and its calibration (no audio is needed to load it
+        back, and loading does not calibrate again)."""
         self._check_fitted()
         self.gallery_.meta = {
             "rule": self.rule,
             "k": int(self.k),
             "reject": self.reject,
             "model": getattr(self._model(), "source", None),
+            "calibration": {"threshold": self.threshold_, "temperature": self.temperature_},
         }
         return self.gallery_.save(path)
 
@@ -319,17 +321,28 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             from .models import load_model
 
             model = load_model(meta.get("model"))
-        fingerprint = model_fingerprint(model)
-        if fingerprint != gallery.fingerprint:
-            raise GalleryError(
-                f"{path}: made by a different model (fingerprint {gallery.fingerprint}) than the one given "
-                f"({fingerprint}); embeddings of different models are not comparable, so enrol the clips again"
-            )
+        gallery.check_fingerprint(model_fingerprint(model), path)
         clf = cls(model, rule=meta.get("rule", "prototype"), k=meta.get("k", 5), reject=meta.get("reject", "auto"))
-        clf._check_params()
+        try:
+            clf._check_params()
+        except ParameterError as exc:
+            raise GalleryError(f"{path}: damaged classifier settings ({exc}); enrol the clips again") from None
         clf.gallery_ = gallery
-        clf._calibrate()
+        stored = meta.get("calibration")
+        if isinstance(stored, dict) and isinstance(stored.get("temperature"), (int, float)):
+            clf.threshold_, clf.temperature_ = stored.get("threshold"), float(stored["temperature"])
+        else:  # galleries saved before the calibration was stored
+            clf._calibrate()
         return clf
+
+    def set_params(self, **params):
+        """scikit-learn's ``set_params``; a change of rule, k or rejection re-calibrates a fitted classifier."""
+        changed = any(key in ("rule", "k", "reject") and getattr(self, key) != value for key, value in params.items())
+        super().set_params(**params)
+        if changed and hasattr(self, "gallery_") and len(self.gallery_):
+            self._check_params()
+            self._calibrate()
+        return self
 
 
 class AudioEmbedder(TransformerMixin, BaseEstimator):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Sequence
 
@@ -76,6 +77,7 @@ class Gallery:
         self.sources: list[str] = []
         self.meta: dict = {}  # extra JSON-serialisable settings saved with the gallery (e.g. calibration)
         self._faiss_index = None
+        self._indexed = None  # (classes, codes, prototypes), built once per content, dropped by add()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -119,19 +121,35 @@ class Gallery:
         self.labels.extend(labels)
         self.sources.extend(sources)
         self._faiss_index = None
+        self._indexed = None
         return self
 
+    def _index(self):
+        if self._indexed is None:
+            classes = self.classes
+            lookup = {c: i for i, c in enumerate(classes)}
+            codes = torch.tensor([lookup[label] for label in self.labels], dtype=torch.long)
+            sums = torch.zeros(len(classes), self.dim).index_add_(0, codes, self.embeddings)
+            self._indexed = (classes, codes, torch.nn.functional.normalize(sums, dim=1))
+        return self._indexed
+
+    def check_fingerprint(self, fingerprint: str, path: str | os.PathLike = "gallery") -> None:
+        """Refuse (GalleryError) a model other than the one that made these embeddings."""
+        if fingerprint != self.fingerprint:
+            raise GalleryError(
+                f"{path}: made by a different model (fingerprint {self.fingerprint}) than the one loaded now "
+                f"({fingerprint}); embeddings of different models are not comparable, so enrol the clips again "
+                "with this model")
+
     def label_indices(self) -> tuple[list[str], torch.Tensor]:
-        """``(classes, codes)``: sorted class names and, per item, the index of its class."""
-        classes = self.classes
-        lookup = {c: i for i, c in enumerate(classes)}
-        return classes, torch.tensor([lookup[label] for label in self.labels], dtype=torch.long)
+        """``(classes, codes)``: sorted class names and, per item, the index of its class (cached)."""
+        classes, codes, _ = self._index()
+        return classes, codes
 
     def prototypes(self) -> tuple[list[str], torch.Tensor]:
-        """``(classes, P)``: per class the normalised mean of its embeddings, P of shape (C, D)."""
-        classes, codes = self.label_indices()
-        sums = torch.zeros(len(classes), self.dim).index_add_(0, codes, self.embeddings)
-        return classes, torch.nn.functional.normalize(sums, dim=1)
+        """``(classes, P)``: per class the normalised mean of its embeddings, P of shape (C, D) (cached)."""
+        classes, _, protos = self._index()
+        return classes, protos
 
     def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact k nearest gallery items by cosine similarity.
@@ -182,17 +200,25 @@ class Gallery:
             "dim": self.dim,
             "extra": self.meta,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                embeddings=self.embeddings.numpy(),
-                labels=np.asarray(self.labels, dtype=np.str_),
-                sources=np.asarray(self.sources, dtype=np.str_),
-                meta=np.asarray(json.dumps(meta)),
-            )
-        os.replace(tmp, path)
+        if path.is_dir():
+            raise GalleryError(f"{path}: is a folder; give the gallery a file name (e.g. {path}/gallery.asg)")
+        # a temporary name of its own per writer: two processes saving one gallery never share it
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as handle:
+                np.savez(
+                    handle,
+                    embeddings=self.embeddings.numpy(),
+                    labels=np.asarray(self.labels, dtype=np.str_),
+                    sources=np.asarray(self.sources, dtype=np.str_),
+                    meta=np.asarray(json.dumps(meta)),
+                )
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise GalleryError(f"{path}: cannot be written ({exc.strerror or exc}); choose another place") from None
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
@@ -216,25 +242,31 @@ class Gallery:
                 embeddings = torch.from_numpy(np.array(data["embeddings"], dtype=np.float32))
                 labels = [str(x) for x in data["labels"]]
                 sources = [str(x) for x in data["sources"]]
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise GalleryError(f"{path}: not a readable audiosiam gallery ({type(exc).__name__}: {exc})") from exc
+        except Exception as exc:  # truncated (BadZipFile, EOFError), renamed .npy, crafted content, ...
+            raise GalleryError(f"{path}: not a readable audiosiam gallery ({type(exc).__name__}: {exc}); it is "
+                               "damaged or not a gallery: enrol the clips again (`audiosiam enroll`)") from None
+        if not isinstance(meta, dict):
+            raise GalleryError(f"{path}: not a readable audiosiam gallery (no metadata); enrol the clips again")
         if meta.get("format") != "audiosiam-gallery" or meta.get("format_version") != FORMAT_VERSION:
             raise GalleryError(
                 f"{path}: gallery format {meta.get('format')!r} version {meta.get('format_version')!r}, "
                 f"this audiosiam reads version {FORMAT_VERSION}; enrol the clips again with this version"
             )
-        if fingerprint is not None and meta["fingerprint"] != fingerprint:
-            raise GalleryError(
-                f"{path}: made by a different model (fingerprint {meta['fingerprint']}, audiosiam "
-                f"{meta.get('audiosiam_version')}) than the one loaded now ({fingerprint}); embeddings of "
-                "different models are not comparable, so enrol the clips again with this model"
-            )
-        gallery = cls(int(meta["dim"]), meta["fingerprint"])
+        try:
+            gallery = cls(int(meta["dim"]), str(meta["fingerprint"]))
+            gallery.meta = dict(meta.get("extra") or {})
+        except (KeyError, TypeError, ValueError, ParameterError) as exc:
+            raise GalleryError(f"{path}: damaged gallery metadata ({type(exc).__name__}: {exc}); enrol the clips "
+                               "again") from None
+        if fingerprint is not None:
+            gallery.check_fingerprint(fingerprint, path)
+        if (embeddings.ndim != 2 or embeddings.shape[0] != len(labels) or len(sources) != len(labels)
+                or embeddings.shape[1] != gallery.dim):
+            raise GalleryError(f"{path}: inconsistent gallery ({tuple(embeddings.shape)} embeddings of width "
+                               f"{gallery.dim}, {len(labels)} labels, {len(sources)} sources); enrol the clips again")
+        if not torch.isfinite(embeddings).all():
+            raise GalleryError(f"{path}: holds NaN or infinite embeddings; enrol the clips again")
         gallery.embeddings = embeddings
         gallery.labels = labels
         gallery.sources = sources
-        gallery.meta = dict(meta.get("extra") or {})
-        if embeddings.ndim != 2 or embeddings.shape[0] != len(labels) or len(sources) != len(labels):
-            raise GalleryError(f"{path}: inconsistent gallery ({tuple(embeddings.shape)} embeddings, "
-                               f"{len(labels)} labels, {len(sources)} sources); enrol the clips again")
         return gallery

@@ -186,9 +186,39 @@ def test_failed_save_keeps_the_previous_gallery(model, support, tmp_path, monkey
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(GalleryError, match="cannot be written \\(disk full\\)"):
         clf.save(path)
     assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["g.asg"]  # no temporary file left behind
+
+
+def test_damaged_galleries_are_refused_by_name(model, support, tmp_path):
+    clf = FewShotClassifier(model).fit(*support, sample_rate=RATE)
+    good = clf.save(tmp_path / "g.asg").read_bytes()
+    cases = {"truncated.asg": good[: len(good) // 2], "empty.asg": b"", "text.asg": b"not a gallery"}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(GalleryError, match=f"{name}: not a readable audiosiam gallery.*enrol the clips again"):
+            FewShotClassifier.load(tmp_path / name, model=model)
+    g = Gallery.load(tmp_path / "g.asg")
+    g.embeddings[0, 0] = float("nan")
+    g.save(tmp_path / "nan.asg")
+    with pytest.raises(GalleryError, match="NaN or infinite embeddings"):
+        FewShotClassifier.load(tmp_path / "nan.asg", model=model)
+
+
+def test_a_loaded_gallery_keeps_its_calibration_and_settings(model, support, tmp_path, monkeypatch):
+    clf = FewShotClassifier(model, rule="knn", k=3).fit(*support, sample_rate=RATE)
+    path = clf.save(tmp_path / "g.asg")
+    calls = []
+    monkeypatch.setattr(FewShotClassifier, "_calibrate", lambda self: calls.append(1))
+    back = FewShotClassifier.load(path, model=model)
+    assert not calls  # restored, not recomputed
+    assert (back.rule, back.k, back.threshold_, back.temperature_) == ("knn", 3, clf.threshold_, clf.temperature_)
+    back.set_params(k=3)
+    assert not calls  # nothing changed
+    back.set_params(k=2)
+    assert calls == [1]  # a changed setting re-calibrates
 
 
 def test_reserved_label_and_bad_arguments(model, support):

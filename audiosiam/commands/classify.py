@@ -58,10 +58,10 @@ def run(args) -> int:
     progress = _common.show_progress(args)
     if args.gallery:
         model = _common.load_model_from_args(args) if args.model else None
-        clf = FewShotClassifier.load(args.gallery, model=model)
-        clf.set_params(rule=args.rule or clf.rule, k=args.k or clf.k, reject=reject)
-        clf._check_params()
-        clf._calibrate()
+        clf = FewShotClassifier.load(args.gallery, model=model)  # its stored settings and calibration
+        # only what the user asked to change: re-calibrates then, not otherwise
+        asked = args.no_unknown or args.threshold is not None
+        clf.set_params(rule=args.rule or clf.rule, k=args.k or clf.k, reject=reject if asked else clf.reject)
     else:
         support, labels = _common.read_support_folder(args.support)
         clf = FewShotClassifier(_common.load_model_from_args(args), rule=args.rule or "prototype", k=args.k or 5,
