@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .errors import (
@@ -25,7 +26,14 @@ from .errors import (
     InvalidAudioError,
     NoAudioFilesError,
     ParameterError,
+    TrainingDivergedError,
 )
+
+if TYPE_CHECKING:  # what the lazy __getattr__ below returns, visible to type checkers and IDEs
+    from . import data, decision, evaluation, functional, losses, models, ops, training, transforms
+    from .classify import AudioEmbedder, FewShotClassifier
+    from .io import load_audio
+    from .models import load_model
 
 # public name -> submodule that defines it
 _LAZY = {
@@ -38,6 +46,7 @@ _LAZY = {
     "data": "audiosiam.data",
     "training": "audiosiam.training",
     "evaluation": "audiosiam.evaluation",
+    "decision": "audiosiam.decision",
     "load_model": "audiosiam.models",
     "FewShotClassifier": "audiosiam.classify",
     "AudioEmbedder": "audiosiam.classify",
@@ -54,6 +63,7 @@ __all__ = [
     "CheckpointError",
     "GalleryError",
     "ExtensionError",
+    "TrainingDivergedError",
     *_LAZY,
 ]
 
