@@ -198,3 +198,16 @@ def test_one_folder_reader_for_training_and_support(tmp_path):
     with pytest.warns(UserWarning, match="directly in the folder"):
         paths, labels = read_support_folder(tmp_path)
     assert sorted(zip([p.name for p in paths], labels)) == [("a.wav", "dog"), ("b.wav", "dog"), ("c.wav", "bell")]
+
+
+def test_a_symlink_loop_in_a_class_folder_is_not_a_class(tmp_path):
+    from audio_fixtures import sine, write
+    from audiosiam.data import folder_items
+
+    for path in ("dog/a.wav", "bell/b.wav"):
+        write(tmp_path / path, sine())
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "dog_again").symlink_to(tmp_path / "dog", target_is_directory=True)
+    with pytest.warns(UserWarning, match="a folder already read"):
+        items = folder_items(tmp_path)
+    assert sorted(i.label for i in items) == ["bell", "dog"]

@@ -248,7 +248,16 @@ def folder_items(root: str | os.PathLike, *, min_classes: int = 1, what: str | N
     if not root.is_dir():
         raise NoAudioFilesError(f"{name}: not a folder; expected one subfolder of clips per class ({root}/<class>/<file>)")
     items = []
+    seen: set[Path] = set()
+    top = root.resolve()
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        target = class_dir.resolve()
+        # a link back to the folder (or above it), or a second name for a class folder, is no new class
+        if target == top or target in top.parents or target in seen:
+            warnings.warn(f"{class_dir}: links to {target}, a folder already read; left out", UserWarning,
+                          stacklevel=2)
+            continue
+        seen.add(target)
         try:
             files = find_audio_files(class_dir)
         except NoAudioFilesError:
