@@ -178,6 +178,8 @@ def load_audio(
     path_str = os.fspath(path)
     try:
         data, file_rate, container, subtype = _read_float32(path_str)
+    except _Truncated as exc:
+        raise AudioLoadError(path_str, str(exc), "copy or download the file again") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         # Checked only on failure: two stat calls per file are a tenth of decoding a one-second clip.
         if not os.path.exists(path_str):
@@ -225,6 +227,13 @@ def load_audio(
     return wave.contiguous()
 
 
+TRUNCATION_FRACTION = 0.9
+
+
+class _Truncated(Exception):
+    """Raised inside the reader; load_audio turns it into an AudioLoadError naming the file."""
+
+
 def _read_float32(path: str) -> tuple[np.ndarray, int, str, str]:
     """``(samples (frames, channels) float32, sample rate, container, subtype)``; the samples as
     ``soundfile.read(always_2d=True)`` gives them, the format names as soundfile spells them ("WAV", "PCM_16").
@@ -240,6 +249,10 @@ def _read_float32(path: str) -> tuple[np.ndarray, int, str, str]:
             return f.read(dtype="float32", always_2d=True), f.samplerate, f.format, f.subtype
         data = np.empty((f.frames, f.channels), dtype=np.float32)
         got = f.buffer_read_into(data, dtype="float32")
+        # A compressed stream that ends far short of its header's length was cut off (a partial copy or
+        # download); a few percent short is an estimate in a VBR header, not damage.
+        if got < TRUNCATION_FRACTION * f.frames:
+            raise _Truncated(f"truncated: the header announces {f.frames} frames, only {got} could be decoded")
         return data[:got], f.samplerate, f.format, f.subtype
 
 

@@ -166,3 +166,23 @@ def test_real_clips_from_every_shared_source(shared_data):
     for rel in ["fsdd/recordings/0_george_0.wav", "speech_commands_dev/noise/1024.flac", "hedgewars_voices/British/Amazing.ogg"]:
         wave = load_audio(shared_data / rel)
         assert wave.ndim == 1 and wave.shape[0] > 1000 and torch.isfinite(wave).all()
+
+
+@pytest.mark.parametrize("fmt,subtype", [("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
+def test_truncated_compressed_files_are_refused_by_name(tmp_path, fmt, subtype):
+    import numpy as np
+    import soundfile as sf
+
+    from audiosiam.errors import AudioLoadError
+    from audiosiam.io import load_audio
+
+    t = np.arange(32000) / 16000
+    path = tmp_path / f"clip.{fmt.lower()}"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000, format=fmt, subtype=subtype)
+    whole = load_audio(path)
+    assert whole.numel() > 0.95 * 32000
+    data = path.read_bytes()
+    cut = tmp_path / f"cut.{fmt.lower()}"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(AudioLoadError, match=r"cut\.\w+: (truncated|not a readable|contains no samples)"):
+        load_audio(cut)
