@@ -349,7 +349,9 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
         run_dir.mkdir(parents=True, exist_ok=True)
     budget = None if config.time_budget_minutes is None else 60.0 * config.time_budget_minutes
     t0 = time.time() - elapsed_before
-    train_classes = list(train_set.classes)
+    # the labelled classes only: thousands of label-free clips would each be a "class" named by its path
+    train_classes = sorted({it.label for it in train_set.items if not it.label_free})
+    label_free_clips = len({it.path for it in train_set.items if it.label_free})
 
     for epoch in range(start_epoch, config.epochs):
         train_set.set_epoch(epoch)
@@ -407,6 +409,7 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
             model.info = {"audiosiam_version": __version__, "training_config": asdict(config),
                           "sources": [asdict(s) for s in sources], "unlabelled": [asdict(s) for s in unlabelled],
                           "background": list(background), "label_set": train_classes,
+                          "label_free_clips": label_free_clips,
                           "validation_classes": sorted(held), "metrics": dict(record),
                           "training_minutes": record["elapsed_minutes"]}
             if "val_eer_threshold" in record:

@@ -30,9 +30,9 @@ def expected_label(query: Path) -> str:
     name = query.stem
     if name.startswith("said_"):
         return "word_" + name.split("_")[1]
-    for drum in ("bass_drum", "snare", "closed_hi_hat", "crash_cymbal"):
-        if name.startswith(drum):
-            return drum
+    for kind in ("bass_drum", "snare", "closed_hi_hat", "crash_cymbal", "bird", "water"):
+        if name.startswith(kind):
+            return kind
     return UNKNOWN
 
 
@@ -46,14 +46,15 @@ def test_bundled_model_loads_offline_with_its_card(model):
 
 
 def check_answers(answers: dict[str, str]) -> None:
-    """The stranger is unknown, and at least 5 of the 6 queries of enrolled classes get their class.
+    """The stranger is unknown, and at least 7 of the 8 queries of enrolled classes get their class.
 
-    (The crash-cymbal query is a different cymbal from the enrolled one, the hardest of the six.)
+    (Shipped: all 8. The crash-cymbal query is a different cymbal from the enrolled one, and the bird and
+    water queries were recorded by another package than their examples: the hardest ones.)
     """
     assert answers["pirate_says_amazing.flac"] == UNKNOWN
     known = {q: a for q, a in answers.items() if expected_label(Path(q)) != UNKNOWN}
     right = [q for q, a in known.items() if a == expected_label(Path(q))]
-    assert len(known) == 6 and len(right) >= 5, answers
+    assert len(known) == 8 and len(right) >= 7, answers
 
 
 def test_examples_are_classified_by_example(model):
