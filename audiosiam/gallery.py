@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +27,7 @@ import torch
 
 from ._version import __version__
 from .errors import GalleryError, ParameterError
+from .files import atomic_write
 
 __all__ = ["Gallery", "model_fingerprint", "FORMAT_VERSION"]
 
@@ -202,24 +202,15 @@ class Gallery:
         }
         if path.is_dir():
             raise GalleryError(f"{path}: is a folder; give the gallery a file name (e.g. {path}/gallery.asg)")
-        # a temporary name of its own per writer: two processes saving one gallery never share it
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        def write(tmp: Path) -> None:
             with open(tmp, "wb") as handle:
-                np.savez(
-                    handle,
-                    embeddings=self.embeddings.numpy(),
-                    labels=np.asarray(self.labels, dtype=np.str_),
-                    sources=np.asarray(self.sources, dtype=np.str_),
-                    meta=np.asarray(json.dumps(meta)),
-                )
-            os.replace(tmp, path)
+                np.savez(handle, embeddings=self.embeddings.numpy(), labels=np.asarray(self.labels, dtype=np.str_),
+                         sources=np.asarray(self.sources, dtype=np.str_), meta=np.asarray(json.dumps(meta)))
+
+        try:
+            return atomic_write(path, write)
         except OSError as exc:
             raise GalleryError(f"{path}: cannot be written ({exc.strerror or exc}); choose another place") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, fingerprint: str | None = None) -> "Gallery":

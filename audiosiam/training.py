@@ -42,12 +42,15 @@ from ._version import __version__
 from .data import AudioClipDataset, DataSource, PKSampler, load_background, load_sources, make_loader, source_items
 from .errors import ParameterError, TrainingDivergedError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
+from .files import atomic_write
 from .losses import ContrastiveLoss, TripletLoss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
 from .transforms import (AddNoise, BandLimit, Compose, LogMelSpectrogram, MixBackground, MixBatch, RandomEqualizer,
                          RandomGain, Reverb, SpecAugment, SpeedPerturb, TimeShift)
 
 __all__ = ["TrainConfig", "DataSource", "train", "load_sources"]
+
+SAMPLE_RATE = 16000  # the rate every trained model's front end reads
 
 
 @dataclass
@@ -159,10 +162,9 @@ def _augmentation(config: TrainConfig, sample_rate: int, background: list[torch.
 
 def _datasets(config: TrainConfig, sources, unlabelled, background, *, rank: int, say, progress: bool):
     """``(train_set, val_set or None, held-out class names, batch mixing, SpecAugment)``, every clip read once."""
-    sample_rate = 16000
     augment, mix_batch, spec_augment = _augmentation(
-        config, sample_rate, load_background(background, sample_rate) if background else [])
-    full = AudioClipDataset(source_items(sources, unlabelled, copies=config.k), sample_rate=sample_rate,
+        config, SAMPLE_RATE, load_background(background, SAMPLE_RATE) if background else [])
+    full = AudioClipDataset(source_items(sources, unlabelled, copies=config.k), sample_rate=SAMPLE_RATE,
                             clip_seconds=config.clip_seconds, crop="random", augment=augment,
                             seed=config.seed + 7919 * rank, on_error="skip")
     say(full.summary())
@@ -180,7 +182,7 @@ def _datasets(config: TrainConfig, sources, unlabelled, background, *, rank: int
 
 
 def _build_model(config: TrainConfig) -> EmbeddingModel:
-    frontend = LogMelSpectrogram(16000, n_mels=config.n_mels, normalize=config.normalize)
+    frontend = LogMelSpectrogram(SAMPLE_RATE, n_mels=config.n_mels, normalize=config.normalize)
     encoder = ResNetEncoder(EncoderConfig(n_mels=config.n_mels, channels=tuple(config.channels),
                                           blocks=tuple(config.blocks), embedding_dim=config.embedding_dim))
     model = EmbeddingModel(frontend, encoder)
@@ -210,11 +212,10 @@ def _commit_epoch(run_dir: Path, model: EmbeddingModel, optimizer, *, epoch: int
     model.save(run_dir / "last.pt")
     if improved:
         model.save(run_dir / "best.pt")
-    tmp = run_dir / f"state.pt.{os.getpid()}.tmp"
-    torch.save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "history": history,
-                "best": best, "elapsed": elapsed}, tmp)
-    os.replace(tmp, run_dir / "state.pt")
+    state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "history": history, "best": best,
+             "elapsed": elapsed}
+    atomic_write(run_dir / "state.pt", lambda tmp: torch.save(state, tmp))
     _write_metrics(history, run_dir)
 
 
@@ -422,10 +423,7 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
             say(f"time budget of {config.time_budget_minutes} minutes reached after epoch {epoch + 1}")
             break
     if is_main:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-        shutil.copyfile(run_dir / "best.pt", tmp)
-        os.replace(tmp, out)
+        atomic_write(out, lambda tmp: shutil.copyfile(run_dir / "best.pt", tmp))
         say(f"best model ({'val accuracy' if val_set is not None else 'train loss'} {best:.4f}) written to {out}; "
             f"curves, metrics and checkpoints in {run_dir}")
     if world > 1:

@@ -67,7 +67,7 @@ class Package:
 
     ``roots``: folders (relative to the unpacked package) whose audio files are taken, recursively.
     ``rule``: ``"variants"`` (files whose names differ only by a trailing number are one class),
-    ``"folder"`` (the file's folder is its class), ``"free"`` (label-free), or a custom rule's name.
+    ``"free"`` (label-free), or a custom rule's name.
     ``skip``: regular expressions on the path below the root; matching files are left out.
     """
 
@@ -215,8 +215,6 @@ def _label(package: Package, relative: Path, path: Path) -> tuple[str | None, st
         return "", ""
     if rule == "variants":
         return variant_key(relative), ""
-    if rule == "folder":
-        return relative.parent.as_posix(), ""
     if rule == "tuxpaint":
         # <stamp>.ogg is the stamp's sound effect; <stamp>_<lang>.ogg and <stamp>_desc[_<lang>].ogg are its
         # spoken name and description (speech, label-free, but a separate domain from the effects).

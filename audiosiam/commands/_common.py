@@ -62,20 +62,13 @@ def atomic_output(path: str | Path, write) -> Path:
     """Call ``write(tmp_path)`` then move the file into place: a failed or interrupted write never leaves
     a half-written output, and two writers never share a temporary file. An unusable path is an error
     that names it."""
-    import os
-    import uuid
+    from ..files import atomic_write
 
     path = Path(path)
     if path.is_dir():
         raise ParameterError(f"{path}: is a folder; give a file name to write")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, write)
     except OSError as exc:
         raise ParameterError(f"{path}: cannot be written ({exc.strerror or exc}); choose another place") from None
     return path

@@ -9,13 +9,13 @@ metrics, calibrated thresholds, data sources).
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import torch
 
 from .._version import __version__
 from ..errors import CheckpointError
+from ..files import atomic_write
 from ..transforms import LogMelSpectrogram
 from .embedding import EmbeddingModel
 from .encoder import EncoderConfig, ResNetEncoder
@@ -42,7 +42,6 @@ def _plain(value):
 def save_checkpoint(model: EmbeddingModel, path: str | os.PathLike) -> str:
     """Write ``model`` to ``path`` atomically (a failed write leaves an older file intact)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -53,13 +52,7 @@ def save_checkpoint(model: EmbeddingModel, path: str | os.PathLike) -> str:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "info": _plain(model.info),
     }
-    # a name of its own per writer: two processes saving one path never write into each other's file
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return str(path)
 
 

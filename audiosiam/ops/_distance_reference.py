@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ParameterError
 
 __all__ = ["pairwise_distance", "paired_distance", "knn"]
 
