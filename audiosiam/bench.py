@@ -66,7 +66,7 @@ def fwd_bwd_step(distance_fn, x, y):
 def _cases(sizes: dict, device: str, dtype: torch.dtype):
     """Yield ``(case, size, baseline name, audiosiam fn, baseline fn, error fn)`` for every benchmark."""
     from .losses import triplet_loss
-    from .ops import _distance_reference as reference
+    from .ops import _reference as reference
     from .ops import reference_ops
     from .ops.distance import knn, pairwise_distance
 

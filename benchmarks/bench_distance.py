@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from audiosiam.bench import fwd_bwd_step as fwd_bwd
-from audiosiam.ops import _distance_reference as reference
+from audiosiam.ops import _reference as reference
 from audiosiam.ops import has_ops, knn, pairwise_distance
 from conftest import run_timed
 

@@ -13,7 +13,7 @@ import torch
 
 from audiosiam.errors import ParameterError
 from audiosiam.ops import METRICS, has_ops, knn, pairwise_distance, reference_ops
-from audiosiam.ops import _distance_reference as reference
+from audiosiam.ops import _reference as reference
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)]
 
@@ -280,7 +280,7 @@ def test_fallback_without_extension_warns_once_and_is_correct():
     code = (
         "import warnings, torch\n"
         "from audiosiam.ops import pairwise_distance, knn\n"
-        "from audiosiam.ops import _distance_reference as R\n"
+        "from audiosiam.ops import _reference as R\n"
         "with warnings.catch_warnings(record=True) as w:\n"
         "    warnings.simplefilter('always')\n"
         "    x = torch.randn(9, 4); y = torch.randn(5, 4)\n"

@@ -9,7 +9,10 @@ import torch
 from audiosiam.errors import ParameterError
 from audiosiam.functional import mel_filterbank
 from audiosiam.ops import reference_ops
-from audiosiam.ops.spectral import mel_power, reference_mel_power
+from audiosiam.ops import _reference
+from audiosiam.ops.spectral import mel_power
+
+reference_mel_power = _reference.mel_power
 
 
 def spectra(*shape, dtype=torch.complex64, seed=0):

@@ -1,11 +1,15 @@
 """audiosiam's custom ops: compiled C++/CUDA kernels with pure-PyTorch references.
 
-Public functions validate their arguments, then call ``torch.ops.audiosiam.*`` when the compiled
-extension is loaded (see :mod:`._extension`) and the reference otherwise.
+One pattern for every op, as torchvision's ``ops``: the public function (``distance.py``, ``spectral.py``,
+``losses.py``) validates its arguments and decides, calling ``torch.ops.audiosiam.<op>`` through
+``_extension.call`` when the compiled extension is loaded and serves the device (``use_compiled``), and
+its pure-PyTorch reference in ``_reference.py`` otherwise. Every compiled op's fake kernel and gradient
+is registered with ``torch.library`` in ``_registrations.py``.
 """
 
 from ._extension import ExtensionFallbackWarning, assert_has_ops, build_info, has_ops, reference_ops
 from .distance import METRICS, knn, paired_distance, pairwise_distance, parse_metric
+from .losses import triplet_batch_all, triplet_batch_hard, triplet_semi_hard_negatives
 from .spectral import mel_power
 
 __all__ = [
@@ -20,4 +24,7 @@ __all__ = [
     "pairwise_distance",
     "parse_metric",
     "reference_ops",
+    "triplet_batch_all",
+    "triplet_batch_hard",
+    "triplet_semi_hard_negatives",
 ]

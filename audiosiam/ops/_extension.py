@@ -65,14 +65,12 @@ def _import_extension():
         from .. import _C
     except ImportError as exc:
         return None, f"{type(exc).__name__}: {exc}"
-    # Fake kernels and autograd formulas, for the ops this build has (an older build may lack some).
-    if hasattr(torch.ops.audiosiam, "pairwise_distance"):
-        from . import _distance_registrations  # noqa: F401
-    if any(hasattr(torch.ops.audiosiam, op) for op in ("triplet_batch_hard", "triplet_batch_all",
-                                                       "triplet_semi_hard_negatives")):
-        from . import _loss_registrations  # noqa: F401
-    if hasattr(torch.ops.audiosiam, "mel_power"):
-        from . import _spectral_registrations  # noqa: F401
+    # Fake kernels and autograd formulas of the compiled ops. An extension built from older sources may
+    # lack an op; registering for it fails, and the whole build is then treated as absent (rebuild it).
+    try:
+        from . import _registrations  # noqa: F401
+    except (RuntimeError, AttributeError) as exc:
+        return None, f"built from older sources than this package ({str(exc).splitlines()[0]})"
     return _C, None
 
 

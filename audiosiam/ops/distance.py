@@ -1,7 +1,7 @@
 """Exact pairwise distances and k-nearest-neighbour search.
 
 ``pairwise_distance`` and ``knn`` run audiosiam's compiled kernels (``torch.ops.audiosiam.*``, CPU and
-CUDA) when the extension is built, and the pure-PyTorch references in ``_distance_reference`` otherwise;
+CUDA) when the extension is built, and the pure-PyTorch references in ``_reference`` otherwise;
 both compute the same definitions (see that module): differences rather than the Gram expansion, so the
 self-distance is exactly 0, and a subgradient of 0 wherever a distance is not differentiable.
 
@@ -14,9 +14,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import ParameterError
-from . import _distance_reference as reference
-from ._extension import call as _call
-from ._extension import use_compiled as _use_compiled
+from . import _reference as reference
+from ._extension import call, use_compiled
 
 __all__ = ["METRICS", "parse_metric", "pairwise_distance", "paired_distance", "knn"]
 
@@ -81,11 +80,11 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric:
     if x.shape[0] == 0 or y.shape[0] == 0:
         return (x.sum() + y.sum()).mul(0).expand(x.shape[0], y.shape[0]).to(out_dtype).contiguous()
     xc = x.to(compute)
-    if y is x and _use_compiled("self_distance", xc):  # half the work forward, one product backward
-        return _call("self_distance", xc, metric).to(out_dtype)
+    if y is x and use_compiled("self_distance", xc):  # half the work forward, one product backward
+        return call("self_distance", xc, metric).to(out_dtype)
     yc = xc if y is x else y.to(compute)
-    if _use_compiled("pairwise_distance", xc, yc):
-        out = _call("pairwise_distance", xc, yc, metric)
+    if use_compiled("pairwise_distance", xc, yc):
+        out = call("pairwise_distance", xc, yc, metric)
     else:
         out = reference.pairwise_distance(xc, yc, metric)
     return out.to(out_dtype)
@@ -136,8 +135,8 @@ def knn(query: torch.Tensor, reference_set: torch.Tensor, k: int, *, metric: str
                                  f"remove or fix such rows before searching")
     if q.shape[0] == 0:
         return q.new_zeros(0, k).to(query.dtype), torch.zeros(0, k, dtype=torch.long, device=q.device)
-    if _use_compiled("knn", q, r):
-        dist, idx = _call("knn", q, r, k, metric)
+    if use_compiled("knn", q, r):
+        dist, idx = call("knn", q, r, k, metric)
     else:
         dist, idx = reference.knn(q, r, k, metric)
     return dist.to(query.dtype), idx

@@ -1,75 +1,117 @@
-"""Fused loss ops: thin wrappers over ``torch.ops.audiosiam.triplet_batch_hard``, ``triplet_batch_all`` and
-``triplet_semi_hard_negatives``.
+"""The triplet-mining ops behind ``audiosiam.losses``: batch-hard (fused with its distances and terms),
+batch-all and semi-hard.
 
-``audiosiam.losses`` calls these when the compiled op is available and falls back to the pure-PyTorch
-definitions in ``audiosiam/losses/functional.py`` (the reference) otherwise.
+Each runs its compiled kernel (``torch.ops.audiosiam.*``, CPU and CUDA) when the extension is built and
+can compute the case exactly, and its reference in ``_reference`` otherwise, like every op here. The
+conventions (ties to the lower index, -1 for anchors or pairs without a positive or a negative) are
+those of the kernels' schemas in ``csrc/ops/triplet_*.cpp``.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..errors import ParameterError
+from . import _reference as reference
 from ._extension import call, use_compiled
 
-__all__ = ["fused_batch_hard_available", "batch_hard_triplet_terms", "compiled_batch_all_available",
-           "fused_batch_all_available",
-           "batch_all_triplet_slopes", "compiled_semi_hard_available", "semi_hard_negatives"]
+__all__ = ["triplet_batch_hard", "triplet_batch_all", "triplet_semi_hard_negatives"]
+
+TRIPLET_METRICS = ("euclidean", "sqeuclidean", "cosine")
 
 
-def fused_batch_hard_available(embeddings: torch.Tensor, distance: str) -> bool:
-    """True when the compiled batch-hard op can compute this case exactly as the reference does."""
-    if not use_compiled("triplet_batch_hard", embeddings):
-        return False
-    if distance == "cosine":  # zero rows have cosine distance 1 by definition; normalising cannot express it
-        return bool((embeddings.detach().norm(dim=1) > 0).all())
-    return True
+def _check_labels(labels, rows: int, device) -> torch.Tensor:
+    if not torch.is_tensor(labels) or labels.ndim != 1 or labels.shape[0] != rows:
+        shape = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+        raise ParameterError(f"labels: expected shape ({rows},), got {shape}")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise ParameterError(f"labels: expected an integer tensor, got {labels.dtype}")
+    if labels.device != device:
+        raise ParameterError(f"labels: on {labels.device}, but the other input is on {device}")
+    return labels.long()
 
 
-def batch_hard_triplet_terms(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: float, distance: str,
-                             squared: bool, soft: bool):
-    """Per-anchor batch-hard terms from the fused op.
-
-    Returns:
-        ``(terms (B,), valid (B,) bool, d_ap (B,), d_an (B,))``; only ``terms`` carries gradients.
-    """
-    x = embeddings if embeddings.dtype in (torch.float32, torch.float64) else embeddings.float()
-    scale = 1.0
-    if distance == "cosine":  # 1 - cos(u, v) = |u - v|^2 / 2 for unit vectors
-        x, squared, scale = torch.nn.functional.normalize(x, dim=1), True, 0.5
-    terms, pos, _, d_ap, d_an = call("triplet_batch_hard", x, labels.long(), float(margin), scale, bool(squared),
-                                        bool(soft))
-    return terms, pos >= 0, (scale * d_ap).detach(), (scale * d_an).detach()
+def _check_float(name: str, t, square: bool = False) -> torch.Tensor:
+    if not torch.is_tensor(t) or t.ndim != 2 or (square and t.shape[0] != t.shape[1]):
+        want = "(B, B)" if square else "(B, D)"
+        raise ParameterError(f"{name}: expected shape {want}, got "
+                             f"{tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}")
+    if not t.dtype.is_floating_point:
+        raise ParameterError(f"{name}: expected a floating dtype, got {t.dtype}")
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()  # half precision: computed in float32
 
 
-def _compiled_mining_available(op: str, dist: torch.Tensor) -> bool:
-    return use_compiled(op, dist) and dist.dtype in (torch.float32, torch.float64)
+def triplet_batch_hard(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: float = 0.2,
+                       metric: str = "euclidean", soft: bool = False):
+    """Batch-hard mining and its triplet terms, from the embeddings.
 
-
-def compiled_batch_all_available(dist: torch.Tensor) -> bool:
-    """True when the compiled batch-all mining op can run on this distance matrix."""
-    return _compiled_mining_available("triplet_batch_all", dist)
-
-
-def fused_batch_all_available(embeddings: torch.Tensor) -> bool:
-    """True when batch-all can run from the embeddings inside one node: the compiled self-distance and
-    batch-all ops are built and serve this device (half inputs are computed in float32)."""
-    return use_compiled("self_distance", embeddings) and use_compiled("triplet_batch_all", embeddings)
-
-
-def compiled_semi_hard_available(dist: torch.Tensor) -> bool:
-    """True when the compiled semi-hard mining op can run on this distance matrix."""
-    return _compiled_mining_available("triplet_semi_hard_negatives", dist)
-
-
-def semi_hard_negatives(dist: torch.Tensor, labels: torch.Tensor, *, margin: float) -> torch.Tensor:
-    """(B, B) int64: the semi-hard negative of every positive pair (a, p), -1 elsewhere (see the schema)."""
-    return call("triplet_semi_hard_negatives", dist.detach().contiguous(), labels.long(), float(margin))
-
-
-def batch_all_triplet_slopes(dist: torch.Tensor, labels: torch.Tensor, *, margin: float, soft: bool):
-    """Every valid triplet of a (B, B) distance matrix, from the compiled op (no gradient; see the schema).
+    Args:
+        embeddings (Tensor): (B, D) float; float16/bfloat16 are computed in float32.
+        labels (Tensor): (B,) integer class of each row.
+        margin (float): the hinge's margin (ignored when ``soft``). Default: 0.2.
+        metric (str): ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"``. Default: ``"euclidean"``.
+        soft (bool): ``softplus(d_ap - d_an)`` instead of the hinge. Default: False.
 
     Returns:
-        ``(term_sum (B,), valid (B,) int64, active (B,) int64, slope (B, B))`` per anchor.
+        ``(terms (B,), positive (B,) int64, negative (B,) int64, d_ap (B,), d_an (B,))``: per anchor its
+        term, the indices of its farthest positive and nearest negative (-1, and a term of 0, where it has
+        none), and their distances. Only ``terms`` carries gradients.
+
+    The compiled op computes each pair's distance once and keeps O(B) memory, with a sparse O(B D)
+    backward; cosine is served as half the squared euclidean distance of unit rows, so a batch with an
+    all-zero row (cosine distance 1 by definition) goes to the reference.
     """
-    return call("triplet_batch_all", dist.detach().contiguous(), labels.long(), float(margin), bool(soft))
+    x = _check_float("embeddings", embeddings)
+    labels = _check_labels(labels, x.shape[0], x.device)
+    if metric not in TRIPLET_METRICS:
+        raise ParameterError(f"metric={metric!r}: expected one of {TRIPLET_METRICS}")
+    cosine = metric == "cosine"
+    if use_compiled("triplet_batch_hard", x) and not (cosine and bool((x.detach().norm(dim=1) == 0).any())):
+        scale = 0.5 if cosine else 1.0  # 1 - cos(u, v) = |u - v|^2 / 2 for unit vectors
+        rows = torch.nn.functional.normalize(x, dim=1) if cosine else x
+        terms, positive, negative, d_ap, d_an = call("triplet_batch_hard", rows, labels, float(margin), scale,
+                                                     cosine or metric == "sqeuclidean", bool(soft))
+        return terms, positive, negative, (scale * d_ap).detach(), (scale * d_an).detach()
+    return reference.triplet_batch_hard(x, labels, float(margin), metric, bool(soft))
+
+
+def triplet_batch_all(dist: torch.Tensor, labels: torch.Tensor, *, margin: float = 0.2, soft: bool = False):
+    """Every valid triplet (a, p, n) of a distance matrix, summed per anchor, in O(B^2) memory.
+
+    Args:
+        dist (Tensor): (B, B) float distances, e.g. ``pairwise_distance(embeddings)``.
+        labels (Tensor): (B,) integer class of each row.
+        margin (float): the hinge's margin (ignored when ``soft``). Default: 0.2.
+        soft (bool): softplus terms instead of the hinge. Default: False.
+
+    Returns:
+        ``(term_sum (B,), valid (B,) int64, active (B,) int64, slope (B, B))``: per anchor the sum of its
+        terms, its number of triplets and of positive terms, and ``slope = d term_sum[a] / d dist[a, j]``.
+        ``term_sum`` is differentiable with respect to ``dist`` (gradient ``grad[:, None] * slope``, so no
+        B^3 anything is kept); ``slope`` carries no gradient.
+    """
+    d = _check_float("dist", dist, square=True)
+    labels = _check_labels(labels, d.shape[0], d.device)
+    if use_compiled("triplet_batch_all", d):
+        return call("triplet_batch_all", d.contiguous(), labels, float(margin), bool(soft))
+    return reference.triplet_batch_all(d, labels, float(margin), bool(soft))
+
+
+def triplet_semi_hard_negatives(dist: torch.Tensor, labels: torch.Tensor, *, margin: float = 0.2) -> torch.Tensor:
+    """FaceNet's semi-hard negative of every positive pair.
+
+    Args:
+        dist (Tensor): (B, B) float distances.
+        labels (Tensor): (B,) integer class of each row.
+        margin (float): the semi-hard window ``d(a, p) < d(a, n) < d(a, p) + margin``. Default: 0.2.
+
+    Returns:
+        (B, B) int64: for every positive pair (a, p) the nearest negative inside the window, else the
+        nearest negative of all; -1 where (a, p) is no positive pair or a has no negative. A selection:
+        not differentiable (gather ``dist`` with it for the loss).
+    """
+    d = _check_float("dist", dist, square=True).detach()
+    labels = _check_labels(labels, d.shape[0], d.device)
+    if use_compiled("triplet_semi_hard_negatives", d):
+        return call("triplet_semi_hard_negatives", d.contiguous(), labels, float(margin))
+    return reference.triplet_semi_hard_negatives(d, labels, float(margin))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ParameterError
+from . import _reference as reference
 from ._extension import call, use_compiled
 
 __all__ = ["mel_power"]
@@ -40,12 +41,7 @@ def mel_power(spectrum: torch.Tensor, filterbank: torch.Tensor) -> torch.Tensor:
     parts = torch.view_as_real(spectrum)
     filterbank = filterbank.to(device=parts.device, dtype=parts.dtype)
     if not use_compiled("mel_power", parts, devices=("cpu",)):
-        return reference_mel_power(spectrum, filterbank)
+        return reference.mel_power(spectrum, filterbank)
     rows = parts.reshape(-1, parts.shape[-2], 2)  # a view when the frames are contiguous
     return call("mel_power", rows, filterbank).reshape(*spectrum.shape[:-1], filterbank.shape[1])
 
-
-def reference_mel_power(spectrum: torch.Tensor, filterbank: torch.Tensor) -> torch.Tensor:
-    """The definition, as ATen ops: the power of each bin, then a dense product with the filterbank."""
-    power = spectrum.real.square() + spectrum.imag.square()
-    return power @ filterbank.to(power)
