@@ -1,5 +1,6 @@
-"""pairwise_distance and knn: compiled kernels against the float64 reference, gradients, registrations,
-dtypes, layouts, edge cases, argument errors, and the pure-PyTorch fallback."""
+"""pairwise_distance, self-distance and knn: the shared op tests (``op_tester``), then what is special to
+them: inputs with duplicates and extreme scales, exact zero self-distances, subgradients at zero, knn
+ties and screening, the blocked kernels, argument errors and the pure-PyTorch fallback."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import torch
 from audiosiam.errors import ParameterError
 from audiosiam.ops import METRICS, has_ops, knn, pairwise_distance, reference_ops
 from audiosiam.ops import _reference as reference
+
+from op_tester import OpTester
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)]
 
@@ -38,6 +41,86 @@ def inputs(kind: str, n=40, m=30, d=24, seed=0):
     return x, y
 
 
+def random_rows(device, dtype, *rows, d=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(n, d, generator=g, dtype=torch.float64).to(device=device, dtype=dtype) for n in rows)
+
+
+class TestPairwiseDistance(OpTester):
+    def variants(self):
+        return [{"metric": m} for m in METRICS]
+
+    def make(self, device, dtype, rows, **variant):
+        return random_rows(device, dtype, rows, rows + 3)
+
+    def call(self, x, y, *, metric):
+        return pairwise_distance(x, y, metric=metric)
+
+    def expected(self, x, y, *, metric):
+        return reference.pairwise_distance(x, y, metric)
+
+    def opcheck_samples(self, device):
+        x, y = random_rows(device, torch.float64, 6, 5)
+        samples = []
+        for metric in METRICS:
+            samples.append((torch.ops.audiosiam.pairwise_distance.default, (x.requires_grad_(), y, metric)))
+            d = torch.ops.audiosiam.pairwise_distance(x.detach(), y, metric)
+            samples.append(
+                (
+                    torch.ops.audiosiam._pairwise_distance_backward.default,
+                    (torch.randn_like(d), x.detach(), y, d, metric),
+                )
+            )
+        return samples
+
+
+class TestSelfDistance(OpTester):
+    """``pairwise_distance(x)``: the compiled ``self_distance`` op, computing each pair once."""
+
+    def variants(self):
+        return [{"metric": m} for m in METRICS]
+
+    def make(self, device, dtype, rows, **variant):
+        return random_rows(device, dtype, rows)
+
+    def call(self, x, *, metric):
+        return pairwise_distance(x, metric=metric)
+
+    def expected(self, x, *, metric):
+        return reference.pairwise_distance(x, x, metric)
+
+    def opcheck_samples(self, device):
+        (x,) = random_rows(device, torch.float64, 6)
+        samples = []
+        for metric in METRICS:
+            samples.append((torch.ops.audiosiam.self_distance.default, (x.requires_grad_(), metric)))
+            d = torch.ops.audiosiam.self_distance(x.detach(), metric)
+            samples.append(
+                (torch.ops.audiosiam._self_distance_backward.default, (torch.randn_like(d), x.detach(), d, metric))
+            )
+        return samples
+
+
+class TestKnn(OpTester):
+    differentiable = False  # a search
+
+    def variants(self):
+        return [{"metric": m, "k": k} for m in METRICS for k in (1, 4)]
+
+    def make(self, device, dtype, rows, **variant):
+        return random_rows(device, dtype, rows, 30)
+
+    def call(self, query, reference_set, *, metric, k):
+        return knn(query, reference_set, k, metric=metric)
+
+    def expected(self, query, reference_set, *, metric, k):
+        return reference.knn(query, reference_set, k, metric)
+
+    def opcheck_samples(self, device):
+        q, r = random_rows(device, torch.float64, 6, 9)
+        return [(torch.ops.audiosiam.knn.default, (q, r, k, metric)) for metric in METRICS for k in (1, 3)]
+
+
 @pytest.mark.needs_extension
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("metric", METRICS)
@@ -47,7 +130,7 @@ def test_values_match_float64_reference(device, metric, kind):
     got = torch.ops.audiosiam.pairwise_distance(x.to(device), y.to(device), metric).cpu().double()
     want = ref64(x, y, metric)
     scale = {"huge": 1e4, "tiny": 1e-4}.get(kind, 1.0)
-    scale = scale ** 2 if metric == "sqeuclidean" else (1.0 if metric == "cosine" else scale)
+    scale = scale**2 if metric == "sqeuclidean" else (1.0 if metric == "cosine" else scale)
     tol = {"euclidean": 1e-5, "sqeuclidean": 1e-4, "l1": 1e-4, "cosine": 1e-6}[metric] * scale
     assert (got - want).abs().max() <= tol
 
@@ -63,28 +146,6 @@ def test_self_distance_diagonal_is_exactly_zero_and_better_than_cdist(device):
     assert cdist_diag > 10 * ours or cdist_diag > 1e-4
 
 
-@pytest.mark.needs_extension
-@pytest.mark.parametrize("metric", METRICS)
-def test_gradcheck_float64_compiled(metric):
-    x = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
-    y = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: pairwise_distance(a, b, metric=metric), (x, y))
-    assert torch.autograd.gradcheck(lambda a: pairwise_distance(a, metric=metric), (x,))
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("metric", METRICS)
-def test_gradients_match_reference(device, metric):
-    x0, y0 = inputs("duplicates", n=12, m=9, d=7)
-    x, y = x0.clone().to(device).requires_grad_(), y0.clone().to(device).requires_grad_()
-    g = torch.randn(12, 9, device=device)
-    pairwise_distance(x, y, metric=metric).backward(g)
-    xr, yr = x0.double().requires_grad_(), y0.double().requires_grad_()
-    reference.pairwise_distance(xr, yr, metric).backward(g.cpu().double())
-    torch.testing.assert_close(x.grad.cpu().double(), xr.grad, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(y.grad.cpu().double(), yr.grad, atol=1e-4, rtol=1e-4)
-
-
 def test_zero_distance_has_zero_subgradient_not_nan():
     x = torch.ones(3, 4, requires_grad=True)
     pairwise_distance(x).sum().backward()
@@ -93,52 +154,6 @@ def test_zero_distance_has_zero_subgradient_not_nan():
     d = pairwise_distance(z, metric="cosine")
     d.sum().backward()
     assert torch.equal(d, torch.ones(2, 2)) and torch.equal(z.grad, torch.zeros(2, 4))
-
-
-@pytest.mark.needs_extension
-def test_opcheck_every_op():
-    x, y = torch.randn(6, 4, dtype=torch.float64, requires_grad=True), torch.randn(5, 4, dtype=torch.float64)
-    for metric in METRICS:
-        torch.library.opcheck(torch.ops.audiosiam.pairwise_distance.default, (x, y, metric))
-    d = torch.ops.audiosiam.pairwise_distance(x.detach(), y, "euclidean")
-    torch.library.opcheck(torch.ops.audiosiam._pairwise_distance_backward.default,
-                          (torch.randn(6, 5, dtype=torch.float64), x.detach(), y, d, "euclidean"))
-    torch.library.opcheck(torch.ops.audiosiam.knn.default, (x.detach(), y, 3, "l1"))
-    for metric in METRICS:
-        torch.library.opcheck(torch.ops.audiosiam.self_distance.default, (x, metric))
-        dx = torch.ops.audiosiam.self_distance(x.detach(), metric)
-        torch.library.opcheck(torch.ops.audiosiam._self_distance_backward.default,
-                              (torch.randn(6, 6, dtype=torch.float64), x.detach(), dx, metric))
-
-
-@pytest.mark.needs_extension
-def test_torch_compile_fullgraph():
-    def loss(a, b):
-        return pairwise_distance(a, b).mean() + knn(a, b, 2)[0].sum() + pairwise_distance(a).sum()
-
-    a, b = torch.randn(8, 5), torch.randn(9, 5)
-    compiled = torch.compile(loss, fullgraph=True)
-    torch.testing.assert_close(compiled(a, b), loss(a, b))
-
-
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_inputs_accumulate_in_float32(dtype):
-    x, y = torch.randn(20, 64).to(dtype), torch.randn(10, 64).to(dtype)
-    out = pairwise_distance(x, y)
-    assert out.dtype == dtype
-    want = ref64(x.float(), y.float(), "euclidean")
-    assert (out.double() - want).abs().max() <= 0.1  # only the final rounding to half precision
-
-
-def test_non_contiguous_and_empty_inputs():
-    base = torch.randn(30, 16)
-    x, y = base[::2], base.t().contiguous().t()[:, :16][5:20]
-    assert not x.is_contiguous()
-    torch.testing.assert_close(pairwise_distance(x, y), pairwise_distance(x.contiguous(), y.contiguous()))
-    assert pairwise_distance(torch.zeros(0, 4), torch.randn(3, 4)).shape == (0, 3)
-    e = torch.zeros(0, 4, requires_grad=True)
-    pairwise_distance(e, torch.randn(3, 4)).sum().backward()
-    assert e.grad.shape == (0, 4)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -221,8 +236,9 @@ def test_blocked_fp32_kernel_with_leftover_rows_and_columns(threads, metric):
     try:
         g = torch.Generator().manual_seed(7)
         x, y = torch.randn(23, 32, generator=g), torch.randn(70, 32, generator=g)
-        torch.testing.assert_close(pairwise_distance(x, y, metric=metric).double(), ref64(x, y, metric),
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            pairwise_distance(x, y, metric=metric).double(), ref64(x, y, metric), rtol=1e-5, atol=1e-5
+        )
         assert torch.all(pairwise_distance(x, x, metric=metric).diagonal() == 0)
     finally:
         torch.set_num_threads(before)

@@ -20,9 +20,15 @@ from __future__ import annotations
 
 import torch
 
-
-__all__ = ["pairwise_distance", "paired_distance", "knn", "mel_power", "triplet_batch_hard", "triplet_batch_all",
-           "triplet_semi_hard_negatives"]
+__all__ = [
+    "pairwise_distance",
+    "paired_distance",
+    "knn",
+    "mel_power",
+    "triplet_batch_hard",
+    "triplet_batch_all",
+    "triplet_semi_hard_negatives",
+]
 
 # Rows per block so a (rows, M, D) difference tensor stays around 16M elements.
 _CELLS = 1 << 24
@@ -55,7 +61,7 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Te
     rows, step = _blocks(n, m, d)
     parts = []
     for start in rows:
-        diff = x[start:start + step, None, :] - y[None, :, :]
+        diff = x[start : start + step, None, :] - y[None, :, :]
         if metric == "l1":
             parts.append(diff.abs().sum(-1))
         else:
@@ -94,7 +100,7 @@ def knn(query: torch.Tensor, reference: torch.Tensor, k: int, metric: str, block
     rows only: the public :func:`audiosiam.ops.knn` refuses NaN and infinity for both paths."""
     dists, idxs = [], []
     for start in range(0, query.shape[0], block):
-        d = pairwise_distance(query[start:start + block], reference, metric)
+        d = pairwise_distance(query[start : start + block], reference, metric)
         vals, cols = select_k_smallest(d, k)
         dists.append(vals)
         idxs.append(cols)
@@ -135,6 +141,9 @@ def triplet_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def batch_hard_from_distances(dist: torch.Tensor, labels: torch.Tensor, margin: float, soft: bool):
     """Batch-hard mining on a (B, B) distance matrix; the outputs of :func:`triplet_batch_hard`."""
+    if dist.shape[0] == 0:  # argmax has nothing to reduce over
+        none = torch.zeros(0, dtype=torch.long, device=dist.device)
+        return dist.sum(1), none, none.clone(), dist.sum(1).detach(), dist.sum(1).detach()
     pos_mask, neg_mask = triplet_masks(labels)
     has = pos_mask.any(1) & neg_mask.any(1)
     # argmax/argmin return the first of equal values: the lower index, as the kernels choose
@@ -145,8 +154,13 @@ def batch_hard_from_distances(dist: torch.Tensor, labels: torch.Tensor, margin: 
     d_an = torch.where(has, dist.gather(1, negative)[:, 0], zero)
     terms = torch.where(has, hinge(d_ap - d_an, margin, soft), zero)
     missing = torch.full_like(positive[:, 0], -1)
-    return (terms, torch.where(has, positive[:, 0], missing), torch.where(has, negative[:, 0], missing),
-            d_ap.detach(), d_an.detach())
+    return (
+        terms,
+        torch.where(has, positive[:, 0], missing),
+        torch.where(has, negative[:, 0], missing),
+        d_ap.detach(),
+        d_an.detach(),
+    )
 
 
 def triplet_batch_hard(embeddings: torch.Tensor, labels: torch.Tensor, margin: float, metric: str, soft: bool):

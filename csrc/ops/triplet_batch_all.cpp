@@ -7,7 +7,8 @@
 // and slope (B, B): slope[a, p] = sum over n of d(term)/d(d(a, p)), slope[a, n] = -sum over p of
 // d(term)/d(d(a, n)), zero elsewhere. The loss's gradient with respect to dist is slope scaled by the
 // reduction, so the backward needs no B^3 anything: memory is O(B^2), time O(B * positives * B).
-// The op is not differentiable itself; audiosiam/losses/functional.py wraps it in an autograd.Function.
+// term_sum is differentiable with respect to dist: its gradient, grad_term_sum[:, None] * slope, is
+// registered in Python (audiosiam/ops/_registrations.py); slope carries no gradient.
 
 #include <torch/library.h>
 
