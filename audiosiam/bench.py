@@ -89,8 +89,14 @@ def _cases(sizes: dict, device: str, dtype: torch.dtype):
             grad = float((ours().double() - x64.grad).abs().max() / (1 + x64.grad.abs().max()))
             return max(value, grad)
 
-        yield (f"pairwise {metric} fwd+bwd", f"N=M={n} D={DIM}", f"torch.cdist(p={baseline_p:g})", ours,
-               fwd_bwd_step(lambda a, b, p=baseline_p: torch.cdist(a, b, p=p), x, y), error)
+        yield (
+            f"pairwise {metric} fwd+bwd",
+            f"N=M={n} D={DIM}",
+            f"torch.cdist(p={baseline_p:g})",
+            ours,
+            fwd_bwd_step(lambda a, b, p=baseline_p: torch.cdist(a, b, p=p), x, y),
+            error,
+        )
 
     q, r, k = data(sizes["knn_queries"], DIM), data(sizes["knn_reference"], DIM), sizes["k"]
 
@@ -104,8 +110,14 @@ def _cases(sizes: dict, device: str, dtype: torch.dtype):
     def cdist_topk():
         return torch.cdist(q, r).topk(k, dim=1, largest=False)
 
-    yield ("knn euclidean", f"{q.shape[0]} x {r.shape[0]} D={DIM} k={k}", "torch.cdist + topk",
-           lambda: knn(q, r, k, metric="euclidean"), cdist_topk, knn_error)
+    yield (
+        "knn euclidean",
+        f"{q.shape[0]} x {r.shape[0]} D={DIM} k={k}",
+        "torch.cdist + topk",
+        lambda: knn(q, r, k, metric="euclidean"),
+        cdist_topk,
+        knn_error,
+    )
 
     b = sizes["batch"]
     e = torch.nn.functional.normalize(data(b, DIM), dim=1)
@@ -120,20 +132,32 @@ def _cases(sizes: dict, device: str, dtype: torch.dtype):
             leaf = e.detach().requires_grad_()
             fn(leaf).backward()
             return leaf.grad
+
         return step
 
     def loss_error():
         exact = reference_loss(e.double())
         return float((triplet_loss(e, labels, mining="batch_hard").double() - exact).abs())
 
-    yield ("triplet batch-hard fwd+bwd", f"B={b} (P={b // 4}, K=4) D={DIM}", "pure-PyTorch reference",
-           loss_step(lambda emb: triplet_loss(emb, labels, mining="batch_hard")), loss_step(reference_loss),
-           loss_error)
+    yield (
+        "triplet batch-hard fwd+bwd",
+        f"B={b} (P={b // 4}, K=4) D={DIM}",
+        "pure-PyTorch reference",
+        loss_step(lambda emb: triplet_loss(emb, labels, mining="batch_hard")),
+        loss_step(reference_loss),
+        loss_error,
+    )
 
 
-def run_benchmarks(*, size: str = "standard", device: str = "cpu", threads: int | None = None,
-                   dtype: torch.dtype = torch.float32, min_run_time: float = 0.5,
-                   progress: Callable[[str], None] | None = None) -> list[BenchResult]:
+def run_benchmarks(
+    *,
+    size: str = "standard",
+    device: str = "cpu",
+    threads: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    min_run_time: float = 0.5,
+    progress: Callable[[str], None] | None = None,
+) -> list[BenchResult]:
     """Time every case; raise :class:`~audiosiam.errors.ExtensionError` when the compiled ops are missing.
 
     Args:
@@ -162,8 +186,10 @@ def run_benchmarks(*, size: str = "standard", device: str = "cpu", threads: int 
                 progress(case)
             max_error = error()
             if not max_error <= TOLERANCE[dtype]:
-                raise AssertionError(f"{case} ({shape}): audiosiam differs from the float64 reference by "
-                                     f"{max_error:.3g} (> {TOLERANCE[dtype]:g}); not timing a wrong result")
+                raise AssertionError(
+                    f"{case} ({shape}): audiosiam differs from the float64 reference by "
+                    f"{max_error:.3g} (> {TOLERANCE[dtype]:g}); not timing a wrong result"
+                )
             ours_ms = _median_ms(ours, threads, min_run_time)
             theirs_ms = _median_ms(theirs, threads, min_run_time)
             results.append(BenchResult(case, shape, baseline, ours_ms, theirs_ms, theirs_ms / ours_ms, max_error))
@@ -176,25 +202,44 @@ def format_table(results: list[BenchResult], *, device: str, threads: int) -> st
     from .ops._extension import build_info
 
     info = build_info()
-    lines = [f"audiosiam kernels vs PyTorch on {device}, {threads} thread(s), float32; "
-             f"SIMD {info.get('simd', '?')}, torch {torch.__version__}",
-             f"{'case':<28} {'size':<30} {'audiosiam':>10} {'baseline':>10} {'speedup':>8}  baseline"]
+    lines = [
+        f"audiosiam kernels vs PyTorch on {device}, {threads} thread(s), float32; "
+        f"SIMD {info.get('simd', '?')}, torch {torch.__version__}",
+        f"{'case':<28} {'size':<30} {'audiosiam':>10} {'baseline':>10} {'speedup':>8}  baseline",
+    ]
     for r in results:
-        lines.append(f"{r.case:<28} {r.size:<30} {r.audiosiam_ms:>8.2f}ms {r.baseline_ms:>8.2f}ms "
-                     f"{r.speedup:>7.2f}x  {r.baseline}")
-    lines.append("speedup = baseline time / audiosiam time (above 1: audiosiam is faster); each result was "
-                 "checked against a float64 reference first.")
+        lines.append(
+            f"{r.case:<28} {r.size:<30} {r.audiosiam_ms:>8.2f}ms {r.baseline_ms:>8.2f}ms "
+            f"{r.speedup:>7.2f}x  {r.baseline}"
+        )
+    lines.append(
+        "speedup = baseline time / audiosiam time (above 1: audiosiam is faster); each result was "
+        "checked against a float64 reference first."
+    )
     return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", choices=tuple(SIZES), default="standard",
-                        help="problem sizes: 'standard' (those in benchmarks/RESULTS.md, ~1 min) or 'quick'")
+    parser.add_argument(
+        "--size",
+        choices=tuple(SIZES),
+        default="standard",
+        help="problem sizes: 'standard' (those in benchmarks/RESULTS.md, ~1 min) or 'quick'",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for both sides (default: all torch uses, now %d)" % torch.get_num_threads())
-    parser.add_argument("--min-time", type=float, default=0.5, metavar="SECONDS",
-                        help="seconds of repeated runs per implementation and case (default: 0.5)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for both sides (default: all torch uses, now %d)" % torch.get_num_threads(),
+    )
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="seconds of repeated runs per implementation and case (default: 0.5)",
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output on stdout")
 
 
@@ -202,11 +247,25 @@ def run_from_args(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise ParameterError(f"--threads {args.threads}: expected a positive number of threads")
     threads = args.threads or torch.get_num_threads()
-    results = run_benchmarks(size=args.size, device=args.device, threads=threads, min_run_time=args.min_time,
-                             progress=lambda case: print(f"audiosiam bench: {case} ...", file=sys.stderr))
+    results = run_benchmarks(
+        size=args.size,
+        device=args.device,
+        threads=threads,
+        min_run_time=args.min_time,
+        progress=lambda case: print(f"audiosiam bench: {case} ...", file=sys.stderr),
+    )
     if args.format == "json":
-        print(json.dumps({"device": args.device, "threads": threads, "torch": torch.__version__,
-                          "results": [asdict(r) for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "device": args.device,
+                    "threads": threads,
+                    "torch": torch.__version__,
+                    "results": [asdict(r) for r in results],
+                },
+                indent=2,
+            )
+        )
     else:
         print(format_table(results, device=args.device, threads=threads))
     return 0

@@ -18,9 +18,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -38,12 +37,18 @@ _RULES = RULES
 _CALIBRATION_CLIPS = 2000
 
 
-def embed_inputs(model, inputs: Sequence[Any], *, sample_rate: int | None = None, batch_size: int = 64,
-                 on_error: str = "raise", progress: bool = False):
+def embed_inputs(
+    model,
+    inputs: Sequence[Any],
+    *,
+    sample_rate: int | None = None,
+    batch_size: int = 64,
+    on_error: str = "raise",
+    progress: bool = False,
+):
     """``model.embed_all(...)``: kept as a name for existing code; see
     :meth:`audiosiam.models.EmbeddingModel.embed_all`."""
-    return model.embed_all(inputs, sample_rate=sample_rate, batch_size=batch_size, on_error=on_error,
-                           progress=progress)
+    return model.embed_all(inputs, sample_rate=sample_rate, batch_size=batch_size, on_error=on_error, progress=progress)
 
 
 def _softmax(scores: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -82,8 +87,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         array(['dog'], dtype=object)
     """
 
-    def __init__(self, model=None, *, rule: str = "prototype", k: int = 5, reject: str | float | None = "auto",
-                 batch_size: int = 64):
+    def __init__(
+        self,
+        model=None,
+        *,
+        rule: str = "prototype",
+        k: int = 5,
+        reject: str | float | None = "auto",
+        batch_size: int = 64,
+    ):
         self.model = model
         self.rule = rule
         self.k = k
@@ -106,12 +118,20 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     def _embed(self, X, *, sample_rate=None, on_error="raise", progress=False):
         if isinstance(X, (str, os.PathLike)) or (hasattr(X, "ndim") and X.ndim == 1):
             X = [X]  # one clip, not a sequence of characters or samples
-        return self._model().embed_all(X, sample_rate=sample_rate, batch_size=self.batch_size, on_error=on_error,
-                                       progress=progress)
+        return self._model().embed_all(
+            X, sample_rate=sample_rate, batch_size=self.batch_size, on_error=on_error, progress=progress
+        )
 
     # ------------------------------------------------------------------ enrolment
-    def fit(self, X: Sequence[Any], y: Sequence[Any], *, sample_rate: int | None = None, progress: bool = False,
-            on_error: str = "raise") -> "FewShotClassifier":
+    def fit(
+        self,
+        X: Sequence[Any],
+        y: Sequence[Any],
+        *,
+        sample_rate: int | None = None,
+        progress: bool = False,
+        on_error: str = "raise",
+    ) -> "FewShotClassifier":
         """Enrol clips ``X`` (paths or waveforms) with labels ``y``, replacing any earlier enrolment.
 
         Args:
@@ -123,8 +143,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         self.gallery_ = Gallery(model.embedding_dim, model_fingerprint(model))
         return self.add(X, y, sample_rate=sample_rate, progress=progress, on_error=on_error)
 
-    def add(self, X: Sequence[Any], y: Sequence[Any], *, sample_rate: int | None = None, progress: bool = False,
-            on_error: str = "raise") -> "FewShotClassifier":
+    def add(
+        self,
+        X: Sequence[Any],
+        y: Sequence[Any],
+        *,
+        sample_rate: int | None = None,
+        progress: bool = False,
+        on_error: str = "raise",
+    ) -> "FewShotClassifier":
         """Enrol more clips without embedding the earlier ones again, then re-calibrate (``on_error`` as
         :meth:`fit`)."""
         if not hasattr(self, "gallery_"):
@@ -133,16 +160,19 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             raise ParameterError(f"X and y: {len(X)} clips but {len(y)} labels")
         if len(X) == 0:
             raise ParameterError("X: no clips to enrol")
-        embeddings, kept, self.enrol_failures_ = self._embed(X, sample_rate=sample_rate, progress=progress,
-                                                             on_error=on_error)
+        embeddings, kept, self.enrol_failures_ = self._embed(
+            X, sample_rate=sample_rate, progress=progress, on_error=on_error
+        )
         if not kept:
-            raise GalleryError(f"none of the {len(X)} clips could be enrolled; the first problem: "
-                               f"{self.enrol_failures_[0].error}")
+            raise GalleryError(
+                f"none of the {len(X)} clips could be enrolled; the first problem: {self.enrol_failures_[0].error}"
+            )
         self.add_embeddings(embeddings, [y[i] for i in kept], sources=[describe_input(X[i]) for i in kept])
         return self
 
-    def add_embeddings(self, embeddings: torch.Tensor, labels: Sequence[Any],
-                       sources: Sequence[str] | None = None) -> "FewShotClassifier":
+    def add_embeddings(
+        self, embeddings: torch.Tensor, labels: Sequence[Any], sources: Sequence[str] | None = None
+    ) -> "FewShotClassifier":
         """Enrol precomputed embeddings (from the same model), then re-calibrate."""
         self._check_params()
         if not hasattr(self, "gallery_"):
@@ -171,7 +201,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                 warnings.warn(
                     "audiosiam: unknown rejection is off: calibrating it needs at least two classes and a class "
                     "with two or more clips; enrol more examples to get 'unknown' answers",
-                    UserWarning, stacklevel=3)
+                    UserWarning,
+                    stacklevel=3,
+                )
         elif self.reject is not None:
             self.threshold_ = float(self.reject)
 
@@ -224,12 +256,12 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         own = torch.full((len(sel),), -math.inf)
         other = torch.full((len(sel),), -math.inf)
         for start in range(0, len(sel), block):
-            part = sel[start:start + block]
+            part = sel[start : start + block]
             sims = g.embeddings[part] @ g.embeddings.T
             sims[torch.arange(len(part)), part] = -math.inf
             same = codes[part, None] == codes[None, :]
-            own[start:start + block] = sims.masked_fill(~same, -math.inf).max(dim=1).values
-            other[start:start + block] = sims.masked_fill(same, -math.inf).max(dim=1).values
+            own[start : start + block] = sims.masked_fill(~same, -math.inf).max(dim=1).values
+            other[start : start + block] = sims.masked_fill(same, -math.inf).max(dim=1).values
         return own, other
 
     # ------------------------------------------------------------------ queries

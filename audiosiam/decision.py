@@ -25,8 +25,16 @@ import torch
 
 from .errors import ParameterError
 
-__all__ = ["RULES", "check_rule", "prototypes", "prototype_scores", "knn_scores", "class_scores",
-           "equal_error_threshold", "equal_error_rate"]
+__all__ = [
+    "RULES",
+    "check_rule",
+    "prototypes",
+    "prototype_scores",
+    "knn_scores",
+    "class_scores",
+    "equal_error_threshold",
+    "equal_error_rate",
+]
 
 RULES = ("prototype", "knn")
 
@@ -51,8 +59,9 @@ def prototype_scores(queries: torch.Tensor, protos: torch.Tensor) -> tuple[torch
     return scores, scores.max(dim=1).values
 
 
-def knn_scores(sims: torch.Tensor, neighbour_codes: torch.Tensor, n_classes: int,
-               k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def knn_scores(
+    sims: torch.Tensor, neighbour_codes: torch.Tensor, n_classes: int, k: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores (Q, C) from each query's nearest enrolled clips, and the confidence (Q,).
 
     Args:
@@ -68,8 +77,15 @@ def knn_scores(sims: torch.Tensor, neighbour_codes: torch.Tensor, n_classes: int
     return scores, confidence
 
 
-def class_scores(queries: torch.Tensor, support: torch.Tensor, support_codes: torch.Tensor, n_classes: int, *,
-                 rule: str = "prototype", k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def class_scores(
+    queries: torch.Tensor,
+    support: torch.Tensor,
+    support_codes: torch.Tensor,
+    n_classes: int,
+    *,
+    rule: str = "prototype",
+    k: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores (Q, C) and confidences (Q,) of ``queries`` against a small enrolled set, by ``rule``.
 
     For large galleries :class:`~audiosiam.gallery.Gallery` searches the neighbours (FAISS) and calls

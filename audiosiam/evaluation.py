@@ -30,8 +30,14 @@ from .data.samplers import EpisodicSampler
 from .decision import check_rule, class_scores, equal_error_rate
 from .errors import ParameterError
 
-__all__ = ["embed_dataset", "few_shot_accuracy", "verification_metrics", "retrieval_metrics", "open_set_auroc",
-           "format_table"]
+__all__ = [
+    "embed_dataset",
+    "few_shot_accuracy",
+    "verification_metrics",
+    "retrieval_metrics",
+    "open_set_auroc",
+    "format_table",
+]
 
 
 def _unit(embeddings) -> torch.Tensor:
@@ -45,9 +51,21 @@ def embed_dataset(model, dataset, *, batch_size: int = 64, progress: bool = Fals
     return emb, torch.as_tensor(dataset.labels)
 
 
-def few_shot_accuracy(embeddings, labels, *, n_way: int = 5, k_shot: int = 1, n_query: int = 5,
-                      episodes: int = 1000, rule: str = "prototype", k: int = 1, groups: Sequence[str] | None = None,
-                      cross_group: bool = True, query_groups: Sequence[str] | None = None, seed: int = 0) -> dict:
+def few_shot_accuracy(
+    embeddings,
+    labels,
+    *,
+    n_way: int = 5,
+    k_shot: int = 1,
+    n_query: int = 5,
+    episodes: int = 1000,
+    rule: str = "prototype",
+    k: int = 1,
+    groups: Sequence[str] | None = None,
+    cross_group: bool = True,
+    query_groups: Sequence[str] | None = None,
+    seed: int = 0,
+) -> dict:
     """Mean N-way K-shot accuracy over seeded episodes, with its 95% confidence interval.
 
     Args:
@@ -63,16 +81,32 @@ def few_shot_accuracy(embeddings, labels, *, n_way: int = 5, k_shot: int = 1, n_
     check_rule(rule, k)
     emb = _unit(embeddings)
     labels = [int(v) for v in torch.as_tensor(labels).tolist()]
-    sampler = EpisodicSampler(labels, n_way, k_shot, n_query, episodes, groups=groups, cross_group=cross_group,
-                              query_groups=query_groups, seed=seed)
+    sampler = EpisodicSampler(
+        labels,
+        n_way,
+        k_shot,
+        n_query,
+        episodes,
+        groups=groups,
+        cross_group=cross_group,
+        query_groups=query_groups,
+        seed=seed,
+    )
     accs = np.empty(episodes)
     support_truth = torch.arange(n_way).repeat_interleave(k_shot)
     truth = torch.arange(n_way).repeat_interleave(n_query)
     for e, (support, query) in enumerate(sampler):
         scores, _ = class_scores(emb[query], emb[support], support_truth, n_way, rule=rule, k=k)
         accs[e] = float((scores.argmax(1) == truth).float().mean())
-    return {"accuracy": float(accs.mean()), "ci95": float(1.96 * accs.std(ddof=1) / math.sqrt(episodes)) if episodes > 1 else 0.0,
-            "episodes": episodes, "n_way": n_way, "k_shot": k_shot, "n_query": n_query, "rule": rule}
+    return {
+        "accuracy": float(accs.mean()),
+        "ci95": float(1.96 * accs.std(ddof=1) / math.sqrt(episodes)) if episodes > 1 else 0.0,
+        "episodes": episodes,
+        "n_way": n_way,
+        "k_shot": k_shot,
+        "n_query": n_query,
+        "rule": rule,
+    }
 
 
 def _pair_scores(emb: torch.Tensor, labels: torch.Tensor, max_pairs: int, seed: int):
@@ -89,8 +123,9 @@ def _pair_scores(emb: torch.Tensor, labels: torch.Tensor, max_pairs: int, seed: 
     return scores.numpy(), same.numpy()
 
 
-def verification_metrics(embeddings, labels, *, p_target: float = 0.01, max_pairs: int = 2_000_000,
-                         seed: int = 0) -> dict:
+def verification_metrics(
+    embeddings, labels, *, p_target: float = 0.01, max_pairs: int = 2_000_000, seed: int = 0
+) -> dict:
     """EER, the similarity threshold at the EER, and normalised minDCF over same/different pairs."""
     emb, labels = _unit(embeddings), torch.as_tensor(labels)
     scores, same = _pair_scores(emb, labels, max_pairs, seed)
@@ -104,8 +139,14 @@ def verification_metrics(embeddings, labels, *, p_target: float = 0.01, max_pair
     frr = 1.0 - np.cumsum(y) / n_pos  # genuine rejected
     dcf = p_target * frr + (1 - p_target) * far
     min_dcf = float(min(dcf.min(), min(p_target, 1 - p_target)) / min(p_target, 1 - p_target))
-    return {"eer": eer, "eer_threshold": threshold, "min_dcf": min_dcf, "p_target": p_target,
-            "pairs": int(len(scores)), "same_pairs": int(n_pos)}
+    return {
+        "eer": eer,
+        "eer_threshold": threshold,
+        "min_dcf": min_dcf,
+        "p_target": p_target,
+        "pairs": int(len(scores)),
+        "same_pairs": int(n_pos),
+    }
 
 
 def retrieval_metrics(embeddings, labels) -> dict:
@@ -118,12 +159,12 @@ def retrieval_metrics(embeddings, labels) -> dict:
         raise ParameterError("labels: retrieval needs at least one class with two clips")
     p1, rprec, map_r = [], [], []
     for start in range(0, emb.shape[0], 1024):
-        sims = emb[start:start + 1024] @ emb.T
+        sims = emb[start : start + 1024] @ emb.T
         rows = torch.arange(sims.shape[0])
         sims[rows, rows + start] = -math.inf
         top = sims.topk(max_r, dim=1).indices
-        hits = (labels[top] == labels[start:start + 1024, None]).float()
-        r = counts[start:start + 1024]
+        hits = (labels[top] == labels[start : start + 1024, None]).float()
+        r = counts[start : start + 1024]
         within = torch.arange(max_r)[None, :] < r[:, None]
         hits = hits * within
         precision_at = hits.cumsum(1) / torch.arange(1, max_r + 1)[None, :]
@@ -158,8 +199,12 @@ def open_set_auroc(embeddings, labels, known_classes: Sequence[int], *, k_shot: 
     truth = known[queries]
     if truth.all() or not truth.any():
         raise ParameterError("open-set evaluation needs both known and unknown query clips")
-    return {"auroc": float(roc_auc_score(truth.numpy(), best.numpy())), "known_queries": int(truth.sum()),
-            "unknown_queries": int((~truth).sum()), "k_shot": k_shot}
+    return {
+        "auroc": float(roc_auc_score(truth.numpy(), best.numpy())),
+        "known_queries": int(truth.sum()),
+        "unknown_queries": int((~truth).sum()),
+        "k_shot": k_shot,
+    }
 
 
 def format_table(results: dict) -> str:

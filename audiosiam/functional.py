@@ -27,11 +27,15 @@ def _cached_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, 
     return AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm="slaney", mel_scale="slaney")
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None) -> torch.Tensor:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None
+) -> torch.Tensor:
     """Slaney-normalised mel filterbank (n_fft // 2 + 1, n_mels), as librosa's default."""
     f_max = sample_rate / 2 if f_max is None else f_max
     if not 0 <= f_min < f_max <= sample_rate / 2:
-        raise ParameterError(f"f_min={f_min}, f_max={f_max}: expected 0 <= f_min < f_max <= sample_rate / 2 = {sample_rate / 2}")
+        raise ParameterError(
+            f"f_min={f_min}, f_max={f_max}: expected 0 <= f_min < f_max <= sample_rate / 2 = {sample_rate / 2}"
+        )
     if n_mels <= 0:
         raise ParameterError(f"n_mels={n_mels}: must be a positive integer")
     return _cached_filterbank(int(sample_rate), int(n_fft), int(n_mels), float(f_min), float(f_max)).clone()
@@ -78,12 +82,13 @@ def log_mel_from_filterbank(
     if flat.shape[0] <= rows:
         db = _log_mel_rows(flat, window, filterbank, **settings)
     elif flat.requires_grad and torch.is_grad_enabled():  # out= is not differentiable
-        db = torch.cat([_log_mel_rows(flat[i:i + rows], window, filterbank, **settings)
-                        for i in range(0, flat.shape[0], rows)])
+        db = torch.cat(
+            [_log_mel_rows(flat[i : i + rows], window, filterbank, **settings) for i in range(0, flat.shape[0], rows)]
+        )
     else:  # every step is per clip, so a batch computed in groups gives the same result
         db = flat.new_empty(flat.shape[0], filterbank.shape[1], 1 + shape[-1] // hop_length)
         for i in range(0, flat.shape[0], rows):
-            _log_mel_rows(flat[i:i + rows], window, filterbank, out=db[i:i + rows], **settings)
+            _log_mel_rows(flat[i : i + rows], window, filterbank, out=db[i : i + rows], **settings)
     return db.reshape(*shape[:-1], db.shape[-2], db.shape[-1])
 
 
@@ -94,17 +99,34 @@ def log_mel_from_filterbank(
 _CHUNK_SAMPLES = 320_000
 
 
-def _log_mel_rows(flat: torch.Tensor, window: torch.Tensor, filterbank: torch.Tensor, *, n_fft: int, hop_length: int,
-                  top_db: float | None, amin: float, normalize: str | None, out: torch.Tensor | None = None
-                  ) -> torch.Tensor:
+def _log_mel_rows(
+    flat: torch.Tensor,
+    window: torch.Tensor,
+    filterbank: torch.Tensor,
+    *,
+    n_fft: int,
+    hop_length: int,
+    top_db: float | None,
+    amin: float,
+    normalize: str | None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """:func:`log_mel_from_filterbank` of (clips, time) float rows: (clips, n_mels, frames), written into
     ``out`` when given (a slice of the whole batch's result: no concatenation afterwards).
 
     Works in (clips, frames, bins) order, the memory order ``torch.stft`` produces, so every pass reads
     contiguous memory; the result is transposed once, by the last pass that writes it.
     """
-    spec = torch.stft(flat, n_fft, hop_length=hop_length, win_length=window.shape[0], window=window.to(flat),
-                      center=True, pad_mode="constant", return_complex=True)
+    spec = torch.stft(
+        flat,
+        n_fft,
+        hop_length=hop_length,
+        win_length=window.shape[0],
+        window=window.to(flat),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )
     mel = mel_power(spec.transpose(-2, -1), filterbank)  # (clips, frames, n_mels)
     db = torch.log10(mel.clamp_min_(amin)).mul_(10.0)
     if top_db is not None:
@@ -163,7 +185,10 @@ def log_mel_spectrogram(
         raise ParameterError(f"win_length={win_length}: expected 0 < win_length <= n_fft={n_fft}")
     if hop_length <= 0:
         raise ParameterError(f"hop_length={hop_length}: must be a positive integer")
-    window = torch.hann_window(win_length, periodic=True, dtype=torch.float64 if waveform.dtype == torch.float64 else torch.float32)
+    window = torch.hann_window(
+        win_length, periodic=True, dtype=torch.float64 if waveform.dtype == torch.float64 else torch.float32
+    )
     fbank = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max)
-    return log_mel_from_filterbank(waveform, window, fbank, n_fft=n_fft, hop_length=hop_length, top_db=top_db,
-                                   amin=amin, normalize=normalize)
+    return log_mel_from_filterbank(
+        waveform, window, fbank, n_fft=n_fft, hop_length=hop_length, top_db=top_db, amin=amin, normalize=normalize
+    )

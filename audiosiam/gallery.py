@@ -139,7 +139,8 @@ class Gallery:
             raise GalleryError(
                 f"{path}: made by a different model (fingerprint {self.fingerprint}) than the one loaded now "
                 f"({fingerprint}); embeddings of different models are not comparable, so enrol the clips again "
-                "with this model")
+                "with this model"
+            )
 
     def label_indices(self) -> tuple[list[str], torch.Tensor]:
         """``(classes, codes)``: sorted class names and, per item, the index of its class (cached)."""
@@ -202,10 +203,16 @@ class Gallery:
         }
         if path.is_dir():
             raise GalleryError(f"{path}: is a folder; give the gallery a file name (e.g. {path}/gallery.asg)")
+
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as handle:
-                np.savez(handle, embeddings=self.embeddings.numpy(), labels=np.asarray(self.labels, dtype=np.str_),
-                         sources=np.asarray(self.sources, dtype=np.str_), meta=np.asarray(json.dumps(meta)))
+                np.savez(
+                    handle,
+                    embeddings=self.embeddings.numpy(),
+                    labels=np.asarray(self.labels, dtype=np.str_),
+                    sources=np.asarray(self.sources, dtype=np.str_),
+                    meta=np.asarray(json.dumps(meta)),
+                )
 
         try:
             return atomic_write(path, write)
@@ -234,8 +241,10 @@ class Gallery:
                 labels = [str(x) for x in data["labels"]]
                 sources = [str(x) for x in data["sources"]]
         except Exception as exc:  # truncated (BadZipFile, EOFError), renamed .npy, crafted content, ...
-            raise GalleryError(f"{path}: not a readable audiosiam gallery ({type(exc).__name__}: {exc}); it is "
-                               "damaged or not a gallery: enrol the clips again (`audiosiam enroll`)") from None
+            raise GalleryError(
+                f"{path}: not a readable audiosiam gallery ({type(exc).__name__}: {exc}); it is "
+                "damaged or not a gallery: enrol the clips again (`audiosiam enroll`)"
+            ) from None
         if not isinstance(meta, dict):
             raise GalleryError(f"{path}: not a readable audiosiam gallery (no metadata); enrol the clips again")
         if meta.get("format") != "audiosiam-gallery" or meta.get("format_version") != FORMAT_VERSION:
@@ -247,14 +256,21 @@ class Gallery:
             gallery = cls(int(meta["dim"]), str(meta["fingerprint"]))
             gallery.meta = dict(meta.get("extra") or {})
         except (KeyError, TypeError, ValueError, ParameterError) as exc:
-            raise GalleryError(f"{path}: damaged gallery metadata ({type(exc).__name__}: {exc}); enrol the clips "
-                               "again") from None
+            raise GalleryError(
+                f"{path}: damaged gallery metadata ({type(exc).__name__}: {exc}); enrol the clips again"
+            ) from None
         if fingerprint is not None:
             gallery.check_fingerprint(fingerprint, path)
-        if (embeddings.ndim != 2 or embeddings.shape[0] != len(labels) or len(sources) != len(labels)
-                or embeddings.shape[1] != gallery.dim):
-            raise GalleryError(f"{path}: inconsistent gallery ({tuple(embeddings.shape)} embeddings of width "
-                               f"{gallery.dim}, {len(labels)} labels, {len(sources)} sources); enrol the clips again")
+        if (
+            embeddings.ndim != 2
+            or embeddings.shape[0] != len(labels)
+            or len(sources) != len(labels)
+            or embeddings.shape[1] != gallery.dim
+        ):
+            raise GalleryError(
+                f"{path}: inconsistent gallery ({tuple(embeddings.shape)} embeddings of width "
+                f"{gallery.dim}, {len(labels)} labels, {len(sources)} sources); enrol the clips again"
+            )
         if not torch.isfinite(embeddings).all():
             raise GalleryError(f"{path}: holds NaN or infinite embeddings; enrol the clips again")
         gallery.embeddings = embeddings

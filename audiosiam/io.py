@@ -25,10 +25,13 @@ import os
 import struct
 import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 from .errors import AudioLoadError, EmptyAudioError, InvalidAudioError, NoAudioFilesError, ParameterError
 
@@ -69,8 +72,9 @@ def _level_problem(wave: torch.Tensor) -> str | None:
     return None
 
 
-def check_waveform(wave, sample_rate: int | None = None, target_rate: int | None = None, *,
-                   what: str = "waveform") -> torch.Tensor:
+def check_waveform(
+    wave, sample_rate: int | None = None, target_rate: int | None = None, *, what: str = "waveform"
+) -> torch.Tensor:
     """The one check of a waveform given as data: a (time,) float32 tensor, resampled to ``target_rate``.
 
     Args:
@@ -98,7 +102,11 @@ def check_waveform(wave, sample_rate: int | None = None, target_rate: int | None
 
 
 def _check_rate(rate: int, what: str = "sample_rate") -> int:
-    if not isinstance(rate, (int, np.integer)) or isinstance(rate, bool) or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+    if (
+        not isinstance(rate, (int, np.integer))
+        or isinstance(rate, bool)
+        or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE
+    ):
         raise ParameterError(f"{what}={rate!r}: expected an integer between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz")
     return int(rate)
 
@@ -183,22 +191,35 @@ def load_audio(
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         # Checked only on failure: two stat calls per file are a tenth of decoding a one-second clip.
         if not os.path.exists(path_str):
-            raise AudioLoadError(path_str, "no such file", "check the path and that the file was copied completely") from None
+            raise AudioLoadError(
+                path_str, "no such file", "check the path and that the file was copied completely"
+            ) from None
         if os.path.isdir(path_str):
-            raise AudioLoadError(path_str, "is a folder, not an audio file",
-                                 "pass the files inside it, or a folder where a folder is expected") from None
+            raise AudioLoadError(
+                path_str,
+                "is a folder, not an audio file",
+                "pass the files inside it, or a folder where a folder is expected",
+            ) from None
         if os.path.getsize(path_str) == 0:
             raise EmptyAudioError(path_str, "is an empty file (0 bytes)", "copy or export it again") from None
         detail = str(exc).replace(f"Error opening {path_str!r}: ", "").strip().rstrip(".")  # the path is said once
         raise AudioLoadError(
-            path_str, f"not a readable audio file ({detail})",
-            "supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF; re-export or convert it (e.g. with sox or ffmpeg)") from exc
+            path_str,
+            f"not a readable audio file ({detail})",
+            "supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF; re-export or convert it (e.g. with sox or ffmpeg)",
+        ) from exc
     if container in ("WAV", "WAVEX") and _wav_is_truncated(path_str):
-        raise AudioLoadError(path_str, "truncated: the header announces more audio than the file holds",
-                             "copy or download the file again")
+        raise AudioLoadError(
+            path_str,
+            "truncated: the header announces more audio than the file holds",
+            "copy or download the file again",
+        )
     if not MIN_SAMPLE_RATE <= file_rate <= MAX_SAMPLE_RATE:
-        raise InvalidAudioError(path_str, f"sample rate {file_rate} Hz is not plausible for a recording",
-                                "the header is probably corrupt; re-export the file")
+        raise InvalidAudioError(
+            path_str,
+            f"sample rate {file_rate} Hz is not plausible for a recording",
+            "the header is probably corrupt; re-export the file",
+        )
     if data.shape[0] == 0:
         raise EmptyAudioError(path_str, "contains no samples", "remove it or replace it with a real recording")
     if data.shape[1] == 1:  # (frames, 1): its one column is already contiguous
@@ -209,12 +230,18 @@ def load_audio(
             wave = wave.mean(dim=0)
     # Checked after the mono mix, so channels that cancel (L = -R) are silence too. Integer PCM decodes
     # to [-1, 1) by construction: only float and compressed data can hold NaN/Inf or absurd levels.
-    problem = _level_problem(wave) if not subtype.startswith("PCM") else (
-        "is digital silence (all samples are zero)" if float(wave.abs().max()) <= SILENCE_PEAK else None)
+    problem = (
+        _level_problem(wave)
+        if not subtype.startswith("PCM")
+        else ("is digital silence (all samples are zero)" if float(wave.abs().max()) <= SILENCE_PEAK else None)
+    )
     if problem:
         error = EmptyAudioError if "silence" in problem else InvalidAudioError
-        raise error(path_str, problem, "remove it or replace it" if error is EmptyAudioError
-                    else "re-export it from the source at full scale 1.0")
+        raise error(
+            path_str,
+            problem,
+            "remove it or replace it" if error is EmptyAudioError else "re-export it from the source at full scale 1.0",
+        )
     if sample_rate is not None:
         wave = resample(wave, int(file_rate), sample_rate)
     if trim_silence:
@@ -281,17 +308,24 @@ def find_audio_files(root: str | os.PathLike, *, recursive: bool = True) -> list
     if not root.is_dir():
         raise NoAudioFilesError(f"{root}: no such folder")
     pattern = root.rglob("*") if recursive else root.glob("*")
-    files = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = sorted(
+        p
+        for p in pattern
+        if p.is_file()
+        and p.suffix.lower() in AUDIO_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     if not files:
         raise NoAudioFilesError(
             f"{root}: no audio files found (looked for {', '.join(sorted(AUDIO_EXTENSIONS))}"
-            f"{' in all subfolders' if recursive else ''})")
+            f"{' in all subfolders' if recursive else ''})"
+        )
     return files
 
 
-def fix_length(waveform: torch.Tensor, num_samples: int, *, mode: str = "center",
-               generator: torch.Generator | None = None) -> torch.Tensor:
+def fix_length(
+    waveform: torch.Tensor, num_samples: int, *, mode: str = "center", generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Pad or crop the last axis to exactly ``num_samples``.
 
     Policy: a long clip is cropped (``"random"``: a random window, for training; ``"center"``: the middle;
@@ -322,7 +356,7 @@ def fix_length(waveform: torch.Tensor, num_samples: int, *, mode: str = "center"
     else:
         offset = 0
     if n > num_samples:
-        return waveform[..., offset: offset + num_samples]
+        return waveform[..., offset : offset + num_samples]
     return torch.nn.functional.pad(waveform, (offset, slack - offset))
 
 
@@ -346,12 +380,18 @@ def sliding_windows(waveform: torch.Tensor, window: int, hop: int) -> torch.Tens
     starts = list(range(0, n - window + 1, hop))
     if starts[-1] != n - window:
         starts.append(n - window)
-    return torch.stack([waveform[s: s + window] for s in starts])
+    return torch.stack([waveform[s : s + window] for s in starts])
 
 
-def load_many(paths: Sequence[str | os.PathLike], sample_rate: int = 16000, *, workers: int | None = None,
-              transform: Callable[[torch.Tensor], torch.Tensor] | None = None, on_error: str = "raise",
-              **kwargs) -> list[torch.Tensor]:
+def load_many(
+    paths: Sequence[str | os.PathLike],
+    sample_rate: int = 16000,
+    *,
+    workers: int | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    on_error: str = "raise",
+    **kwargs,
+) -> list[torch.Tensor]:
     """:func:`load_audio` over several files, in order.
 
     Args:
@@ -417,7 +457,9 @@ def _decoding_pool(workers: int) -> "ThreadPoolExecutor":
         return _POOLS[key]
 
 
-def _transform_by_length(waves: list[torch.Tensor], transform: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+def _transform_by_length(
+    waves: list[torch.Tensor], transform: Callable[[torch.Tensor], torch.Tensor]
+) -> list[torch.Tensor]:
     """``[transform(w) for w in waves]``, computed as one batch per distinct length (one call, not one per clip)."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, wave in enumerate(waves):

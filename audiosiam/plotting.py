@@ -77,8 +77,9 @@ def _save(plt, fig, path) -> Path:
     return path
 
 
-def plot_gallery_and_queries(clf, query_embeddings, query_names: Sequence[str], predicted: Sequence[str],
-                             path: str | os.PathLike) -> Path:
+def plot_gallery_and_queries(
+    clf, query_embeddings, query_names: Sequence[str], predicted: Sequence[str], path: str | os.PathLike
+) -> Path:
     """Examples (dots), class prototypes (large circles) and queries (stars, named) in one 2-D picture.
 
     A query drawn near a class's cloud and prototype got that label; one far from every cloud is the kind
@@ -96,10 +97,10 @@ def plot_gallery_and_queries(clf, query_embeddings, query_names: Sequence[str], 
     labels = np.asarray(gallery.labels)
     for i, name in enumerate(classes):
         mask = labels == name
-        ax.scatter(support_2d[mask, 0], support_2d[mask, 1], s=30, color=colours[name], alpha=0.6,
-                   label=f"{name} (examples)")
-        ax.scatter(proto_2d[i, 0], proto_2d[i, 1], s=260, facecolors="none", edgecolors=colours[name],
-                   linewidths=2.2)
+        ax.scatter(
+            support_2d[mask, 0], support_2d[mask, 1], s=30, color=colours[name], alpha=0.6, label=f"{name} (examples)"
+        )
+        ax.scatter(proto_2d[i, 0], proto_2d[i, 1], s=260, facecolors="none", edgecolors=colours[name], linewidths=2.2)
     for (x, y), name, label in zip(query_2d, query_names, predicted):
         colour = colours.get(label, "black")
         ax.scatter([x], [y], marker="*", s=220, color=colour, edgecolors="black", linewidths=0.6)

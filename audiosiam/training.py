@@ -45,8 +45,20 @@ from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
 from .files import atomic_write
 from .losses import ContrastiveLoss, TripletLoss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
-from .transforms import (AddNoise, BandLimit, Compose, LogMelSpectrogram, MixBackground, MixBatch, RandomEqualizer,
-                         RandomGain, Reverb, SpecAugment, SpeedPerturb, TimeShift)
+from .transforms import (
+    AddNoise,
+    BandLimit,
+    Compose,
+    LogMelSpectrogram,
+    MixBackground,
+    MixBatch,
+    RandomEqualizer,
+    RandomGain,
+    Reverb,
+    SpecAugment,
+    SpeedPerturb,
+    TimeShift,
+)
 
 __all__ = ["TrainConfig", "DataSource", "train", "load_sources"]
 
@@ -93,29 +105,41 @@ class TrainConfig:
     init: str | None = None  # start from this checkpoint's weights (fine-tuning)
 
 
-def _split_classes(dataset: AudioClipDataset, n_val: int | None, seed: int, min_clips: int = 6,
-                   sources: Sequence[str] | None = None):
+def _split_classes(
+    dataset: AudioClipDataset, n_val: int | None, seed: int, min_clips: int = 6, sources: Sequence[str] | None = None
+):
     """The validation classes: ``n_val`` labelled classes with ``min_clips``+ clips, drawn with ``seed``, from
     ``sources`` only when given (e.g. to keep every spoken word of a small word set in training)."""
     counts = dataset.class_counts()
     source_of = {it.label: it.source for it in dataset.items if not it.label_free}
-    eligible = sorted(c for c, n in counts.items() if n >= min_clips and c in source_of
-                      and (sources is None or source_of[c] in sources))
+    eligible = sorted(
+        c
+        for c, n in counts.items()
+        if n >= min_clips and c in source_of and (sources is None or source_of[c] in sources)
+    )
     if sources is not None and not eligible:
-        raise ParameterError(f"val_sources={list(sources)}: no class of these sources has {min_clips}+ clips; "
-                             f"sources are {sorted(set(source_of.values()))}")
+        raise ParameterError(
+            f"val_sources={list(sources)}: no class of these sources has {min_clips}+ clips; "
+            f"sources are {sorted(set(source_of.values()))}"
+        )
     if n_val is None:
         n_val = min(50, max(5, len(eligible) // 10))
     if n_val and len(eligible) - n_val < 2:
-        raise ParameterError(f"only {len(eligible)} classes have {min_clips}+ clips: too few to hold {n_val} out for "
-                             "validation and still train; pass --val-classes 0 (val_classes=0) or add data")
+        raise ParameterError(
+            f"only {len(eligible)} classes have {min_clips}+ clips: too few to hold {n_val} out for "
+            "validation and still train; pass --val-classes 0 (val_classes=0) or add data"
+        )
     g = torch.Generator().manual_seed(seed)
     held = {eligible[i] for i in torch.randperm(len(eligible), generator=g)[:n_val].tolist()}
     return held
 
 
-def _class_weights(dataset: AudioClipDataset, unlabelled_share: float, balance_sources: bool,
-                   source_weights: dict[str, float] | None = None) -> dict[int, float] | None:
+def _class_weights(
+    dataset: AudioClipDataset,
+    unlabelled_share: float,
+    balance_sources: bool,
+    source_weights: dict[str, float] | None = None,
+) -> dict[int, float] | None:
     """Class-drawing weights for the PK sampler.
 
     Label-free clips share ``unlabelled_share`` of the draws, labelled classes the rest. With
@@ -145,8 +169,12 @@ def _augmentation(config: TrainConfig, sample_rate: int, background: list[torch.
     sound meets them: the source (speed), the room (reverb), other sounds, the channel (gain, EQ, band)."""
     if not config.augment:
         return None, None, None
-    parts = [RandomGain((-10.0, 6.0), p=0.8), AddNoise((10.0, 40.0), p=0.3), TimeShift(0.1, p=0.3),
-             BandLimit(sample_rate, (3000.0, 7000.0), p=0.3)]
+    parts = [
+        RandomGain((-10.0, 6.0), p=0.8),
+        AddNoise((10.0, 40.0), p=0.3),
+        TimeShift(0.1, p=0.3),
+        BandLimit(sample_rate, (3000.0, 7000.0), p=0.3),
+    ]
     if background:
         parts.insert(1, MixBackground(background, (3.0, 25.0), p=0.4))
     if config.speed_perturb > 0:
@@ -163,18 +191,27 @@ def _augmentation(config: TrainConfig, sample_rate: int, background: list[torch.
 def _datasets(config: TrainConfig, sources, unlabelled, background, *, rank: int, say, progress: bool):
     """``(train_set, val_set or None, held-out class names, batch mixing, SpecAugment)``, every clip read once."""
     augment, mix_batch, spec_augment = _augmentation(
-        config, SAMPLE_RATE, load_background(background, SAMPLE_RATE) if background else [])
-    full = AudioClipDataset(source_items(sources, unlabelled, copies=config.k), sample_rate=SAMPLE_RATE,
-                            clip_seconds=config.clip_seconds, crop="random", augment=augment,
-                            seed=config.seed + 7919 * rank, on_error="skip")
+        config, SAMPLE_RATE, load_background(background, SAMPLE_RATE) if background else []
+    )
+    full = AudioClipDataset(
+        source_items(sources, unlabelled, copies=config.k),
+        sample_rate=SAMPLE_RATE,
+        clip_seconds=config.clip_seconds,
+        crop="random",
+        augment=augment,
+        seed=config.seed + 7919 * rank,
+        on_error="skip",
+    )
     say(full.summary())
     held = _split_classes(full, config.val_classes, config.seed, sources=config.val_sources)
     train_set = full.subset(lambda it: it.label not in held)
     val_set = full.subset(lambda it: it.label in held) if held else None
     if val_set is not None:
         val_set.augment, val_set.clip_seconds = None, None
-    say(f"training on {len(train_set)} clips of {len(train_set.classes)} classes; "
-        f"validating on {len(val_set) if val_set else 0} clips of {len(held)} held-out classes")
+    say(
+        f"training on {len(train_set)} clips of {len(train_set.classes)} classes; "
+        f"validating on {len(val_set) if val_set else 0} clips of {len(held)} held-out classes"
+    )
     train_set.validate(progress=progress)
     if val_set is not None:
         val_set.validate()
@@ -183,8 +220,14 @@ def _datasets(config: TrainConfig, sources, unlabelled, background, *, rank: int
 
 def _build_model(config: TrainConfig) -> EmbeddingModel:
     frontend = LogMelSpectrogram(SAMPLE_RATE, n_mels=config.n_mels, normalize=config.normalize)
-    encoder = ResNetEncoder(EncoderConfig(n_mels=config.n_mels, channels=tuple(config.channels),
-                                          blocks=tuple(config.blocks), embedding_dim=config.embedding_dim))
+    encoder = ResNetEncoder(
+        EncoderConfig(
+            n_mels=config.n_mels,
+            channels=tuple(config.channels),
+            blocks=tuple(config.blocks),
+            embedding_dim=config.embedding_dim,
+        )
+    )
     model = EmbeddingModel(frontend, encoder)
     if config.init:  # a checkpoint or a bundled preset name (e.g. "default")
         from .models import load_model
@@ -196,15 +239,33 @@ def _build_model(config: TrainConfig) -> EmbeddingModel:
 def _validate(model: EmbeddingModel, val_set: AudioClipDataset, config: TrainConfig) -> dict:
     """Few-shot accuracy (5-way 1-shot, seeded episodes) and verification EER on the held-out classes."""
     emb, lab = embed_dataset(model, val_set)
-    fs = few_shot_accuracy(emb, lab, n_way=min(5, len(val_set.classes)), k_shot=1, n_query=5,
-                           episodes=config.val_episodes, seed=config.seed)
+    fs = few_shot_accuracy(
+        emb,
+        lab,
+        n_way=min(5, len(val_set.classes)),
+        k_shot=1,
+        n_query=5,
+        episodes=config.val_episodes,
+        seed=config.seed,
+    )
     ver = verification_metrics(emb, lab)
-    return dict(val_accuracy=fs["accuracy"], val_ci95=fs["ci95"], val_eer=ver["eer"],
-                val_eer_threshold=ver["eer_threshold"])
+    return dict(
+        val_accuracy=fs["accuracy"], val_ci95=fs["ci95"], val_eer=ver["eer"], val_eer_threshold=ver["eer_threshold"]
+    )
 
 
-def _commit_epoch(run_dir: Path, model: EmbeddingModel, optimizer, *, epoch: int, step: int, history: list[dict],
-                  best: float, improved: bool, elapsed: float) -> None:
+def _commit_epoch(
+    run_dir: Path,
+    model: EmbeddingModel,
+    optimizer,
+    *,
+    epoch: int,
+    step: int,
+    history: list[dict],
+    best: float,
+    improved: bool,
+    elapsed: float,
+) -> None:
     """Write an epoch's files. ``state.pt`` is the commit: it alone holds everything a resume needs (the
     weights, the optimizer, the epoch, the history), written atomically last, so a kill at any point
     leaves either the previous epoch's state or this one's, never a mix. ``last.pt`` and ``best.pt`` are
@@ -212,15 +273,20 @@ def _commit_epoch(run_dir: Path, model: EmbeddingModel, optimizer, *, epoch: int
     model.save(run_dir / "last.pt")
     if improved:
         model.save(run_dir / "best.pt")
-    state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-             "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "history": history, "best": best,
-             "elapsed": elapsed}
+    state = {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "step": step,
+        "history": history,
+        "best": best,
+        "elapsed": elapsed,
+    }
     atomic_write(run_dir / "state.pt", lambda tmp: torch.save(state, tmp))
     _write_metrics(history, run_dir)
 
 
-def _diverged(epoch: int, step: int, loss: torch.Tensor, grad_norm: torch.Tensor, files: list[str],
-              run_dir: Path):
+def _diverged(epoch: int, step: int, loss: torch.Tensor, grad_norm: torch.Tensor, files: list[str], run_dir: Path):
     """Stop a run whose step gave a non-finite loss or gradient, before the optimizer applies it: the
     checkpoints on disk are the last good epoch's."""
     shown = "\n  ".join(files[:8]) + (f"\n  ... and {len(files) - 8} more" if len(files) > 8 else "")
@@ -228,7 +294,8 @@ def _diverged(epoch: int, step: int, loss: torch.Tensor, grad_norm: torch.Tensor
         f"epoch {epoch + 1}, step {step + 1}: the {'loss' if not torch.isfinite(loss) else 'gradient'} is not finite "
         f"(loss {float(loss):.4g}, gradient norm {float(grad_norm):.4g}); nothing of this step was applied, and "
         f"{run_dir} holds the last good epoch (resume with --resume, perhaps with a lower --lr). The batch's "
-        f"files (check them for corrupt or absurdly loud audio):\n  {shown}")
+        f"files (check them for corrupt or absurdly loud audio):\n  {shown}"
+    )
 
 
 def _resume(run_dir: Path, model: EmbeddingModel, optimizer) -> dict:
@@ -304,36 +371,59 @@ def _gather(embeddings: torch.Tensor, labels: torch.Tensor, world: int):
     return all_emb, torch.cat(all_labels)
 
 
-def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Sequence[DataSource] = (),
-          background: Sequence[str] = (), progress: bool = True, log=print) -> dict:
+def train(
+    config: TrainConfig,
+    sources: Sequence[DataSource],
+    *,
+    unlabelled: Sequence[DataSource] = (),
+    background: Sequence[str] = (),
+    progress: bool = True,
+    log=print,
+) -> dict:
     """Train an encoder; returns the final metrics dict. See the module docstring for what is written."""
     rank, world = _distributed_setup()
     is_main = rank == 0
     say = log if is_main else (lambda *a, **k: None)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    )
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", rank % torch.cuda.device_count())
     torch.manual_seed(config.seed)
     if config.loss not in ("triplet", "contrastive"):
         raise ParameterError(f"loss={config.loss!r}: expected 'triplet' or 'contrastive'")
     if config.epochs < 1 or not config.lr > 0 or config.weight_decay < 0:
-        raise ParameterError(f"epochs={config.epochs}, lr={config.lr}, weight_decay={config.weight_decay}: expected "
-                             "at least 1 epoch, a positive learning rate and a weight decay >= 0")
+        raise ParameterError(
+            f"epochs={config.epochs}, lr={config.lr}, weight_decay={config.weight_decay}: expected "
+            "at least 1 epoch, a positive learning rate and a weight decay >= 0"
+        )
 
-    train_set, val_set, held, mix_batch, spec_augment = _datasets(config, sources, unlabelled, background, rank=rank,
-                                                                  say=say, progress=progress and is_main)
+    train_set, val_set, held, mix_batch, spec_augment = _datasets(
+        config, sources, unlabelled, background, rank=rank, say=say, progress=progress and is_main
+    )
     model = _build_model(config).to(device)
     net = model.encoder
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model.encoder, device_ids=[device.index] if device.type == "cuda" else None)
-    criterion = (TripletLoss(margin=config.margin, mining=config.mining, distance=config.distance, track_stats=True)
-                 if config.loss == "triplet" else ContrastiveLoss(distance=config.distance, track_stats=True))
+        net = torch.nn.parallel.DistributedDataParallel(
+            model.encoder, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    criterion = (
+        TripletLoss(margin=config.margin, mining=config.mining, distance=config.distance, track_stats=True)
+        if config.loss == "triplet"
+        else ContrastiveLoss(distance=config.distance, track_stats=True)
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     weights = {(s.name or f"source{i}"): s.weight for i, s in enumerate(sources)} | {
-        (s.name or "free"): s.weight for s in unlabelled}
-    sampler = PKSampler(train_set.labels, config.p, config.k, batches=config.steps_per_epoch,
-                        seed=config.seed + 1000 * rank,
-                        class_weights=_class_weights(train_set, config.unlabelled_share, config.balance_sources, weights))
+        (s.name or "free"): s.weight for s in unlabelled
+    }
+    sampler = PKSampler(
+        train_set.labels,
+        config.p,
+        config.k,
+        batches=config.steps_per_epoch,
+        seed=config.seed + 1000 * rank,
+        class_weights=_class_weights(train_set, config.unlabelled_share, config.balance_sources, weights),
+    )
     loader = make_loader(train_set, sampler, num_workers=config.num_workers, device=device)
     total_steps = config.epochs * len(sampler)
     use_amp = device.type == "cuda"
@@ -393,39 +483,62 @@ def train(config: TrainConfig, sources: Sequence[DataSource], *, unlabelled: Seq
             losses.append(float(loss.detach()))
             active.append(criterion.last_stats.get("active_fraction", 0.0))
             if progress and is_main and hasattr(iterator, "set_postfix"):
-                iterator.set_postfix(loss=f"{losses[-1]:.3f}", active=f"{active[-1]:.2f}",
-                                     lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+                iterator.set_postfix(
+                    loss=f"{losses[-1]:.3f}", active=f"{active[-1]:.2f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}"
+                )
             if budget is not None and time.time() - t0 > budget:
                 stop = True
                 break
-        record = {"epoch": epoch + 1, "step": step, "train_loss": sum(losses) / max(1, len(losses)),
-                  "active_fraction": sum(active) / max(1, len(active)), "elapsed_minutes": (time.time() - t0) / 60,
-                  "lr": optimizer.param_groups[0]["lr"]}
+        record = {
+            "epoch": epoch + 1,
+            "step": step,
+            "train_loss": sum(losses) / max(1, len(losses)),
+            "active_fraction": sum(active) / max(1, len(active)),
+            "elapsed_minutes": (time.time() - t0) / 60,
+            "lr": optimizer.param_groups[0]["lr"],
+        }
         if is_main and val_set is not None:
             record.update(_validate(model, val_set, config))
         history.append(record)
         if is_main:
             say(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
             score = record.get("val_accuracy", -record["train_loss"])
-            model.info = {"audiosiam_version": __version__, "training_config": asdict(config),
-                          "sources": [asdict(s) for s in sources], "unlabelled": [asdict(s) for s in unlabelled],
-                          "background": list(background), "label_set": train_classes,
-                          "label_free_clips": label_free_clips,
-                          "validation_classes": sorted(held), "metrics": dict(record),
-                          "training_minutes": record["elapsed_minutes"]}
+            model.info = {
+                "audiosiam_version": __version__,
+                "training_config": asdict(config),
+                "sources": [asdict(s) for s in sources],
+                "unlabelled": [asdict(s) for s in unlabelled],
+                "background": list(background),
+                "label_set": train_classes,
+                "label_free_clips": label_free_clips,
+                "validation_classes": sorted(held),
+                "metrics": dict(record),
+                "training_minutes": record["elapsed_minutes"],
+            }
             if "val_eer_threshold" in record:
                 model.info["verification_threshold"] = record["val_eer_threshold"]
             improved = score > best
             best = max(best, score)
-            _commit_epoch(run_dir, model, optimizer, epoch=epoch, step=step, history=history, best=best,
-                          improved=improved, elapsed=time.time() - t0)
+            _commit_epoch(
+                run_dir,
+                model,
+                optimizer,
+                epoch=epoch,
+                step=step,
+                history=history,
+                best=best,
+                improved=improved,
+                elapsed=time.time() - t0,
+            )
         if stop:
             say(f"time budget of {config.time_budget_minutes} minutes reached after epoch {epoch + 1}")
             break
     if is_main:
         atomic_write(out, lambda tmp: shutil.copyfile(run_dir / "best.pt", tmp))
-        say(f"best model ({'val accuracy' if val_set is not None else 'train loss'} {best:.4f}) written to {out}; "
-            f"curves, metrics and checkpoints in {run_dir}")
+        say(
+            f"best model ({'val accuracy' if val_set is not None else 'train loss'} {best:.4f}) written to {out}; "
+            f"curves, metrics and checkpoints in {run_dir}"
+        )
     if world > 1:
         import torch.distributed as dist
 

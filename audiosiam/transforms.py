@@ -47,9 +47,20 @@ class LogMelSpectrogram(nn.Module):
         torch.Size([64, 101])
     """
 
-    def __init__(self, sample_rate: int = 16000, *, n_fft: int = 512, win_length: int = 400, hop_length: int = 160,
-                 n_mels: int = 64, f_min: float = 0.0, f_max: float | None = None, top_db: float | None = 80.0,
-                 amin: float = 1e-10, normalize: str | None = "utterance"):
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        *,
+        n_fft: int = 512,
+        win_length: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 64,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        top_db: float | None = 80.0,
+        amin: float = 1e-10,
+        normalize: str | None = "utterance",
+    ):
         super().__init__()
         if not 0 < win_length <= n_fft:
             raise ParameterError(f"win_length={win_length}: expected 0 < win_length <= n_fft={n_fft}")
@@ -65,17 +76,33 @@ class LogMelSpectrogram(nn.Module):
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this exact transform: ``LogMelSpectrogram(**t.config())``."""
-        return dict(sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
-                    hop_length=self.hop_length, n_mels=self.n_mels, f_min=self.f_min, f_max=self.f_max,
-                    top_db=self.top_db, amin=self.amin, normalize=self.normalize)
+        return dict(
+            sample_rate=self.sample_rate,
+            n_fft=self.n_fft,
+            win_length=self.win_length,
+            hop_length=self.hop_length,
+            n_mels=self.n_mels,
+            f_min=self.f_min,
+            f_max=self.f_max,
+            top_db=self.top_db,
+            amin=self.amin,
+            normalize=self.normalize,
+        )
 
     def num_frames(self, num_samples: int) -> int:
         return 1 + num_samples // self.hop_length
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        return log_mel_from_filterbank(waveform, self.window, self.filterbank, n_fft=self.n_fft,
-                                       hop_length=self.hop_length, top_db=self.top_db, amin=self.amin,
-                                       normalize=self.normalize)
+        return log_mel_from_filterbank(
+            waveform,
+            self.window,
+            self.filterbank,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            top_db=self.top_db,
+            amin=self.amin,
+            normalize=self.normalize,
+        )
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config().items())
@@ -237,8 +264,9 @@ class SpeedPerturb(_WaveformAugment):
         return fix_length(AF.resample(row, factor, 100), row.shape[0], mode="center")
 
 
-def synthetic_room_responses(sample_rate: int = 16000, count: int = 24, rt60: Sequence[float] = (0.15, 1.2),
-                             seed: int = 0) -> list[torch.Tensor]:
+def synthetic_room_responses(
+    sample_rate: int = 16000, count: int = 24, rt60: Sequence[float] = (0.15, 1.2), seed: int = 0
+) -> list[torch.Tensor]:
     """``count`` synthetic room impulse responses: a direct path, then exponentially decaying noise whose
     60 dB decay time is drawn log-uniformly from ``rt60`` seconds (Polack's statistical model of a diffuse
     reverberant field), with high frequencies decaying faster, as air and walls absorb them. Each is
@@ -249,8 +277,9 @@ def synthetic_room_responses(sample_rate: int = 16000, count: int = 24, rt60: Se
     g = torch.Generator().manual_seed(seed)
     responses = []
     for _ in range(count):
-        t60 = float(torch.exp(_uniform(torch.log(torch.tensor(low)).item(), torch.log(torch.tensor(high)).item(), (),
-                                       g)))
+        t60 = float(
+            torch.exp(_uniform(torch.log(torch.tensor(low)).item(), torch.log(torch.tensor(high)).item(), (), g))
+        )
         n = max(16, int(1.2 * t60 * sample_rate))
         t = torch.arange(n) / sample_rate
         tail = torch.randn(n, generator=g) * torch.exp(-6.9078 * t / t60)  # -60 dB at t60
@@ -273,11 +302,18 @@ class Reverb(_WaveformAugment):
         wet: (low, high) mix of the reverberant signal with the dry one.
     """
 
-    def __init__(self, responses: Sequence[torch.Tensor] | None = None, wet: Sequence[float] = (0.3, 1.0),
-                 p: float = 0.3, sample_rate: int = 16000):
+    def __init__(
+        self,
+        responses: Sequence[torch.Tensor] | None = None,
+        wet: Sequence[float] = (0.3, 1.0),
+        p: float = 0.3,
+        sample_rate: int = 16000,
+    ):
         super().__init__(p)
-        self.responses = [torch.as_tensor(r, dtype=torch.float32).flatten()
-                          for r in (responses if responses is not None else synthetic_room_responses(sample_rate))]
+        self.responses = [
+            torch.as_tensor(r, dtype=torch.float32).flatten()
+            for r in (responses if responses is not None else synthetic_room_responses(sample_rate))
+        ]
         if not self.responses:
             raise ParameterError("responses: Reverb needs at least one impulse response")
         self.wet = _check_range("wet", wet)
@@ -296,8 +332,9 @@ class RandomEqualizer(_WaveformAugment):
     """A random smooth equaliser: gains drawn uniformly in dB from ``gain_db`` at ``bands`` log-spaced
     frequencies, interpolated over the spectrum (a different microphone, speaker or room colouring)."""
 
-    def __init__(self, gain_db: Sequence[float] = (-9.0, 9.0), bands: int = 6, p: float = 0.3,
-                 sample_rate: int = 16000):
+    def __init__(
+        self, gain_db: Sequence[float] = (-9.0, 9.0), bands: int = 6, p: float = 0.3, sample_rate: int = 16000
+    ):
         super().__init__(p)
         self.gain_db = _check_range("gain_db", gain_db)
         if bands < 2:
@@ -328,10 +365,14 @@ class MixBatch(nn.Module):
         self.snr_db = _check_range("snr_db", snr_db)
         self.p = _check_p(p)
 
-    def forward(self, waves: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, waves: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         if waves.ndim != 2 or waves.shape[0] != labels.shape[0]:
-            raise ParameterError(f"MixBatch: expected (batch, time) waves and (batch,) labels, got "
-                                 f"{tuple(waves.shape)} and {tuple(labels.shape)}")
+            raise ParameterError(
+                f"MixBatch: expected (batch, time) waves and (batch,) labels, got "
+                f"{tuple(waves.shape)} and {tuple(labels.shape)}"
+            )
         out = waves.clone()
         apply = torch.rand(waves.shape[0], generator=generator) < self.p
         for i in torch.nonzero(apply).flatten().tolist():
@@ -352,8 +393,9 @@ class SpecAugment(nn.Module):
         p: probability of masking each example.
     """
 
-    def __init__(self, *, time_masks: int = 2, time_width: int = 20, freq_masks: int = 2, freq_width: int = 8,
-                 p: float = 1.0):
+    def __init__(
+        self, *, time_masks: int = 2, time_width: int = 20, freq_masks: int = 2, freq_width: int = 8, p: float = 1.0
+    ):
         super().__init__()
         if min(time_masks, time_width, freq_masks, freq_width) < 0:
             raise ParameterError("SpecAugment: mask counts and widths must be >= 0")
@@ -368,15 +410,17 @@ class SpecAugment(nn.Module):
             if float(torch.rand((), generator=generator)) >= self.p:
                 continue
             fill = rows[i].mean()
-            for count, width, size, axis in ((self.time_masks, self.time_width, frames, 1),
-                                             (self.freq_masks, self.freq_width, n_mels, 0)):
+            for count, width, size, axis in (
+                (self.time_masks, self.time_width, frames, 1),
+                (self.freq_masks, self.freq_width, n_mels, 0),
+            ):
                 for _ in range(count):
                     w = int(torch.randint(0, min(width, size) + 1, (1,), generator=generator))
                     start = int(torch.randint(0, size - w + 1, (1,), generator=generator))
                     if axis == 1:
-                        rows[i, :, start:start + w] = fill
+                        rows[i, :, start : start + w] = fill
                     else:
-                        rows[i, start:start + w, :] = fill
+                        rows[i, start : start + w, :] = fill
         return rows.reshape(spec.shape)
 
 

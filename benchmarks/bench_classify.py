@@ -41,15 +41,19 @@ def clip_files(tmp_path_factory):
     else:  # no shared data: chirps in noise, still real decoding and resampling work
         rng = np.random.default_rng(0)
         t = np.arange(16000) / 16000
-        ones = [(0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t * (1 + t)) + 0.01 * rng.standard_normal(16000))
-                .astype(np.float32) for i in range(5 * N_CLIPS)]
+        ones = [
+            (0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t * (1 + t)) + 0.01 * rng.standard_normal(16000)).astype(
+                np.float32
+            )
+            for i in range(5 * N_CLIPS)
+        ]
     files = {1: [], 5: []}
     for i in range(N_CLIPS):
         one = folder / f"one_{i}.flac"
         sf.write(one, ones[i], 16000)
         files[1].append(one)
         five = folder / f"five_{i}.flac"
-        sf.write(five, np.concatenate(ones[5 * i: 5 * i + 5]), 16000)
+        sf.write(five, np.concatenate(ones[5 * i : 5 * i + 5]), 16000)
         files[5].append(five)
     return files
 
@@ -67,8 +71,9 @@ def test_embed_files(benchmark, model, clip_files, seconds, mode):
         run = lambda: [model.embed([p]) for p in paths]  # noqa: E731
     benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
     clips_per_s = len(paths) / benchmark.stats.stats.median
-    benchmark.extra_info.update(clips_per_second=clips_per_s, x_real_time=clips_per_s * seconds,
-                                threads=torch.get_num_threads())
+    benchmark.extra_info.update(
+        clips_per_second=clips_per_s, x_real_time=clips_per_s * seconds, threads=torch.get_num_threads()
+    )
 
 
 @pytest.fixture(scope="module")

@@ -14,18 +14,24 @@ import torch
 from audiosiam.bench import fwd_bwd_step as fwd_bwd
 from audiosiam.ops import _reference as reference
 from audiosiam.ops import has_ops, knn, pairwise_distance
+
 from conftest import run_timed
 
 pytestmark = pytest.mark.skipif(not has_ops(), reason="needs the compiled extension")
 
 
-@pytest.mark.parametrize("metric,n,impl", [(m, n, i) for m, n in (("euclidean", 512), ("l1", 256))
-                                           for i in ("audiosiam", "torch.cdist")])
+@pytest.mark.parametrize(
+    "metric,n,impl", [(m, n, i) for m, n in (("euclidean", 512), ("l1", 256)) for i in ("audiosiam", "torch.cdist")]
+)
 def test_pairwise_fwd_bwd(benchmark, threads, metric, n, impl):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(n, 128, generator=g), torch.randn(n, 128, generator=g)
     p = 2.0 if metric == "euclidean" else 1.0
-    fn = (lambda a, b: pairwise_distance(a, b, metric=metric)) if impl == "audiosiam" else (lambda a, b: torch.cdist(a, b, p=p))
+    fn = (
+        (lambda a, b: pairwise_distance(a, b, metric=metric))
+        if impl == "audiosiam"
+        else (lambda a, b: torch.cdist(a, b, p=p))
+    )
     err = (fn(x, y).double() - reference.pairwise_distance(x.double(), y.double(), metric)).abs().max().item()
     assert err < ({"euclidean": 1e-5, "l1": 1e-4}[metric] if impl == "audiosiam" else 1e-2)
     # The backward is timed too, so it is checked too: gradient of sum(D) against the float64 reference.

@@ -41,7 +41,7 @@ def files(tmp_path_factory):
     for i in range(N):
         sf.write(folder / f"a{i}.flac", ones[i], 16000)
         out[1].append(folder / f"a{i}.flac")
-        sf.write(folder / f"b{i}.flac", np.concatenate(ones[5 * i: 5 * i + 5]), 16000)
+        sf.write(folder / f"b{i}.flac", np.concatenate(ones[5 * i : 5 * i + 5]), 16000)
         out[5].append(folder / f"b{i}.flac")
     return out
 
@@ -56,8 +56,9 @@ def librosa_pipeline(paths):
     out = []
     for p in paths:
         y, sr = librosa.load(p, sr=16000)
-        mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=512, hop_length=160, win_length=400, n_mels=64,
-                                             pad_mode="constant")
+        mel = librosa.feature.melspectrogram(
+            y=y, sr=sr, n_fft=512, hop_length=160, win_length=400, n_mels=64, pad_mode="constant"
+        )
         out.append(librosa.power_to_db(mel, ref=1.0, top_db=80.0))
     return np.stack(out)
 
@@ -72,9 +73,11 @@ def test_files_to_log_mel(benchmark, files, seconds, impl):
     above = reference > reference.min() + 1e-6
     assert np.abs(got - reference)[above].max() < 0.05  # same features before timing counts
     pipeline = LogMelSpectrogram()  # built once, as a data pipeline would (the filterbank is cached anyway)
-    run = {"audiosiam": lambda: ours(paths, pipeline),
-           "librosa": lambda: librosa_pipeline(paths),
-           "decode_only": lambda: load_many(paths, 16000)}[impl]
+    run = {
+        "audiosiam": lambda: ours(paths, pipeline),
+        "librosa": lambda: librosa_pipeline(paths),
+        "decode_only": lambda: load_many(paths, 16000),
+    }[impl]
     benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=2)  # short calls: 15 rounds tame the noise
     clips_per_s = len(paths) / benchmark.stats.stats.median
     benchmark.extra_info.update(clips_per_second=clips_per_s, x_real_time=clips_per_s * seconds)

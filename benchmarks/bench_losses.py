@@ -23,6 +23,7 @@ import torch
 from audiosiam.losses import functional, triplet_loss
 from audiosiam.ops import _reference as reference_ops_module
 from audiosiam.ops import reference_ops
+
 from conftest import peak_extra_bytes, run_timed
 
 
@@ -64,14 +65,14 @@ def vectorised(x, y, mining, reduction):
     dist = torch.cdist(x, x)
     if mining == "batch_hard":  # PK batches: every anchor has a positive and a negative
         return reference_ops_module.batch_hard_from_distances(dist, y, 0.2, False)[0].mean()
-    return functional.mined_triplet_loss(dist, y, mining=mining, margin=0.2, soft_margin=False,
-                                         reduction=reduction)[0]
+    return functional.mined_triplet_loss(dist, y, mining=mining, margin=0.2, soft_margin=False, reduction=reduction)[0]
 
 
 def in_reference_mode(fn):
     def run(*args):
         with reference_ops():
             return fn(*args)
+
     return run
 
 
@@ -81,12 +82,22 @@ def pml_loss(x, y, mining):
     loss = losses.TripletMarginLoss(margin=0.2)
     if mining == "batch_all":
         return loss(x, y)
-    miner = miners.BatchHardMiner() if mining == "batch_hard" else miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard")
+    miner = (
+        miners.BatchHardMiner()
+        if mining == "batch_hard"
+        else miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard")
+    )
     return loss(x, y, miner(x, y))
 
 
-CASES = [("batch_hard", 256), ("batch_hard", 1024), ("batch_all", 256), ("batch_all", 512), ("batch_all", 4096),
-         ("semi_hard", 256)]
+CASES = [
+    ("batch_hard", 256),
+    ("batch_hard", 1024),
+    ("batch_all", 256),
+    ("batch_all", 512),
+    ("batch_all", 4096),
+    ("semi_hard", 256),
+]
 IMPLS = ["audiosiam", "naive", "vectorised", "compiled", "pml"]
 
 
@@ -109,8 +120,12 @@ def test_triplet_fwd_bwd(benchmark, threads, mining, b, impl):
     fn = fns[impl]
     if impl != "pml" and b <= 1024:  # pml's semi-hard and batch-hard reduce differently; parity is in tests/
         # torch.cdist (Gram expansion) is off by ~1e-4 at these norms, so the baselines get that tolerance
-        torch.testing.assert_close(fn(x).float(), reference(x, y, mining, reduction).float(), rtol=1e-4,
-                                   atol=1e-5 if impl == "audiosiam" else 2e-4)
+        torch.testing.assert_close(
+            fn(x).float(),
+            reference(x, y, mining, reduction).float(),
+            rtol=1e-4,
+            atol=1e-5 if impl == "audiosiam" else 2e-4,
+        )
 
     def step():
         e = x.detach().requires_grad_()

@@ -35,7 +35,7 @@ def _run(args: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    own, train_args = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    own, train_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", required=True, help="where checkpoints and results go")
     parser.add_argument("--recipe", default=str(DEFAULT_RECIPE), help="training recipe (FSDD digits 0-4)")
@@ -53,16 +53,46 @@ def main(argv: list[str] | None = None) -> int:
     for speaker in speakers:
         model = out_dir / f"without_{speaker}.pt"
         if not model.is_file():
-            _run(["train", args.recipe, "--exclude", f"speaker={speaker}", "--out", str(model), "--no-progress",
-                  *train_args])
+            _run(
+                [
+                    "train",
+                    args.recipe,
+                    "--exclude",
+                    f"speaker={speaker}",
+                    "--out",
+                    str(model),
+                    "--no-progress",
+                    *train_args,
+                ]
+            )
         result = {"speaker": speaker}
         for name, extra in (("any", []), ("cross", ["--cross-group"])):
             path = out_dir / f"without_{speaker}.{name}.json"
             if not path.is_file():
-                _run(["evaluate", args.manifest, "--model", str(model), "--label-column", "digit",
-                      "--where", "digit=5,6,7,8,9",
-                      "--group-column", "speaker", "--query-group", speaker, "--k-shot", "1", "5",
-                      "--episodes", str(args.episodes), "--json", str(path), *extra])
+                _run(
+                    [
+                        "evaluate",
+                        args.manifest,
+                        "--model",
+                        str(model),
+                        "--label-column",
+                        "digit",
+                        "--where",
+                        "digit=5,6,7,8,9",
+                        "--group-column",
+                        "speaker",
+                        "--query-group",
+                        speaker,
+                        "--k-shot",
+                        "1",
+                        "5",
+                        "--episodes",
+                        str(args.episodes),
+                        "--json",
+                        str(path),
+                        *extra,
+                    ]
+                )
             data = json.loads(path.read_text())
             result[f"{name} 1-shot"] = data["5-way 1-shot"]["accuracy"]
             result[f"{name} 5-shot"] = data["5-way 5-shot"]["accuracy"]
@@ -74,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| held-out speaker | " + " | ".join(keys) + " |")
     print("|---|" + "---:|" * len(keys))
     for r in rows + [{"speaker": "**mean**", **{k: sum(r[k] for r in rows) / len(rows) for k in keys}}]:
-        print(f"| {r['speaker']} | " + " | ".join(f"{r[k]:.1f}" if k == "training minutes" else f"{100 * r[k]:.2f}%"
-                                                   for k in keys) + " |")
+        print(
+            f"| {r['speaker']} | "
+            + " | ".join(f"{r[k]:.1f}" if k == "training minutes" else f"{100 * r[k]:.2f}%" for k in keys)
+            + " |"
+        )
     (out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
     return 0
 

@@ -49,27 +49,42 @@ BASELINE = "log-mel mean/std"
 def _package_of(manifest: Path) -> dict[str, str]:
     """path -> the recording source an episode stays within: the package, or the kit for drum kits."""
     with open(manifest, newline="") as handle:
-        return {row["path"]: row["group"] if row["source"] == "hydrogen-drumkits" else row["source"]
-                for row in csv.DictReader(handle)}
+        return {
+            row["path"]: row["group"] if row["source"] == "hydrogen-drumkits" else row["source"]
+            for row in csv.DictReader(handle)
+        }
 
 
 def domains(data: Path, shared: Path) -> dict[str, dict]:
     """name -> {items, n_query, cross_group, within}: ``within`` maps each clip to the source its episodes
     stay inside (None: episodes mix sources)."""
     manifests = data / "manifests"
-    out = {"environmental kinds, cross-source": dict(
-        items=manifest_items(manifests / "heldout_categories.csv", label_column="label", group_column="group"),
-        n_query=1, cross_group=True, within=None)}
+    out = {
+        "environmental kinds, cross-source": dict(
+            items=manifest_items(manifests / "heldout_categories.csv", label_column="label", group_column="group"),
+            n_query=1,
+            cross_group=True,
+            within=None,
+        )
+    }
     for domain in ("environmental", "music"):
         manifest = manifests / f"heldout_{domain}.csv"
         items = manifest_items(manifest, label_column="label", group_column="group")
-        out[f"{domain}, within one source"] = dict(items=items, n_query=1, cross_group=False,
-                                                   within=_package_of(manifest))
+        out[f"{domain}, within one source"] = dict(
+            items=items, n_query=1, cross_group=False, within=_package_of(manifest)
+        )
         out[f"{domain}, sources mixed"] = dict(items=items, n_query=1, cross_group=False, within=None)
     out["words (FSDD 5-9, cross-speaker)"] = dict(
-        items=manifest_items(shared / "fsdd/manifest.csv", label_column="digit",
-                             where={"digit": ["5", "6", "7", "8", "9"]}, group_column="speaker"),
-        n_query=5, cross_group=True, within=None)
+        items=manifest_items(
+            shared / "fsdd/manifest.csv",
+            label_column="digit",
+            where={"digit": ["5", "6", "7", "8", "9"]},
+            group_column="speaker",
+        ),
+        n_query=5,
+        cross_group=True,
+        within=None,
+    )
     return out
 
 
@@ -77,8 +92,17 @@ def _episodes(emb, labels, groups, spec, k, episodes, seed, paths) -> dict:
     """Few-shot accuracy; with ``within``, episodes drawn inside each source that has 5 classes with enough
     clips, shared out in proportion to those classes, and pooled (mean and 95% CI over all episodes)."""
     if spec["within"] is None:
-        return few_shot_accuracy(emb, labels, n_way=5, k_shot=k, n_query=spec["n_query"], episodes=episodes,
-                                 groups=groups, cross_group=spec["cross_group"], seed=seed)
+        return few_shot_accuracy(
+            emb,
+            labels,
+            n_way=5,
+            k_shot=k,
+            n_query=spec["n_query"],
+            episodes=episodes,
+            groups=groups,
+            cross_group=spec["cross_group"],
+            seed=seed,
+        )
     need = k + spec["n_query"]
     parts = {}
     for source in sorted(set(spec["within"][p] for p in paths)):
@@ -140,8 +164,11 @@ def table(results: dict, models: list[str], k_shots=(1, 5)) -> str:
     head = "| domain | classes (clips) | " + " | ".join(f"{n} {k}-shot" for n in names for k in k_shots) + " |"
     lines = [head, "|---|---:|" + "---:|" * (len(names) * len(k_shots))]
     for domain, row in results.items():
-        cells = [f"{100 * row[f'{n} {k}-shot']['accuracy']:.1f} +/- {100 * row[f'{n} {k}-shot']['ci95']:.1f}"
-                 for n in names for k in k_shots]
+        cells = [
+            f"{100 * row[f'{n} {k}-shot']['accuracy']:.1f} +/- {100 * row[f'{n} {k}-shot']['ci95']:.1f}"
+            for n in names
+            for k in k_shots
+        ]
         lines.append(f"| {domain} | {row['classes']} ({row['clips']}) | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Within-source episodes by source (model: first given), k-shot: episodes and accuracy")
@@ -149,25 +176,39 @@ def table(results: dict, models: list[str], k_shots=(1, 5)) -> str:
         for k in k_shots:
             cell = row.get(f"{models[0]} {k}-shot", {})
             if cell.get("sources"):
-                lines.append(f"  {domain}, {k}-shot: " + ", ".join(
-                    f"{s} ({v['classes']} classes, {v['episodes']} ep.) {100 * v['accuracy']:.1f}"
-                    for s, v in cell["sources"].items()))
+                lines.append(
+                    f"  {domain}, {k}-shot: "
+                    + ", ".join(
+                        f"{s} ({v['classes']} classes, {v['episodes']} ep.) {100 * v['accuracy']:.1f}"
+                        for s, v in cell["sources"].items()
+                    )
+                )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="bundled preset names or checkpoint paths")
-    parser.add_argument("--data", type=Path, default=Path.home() / ".cache/audiosiam/training-data",
-                        help="the corpus built by scripts/fetch_training_data.py (default: %(default)s)")
-    parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared" / "data",
-                        help="the project's shared recordings (default: %(default)s)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path.home() / ".cache/audiosiam/training-data",
+        help="the corpus built by scripts/fetch_training_data.py (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shared-data",
+        type=Path,
+        default=REPO.parent / "shared" / "data",
+        help="the project's shared recordings (default: %(default)s)",
+    )
     parser.add_argument("--episodes", type=int, default=2000, help="episodes per cell (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)
-    for folder, how in ((args.data / "manifests", "run scripts/fetch_training_data.py"),
-                        (args.shared_data / "fsdd", "pass --shared-data")):
+    for folder, how in (
+        (args.data / "manifests", "run scripts/fetch_training_data.py"),
+        (args.shared_data / "fsdd", "pass --shared-data"),
+    ):
         if not folder.is_dir():
             print(f"{folder}: not found; {how}", file=sys.stderr)
             return 1

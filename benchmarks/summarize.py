@@ -13,13 +13,20 @@ import sys
 def table(path: str) -> str:
     data = json.load(open(path))
     machine = data.get("machine_info", {})
-    lines = [f"<!-- {path}: {machine.get('cpu', {}).get('brand_raw', '?')}, {machine.get('cpu', {}).get('count', '?')} "
-             f"cores, {data.get('datetime', '?')} -->",
-             "| test | median ms | min ms | max ms | extra |", "|---|---:|---:|---:|---|"]
+    lines = [
+        f"<!-- {path}: {machine.get('cpu', {}).get('brand_raw', '?')}, {machine.get('cpu', {}).get('count', '?')} "
+        f"cores, {data.get('datetime', '?')} -->",
+        "| test | median ms | min ms | max ms | extra |",
+        "|---|---:|---:|---:|---|",
+    ]
     for bench in data["benchmarks"]:
         s = bench["stats"]
-        extra = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in bench["extra_info"].items())
-        lines.append(f"| {bench['name']} | {s['median'] * 1e3:.2f} | {s['min'] * 1e3:.2f} | {s['max'] * 1e3:.2f} | {extra} |")
+        extra = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in bench["extra_info"].items()
+        )
+        lines.append(
+            f"| {bench['name']} | {s['median'] * 1e3:.2f} | {s['min'] * 1e3:.2f} | {s['max'] * 1e3:.2f} | {extra} |"
+        )
     return "\n".join(lines)
 
 

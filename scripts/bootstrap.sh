@@ -28,6 +28,11 @@ if [ ! -f "$venv/.audiosiam-complete" ]; then
   "$venv/bin/python" -m pip install --quiet --progress-bar off -r "$repo/requirements.txt"
   touch "$venv/.audiosiam-complete"
 fi
+lint_marker="$venv/.lint-$(sha256sum "$repo/requirements-lint.txt" | cut -c1-12)"
+if [ ! -f "$lint_marker" ]; then
+  "$venv/bin/python" -m pip install --quiet --progress-bar off -r "$repo/requirements-lint.txt"
+  touch "$lint_marker"
+fi
 export AUDIOSIAM_PY="$venv/bin/python"
 export PATH="$venv/bin:$PATH"
 

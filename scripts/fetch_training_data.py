@@ -26,7 +26,8 @@ One command, on a fresh machine with the package registries reachable:
    ``benchmarks/generality.py``.
 5. Writes ``manifests/*.csv`` (path, label, source, domain, group), ``recipe.json`` for ``audiosiam train``
    (with the recordings of ``../shared/data`` as before), ``speaker_recipe.json`` for the ``speaker``
-   preset (its recipe plus one voice per language of KLettres, KTuberling and Asterisk), and ``survey.md``: what each package holds (files, kept, duplicates, minutes, classes).
+   preset (its recipe plus one voice per language of KLettres, KTuberling and Asterisk), and
+   ``survey.md``: what each package holds (files, kept, duplicates, minutes, classes).
 
 Licenses and attribution of every source: audiosiam/assets/DATA_SOURCES.md.
 """
@@ -81,26 +82,45 @@ class Package:
 
 PACKAGES: tuple[Package, ...] = (
     Package("tuxpaint-stamps-default", "environmental", ("usr/share/tuxpaint/stamps",), rule="tuxpaint"),
-    Package("0ad-data", "environmental", ("audio",), rule="variants",
-            skip=(r"^music/", r"^interface/", r"^voice/")),
-    Package("megaglest-data", "environmental", ("usr/share/games/megaglest/techs",), rule="megaglest",
-            skip=(r"music",)),
+    Package("0ad-data", "environmental", ("audio",), rule="variants", skip=(r"^music/", r"^interface/", r"^voice/")),
+    Package(
+        "megaglest-data", "environmental", ("usr/share/games/megaglest/techs",), rule="megaglest", skip=(r"music",)
+    ),
     Package("wesnoth-1.16-data", "environmental", ("usr/share/games/wesnoth/1.16/data/core/sounds",)),
-    Package("widelands-data", "environmental", ("usr/share/games/widelands/data/sound",),
-            skip=(r"^(sound_test|message|lobby|gametime|login|military/|scenario)",)),
+    Package(
+        "widelands-data",
+        "environmental",
+        ("usr/share/games/widelands/data/sound",),
+        skip=(r"^(sound_test|message|lobby|gametime|login|military/|scenario)",),
+    ),
     Package("supertux-data", "environmental", ("usr/share/games/supertux2/sounds",)),
     Package("supertuxkart-data", "environmental", ("usr/share/games/supertuxkart/data/sfx",)),
-    Package("redeclipse-data", "environmental", ("usr/share/games/redeclipse/data/sounds",),
-            skip=(r"^(music|announcer|voice)/",)),
+    Package(
+        "redeclipse-data",
+        "environmental",
+        ("usr/share/games/redeclipse/data/sounds",),
+        skip=(r"^(music|announcer|voice)/",),
+    ),
     Package("hedgewars-data", "environmental", ("usr/share/games/hedgewars/Data/Sounds",), skip=(r"^voices/",)),
     Package("bucklespring-data", "environmental", ("usr/share/buckle/wav",), rule="bucklespring"),
     Package("frozen-bubble-data", "environmental", ("usr/share/games/frozen-bubble/snd",), rule="free"),
     Package("tuxpaint-data", "environmental", ("usr/share/tuxpaint/sounds",), rule="free"),
-    Package("sound-theme-freedesktop", "environmental", ("usr/share/sounds/freedesktop",), rule="free",
-            recorded="mixed: some recorded (bell, camera, phone), some synthesised"),
+    Package(
+        "sound-theme-freedesktop",
+        "environmental",
+        ("usr/share/sounds/freedesktop",),
+        rule="free",
+        recorded="mixed: some recorded (bell, camera, phone), some synthesised",
+    ),
     Package("sonic-pi-samples", "music", ("usr/share/sonic-pi/samples",), rule="sonicpi"),
-    Package("lmms-common", "music", ("usr/share/lmms/samples",), rule="variants",
-            skip=(r"^(waveforms|shapes)/",), recorded="mostly recorded; synthesised waveforms left out"),
+    Package(
+        "lmms-common",
+        "music",
+        ("usr/share/lmms/samples",),
+        rule="variants",
+        skip=(r"^(waveforms|shapes)/",),
+        recorded="mostly recorded; synthesised waveforms left out",
+    ),
     Package("hydrogen-drumkits", "music", ("usr/share/hydrogen/data/drumkits",), rule="hydrogen"),
     Package("klettres-data", "speech", ("usr/share/klettres",), rule="free"),
     Package("ktuberling-data", "speech", ("usr/share/ktuberling/sounds",), rule="free"),
@@ -146,8 +166,9 @@ def fetch(cache: Path) -> Path:
     """Download and unpack every package once (markers make reruns cheap); returns the unpacked root."""
     debs, root = cache / "debs", cache / "unpacked"
     debs.mkdir(parents=True, exist_ok=True)
-    missing = [p.name for p in PACKAGES if not list(debs.glob(f"{p.name}_*.deb"))
-               and not (root / f".{p.name}.done").exists()]
+    missing = [
+        p.name for p in PACKAGES if not list(debs.glob(f"{p.name}_*.deb")) and not (root / f".{p.name}.done").exists()
+    ]
     if missing:
         print(f"downloading {len(missing)} packages: {' '.join(missing)}")
         subprocess.run(["apt-get", "download", *missing], cwd=debs, check=True)
@@ -322,14 +343,16 @@ def clean(clips: list[Clip], cache: Path, workers: int = 2) -> dict[tuple[str, s
         jobs.append((c.original, c.path))
     index_path = cache / "clean_index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    todo = [j for j in jobs if j[1] not in index or (not index[j[1]][1].startswith("refused")
-                                                      and not Path(j[1]).exists())]
+    todo = [
+        j for j in jobs if j[1] not in index or (not index[j[1]][1].startswith("refused") and not Path(j[1]).exists())
+    ]
     if todo:
         from tqdm import tqdm
 
         with ProcessPoolExecutor(workers, initializer=_one_thread) if workers > 1 else _InProcess() as pool:
-            for out, seconds, digest, fingerprint in tqdm(pool.map(_clean_one, todo, chunksize=16), total=len(todo),
-                                                          desc="cleaning clips", unit="clip"):
+            for out, seconds, digest, fingerprint in tqdm(
+                pool.map(_clean_one, todo, chunksize=16), total=len(todo), desc="cleaning clips", unit="clip"
+            ):
                 index[out] = [seconds, digest, fingerprint]
         tmp = index_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(index))
@@ -356,12 +379,15 @@ def clean(clips: list[Clip], cache: Path, workers: int = 2) -> dict[tuple[str, s
     lengths = np.array([c.seconds for c in kept])
     drop = np.zeros(len(kept), dtype=bool)
     for start in range(0, len(kept), 2048):
-        sims = prints[start:start + 2048] @ prints.T
+        sims = prints[start : start + 2048] @ prints.T
         for r, i in enumerate(range(start, min(start + 2048, len(kept)))):
             if drop[i]:
                 continue
-            earlier = np.nonzero((sims[r, :i] >= NEAR_DUPLICATE_COSINE) & ~drop[:i]
-                                 & (np.abs(lengths[:i] - lengths[i]) <= 0.02 * lengths[i]))[0]
+            earlier = np.nonzero(
+                (sims[r, :i] >= NEAR_DUPLICATE_COSINE)
+                & ~drop[:i]
+                & (np.abs(lengths[:i] - lengths[i]) <= 0.02 * lengths[i])
+            )[0]
             if len(earlier):
                 drop[i] = True
     for c, d in zip(kept, drop):
@@ -409,15 +435,27 @@ def write_csv(path: Path, clips: list[Clip], *, qualify: bool = True) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "source", "domain", "group", "seconds", "original"])
         for c in clips:
-            writer.writerow([c.path, (f"{c.source}/{c.label}" if qualify else c.label) if c.label else "", c.source, c.domain, c.group,
-                             f"{c.seconds:.3f}", c.original])
+            writer.writerow(
+                [
+                    c.path,
+                    (f"{c.source}/{c.label}" if qualify else c.label) if c.label else "",
+                    c.source,
+                    c.domain,
+                    c.group,
+                    f"{c.seconds:.3f}",
+                    c.original,
+                ]
+            )
     tmp.replace(path)
     return path
 
 
 def survey(cache: Path, found: dict[str, int], clips: list[Clip], drops: dict[str, dict[str, int]]) -> str:
-    lines = ["| package | domain | recorded | files used | kept | dropped | minutes | classes (clips) | label-free "
-             "| held out classes (clips) |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| package | domain | recorded | files used | kept | dropped | minutes | classes (clips) | label-free "
+        "| held out classes (clips) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     by_source = defaultdict(list)
     for c in clips:
         by_source[c.source].append(c)
@@ -427,10 +465,12 @@ def survey(cache: Path, found: dict[str, int], clips: list[Clip], drops: dict[st
         held = [c for c in mine if c.held_out]
         classes = {c.label for c in train if c.label}
         held_classes = {c.label for c in held if c.label}
-        lines.append(f"| {p.name} | {p.domain} | {p.recorded} | {found.get(p.name, 0)} | {len(mine)} | "
-                     f"{sum(drops.get(p.name, {}).values())} | {sum(c.seconds for c in mine) / 60:.1f} | "
-                     f"{len(classes)} ({sum(1 for c in train if c.label)}) | {sum(1 for c in train if not c.label)} | "
-                     f"{len(held_classes)} ({sum(1 for c in held if c.label)}) |")
+        lines.append(
+            f"| {p.name} | {p.domain} | {p.recorded} | {found.get(p.name, 0)} | {len(mine)} | "
+            f"{sum(drops.get(p.name, {}).values())} | {sum(c.seconds for c in mine) / 60:.1f} | "
+            f"{len(classes)} ({sum(1 for c in train if c.label)}) | {sum(1 for c in train if not c.label)} | "
+            f"{len(held_classes)} ({sum(1 for c in held if c.label)}) |"
+        )
     text = "\n".join(lines)
     (cache / "survey.md").write_text(text + "\n")
     return text
@@ -484,35 +524,70 @@ def build(cache: Path, shared: Path, workers: int) -> Path:
             language = parts[parts.index("sounds") + 1]
         else:
             continue
-        voices.append(Clip(c.source, c.domain, c.original, "", f"{c.source.split('-')[0]}/{language}", c.path,
-                           c.seconds))
+        voices.append(
+            Clip(c.source, c.domain, c.original, "", f"{c.source.split('-')[0]}/{language}", c.path, c.seconds)
+        )
     write_csv(manifests / "voices.csv", voices)
     print(survey(cache, found, clips, drops_total))
     words_kept = [w for w in ("down", "go", "left", "off", "on", "right", "stop", "up") if w not in HELD_OUT_WORDS]
     shared_sources = [
-        {"name": "speech_commands", "path": str(shared / "speech_commands_dev/manifest.csv"),
-         "label_columns": ["word"], "where": {"word": words_kept}, "group_column": "speaker"},
-        {"name": "hedgewars", "path": str(shared / "hedgewars_voices/manifest.csv"),
-         "label_columns": ["phrase"], "group_column": "voice"},
-        {"name": "fsdd", "path": str(shared / "fsdd/manifest.csv"), "label_columns": ["digit"],
-         "where": {"digit": list(TRAIN_DIGITS)}, "group_column": "speaker"},
+        {
+            "name": "speech_commands",
+            "path": str(shared / "speech_commands_dev/manifest.csv"),
+            "label_columns": ["word"],
+            "where": {"word": words_kept},
+            "group_column": "speaker",
+        },
+        {
+            "name": "hedgewars",
+            "path": str(shared / "hedgewars_voices/manifest.csv"),
+            "label_columns": ["phrase"],
+            "group_column": "voice",
+        },
+        {
+            "name": "fsdd",
+            "path": str(shared / "fsdd/manifest.csv"),
+            "label_columns": ["digit"],
+            "where": {"digit": list(TRAIN_DIGITS)},
+            "group_column": "speaker",
+        },
     ]
     ambience = [c for c in train if re.search(r"/(ambient|ambience)/", c.original)]
     write_csv(manifests / "background_ambience.csv", ambience)
     recipe = {
         "comment": "weight: a source's relative share of each batch's classes (labelled and label-free apart); "
-                   "environmental sounds are weighted up: they are what the earlier default lacked",
-        "sources": shared_sources + [
-            {"name": f"sounds_{d}", "path": str(manifests / f"train_{d}.csv"), "label_columns": ["label"],
-             "group_column": "group", "weight": SOURCE_WEIGHTS.get(d, 1.0)}
-            for d in ("environmental", "music") if labelled[d]],
-        "unlabelled": [{"name": f"free_{d}", "path": str(manifests / f"free_{d}.csv"), "label_columns": ["path"],
-                        "weight": FREE_WEIGHTS.get(d, 1.0)} for d in ("environmental", "music", "speech") if free[d]],
+        "environmental sounds are weighted up: they are what the earlier default lacked",
+        "sources": shared_sources
+        + [
+            {
+                "name": f"sounds_{d}",
+                "path": str(manifests / f"train_{d}.csv"),
+                "label_columns": ["label"],
+                "group_column": "group",
+                "weight": SOURCE_WEIGHTS.get(d, 1.0),
+            }
+            for d in ("environmental", "music")
+            if labelled[d]
+        ],
+        "unlabelled": [
+            {
+                "name": f"free_{d}",
+                "path": str(manifests / f"free_{d}.csv"),
+                "label_columns": ["path"],
+                "weight": FREE_WEIGHTS.get(d, 1.0),
+            }
+            for d in ("environmental", "music", "speech")
+            if free[d]
+        ],
         "background": [str(shared / "speech_commands_dev/noise"), str(manifests / "background_ambience.csv")],
-        "held_out": {"fsdd_digits": ["5", "6", "7", "8", "9"], "speech_commands_words": list(HELD_OUT_WORDS),
-                     "drum_kits": list(HELD_OUT_KITS), "sources": list(HELD_OUT_SOURCES),
-                     "categories": {k: rx for k, rx in HELD_OUT_CATEGORIES.items()},
-                     "classes": sorted({f"{c.source}/{c.label}" for c in held if c.label and not c.category})},
+        "held_out": {
+            "fsdd_digits": ["5", "6", "7", "8", "9"],
+            "speech_commands_words": list(HELD_OUT_WORDS),
+            "drum_kits": list(HELD_OUT_KITS),
+            "sources": list(HELD_OUT_SOURCES),
+            "categories": {k: rx for k, rx in HELD_OUT_CATEGORIES.items()},
+            "classes": sorted({f"{c.source}/{c.label}" for c in held if c.label and not c.category}),
+        },
     }
     path = cache / "recipe.json"
     path.write_text(json.dumps(recipe, indent=2))
@@ -530,10 +605,18 @@ def build(cache: Path, shared: Path, workers: int) -> Path:
 def main(argv=None) -> int:
     repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/audiosiam/training-data",
-                        help="where packages, cleaned clips and manifests go (default: %(default)s)")
-    parser.add_argument("--shared-data", type=Path, default=repo.parent / "shared" / "data",
-                        help="the project's shared recordings (default: %(default)s)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache/audiosiam/training-data",
+        help="where packages, cleaned clips and manifests go (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shared-data",
+        type=Path,
+        default=repo.parent / "shared" / "data",
+        help="the project's shared recordings (default: %(default)s)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="decoding processes (default: %(default)s)")
     args = parser.parse_args(argv)
     if not args.shared_data.is_dir():

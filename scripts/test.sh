@@ -7,6 +7,10 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/bootstrap.sh"
 cd "$repo"
 
+echo "audiosiam: lint and format check (ruff; fix with: ruff check --fix . && ruff format .)"
+"$AUDIOSIAM_PY" -m ruff check --quiet .
+"$AUDIOSIAM_PY" -m ruff format --check --quiet .
+
 echo "audiosiam: C++ tests (CMake + ctest against libtorch)"
 bash "$repo/scripts/cpp_tests.sh"
 

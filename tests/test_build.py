@@ -24,10 +24,17 @@ def setup_module_sources(with_cuda: bool) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
 def test_setup_py_and_cmake_compile_the_same_sources():
-    result = subprocess.run(["cmake", f"-DAUDIOSIAM_ROOT={ROOT}", "-P", str(ROOT / "cmake" / "print_sources.cmake")],
-                            capture_output=True, text=True, check=True)
-    cmake_list = [line.removeprefix("-- ").strip() for line in (result.stdout + result.stderr).splitlines()
-                  if line.strip().startswith("-- csrc/")]
+    result = subprocess.run(
+        ["cmake", f"-DAUDIOSIAM_ROOT={ROOT}", "-P", str(ROOT / "cmake" / "print_sources.cmake")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cmake_list = [
+        line.removeprefix("-- ").strip()
+        for line in (result.stdout + result.stderr).splitlines()
+        if line.strip().startswith("-- csrc/")
+    ]
     assert cmake_list == setup_module_sources(with_cuda=True)
     assert any(s.endswith(".cu") for s in cmake_list) and "csrc/audiosiam.cpp" in cmake_list
 

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import audiosiam
 from audiosiam.classify import UNKNOWN, FewShotClassifier
@@ -66,9 +65,24 @@ def test_examples_are_classified_by_example(model):
 
 def test_quickstart_command_prints_the_table(tmp_path):
     plot = tmp_path / "plot.png"
-    result = subprocess.run([sys.executable, "-m", "audiosiam", "classify", "--support", str(EXAMPLES / "support"),
-                             str(EXAMPLES / "query"), "--format", "json", "--plot", str(plot)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audiosiam",
+            "classify",
+            "--support",
+            str(EXAMPLES / "support"),
+            str(EXAMPLES / "query"),
+            "--format",
+            "json",
+            "--plot",
+            str(plot),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert len(rows) == len(list((EXAMPLES / "query").iterdir()))
@@ -81,8 +95,13 @@ def test_unseen_spoken_digits(model, shared_data):
     from audiosiam.data import ManifestDataset
     from audiosiam.evaluation import embed_dataset, few_shot_accuracy
 
-    digits = ManifestDataset(shared_data / "fsdd" / "manifest.csv", label_column="digit",
-                             where={"digit": ["5", "6", "7", "8", "9"]}, group_column="speaker", clip_seconds=None)
+    digits = ManifestDataset(
+        shared_data / "fsdd" / "manifest.csv",
+        label_column="digit",
+        where={"digit": ["5", "6", "7", "8", "9"]},
+        group_column="speaker",
+        clip_seconds=None,
+    )
     emb, labels = embed_dataset(model, digits)
     one_shot = few_shot_accuracy(emb, labels, k_shot=1, episodes=1000)
     five_shot = few_shot_accuracy(emb, labels, k_shot=5, episodes=1000)
@@ -100,8 +119,12 @@ def test_speaker_preset_tells_speakers_apart_where_the_default_does_not(model, s
     from audiosiam.data import ManifestDataset
     from audiosiam.evaluation import embed_dataset, few_shot_accuracy
 
-    speakers = ManifestDataset(shared_data / "fsdd" / "manifest.csv", label_column="speaker",
-                               where={"take": [str(t) for t in range(0, 50, 5)]}, clip_seconds=None)
+    speakers = ManifestDataset(
+        shared_data / "fsdd" / "manifest.csv",
+        label_column="speaker",
+        where={"take": [str(t) for t in range(0, 50, 5)]},
+        clip_seconds=None,
+    )
     accuracy = {}
     for name, m in (("default", model), ("speaker", audiosiam.load_model("speaker"))):
         emb, labels = embed_dataset(m, speakers)

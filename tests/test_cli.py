@@ -62,8 +62,18 @@ def test_help_text_has_examples(capsys):
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
 def test_classify_examples_in_every_format(checkpoint, fmt, tmp_path):
     plot = tmp_path / "why.png"
-    code, out, err = cli("classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--model", checkpoint,
-                         "--format", fmt, "--plot", plot)
+    code, out, err = cli(
+        "classify",
+        "--support",
+        EXAMPLES / "support",
+        EXAMPLES / "query",
+        "--model",
+        checkpoint,
+        "--format",
+        fmt,
+        "--plot",
+        plot,
+    )
     assert code == 0, err
     queries = sorted(p.name for p in (EXAMPLES / "query").iterdir())
     if fmt == "json":
@@ -82,8 +92,18 @@ def test_bad_query_files_are_reported_and_the_rest_classified(checkpoint, tmp_pa
     bad = tmp_path / "broken.wav"
     bad.write_text("not audio")
     good = EXAMPLES / "query" / "snare_sn_02.flac"
-    code, out, err = cli("classify", "--support", EXAMPLES / "support", bad, good, tmp_path / "missing.flac",
-                         "--model", checkpoint, "--format", "json")
+    code, out, err = cli(
+        "classify",
+        "--support",
+        EXAMPLES / "support",
+        bad,
+        good,
+        tmp_path / "missing.flac",
+        "--model",
+        checkpoint,
+        "--format",
+        "json",
+    )
     assert code == 1
     assert "broken.wav" in err and "missing.flac" in err and "not a readable audio file" in err
     assert [Path(r["file"]).name for r in json.loads(out)] == ["snare_sn_02.flac"]
@@ -105,9 +125,12 @@ def test_enroll_then_classify_from_gallery(checkpoint, tmp_path):
     gallery = tmp_path / "examples.asg"
     code, out, err = cli("enroll", EXAMPLES / "support", "--out", gallery, "--model", checkpoint)
     assert code == 0 and gallery.is_file() and "24 clips in 8 classes" in out
-    direct = cli("classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--model", checkpoint,
-                 "--format", "json")[1]
-    from_gallery = cli("classify", "--gallery", gallery, EXAMPLES / "query", "--model", checkpoint, "--format", "json")[1]
+    direct = cli(
+        "classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--model", checkpoint, "--format", "json"
+    )[1]
+    from_gallery = cli("classify", "--gallery", gallery, EXAMPLES / "query", "--model", checkpoint, "--format", "json")[
+        1
+    ]
     assert json.loads(direct) == json.loads(from_gallery)
 
 
@@ -140,17 +163,45 @@ def test_verify_and_embed(checkpoint, tmp_path):
 def test_evaluate_with_held_out_query_group(checkpoint, tmp_path):
     manifest = tmp_path / "m.csv"
     clips = sorted((EXAMPLES / "support").glob("*/*.flac"))
-    manifest.write_text("path,sound,speaker\n" + "".join(f"{p},{p.parent.name},g{i % 3}\n" for i, p in enumerate(clips)))
+    manifest.write_text(
+        "path,sound,speaker\n" + "".join(f"{p},{p.parent.name},g{i % 3}\n" for i, p in enumerate(clips))
+    )
     out_json = tmp_path / "r.json"
-    code, out, _ = cli("evaluate", checkpoint, manifest, "--label-column", "sound", "--group-column", "speaker",
-                       "--query-group", "g2", "--k-shot", "1", "--n-query", "1", "--episodes", "40", "--json", out_json)
+    code, out, _ = cli(
+        "evaluate",
+        checkpoint,
+        manifest,
+        "--label-column",
+        "sound",
+        "--group-column",
+        "speaker",
+        "--query-group",
+        "g2",
+        "--k-shot",
+        "1",
+        "--n-query",
+        "1",
+        "--episodes",
+        "40",
+        "--json",
+        out_json,
+    )
     result = json.loads(out_json.read_text())
     assert code == 0 and "5-way 1-shot" in out and result["clips"] == 24
     assert 0.0 <= result["5-way 1-shot"]["accuracy"] <= 1.0 and result["5-way 1-shot"]["episodes"] == 40
     code, _, err = cli("evaluate", checkpoint, manifest, "--label-column", "sound", "--query-group", "g2")
     assert code != 0 and "--query-group needs --group-column" in err
-    code, _, err = cli("evaluate", checkpoint, manifest, "--label-column", "sound", "--group-column", "speaker",
-                       "--query-group", "nobody")
+    code, _, err = cli(
+        "evaluate",
+        checkpoint,
+        manifest,
+        "--label-column",
+        "sound",
+        "--group-column",
+        "speaker",
+        "--query-group",
+        "nobody",
+    )
     assert code != 0 and "['nobody'] not among" in err
 
 
@@ -168,8 +219,7 @@ def test_info_reports_build_and_models(checkpoint):
     assert code == 1 and "no_such_model.pt" in err
 
 
-@pytest.mark.skipif(not has_ops(),
-                    reason="bench times the compiled kernels, which are not built here")
+@pytest.mark.skipif(not has_ops(), reason="bench times the compiled kernels, which are not built here")
 def test_bench_checks_then_times_every_kernel():
     code, out, err = cli("bench", "--size", "quick", "--min-time", "0.01", "--threads", "1", "--format", "json")
     report = json.loads(out)
@@ -192,6 +242,7 @@ def test_bench_refuses_to_time_a_wrong_kernel(monkeypatch):
     def broken(*args):
         for case in real(*args):
             yield case[:5] + ((lambda: 1.0),)  # an error of 1.0 against the reference
+
     monkeypatch.setattr(bench, "_cases", broken)
     with pytest.raises(AssertionError, match="not timing a wrong result"):
         bench.run_benchmarks(size="quick", min_run_time=0.01)
@@ -202,8 +253,10 @@ def test_top_level_help_imports_neither_torch_nor_a_command_parser():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom audiosiam.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
+    code = (
+        "import sys\nfrom audiosiam.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("NO TORCH") and "classify" in out and "evaluate" in out
 
@@ -223,8 +276,16 @@ def test_bad_example_clips_are_reported_and_the_others_enrolled(checkpoint, tmp_
     shutil.copytree(EXAMPLES / "support", support)
     (support / "snare" / "broken.wav").write_text("not audio")
     (support / "bass_drum" / "empty.wav").write_bytes(b"")
-    code, out, err = cli("classify", "--support", support, EXAMPLES / "query" / "snare_sn_02.flac",
-                         "--model", checkpoint, "--format", "json")
+    code, out, err = cli(
+        "classify",
+        "--support",
+        support,
+        EXAMPLES / "query" / "snare_sn_02.flac",
+        "--model",
+        checkpoint,
+        "--format",
+        "json",
+    )
     assert code == 0 and json.loads(out)[0]["file"].endswith("snare_sn_02.flac")
     assert "broken.wav" in err and "empty.wav" in err and "2 examples skipped" in err
     assert err.count("broken.wav") == 1  # the path once, not "skipped X: X: ..."
@@ -240,8 +301,7 @@ def test_one_vocabulary_on_every_command():
     from audiosiam.cli import SUBCOMMANDS, build_parser
 
     parser = build_parser()
-    commands = {a.dest: a for a in parser._subparsers._group_actions}[
-        "command"].choices
+    commands = {a.dest: a for a in parser._subparsers._group_actions}["command"].choices
     uses_model = {"classify", "verify", "enroll", "embed", "evaluate"}
     for name in SUBCOMMANDS:
         options = {s for a in commands[name]._actions for s in a.option_strings}
@@ -252,7 +312,11 @@ def test_one_vocabulary_on_every_command():
     train_options = {s for a in commands["train"]._actions for s in a.option_strings}
     assert {"--model", "--classes-per-batch", "--clips-per-class"} <= train_options
     for action in commands["train"]._actions:
-        if action.help not in (None, "==SUPPRESS==") and action.option_strings and action.dest not in ("help", "resume"):
+        if (
+            action.help not in (None, "==SUPPRESS==")
+            and action.option_strings
+            and action.dest not in ("help", "resume")
+        ):
             assert "default" in action.help or action.required, action.option_strings
 
 
@@ -261,9 +325,12 @@ def test_old_spellings_still_work_with_a_warning(tmp_path):
 
     from audiosiam.cli import build_parser
 
-    args = build_parser("train").parse_args(["train", "d/", "--out", "m.pt", "--init", "default", "--k", "3", "--p", "8"])
+    args = build_parser("train").parse_args(
+        ["train", "d/", "--out", "m.pt", "--init", "default", "--k", "3", "--p", "8"]
+    )
     assert (args.init, args.k, args.p) == ("default", 3, 8)
-    args = build_parser("train").parse_args(["train", "d/", "--out", "m.pt", "--model", "default",
-                                             "--clips-per-class", "3"])
+    args = build_parser("train").parse_args(
+        ["train", "d/", "--out", "m.pt", "--model", "default", "--clips-per-class", "3"]
+    )
     assert (args.init, args.k) == ("default", 3)
     assert isinstance(args, argparse.Namespace)

@@ -5,16 +5,25 @@ from __future__ import annotations
 import csv
 import os
 import time
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 
-from audio_fixtures import noise, sine, write
-from audiosiam.data import (AudioFolderDataset, EpisodicSampler, ManifestDataset, PairSampler, PKSampler,
-                            WaveformCache, combine_datasets, make_loader)
+from audiosiam.data import (
+    AudioFolderDataset,
+    EpisodicSampler,
+    ManifestDataset,
+    PairSampler,
+    PKSampler,
+    WaveformCache,
+    combine_datasets,
+    make_loader,
+)
 from audiosiam.errors import AudioLoadError, NoAudioFilesError, ParameterError
+
+from audio_fixtures import noise, sine, write
 
 
 @pytest.fixture
@@ -45,13 +54,20 @@ def test_manifest_dataset_with_filter_and_joined_labels(tree, tmp_path):
         w.writerow(["path", "sound", "speaker"])
         for p in sorted(tree.rglob("*.wav")):
             w.writerow([os.path.relpath(p, tmp_path), p.parts[-3], p.parts[-2]])
-    ds = ManifestDataset(manifest, label_column=["sound", "speaker"], where={"speaker": ["ann"]}, group_column="speaker")
+    ds = ManifestDataset(
+        manifest, label_column=["sound", "speaker"], where={"speaker": ["ann"]}, group_column="speaker"
+    )
     assert ds.classes == ["class0|ann", "class1|ann", "class2|ann"]
     assert len(ds) == 6 and set(ds.groups) == {"ann"}
     with pytest.raises(ParameterError, match=r"column\(s\) \['digit'\] not found"):
         ManifestDataset(manifest, label_column="digit")
-    rest = ManifestDataset(manifest, label_column="sound", where={"sound": ["class0", "class1"]},
-                           exclude={"speaker": ["ann"]}, group_column="speaker")
+    rest = ManifestDataset(
+        manifest,
+        label_column="sound",
+        where={"sound": ["class0", "class1"]},
+        exclude={"speaker": ["ann"]},
+        group_column="speaker",
+    )
     assert rest.classes == ["class0", "class1"] and len(rest) == 4 and set(rest.groups) == {"bob"}
     with pytest.raises(NoAudioFilesError, match="exclude"):
         ManifestDataset(manifest, label_column="sound", exclude={"speaker": ["ann", "bob"]})
@@ -131,10 +147,10 @@ def test_episodes_respect_ways_shots_and_groups():
     for support, query in sampler:
         assert len(support) == 10 and len(query) == 15
         for way in range(5):
-            s_cls = {labels[i] for i in support[2 * way: 2 * way + 2]}
-            q = query[3 * way: 3 * way + 3]
+            s_cls = {labels[i] for i in support[2 * way : 2 * way + 2]}
+            q = query[3 * way : 3 * way + 3]
             assert len(s_cls) == 1 and {labels[i] for i in q} == s_cls
-            assert not {groups[i] for i in q} & {groups[i] for i in support[2 * way: 2 * way + 2]}
+            assert not {groups[i] for i in q} & {groups[i] for i in support[2 * way : 2 * way + 2]}
     with pytest.raises(ParameterError, match="only 6 classes"):
         EpisodicSampler(labels, n_way=7, k_shot=1, n_query=1, episodes=1)
 
@@ -144,8 +160,17 @@ def test_query_groups_hold_one_group_for_queries():
     groups = [f"s{i % 4}" for i in range(72)]
     support_groups = set()
     for cross in (False, True):
-        sampler = EpisodicSampler(labels, n_way=5, k_shot=1, n_query=2, episodes=50, groups=groups,
-                                  cross_group=cross, query_groups=["s3"], seed=0)
+        sampler = EpisodicSampler(
+            labels,
+            n_way=5,
+            k_shot=1,
+            n_query=2,
+            episodes=50,
+            groups=groups,
+            cross_group=cross,
+            query_groups=["s3"],
+            seed=0,
+        )
         seen = set()
         for support, query in sampler:
             assert {groups[i] for i in query} == {"s3"} and not set(support) & set(query)
@@ -175,8 +200,13 @@ def test_combined_sources_keep_equal_names_apart_and_load_in_batches(tree):
 
 @pytest.mark.needs_shared_data
 def test_real_manifest(shared_data):
-    ds = ManifestDataset(shared_data / "fsdd" / "manifest.csv", label_column="digit", where={"digit": ["7"]},
-                         group_column="speaker", clip_seconds=1.0)
+    ds = ManifestDataset(
+        shared_data / "fsdd" / "manifest.csv",
+        label_column="digit",
+        where={"digit": ["7"]},
+        group_column="speaker",
+        clip_seconds=1.0,
+    )
     assert ds.classes == ["7"] and len(ds) == 300 and len(set(ds.groups)) == 6
     wave, _ = ds[0]
     assert wave.shape == (16000,) and torch.isfinite(wave).all()
@@ -185,24 +215,29 @@ def test_real_manifest(shared_data):
 def test_one_folder_reader_for_training_and_support(tmp_path):
     # hidden folders skipped, stray top-level files warned about, second level recorded as the group;
     # the --support reader of classify/enroll is this same function with two classes required
-    from audio_fixtures import sine, write
     from audiosiam.commands._common import read_support_folder
     from audiosiam.data import folder_items
+
+    from audio_fixtures import sine, write
 
     for path in ("dog/a.wav", "dog/rec2/b.wav", "bell/c.wav", ".trash/d.wav", "stray.wav"):
         write(tmp_path / path, sine())
     with pytest.warns(UserWarning, match="directly in the folder are ignored"):
         items = folder_items(tmp_path)
     assert sorted((Path(i.path).name, i.label, i.group) for i in items) == [
-        ("a.wav", "dog", ""), ("b.wav", "dog", "rec2"), ("c.wav", "bell", "")]
+        ("a.wav", "dog", ""),
+        ("b.wav", "dog", "rec2"),
+        ("c.wav", "bell", ""),
+    ]
     with pytest.warns(UserWarning, match="directly in the folder"):
         paths, labels = read_support_folder(tmp_path)
     assert sorted(zip([p.name for p in paths], labels)) == [("a.wav", "dog"), ("b.wav", "dog"), ("c.wav", "bell")]
 
 
 def test_a_symlink_loop_in_a_class_folder_is_not_a_class(tmp_path):
-    from audio_fixtures import sine, write
     from audiosiam.data import folder_items
+
+    from audio_fixtures import sine, write
 
     for path in ("dog/a.wav", "bell/b.wav"):
         write(tmp_path / path, sine())

@@ -33,8 +33,9 @@ def test_prototype_rule_is_the_nearest_normalised_mean():
 
 
 def tiny_model(dim):
-    return EmbeddingModel(LogMelSpectrogram(n_mels=16),
-                          ResNetEncoder(EncoderConfig(n_mels=16, channels=(4, 4, 4, 4), embedding_dim=dim)))
+    return EmbeddingModel(
+        LogMelSpectrogram(n_mels=16), ResNetEncoder(EncoderConfig(n_mels=16, channels=(4, 4, 4, 4), embedding_dim=dim))
+    )
 
 
 @pytest.mark.parametrize("rule", ["prototype", "knn"])
@@ -43,8 +44,9 @@ def test_evaluation_measures_the_classifier_that_classification_runs(rule):
     # (evaluate once voted by count while classify summed similarities: they disagreed here.)
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(6).repeat_interleave(8)
-    emb = torch.nn.functional.normalize(torch.randn(48, 8, generator=g) + 0.6 * torch.randn(6, 8, generator=g)[labels],
-                                        dim=1)
+    emb = torch.nn.functional.normalize(
+        torch.randn(48, 8, generator=g) + 0.6 * torch.randn(6, 8, generator=g)[labels], dim=1
+    )
     measured = few_shot_accuracy(emb, labels, n_way=3, k_shot=4, n_query=2, episodes=60, rule=rule, k=3, seed=5)
     sampler = EpisodicSampler(labels.tolist(), 3, 4, 2, 60, seed=5)
     model, correct = tiny_model(8), []

@@ -22,8 +22,9 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     import torch
     import torch.distributed as dist
 
@@ -51,7 +52,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
 def test_two_process_gloo_training(tmp_path):
     for c in range(6):
         for n in range(6):
-            write(tmp_path / "data" / f"class{c}" / f"{n}.wav", tone(200 * 1.6 ** c, 0.6, seed=10 * c + n))
+            write(tmp_path / "data" / f"class{c}" / f"{n}.wav", tone(200 * 1.6**c, 0.6, seed=10 * c + n))
     out = tmp_path / "ddp.pt"
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "data"), str(out)), nprocs=2, join=True)
     assert out.is_file() and (tmp_path / "ddp.run" / "metrics.json").is_file()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -65,8 +63,9 @@ def test_retrieval_agrees_with_pytorch_metric_learning():
     pml = pytest.importorskip("pytorch_metric_learning.utils.accuracy_calculator")
     emb, labels = clusters(spread=0.8, per_class=7)
     ours = E.retrieval_metrics(emb, labels)
-    calc = pml.AccuracyCalculator(include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
-                                  device=torch.device("cpu"))
+    calc = pml.AccuracyCalculator(
+        include=("precision_at_1", "r_precision", "mean_average_precision_at_r"), device=torch.device("cpu")
+    )
     theirs = calc.get_accuracy(torch.nn.functional.normalize(emb, dim=1), labels, ref_includes_query=True)
     assert ours["precision_at_1"] == pytest.approx(theirs["precision_at_1"], abs=1e-6)
     assert ours["r_precision"] == pytest.approx(theirs["r_precision"], abs=1e-6)

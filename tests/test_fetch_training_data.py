@@ -63,8 +63,11 @@ def test_labels_held_out_kinds_trimming_and_duplicates(fetch, tmp_path):
     drops = fetch.clean(clips, tmp_path / "cache", workers=1)
     kept = {Path(c.original).name: c for c in clips}
     assert set(kept) == {"saw-1.wav", "saw-2.wav", "bird_1.wav", "bird_2.wav", "lonely.wav"}
-    assert drops == {("fakegame-data", "exact duplicate"): 1, ("fakegame-data", "near duplicate"): 1,
-                     ("fakegame-data", "refused"): 1}
+    assert drops == {
+        ("fakegame-data", "exact duplicate"): 1,
+        ("fakegame-data", "near duplicate"): 1,
+        ("fakegame-data", "refused"): 1,
+    }
     trimmed, rate = sf.read(kept["saw-1.wav"].path)
     assert rate == 16000 and len(trimmed) < 0.8 * 16000  # the silence padding is gone
     assert kept["saw-1.wav"].seconds == pytest.approx(len(trimmed) / 16000, abs=1e-3)

@@ -6,22 +6,41 @@ import numpy as np
 import pytest
 import torch
 
-from audio_fixtures import clicks, noise, sine, sweep
 from audiosiam.errors import ParameterError
 from audiosiam.functional import log_mel_spectrogram
 from audiosiam.transforms import LogMelSpectrogram
 
+from audio_fixtures import clicks, noise, sine, sweep
 
-@pytest.mark.parametrize("signal", [sweep(1.0), noise(0.7), clicks(0.5), sine(3000, 0.3)], ids=["sweep", "noise", "clicks", "sine"])
+
+@pytest.mark.parametrize(
+    "signal", [sweep(1.0), noise(0.7), clicks(0.5), sine(3000, 0.3)], ids=["sweep", "noise", "clicks", "sine"]
+)
 @pytest.mark.parametrize("n_mels,f_max", [(64, None), (128, 7600.0)])
 def test_matches_librosa_above_the_floor(signal, n_mels, f_max):
     librosa = pytest.importorskip("librosa")
     sr = 16000
     ref = librosa.power_to_db(
-        librosa.feature.melspectrogram(y=signal.astype(np.float64), sr=sr, n_fft=512, hop_length=160, win_length=400,
-                                       window="hann", center=True, pad_mode="constant", power=2.0, n_mels=n_mels,
-                                       fmin=0.0, fmax=f_max, htk=False, norm="slaney"),
-        ref=1.0, amin=1e-10, top_db=80.0)
+        librosa.feature.melspectrogram(
+            y=signal.astype(np.float64),
+            sr=sr,
+            n_fft=512,
+            hop_length=160,
+            win_length=400,
+            window="hann",
+            center=True,
+            pad_mode="constant",
+            power=2.0,
+            n_mels=n_mels,
+            fmin=0.0,
+            fmax=f_max,
+            htk=False,
+            norm="slaney",
+        ),
+        ref=1.0,
+        amin=1e-10,
+        top_db=80.0,
+    )
     ours = log_mel_spectrogram(torch.from_numpy(signal).double(), sr, n_mels=n_mels, f_max=f_max).numpy()
     assert ours.shape == ref.shape
     above = ref > ref.min() + 1e-6  # cells on the floor are equal by construction
@@ -82,8 +101,9 @@ def test_large_batches_are_computed_in_groups_with_the_same_result(normalize):
     g = torch.Generator().manual_seed(3)
     batch = (0.1 * torch.randn(2, 23, 16000, generator=g)).requires_grad_()  # 46 clips: groups of 20, 20, 6
     out = log_mel_spectrogram(batch, normalize=normalize)
-    alone = torch.stack([log_mel_spectrogram(batch[i, j].detach(), normalize=normalize)
-                         for i in range(2) for j in range(23)]).reshape(out.shape)
+    alone = torch.stack(
+        [log_mel_spectrogram(batch[i, j].detach(), normalize=normalize) for i in range(2) for j in range(23)]
+    ).reshape(out.shape)
     torch.testing.assert_close(out.detach(), alone, rtol=1e-5, atol=1e-4)
     out.sum().backward()
     assert batch.grad is not None and torch.isfinite(batch.grad).all()

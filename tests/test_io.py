@@ -7,13 +7,16 @@ import pytest
 import soundfile as sf
 import torch
 
-from audio_fixtures import clicks, noise, sine, write
 from audiosiam.errors import AudioLoadError, EmptyAudioError, InvalidAudioError, NoAudioFilesError, ParameterError
 from audiosiam.io import find_audio_files, fix_length, load_audio, load_many, sliding_windows
 
+from audio_fixtures import clicks, noise, sine, write
 
-@pytest.mark.parametrize("ext,kwargs", [(".wav", {}), (".flac", {}), (".ogg", {"format": "OGG", "subtype": "VORBIS"}),
-                                        (".mp3", {"format": "MP3"})])
+
+@pytest.mark.parametrize(
+    "ext,kwargs",
+    [(".wav", {}), (".flac", {}), (".ogg", {"format": "OGG", "subtype": "VORBIS"}), (".mp3", {"format": "MP3"})],
+)
 def test_formats_decode_to_float32_mono(tmp_path, ext, kwargs):
     path = write(tmp_path / f"a{ext}", sine(440, 0.5), **kwargs)
     wave = load_audio(path)
@@ -163,7 +166,11 @@ def test_sliding_windows_cover_the_tail():
 
 @pytest.mark.needs_shared_data
 def test_real_clips_from_every_shared_source(shared_data):
-    for rel in ["fsdd/recordings/0_george_0.wav", "speech_commands_dev/noise/1024.flac", "hedgewars_voices/British/Amazing.ogg"]:
+    for rel in [
+        "fsdd/recordings/0_george_0.wav",
+        "speech_commands_dev/noise/1024.flac",
+        "hedgewars_voices/British/Amazing.ogg",
+    ]:
         wave = load_audio(shared_data / rel)
         assert wave.ndim == 1 and wave.shape[0] > 1000 and torch.isfinite(wave).all()
 

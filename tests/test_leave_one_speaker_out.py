@@ -18,15 +18,33 @@ import torch
 from audio_fixtures import write
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_TRAINING = ["--epochs", "1", "--steps-per-epoch", "2", "--classes-per-batch", "4", "--clips-per-class", "2", "--channels", "8,8,16,16",
-                 "--embedding-dim", "16", "--n-mels", "32", "--val-classes", "0", "--warmup-steps", "1"]
+TINY_TRAINING = [
+    "--epochs",
+    "1",
+    "--steps-per-epoch",
+    "2",
+    "--classes-per-batch",
+    "4",
+    "--clips-per-class",
+    "2",
+    "--channels",
+    "8,8,16,16",
+    "--embedding-dim",
+    "16",
+    "--n-mels",
+    "32",
+    "--val-classes",
+    "0",
+    "--warmup-steps",
+    "1",
+]
 
 
 def _digit(digit: int, speaker: int, take: int) -> np.ndarray:
     """A 'spoken digit': a tone whose pitch says the digit, a speaker's own timbre, a little noise."""
     rng = np.random.default_rng(100 * digit + 10 * speaker + take)
     t = np.arange(4800) / 16000
-    f = 300 * 1.25 ** digit * (1 + 0.03 * speaker)
+    f = 300 * 1.25**digit * (1 + 0.03 * speaker)
     x = np.sin(2 * np.pi * f * t) + 0.3 * (speaker + 1) / 3 * np.sin(4 * np.pi * f * t)
     return (0.3 * x + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
 
@@ -41,12 +59,37 @@ def test_sweep_trains_without_the_speaker_evaluates_on_them_and_resumes(tmp_path
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("path,digit,speaker\n" + "\n".join(rows) + "\n")
     recipe = tmp_path / "recipe.json"
-    recipe.write_text(json.dumps({"sources": [{"path": "manifest.csv", "label_columns": ["digit"],
-                                               "where": {"digit": ["0", "1", "2", "3", "4"]}, "group_column": "speaker"}]}))
+    recipe.write_text(
+        json.dumps(
+            {
+                "sources": [
+                    {
+                        "path": "manifest.csv",
+                        "label_columns": ["digit"],
+                        "where": {"digit": ["0", "1", "2", "3", "4"]},
+                        "group_column": "speaker",
+                    }
+                ]
+            }
+        )
+    )
     out = tmp_path / "loso"
-    command = [sys.executable, str(ROOT / "benchmarks" / "fsdd_leave_one_speaker_out.py"), "--out-dir", str(out),
-               "--recipe", str(recipe), "--manifest", str(manifest), "--speakers", "s2", "--episodes", "20",
-               "--", *TINY_TRAINING]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "fsdd_leave_one_speaker_out.py"),
+        "--out-dir",
+        str(out),
+        "--recipe",
+        str(recipe),
+        "--manifest",
+        str(manifest),
+        "--speakers",
+        "s2",
+        "--episodes",
+        "20",
+        "--",
+        *TINY_TRAINING,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     first = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]

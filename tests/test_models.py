@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 import torch
 
 import audiosiam
-from audio_fixtures import sine, write
 from audiosiam.errors import CheckpointError, ParameterError
 from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder, SiameseNetwork, load_checkpoint
 from audiosiam.transforms import LogMelSpectrogram
+
+from audio_fixtures import sine, write
 
 TINY = EncoderConfig(channels=(8, 8, 16, 16), embedding_dim=24, attention_dim=8)
 

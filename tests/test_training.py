@@ -9,20 +9,32 @@ import numpy as np
 import pytest
 import torch
 
-from audio_fixtures import write
 from audiosiam.errors import ParameterError
 from audiosiam.models import load_checkpoint
 from audiosiam.training import DataSource, TrainConfig, load_sources, train
 
-TINY = dict(channels=[8, 8, 16, 16], blocks=[1, 1, 1], embedding_dim=16, n_mels=32, p=4, k=2, clip_seconds=0.5,
-            steps_per_epoch=3, val_episodes=20, warmup_steps=2)
+from audio_fixtures import write
+
+TINY = dict(
+    channels=[8, 8, 16, 16],
+    blocks=[1, 1, 1],
+    embedding_dim=16,
+    n_mels=32,
+    p=4,
+    k=2,
+    clip_seconds=0.5,
+    steps_per_epoch=3,
+    val_episodes=20,
+    warmup_steps=2,
+)
 
 
 def tone(freq, seconds, seed):
     rng = np.random.default_rng(seed)
     t = np.arange(int(16000 * seconds)) / 16000
-    return (0.4 * np.sin(2 * math.pi * freq * (1 + 0.02 * rng.standard_normal()) * t)
-            + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    return (
+        0.4 * np.sin(2 * math.pi * freq * (1 + 0.02 * rng.standard_normal()) * t) + 0.01 * rng.standard_normal(len(t))
+    ).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +42,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("tones")
     for c in range(6):
         for n in range(6):
-            write(root / f"class{c}" / f"{n}.wav", tone(200 * 1.6 ** c, 0.6, seed=10 * c + n))
+            write(root / f"class{c}" / f"{n}.wav", tone(200 * 1.6**c, 0.6, seed=10 * c + n))
     return root
 
 
@@ -87,7 +99,9 @@ def test_label_free_training_and_contrastive_loss(tmp_path, data, monkeypatch):
 
     calls, apply = [], transforms.SpeedPerturb._apply
     monkeypatch.setattr(transforms.SpeedPerturb, "_apply", lambda *a: calls.append(1) or apply(*a))
-    config = TrainConfig(out=str(tmp_path / "free.pt"), **{**TINY, "epochs": 1, "val_classes": 0, "speed_perturb": 0.15})
+    config = TrainConfig(
+        out=str(tmp_path / "free.pt"), **{**TINY, "epochs": 1, "val_classes": 0, "speed_perturb": 0.15}
+    )
     train(config, [], unlabelled=[DataSource(str(data))], progress=False, log=lambda *a: None)
     assert (tmp_path / "free.pt").is_file() and calls
     assert torch.load(tmp_path / "free.pt", weights_only=False)["info"]["training_config"]["speed_perturb"] == 0.15
@@ -107,8 +121,15 @@ def test_without_validation_the_lowest_loss_is_kept_whatever_its_size(tmp_path, 
 
 def test_recipe_sources(tmp_path, data):
     recipe = tmp_path / "recipe.json"
-    recipe.write_text(json.dumps({"sources": [{"name": "t", "path": str(data)}], "unlabelled": [str(data)],
-                                  "background": [str(data / "class0")]}))
+    recipe.write_text(
+        json.dumps(
+            {
+                "sources": [{"name": "t", "path": str(data)}],
+                "unlabelled": [str(data)],
+                "background": [str(data / "class0")],
+            }
+        )
+    )
     labelled, unlabelled, background = load_sources([str(recipe), str(data)])
     assert [s.name for s in labelled] == ["t", data.name] and len(unlabelled) == 1 and len(background) == 1
 
@@ -118,9 +139,22 @@ def test_exclude_holds_a_group_out_of_every_manifest_source(tmp_path, data):
     rows = [(f"{data}/class{c}/{n}.wav", c, f"s{n % 3}") for c in range(6) for n in range(6)]
     manifest.write_text("path,sound,speaker\n" + "".join(f"{p},{c},{g}\n" for p, c, g in rows))
     recipe = tmp_path / "recipe.json"
-    recipe.write_text(json.dumps({"sources": [{"path": "m.csv", "label_columns": ["sound"], "group_column": "speaker",
-                                               "exclude": {"sound": ["5"]}}, {"path": str(data)}],
-                                  "unlabelled": [{"path": "m.csv", "label_columns": ["path"]}]}))
+    recipe.write_text(
+        json.dumps(
+            {
+                "sources": [
+                    {
+                        "path": "m.csv",
+                        "label_columns": ["sound"],
+                        "group_column": "speaker",
+                        "exclude": {"sound": ["5"]},
+                    },
+                    {"path": str(data)},
+                ],
+                "unlabelled": [{"path": "m.csv", "label_columns": ["path"]}],
+            }
+        )
+    )
     labelled, unlabelled, _ = load_sources([str(recipe)], exclude={"speaker": ["s0", "s1"]})
     items = labelled[0].items()
     assert {it.group for it in items} == {"s2"} and {it.label for it in items} == {"0", "1", "2", "3", "4"}
@@ -149,8 +183,9 @@ def fake_dataset(classes):
 def test_class_weights_balance_sources_and_label_free_share():
     from audiosiam.training import _class_weights
 
-    Fake = fake_dataset(["words/yes", "words/no", "drums/a", "drums/b", "drums/c", "drums/d", "unlabelled/x/1",
-                         "unlabelled/y/2"])
+    Fake = fake_dataset(
+        ["words/yes", "words/no", "drums/a", "drums/b", "drums/c", "drums/d", "unlabelled/x/1", "unlabelled/y/2"]
+    )
 
     balanced = _class_weights(Fake(), 0.2, True)
     assert balanced[0] == pytest.approx(0.2) and balanced[2] == pytest.approx(0.1) and balanced[6] == pytest.approx(0.1)
@@ -166,10 +201,13 @@ def test_environmental_augmentations_run_on_the_training_clips(tmp_path, data, m
     calls = {"reverb": 0, "eq": 0, "mix": 0}
     for cls, key in ((transforms.Reverb, "reverb"), (transforms.RandomEqualizer, "eq")):
         original = cls._apply
-        monkeypatch.setattr(cls, "_apply", lambda *a, _o=original, _k=key: calls.__setitem__(_k, calls[_k] + 1) or _o(*a))
+        monkeypatch.setattr(
+            cls, "_apply", lambda *a, _o=original, _k=key: calls.__setitem__(_k, calls[_k] + 1) or _o(*a)
+        )
     mix_forward = transforms.MixBatch.forward
-    monkeypatch.setattr(transforms.MixBatch, "forward",
-                        lambda *a: calls.__setitem__("mix", calls["mix"] + 1) or mix_forward(*a))
+    monkeypatch.setattr(
+        transforms.MixBatch, "forward", lambda *a: calls.__setitem__("mix", calls["mix"] + 1) or mix_forward(*a)
+    )
     run(tmp_path, data, epochs=1, reverb=1.0, equalizer=1.0, mix_batch=1.0)
     assert calls["reverb"] > 0 and calls["eq"] > 0 and calls["mix"] == TINY["steps_per_epoch"]
     info = torch.load(tmp_path / "model.pt", weights_only=False)["info"]["training_config"]
@@ -179,8 +217,9 @@ def test_environmental_augmentations_run_on_the_training_clips(tmp_path, data, m
 def test_class_weights_follow_source_weights_for_labelled_and_label_free_sources(tmp_path):
     from audiosiam.training import _class_weights
 
-    Fake = fake_dataset(["env/a", "env/b", "words/yes", "unlabelled/free_env/x", "unlabelled/free_speech/y",
-                         "unlabelled/free_speech/z"])
+    Fake = fake_dataset(
+        ["env/a", "env/b", "words/yes", "unlabelled/free_env/x", "unlabelled/free_speech/y", "unlabelled/free_speech/z"]
+    )
 
     w = _class_weights(Fake(), 0.3, True, {"env": 3.0, "free_env": 2.0})
     assert w[0] + w[1] == pytest.approx(0.7 * 3 / 4) and w[2] == pytest.approx(0.7 / 4)
@@ -188,8 +227,14 @@ def test_class_weights_follow_source_weights_for_labelled_and_label_free_sources
     assert sum(w.values()) == pytest.approx(1.0)
     # a recipe's "weight" reaches the source
     recipe = tmp_path / "r.json"
-    recipe.write_text(json.dumps({"sources": [{"name": "env", "path": str(tmp_path), "weight": 2.5}],
-                                  "unlabelled": [{"name": "f", "path": str(tmp_path), "weight": 0.5}]}))
+    recipe.write_text(
+        json.dumps(
+            {
+                "sources": [{"name": "env", "path": str(tmp_path), "weight": 2.5}],
+                "unlabelled": [{"name": "f", "path": str(tmp_path), "weight": 0.5}],
+            }
+        )
+    )
     labelled, unlabelled, _ = load_sources([str(recipe)])
     assert labelled[0].weight == 2.5 and unlabelled[0].weight == 0.5
 
@@ -198,8 +243,12 @@ def test_validation_classes_only_from_the_named_sources(tmp_path, data):
     from audiosiam.data import AudioClipDataset, ClipItem
     from audiosiam.training import _split_classes
 
-    items = [ClipItem(f"{i}.wav", f"{src}/{c}", source=src) for src in ("words", "sounds") for c in range(8)
-             for i in range(6)]
+    items = [
+        ClipItem(f"{i}.wav", f"{src}/{c}", source=src)
+        for src in ("words", "sounds")
+        for c in range(8)
+        for i in range(6)
+    ]
     dataset = AudioClipDataset(items)
     held = _split_classes(dataset, 4, seed=0, sources=["sounds"])
     assert len(held) == 4 and all(c.startswith("sounds/") for c in held)
@@ -223,7 +272,9 @@ def test_a_diverging_step_stops_the_run_naming_its_files_and_keeps_the_last_good
         run(tmp_path, data, epochs=3)
     assert str(data) in str(info.value) and ".wav" in str(info.value)  # the batch's files are named
     state = torch.load(tmp_path / "model.run" / "state.pt", weights_only=True)
-    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert state["epoch"] == 0 and all(
+        torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point()
+    )
     load_checkpoint(tmp_path / "model.run" / "last.pt")  # finite, loads
 
 

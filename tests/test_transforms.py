@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audio_fixtures import sine
 from audiosiam.errors import ParameterError
 from audiosiam.transforms import AddNoise, Compose, MixBackground, RandomGain, SpecAugment, TimeShift
+
+from audio_fixtures import sine
 
 
 def gen(seed=0):
@@ -75,7 +76,7 @@ def test_spec_augment_masks_bands_and_frames():
     spec = torch.randn(2, 64, 100)
     out = SpecAugment(time_masks=1, time_width=10, freq_masks=1, freq_width=5)(spec, gen(1))
     assert out.shape == spec.shape
-    changed = (out != spec)
+    changed = out != spec
     assert changed.any() and changed.float().mean() < 0.3
 
 
@@ -110,7 +111,7 @@ def test_reverb_spreads_energy_in_time_and_keeps_level():
     click[1000] = 1.0
     wet = Reverb(rirs, wet=(1.0, 1.0), p=1.0)(click, gen())
     assert wet.shape == click.shape
-    assert float(wet[1000 + 1600:].abs().sum()) > 0.1 * float(wet.abs().sum())  # energy 0.1 s after the click
+    assert float(wet[1000 + 1600 :].abs().sum()) > 0.1 * float(wet.abs().sum())  # energy 0.1 s after the click
     assert float(wet[:1000].abs().max()) < 1e-4  # causal: nothing before it
     x = torch.from_numpy(sine())
     y = Reverb(rirs, p=1.0)(x, gen())

@@ -29,8 +29,10 @@ class DeprecatedOption(argparse.Action):
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        print(f"audiosiam: {option_string} is deprecated and will be removed in the next release; use {self.new}",
-              file=sys.stderr)
+        print(
+            f"audiosiam: {option_string} is deprecated and will be removed in the next release; use {self.new}",
+            file=sys.stderr,
+        )
         setattr(namespace, self.dest, values)
 
 
@@ -40,22 +42,31 @@ def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: st
 
 def add_model_option(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
     parser.add_argument(
-        "--model", default=None, metavar="NAME_OR_PATH",
+        "--model",
+        default=None,
+        metavar="NAME_OR_PATH",
         help="bundled preset name ('default', 'speaker'; see 'audiosiam info') or a checkpoint file "
-             "(default: the bundled default model)")
+        "(default: the bundled default model)",
+    )
     if device:
-        parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                            help="where the model runs (default: cpu)")
+        parser.add_argument(
+            "--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default: cpu)"
+        )
 
 
 def add_format_option(parser: argparse.ArgumentParser, choices=("table", "csv", "json")) -> None:
-    parser.add_argument("--format", choices=choices, default="table",
-                        help=f"output format on stdout, one of {', '.join(choices)} (default: table)")
+    parser.add_argument(
+        "--format",
+        choices=choices,
+        default="table",
+        help=f"output format on stdout, one of {', '.join(choices)} (default: table)",
+    )
 
 
 def add_progress_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bars (default: shown when stderr is a terminal)")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (default: shown when stderr is a terminal)"
+    )
 
 
 def atomic_output(path: str | Path, write) -> Path:
@@ -120,9 +131,12 @@ def read_support_folder(root: str | Path) -> tuple[list[Path], list[str]]:
     for item in items:
         counts[item.label] = counts.get(item.label, 0) + 1
     if max(counts.values()) > IMBALANCE_WARNING_RATIO * min(counts.values()):
-        warnings.warn(f"{root}: very unequal class sizes ({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
-                      "the default nearest-prototype rule copes, but give small classes more examples if you can",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{root}: very unequal class sizes ({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
+            "the default nearest-prototype rule copes, but give small classes more examples if you can",
+            UserWarning,
+            stacklevel=2,
+        )
     return [Path(item.path) for item in items], [item.label for item in items]
 
 
@@ -130,8 +144,12 @@ def write_rows(rows: list[dict], fmt: str, stream=None) -> None:
     """Rows of equal keys as an aligned table, CSV or JSON lines."""
     stream = stream or sys.stdout
     if fmt == "json":  # NaN is not JSON: a missing number is null
-        json.dump([{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows],
-                  stream, indent=2, allow_nan=False)
+        json.dump(
+            [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows],
+            stream,
+            indent=2,
+            allow_nan=False,
+        )
         stream.write("\n")
         return
     if not rows:
@@ -172,6 +190,8 @@ def parse_where(items: Sequence[str], option: str = "--where") -> dict[str, list
         col, _, values = item.partition("=")
         if not col or not values:
             verb = "drop" if option == "--exclude" else "keep"
-            raise ParameterError(f"{option} {item!r}: expected COL=V1,V2 ({verb} the manifest rows whose COL is V1 or V2)")
+            raise ParameterError(
+                f"{option} {item!r}: expected COL=V1,V2 ({verb} the manifest rows whose COL is V1 or V2)"
+            )
         where[col] = [*where.get(col, []), *values.split(",")]
     return where or None

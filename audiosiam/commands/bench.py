@@ -24,9 +24,12 @@ def add_parser(subparsers) -> None:
     from ..bench import add_arguments
 
     p = subparsers.add_parser(
-        "bench", help=HELP,
+        "bench",
+        help=HELP,
         description="Time audiosiam's distance, k-NN and triplet-loss kernels against their PyTorch baselines.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p)
 
 

@@ -30,23 +30,37 @@ HELP = "label clips by example (support folder or saved gallery)"
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "classify", help=HELP,
+        "classify",
+        help=HELP,
         description="Label audio clips by their similarity to a few example clips per class.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--support", metavar="DIR", help="folder with one subfolder of example clips per class")
     source.add_argument("--gallery", metavar="FILE", help="gallery saved by `audiosiam enroll`")
     p.add_argument("queries", nargs="+", metavar="QUERY", help="audio files or folders of them to classify")
-    p.add_argument("--rule", choices=("prototype", "knn"), default=None,
-                   help="nearest class prototype (default, or the gallery's) or k nearest clips vote")
+    p.add_argument(
+        "--rule",
+        choices=("prototype", "knn"),
+        default=None,
+        help="nearest class prototype (default, or the gallery's) or k nearest clips vote",
+    )
     p.add_argument("-k", type=int, default=None, help="neighbours for --rule knn (default: 5, or the gallery's)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="fixed similarity below which a clip is 'unknown' (default: calibrated on the examples)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="fixed similarity below which a clip is 'unknown' (default: calibrated on the examples)",
+    )
     p.add_argument("--no-unknown", action="store_true", help="always answer the closest class")
     p.add_argument("--plot", metavar="PNG", help="also draw the example and query embeddings in 2-D to this file")
     _common.add_progress_option(p)
-    p.add_argument("--strict", action="store_true",
-                   help="stop at the first unreadable example clip (default: report it, use the others)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unreadable example clip (default: report it, use the others)",
+    )
     _common.add_model_option(p)
     _common.add_format_option(p)
 
@@ -64,8 +78,9 @@ def run(args) -> int:
         clf.set_params(rule=args.rule or clf.rule, k=args.k or clf.k, reject=reject if asked else clf.reject)
     else:
         support, labels = _common.read_support_folder(args.support)
-        clf = FewShotClassifier(_common.load_model_from_args(args), rule=args.rule or "prototype", k=args.k or 5,
-                                reject=reject)
+        clf = FewShotClassifier(
+            _common.load_model_from_args(args), rule=args.rule or "prototype", k=args.k or 5, reject=reject
+        )
         clf.fit(support, labels, progress=progress, on_error="raise" if args.strict else "skip")
         _common.report_failures(clf.enrol_failures_, "classify", what="example")
     queries = _common.collect_queries(args.queries)
@@ -94,13 +109,15 @@ def describe_predictions(clf, embeddings, names: list[str]) -> list[dict]:
     for i, name in enumerate(names):
         best = int(order[i, 0])
         second = int(order[i, 1]) if scores.shape[1] > 1 else None
-        rows.append({
-            "file": name,
-            "label": str(labels[i]),
-            "score": float(scores[i, best]),
-            "prob": float(proba[i, best]),
-            "closest": str(classes[best]),
-            "runner_up": None if second is None else str(classes[second]),
-            "runner_up_score": None if second is None else float(scores[i, second]),
-        })
+        rows.append(
+            {
+                "file": name,
+                "label": str(labels[i]),
+                "score": float(scores[i, best]),
+                "prob": float(proba[i, best]),
+                "closest": str(classes[best]),
+                "runner_up": None if second is None else str(classes[second]),
+                "runner_up_score": None if second is None else float(scores[i, second]),
+            }
+        )
     return rows

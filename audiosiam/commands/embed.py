@@ -27,9 +27,12 @@ HELP = "write clip embeddings to a .npy file"
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "embed", help=HELP,
+        "embed",
+        help=HELP,
         description="Embed audio files with an audiosiam model and save the vectors.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("inputs", nargs="+", metavar="FILE", help="audio files or folders of them")
     p.add_argument("--out", required=True, metavar="NPY", help="output .npy file")
     p.add_argument("--batch-size", type=int, default=64, help="clips per forward pass (default: 64)")
@@ -46,8 +49,9 @@ def run(args) -> int:
 
     model = _common.load_model_from_args(args)
     files = _common.collect_queries(args.inputs)
-    embeddings, kept, failures = embed_inputs(model, files, batch_size=args.batch_size, on_error="skip",
-                                              progress=_common.show_progress(args))
+    embeddings, kept, failures = embed_inputs(
+        model, files, batch_size=args.batch_size, on_error="skip", progress=_common.show_progress(args)
+    )
     _common.report_failures(failures, "embed")
     out = Path(args.out)
     if out.suffix != ".npy":  # numpy would add it anyway: say the name it really writes
@@ -66,9 +70,22 @@ def run(args) -> int:
 
     _common.atomic_output(index, write_index)
     if args.format == "json":
-        print(json.dumps({"embeddings": str(out), "index": str(index), "rows": len(kept),
-                          "dim": int(embeddings.shape[1]), "skipped": [f.source for f in failures]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "embeddings": str(out),
+                    "index": str(index),
+                    "rows": len(kept),
+                    "dim": int(embeddings.shape[1]),
+                    "skipped": [f.source for f in failures],
+                },
+                indent=2,
+            )
+        )
     else:
-        print(f"audiosiam embed: {len(kept)} embeddings of size {embeddings.shape[1]} written to {out} "
-              f"(file order in {index})", file=sys.stderr)
+        print(
+            f"audiosiam embed: {len(kept)} embeddings of size {embeddings.shape[1]} written to {out} "
+            f"(file order in {index})",
+            file=sys.stderr,
+        )
     return 1 if failures else 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from . import _common
 
@@ -25,16 +24,20 @@ HELP = "save example clips as a gallery for later classification"
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "enroll", help=HELP,
+        "enroll",
+        help=HELP,
         description="Embed a folder of example clips (one subfolder per class) and save it as a gallery file.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("support", metavar="DIR", help="folder with one subfolder of example clips per class")
     p.add_argument("--out", required=True, metavar="FILE", help="gallery file to write (.asg)")
     p.add_argument("--add-to", metavar="FILE", help="extend this existing gallery instead of starting anew")
     p.add_argument("--rule", choices=("prototype", "knn"), default="prototype", help="decision rule stored with it")
     p.add_argument("-k", type=int, default=5, help="neighbours for --rule knn (default: 5)")
-    p.add_argument("--strict", action="store_true",
-                   help="stop at the first unreadable clip (default: report it, enrol the others)")
+    p.add_argument(
+        "--strict", action="store_true", help="stop at the first unreadable clip (default: report it, enrol the others)"
+    )
     _common.add_model_option(p)
     _common.add_progress_option(p)
     _common.add_format_option(p, ("table", "json"))
@@ -57,9 +60,18 @@ def run(args) -> int:
     out = clf.save(args.out)
     counts = clf.gallery_.counts()
     if args.format == "json":
-        print(json.dumps({"gallery": str(out), "clips": len(clf.gallery_), "classes": counts,
-                          "unknown_threshold": clf.threshold_, "skipped": [f.source for f in clf.enrol_failures_]},
-                         indent=2))
+        print(
+            json.dumps(
+                {
+                    "gallery": str(out),
+                    "clips": len(clf.gallery_),
+                    "classes": counts,
+                    "unknown_threshold": clf.threshold_,
+                    "skipped": [f.source for f in clf.enrol_failures_],
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"audiosiam enroll: {len(clf.gallery_)} clips in {len(counts)} classes written to {out}")
     threshold = "off" if clf.threshold_ is None else f"{clf.threshold_:.3f}"

@@ -31,29 +31,54 @@ HELP = "few-shot, verification, retrieval and open-set metrics"
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help=HELP,
-                              description="Evaluate an audiosiam model on labelled audio.", epilog=EXAMPLES,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", nargs="+", metavar="DATA",
-                   help="class folder or CSV manifest (the older form MODEL DATA is still accepted)")
-    p.add_argument("--label-column", default="label", help="manifest column(s) naming the class, comma-separated "
-                   "(default: label)")
-    p.add_argument("--where", action="append", default=[], metavar="COL=V1,V2",
-                   help="keep only manifest rows whose COL is one of the values (repeatable)")
-    p.add_argument("--group-column", default=None, help="manifest column with each clip's group, e.g. the speaker "
-                   "(default: none)")
+    p = subparsers.add_parser(
+        "evaluate",
+        help=HELP,
+        description="Evaluate an audiosiam model on labelled audio.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "data",
+        nargs="+",
+        metavar="DATA",
+        help="class folder or CSV manifest (the older form MODEL DATA is still accepted)",
+    )
+    p.add_argument(
+        "--label-column", default="label", help="manifest column(s) naming the class, comma-separated (default: label)"
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COL=V1,V2",
+        help="keep only manifest rows whose COL is one of the values (repeatable)",
+    )
+    p.add_argument(
+        "--group-column", default=None, help="manifest column with each clip's group, e.g. the speaker (default: none)"
+    )
     p.add_argument("--n-way", type=int, default=5, help="classes per episode (default: 5)")
-    p.add_argument("--k-shot", type=int, nargs="+", default=[1, 5], help="support clips per class, one or more "
-                   "(default: 1 5)")
+    p.add_argument(
+        "--k-shot", type=int, nargs="+", default=[1, 5], help="support clips per class, one or more (default: 1 5)"
+    )
     p.add_argument("--n-query", type=int, default=5, help="query clips per class and episode (default: 5)")
     p.add_argument("--episodes", type=int, default=10000, help="seeded episodes per k-shot (default: 10000)")
-    p.add_argument("--rule", choices=("prototype", "knn"), default="prototype",
-                   help="decision rule, as classify's (default: prototype)")
+    p.add_argument(
+        "--rule",
+        choices=("prototype", "knn"),
+        default="prototype",
+        help="decision rule, as classify's (default: prototype)",
+    )
     p.add_argument("-k", type=int, default=5, help="neighbours for --rule knn (default: 5)")
     p.add_argument("--cross-group", action="store_true", help="queries from other groups than the support")
-    p.add_argument("--query-group", action="append", default=[], metavar="GROUP",
-                   help="only this group's clips are queries (repeatable; needs --group-column), e.g. the "
-                        "speaker held out of training")
+    p.add_argument(
+        "--query-group",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="only this group's clips are queries (repeatable; needs --group-column), e.g. the "
+        "speaker held out of training",
+    )
     p.add_argument("--open-set", action="store_true", help="also report open-set AUROC (half the classes unknown)")
     p.add_argument("--seed", type=int, default=0, help="episode seed (default: 0)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
@@ -73,26 +98,45 @@ def run(args) -> int:
     if args.query_group and not args.group_column:
         raise ParameterError("--query-group needs --group-column (the manifest column naming each clip's group)")
     if len(args.data) == 2 and args.model is None:  # the older form: evaluate MODEL DATA
-        print("audiosiam: `evaluate MODEL DATA` is deprecated and will be removed in the next release; use "
-              "`evaluate DATA --model MODEL`", file=sys.stderr)
+        print(
+            "audiosiam: `evaluate MODEL DATA` is deprecated and will be removed in the next release; use "
+            "`evaluate DATA --model MODEL`",
+            file=sys.stderr,
+        )
         args.model, args.data = args.data
     elif len(args.data) == 1:
         args.data = args.data[0]
     else:
         raise ParameterError(f"DATA: expected one class folder or manifest, got {len(args.data)} ({args.data})")
     where = _common.parse_where(args.where)
-    sources, _, _ = load_sources([args.data], label_columns=args.label_column.split(","), where=where,
-                                 group_column=args.group_column)
+    sources, _, _ = load_sources(
+        [args.data], label_columns=args.label_column.split(","), where=where, group_column=args.group_column
+    )
     dataset = AudioClipDataset(sources[0].items(), clip_seconds=None, on_error="skip")
     model = _common.load_model_from_args(args)
     emb, labels = E.embed_dataset(model, dataset, progress=_common.show_progress(args))
     groups = dataset.groups if args.cross_group or args.query_group else None
-    results = {"model": args.model or "default", "data": args.data, "clips": len(dataset), "classes": len(dataset.classes)}
+    results = {
+        "model": args.model or "default",
+        "data": args.data,
+        "clips": len(dataset),
+        "classes": len(dataset.classes),
+    }
     for k_shot in args.k_shot:
         results[f"{args.n_way}-way {k_shot}-shot"] = E.few_shot_accuracy(
-            emb, labels, n_way=args.n_way, k_shot=k_shot, n_query=args.n_query, episodes=args.episodes,
-            rule=args.rule, k=args.k, groups=groups, cross_group=args.cross_group, query_groups=args.query_group or None,
-            seed=args.seed)
+            emb,
+            labels,
+            n_way=args.n_way,
+            k_shot=k_shot,
+            n_query=args.n_query,
+            episodes=args.episodes,
+            rule=args.rule,
+            k=args.k,
+            groups=groups,
+            cross_group=args.cross_group,
+            query_groups=args.query_group or None,
+            seed=args.seed,
+        )
     results["verification"] = E.verification_metrics(emb, labels, seed=args.seed)
     results["retrieval"] = E.retrieval_metrics(emb, labels)
     if args.open_set:
@@ -104,6 +148,7 @@ def run(args) -> int:
     if args.plot:
         from ..plotting import plot_embeddings
 
-        plot_embeddings(emb, [dataset.classes[i] for i in labels.tolist()], args.plot,
-                        title=f"{args.model} on {args.data}")
+        plot_embeddings(
+            emb, [dataset.classes[i] for i in labels.tolist()], args.plot, title=f"{args.model} on {args.data}"
+        )
     return 0

@@ -27,11 +27,18 @@ HELP = "versions, compiled-core build (CUDA, OpenMP, SIMD) and models"
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "info", help=HELP,
+        "info",
+        help=HELP,
         description="Show what audiosiam runs on: versions, the compiled core's build and the bundled models.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, metavar="NAME_OR_PATH",
-                   help="describe this preset or checkpoint instead of listing the bundled presets")
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME_OR_PATH",
+        help="describe this preset or checkpoint instead of listing the bundled presets",
+    )
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format on stdout")
 
 
@@ -61,7 +68,9 @@ def _describe_model(name_or_path: str | None) -> dict:
         "training_classes": len(info.get("label_set") or []),
         "validation_classes": len(info.get("validation_classes") or []),
         "best_epoch": metrics.get("epoch"),
-        "validation_metrics": {k[4:]: v for k, v in metrics.items() if k.startswith("val_") and isinstance(v, (int, float))},
+        "validation_metrics": {
+            k[4:]: v for k, v in metrics.items() if k.startswith("val_") and isinstance(v, (int, float))
+        },
     }
 
 
@@ -85,8 +94,10 @@ def collect(model: str | None = None) -> dict:
         "packages": {name: _version(name) for name in OPTIONAL},
     }
     if build.get("loaded") and build.get("torch_version") and not torch.__version__.startswith(build["torch_version"]):
-        report["warning"] = (f"the compiled core was built against torch {build['torch_version']} but torch "
-                             f"{torch.__version__} is running; rebuild it")
+        report["warning"] = (
+            f"the compiled core was built against torch {build['torch_version']} but torch "
+            f"{torch.__version__} is running; rebuild it"
+        )
     if model is not None:
         report["model"] = _describe_model(model)
     else:
@@ -95,25 +106,35 @@ def collect(model: str | None = None) -> dict:
 
 
 def _format_model(m: dict) -> list[str]:
-    lines = [f"  {m['model']}: {m['parameters'] / 1e6:.2f}M parameters, {m['embedding_dim']}-d embeddings, "
-             f"{m['sample_rate']} Hz, {m['window_seconds']:g} s windows ({m['source']})"]
+    lines = [
+        f"  {m['model']}: {m['parameters'] / 1e6:.2f}M parameters, {m['embedding_dim']}-d embeddings, "
+        f"{m['sample_rate']} Hz, {m['window_seconds']:g} s windows ({m['source']})"
+    ]
     if m["training_classes"]:
-        lines.append(f"    trained on {m['training_classes']} classes with audiosiam {m['trained_with_audiosiam']}, "
-                     f"kept after {m['training_minutes'] or 0:.0f} min of its run; verification threshold "
-                     f"{m['verification_threshold']:.3f}" if m["verification_threshold"] is not None else
-                     f"    trained on {m['training_classes']} classes")
+        lines.append(
+            f"    trained on {m['training_classes']} classes with audiosiam {m['trained_with_audiosiam']}, "
+            f"kept after {m['training_minutes'] or 0:.0f} min of its run; verification threshold "
+            f"{m['verification_threshold']:.3f}"
+            if m["verification_threshold"] is not None
+            else f"    trained on {m['training_classes']} classes"
+        )
     if m["validation_metrics"]:
-        lines.append(f"    validation (best epoch {m['best_epoch']}): " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(m["validation_metrics"].items())))
+        lines.append(
+            f"    validation (best epoch {m['best_epoch']}): "
+            + ", ".join(f"{k} {v:.4g}" for k, v in sorted(m["validation_metrics"].items()))
+        )
     return lines
 
 
 def format_report(r: dict) -> str:
     build = r["compiled_core"]
     if build.get("loaded"):
-        core = (f"loaded; CUDA kernels {'yes' if build.get('cuda') else 'no'}, OpenMP "
-                f"{'yes (%s threads)' % build.get('openmp_max_threads') if build.get('openmp') else 'no'}, "
-                f"SIMD {build.get('simd')}, built against torch {build.get('torch_version')} with "
-                f"compiler {build.get('compiler')}")
+        core = (
+            f"loaded; CUDA kernels {'yes' if build.get('cuda') else 'no'}, OpenMP "
+            f"{'yes (%s threads)' % build.get('openmp_max_threads') if build.get('openmp') else 'no'}, "
+            f"SIMD {build.get('simd')}, built against torch {build.get('torch_version')} with "
+            f"compiler {build.get('compiler')}"
+        )
     else:
         from ..ops._extension import REBUILD_HINT
 

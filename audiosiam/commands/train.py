@@ -37,25 +37,42 @@ HELP = "train an encoder (triplet or contrastive loss)"
 # One vocabulary across commands: --model is the model a command starts from (here: the weights to
 # fine-tune), -k/--k-shot count neighbours and shots elsewhere, so the PK batch shape says what it is.
 RENAMED = {"init": "model", "p": "classes-per-batch", "k": "clips-per-class"}
-CHOICES = {"loss": ("triplet", "contrastive"), "mining": ("batch_hard", "batch_all", "semi_hard"),
-           "distance": ("euclidean", "cosine"), "normalize": ("utterance", "band"), "device": ("auto", "cpu", "cuda")}
+CHOICES = {
+    "loss": ("triplet", "contrastive"),
+    "mining": ("batch_hard", "batch_all", "semi_hard"),
+    "distance": ("euclidean", "cosine"),
+    "normalize": ("utterance", "band"),
+    "device": ("auto", "cpu", "cuda"),
+}
 HELPS = {
     "init": "start from this model's weights (a preset name such as default, or a checkpoint)",
-    "p": "classes per batch (P of a PK batch)", "k": "clips per class in a batch (K of a PK batch)",
-    "epochs": "passes of --steps-per-epoch steps", "steps_per_epoch": "steps per epoch (default: about one pass)",
+    "p": "classes per batch (P of a PK batch)",
+    "k": "clips per class in a batch (K of a PK batch)",
+    "epochs": "passes of --steps-per-epoch steps",
+    "steps_per_epoch": "steps per epoch (default: about one pass)",
     "time_budget_minutes": "stop cleanly after this many minutes; the learning rate decays over it",
-    "loss": "training loss", "mining": "triplet mining", "margin": "triplet margin",
-    "distance": "distance between embeddings", "lr": "peak learning rate (AdamW)", "weight_decay": "AdamW weight decay",
-    "warmup_steps": "linear warm-up steps", "embedding_dim": "embedding size", "n_mels": "mel bands",
-    "normalize": "log-mel normalisation", "augment": "waveform and SpecAugment augmentation",
+    "loss": "training loss",
+    "mining": "triplet mining",
+    "margin": "triplet margin",
+    "distance": "distance between embeddings",
+    "lr": "peak learning rate (AdamW)",
+    "weight_decay": "AdamW weight decay",
+    "warmup_steps": "linear warm-up steps",
+    "embedding_dim": "embedding size",
+    "n_mels": "mel bands",
+    "normalize": "log-mel normalisation",
+    "augment": "waveform and SpecAugment augmentation",
     "speed_perturb": "play half the clips up to this much faster or slower, e.g. 0.15 (0: off)",
     "reverb": "probability of a synthetic room response per clip (0: off)",
     "equalizer": "probability of a random +/-9 dB equaliser per clip (0: off)",
     "mix_batch": "probability of mixing in another class's clip at 5-20 dB SNR (0: off)",
     "val_classes": "classes held out for validation (default: a tenth of those with 6+ clips, 5 to 50)",
-    "val_episodes": "validation episodes per epoch", "unlabelled_share": "share of each batch's classes that are "
-    "label-free clips", "balance_sources": "give every labelled source an equal (weighted) share of the classes",
-    "seed": "random seed", "num_workers": "DataLoader worker processes", "device": "where to train",
+    "val_episodes": "validation episodes per epoch",
+    "unlabelled_share": "share of each batch's classes that are label-free clips",
+    "balance_sources": "give every labelled source an equal (weighted) share of the classes",
+    "seed": "random seed",
+    "num_workers": "DataLoader worker processes",
+    "device": "where to train",
     "clip_seconds": "length of the random training crops",
 }
 
@@ -63,28 +80,64 @@ HELPS = {
 def add_parser(subparsers) -> None:
     from ..training import TrainConfig
 
-    p = subparsers.add_parser("train", help=HELP,
-                              description="Train a twin-network audio encoder.", epilog=EXAMPLES,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", nargs="+", metavar="DATA", help="class folder, CSV manifest or JSON recipe (several allowed)")
-    p.add_argument("--label-column", default="label", help="manifest column(s) naming the class, comma-separated (default: label)")
-    p.add_argument("--where", action="append", default=[], metavar="COL=V1,V2",
-                   help="keep only manifest rows whose COL is one of the values (repeatable; default: all rows)")
-    p.add_argument("--group-column", default=None, help="manifest column with the speaker/source (for evaluation splits; default: none)")
-    p.add_argument("--exclude", action="append", default=[], metavar="COL=V1,V2",
-                   help="drop manifest rows whose COL is V1 or V2 from every source with that column, recipes "
-                        "included (e.g. speaker=theo to hold a speaker out; default: none)")
-    p.add_argument("--unlabelled", action="append", default=[], metavar="DIR",
-                   help="folder of unlabelled clips: label-free training, two crops of a clip as positives "
-                        "(repeatable; default: none)")
-    p.add_argument("--background", action="append", default=[], metavar="DIR",
-                   help="folder of background-noise clips to mix into training examples (repeatable; default: none)")
+    p = subparsers.add_parser(
+        "train",
+        help=HELP,
+        description="Train a twin-network audio encoder.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "data", nargs="+", metavar="DATA", help="class folder, CSV manifest or JSON recipe (several allowed)"
+    )
+    p.add_argument(
+        "--label-column", default="label", help="manifest column(s) naming the class, comma-separated (default: label)"
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COL=V1,V2",
+        help="keep only manifest rows whose COL is one of the values (repeatable; default: all rows)",
+    )
+    p.add_argument(
+        "--group-column",
+        default=None,
+        help="manifest column with the speaker/source (for evaluation splits; default: none)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="COL=V1,V2",
+        help="drop manifest rows whose COL is V1 or V2 from every source with that column, recipes "
+        "included (e.g. speaker=theo to hold a speaker out; default: none)",
+    )
+    p.add_argument(
+        "--unlabelled",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder of unlabelled clips: label-free training, two crops of a clip as positives "
+        "(repeatable; default: none)",
+    )
+    p.add_argument(
+        "--background",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder of background-noise clips to mix into training examples (repeatable; default: none)",
+    )
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         if f.name in ("out", "resume", "channels", "blocks", "val_sources"):
             continue
         default = getattr(defaults, f.name)
-        kind = type(default) if default is not None else (float if "minutes" in f.name else (str if f.name == "init" else int))
+        kind = (
+            type(default)
+            if default is not None
+            else (float if "minutes" in f.name else (str if f.name == "init" else int))
+        )
         flag = "--" + RENAMED.get(f.name, f.name.replace("_", "-"))
         choices = CHOICES.get(f.name)
         help_text = HELPS.get(f.name, f.name.replace("_", " "))
@@ -95,10 +148,22 @@ def add_parser(subparsers) -> None:
             p.add_argument(flag, dest=f.name, type=kind, default=default, choices=choices, help=help_text)
         if f.name in RENAMED:  # the old spelling, for one release
             _common.add_deprecated(p, "--" + f.name.replace("_", "-"), flag, f.name, type=kind)
-    p.add_argument("--channels", default=",".join(map(str, defaults.channels)), help=f"encoder widths: stem,stage1,... (default: {','.join(map(str, defaults.channels))})")
-    p.add_argument("--blocks", default=",".join(map(str, defaults.blocks)), help=f"residual blocks per stage (default: {','.join(map(str, defaults.blocks))})")
-    p.add_argument("--val-sources", default=None, metavar="NAME,NAME",
-                   help="hold validation classes out of these sources only (default: any labelled source)")
+    p.add_argument(
+        "--channels",
+        default=",".join(map(str, defaults.channels)),
+        help=f"encoder widths: stem,stage1,... (default: {','.join(map(str, defaults.channels))})",
+    )
+    p.add_argument(
+        "--blocks",
+        default=",".join(map(str, defaults.blocks)),
+        help=f"residual blocks per stage (default: {','.join(map(str, defaults.blocks))})",
+    )
+    p.add_argument(
+        "--val-sources",
+        default=None,
+        metavar="NAME,NAME",
+        help="hold validation classes out of these sources only (default: any labelled source)",
+    )
     p.add_argument("--out", required=True, help="where to write the best checkpoint")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT's .run folder")
     _common.add_progress_option(p)
@@ -109,9 +174,13 @@ def run(args) -> int:
     from ..training import TrainConfig, train
 
     where = _common.parse_where(args.where)
-    labelled, unlabelled, background = load_sources(args.data, label_columns=args.label_column.split(","),
-                                                    where=where, group_column=args.group_column,
-                                                    exclude=_common.parse_where(args.exclude, option="--exclude"))
+    labelled, unlabelled, background = load_sources(
+        args.data,
+        label_columns=args.label_column.split(","),
+        where=where,
+        group_column=args.group_column,
+        exclude=_common.parse_where(args.exclude, option="--exclude"),
+    )
     unlabelled += [DataSource(d) for d in args.unlabelled]
     background += list(args.background)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}

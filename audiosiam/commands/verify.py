@@ -26,13 +26,20 @@ HELP = "decide whether two clips are the same sound (or speaker, with --model sp
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "verify", help=HELP,
+        "verify",
+        help=HELP,
         description="Compare two clips: cosine similarity of their embeddings and a same/different decision.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("a", metavar="A", help="first audio file")
     p.add_argument("b", metavar="B", help="second audio file")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="similarity at or above which the clips count as the same (default: the model's)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="similarity at or above which the clips count as the same (default: the model's)",
+    )
     _common.add_model_option(p)
     _common.add_format_option(p)
 
@@ -48,7 +55,8 @@ def model_threshold(model) -> float:
     if threshold is None:
         raise CheckpointError(
             "this model carries no calibrated verification threshold; pass one with --threshold "
-            "(`audiosiam evaluate` reports the equal-error threshold of a model on your data)")
+            "(`audiosiam evaluate` reports the equal-error threshold of a model on your data)"
+        )
     return float(threshold)
 
 
@@ -63,6 +71,8 @@ def run(args) -> int:
     elif args.format == "csv":
         _common.write_rows([row], "csv")
     else:
-        print(f"{decision}: similarity {similarity:.3f} {'>=' if decision == 'same' else '<'} threshold {threshold:.3f}")
+        print(
+            f"{decision}: similarity {similarity:.3f} {'>=' if decision == 'same' else '<'} threshold {threshold:.3f}"
+        )
         print(f"  A: {args.a}\n  B: {args.b}")
     return 0

@@ -57,10 +57,19 @@ class AudioClipDataset(torch.utils.data.Dataset):
         on_error: ``"raise"`` or ``"skip"`` (see the module docstring).
     """
 
-    def __init__(self, items: Sequence[ClipItem], *, sample_rate: int = 16000, clip_seconds: float | None = 1.0,
-                 crop: str = "random", augment: Callable | None = None, seed: int = 0,
-                 cache: WaveformCache | str | os.PathLike | None = None, on_error: str = "raise",
-                 memory_cache_mb: float = 4096):
+    def __init__(
+        self,
+        items: Sequence[ClipItem],
+        *,
+        sample_rate: int = 16000,
+        clip_seconds: float | None = 1.0,
+        crop: str = "random",
+        augment: Callable | None = None,
+        seed: int = 0,
+        cache: WaveformCache | str | os.PathLike | None = None,
+        on_error: str = "raise",
+        memory_cache_mb: float = 4096,
+    ):
         if on_error not in ("raise", "skip"):
             raise ParameterError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
         if crop not in ("random", "center", "start"):
@@ -134,8 +143,9 @@ class AudioClipDataset(torch.utils.data.Dataset):
             self._note_skip(self.items[index].path, exc)
             return self[self._substitute(index)]
         if self.clip_seconds is not None:
-            wave = fix_length(wave, int(round(self.clip_seconds * self.sample_rate)), mode=self.crop,
-                              generator=generator)
+            wave = fix_length(
+                wave, int(round(self.clip_seconds * self.sample_rate)), mode=self.crop, generator=generator
+            )
         if self.augment is not None:
             wave = self.augment(wave, generator)
         return wave, self.labels[index]
@@ -178,8 +188,12 @@ class AudioClipDataset(torch.utils.data.Dataset):
                     raise
                 self._note_skip(self.items[i].path, exc)
         if len(keep) != len(self.items):
-            warnings.warn(f"audiosiam: {len(self.items) - len(keep)} of {len(self.items)} clips were unreadable and "
-                          "left out (see dataset.skipped)", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"audiosiam: {len(self.items) - len(keep)} of {len(self.items)} clips were unreadable and "
+                "left out (see dataset.skipped)",
+                UserWarning,
+                stacklevel=2,
+            )
             if not keep:
                 raise NoAudioFilesError("every clip of the dataset failed to load")
             self.items = keep
@@ -212,8 +226,11 @@ class AudioClipDataset(torch.utils.data.Dataset):
         lines.append(f"clips per class: min {sizes[0]}, median {sizes[len(sizes) // 2]}, max {sizes[-1]}")
         small = [name for name, n in counts.items() if n < MIN_CLIPS_PER_CLASS]
         if small:
-            lines.append(f"{len(small)} classes have fewer than {MIN_CLIPS_PER_CLASS} clips (no positive pair): "
-                         + ", ".join(small[:10]) + (" ..." if len(small) > 10 else ""))
+            lines.append(
+                f"{len(small)} classes have fewer than {MIN_CLIPS_PER_CLASS} clips (no positive pair): "
+                + ", ".join(small[:10])
+                + (" ..." if len(small) > 10 else "")
+            )
         if self.skipped:
             lines.append(f"{len(self.skipped)} unreadable clips skipped")
         return "\n".join(lines)
@@ -221,9 +238,17 @@ class AudioClipDataset(torch.utils.data.Dataset):
     def subset(self, keep: Callable[[ClipItem], bool]) -> "AudioClipDataset":
         """A dataset of the items for which ``keep(item)`` is true, with the same settings."""
         items = [item for item in self.items if keep(item)]
-        clone = AudioClipDataset(items, sample_rate=self.sample_rate, clip_seconds=self.clip_seconds, crop=self.crop,
-                                 augment=self.augment, seed=self.seed, cache=self.cache, on_error=self.on_error,
-                                 memory_cache_mb=self._memory_budget / 2**20)
+        clone = AudioClipDataset(
+            items,
+            sample_rate=self.sample_rate,
+            clip_seconds=self.clip_seconds,
+            crop=self.crop,
+            augment=self.augment,
+            seed=self.seed,
+            cache=self.cache,
+            on_error=self.on_error,
+            memory_cache_mb=self._memory_budget / 2**20,
+        )
         clone._memory = self._memory  # share decoded clips
         return clone
 
@@ -246,7 +271,9 @@ def folder_items(root: str | os.PathLike, *, min_classes: int = 1, what: str | N
     root = Path(root)
     name = what or str(root)
     if not root.is_dir():
-        raise NoAudioFilesError(f"{name}: not a folder; expected one subfolder of clips per class ({root}/<class>/<file>)")
+        raise NoAudioFilesError(
+            f"{name}: not a folder; expected one subfolder of clips per class ({root}/<class>/<file>)"
+        )
     items = []
     seen: set[Path] = set()
     top = root.resolve()
@@ -254,29 +281,36 @@ def folder_items(root: str | os.PathLike, *, min_classes: int = 1, what: str | N
         target = class_dir.resolve()
         # a link back to the folder (or above it), or a second name for a class folder, is no new class
         if target == top or target in top.parents or target in seen:
-            warnings.warn(f"{class_dir}: links to {target}, a folder already read; left out", UserWarning,
-                          stacklevel=2)
+            warnings.warn(f"{class_dir}: links to {target}, a folder already read; left out", UserWarning, stacklevel=2)
             continue
         seen.add(target)
         try:
             files = find_audio_files(class_dir)
         except NoAudioFilesError:
-            warnings.warn(f"{class_dir}: class folder holds no audio files; class {class_dir.name!r} is left out",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{class_dir}: class folder holds no audio files; class {class_dir.name!r} is left out",
+                UserWarning,
+                stacklevel=2,
+            )
             continue
         for path in files:
             parts = path.relative_to(root).parts
             items.append(ClipItem(str(path), parts[0], parts[1] if len(parts) > 2 else ""))
     stray = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     if stray:
-        warnings.warn(f"{root}: {len(stray)} audio file(s) directly in the folder are ignored (e.g. {stray[0]}); "
-                      "put each clip in the subfolder named after its class", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{root}: {len(stray)} audio file(s) directly in the folder are ignored (e.g. {stray[0]}); "
+            "put each clip in the subfolder named after its class",
+            UserWarning,
+            stacklevel=2,
+        )
     if not items:
         raise NoAudioFilesError(f"{name}: no audio files inside class subfolders (expected {root}/<class>/<file>)")
     classes = sorted({it.label for it in items})
     if len(classes) < min_classes:
-        raise ParameterError(f"{name}: only class {classes[0]!r}; this needs at least {min_classes} classes, one "
-                             "subfolder each")
+        raise ParameterError(
+            f"{name}: only class {classes[0]!r}; this needs at least {min_classes} classes, one subfolder each"
+        )
     return items
 
 
@@ -294,9 +328,15 @@ def manifest_columns(csv_path: str | os.PathLike) -> list[str]:
         return csv.DictReader(handle).fieldnames or []
 
 
-def manifest_items(csv_path: str | os.PathLike, *, label_column: str | Sequence[str] = "label",
-                   path_column: str = "path", where: dict[str, Sequence[str]] | None = None,
-                   exclude: dict[str, Sequence[str]] | None = None, group_column: str | None = None) -> list[ClipItem]:
+def manifest_items(
+    csv_path: str | os.PathLike,
+    *,
+    label_column: str | Sequence[str] = "label",
+    path_column: str = "path",
+    where: dict[str, Sequence[str]] | None = None,
+    exclude: dict[str, Sequence[str]] | None = None,
+    group_column: str | None = None,
+) -> list[ClipItem]:
     """Items of a CSV manifest. Relative paths are relative to the manifest's folder.
 
     Args:
@@ -335,17 +375,33 @@ def manifest_items(csv_path: str | os.PathLike, *, label_column: str | Sequence[
     return items
 
 
-def ManifestDataset(csv_path: str | os.PathLike, *, label_column: str | Sequence[str] = "label",
-                    path_column: str = "path", where: dict[str, Sequence[str]] | None = None,
-                    exclude: dict[str, Sequence[str]] | None = None, group_column: str | None = None,
-                    **kwargs) -> AudioClipDataset:
+def ManifestDataset(
+    csv_path: str | os.PathLike,
+    *,
+    label_column: str | Sequence[str] = "label",
+    path_column: str = "path",
+    where: dict[str, Sequence[str]] | None = None,
+    exclude: dict[str, Sequence[str]] | None = None,
+    group_column: str | None = None,
+    **kwargs,
+) -> AudioClipDataset:
     """Dataset from a CSV manifest (``path`` plus label columns; see :func:`manifest_items`)."""
-    return AudioClipDataset(manifest_items(csv_path, label_column=label_column, path_column=path_column, where=where,
-                                           exclude=exclude, group_column=group_column), **kwargs)
+    return AudioClipDataset(
+        manifest_items(
+            csv_path,
+            label_column=label_column,
+            path_column=path_column,
+            where=where,
+            exclude=exclude,
+            group_column=group_column,
+        ),
+        **kwargs,
+    )
 
 
-def combine_datasets(sources: dict[str, AudioClipDataset] | Sequence[tuple[str, AudioClipDataset]],
-                     **kwargs) -> AudioClipDataset:
+def combine_datasets(
+    sources: dict[str, AudioClipDataset] | Sequence[tuple[str, AudioClipDataset]], **kwargs
+) -> AudioClipDataset:
     """One dataset from several, class names prefixed with the source name (``"fsdd/3"``), so that equal
     names from different sources stay different classes. ``kwargs`` set the combined dataset's options
     (defaults: those of the first source)."""
@@ -354,7 +410,14 @@ def combine_datasets(sources: dict[str, AudioClipDataset] | Sequence[tuple[str, 
         raise ParameterError("sources: nothing to combine")
     items = [ClipItem(it.path, f"{name}/{it.label}", it.group) for name, ds in pairs for it in ds.items]
     first = pairs[0][1]
-    options = dict(sample_rate=first.sample_rate, clip_seconds=first.clip_seconds, crop=first.crop,
-                   augment=first.augment, seed=first.seed, cache=first.cache, on_error=first.on_error)
+    options = dict(
+        sample_rate=first.sample_rate,
+        clip_seconds=first.clip_seconds,
+        crop=first.crop,
+        augment=first.augment,
+        seed=first.seed,
+        cache=first.cache,
+        on_error=first.on_error,
+    )
     options.update(kwargs)
     return AudioClipDataset(items, **options)

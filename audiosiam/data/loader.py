@@ -20,6 +20,11 @@ def make_loader(dataset, batch_sampler, *, num_workers: int = 0, device: str | t
     per-(epoch, index) seeds, so results do not depend on ``num_workers``.
     """
     pin = torch.device(device).type == "cuda"
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers,
-                                       collate_fn=collate_waveforms, pin_memory=pin,
-                                       persistent_workers=num_workers > 0)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        num_workers=num_workers,
+        collate_fn=collate_waveforms,
+        pin_memory=pin,
+        persistent_workers=num_workers > 0,
+    )

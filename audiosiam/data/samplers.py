@@ -55,8 +55,16 @@ class PKSampler(_Seeded):
             thousands of single-clip label-free classes from crowding out the labelled ones.
     """
 
-    def __init__(self, labels: Sequence[int], p: int, k: int, *, batches: int | None = None, seed: int = 0,
-                 class_weights: dict[int, float] | None = None):
+    def __init__(
+        self,
+        labels: Sequence[int],
+        p: int,
+        k: int,
+        *,
+        batches: int | None = None,
+        seed: int = 0,
+        class_weights: dict[int, float] | None = None,
+    ):
         super().__init__(seed)
         if p < 1 or k < 2:
             raise ParameterError(f"p={p}, k={k}: need p >= 1 classes and k >= 2 clips per class")
@@ -98,12 +106,21 @@ class PairSampler(_Seeded):
     A fraction ``positive_fraction`` of the pairs are from the same class; the rest from different classes.
     """
 
-    def __init__(self, labels: Sequence[int], batch_size: int, *, positive_fraction: float = 0.5,
-                 batches: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        labels: Sequence[int],
+        batch_size: int,
+        *,
+        positive_fraction: float = 0.5,
+        batches: int | None = None,
+        seed: int = 0,
+    ):
         super().__init__(seed)
         if batch_size < 1 or not 0.0 <= positive_fraction <= 1.0:
-            raise ParameterError(f"batch_size={batch_size}, positive_fraction={positive_fraction}: "
-                                 "expected batch_size >= 1 and 0 <= positive_fraction <= 1")
+            raise ParameterError(
+                f"batch_size={batch_size}, positive_fraction={positive_fraction}: "
+                "expected batch_size >= 1 and 0 <= positive_fraction <= 1"
+            )
         self.by_class = _by_class(labels)
         self.pairable = [c for c, idx in self.by_class.items() if len(idx) >= 2]
         if not self.pairable or len(self.by_class) < 2:
@@ -128,8 +145,10 @@ class PairSampler(_Seeded):
                 else:
                     ca, cb = torch.randperm(len(self.classes), generator=g)[:2].tolist()
                     ma, mb = self.by_class[self.classes[ca]], self.by_class[self.classes[cb]]
-                    flat += [ma[int(torch.randint(len(ma), (1,), generator=g))],
-                             mb[int(torch.randint(len(mb), (1,), generator=g))]]
+                    flat += [
+                        ma[int(torch.randint(len(ma), (1,), generator=g))],
+                        mb[int(torch.randint(len(mb), (1,), generator=g))],
+                    ]
             yield flat
 
 
@@ -151,13 +170,24 @@ class EpisodicSampler(_Seeded):
             other groups. Needs ``groups``.
     """
 
-    def __init__(self, labels: Sequence[int], n_way: int, k_shot: int, n_query: int, episodes: int, *,
-                 groups: Sequence[str] | None = None, cross_group: bool = True,
-                 query_groups: Collection[str] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        labels: Sequence[int],
+        n_way: int,
+        k_shot: int,
+        n_query: int,
+        episodes: int,
+        *,
+        groups: Sequence[str] | None = None,
+        cross_group: bool = True,
+        query_groups: Collection[str] | None = None,
+        seed: int = 0,
+    ):
         super().__init__(seed)
         if min(n_way, k_shot, n_query, episodes) < 1:
-            raise ParameterError(f"n_way={n_way}, k_shot={k_shot}, n_query={n_query}, episodes={episodes}: "
-                                 "all must be >= 1")
+            raise ParameterError(
+                f"n_way={n_way}, k_shot={k_shot}, n_query={n_query}, episodes={episodes}: all must be >= 1"
+            )
         self.by_class = _by_class(labels)
         self.groups = None if groups is None else list(groups)
         if self.groups is not None and len(self.groups) != len(labels):
@@ -169,13 +199,14 @@ class EpisodicSampler(_Seeded):
                 raise ParameterError("query_groups needs groups (the group of every item)")
             unknown = sorted(self.query_groups - set(self.groups))
             if unknown:
-                raise ParameterError(f"query_groups: {unknown} not among the items' groups "
-                                     f"{sorted(set(self.groups))}")
+                raise ParameterError(f"query_groups: {unknown} not among the items' groups {sorted(set(self.groups))}")
         need = k_shot + n_query
         self.classes = sorted(c for c, idx in self.by_class.items() if len(idx) >= need)
         if len(self.classes) < n_way:
-            raise ParameterError(f"only {len(self.classes)} classes have the {need} clips a {n_way}-way {k_shot}-shot "
-                                 f"episode with {n_query} queries needs")
+            raise ParameterError(
+                f"only {len(self.classes)} classes have the {need} clips a {n_way}-way {k_shot}-shot "
+                f"episode with {n_query} queries needs"
+            )
         self.n_way, self.k_shot, self.n_query, self.episodes = n_way, k_shot, n_query, episodes
 
     def __len__(self) -> int:
@@ -188,7 +219,7 @@ class EpisodicSampler(_Seeded):
             support = [i for i in order if self.groups[i] not in self.query_groups][: self.k_shot]
             candidates = [i for i in order if self.groups[i] in self.query_groups]
         else:
-            support, candidates = order[: self.k_shot], order[self.k_shot:]
+            support, candidates = order[: self.k_shot], order[self.k_shot :]
             if self.query_groups is not None:
                 candidates = [i for i in candidates if self.groups[i] in self.query_groups]
         if len(support) < self.k_shot:
@@ -216,6 +247,7 @@ class EpisodicSampler(_Seeded):
                 if len(support) == self.n_way * self.k_shot:
                     break
             if len(support) < self.n_way * self.k_shot:
-                raise ParameterError("groups: too few clips outside the support's groups (or inside query_groups) "
-                                     "to build an episode")
+                raise ParameterError(
+                    "groups: too few clips outside the support's groups (or inside query_groups) to build an episode"
+                )
             yield support, query

@@ -56,20 +56,30 @@ class DataSource:
         path = Path(self.path)
         if path.is_dir():
             return folder_items(path)
-        return manifest_items(path, label_column=self.label_columns, where=self.where, exclude=self.exclude,
-                              group_column=self.group_column)
+        return manifest_items(
+            path,
+            label_column=self.label_columns,
+            where=self.where,
+            exclude=self.exclude,
+            group_column=self.group_column,
+        )
 
     def files(self) -> list[str]:
         """Every audio file of the source, labels ignored (label-free training, backgrounds)."""
         path = Path(self.path)
         if path.is_dir():
             return [str(p) for p in find_audio_files(path)]
-        return [it.path for it in manifest_items(path, label_column=self.label_columns or ["path"], where=self.where,
-                                                 exclude=self.exclude)]
+        return [
+            it.path
+            for it in manifest_items(
+                path, label_column=self.label_columns or ["path"], where=self.where, exclude=self.exclude
+            )
+        ]
 
 
-def source_items(labelled: Sequence[DataSource], unlabelled: Sequence[DataSource] = (), *,
-                 copies: int = 2) -> list[ClipItem]:
+def source_items(
+    labelled: Sequence[DataSource], unlabelled: Sequence[DataSource] = (), *, copies: int = 2
+) -> list[ClipItem]:
     """Items of every source, class names made unique per source; each label-free clip is its own class
     with ``copies`` entries, so a PK batch can draw several views of it."""
     items: list[ClipItem] = []
@@ -78,8 +88,11 @@ def source_items(labelled: Sequence[DataSource], unlabelled: Sequence[DataSource
         items += [ClipItem(it.path, f"{name}/{it.label}", it.group, source=name) for it in source.items()]
     for source in unlabelled:
         name = source.name or "free"
-        items += [ClipItem(f, f"unlabelled/{name}/{f}", "", source=name, label_free=True)
-                  for f in source.files() for _ in range(copies)]
+        items += [
+            ClipItem(f, f"unlabelled/{name}/{f}", "", source=name, label_free=True)
+            for f in source.files()
+            for _ in range(copies)
+        ]
     if not items:
         raise NoAudioFilesError("no training clips: give at least one data source")
     return items
@@ -93,9 +106,14 @@ def load_background(paths: Sequence[str], sample_rate: int) -> list[torch.Tensor
     return clips
 
 
-def load_sources(paths: Sequence[str], *, label_columns: Sequence[str] = ("label",),
-                 where: dict[str, list[str]] | None = None, group_column: str | None = None,
-                 exclude: dict[str, list[str]] | None = None):
+def load_sources(
+    paths: Sequence[str],
+    *,
+    label_columns: Sequence[str] = ("label",),
+    where: dict[str, list[str]] | None = None,
+    group_column: str | None = None,
+    exclude: dict[str, list[str]] | None = None,
+):
     """``(labelled, unlabelled, background)`` source lists from command-line DATA arguments.
 
     A folder or ``.csv`` becomes one labelled source with the given options; a ``.json`` recipe lists
@@ -113,26 +131,44 @@ def load_sources(paths: Sequence[str], *, label_columns: Sequence[str] = ("label
                 return str(p if Path(p).is_absolute() else base / p)
 
             for s in recipe.get("sources", []):
-                labelled.append(DataSource(resolve(s["path"]), s.get("name", ""), list(s.get("label_columns", ["label"])),
-                                           s.get("where"), s.get("group_column"), s.get("exclude"),
-                                           float(s.get("weight", 1.0))))
+                labelled.append(
+                    DataSource(
+                        resolve(s["path"]),
+                        s.get("name", ""),
+                        list(s.get("label_columns", ["label"])),
+                        s.get("where"),
+                        s.get("group_column"),
+                        s.get("exclude"),
+                        float(s.get("weight", 1.0)),
+                    )
+                )
             for s in recipe.get("unlabelled", []):
                 s = {"path": s} if isinstance(s, str) else s
-                unlabelled.append(DataSource(resolve(s["path"]), s.get("name", ""), list(s.get("label_columns", [])),
-                                             s.get("where"), exclude=s.get("exclude"),
-                                             weight=float(s.get("weight", 1.0))))
+                unlabelled.append(
+                    DataSource(
+                        resolve(s["path"]),
+                        s.get("name", ""),
+                        list(s.get("label_columns", [])),
+                        s.get("where"),
+                        exclude=s.get("exclude"),
+                        weight=float(s.get("weight", 1.0)),
+                    )
+                )
             background += [resolve(p) for p in recipe.get("background", [])]
         elif path.is_dir() or path.suffix == ".csv":
-            labelled.append(DataSource(str(path), path.stem if path.suffix else path.name, list(label_columns), where,
-                                       group_column))
+            labelled.append(
+                DataSource(str(path), path.stem if path.suffix else path.name, list(label_columns), where, group_column)
+            )
         else:
             raise ParameterError(f"{path}: expected a folder of class subfolders, a .csv manifest or a .json recipe")
     manifests = [(s, manifest_columns(s.path)) for s in labelled + unlabelled if exclude and not Path(s.path).is_dir()]
     for column, values in (exclude or {}).items():
         having = [s for s, header in manifests if column in header]
         if not having:
-            raise ParameterError(f"exclude {column}={','.join(values)}: no manifest among "
-                                 f"{[s.path for s, _ in manifests]} has a {column!r} column")
+            raise ParameterError(
+                f"exclude {column}={','.join(values)}: no manifest among "
+                f"{[s.path for s, _ in manifests]} has a {column!r} column"
+            )
         for s in having:
             s.exclude = {**(s.exclude or {}), column: [*(s.exclude or {}).get(column, []), *values]}
     return labelled, unlabelled, background

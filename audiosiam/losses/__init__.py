@@ -1,8 +1,15 @@
 """Metric-learning losses for Siamese training: triplet (batch-hard, batch-all, semi-hard, explicit)
 and contrastive, as functions and as modules."""
 
-from .functional import (DISTANCES, MININGS, REDUCTIONS, contrastive_loss, contrastive_pair_loss, triplet_loss,
-                         triplet_margin_loss)
+from .functional import (
+    DISTANCES,
+    MININGS,
+    REDUCTIONS,
+    contrastive_loss,
+    contrastive_pair_loss,
+    triplet_loss,
+    triplet_margin_loss,
+)
 from .modules import ContrastiveLoss, TripletLoss
 
 __all__ = [

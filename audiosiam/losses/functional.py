@@ -35,12 +35,20 @@ from ..ops import paired_distance, pairwise_distance, triplet_batch_all, triplet
 from ..ops._reference import hinge as _hinge  # the triplet term is defined once, beside the mining references
 from ..ops._reference import triplet_masks
 
-__all__ = ["triplet_loss", "triplet_margin_loss", "contrastive_loss", "contrastive_pair_loss", "MININGS",
-           "REDUCTIONS", "DISTANCES"]
+__all__ = [
+    "triplet_loss",
+    "triplet_margin_loss",
+    "contrastive_loss",
+    "contrastive_pair_loss",
+    "MININGS",
+    "REDUCTIONS",
+    "DISTANCES",
+]
 
 MININGS = ("batch_hard", "batch_all", "semi_hard")
 REDUCTIONS = ("mean", "sum", "none", "mean_nonzero")
 DISTANCES = ("euclidean", "cosine")
+
 
 def _check(embeddings: torch.Tensor, labels: torch.Tensor, distance: str, reduction: str) -> None:
     if embeddings.ndim != 2:
@@ -79,7 +87,9 @@ def _reduce(values: torch.Tensor, valid: torch.Tensor, reduction: str, anchor_of
         if anchor_of is None:
             return kept
         per_anchor = torch.zeros(batch, dtype=values.dtype, device=values.device).index_add(0, anchor_of, kept)
-        count = torch.zeros(batch, dtype=values.dtype, device=values.device).index_add(0, anchor_of, valid.to(values.dtype))
+        count = torch.zeros(batch, dtype=values.dtype, device=values.device).index_add(
+            0, anchor_of, valid.to(values.dtype)
+        )
         return per_anchor / count.clamp_min(1)
     if reduction == "sum":
         return kept.sum()
@@ -98,9 +108,18 @@ def _stats(loss_terms, valid, d_ap, d_an) -> dict:
     }
 
 
-def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: float = 0.2, mining: str = "batch_hard",
-                 distance: str = "euclidean", squared: bool = False, soft_margin: bool = False,
-                 reduction: str = "mean", return_stats: bool = False):
+def triplet_loss(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    margin: float = 0.2,
+    mining: str = "batch_hard",
+    distance: str = "euclidean",
+    squared: bool = False,
+    soft_margin: bool = False,
+    reduction: str = "mean",
+    return_stats: bool = False,
+):
     """Triplet loss ``max(0, d(a, p) - d(a, n) + margin)`` with online mining in a labelled batch.
 
     Args:
@@ -128,18 +147,34 @@ def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: floa
     if margin < 0:
         raise ParameterError(f"margin={margin}: must be >= 0")
     if mining == "batch_hard":
-        terms, positive, _, d_ap, d_an = triplet_batch_hard(embeddings, labels, margin=margin,
-                                                            metric=_metric(distance, squared), soft=soft_margin)
+        terms, positive, _, d_ap, d_an = triplet_batch_hard(
+            embeddings, labels, margin=margin, metric=_metric(distance, squared), soft=soft_margin
+        )
         valid = positive >= 0
         out = _reduce(terms, valid, reduction)
         return (out, _stats(terms, valid, d_ap, d_an)) if return_stats else out
-    out, stats = mined_triplet_loss(_distances(embeddings, distance, squared), labels, mining=mining, margin=margin,
-                                    soft_margin=soft_margin, reduction=reduction, return_stats=return_stats)
+    out, stats = mined_triplet_loss(
+        _distances(embeddings, distance, squared),
+        labels,
+        mining=mining,
+        margin=margin,
+        soft_margin=soft_margin,
+        reduction=reduction,
+        return_stats=return_stats,
+    )
     return (out, stats) if return_stats else out
 
 
-def mined_triplet_loss(dist: torch.Tensor, labels: torch.Tensor, *, mining: str, margin: float, soft_margin: bool,
-                       reduction: str, return_stats: bool = False):
+def mined_triplet_loss(
+    dist: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mining: str,
+    margin: float,
+    soft_margin: bool,
+    reduction: str,
+    return_stats: bool = False,
+):
     """The batch-all or semi-hard triplet loss from a (B, B) distance matrix: ``(loss, stats or None)``.
 
     What :func:`triplet_loss` runs after computing the exact distances; the benchmarks feed it other
@@ -156,8 +191,10 @@ def mined_triplet_loss(dist: torch.Tensor, labels: torch.Tensor, *, mining: str,
             out = term_sum.sum() if count is None else term_sum.sum() / count.clamp_min(1).to(term_sum.dtype)
         return out, (_batch_all_stats(dist, labels, int(n_valid), int(n_active)) if return_stats else None)
     if mining != "semi_hard":
-        raise ParameterError(f"mining={mining!r}: expected 'batch_all' or 'semi_hard' (batch-hard mines from the "
-                             "embeddings: use triplet_loss)")
+        raise ParameterError(
+            f"mining={mining!r}: expected 'batch_all' or 'semi_hard' (batch-hard mines from the "
+            "embeddings: use triplet_loss)"
+        )
     negative = triplet_semi_hard_negatives(dist, labels, margin=margin)
     a_idx, p_idx = torch.nonzero(negative >= 0, as_tuple=True)
     d_ap, d_an = dist[a_idx, p_idx], dist[a_idx, negative[a_idx, p_idx]]  # the gathers carry the gradient
@@ -175,21 +212,36 @@ def _batch_all_stats(dist: torch.Tensor, labels: torch.Tensor, n_valid: int, n_a
     n_pos, n_neg = pos_mask.sum(1).to(dist.dtype), neg_mask.sum(1).to(dist.dtype)
     pos_sum = float(((dist * pos_mask).sum(1) * n_neg).sum())
     neg_sum = float(((dist * neg_mask).sum(1) * n_pos).sum())
-    return {"active_fraction": n_active / n_valid if n_valid else 0.0,
-            "mean_positive_distance": pos_sum / n_valid if n_valid else 0.0,
-            "mean_negative_distance": neg_sum / n_valid if n_valid else 0.0, "valid": n_valid}
+    return {
+        "active_fraction": n_active / n_valid if n_valid else 0.0,
+        "mean_positive_distance": pos_sum / n_valid if n_valid else 0.0,
+        "mean_negative_distance": neg_sum / n_valid if n_valid else 0.0,
+        "valid": n_valid,
+    }
 
 
-def triplet_margin_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, *,
-                        margin: float = 0.2, distance: str = "euclidean", squared: bool = False,
-                        soft_margin: bool = False, reduction: str = "mean") -> torch.Tensor:
+def triplet_margin_loss(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    *,
+    margin: float = 0.2,
+    distance: str = "euclidean",
+    squared: bool = False,
+    soft_margin: bool = False,
+    reduction: str = "mean",
+) -> torch.Tensor:
     """Triplet loss over explicit (anchor, positive, negative) rows, each (B, D), as
     ``torch.nn.TripletMarginLoss`` takes them (exact zero distance, zero subgradient there)."""
     if not (anchor.shape == positive.shape == negative.shape) or anchor.ndim != 2:
-        raise ParameterError(f"anchor/positive/negative: expected three equal (B, D) shapes, got "
-                             f"{tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}")
+        raise ParameterError(
+            f"anchor/positive/negative: expected three equal (B, D) shapes, got "
+            f"{tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}"
+        )
     if distance not in DISTANCES or reduction not in REDUCTIONS:
-        raise ParameterError(f"distance={distance!r}, reduction={reduction!r}: expected one of {DISTANCES} and {REDUCTIONS}")
+        raise ParameterError(
+            f"distance={distance!r}, reduction={reduction!r}: expected one of {DISTANCES} and {REDUCTIONS}"
+        )
     metric = _metric(distance, squared)
     d_ap = paired_distance(anchor, positive, metric=metric)
     d_an = paired_distance(anchor, negative, metric=metric)
@@ -197,8 +249,15 @@ def triplet_margin_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: 
     return _reduce(terms, torch.ones_like(terms, dtype=torch.bool), reduction)
 
 
-def contrastive_pair_loss(distances: torch.Tensor, same: torch.Tensor, *, pos_margin: float = 0.0,
-                          neg_margin: float = 1.0, power: int = 2, reduction: str = "mean") -> torch.Tensor:
+def contrastive_pair_loss(
+    distances: torch.Tensor,
+    same: torch.Tensor,
+    *,
+    pos_margin: float = 0.0,
+    neg_margin: float = 1.0,
+    power: int = 2,
+    reduction: str = "mean",
+) -> torch.Tensor:
     """Contrastive loss (Hadsell, Chopra, LeCun 2006) over pair distances.
 
     ``same * max(0, d - pos_margin)^power + (1 - same) * max(0, neg_margin - d)^power``; with
@@ -207,16 +266,26 @@ def contrastive_pair_loss(distances: torch.Tensor, same: torch.Tensor, *, pos_ma
     if reduction not in REDUCTIONS:
         raise ParameterError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")
     if neg_margin < pos_margin:
-        raise ParameterError(f"neg_margin={neg_margin} < pos_margin={pos_margin}: negatives must be pushed farther "
-                             "than positives are pulled")
+        raise ParameterError(
+            f"neg_margin={neg_margin} < pos_margin={pos_margin}: negatives must be pushed farther "
+            "than positives are pulled"
+        )
     same = same.to(torch.bool)
     terms = torch.where(same, F.relu(distances - pos_margin), F.relu(neg_margin - distances)).pow(power)
     return _reduce(terms, torch.ones_like(same), reduction)
 
 
-def contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, *, pos_margin: float = 0.0,
-                     neg_margin: float = 1.0, power: int = 2, distance: str = "euclidean",
-                     reduction: str = "mean", return_stats: bool = False):
+def contrastive_loss(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    pos_margin: float = 0.0,
+    neg_margin: float = 1.0,
+    power: int = 2,
+    distance: str = "euclidean",
+    reduction: str = "mean",
+    return_stats: bool = False,
+):
     """Contrastive loss over every pair (i < j) of a labelled batch; see :func:`contrastive_pair_loss`.
 
     With ``reduction="none"`` the result is the (B, B) matrix of pair terms (zero on and below the diagonal).

@@ -23,9 +23,17 @@ class TripletLoss(nn.Module):
         >>> criterion(model(waves), labels).backward()
     """
 
-    def __init__(self, *, margin: float = 0.2, mining: str = "batch_hard", distance: str = "euclidean",
-                 squared: bool = False, soft_margin: bool = False, reduction: str = "mean",
-                 track_stats: bool = False):
+    def __init__(
+        self,
+        *,
+        margin: float = 0.2,
+        mining: str = "batch_hard",
+        distance: str = "euclidean",
+        squared: bool = False,
+        soft_margin: bool = False,
+        reduction: str = "mean",
+        track_stats: bool = False,
+    ):
         super().__init__()
         self.margin, self.mining, self.distance = margin, mining, distance
         self.squared, self.soft_margin, self.reduction = squared, soft_margin, reduction
@@ -33,21 +41,39 @@ class TripletLoss(nn.Module):
         self.last_stats: dict = {}
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        out = triplet_loss(embeddings, labels, margin=self.margin, mining=self.mining, distance=self.distance,
-                           squared=self.squared, soft_margin=self.soft_margin, reduction=self.reduction,
-                           return_stats=self.track_stats)
+        out = triplet_loss(
+            embeddings,
+            labels,
+            margin=self.margin,
+            mining=self.mining,
+            distance=self.distance,
+            squared=self.squared,
+            soft_margin=self.soft_margin,
+            reduction=self.reduction,
+            return_stats=self.track_stats,
+        )
         if not self.track_stats:
             return out
         loss, self.last_stats = out
         return loss
 
     def triplets(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
-        return triplet_margin_loss(anchor, positive, negative, margin=self.margin, distance=self.distance,
-                                   squared=self.squared, soft_margin=self.soft_margin, reduction=self.reduction)
+        return triplet_margin_loss(
+            anchor,
+            positive,
+            negative,
+            margin=self.margin,
+            distance=self.distance,
+            squared=self.squared,
+            soft_margin=self.soft_margin,
+            reduction=self.reduction,
+        )
 
     def extra_repr(self) -> str:
-        return (f"margin={self.margin}, mining={self.mining!r}, distance={self.distance!r}, squared={self.squared}, "
-                f"soft_margin={self.soft_margin}, reduction={self.reduction!r}")
+        return (
+            f"margin={self.margin}, mining={self.mining!r}, distance={self.distance!r}, squared={self.squared}, "
+            f"soft_margin={self.soft_margin}, reduction={self.reduction!r}"
+        )
 
 
 class ContrastiveLoss(nn.Module):
@@ -55,17 +81,32 @@ class ContrastiveLoss(nn.Module):
     pairs (``loss.pairs(a, b, same)``); see :func:`audiosiam.losses.contrastive_loss`. ``track_stats`` as
     for :class:`TripletLoss`."""
 
-    def __init__(self, *, pos_margin: float = 0.0, neg_margin: float = 1.0, power: int = 2,
-                 distance: str = "euclidean", reduction: str = "mean", track_stats: bool = False):
+    def __init__(
+        self,
+        *,
+        pos_margin: float = 0.0,
+        neg_margin: float = 1.0,
+        power: int = 2,
+        distance: str = "euclidean",
+        reduction: str = "mean",
+        track_stats: bool = False,
+    ):
         super().__init__()
         self.pos_margin, self.neg_margin, self.power = pos_margin, neg_margin, power
         self.distance, self.reduction, self.track_stats = distance, reduction, track_stats
         self.last_stats: dict = {}
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        out = contrastive_loss(embeddings, labels, pos_margin=self.pos_margin, neg_margin=self.neg_margin,
-                               power=self.power, distance=self.distance, reduction=self.reduction,
-                               return_stats=self.track_stats)
+        out = contrastive_loss(
+            embeddings,
+            labels,
+            pos_margin=self.pos_margin,
+            neg_margin=self.neg_margin,
+            power=self.power,
+            distance=self.distance,
+            reduction=self.reduction,
+            return_stats=self.track_stats,
+        )
         if not self.track_stats:
             return out
         loss, self.last_stats = out
@@ -75,5 +116,11 @@ class ContrastiveLoss(nn.Module):
         from ..ops import paired_distance
 
         metric = "cosine" if self.distance == "cosine" else "euclidean"
-        return contrastive_pair_loss(paired_distance(a, b, metric=metric), same, pos_margin=self.pos_margin,
-                                     neg_margin=self.neg_margin, power=self.power, reduction=self.reduction)
+        return contrastive_pair_loss(
+            paired_distance(a, b, metric=metric),
+            same,
+            pos_margin=self.pos_margin,
+            neg_margin=self.neg_margin,
+            power=self.power,
+            reduction=self.reduction,
+        )

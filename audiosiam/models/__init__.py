@@ -50,7 +50,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str = "
         presets = available_presets()
         raise CheckpointError(
             f"no bundled model named {name!r} (bundled: {', '.join(presets) if presets else 'none'}); "
-            "pass a preset name or the path of a checkpoint written by `audiosiam train`")
+            "pass a preset name or the path of a checkpoint written by `audiosiam train`"
+        )
     model = load_checkpoint(path, device=device)
     # galleries record where their model came from: a path that works from any folder
     model.source = name if is_preset else str(path.resolve())

@@ -74,9 +74,11 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
         raise CheckpointError(f"{path}: not an audiosiam model checkpoint (no '{FORMAT}' marker)")
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version}, this audiosiam ({__version__}) reads "
-                              f"version {FORMAT_VERSION}; install the audiosiam version that wrote it "
-                              f"({payload.get('audiosiam_version')}) or retrain")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version}, this audiosiam ({__version__}) reads "
+            f"version {FORMAT_VERSION}; install the audiosiam version that wrote it "
+            f"({payload.get('audiosiam_version')}) or retrain"
+        )
     try:
         frontend = LogMelSpectrogram(**payload["frontend"])
         encoder = ResNetEncoder(EncoderConfig.from_dict(payload["encoder"]))
@@ -84,9 +86,14 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: checkpoint contents do not fit this audiosiam's model ({exc})") from exc
-    bad = [name for name, t in payload["state_dict"].items()
-           if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    bad = [
+        name
+        for name, t in payload["state_dict"].items()
+        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
     if bad:
-        raise CheckpointError(f"{path}: weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} hold NaN or "
-                              "infinite values (a diverged training run); use an earlier checkpoint of the run")
+        raise CheckpointError(
+            f"{path}: weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} hold NaN or "
+            "infinite values (a diverged training run); use an earlier checkpoint of the run"
+        )
     return model.to(device).eval()

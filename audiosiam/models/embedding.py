@@ -52,6 +52,7 @@ def describe_input(item: Any) -> str:
         return os.fspath(item)
     return f"<waveform {tuple(getattr(item, 'shape', ()))}>"
 
+
 _LENGTH_QUANTUM_SECONDS = 0.25
 
 
@@ -70,15 +71,24 @@ class EmbeddingModel(nn.Module):
         torch.Size([2, 192])
     """
 
-    def __init__(self, frontend: LogMelSpectrogram | None = None, encoder: ResNetEncoder | None = None, *,
-                 window_seconds: float = 2.0, hop_seconds: float = 1.0, min_seconds: float = 1.0,
-                 info: dict | None = None):
+    def __init__(
+        self,
+        frontend: LogMelSpectrogram | None = None,
+        encoder: ResNetEncoder | None = None,
+        *,
+        window_seconds: float = 2.0,
+        hop_seconds: float = 1.0,
+        min_seconds: float = 1.0,
+        info: dict | None = None,
+    ):
         super().__init__()
         self.frontend = frontend or LogMelSpectrogram()
         self.encoder = encoder or ResNetEncoder(EncoderConfig(n_mels=self.frontend.n_mels))
         if not 0 < min_seconds <= window_seconds or hop_seconds <= 0:
-            raise ParameterError(f"min_seconds={min_seconds}, window_seconds={window_seconds}, hop_seconds={hop_seconds}: "
-                                 "expected 0 < min_seconds <= window_seconds and hop_seconds > 0")
+            raise ParameterError(
+                f"min_seconds={min_seconds}, window_seconds={window_seconds}, hop_seconds={hop_seconds}: "
+                "expected 0 < min_seconds <= window_seconds and hop_seconds > 0"
+            )
         self.window_seconds, self.hop_seconds, self.min_seconds = window_seconds, hop_seconds, min_seconds
         self.info: dict = dict(info or {})
         self.source: str | None = None  # preset name or checkpoint path it was loaded from
@@ -111,8 +121,15 @@ class EmbeddingModel(nn.Module):
         return fix_length(wave, min(window, math.ceil(wave.shape[0] / quantum) * quantum), mode="start")[None]
 
     @torch.inference_mode()
-    def embed_all(self, inputs: Sequence[Any], *, sample_rate: int | None = None, batch_size: int = 64,
-                  on_error: str = "raise", progress: bool = False) -> EmbeddingResult:
+    def embed_all(
+        self,
+        inputs: Sequence[Any],
+        *,
+        sample_rate: int | None = None,
+        batch_size: int = 64,
+        on_error: str = "raise",
+        progress: bool = False,
+    ) -> EmbeddingResult:
         """The one path from clips to embeddings: every command, the classifier and the benchmarks use it.
 
         Files are decoded together on one thread per core (:func:`~audiosiam.io.load_many`); waveforms
@@ -138,13 +155,28 @@ class EmbeddingModel(nn.Module):
             raise ParameterError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
         items = list(inputs)
         files = [i for i, item in enumerate(items) if isinstance(item, (str, os.PathLike))]
-        decoded = dict(zip(files, load_many([items[i] for i in files], self.sample_rate,
-                                            on_error="return" if on_error == "skip" else "raise"))) if files else {}
+        decoded = (
+            dict(
+                zip(
+                    files,
+                    load_many(
+                        [items[i] for i in files],
+                        self.sample_rate,
+                        on_error="return" if on_error == "skip" else "raise",
+                    ),
+                )
+            )
+            if files
+            else {}
+        )
         waves, kept, failures = [], [], []
         for i, item in enumerate(items):
             try:
-                wave = decoded.pop(i) if i in decoded else check_waveform(item, sample_rate, self.sample_rate,
-                                                                              what=f"inputs[{i}]")
+                wave = (
+                    decoded.pop(i)
+                    if i in decoded
+                    else check_waveform(item, sample_rate, self.sample_rate, what=f"inputs[{i}]")
+                )
             except ParameterError as exc:
                 if on_error == "raise":
                     raise
@@ -176,14 +208,15 @@ class EmbeddingModel(nn.Module):
 
             iterator = tqdm(batches, desc="embedding", unit="batch", leave=False)
         for length, start in iterator:
-            chunk = torch.stack(by_length[length][start:start + batch_size]).to(device)
-            out[slots[length][start:start + batch_size]] = self(chunk).float().cpu()
+            chunk = torch.stack(by_length[length][start : start + batch_size]).to(device)
+            out[slots[length][start : start + batch_size]] = self(chunk).float().cpu()
         pooled = torch.zeros(len(waves), self.embedding_dim).index_add_(0, torch.tensor(owners, dtype=torch.long), out)
         self.train(was_training)
         return nn.functional.normalize(pooled, dim=1)
 
-    def embed(self, inputs: Any, *, sample_rate: int | None = None, batch_size: int = 64,
-              progress: bool = False) -> torch.Tensor:
+    def embed(
+        self, inputs: Any, *, sample_rate: int | None = None, batch_size: int = 64, progress: bool = False
+    ) -> torch.Tensor:
         """Embed one clip or a list of clips (paths, or 1-D waveforms at ``sample_rate``); see :meth:`embed_all`.
 
         Returns:
@@ -193,8 +226,9 @@ class EmbeddingModel(nn.Module):
             AudioLoadError: a file could not be used. ParameterError: a waveform could not.
         """
         single = isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)
-        return self.embed_all([inputs] if single else list(inputs), sample_rate=sample_rate, batch_size=batch_size,
-                              progress=progress).embeddings
+        return self.embed_all(
+            [inputs] if single else list(inputs), sample_rate=sample_rate, batch_size=batch_size, progress=progress
+        ).embeddings
 
     def similarity(self, a: Any, b: Any, *, sample_rate: int | None = None) -> float | torch.Tensor:
         """Cosine similarity: a float for two single clips, an (N, M) matrix for two lists."""

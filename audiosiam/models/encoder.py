@@ -19,7 +19,7 @@ vector.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -74,8 +74,9 @@ class AttentiveStatsPooling(nn.Module):
 
     def __init__(self, channels: int, attention_dim: int):
         super().__init__()
-        self.attention = nn.Sequential(nn.Conv1d(channels, attention_dim, 1), nn.Tanh(),
-                                       nn.Conv1d(attention_dim, channels, 1))
+        self.attention = nn.Sequential(
+            nn.Conv1d(channels, attention_dim, 1), nn.Tanh(), nn.Conv1d(attention_dim, channels, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = torch.softmax(self.attention(x), dim=2)
@@ -95,15 +96,19 @@ class ResNetEncoder(nn.Module):
         super().__init__()
         self.config = config = config or EncoderConfig()
         if len(config.channels) != len(config.blocks) + 1:
-            raise ParameterError(f"channels={config.channels}, blocks={config.blocks}: need one channel count for "
-                                 "the stem plus one per stage")
+            raise ParameterError(
+                f"channels={config.channels}, blocks={config.blocks}: need one channel count for "
+                "the stem plus one per stage"
+            )
         c = config.channels
         self.stem = nn.Sequential(nn.Conv2d(1, c[0], 3, 2, 1, bias=False), nn.BatchNorm2d(c[0]), nn.ReLU())
         stages, freq = [], (config.n_mels + 1) // 2
         for i, n_blocks in enumerate(config.blocks):
             last = i == len(config.blocks) - 1
             stride = (2, 1) if last else (2, 2)  # keep time resolution for pooling in the last stage
-            layers = [_Block(c[i], c[i + 1], stride)] + [_Block(c[i + 1], c[i + 1], (1, 1)) for _ in range(n_blocks - 1)]
+            layers = [_Block(c[i], c[i + 1], stride)] + [
+                _Block(c[i + 1], c[i + 1], (1, 1)) for _ in range(n_blocks - 1)
+            ]
             stages.append(nn.Sequential(*layers))
             freq = (freq + 1) // 2
         self.stages = nn.Sequential(*stages)
@@ -117,7 +122,9 @@ class ResNetEncoder(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.ndim != 3 or features.shape[1] != self.config.n_mels:
-            raise ParameterError(f"features: expected (batch, {self.config.n_mels}, frames), got {tuple(features.shape)}")
+            raise ParameterError(
+                f"features: expected (batch, {self.config.n_mels}, frames), got {tuple(features.shape)}"
+            )
         x = self.stages(self.stem(features[:, None]))
         x = x.flatten(1, 2)  # (B, C * F', T')
         return nn.functional.normalize(self.head(self.pool(x)), dim=1)

@@ -49,7 +49,9 @@ def _pairwise_backward(ctx, grad):
     return grad_x, grad_y, None
 
 
-torch.library.register_autograd("audiosiam::pairwise_distance", _pairwise_backward, setup_context=_pairwise_setup_context)
+torch.library.register_autograd(
+    "audiosiam::pairwise_distance", _pairwise_backward, setup_context=_pairwise_setup_context
+)
 
 
 def _self_setup_context(ctx, inputs, output):
@@ -86,8 +88,7 @@ def _mel_power_backward(ctx, grad):
     return grad_spectrum, grad_filterbank
 
 
-torch.library.register_autograd("audiosiam::mel_power", _mel_power_backward,
-                                setup_context=_mel_power_setup_context)
+torch.library.register_autograd("audiosiam::mel_power", _mel_power_backward, setup_context=_mel_power_setup_context)
 
 
 # ------------------------------------------------------------------------------- triplet mining
@@ -125,13 +126,15 @@ def _batch_hard_setup_context(ctx, inputs, output):
 def _batch_hard_backward(ctx, grad_terms, _grad_pos, _grad_neg, _grad_dap, _grad_dan):
     # Only the terms are differentiable outputs; d_ap and d_an are returned for logging.
     embeddings, positive, negative, d_ap, d_an = ctx.saved_tensors
-    grad = torch.ops.audiosiam._triplet_batch_hard_backward(grad_terms, embeddings, positive, negative, d_ap, d_an,
-                                                            *ctx.settings)
+    grad = torch.ops.audiosiam._triplet_batch_hard_backward(
+        grad_terms, embeddings, positive, negative, d_ap, d_an, *ctx.settings
+    )
     return grad, None, None, None, None, None
 
 
-torch.library.register_autograd("audiosiam::triplet_batch_hard", _batch_hard_backward,
-                                setup_context=_batch_hard_setup_context)
+torch.library.register_autograd(
+    "audiosiam::triplet_batch_hard", _batch_hard_backward, setup_context=_batch_hard_setup_context
+)
 
 
 def _batch_all_setup_context(ctx, inputs, output):
@@ -143,5 +146,6 @@ def _batch_all_backward(ctx, grad_term_sum, _grad_valid, _grad_active, _grad_slo
     return grad_term_sum[:, None] * slope, None, None, None
 
 
-torch.library.register_autograd("audiosiam::triplet_batch_all", _batch_all_backward,
-                                setup_context=_batch_all_setup_context)
+torch.library.register_autograd(
+    "audiosiam::triplet_batch_all", _batch_all_backward, setup_context=_batch_all_setup_context
+)

@@ -20,8 +20,13 @@ from ._extension import call, use_compiled
 __all__ = ["METRICS", "parse_metric", "pairwise_distance", "paired_distance", "knn"]
 
 METRICS = ("euclidean", "sqeuclidean", "cosine", "l1")
-_ALIASES = {"l2": "euclidean", "sql2": "sqeuclidean", "squared_euclidean": "sqeuclidean", "manhattan": "l1",
-            "cityblock": "l1"}
+_ALIASES = {
+    "l2": "euclidean",
+    "sql2": "sqeuclidean",
+    "squared_euclidean": "sqeuclidean",
+    "manhattan": "l1",
+    "cityblock": "l1",
+}
 
 
 def parse_metric(metric: str) -> str:
@@ -123,16 +128,20 @@ def knn(query: torch.Tensor, reference_set: torch.Tensor, k: int, *, metric: str
     if k <= 0:
         raise ParameterError(f"k={k}: must be >= 1")
     if k > reference_set.shape[0]:
-        raise ParameterError(f"k={k}: larger than the reference set ({reference_set.shape[0]} rows); "
-                             f"ask for at most {reference_set.shape[0]} neighbours")
+        raise ParameterError(
+            f"k={k}: larger than the reference set ({reference_set.shape[0]} rows); "
+            f"ask for at most {reference_set.shape[0]} neighbours"
+        )
     q, r = query.detach().to(compute), reference_set.detach().to(compute)
     # NaN compares false with everything: a search over such rows has no answer, on either path (inside a
     # torch.compile graph the kernel's own check of the same condition applies)
-    for name, t in (() if torch.compiler.is_compiling() else (("query", q), ("reference", r))):
+    for name, t in () if torch.compiler.is_compiling() else (("query", q), ("reference", r)):
         bad = (~torch.isfinite(t)).any(1)
         if bad.any():
-            raise ParameterError(f"{name}: row {int(bad.nonzero()[0])} contains NaN or infinite values; "
-                                 f"remove or fix such rows before searching")
+            raise ParameterError(
+                f"{name}: row {int(bad.nonzero()[0])} contains NaN or infinite values; "
+                f"remove or fix such rows before searching"
+            )
     if q.shape[0] == 0:
         return q.new_zeros(0, k).to(query.dtype), torch.zeros(0, k, dtype=torch.long, device=q.device)
     if use_compiled("knn", q, r):

@@ -34,15 +34,22 @@ def _check_labels(labels, rows: int, device) -> torch.Tensor:
 def _check_float(name: str, t, square: bool = False) -> torch.Tensor:
     if not torch.is_tensor(t) or t.ndim != 2 or (square and t.shape[0] != t.shape[1]):
         want = "(B, B)" if square else "(B, D)"
-        raise ParameterError(f"{name}: expected shape {want}, got "
-                             f"{tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}")
+        raise ParameterError(
+            f"{name}: expected shape {want}, got {tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}"
+        )
     if not t.dtype.is_floating_point:
         raise ParameterError(f"{name}: expected a floating dtype, got {t.dtype}")
     return t if t.dtype in (torch.float32, torch.float64) else t.float()  # half precision: computed in float32
 
 
-def triplet_batch_hard(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: float = 0.2,
-                       metric: str = "euclidean", soft: bool = False):
+def triplet_batch_hard(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    margin: float = 0.2,
+    metric: str = "euclidean",
+    soft: bool = False,
+):
     """Batch-hard mining and its triplet terms, from the embeddings.
 
     Args:
@@ -69,8 +76,9 @@ def triplet_batch_hard(embeddings: torch.Tensor, labels: torch.Tensor, *, margin
     if use_compiled("triplet_batch_hard", x) and not (cosine and bool((x.detach().norm(dim=1) == 0).any())):
         scale = 0.5 if cosine else 1.0  # 1 - cos(u, v) = |u - v|^2 / 2 for unit vectors
         rows = torch.nn.functional.normalize(x, dim=1) if cosine else x
-        terms, positive, negative, d_ap, d_an = call("triplet_batch_hard", rows, labels, float(margin), scale,
-                                                     cosine or metric == "sqeuclidean", bool(soft))
+        terms, positive, negative, d_ap, d_an = call(
+            "triplet_batch_hard", rows, labels, float(margin), scale, cosine or metric == "sqeuclidean", bool(soft)
+        )
         return terms, positive, negative, (scale * d_ap).detach(), (scale * d_an).detach()
     return reference.triplet_batch_hard(x, labels, float(margin), metric, bool(soft))
 

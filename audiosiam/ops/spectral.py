@@ -33,15 +33,18 @@ def mel_power(spectrum: torch.Tensor, filterbank: torch.Tensor) -> torch.Tensor:
         torch.Size([101, 64])
     """
     if not torch.is_tensor(spectrum) or not spectrum.is_complex():
-        raise ParameterError(f"spectrum: expected a complex tensor (..., bins), got "
-                             f"{spectrum.dtype if torch.is_tensor(spectrum) else type(spectrum).__name__}")
+        raise ParameterError(
+            f"spectrum: expected a complex tensor (..., bins), got "
+            f"{spectrum.dtype if torch.is_tensor(spectrum) else type(spectrum).__name__}"
+        )
     if not torch.is_tensor(filterbank) or filterbank.ndim != 2 or filterbank.shape[0] != spectrum.shape[-1]:
-        raise ParameterError(f"filterbank: expected (bins, n_mels) with bins = {spectrum.shape[-1]}, got "
-                             f"{tuple(filterbank.shape) if torch.is_tensor(filterbank) else type(filterbank).__name__}")
+        raise ParameterError(
+            f"filterbank: expected (bins, n_mels) with bins = {spectrum.shape[-1]}, got "
+            f"{tuple(filterbank.shape) if torch.is_tensor(filterbank) else type(filterbank).__name__}"
+        )
     parts = torch.view_as_real(spectrum)
     filterbank = filterbank.to(device=parts.device, dtype=parts.dtype)
     if not use_compiled("mel_power", parts, devices=("cpu",)):
         return reference.mel_power(spectrum, filterbank)
     rows = parts.reshape(-1, parts.shape[-2], 2)  # a view when the frames are contiguous
     return call("mel_power", rows, filterbank).reshape(*spectrum.shape[:-1], filterbank.shape[1])
-
