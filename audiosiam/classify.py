@@ -47,7 +47,22 @@ def embed_inputs(
     progress: bool = False,
 ):
     """``model.embed_all(...)``: kept as a name for existing code; see
-    :meth:`audiosiam.models.EmbeddingModel.embed_all`."""
+    :meth:`audiosiam.models.EmbeddingModel.embed_all`.
+
+    Args:
+        model (EmbeddingModel): the model to embed with.
+        inputs (sequence of str, Path, Tensor or array): paths and/or 1-D waveforms, in any mix.
+        sample_rate (int or None, optional): rate of the waveforms among ``inputs`` (files carry their own);
+            required when there are any. Default: ``None``.
+        batch_size (int, optional): windows per forward pass. Default: ``64``.
+        on_error (str, optional): ``"raise"`` (the first bad input's error) or ``"skip"`` (leave bad inputs
+            out, each reported in ``failures``). Default: ``"raise"``.
+        progress (bool, optional): a progress bar over the batches. Default: ``False``.
+
+    Returns:
+        :class:`~audiosiam.models.embedding.EmbeddingResult`: ``(embeddings, kept, failures)``, embeddings
+        (K, D) L2-normalised float32 on the CPU.
+    """
     return model.embed_all(inputs, sample_rate=sample_rate, batch_size=batch_size, on_error=on_error, progress=progress)
 
 
@@ -73,12 +88,20 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     """Label audio clips by their similarity to a few enrolled examples per class.
 
     Args:
-        model: an ``EmbeddingModel``; ``None`` loads the bundled default (:func:`audiosiam.load_model`).
-        rule: ``"prototype"`` (nearest class mean, the default) or ``"knn"``.
-        k: neighbours for ``rule="knn"``.
-        reject: ``"auto"`` calibrates the unknown threshold leave-one-out on the enrolment clips; a float
-            is a fixed cosine-similarity threshold; ``None`` never answers unknown.
-        batch_size: clips per forward pass when embedding.
+        model (EmbeddingModel or None, optional): the model that embeds enrolment clips and queries;
+            ``None`` loads the bundled default (:func:`audiosiam.load_model`) when first needed.
+            Default: ``None``.
+        rule (str, optional): ``"prototype"`` (nearest class mean) or ``"knn"`` (see
+            :mod:`audiosiam.decision`). Default: ``"prototype"``.
+        k (int, optional): neighbours for ``rule="knn"`` (capped at the gallery size); unused by
+            ``"prototype"``. Default: ``5``.
+        reject (str, float or None, optional): ``"auto"`` calibrates the unknown threshold leave-one-out on
+            the enrolment clips; a float is a fixed cosine-similarity threshold; ``None`` never answers
+            unknown. Default: ``"auto"``.
+        batch_size (int, optional): windows per forward pass when embedding. Default: ``64``.
+
+    Raises:
+        ParameterError: (at :meth:`fit`) an unknown ``rule``, ``k < 1`` or an invalid ``reject``.
 
     Example:
         >>> clf = FewShotClassifier().fit(["bark1.wav", "bark2.wav", "bell1.wav", "bell2.wav"],
@@ -134,9 +157,26 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     ) -> "FewShotClassifier":
         """Enrol clips ``X`` (paths or waveforms) with labels ``y``, replacing any earlier enrolment.
 
+        Calibrates the unknown threshold and the probability temperature on the enrolled clips (module
+        docstring).
+
         Args:
-            on_error: ``"raise"`` (the first unusable clip's error) or ``"skip"``: unusable clips are left out
-                and listed in ``enrol_failures_``; an error only when no clip is left.
+            X (sequence of str, Path, Tensor or array): the clips: paths and/or 1-D waveforms.
+            y (sequence): one label per clip (turned into ``str``); ``"unknown"`` is reserved.
+            sample_rate (int or None, optional): rate of the waveforms among ``X`` (files carry their own);
+                required when there are any. Default: ``None``.
+            progress (bool, optional): a progress bar while embedding. Default: ``False``.
+            on_error (str, optional): ``"raise"`` (the first unusable clip's error) or ``"skip"``: unusable
+                clips are left out and listed in ``enrol_failures_``; an error only when no clip is left.
+                Default: ``"raise"``.
+
+        Returns:
+            FewShotClassifier: ``self``.
+
+        Raises:
+            ParameterError: invalid settings, ``X`` and ``y`` of different lengths, no clips, or a label
+                ``"unknown"``.
+            GalleryError: none of the clips could be enrolled.
         """
         self._check_params()
         model = self._model()
@@ -153,7 +193,24 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         on_error: str = "raise",
     ) -> "FewShotClassifier":
         """Enrol more clips without embedding the earlier ones again, then re-calibrate (``on_error`` as
-        :meth:`fit`)."""
+        :meth:`fit`). On a classifier not fitted yet, the same as :meth:`fit`.
+
+        Args:
+            X (sequence of str, Path, Tensor or array): the clips: paths and/or 1-D waveforms.
+            y (sequence): one label per clip (turned into ``str``); ``"unknown"`` is reserved.
+            sample_rate (int or None, optional): rate of the waveforms among ``X`` (files carry their own).
+                Default: ``None``.
+            progress (bool, optional): a progress bar while embedding. Default: ``False``.
+            on_error (str, optional): ``"raise"`` or ``"skip"``, as in :meth:`fit`; the skipped clips of this
+                call are in ``enrol_failures_``. Default: ``"raise"``.
+
+        Returns:
+            FewShotClassifier: ``self``.
+
+        Raises:
+            ParameterError: ``X`` and ``y`` of different lengths, no clips, or a label ``"unknown"``.
+            GalleryError: none of the clips could be enrolled.
+        """
         if not hasattr(self, "gallery_"):
             return self.fit(X, y, sample_rate=sample_rate, progress=progress, on_error=on_error)
         if len(X) != len(y):
@@ -173,7 +230,17 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     def add_embeddings(
         self, embeddings: torch.Tensor, labels: Sequence[Any], sources: Sequence[str] | None = None
     ) -> "FewShotClassifier":
-        """Enrol precomputed embeddings (from the same model), then re-calibrate."""
+        """Enrol precomputed embeddings (from the same model), then re-calibrate.
+
+        Args:
+            embeddings (Tensor or array): (N, D) embeddings of this classifier's model (re-normalised here).
+            labels (sequence): N labels (turned into ``str``); ``"unknown"`` is reserved.
+            sources (sequence of str or None, optional): N descriptions of where each came from (file
+                paths), listed by ``sources_``; ``None``: ``""`` for each. Default: ``None``.
+
+        Returns:
+            FewShotClassifier: ``self``.
+        """
         self._check_params()
         if not hasattr(self, "gallery_"):
             model = self._model()
@@ -270,7 +337,14 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             raise GalleryError("this classifier has no enrolled clips: call fit(clips, labels) first")
 
     def scores_embeddings(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class scores (Q, C) and the confidence (Q,) used for rejection, for precomputed query embeddings."""
+        """Class scores (Q, C) and the confidence (Q,) used for rejection, for precomputed query embeddings.
+
+        Args:
+            embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+
+        Returns:
+            (Tensor, Tensor): scores (Q, C), columns in ``classes_`` order, and confidence (Q,).
+        """
         self._check_fitted()
         g = self.gallery_
         q = torch.nn.functional.normalize(torch.as_tensor(embeddings, dtype=torch.float32), dim=1)
@@ -281,7 +355,14 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         return knn_scores(sims, codes[idx], len(classes))
 
     def predict_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
-        """Labels for precomputed query embeddings (``"unknown"`` where rejected)."""
+        """Labels for precomputed query embeddings (``"unknown"`` where rejected).
+
+        Args:
+            embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+
+        Returns:
+            numpy.ndarray: (Q,) labels, dtype object.
+        """
         scores, confidence = self.scores_embeddings(embeddings)
         labels = self.classes_[scores.argmax(dim=1).numpy()]
         if self.threshold_ is not None:
@@ -289,27 +370,57 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         return labels
 
     def predict_proba_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
-        """Calibrated class probabilities (Q, C) for precomputed query embeddings; columns follow ``classes_``."""
+        """Calibrated class probabilities (Q, C) for precomputed query embeddings; columns follow ``classes_``.
+
+        Args:
+            embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+        """
         scores, _ = self.scores_embeddings(embeddings)
         return _softmax(scores, self.temperature_).numpy()
 
     def decision_function(self, X, *, sample_rate: int | None = None) -> np.ndarray:
-        """Class scores (Q, C): cosine similarity to each prototype, or the k-NN vote."""
+        """Class scores (Q, C): cosine similarity to each prototype, or the k-NN vote.
+
+        Args:
+            X (str, Path, Tensor, array or a sequence of them): one clip or several (paths or 1-D waveforms).
+            sample_rate (int or None, optional): rate of the waveforms among ``X``. Default: ``None``.
+
+        Returns:
+            numpy.ndarray: (Q, C) float32, columns in ``classes_`` order.
+        """
         embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
         return self.scores_embeddings(embeddings)[0].numpy()
 
     def predict(self, X, *, sample_rate: int | None = None) -> np.ndarray:
-        """Labels for clips ``X`` (paths or waveforms); ``"unknown"`` where nothing enrolled is similar enough."""
+        """Labels for clips ``X`` (paths or waveforms); ``"unknown"`` where nothing enrolled is similar enough.
+
+        Args:
+            X (str, Path, Tensor, array or a sequence of them): one clip or several (paths or 1-D waveforms).
+            sample_rate (int or None, optional): rate of the waveforms among ``X``. Default: ``None``.
+
+        Returns:
+            numpy.ndarray: (Q,) labels, dtype object.
+        """
         embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
         return self.predict_embeddings(embeddings)
 
     def predict_proba(self, X, *, sample_rate: int | None = None) -> np.ndarray:
-        """Calibrated probabilities (Q, C) over the enrolled classes (``classes_`` order)."""
+        """Calibrated probabilities (Q, C) over the enrolled classes (``classes_`` order).
+
+        Args:
+            X (str, Path, Tensor, array or a sequence of them): one clip or several (paths or 1-D waveforms).
+            sample_rate (int or None, optional): rate of the waveforms among ``X``. Default: ``None``.
+        """
         embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
         return self.predict_proba_embeddings(embeddings)
 
     def kneighbors(self, X, k: int = 5, *, sample_rate: int | None = None):
         """The ``k`` most similar enrolled clips of each query.
+
+        Args:
+            X (str, Path, Tensor, array or a sequence of them): one clip or several (paths or 1-D waveforms).
+            k (int, optional): neighbours per query, capped at the gallery size. Default: ``5``.
+            sample_rate (int or None, optional): rate of the waveforms among ``X``. Default: ``None``.
 
         Returns:
             ``(similarities (Q, k), indices (Q, k), labels (Q, k) of str)``; ``sources_`` maps indices to files.
@@ -327,7 +438,17 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
         """Save the gallery, the classifier's settings and its calibration (no audio is needed to load it
-        back, and loading does not calibrate again)."""
+        back, and loading does not calibrate again).
+
+        Args:
+            path (str or Path): the gallery file; ``.asg`` is appended if missing.
+
+        Returns:
+            Path: the file written.
+
+        Raises:
+            GalleryError: nothing enrolled, or the file cannot be written.
+        """
         self._check_fitted()
         self.gallery_.meta = {
             "rule": self.rule,
@@ -343,9 +464,14 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """Load a gallery saved by :meth:`save`.
 
         Args:
-            path: the ``.asg`` file.
-            model: the model to embed queries with; ``None`` loads the model the gallery was made with
-                (a bundled preset or checkpoint path recorded in it). A different model is refused.
+            path (str or Path): the ``.asg`` file.
+            model (EmbeddingModel or None, optional): the model to embed queries with; ``None`` loads the
+                model the gallery was made with (a bundled preset or checkpoint path recorded in it). A
+                different model is refused. Default: ``None``.
+
+        Raises:
+            GalleryError: the file is missing or damaged, or ``model`` is not the one that made it.
+            CheckpointError: ``model`` is ``None`` and the recorded model cannot be loaded.
         """
         gallery = Gallery.load(path)
         meta = gallery.meta
@@ -368,7 +494,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         return clf
 
     def set_params(self, **params):
-        """scikit-learn's ``set_params``; a change of rule, k or rejection re-calibrates a fitted classifier."""
+        """scikit-learn's ``set_params``; a change of rule, k or rejection re-calibrates a fitted classifier.
+
+        Args:
+            **params (Any): constructor parameters by name (``model``, ``rule``, ``k``, ``reject``,
+                ``batch_size``).
+
+        Returns:
+            FewShotClassifier: ``self``.
+        """
         changed = any(key in ("rule", "k", "reject") and getattr(self, key) != value for key, value in params.items())
         super().set_params(**params)
         if changed and hasattr(self, "gallery_") and len(self.gallery_):
@@ -381,9 +515,11 @@ class AudioEmbedder(TransformerMixin, BaseEstimator):
     """scikit-learn transformer from clips (paths or waveforms) to embeddings, for use in a ``Pipeline``.
 
     Args:
-        model: an ``EmbeddingModel``; ``None`` loads the bundled default.
-        sample_rate: rate of waveform inputs (paths carry their own).
-        batch_size: clips per forward pass.
+        model (EmbeddingModel or None, optional): the model; ``None`` loads the bundled default at
+            :meth:`fit`. Default: ``None``.
+        sample_rate (int or None, optional): rate of waveform inputs (paths carry their own); required when
+            there are any. Default: ``None``.
+        batch_size (int, optional): windows per forward pass. Default: ``64``.
 
     Example:
         >>> from sklearn.pipeline import make_pipeline
@@ -397,6 +533,15 @@ class AudioEmbedder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
 
     def fit(self, X, y=None):
+        """Load the default model if none was given; nothing is learnt from the data.
+
+        Args:
+            X (sequence): ignored (scikit-learn API).
+            y (Any, optional): ignored. Default: ``None``.
+
+        Returns:
+            AudioEmbedder: ``self``.
+        """
         if self.model is None:
             from .models import load_model
 
@@ -405,7 +550,14 @@ class AudioEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X) -> np.ndarray:
-        """(N, D) float32 L2-normalised embeddings."""
+        """(N, D) float32 L2-normalised embeddings.
+
+        Args:
+            X (sequence of str, Path, Tensor or array): N clips: paths and/or 1-D waveforms at ``sample_rate``.
+
+        Returns:
+            numpy.ndarray: (N, D) float32.
+        """
         if not hasattr(self, "n_features_out_"):
             self.fit(X)
         embeddings, _, _ = embed_inputs(self.model, X, sample_rate=self.sample_rate, batch_size=self.batch_size)

@@ -40,7 +40,15 @@ RULES = ("prototype", "knn")
 
 
 def check_rule(rule: str, k: int = 1) -> None:
-    """Raise ParameterError unless ``rule`` is one of :data:`RULES` and ``k`` a positive integer."""
+    """Raise ParameterError unless ``rule`` is one of :data:`RULES` and ``k`` a positive integer.
+
+    Args:
+        rule (str): ``"prototype"`` or ``"knn"``.
+        k (int, optional): the number of neighbours of ``"knn"`` (checked whatever the rule). Default: ``1``.
+
+    Raises:
+        ParameterError: ``rule`` is unknown or ``k < 1``.
+    """
     if rule not in RULES:
         raise ParameterError(f"rule={rule!r}: expected one of {RULES}")
     if int(k) < 1:
@@ -48,13 +56,30 @@ def check_rule(rule: str, k: int = 1) -> None:
 
 
 def prototypes(embeddings: torch.Tensor, codes: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """(C, D) normalised class means of (N, D) ``embeddings`` whose class indices are ``codes`` (N,)."""
+    """(C, D) normalised class means of (N, D) ``embeddings`` whose class indices are ``codes`` (N,).
+
+    Args:
+        embeddings (Tensor): (N, D) L2-normalised rows, on the CPU.
+        codes (Tensor): (N,) int64 class index of each row, in ``[0, n_classes)``.
+        n_classes (int): C; a class without rows gets a zero prototype (similarity 0 to every query).
+
+    Returns:
+        Tensor: (C, D) unit prototypes, of the embeddings' dtype.
+    """
     sums = torch.zeros(n_classes, embeddings.shape[1], dtype=embeddings.dtype).index_add_(0, codes, embeddings)
     return torch.nn.functional.normalize(sums, dim=1)
 
 
 def prototype_scores(queries: torch.Tensor, protos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores (Q, C) = cosine to each prototype, and the confidence (Q,) = the best of them."""
+    """Scores (Q, C) = cosine to each prototype, and the confidence (Q,) = the best of them.
+
+    Args:
+        queries (Tensor): (Q, D) L2-normalised rows.
+        protos (Tensor): (C, D) unit prototypes, from :func:`prototypes`.
+
+    Returns:
+        ``(scores (Q, C), confidence (Q,))``.
+    """
     scores = queries @ protos.T
     return scores, scores.max(dim=1).values
 
@@ -65,10 +90,15 @@ def knn_scores(
     """Scores (Q, C) from each query's nearest enrolled clips, and the confidence (Q,).
 
     Args:
-        sims: (Q, k) similarities of each query's k nearest enrolled clips.
-        neighbour_codes: (Q, k) their class indices.
-        n_classes: C.
-        k: the divisor (default: ``sims.shape[1]``), so scores stay comparable when fewer clips exist.
+        sims (Tensor): (Q, k) similarities of each query's k nearest enrolled clips, on the CPU.
+        neighbour_codes (Tensor): (Q, k) int64 class indices of those clips, in ``[0, n_classes)``.
+        n_classes (int): C.
+        k (int or None, optional): the divisor, so scores stay comparable when fewer clips exist;
+            ``None`` means ``sims.shape[1]``. Default: ``None``.
+
+    Returns:
+        ``(scores (Q, C), confidence (Q,))``: the confidence is the similarity of the nearest clip of the
+        winning class.
     """
     k = sims.shape[1] if k is None else int(k)
     scores = torch.zeros(sims.shape[0], n_classes, dtype=sims.dtype).scatter_add_(1, neighbour_codes, sims / k)
@@ -90,6 +120,21 @@ def class_scores(
 
     For large galleries :class:`~audiosiam.gallery.Gallery` searches the neighbours (FAISS) and calls
     :func:`knn_scores` itself; the rule is the same.
+
+    Args:
+        queries (Tensor): (Q, D) L2-normalised rows, on the CPU.
+        support (Tensor): (S, D) L2-normalised enrolled rows, on the CPU.
+        support_codes (Tensor): (S,) int64 class index of each enrolled row, in ``[0, n_classes)``.
+        n_classes (int): C.
+        rule (str, optional): ``"prototype"`` or ``"knn"``. Default: ``"prototype"``.
+        k (int, optional): neighbours of ``"knn"``; when ``k > S``, all S clips vote and the divisor is S.
+            Default: ``1``.
+
+    Returns:
+        ``(scores (Q, C), confidence (Q,))``.
+
+    Raises:
+        ParameterError: ``rule`` is unknown or ``k < 1``.
     """
     check_rule(rule, k)
     if rule == "prototype":
@@ -101,13 +146,35 @@ def class_scores(
 
 def equal_error_threshold(genuine: Sequence[float], impostor: Sequence[float]) -> float:
     """The threshold where the share of genuine scores below it equals the share of impostors at or above
-    it; placed halfway between two neighbouring scores, so the clip that set it is not a coin toss."""
+    it; placed halfway between two neighbouring scores, so the clip that set it is not a coin toss.
+
+    Args:
+        genuine (Sequence[float]): scores of same-class trials (higher means more alike).
+        impostor (Sequence[float]): scores of different-class trials.
+
+    Returns:
+        float: the threshold; accepting means ``score >= threshold``.
+
+    Raises:
+        ParameterError: either list is empty.
+    """
     return equal_error_rate(genuine, impostor)[1]
 
 
 def equal_error_rate(genuine: Sequence[float], impostor: Sequence[float]) -> tuple[float, float]:
     """``(eer, threshold)``: the equal error rate (mean of the false-reject and false-accept rates where they
-    meet) and its threshold (:func:`equal_error_threshold`). Accepting means ``score >= threshold``."""
+    meet) and its threshold (:func:`equal_error_threshold`). Accepting means ``score >= threshold``.
+
+    Args:
+        genuine (Sequence[float]): scores of same-class trials (higher means more alike).
+        impostor (Sequence[float]): scores of different-class trials.
+
+    Returns:
+        ``(eer, threshold)``, two floats; the EER lies in [0, 1].
+
+    Raises:
+        ParameterError: either list is empty.
+    """
     genuine, impostor = np.sort(np.asarray(genuine, dtype=np.float64)), np.sort(np.asarray(impostor, dtype=np.float64))
     if len(genuine) == 0 or len(impostor) == 0:
         raise ParameterError("an equal-error threshold needs both genuine and impostor scores")

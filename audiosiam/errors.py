@@ -34,7 +34,15 @@ class ParameterError(AudiosiamError, ValueError):
 
 
 class AudioLoadError(AudiosiamError, OSError):
-    """An audio file could not be read: missing, unreadable, not audio, truncated or corrupt."""
+    """An audio file could not be read: missing, unreadable, not audio, truncated or corrupt.
+
+    The message is ``"<path>: <problem> (<hint>)"``: the file first, so a bulk command's report lines up.
+
+    Args:
+        path (str or os.PathLike): the file.
+        problem (str): what is wrong with it, e.g. ``"truncated: 6383 of 16000 frames decoded"``.
+        hint (str, optional): what to do about it. Default: ``""`` (none).
+    """
 
     def __init__(self, path: str | os.PathLike, problem: str, hint: str = ""):
         self.path = os.fspath(path)

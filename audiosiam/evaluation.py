@@ -45,7 +45,19 @@ def _unit(embeddings) -> torch.Tensor:
 
 
 def embed_dataset(model, dataset, *, batch_size: int = 64, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings of every whole clip of ``dataset`` (its loading and caching, the model's length policy)."""
+    """Embeddings of every whole clip of ``dataset`` (its loading and caching, the model's length policy).
+
+    Args:
+        model (EmbeddingModel): the encoder; its :meth:`~audiosiam.models.EmbeddingModel.embed` is called.
+        dataset (AudioClipDataset): the clips; each is loaded whole (``dataset.load``), not cropped or
+            augmented.
+        batch_size (int, optional): windows per forward pass. Default: ``64``.
+        progress (bool, optional): a progress bar over the batches. Default: ``False``.
+
+    Returns:
+        ``(embeddings (N, D), labels (N,))``: L2-normalised float32 embeddings on the CPU, and the
+        dataset's integer class indices, in the dataset's order.
+    """
     waves = [dataset.load(i) for i in range(len(dataset))]
     emb = model.embed(waves, sample_rate=dataset.sample_rate, batch_size=batch_size, progress=progress)
     return emb, torch.as_tensor(dataset.labels)
@@ -69,14 +81,31 @@ def few_shot_accuracy(
     """Mean N-way K-shot accuracy over seeded episodes, with its 95% confidence interval.
 
     Args:
-        embeddings: (N, D). labels: (N,) ints. groups: optional (N,) group names; with ``cross_group``,
-            queries never share a group with their episode's support. query_groups: only these groups'
-            clips are queries (support from any group); needs ``groups``.
-        rule: ``"prototype"`` or ``"knn"`` with ``k`` neighbours, the rules of :mod:`audiosiam.decision`
-            that classification runs.
+        embeddings (Tensor or array-like): (N, D); normalised here.
+        labels (Tensor or Sequence[int]): (N,) integer class of each row.
+        n_way (int, optional): classes per episode. Default: ``5``.
+        k_shot (int, optional): support clips per class. Default: ``1``.
+        n_query (int, optional): query clips per class; only classes with ``k_shot + n_query`` clips take
+            part. Default: ``5``.
+        episodes (int, optional): how many episodes are averaged. Default: ``1000``.
+        rule (str, optional): ``"prototype"`` or ``"knn"`` with ``k`` neighbours, the rules of
+            :mod:`audiosiam.decision` that classification runs. Default: ``"prototype"``.
+        k (int, optional): neighbours of ``"knn"``. Default: ``1``.
+        groups (Sequence[str] or None, optional): (N,) group names (e.g. speakers); with ``cross_group``,
+            queries never share a group with their episode's support. Default: ``None``.
+        cross_group (bool, optional): keep query and support groups apart (no effect without ``groups``).
+            Default: ``True``.
+        query_groups (Sequence[str] or None, optional): only these groups' clips are queries (support from
+            any group); needs ``groups``. Default: ``None``.
+        seed (int, optional): seed of the episodes; the same seed draws the same episodes. Default: ``0``.
 
     Returns:
-        ``{"accuracy", "ci95", "episodes", "n_way", "k_shot", "n_query", "rule"}``.
+        ``{"accuracy", "ci95", "episodes", "n_way", "k_shot", "n_query", "rule"}``; ``ci95`` is 1.96
+        standard errors over episodes (0 for a single episode).
+
+    Raises:
+        ParameterError: a bad ``rule`` or ``k``, counts below 1, bad groups, or fewer than ``n_way``
+            classes with enough clips.
     """
     check_rule(rule, k)
     emb = _unit(embeddings)
@@ -126,7 +155,24 @@ def _pair_scores(emb: torch.Tensor, labels: torch.Tensor, max_pairs: int, seed: 
 def verification_metrics(
     embeddings, labels, *, p_target: float = 0.01, max_pairs: int = 2_000_000, seed: int = 0
 ) -> dict:
-    """EER, the similarity threshold at the EER, and normalised minDCF over same/different pairs."""
+    """EER, the similarity threshold at the EER, and normalised minDCF over same/different pairs.
+
+    Args:
+        embeddings (Tensor or array-like): (N, D); normalised here, the score of a pair is its cosine.
+        labels (Tensor or Sequence[int]): (N,) integer class of each row.
+        p_target (float, optional): prior of a same-class trial in the detection cost (C_miss = C_fa = 1).
+            Default: ``0.01``.
+        max_pairs (int, optional): all N (N - 1) / 2 pairs are scored up to this many; beyond, a seeded
+            sample of ``max_pairs`` random pairs (two different clips each, drawn with replacement).
+            Default: ``2_000_000``.
+        seed (int, optional): seed of that sample. Default: ``0``.
+
+    Returns:
+        ``{"eer", "eer_threshold", "min_dcf", "p_target", "pairs", "same_pairs"}``.
+
+    Raises:
+        ParameterError: the pairs are all same-class or all different-class.
+    """
     emb, labels = _unit(embeddings), torch.as_tensor(labels)
     scores, same = _pair_scores(emb, labels, max_pairs, seed)
     if same.all() or not same.any():
@@ -150,7 +196,21 @@ def verification_metrics(
 
 
 def retrieval_metrics(embeddings, labels) -> dict:
-    """precision@1, R-precision and MAP@R, each query's own clip excluded (queries = the whole set)."""
+    """precision@1, R-precision and MAP@R, each query's own clip excluded (queries = the whole set).
+
+    R is the number of other clips of the query's class; queries whose class has no other clip are left
+    out of the means.
+
+    Args:
+        embeddings (Tensor or array-like): (N, D); normalised here, ranked by cosine similarity.
+        labels (Tensor or Sequence[int]): (N,) integer class of each row.
+
+    Returns:
+        ``{"precision_at_1", "r_precision", "map_at_r"}``.
+
+    Raises:
+        ParameterError: no class has two clips.
+    """
     emb, labels = _unit(embeddings), torch.as_tensor(labels)
     counts = torch.bincount(labels - labels.min())[labels - labels.min()] - 1  # R per query
     keep = counts > 0
@@ -179,7 +239,22 @@ def open_set_auroc(embeddings, labels, known_classes: Sequence[int], *, k_shot: 
     """AUROC of "is this query from an enrolled class?" using its best prototype similarity.
 
     ``k_shot`` clips of each known class are enrolled (seeded); the remaining known clips are positive
-    queries, all clips of other classes negative.
+    queries, all clips of other classes negative. Needs scikit-learn.
+
+    Args:
+        embeddings (Tensor or array-like): (N, D); normalised here.
+        labels (Tensor or Sequence[int]): (N,) integer class of each row.
+        known_classes (Sequence[int]): the label values that are enrolled.
+        k_shot (int, optional): clips enrolled per known class; each needs more than this many.
+            Default: ``5``.
+        seed (int, optional): seed of the enrolled clips' draw. Default: ``0``.
+
+    Returns:
+        ``{"auroc", "known_queries", "unknown_queries", "k_shot"}``.
+
+    Raises:
+        ParameterError: a known class has at most ``k_shot`` clips, or the queries are not both known and
+            unknown.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -208,7 +283,15 @@ def open_set_auroc(embeddings, labels, known_classes: Sequence[int], *, k_shot: 
 
 
 def format_table(results: dict) -> str:
-    """A readable two-column table of a flat or one-level nested results dict."""
+    """A readable two-column table of a flat or one-level nested results dict.
+
+    Args:
+        results (dict): name -> value, or name -> dict of name -> value (a metric function's dict, or
+            several under their names); floats are printed with 4 decimals.
+
+    Returns:
+        str: one line per value, nested entries indented under their name.
+    """
     lines = []
     for name, value in results.items():
         if isinstance(value, dict):
@@ -221,4 +304,5 @@ def format_table(results: dict) -> str:
 
 
 def to_json(results: dict) -> str:
+    """The results dict as indented JSON, keys in their order."""
     return json.dumps(results, indent=2, sort_keys=False)

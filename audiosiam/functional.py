@@ -30,7 +30,22 @@ def _cached_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, 
 def mel_filterbank(
     sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None
 ) -> torch.Tensor:
-    """Slaney-normalised mel filterbank (n_fft // 2 + 1, n_mels), as librosa's default."""
+    """Slaney-normalised mel filterbank (n_fft // 2 + 1, n_mels), as librosa's default.
+
+    Args:
+        sample_rate (int): the audio's rate in Hz.
+        n_fft (int): FFT size; the filterbank has one row per bin, ``n_fft // 2 + 1``.
+        n_mels (int): mel bands (> 0).
+        f_min (float, optional): lowest band edge in Hz. Default: ``0.0``.
+        f_max (float or None, optional): highest band edge in Hz, at most Nyquist; ``None`` is Nyquist
+            (``sample_rate / 2``). Default: ``None``.
+
+    Returns:
+        Tensor: (n_fft // 2 + 1, n_mels) float32 weights, a fresh copy of a cached one (safe to modify).
+
+    Raises:
+        ParameterError: not ``0 <= f_min < f_max <= sample_rate / 2``, or ``n_mels`` not positive.
+    """
     f_max = sample_rate / 2 if f_max is None else f_max
     if not 0 <= f_min < f_max <= sample_rate / 2:
         raise ParameterError(
@@ -55,19 +70,28 @@ def log_mel_from_filterbank(
     """The log-mel computation given a prepared window and filterbank (what the module calls).
 
     Args:
-        waveform: (..., time) float.
-        window: (win_length,) analysis window, centred in the ``n_fft`` frame.
-        filterbank: (n_fft // 2 + 1, n_mels).
-        top_db: floor at this many dB below each clip's peak; ``None`` for no floor.
-        amin: power floor before the logarithm.
-        normalize: ``None``; ``"band"`` (subtract each band's mean over time, then divide by the clip's
-            standard deviation: removes gain and the long-term spectrum of channel and speaker); or
-            ``"utterance"`` (subtract the clip's mean dB and divide by its standard
-            deviation: removes gain, keeps the spectral shape; exactly so while the clip's peak minus
-            ``top_db`` stays above the ``amin`` clamp, i.e. for all but near-silent clips).
+        waveform (Tensor): (..., time) float (float32 or float64 kept, other dtypes computed in float32);
+            every leading index is one clip.
+        window (Tensor): (win_length,) analysis window, centred in the ``n_fft`` frame; moved to the dtype
+            and device of ``waveform``.
+        filterbank (Tensor): (n_fft // 2 + 1, n_mels), e.g. from :func:`mel_filterbank`.
+        n_fft (int): FFT size.
+        hop_length (int): frame step, in samples. Frames are centred (the clip is zero-padded by
+            ``n_fft // 2`` on both sides).
+        top_db (float or None, optional): floor at this many dB below each clip's peak; ``None`` for no floor.
+            Default: ``80.0``.
+        amin (float, optional): power floor before the logarithm. Default: ``1e-10``.
+        normalize (str or None, optional): ``None``; ``"band"`` (subtract each band's mean over time, then
+            divide by the clip's standard deviation: removes gain and the long-term spectrum of channel and
+            speaker); or ``"utterance"`` (subtract the clip's mean dB and divide by its standard deviation:
+            removes gain, keeps the spectral shape; exactly so while the clip's peak minus ``top_db`` stays
+            above the ``amin`` clamp, i.e. for all but near-silent clips). Default: ``None``.
 
     Returns:
-        (..., n_mels, frames) with ``frames = 1 + time // hop_length``.
+        Tensor: (..., n_mels, frames) with ``frames = 1 + time // hop_length``; dB values, or normalised ones.
+
+    Raises:
+        ParameterError: an unknown ``normalize``, or a ``waveform`` with no samples.
     """
     if normalize not in NORMALIZATIONS:
         raise ParameterError(f"normalize={normalize!r}: expected one of {NORMALIZATIONS}")
@@ -170,12 +194,27 @@ def log_mel_spectrogram(
     """Log-mel spectrogram in dB: (..., time) -> (..., n_mels, frames).
 
     Args:
-        waveform: (..., time) float waveform at ``sample_rate``.
-        sample_rate: Hz.
-        n_fft: FFT size. win_length: Hann window length (<= n_fft). hop_length: frame step, in samples.
-        n_mels: mel bands. f_min, f_max: band edges in Hz (``f_max=None`` is Nyquist).
-        top_db: floor in dB below each clip's peak (``None``: none). amin: power floor.
-        normalize: ``None`` or ``"utterance"`` (per-clip mean/std of the dB values).
+        waveform (Tensor): (..., time) float waveform at ``sample_rate``; every leading index is one clip.
+        sample_rate (int, optional): Hz. Default: ``16000``.
+        n_fft (int, optional): FFT size. Default: ``512``.
+        win_length (int, optional): periodic Hann window length (``0 < win_length <= n_fft``), centred in the
+            ``n_fft`` frame. Default: ``400`` (25 ms at 16 kHz).
+        hop_length (int, optional): frame step, in samples (> 0). Default: ``160`` (10 ms at 16 kHz).
+        n_mels (int, optional): mel bands. Default: ``64``.
+        f_min (float, optional): lowest band edge in Hz. Default: ``0.0``.
+        f_max (float or None, optional): highest band edge in Hz; ``None`` is Nyquist. Default: ``None``.
+        top_db (float or None, optional): floor in dB below each clip's peak (``None``: none).
+            Default: ``80.0``.
+        amin (float, optional): power floor before the logarithm. Default: ``1e-10``.
+        normalize (str or None, optional): ``None``, ``"utterance"`` (per-clip mean/std of the dB values) or
+            ``"band"`` (per-band mean, per-clip std); see :func:`log_mel_from_filterbank`. Default: ``None``.
+
+    Returns:
+        Tensor: (..., n_mels, frames) with ``frames = 1 + time // hop_length``.
+
+    Raises:
+        ParameterError: ``win_length`` or ``hop_length`` out of range, band edges outside
+            ``0 <= f_min < f_max <= sample_rate / 2``, an unknown ``normalize``, or no samples.
 
     Example:
         >>> log_mel_spectrogram(torch.randn(2, 16000)).shape

@@ -39,7 +39,7 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     """A short hash of a model's parameters and buffers: equal iff the model computes the same embeddings.
 
     Args:
-        model: any ``nn.Module``.
+        model (torch.nn.Module): any module; its ``state_dict`` (names, shapes and values) is hashed.
 
     Returns:
         16 hex digits.
@@ -56,9 +56,13 @@ class Gallery:
     """Labelled embeddings with exact cosine nearest-neighbour search.
 
     Args:
-        dim: embedding size D.
-        fingerprint: :func:`model_fingerprint` of the model that makes the embeddings.
-        faiss_threshold: from this many items on, search through FAISS instead of ``audiosiam.ops.knn``.
+        dim (int): embedding size D (positive).
+        fingerprint (str): :func:`model_fingerprint` of the model that makes the embeddings.
+        faiss_threshold (int, optional): from this many items on, search through FAISS instead of
+            ``audiosiam.ops.knn``. Default: ``FAISS_THRESHOLD`` (``100_000``).
+
+    Raises:
+        ParameterError: ``dim`` is not positive.
 
     Example:
         >>> g = Gallery(dim=192, fingerprint=model_fingerprint(model))
@@ -98,9 +102,16 @@ class Gallery:
         """Append items. Embeddings are re-normalised, so any positive scaling of them is accepted.
 
         Args:
-            embeddings: (N, D) float tensor or array.
-            labels: N class names.
-            sources: N descriptions of where each came from (file paths); defaults to ``""``.
+            embeddings (Tensor or array): (N, D) float embeddings, finite and no row all zeros.
+            labels (sequence of str): N class names (turned into ``str``).
+            sources (sequence of str or None, optional): N descriptions of where each came from (file paths);
+                ``None``: ``""`` for each. Default: ``None``.
+
+        Returns:
+            Gallery: ``self``.
+
+        Raises:
+            ParameterError: a wrong shape, a count that does not match, or NaN, Inf or all-zero rows.
         """
         emb = torch.as_tensor(np.asarray(embeddings) if not torch.is_tensor(embeddings) else embeddings)
         if emb.ndim != 2 or emb.shape[1] != self.dim:
@@ -134,7 +145,15 @@ class Gallery:
         return self._indexed
 
     def check_fingerprint(self, fingerprint: str, path: str | os.PathLike = "gallery") -> None:
-        """Refuse (GalleryError) a model other than the one that made these embeddings."""
+        """Refuse (GalleryError) a model other than the one that made these embeddings.
+
+        Args:
+            fingerprint (str): :func:`model_fingerprint` of the model about to be used with the gallery.
+            path (str or Path, optional): how the error message names the gallery. Default: ``"gallery"``.
+
+        Raises:
+            GalleryError: the fingerprints differ.
+        """
         if fingerprint != self.fingerprint:
             raise GalleryError(
                 f"{path}: made by a different model (fingerprint {self.fingerprint}) than the one loaded now "
@@ -156,8 +175,8 @@ class Gallery:
         """Exact k nearest gallery items by cosine similarity.
 
         Args:
-            queries: (Q, D) embeddings (normalised here).
-            k: neighbours per query, 1 <= k <= len(self).
+            queries (Tensor or array): (Q, D) embeddings (normalised here).
+            k (int): neighbours per query, 1 <= k <= len(self).
 
         Returns:
             ``(similarities, indices)``, both (Q, k), most similar first; ties go to the lower index.
@@ -189,7 +208,17 @@ class Gallery:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the gallery to ``path`` (``.asg`` appended if missing), atomically: a failed write
-        leaves any previous file intact."""
+        leaves any previous file intact.
+
+        Args:
+            path (str or Path): the file to write.
+
+        Returns:
+            Path: the file written (with its ``.asg`` suffix).
+
+        Raises:
+            GalleryError: ``path`` is a folder or cannot be written.
+        """
         path = Path(path)
         if path.suffix != ".asg":
             path = path.with_name(path.name + ".asg")
@@ -224,9 +253,10 @@ class Gallery:
         """Read a gallery written by :meth:`save`.
 
         Args:
-            path: the ``.asg`` file.
-            fingerprint: when given, the fingerprint of the model that will embed the queries; a gallery
-                made by a different model is refused, because its similarities would be meaningless.
+            path (str or Path): the ``.asg`` file.
+            fingerprint (str or None, optional): when given, the fingerprint of the model that will embed the
+                queries; a gallery made by a different model is refused, because its similarities would be
+                meaningless. Default: ``None``.
 
         Raises:
             GalleryError: missing, corrupt, of another format version, or made by another model.

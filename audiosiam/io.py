@@ -78,14 +78,21 @@ def check_waveform(
     """The one check of a waveform given as data: a (time,) float32 tensor, resampled to ``target_rate``.
 
     Args:
-        wave: a 1-D tensor or array of samples (full scale 1.0).
-        sample_rate: its rate in Hz; required when ``target_rate`` is given.
-        target_rate: resample to this rate (``None``: keep).
-        what: how the message names it (e.g. ``"X[3]"``).
+        wave (Tensor or array_like): a 1-D (time,) tensor or array of samples (full scale 1.0); any float or
+            integer dtype, converted to float32 without rescaling.
+        sample_rate (int or None, optional): its rate in Hz; required (and checked to lie between
+            :data:`MIN_SAMPLE_RATE` and :data:`MAX_SAMPLE_RATE`) when ``target_rate`` is given, ignored
+            otherwise. Default: ``None``.
+        target_rate (int or None, optional): resample to this rate in Hz; ``None`` keeps the samples as they
+            are. Default: ``None``.
+        what (str, optional): how the message names it (e.g. ``"X[3]"``). Default: ``"waveform"``.
+
+    Returns:
+        Tensor: (time,) float32, at ``target_rate`` when one is given.
 
     Raises:
         ParameterError: not 1-D, no samples, NaN/Inf, digital silence, a peak above :data:`MAX_PEAK`, or no
-            ``sample_rate`` where one is needed.
+            (or an implausible) ``sample_rate`` where one is needed.
     """
     wave = torch.as_tensor(np.asarray(wave) if not torch.is_tensor(wave) else wave).to(torch.float32)
     if wave.ndim != 1:
@@ -136,7 +143,19 @@ def _wav_is_truncated(path: str) -> bool:
 
 
 def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
-    """Resample (..., time) from ``orig_rate`` to ``new_rate`` Hz (identity when equal)."""
+    """Resample (..., time) from ``orig_rate`` to ``new_rate`` Hz (identity when equal).
+
+    Uses ``torchaudio.functional.resample`` (windowed sinc), imported only when a resampling is needed.
+
+    Args:
+        waveform (Tensor): (..., time) float samples; every leading axis is resampled alike.
+        orig_rate (int): the rate of ``waveform`` in Hz.
+        new_rate (int): the wanted rate in Hz.
+
+    Returns:
+        Tensor: (..., new_time), about ``time * new_rate / orig_rate`` samples; ``waveform`` itself (not a
+        copy) when the rates are equal.
+    """
     if orig_rate == new_rate:
         return waveform
     import torchaudio.functional as AF
@@ -156,21 +175,28 @@ def load_audio(
     """Read an audio file into a checked float32 waveform.
 
     Args:
-        path: the file (WAV, FLAC, OGG/Vorbis, MP3, ...).
-        sample_rate: resample to this rate in Hz; ``None`` keeps the file's rate.
-        mono: average the channels (see the module policies). With ``False`` the result is (channels, time).
-        normalize: ``None``; ``"peak"`` scales the peak to 1; ``"loudness"`` scales the RMS to -20 dBFS
-            (a simple level match, not ITU-R BS.1770 loudness).
-        trim_silence: cut leading and trailing parts quieter than ``trim_db`` below the peak (25 ms frames).
-        trim_db: the trimming threshold in dB below the peak.
+        path (str or os.PathLike): the file (WAV, FLAC, OGG/Vorbis, MP3, ...).
+        sample_rate (int or None, optional): resample to this rate in Hz (1 kHz - 768 kHz); ``None`` keeps
+            the file's rate. Default: ``16000``.
+        mono (bool, optional): average the channels (see the module policies). With ``False`` the result is
+            (channels, time), also for a one-channel file. Default: ``True``.
+        normalize (str or None, optional): ``None`` keeps the level; ``"peak"`` scales the peak to 1;
+            ``"loudness"`` scales the RMS to -20 dBFS (a simple level match, not ITU-R BS.1770 loudness).
+            Applied last, after resampling and trimming. Default: ``None``.
+        trim_silence (bool, optional): cut leading and trailing parts quieter than ``trim_db`` below the peak
+            (25 ms frames, judged on the mean of the channels). Default: ``False``.
+        trim_db (float, optional): the trimming threshold in dB below the peak; used only with
+            ``trim_silence``. Default: ``40.0``.
 
     Returns:
-        (time,) float32 when ``mono``, else (channels, time).
+        Tensor: (time,) float32 when ``mono``, else (channels, time).
 
     Raises:
         AudioLoadError: missing file, a folder, unreadable or not audio, truncated.
-        EmptyAudioError: no samples, or digital silence.
-        InvalidAudioError: NaN/Inf samples, or a sample rate outside 1 kHz - 768 kHz.
+        EmptyAudioError: an empty (0-byte) file, no samples, or digital silence.
+        InvalidAudioError: NaN/Inf samples, a peak above :data:`MAX_PEAK`, or a sample rate outside
+            1 kHz - 768 kHz.
+        ParameterError: ``sample_rate`` outside 1 kHz - 768 kHz or not an integer, or an unknown ``normalize``.
 
     Example:
         >>> wave = load_audio("dog.wav")            # 16 kHz mono float32
@@ -301,6 +327,15 @@ def _trim(wave: torch.Tensor, rate: int, top_db: float) -> torch.Tensor:
 def find_audio_files(root: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
     """Audio files under ``root`` (by extension, case-insensitive), sorted; hidden files are skipped.
 
+    Args:
+        root (str or os.PathLike): the folder to search. A file, or anything below a folder, whose name starts
+            with ``.`` is hidden and skipped.
+        recursive (bool, optional): search all subfolders; ``False`` looks in ``root`` itself only.
+            Default: ``True``.
+
+    Returns:
+        list[Path]: the files with an extension in :data:`AUDIO_EXTENSIONS`, sorted by path.
+
     Raises:
         NoAudioFilesError: ``root`` is missing or holds no audio file.
     """
@@ -333,13 +368,17 @@ def fix_length(
     centred with ``"center"``, at the start with ``"start"``.
 
     Args:
-        waveform: (..., time).
-        num_samples: target length (> 0).
-        mode: ``"random"``, ``"center"`` or ``"start"``.
-        generator: random source for ``"random"``.
+        waveform (Tensor): (..., time); every leading axis gets the same crop or padding.
+        num_samples (int): target length (> 0).
+        mode (str, optional): ``"random"``, ``"center"`` or ``"start"``. Default: ``"center"``.
+        generator (torch.Generator or None, optional): random source for ``"random"`` (``None``: torch's
+            global one); unused by the other modes. Default: ``None``.
 
     Returns:
-        (..., num_samples).
+        Tensor: (..., num_samples); ``waveform`` itself when it already has that length.
+
+    Raises:
+        ParameterError: ``num_samples`` not positive, or an unknown ``mode``.
     """
     if int(num_samples) <= 0:
         raise ParameterError(f"num_samples={num_samples}: must be a positive number of samples")
@@ -367,8 +406,16 @@ def sliding_windows(waveform: torch.Tensor, window: int, hop: int) -> torch.Tens
     window; the last window is aligned to the clip's end, so the tail is always covered and no window
     is mostly padding.
 
+    Args:
+        waveform (Tensor): (time,) samples.
+        window (int): samples per window (> 0).
+        hop (int): samples between window starts (> 0); a ``hop`` below ``window`` makes the windows overlap.
+
     Returns:
-        (n_windows, window).
+        Tensor: (n_windows, window).
+
+    Raises:
+        ParameterError: ``window`` or ``hop`` not positive, or ``waveform`` not 1-D.
     """
     if window <= 0 or hop <= 0:
         raise ParameterError(f"window={window}, hop={hop}: both must be positive numbers of samples")
@@ -395,16 +442,30 @@ def load_many(
     """:func:`load_audio` over several files, in order.
 
     Args:
-        on_error: ``"raise"``: the first bad file's :class:`~audiosiam.errors.AudioLoadError`;
+        paths (Sequence[str or os.PathLike]): the files, read in this order.
+        sample_rate (int, optional): resample every file to this rate in Hz, as in :func:`load_audio`.
+            Default: ``16000``.
+        workers (int or None, optional): decoding threads (libsndfile releases the GIL while decoding), each
+            reading one contiguous slice of ``paths``; never more than there are paths, and ``1`` reads in
+            the calling thread. Default: ``None`` (one per core).
+        transform (Callable[[Tensor], Tensor] or None, optional): applied by each thread to the clips it
+            decoded, a batch of the clips of one length at a time (e.g. a
+            :class:`~audiosiam.transforms.LogMelSpectrogram`: (clips, time) -> (clips, ...)). One thread's
+            transform then runs while another decodes: 64 one-second clips to log-mel take about 18 ms on
+            2 cores here, against 25 ms for decoding everything and then transforming it. Default: ``None``
+            (the waveforms themselves).
+        on_error (str, optional): ``"raise"``: the first bad file's :class:`~audiosiam.errors.AudioLoadError`;
             ``"return"``: that error takes the bad file's place in the result, and every other file is read.
-        workers: decoding threads (libsndfile releases the GIL while decoding); default: one per core.
-        transform: applied by each thread to the clips it decoded, a batch of the clips of one length at a
-            time (e.g. a :class:`~audiosiam.transforms.LogMelSpectrogram`: (clips, time) -> (clips, ...)).
-            One thread's transform then runs while another decodes: 64 one-second clips to log-mel take
-            about 18 ms on 2 cores here, against 25 ms for decoding everything and then transforming it.
+            Default: ``"raise"``.
+        **kwargs (Any): passed on to :func:`load_audio` for every file (``mono``, ``normalize``, ...).
 
     Returns:
-        One tensor per path: its waveform, or ``transform`` of it.
+        list[Tensor or AudioLoadError]: one entry per path: its waveform, or ``transform`` of it; with
+        ``on_error="return"``, the error for a file that could not be read.
+
+    Raises:
+        AudioLoadError: with ``on_error="raise"``, for the first file that cannot be read.
+        ParameterError: an unknown ``on_error``, or a bad argument for :func:`load_audio`.
 
     Example:
         >>> mels = torch.stack(load_many(paths, 16000, transform=LogMelSpectrogram()))

@@ -19,8 +19,13 @@ __all__ = ["project_2d", "plot_embeddings", "plot_gallery_and_queries"]
 def project_2d(embeddings: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PCA of (N, D) embeddings to (N, 2).
 
+    Args:
+        embeddings (Tensor or np.ndarray): (N, D) embeddings (CPU), computed on in float64. With fewer than
+            two rows there is no spread to analyse: the first two axes are used as the components.
+
     Returns:
-        ``(points, mean, components)`` so other points can be projected as ``(x - mean) @ components.T``.
+        tuple[np.ndarray, np.ndarray, np.ndarray]: ``(points, mean, components)``, shapes (N, 2), (D,) and
+        (2, D), so other points can be projected as ``(x - mean) @ components.T``.
     """
     x = np.asarray(embeddings, dtype=np.float64)
     mean = x.mean(axis=0)
@@ -50,7 +55,21 @@ def _colours(names: Sequence[str]):
 
 
 def plot_embeddings(embeddings, labels: Sequence[str], path: str | os.PathLike, *, title: str = "") -> Path:
-    """Scatter (N, D) embeddings in 2-D, one colour per label, and save a PNG."""
+    """Scatter (N, D) embeddings in 2-D, one colour per label, and save a PNG.
+
+    The 2-D points are :func:`project_2d` of ``embeddings``; a legend is drawn for up to 20 labels.
+
+    Args:
+        embeddings (Tensor or np.ndarray): (N, D) embeddings (CPU).
+        labels (Sequence[str]): N labels, one per row of ``embeddings`` (converted with ``str``).
+        path (str or os.PathLike): where to write the picture (missing folders are created); the format
+            follows the extension, so give it ``.png``.
+        title (str, optional): the figure's title; empty for one counting the embeddings and classes.
+            Default: ``""``.
+
+    Returns:
+        Path: ``path``.
+    """
     plt = _figure()
     points, _, _ = project_2d(embeddings)
     labels = [str(label) for label in labels]
@@ -83,7 +102,23 @@ def plot_gallery_and_queries(
     """Examples (dots), class prototypes (large circles) and queries (stars, named) in one 2-D picture.
 
     A query drawn near a class's cloud and prototype got that label; one far from every cloud is the kind
-    that ends up "unknown".
+    that ends up "unknown". The projection is the PCA (:func:`project_2d`) of the gallery's examples and
+    the queries together, so both shape the axes.
+
+    Args:
+        clf (FewShotClassifier): a fitted classifier; its ``gallery_`` gives the examples, labels and
+            prototypes drawn.
+        query_embeddings (Tensor or np.ndarray): (Q, D) embeddings of the queries, from the same model as
+            the gallery (CPU).
+        query_names (Sequence[str]): Q names written next to the stars; only the last path component is
+            shown.
+        predicted (Sequence[str]): Q predicted labels; a star takes its class's colour, black for a label
+            that is not a gallery class (e.g. "unknown").
+        path (str or os.PathLike): where to write the picture (missing folders are created); the format
+            follows the extension, e.g. ``.png``.
+
+    Returns:
+        Path: ``path``.
     """
     plt = _figure()
     gallery = clf.gallery_

@@ -67,7 +67,72 @@ SAMPLE_RATE = 16000  # the rate every trained model's front end reads
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (saved in checkpoints)."""
+    """Everything that defines a training run (saved in checkpoints).
+
+    The fields are the options of ``audiosiam train`` (``p``, ``k`` and ``init`` spelt
+    ``--classes-per-batch``, ``--clips-per-class`` and ``--model`` there).
+
+    Attributes:
+        out (str): where the best checkpoint is written; the run's files go to the folder ``<stem>.run``
+            beside it. Default: ``"model.pt"``.
+        epochs (int): passes of ``steps_per_epoch`` steps, at least 1. Default: ``20``.
+        steps_per_epoch (int or None): steps (PK batches) per epoch; ``None``: about one pass over the
+            training clips. Default: ``None``.
+        time_budget_minutes (float or None): stop cleanly after this many minutes (the epoch under way is
+            validated and saved); the learning rate decays over it (or over the steps, whichever is further
+            along), so the run is not bit-reproducible. ``None``: no budget. Default: ``None``.
+        p (int): classes per batch (P of a PK batch), capped at the number of usable classes. Default: ``32``.
+        k (int): clips per class in a batch (K of a PK batch), at least 2; also how many entries each
+            label-free clip gets, so a batch can draw several views of it. Default: ``4``.
+        clip_seconds (float): length of the random training crops. Default: ``1.0``.
+        loss (str): training loss: ``"triplet"`` or ``"contrastive"``. Default: ``"triplet"``.
+        mining (str): triplet mining: ``"batch_hard"``, ``"batch_all"`` or ``"semi_hard"`` (triplet loss
+            only). Default: ``"batch_hard"``.
+        margin (float): triplet margin (triplet loss only). Default: ``0.2``.
+        distance (str): distance between embeddings: ``"euclidean"`` or ``"cosine"``. Default: ``"euclidean"``.
+        lr (float): peak learning rate (AdamW), after the warm-up and before the cosine decay; positive.
+            Default: ``2e-3``.
+        weight_decay (float): AdamW weight decay, >= 0. Default: ``0.05``.
+        warmup_steps (int): linear warm-up steps. Default: ``100``.
+        embedding_dim (int): embedding size D. Default: ``192``.
+        n_mels (int): mel bands of the front end. Default: ``64``.
+        normalize (str): log-mel normalisation: ``"utterance"`` or ``"band"`` (see :mod:`audiosiam.functional`).
+            Default: ``"utterance"``.
+        channels (list of int): encoder widths: stem, then one per stage. Default: ``[32, 48, 96, 160]``.
+        blocks (list of int): residual blocks per stage (one entry fewer than ``channels``).
+            Default: ``[1, 1, 1]``.
+        augment (bool): waveform augmentation (gain, noise, background mixing, time shift, band limiting) and
+            SpecAugment; the four options below act only with it. Default: ``True``.
+        speed_perturb (float): with ``augment``: half the clips played at 1 +/- up to this speed (e.g.
+            0.15); ``0``: off. Default: ``0.0``.
+        reverb (float): with ``augment``: probability of a synthetic room response per clip; ``0``: off.
+            Default: ``0.0``.
+        equalizer (float): with ``augment``: probability of a random +/-9 dB smooth equaliser per clip;
+            ``0``: off. Default: ``0.0``.
+        mix_batch (float): with ``augment``: probability of mixing in a clip of another class (5-20 dB SNR);
+            ``0``: off. Default: ``0.0``.
+        val_classes (int or None): labelled classes with 6+ clips held out for validation (drawn with
+            ``seed``); ``None``: a tenth of them, 5 to 50; ``0``: no validation, and the best checkpoint is
+            the one of lowest training loss. Default: ``None``.
+        val_sources (list of str or None): sources whose classes may be held out for validation (e.g. to
+            keep every spoken word of a small word set in training); ``None``: all. Default: ``None``.
+        val_episodes (int): validation episodes (5-way 1-shot, seeded) per epoch. Default: ``300``.
+        unlabelled_share (float): fraction of each batch's classes drawn from label-free clips, when there
+            are any. Default: ``0.3``.
+        balance_sources (bool): each labelled source gets an equal share of the drawn classes (weighted by
+            its ``DataSource.weight``), so a source with 8 words counts as much as one with 100 drum sounds;
+            ``False``: every class equally likely. Default: ``True``.
+        seed (int): random seed (initial weights, crops, augmentation, batches, validation split).
+            Default: ``0``.
+        num_workers (int): DataLoader worker processes. Default: ``0``.
+        device (str): where to train: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"`` or
+            ``"cuda"``. Default: ``"auto"``.
+        resume (bool): continue the run in ``out``'s ``.run`` folder from its ``state.pt``, with nothing lost
+            or repeated. Default: ``False``.
+        init (str or None): start from this checkpoint's weights (fine-tuning): a preset name such as
+            ``"default"``, or a checkpoint path, whose architecture must match this config's. ``None``:
+            random initial weights. Default: ``None``.
+    """
 
     out: str = "model.pt"
     epochs: int = 20
@@ -380,7 +445,33 @@ def train(
     progress: bool = True,
     log=print,
 ) -> dict:
-    """Train an encoder; returns the final metrics dict. See the module docstring for what is written."""
+    """Train an encoder; returns the final metrics dict. See the module docstring for what is written.
+
+    Under ``torchrun`` every process calls it; rank 0 alone validates, logs and writes files.
+
+    Args:
+        config (TrainConfig): the run's settings.
+        sources (sequence of DataSource): labelled data (class folders, CSV manifests); class names are
+            prefixed by the source name.
+        unlabelled (sequence of DataSource, optional): label-free data: every clip is its own class, its
+            positives other crops and augmentations of it. Default: ``()``.
+        background (sequence of str, optional): folders or manifests of background-noise clips to mix into
+            training examples (with ``config.augment``). Default: ``()``.
+        progress (bool, optional): progress bars while checking the data and over each epoch's steps.
+            Default: ``True``.
+        log (callable, optional): called with each message (data summary, one line of metrics per epoch).
+            Default: ``print``.
+
+    Returns:
+        dict: the last epoch's record (``epoch``, ``step``, ``train_loss``, ``active_fraction``,
+        ``elapsed_minutes``, ``lr`` and, with validation, ``val_accuracy``, ``val_ci95``, ``val_eer``,
+        ``val_eer_threshold``); ``{}`` when no epoch ran (a resumed run that had finished).
+
+    Raises:
+        ParameterError: an invalid setting, too few classes to hold some out for validation, or ``resume``
+            without a ``state.pt``.
+        TrainingDivergedError: a step's loss or gradient was not finite (nothing of it was applied).
+    """
     rank, world = _distributed_setup()
     is_main = rank == 0
     say = log if is_main else (lambda *a, **k: None)

@@ -40,7 +40,28 @@ __all__ = [
 class LogMelSpectrogram(nn.Module):
     """Log-mel spectrogram in dB, (..., time) -> (..., n_mels, frames).
 
-    Args: as :func:`audiosiam.functional.log_mel_spectrogram`.
+    The arguments are those of :func:`audiosiam.functional.log_mel_spectrogram`, except that ``normalize``
+    defaults to ``"utterance"`` here.
+
+    Args:
+        sample_rate (int, optional): rate of the waveforms, in Hz. Default: ``16000``.
+        n_fft (int, optional): FFT size. Default: ``512``.
+        win_length (int, optional): Hann window length, ``0 < win_length <= n_fft``. Default: ``400``.
+        hop_length (int, optional): frame step, in samples (> 0). Default: ``160``.
+        n_mels (int, optional): mel bands. Default: ``64``.
+        f_min (float, optional): lowest band edge, in Hz. Default: ``0.0``.
+        f_max (float or None, optional): highest band edge, in Hz; ``None`` is Nyquist. Default: ``None``.
+        top_db (float or None, optional): floor in dB below each clip's peak; ``None`` for no floor.
+            Default: ``80.0``.
+        amin (float, optional): power floor before the logarithm. Default: ``1e-10``.
+        normalize (str or None, optional): ``None``; ``"band"`` (each band's mean over time removed, then
+            the clip's standard deviation: removes gain and the long-term spectrum of channel and speaker);
+            or ``"utterance"`` (the clip's mean dB removed, then its standard deviation: removes gain, keeps
+            the spectral shape). Default: ``"utterance"``.
+
+    Raises:
+        ParameterError: ``win_length``, ``hop_length``, ``normalize``, the band edges or ``n_mels`` are
+            out of range.
 
     Example:
         >>> LogMelSpectrogram(n_mels=64)(torch.randn(16000)).shape
@@ -90,9 +111,29 @@ class LogMelSpectrogram(nn.Module):
         )
 
     def num_frames(self, num_samples: int) -> int:
+        """The number of frames of a waveform of ``num_samples`` samples: ``1 + num_samples // hop_length``.
+
+        Args:
+            num_samples (int): length of the waveform.
+
+        Returns:
+            int: its number of frames.
+        """
         return 1 + num_samples // self.hop_length
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The log-mel spectrogram of ``waveform``.
+
+        Args:
+            waveform (Tensor): (..., time) float at ``sample_rate``; dtypes other than float32 and float64
+                are computed in float32.
+
+        Returns:
+            Tensor: (..., n_mels, frames) with ``frames = 1 + time // hop_length``.
+
+        Raises:
+            ParameterError: ``waveform`` has no samples.
+        """
         return log_mel_from_filterbank(
             waveform,
             self.window,
@@ -133,6 +174,16 @@ class _WaveformAugment(nn.Module, abc.ABC):
         self.p = _check_p(p)
 
     def forward(self, waveform: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Augment each row, independently, with probability ``p``.
+
+        Args:
+            waveform (Tensor): (time,) or (batch, time) float, on the CPU.
+            generator (torch.Generator or None, optional): source of every random draw; ``None`` uses
+                torch's global one. Default: ``None``.
+
+        Returns:
+            Tensor: a new tensor of the input's shape (the input is left untouched).
+        """
         rows = waveform[None] if waveform.ndim == 1 else waveform
         out = rows.clone()
         apply = torch.rand(rows.shape[0], generator=generator) < self.p
@@ -146,7 +197,12 @@ class _WaveformAugment(nn.Module, abc.ABC):
 
 
 class RandomGain(_WaveformAugment):
-    """Multiply by a gain drawn uniformly in dB from ``gain_db``."""
+    """Multiply by a gain drawn uniformly in dB from ``gain_db``.
+
+    Args:
+        gain_db (tuple of float, optional): (low, high) range of the gain, in dB. Default: ``(-12.0, 6.0)``.
+        p (float, optional): probability of augmenting each row, in [0, 1]. Default: ``1.0``.
+    """
 
     def __init__(self, gain_db: Sequence[float] = (-12.0, 6.0), p: float = 1.0):
         super().__init__(p)
@@ -163,7 +219,12 @@ def _mix_at_snr(signal: torch.Tensor, noise: torch.Tensor, snr_db: float) -> tor
 
 
 class AddNoise(_WaveformAugment):
-    """Add white Gaussian noise at a signal-to-noise ratio drawn uniformly from ``snr_db``."""
+    """Add white Gaussian noise at a signal-to-noise ratio drawn uniformly from ``snr_db``.
+
+    Args:
+        snr_db (tuple of float, optional): (low, high) range of the SNR, in dB. Default: ``(10.0, 40.0)``.
+        p (float, optional): probability of augmenting each row, in [0, 1]. Default: ``0.5``.
+    """
 
     def __init__(self, snr_db: Sequence[float] = (10.0, 40.0), p: float = 0.5):
         super().__init__(p)
@@ -178,7 +239,11 @@ class MixBackground(_WaveformAugment):
     """Mix in a random stretch of a random background clip at an SNR drawn from ``snr_db``.
 
     Args:
-        clips: background waveforms at the same sample rate (any lengths; looped if shorter).
+        clips (Sequence[Tensor]): background waveforms at the same sample rate (any lengths; looped if
+            shorter); at least one.
+        snr_db (tuple of float, optional): (low, high) range of the SNR of the clip over the background,
+            in dB. Default: ``(5.0, 25.0)``.
+        p (float, optional): probability of augmenting each row, in [0, 1]. Default: ``0.5``.
     """
 
     def __init__(self, clips: Sequence[torch.Tensor], snr_db: Sequence[float] = (5.0, 25.0), p: float = 0.5):
@@ -201,8 +266,10 @@ class BandLimit(_WaveformAugment):
     recording or a cheap microphone would (a brick-wall cut in the frequency domain).
 
     Args:
-        sample_rate: rate of the waveforms.
-        cutoff_hz: (low, high) range of the cutoff frequency.
+        sample_rate (int, optional): rate of the waveforms, in Hz. Default: ``16000``.
+        cutoff_hz (tuple of float, optional): (low, high) range of the cutoff frequency, in Hz, with
+            ``0 < low <= high <= sample_rate / 2``. Default: ``(3000.0, 7000.0)``.
+        p (float, optional): probability of augmenting each row, in [0, 1]. Default: ``0.3``.
     """
 
     def __init__(self, sample_rate: int = 16000, cutoff_hz: Sequence[float] = (3000.0, 7000.0), p: float = 0.3):
@@ -221,7 +288,13 @@ class BandLimit(_WaveformAugment):
 
 
 class TimeShift(_WaveformAugment):
-    """Shift by up to ``max_fraction`` of the length, filling with zeros (no wrap-around)."""
+    """Shift by up to ``max_fraction`` of the length, filling with zeros (no wrap-around).
+
+    Args:
+        max_fraction (float, optional): the largest shift, either way, as a fraction of the length, in
+            [0, 1). Default: ``0.2``.
+        p (float, optional): probability of augmenting each row, in [0, 1]. Default: ``0.5``.
+    """
 
     def __init__(self, max_fraction: float = 0.2, p: float = 0.5):
         super().__init__(p)
@@ -246,6 +319,12 @@ class SpeedPerturb(_WaveformAugment):
     perturbation, Ko et al., 2015). The result keeps the input's length: centred, cropped or zero-padded.
 
     Factors are drawn in steps of 0.01 so each resampling ratio is a small fraction (e.g. 100/107).
+    Needs torchaudio.
+
+    Args:
+        factors (tuple of float, optional): (low, high) range of the speed factor, with
+            ``0.5 <= low <= high <= 2`` (> 1 is faster). Default: ``(0.85, 1.15)``.
+        p (float, optional): probability of augmenting each row, in [0, 1]. Default: ``0.5``.
     """
 
     def __init__(self, factors: Sequence[float] = (0.85, 1.15), p: float = 0.5):
@@ -270,7 +349,18 @@ def synthetic_room_responses(
     """``count`` synthetic room impulse responses: a direct path, then exponentially decaying noise whose
     60 dB decay time is drawn log-uniformly from ``rt60`` seconds (Polack's statistical model of a diffuse
     reverberant field), with high frequencies decaying faster, as air and walls absorb them. Each is
-    normalised to unit energy; lengths are 1.2 x its RT60."""
+    normalised to unit energy; lengths are 1.2 x its RT60.
+
+    Args:
+        sample_rate (int, optional): rate of the responses, in Hz. Default: ``16000``.
+        count (int, optional): how many. Default: ``24``.
+        rt60 (tuple of float, optional): (low, high) range of the decay time, in seconds (> 0).
+            Default: ``(0.15, 1.2)``.
+        seed (int, optional): the same seed gives the same responses. Default: ``0``.
+
+    Returns:
+        list of Tensor: ``count`` (length,) float32 responses.
+    """
     low, high = _check_range("rt60", rt60)
     if low <= 0:
         raise ParameterError(f"rt60={tuple(rt60)}: decay times must be positive")
@@ -298,8 +388,13 @@ class Reverb(_WaveformAugment):
     """Convolve with a random room impulse response (FFT convolution), keeping the length and the RMS level.
 
     Args:
-        responses: impulse responses at the waveforms' rate; default :func:`synthetic_room_responses`.
-        wet: (low, high) mix of the reverberant signal with the dry one.
+        responses (Sequence[Tensor] or None, optional): impulse responses at the waveforms' rate, at least
+            one; ``None`` means :func:`synthetic_room_responses` at ``sample_rate``. Default: ``None``.
+        wet (tuple of float, optional): (low, high) mix of the reverberant signal with the dry one (0: dry,
+            1: reverberant only). Default: ``(0.3, 1.0)``.
+        p (float, optional): probability of augmenting each row, in [0, 1]. Default: ``0.3``.
+        sample_rate (int, optional): rate of the synthetic responses (unused when ``responses`` are given).
+            Default: ``16000``.
     """
 
     def __init__(
@@ -330,7 +425,16 @@ class Reverb(_WaveformAugment):
 
 class RandomEqualizer(_WaveformAugment):
     """A random smooth equaliser: gains drawn uniformly in dB from ``gain_db`` at ``bands`` log-spaced
-    frequencies, interpolated over the spectrum (a different microphone, speaker or room colouring)."""
+    frequencies, interpolated over the spectrum (a different microphone, speaker or room colouring).
+
+    Args:
+        gain_db (tuple of float, optional): (low, high) range of each band's gain, in dB.
+            Default: ``(-9.0, 9.0)``.
+        bands (int, optional): number of gains, spaced log-uniformly from 50 Hz to Nyquist (>= 2).
+            Default: ``6``.
+        p (float, optional): probability of augmenting each row, in [0, 1]. Default: ``0.3``.
+        sample_rate (int, optional): rate of the waveforms, in Hz. Default: ``16000``.
+    """
 
     def __init__(
         self, gain_db: Sequence[float] = (-9.0, 9.0), bands: int = 6, p: float = 0.3, sample_rate: int = 16000
@@ -358,6 +462,11 @@ class MixBatch(nn.Module):
     SNR drawn from ``snr_db``: a second sound in the scene that the embedding should learn to look past.
 
     Acts on a (batch, time) batch with its labels; the dominant clip keeps its label.
+
+    Args:
+        snr_db (tuple of float, optional): (low, high) range of the SNR of the clip over the one mixed in,
+            in dB. Default: ``(5.0, 20.0)``.
+        p (float, optional): probability of mixing into each clip, in [0, 1]. Default: ``0.3``.
     """
 
     def __init__(self, snr_db: Sequence[float] = (5.0, 20.0), p: float = 0.3):
@@ -368,6 +477,21 @@ class MixBatch(nn.Module):
     def forward(
         self, waves: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
+        """Mix into each clip, with probability ``p``, a clip of another class.
+
+        Args:
+            waves (Tensor): (batch, time) float.
+            labels (Tensor): (batch,) class of each clip; a clip with no clip of another class in the batch
+                is left as it is.
+            generator (torch.Generator or None, optional): source of every random draw; ``None`` uses
+                torch's global one. Default: ``None``.
+
+        Returns:
+            Tensor: a new (batch, time) tensor (the input is left untouched).
+
+        Raises:
+            ParameterError: ``waves`` is not (batch, time) or ``labels`` not (batch,).
+        """
         if waves.ndim != 2 or waves.shape[0] != labels.shape[0]:
             raise ParameterError(
                 f"MixBatch: expected (batch, time) waves and (batch,) labels, got "
@@ -388,9 +512,15 @@ class SpecAugment(nn.Module):
     """SpecAugment masking (Park et al., 2019) on (..., n_mels, frames): masked cells take the mean value.
 
     Args:
-        time_masks, time_width: number of time masks and their maximum width in frames.
-        freq_masks, freq_width: number of frequency masks and their maximum width in bands.
-        p: probability of masking each example.
+        time_masks (int, optional): number of time masks. Default: ``2``.
+        time_width (int, optional): maximum width of a time mask, in frames (each drawn uniformly from 0 to
+            this). Default: ``20``.
+        freq_masks (int, optional): number of frequency masks. Default: ``2``.
+        freq_width (int, optional): maximum width of a frequency mask, in bands. Default: ``8``.
+        p (float, optional): probability of masking each example, in [0, 1]. Default: ``1.0``.
+
+    Raises:
+        ParameterError: a count or width is negative, or ``p`` is outside [0, 1].
     """
 
     def __init__(
@@ -404,6 +534,16 @@ class SpecAugment(nn.Module):
         self.p = _check_p(p)
 
     def forward(self, spec: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mask each example, independently, with probability ``p``.
+
+        Args:
+            spec (Tensor): (..., n_mels, frames) float; each (n_mels, frames) slice is an example.
+            generator (torch.Generator or None, optional): source of every random draw; ``None`` uses
+                torch's global one. Default: ``None``.
+
+        Returns:
+            Tensor: a new tensor of the input's shape; masked cells hold their example's mean before masking.
+        """
         rows = spec.reshape(-1, spec.shape[-2], spec.shape[-1]).clone()
         n_mels, frames = rows.shape[-2:]
         for i in range(rows.shape[0]):
@@ -425,13 +565,26 @@ class SpecAugment(nn.Module):
 
 
 class Compose(nn.Module):
-    """Apply augmentations in order, passing the same generator along."""
+    """Apply augmentations in order, passing the same generator along.
+
+    Args:
+        transforms (Sequence[nn.Module]): each called as ``t(x, generator)``.
+    """
 
     def __init__(self, transforms: Sequence[nn.Module]):
         super().__init__()
         self.transforms = nn.ModuleList(transforms)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Apply every transform in turn.
+
+        Args:
+            x (Tensor): the input of the first transform (a waveform or a spectrogram).
+            generator (torch.Generator or None, optional): passed to every transform. Default: ``None``.
+
+        Returns:
+            Tensor: the output of the last transform.
+        """
         for t in self.transforms:
             x = t(x, generator)
         return x

@@ -33,7 +33,17 @@ MIN_CLIPS_PER_CLASS = 2
 
 @dataclass(frozen=True)
 class ClipItem:
-    """One clip: its file, class name, group, and where it came from."""
+    """One clip: its file, class name, group, and where it came from.
+
+    Attributes:
+        path (str): the audio file.
+        label (str): the class name (unique across sources when built by :mod:`audiosiam.data.sources`).
+        group (str, optional): e.g. the speaker: lets evaluation keep support and query apart; empty for
+            none. Default: ``""``.
+        source (str, optional): the data source it came from (training balances sources). Default: ``""``.
+        label_free (bool, optional): its own class: positives are other crops and augmentations of it.
+            Default: ``False``.
+    """
 
     path: str
     label: str  # the class name (unique across sources when built by data.sources)
@@ -45,16 +55,32 @@ class ClipItem:
 class AudioClipDataset(torch.utils.data.Dataset):
     """Clips with class labels, loaded as fixed-length waveforms.
 
+    ``dataset[i]`` is ``(waveform, label)``: a (time,) float32 mono waveform, cropped or padded to
+    ``round(clip_seconds * sample_rate)`` samples before ``augment``, and the class index, the position of
+    the item's class name in the sorted :attr:`classes`.
+
     Args:
-        items: the clips.
-        sample_rate: waveforms are resampled to this rate.
-        clip_seconds: length of each example; ``None`` returns whole clips (variable length).
-        crop: ``"random"`` (training) or ``"center"`` (evaluation), see :func:`audiosiam.io.fix_length`.
-        augment: optional callable ``augment(waveform, generator) -> waveform``.
-        seed: with ``set_epoch``, makes crops and augmentations reproducible per (epoch, index).
-        cache: a :class:`WaveformCache`, or a folder path for one; ``None`` keeps decoded clips in memory
-            only (up to ``memory_cache_mb``).
-        on_error: ``"raise"`` or ``"skip"`` (see the module docstring).
+        items (Sequence[ClipItem]): the clips (at least one).
+        sample_rate (int, optional): waveforms are resampled to this rate in Hz. Default: ``16000``.
+        clip_seconds (float or None, optional): length of each example (> 0); ``None`` returns whole clips
+            (variable length). Default: ``1.0``.
+        crop (str, optional): ``"random"`` (training), ``"center"`` (evaluation) or ``"start"``, see
+            :func:`audiosiam.io.fix_length`. Default: ``"random"``.
+        augment (Callable or None, optional): ``augment(waveform, generator) -> waveform``, applied after the
+            crop with the example's own generator. Default: ``None``.
+        seed (int, optional): with ``set_epoch``, makes crops and augmentations reproducible per (epoch,
+            index). Default: ``0``.
+        cache (WaveformCache or str or os.PathLike or None, optional): a :class:`WaveformCache`, or a folder
+            path for one; ``None`` keeps decoded clips in memory only (up to ``memory_cache_mb``).
+            Default: ``None``.
+        on_error (str, optional): ``"raise"`` or ``"skip"`` (see the module docstring); a skipped clip is
+            replaced by another clip not known to be bad, of the same class where there is one. Default: ``"raise"``.
+        memory_cache_mb (float, optional): MiB of decoded whole clips kept in memory (per process), with or
+            without ``cache``; clips beyond it are read again each time. Default: ``4096``.
+
+    Raises:
+        ParameterError: an unknown ``on_error`` or ``crop``, or ``clip_seconds`` not positive.
+        NoAudioFilesError: ``items`` is empty.
     """
 
     def __init__(
@@ -111,12 +137,29 @@ class AudioClipDataset(torch.utils.data.Dataset):
         return len(self.items)
 
     def set_epoch(self, epoch: int) -> None:
-        """Make the random crops and augmentations of the next pass depend on ``epoch``."""
+        """Make the random crops and augmentations of the next pass depend on ``epoch``.
+
+        Args:
+            epoch (int): the epoch about to start; the same epoch gives the same examples again.
+        """
         self.epoch = int(epoch)
 
     # ------------------------------------------------------------------ loading
     def load(self, index: int) -> torch.Tensor:
-        """The whole clip ``index`` as a (time,) waveform (cached)."""
+        """The whole clip ``index`` as a (time,) waveform (cached).
+
+        Neither cropped nor augmented, and ``on_error`` does not apply: a bad file raises.
+
+        Args:
+            index (int): position of the clip in :attr:`items`.
+
+        Returns:
+            Tensor: (time,) float32 mono at ``sample_rate``, from memory, the :class:`WaveformCache`, or
+            decoded (and then cached).
+
+        Raises:
+            AudioLoadError: the file cannot be read (see :func:`~audiosiam.io.load_audio`).
+        """
         path = self.items[index].path
         wave = self._memory.get(path)
         if wave is not None:
@@ -172,7 +215,20 @@ class AudioClipDataset(torch.utils.data.Dataset):
 
     def validate(self, *, progress: bool = False) -> "AudioClipDataset":
         """Read every clip once (warming the caches). Bad clips raise (``on_error="raise"``) or are dropped
-        (``"skip"``, with one warning each and a summary)."""
+        (``"skip"``, with one warning each and a summary).
+
+        Dropping clips renumbers the classes (one whose every clip was bad disappears).
+
+        Args:
+            progress (bool, optional): show a ``tqdm`` progress bar. Default: ``False``.
+
+        Returns:
+            AudioClipDataset: this dataset, now holding only readable clips.
+
+        Raises:
+            AudioLoadError: the first bad clip, with ``on_error="raise"``.
+            NoAudioFilesError: every clip failed to load.
+        """
         iterator: Iterable[int] = range(len(self.items))
         if progress:
             from tqdm.auto import tqdm
@@ -202,6 +258,7 @@ class AudioClipDataset(torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------ reporting
     def class_counts(self) -> dict[str, int]:
+        """Clips per class name, in the order of :attr:`classes`."""
         counts = {name: 0 for name in self.classes}
         for item in self.items:
             counts[item.label] += 1
@@ -209,7 +266,15 @@ class AudioClipDataset(torch.utils.data.Dataset):
 
     def summary(self, *, durations: bool = False) -> str:
         """Classes, clip counts (and total duration if asked: this reads file headers), and the classes too
-        small to give a positive pair."""
+        small to give a positive pair.
+
+        Args:
+            durations (bool, optional): add the total duration in minutes (files whose header cannot be read
+                count as zero). Default: ``False``.
+
+        Returns:
+            str: a few lines of text, ready to print.
+        """
         counts = self.class_counts()
         lines = [f"{len(self.items)} clips in {len(counts)} classes"]
         if durations:
@@ -236,7 +301,20 @@ class AudioClipDataset(torch.utils.data.Dataset):
         return "\n".join(lines)
 
     def subset(self, keep: Callable[[ClipItem], bool]) -> "AudioClipDataset":
-        """A dataset of the items for which ``keep(item)`` is true, with the same settings."""
+        """A dataset of the items for which ``keep(item)`` is true, with the same settings.
+
+        The new dataset shares this one's decoded clips in memory; its class indices are renumbered over the
+        classes it keeps.
+
+        Args:
+            keep (Callable[[ClipItem], bool]): whether an item belongs to the subset.
+
+        Returns:
+            AudioClipDataset: the subset.
+
+        Raises:
+            NoAudioFilesError: ``keep`` is false for every item.
+        """
         items = [item for item in self.items if keep(item)]
         clone = AudioClipDataset(
             items,
@@ -263,8 +341,17 @@ def folder_items(root: str | os.PathLike, *, min_classes: int = 1, what: str | N
     audio is left out with a warning; audio files directly in ``root`` are ignored with a warning.
 
     Args:
-        min_classes: refuse (ParameterError) fewer classes than this.
-        what: how messages name the folder (e.g. ``"--support examples/"``); default: the path.
+        root (str or os.PathLike): the folder of class subfolders.
+        min_classes (int, optional): refuse (ParameterError) fewer classes than this. Default: ``1``.
+        what (str or None, optional): how messages name the folder (e.g. ``"--support examples/"``); ``None``:
+            the path. Default: ``None``.
+
+    Returns:
+        list[ClipItem]: one item per audio file, classes in sorted order and files sorted within each.
+
+    Raises:
+        NoAudioFilesError: ``root`` is not a folder, or no class folder holds audio.
+        ParameterError: fewer than ``min_classes`` classes.
     """
     from ..io import AUDIO_EXTENSIONS
 
@@ -315,12 +402,30 @@ def folder_items(root: str | os.PathLike, *, min_classes: int = 1, what: str | N
 
 
 def AudioFolderDataset(root: str | os.PathLike, **kwargs) -> AudioClipDataset:
-    """Dataset of ``root/<class>/**/<audio file>`` (see :func:`folder_items` for nesting)."""
+    """Dataset of ``root/<class>/**/<audio file>`` (see :func:`folder_items` for nesting).
+
+    Args:
+        root (str or os.PathLike): the folder of class subfolders.
+        **kwargs (Any): options of :class:`AudioClipDataset` (``sample_rate``, ``clip_seconds``, ...).
+
+    Returns:
+        AudioClipDataset: the dataset.
+    """
     return AudioClipDataset(folder_items(root), **kwargs)
 
 
 def manifest_columns(csv_path: str | os.PathLike) -> list[str]:
-    """The column names of a CSV manifest (its header)."""
+    """The column names of a CSV manifest (its header).
+
+    Args:
+        csv_path (str or os.PathLike): the manifest.
+
+    Returns:
+        list[str]: the columns, in file order; empty for an empty file.
+
+    Raises:
+        NoAudioFilesError: there is no such file.
+    """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise NoAudioFilesError(f"{csv_path}: no such manifest file")
@@ -340,10 +445,24 @@ def manifest_items(
     """Items of a CSV manifest. Relative paths are relative to the manifest's folder.
 
     Args:
-        label_column: the column naming the class, or several joined with ``"|"`` (e.g. voice and phrase).
-        where: keep only rows whose column value is in the given list, e.g. ``{"digit": ["0", "1"]}``.
-        exclude: drop the rows whose column value is in the given list, e.g. ``{"speaker": ["theo"]}``.
-        group_column: column recorded as the group (e.g. ``"speaker"``).
+        csv_path (str or os.PathLike): the manifest, with a header row.
+        label_column (str or Sequence[str], optional): the column naming the class, or several joined with
+            ``"|"`` (e.g. voice and phrase). A row whose label columns are all empty is unlabelled and
+            skipped. Default: ``"label"``.
+        path_column (str, optional): the column holding each clip's file. Default: ``"path"``.
+        where (dict[str, Sequence[str]] or None, optional): keep only rows whose column value is in the given
+            list, e.g. ``{"digit": ["0", "1"]}`` (values compared as strings). Default: ``None``.
+        exclude (dict[str, Sequence[str]] or None, optional): drop the rows whose column value is in the
+            given list, e.g. ``{"speaker": ["theo"]}``. Default: ``None``.
+        group_column (str or None, optional): column recorded as the group (e.g. ``"speaker"``); ``None``:
+            no groups. Default: ``None``.
+
+    Returns:
+        list[ClipItem]: one item per kept row, in file order.
+
+    Raises:
+        NoAudioFilesError: there is no such file, or no row is left.
+        ParameterError: a named column is not in the header.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -385,7 +504,23 @@ def ManifestDataset(
     group_column: str | None = None,
     **kwargs,
 ) -> AudioClipDataset:
-    """Dataset from a CSV manifest (``path`` plus label columns; see :func:`manifest_items`)."""
+    """Dataset from a CSV manifest (``path`` plus label columns; see :func:`manifest_items`).
+
+    Args:
+        csv_path (str or os.PathLike): the manifest; relative paths are relative to its folder.
+        label_column (str or Sequence[str], optional): the column naming the class, or several joined with
+            ``"|"``. Default: ``"label"``.
+        path_column (str, optional): the column holding each clip's file. Default: ``"path"``.
+        where (dict[str, Sequence[str]] or None, optional): keep only rows whose column value is listed.
+            Default: ``None``.
+        exclude (dict[str, Sequence[str]] or None, optional): drop the rows whose column value is listed.
+            Default: ``None``.
+        group_column (str or None, optional): column recorded as the group. Default: ``None``.
+        **kwargs (Any): options of :class:`AudioClipDataset` (``sample_rate``, ``clip_seconds``, ...).
+
+    Returns:
+        AudioClipDataset: the dataset.
+    """
     return AudioClipDataset(
         manifest_items(
             csv_path,
@@ -403,8 +538,20 @@ def combine_datasets(
     sources: dict[str, AudioClipDataset] | Sequence[tuple[str, AudioClipDataset]], **kwargs
 ) -> AudioClipDataset:
     """One dataset from several, class names prefixed with the source name (``"fsdd/3"``), so that equal
-    names from different sources stay different classes. ``kwargs`` set the combined dataset's options
-    (defaults: those of the first source)."""
+    names from different sources stay different classes.
+
+    Args:
+        sources (dict[str, AudioClipDataset] or Sequence[tuple[str, AudioClipDataset]]): the datasets by
+            source name, in order; items keep their paths and groups.
+        **kwargs (Any): set the combined dataset's options (:class:`AudioClipDataset`); defaults: those of
+            the first source (``memory_cache_mb`` excepted, which takes its usual default).
+
+    Returns:
+        AudioClipDataset: the combined dataset.
+
+    Raises:
+        ParameterError: ``sources`` is empty.
+    """
     pairs = list(sources.items()) if isinstance(sources, dict) else list(sources)
     if not pairs:
         raise ParameterError("sources: nothing to combine")

@@ -46,13 +46,23 @@ class PKSampler(_Seeded):
     augmentation, so it is still a useful positive).
 
     Args:
-        labels: class index of every dataset item.
-        p: classes per batch (capped at the number of usable classes).
-        k: clips per class.
-        batches: batches per epoch; default: enough to show every clip about once.
-        seed: base seed.
-        class_weights: optional relative probability of drawing each class (by class index), e.g. to keep
-            thousands of single-clip label-free classes from crowding out the labelled ones.
+        labels (Sequence[int]): class index of every dataset item; at least two classes need two or more
+            clips.
+        p (int): classes per batch (>= 1; capped at the number of usable classes).
+        k (int): clips per class (>= 2, so every anchor has a positive).
+        batches (int or None, optional): batches per epoch; ``None``: enough to show every clip about once
+            (``len(labels) // (p * k)``, at least 1). Default: ``None``.
+        seed (int, optional): base seed; the batches of an epoch depend only on it and ``set_epoch``.
+            Default: ``0``.
+        class_weights (dict[int, float] or None, optional): relative probability of drawing each class (by
+            class index), e.g. to keep thousands of single-clip label-free classes from crowding out the
+            labelled ones. A class missing from the dict has weight 0 and is never drawn; at least ``p``
+            usable classes need a positive weight. ``None``: every usable class equally likely.
+            Default: ``None``.
+
+    Raises:
+        ParameterError: ``p < 1`` or ``k < 2``, fewer than two usable classes, or ``class_weights`` negative
+            or positive for fewer than ``p`` usable classes.
     """
 
     def __init__(
@@ -104,6 +114,21 @@ class PairSampler(_Seeded):
     """Yields batches of ``batch_size`` pairs as flat index lists ``[a0, b0, a1, b1, ...]``.
 
     A fraction ``positive_fraction`` of the pairs are from the same class; the rest from different classes.
+
+    Args:
+        labels (Sequence[int]): class index of every dataset item; needs two classes, one of them with two or
+            more clips (positive pairs come only from such classes).
+        batch_size (int): pairs per batch (>= 1), so a batch holds ``2 * batch_size`` indices.
+        positive_fraction (float, optional): share of same-class pairs in a batch, in [0, 1] (rounded to a
+            whole number of pairs). Default: ``0.5``.
+        batches (int or None, optional): batches per epoch; ``None``: enough to show every clip about once
+            (``len(labels) // (2 * batch_size)``, at least 1). Default: ``None``.
+        seed (int, optional): base seed; the batches of an epoch depend only on it and ``set_epoch``.
+            Default: ``0``.
+
+    Raises:
+        ParameterError: ``batch_size < 1``, ``positive_fraction`` outside [0, 1], or labels that cannot form
+            both kinds of pair.
     """
 
     def __init__(
@@ -160,14 +185,27 @@ class EpisodicSampler(_Seeded):
     ``index // n_query``.
 
     Args:
-        labels: class of every item. n_way: classes per episode. k_shot: support clips per class.
-        n_query: query clips per class. episodes: how many. seed: base seed.
-        groups: optional group of every item (e.g. speaker). When given (and ``cross_group``), no query clip
-            shares a group with any support clip of its episode, so a model cannot win by recognising the
-            speaker.
-        query_groups: optional groups whose clips alone are queries, e.g. a speaker held out of training
-            (leave-one-speaker-out evaluation); support from any group, or with ``cross_group`` from the
-            other groups. Needs ``groups``.
+        labels (Sequence[int]): class of every item. Only classes with at least ``k_shot + n_query`` clips
+            take part.
+        n_way (int): classes per episode (>= 1).
+        k_shot (int): support clips per class (>= 1).
+        n_query (int): query clips per class (>= 1).
+        episodes (int): how many episodes one iteration yields (>= 1).
+        groups (Sequence[str] or None, optional): group of every item (e.g. speaker), one per label. When
+            given (and ``cross_group``), no query clip shares a group with any support clip of its episode,
+            so a model cannot win by recognising the speaker. Default: ``None``.
+        cross_group (bool, optional): keep query clips out of the support's groups; has no effect without
+            ``groups``. Default: ``True``.
+        query_groups (Collection[str] or None, optional): groups whose clips alone are queries, e.g. a
+            speaker held out of training (leave-one-speaker-out evaluation); support from any group, or with
+            ``cross_group`` from the other groups. Needs ``groups``. Default: ``None``.
+        seed (int, optional): base seed; the episodes of an epoch depend only on it and ``set_epoch``.
+            Default: ``0``.
+
+    Raises:
+        ParameterError: a count below 1, ``groups`` of the wrong length, ``query_groups`` without ``groups``
+            or naming unknown groups, or fewer than ``n_way`` classes with enough clips. While iterating,
+            when the groups leave too few clips to build an episode.
     """
 
     def __init__(

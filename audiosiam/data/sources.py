@@ -33,14 +33,22 @@ __all__ = ["DataSource", "load_sources", "source_items", "load_background"]
 class DataSource:
     """One data source: a class folder or a CSV manifest (``label_columns`` joined with "|").
 
+    A folder's classes are its subfolders; the manifest options (``label_columns``, ``where``,
+    ``group_column``, ``exclude``) apply to a ``.csv`` only.
+
     Args:
-        path: folder or ``.csv``.
-        name: prefix of its class names; default ``source<i>`` (labelled) or ``free`` (label-free).
-        label_columns: manifest columns naming the class.
-        where: keep only rows whose column value is listed, e.g. ``{"digit": ["0", "1"]}``.
-        group_column: manifest column recorded as each clip's group (speaker, recording source).
-        exclude: rows to drop, e.g. ``{"speaker": ["theo"]}``.
-        weight: this source's relative share of the drawn classes (training with ``balance_sources``).
+        path (str): folder or ``.csv``.
+        name (str, optional): prefix of its class names; empty for ``source<i>`` (labelled, ``i`` its position)
+            or ``free`` (label-free), given by :func:`source_items`. Default: ``""``.
+        label_columns (list[str], optional): manifest columns naming the class. Default: ``["label"]``.
+        where (dict[str, list[str]] or None, optional): keep only rows whose column value is listed, e.g.
+            ``{"digit": ["0", "1"]}``; ``None`` keeps every row. Default: ``None``.
+        group_column (str or None, optional): manifest column recorded as each clip's group (speaker,
+            recording source); ``None``: no groups. Default: ``None``.
+        exclude (dict[str, list[str]] or None, optional): rows to drop, e.g. ``{"speaker": ["theo"]}``.
+            Default: ``None``.
+        weight (float, optional): this source's relative share of the drawn classes (training with
+            ``balance_sources``). Default: ``1.0``.
     """
 
     path: str
@@ -81,7 +89,22 @@ def source_items(
     labelled: Sequence[DataSource], unlabelled: Sequence[DataSource] = (), *, copies: int = 2
 ) -> list[ClipItem]:
     """Items of every source, class names made unique per source; each label-free clip is its own class
-    with ``copies`` entries, so a PK batch can draw several views of it."""
+    with ``copies`` entries, so a PK batch can draw several views of it.
+
+    Args:
+        labelled (Sequence[DataSource]): sources whose clips keep their labels, as ``name/label``
+            (``name`` defaults to ``source<i>``, ``i`` the source's position).
+        unlabelled (Sequence[DataSource], optional): label-free sources: every audio file becomes the class
+            ``unlabelled/name/path`` (``name`` defaults to ``free``), with no group. Default: ``()``.
+        copies (int, optional): entries per label-free clip (a PK batch needs at least two of a class).
+            Default: ``2``.
+
+    Returns:
+        list[ClipItem]: the labelled items first, in source order, then the label-free ones.
+
+    Raises:
+        NoAudioFilesError: the sources hold no clip at all.
+    """
     items: list[ClipItem] = []
     for i, source in enumerate(labelled):
         name = source.name or f"source{i}"
@@ -99,7 +122,20 @@ def source_items(
 
 
 def load_background(paths: Sequence[str], sample_rate: int) -> list[torch.Tensor]:
-    """Waveforms of every file of background folders and manifests, for mixing into training examples."""
+    """Waveforms of every file of background folders and manifests, for mixing into training examples.
+
+    Args:
+        paths (Sequence[str]): folders (every audio file below them) and ``.csv`` manifests (every row's
+            file, labels ignored).
+        sample_rate (int): rate in Hz every clip is resampled to, as in :func:`~audiosiam.io.load_audio`.
+
+    Returns:
+        list[Tensor]: one (time,) float32 mono waveform per file, in order.
+
+    Raises:
+        AudioLoadError: a file cannot be read (see :func:`~audiosiam.io.load_audio`).
+        NoAudioFilesError: a folder holds no audio file.
+    """
     clips = []
     for p in paths:
         clips += [load_audio(f, sample_rate) for f in DataSource(p, label_columns=["path"]).files()]
@@ -117,8 +153,28 @@ def load_sources(
     """``(labelled, unlabelled, background)`` source lists from command-line DATA arguments.
 
     A folder or ``.csv`` becomes one labelled source with the given options; a ``.json`` recipe lists
-    several (module docstring). ``exclude`` (e.g. ``{"speaker": ["theo"]}``, to hold a speaker out) is
-    added to every labelled and unlabelled manifest source that has the column; at least one must.
+    several (module docstring).
+
+    Args:
+        paths (Sequence[str]): the DATA arguments: folders of class subfolders, ``.csv`` manifests and
+            ``.json`` recipes. A folder or manifest is named by its folder name or file stem.
+        label_columns (Sequence[str], optional): manifest columns naming the class, for the ``.csv``
+            arguments (a recipe gives its own). Default: ``("label",)``.
+        where (dict[str, list[str]] or None, optional): keep only rows whose column value is listed, for the
+            ``.csv`` arguments. Default: ``None``.
+        group_column (str or None, optional): manifest column recorded as each clip's group, for the ``.csv``
+            arguments. Default: ``None``.
+        exclude (dict[str, list[str]] or None, optional): rows to drop (e.g. ``{"speaker": ["theo"]}``, to
+            hold a speaker out); added to every labelled and unlabelled manifest source that has the
+            column, recipes' included; at least one must. Default: ``None``.
+
+    Returns:
+        tuple[list[DataSource], list[DataSource], list[str]]: the labelled and the unlabelled sources, and
+        the background folders and manifests (recipe paths resolved against the recipe's folder).
+
+    Raises:
+        ParameterError: an argument that is not a folder, ``.csv`` or ``.json``, or an ``exclude`` column
+            that no manifest has.
     """
     labelled, unlabelled, background = [], [], []
     for raw in paths:

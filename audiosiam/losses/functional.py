@@ -123,20 +123,31 @@ def triplet_loss(
     """Triplet loss ``max(0, d(a, p) - d(a, n) + margin)`` with online mining in a labelled batch.
 
     Args:
-        embeddings: (B, D); float16/bfloat16 are computed in float32.
-        labels: (B,) integer class of each embedding.
-        margin: the margin (ignored with ``soft_margin``).
-        mining: ``"batch_hard"`` (per anchor: farthest positive, nearest negative), ``"batch_all"`` (every
-            valid triplet, O(B^2) memory), ``"semi_hard"`` (per anchor-positive pair: the nearest negative
-            farther than the positive, FaceNet; the nearest negative where none is).
-        distance: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
-        squared: squared euclidean distances.
-        soft_margin: ``softplus(d(a, p) - d(a, n))`` instead of the hinge.
-        reduction: see the module docstring. ``"none"`` gives one value per anchor (B,).
-        return_stats: also return the logging dict.
+        embeddings (Tensor): (B, D) float; float16/bfloat16 are computed in float32.
+        labels (Tensor): (B,) integer class of each embedding, on the embeddings' device.
+        margin (float, optional): the margin, >= 0 (ignored with ``soft_margin``). Default: ``0.2``.
+        mining (str, optional): ``"batch_hard"`` (per anchor: farthest positive, nearest negative),
+            ``"batch_all"`` (every valid triplet, O(B^2) memory), ``"semi_hard"`` (per anchor-positive pair:
+            the nearest negative farther than the positive, FaceNet; the nearest negative where none is).
+            Default: ``"batch_hard"``.
+        distance (str, optional): ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+            Default: ``"euclidean"``.
+        squared (bool, optional): squared euclidean distances (no effect with ``"cosine"``). Default: ``False``.
+        soft_margin (bool, optional): ``softplus(d(a, p) - d(a, n))`` instead of the hinge. Default: ``False``.
+        reduction (str, optional): ``"mean"``, ``"sum"``, ``"none"`` or ``"mean_nonzero"``; see the module
+            docstring. ``"none"`` gives one value per anchor (B,): its term (batch-hard) or the mean of its
+            terms (batch-all, semi-hard), 0 where it has none. Default: ``"mean"``.
+        return_stats (bool, optional): also return the logging dict (a device synchronisation on a GPU).
+            Default: ``False``.
 
     Returns:
-        The loss (scalar, or (B,) with ``reduction="none"``), and the stats dict if asked.
+        The loss (scalar, or (B,) with ``reduction="none"``), differentiable with respect to
+        ``embeddings``; with ``return_stats``, ``(loss, stats)`` where ``stats`` holds ``"active_fraction"``,
+        ``"mean_positive_distance"``, ``"mean_negative_distance"`` and ``"valid"`` (the number of valid terms).
+
+    Raises:
+        ParameterError: ``embeddings`` is not (B, D), ``labels`` not (B,) integer on the same device, an
+            option is not one of its choices, or ``margin < 0``.
 
     Example:
         >>> triplet_loss(torch.randn(8, 4), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), mining="batch_all")
@@ -179,6 +190,18 @@ def mined_triplet_loss(
 
     What :func:`triplet_loss` runs after computing the exact distances; the benchmarks feed it other
     distance matrices (``torch.cdist``) to time the plain-PyTorch formulation.
+
+    Args:
+        dist (Tensor): (B, B) float distances; the loss is differentiable with respect to them.
+        labels (Tensor): (B,) integer class of each row.
+        mining (str): ``"batch_all"`` or ``"semi_hard"`` (batch-hard mines from the embeddings).
+        margin (float): the margin (ignored with ``soft_margin``).
+        soft_margin (bool): softplus terms instead of the hinge.
+        reduction (str): as :func:`triplet_loss`.
+        return_stats (bool, optional): compute the logging dict (else ``None``). Default: ``False``.
+
+    Raises:
+        ParameterError: ``mining`` is neither ``"batch_all"`` nor ``"semi_hard"``, or bad ``dist``/``labels``.
     """
     b = dist.shape[0]
     if mining == "batch_all":
@@ -232,7 +255,27 @@ def triplet_margin_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """Triplet loss over explicit (anchor, positive, negative) rows, each (B, D), as
-    ``torch.nn.TripletMarginLoss`` takes them (exact zero distance, zero subgradient there)."""
+    ``torch.nn.TripletMarginLoss`` takes them (exact zero distance, zero subgradient there).
+
+    Args:
+        anchor (Tensor): (B, D) float.
+        positive (Tensor): (B, D), of the anchor's dtype and device.
+        negative (Tensor): (B, D), of the anchor's dtype and device.
+        margin (float, optional): the margin (ignored with ``soft_margin``). Default: ``0.2``.
+        distance (str, optional): ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+            Default: ``"euclidean"``.
+        squared (bool, optional): squared euclidean distances (no effect with ``"cosine"``). Default: ``False``.
+        soft_margin (bool, optional): ``softplus(d(a, p) - d(a, n))`` instead of the hinge. Default: ``False``.
+        reduction (str, optional): as :func:`triplet_loss`; ``"none"`` gives one term per triplet (B,).
+            Default: ``"mean"``.
+
+    Returns:
+        Tensor: the loss, a scalar or (B,), differentiable with respect to the three inputs.
+
+    Raises:
+        ParameterError: the three shapes differ or are not (B, D), or ``distance`` or ``reduction`` is
+            not one of its choices.
+    """
     if not (anchor.shape == positive.shape == negative.shape) or anchor.ndim != 2:
         raise ParameterError(
             f"anchor/positive/negative: expected three equal (B, D) shapes, got "
@@ -262,6 +305,22 @@ def contrastive_pair_loss(
 
     ``same * max(0, d - pos_margin)^power + (1 - same) * max(0, neg_margin - d)^power``; with
     ``pos_margin=0, power=2`` it is the paper's ``y d^2 + (1 - y) max(0, m - d)^2``.
+
+    Args:
+        distances (Tensor): (P,) float distance of each pair, e.g. from :func:`audiosiam.ops.paired_distance`.
+        same (Tensor): (P,) whether each pair shares a class (bool, or 0/1: read as bool).
+        pos_margin (float, optional): positive pairs closer than this cost nothing. Default: ``0.0``.
+        neg_margin (float, optional): negative pairs farther than this cost nothing; ``>= pos_margin``.
+            Default: ``1.0``.
+        power (int, optional): the exponent of both hinges. Default: ``2``.
+        reduction (str, optional): as :func:`triplet_loss`; ``"none"`` gives one term per pair (P,).
+            Default: ``"mean"``.
+
+    Returns:
+        Tensor: the loss, a scalar or (P,), differentiable with respect to ``distances``.
+
+    Raises:
+        ParameterError: ``reduction`` is not one of :data:`REDUCTIONS`, or ``neg_margin < pos_margin``.
     """
     if reduction not in REDUCTIONS:
         raise ParameterError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")
@@ -288,7 +347,27 @@ def contrastive_loss(
 ):
     """Contrastive loss over every pair (i < j) of a labelled batch; see :func:`contrastive_pair_loss`.
 
-    With ``reduction="none"`` the result is the (B, B) matrix of pair terms (zero on and below the diagonal).
+    Args:
+        embeddings (Tensor): (B, D) float; float16/bfloat16 are computed in float32.
+        labels (Tensor): (B,) integer class of each embedding, on the embeddings' device.
+        pos_margin (float, optional): positive pairs closer than this cost nothing. Default: ``0.0``.
+        neg_margin (float, optional): negative pairs farther than this cost nothing. Default: ``1.0``.
+        power (int, optional): the exponent of both hinges. Default: ``2``.
+        distance (str, optional): ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+            Default: ``"euclidean"``.
+        reduction (str, optional): as :func:`triplet_loss`, over the B (B - 1) / 2 pairs. With ``"none"``
+            the result is the (B, B) matrix of pair terms (zero on and below the diagonal).
+            Default: ``"mean"``.
+        return_stats (bool, optional): also return the logging dict (mean distances over the positive and
+            the negative pairs; ``"valid"`` is the number of pairs). Default: ``False``.
+
+    Returns:
+        The loss (scalar, or (B, B) with ``reduction="none"``), differentiable with respect to
+        ``embeddings``; with ``return_stats``, ``(loss, stats)``.
+
+    Raises:
+        ParameterError: ``embeddings`` is not (B, D), ``labels`` not (B,) integer on the same device, or
+            ``distance`` or ``reduction`` is not one of its choices.
     """
     _check(embeddings, labels, distance, reduction)
     dist = _distances(embeddings, distance, squared=False)

@@ -18,6 +18,20 @@ class TripletLoss(nn.Module):
     holds the logging dict (active fraction, mean distances); it is off by default because reading those
     numbers back is a device synchronisation per step on a GPU.
 
+    Args:
+        margin (float, optional): the margin, >= 0 (ignored with ``soft_margin``). Default: ``0.2``.
+        mining (str, optional): ``"batch_hard"``, ``"batch_all"`` or ``"semi_hard"``, for labelled batches
+            (explicit triplets need none). Default: ``"batch_hard"``.
+        distance (str, optional): ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+            Default: ``"euclidean"``.
+        squared (bool, optional): squared euclidean distances (no effect with ``"cosine"``). Default: ``False``.
+        soft_margin (bool, optional): ``softplus(d(a, p) - d(a, n))`` instead of the hinge. Default: ``False``.
+        reduction (str, optional): ``"mean"``, ``"sum"``, ``"none"`` or ``"mean_nonzero"``. Default: ``"mean"``.
+        track_stats (bool, optional): keep the logging dict of each labelled call in ``last_stats``.
+            Default: ``False``.
+
+    The options are checked when the loss is called, not here.
+
     Example:
         >>> criterion = TripletLoss(margin=0.2, mining="batch_hard")
         >>> criterion(model(waves), labels).backward()
@@ -41,6 +55,15 @@ class TripletLoss(nn.Module):
         self.last_stats: dict = {}
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The loss of a labelled batch, mined online; :func:`~audiosiam.losses.triplet_loss`.
+
+        Args:
+            embeddings (Tensor): (B, D) float; float16/bfloat16 are computed in float32.
+            labels (Tensor): (B,) integer class of each embedding, on the embeddings' device.
+
+        Returns:
+            Tensor: the loss, a scalar or (B,) with ``reduction="none"``.
+        """
         out = triplet_loss(
             embeddings,
             labels,
@@ -58,6 +81,17 @@ class TripletLoss(nn.Module):
         return loss
 
     def triplets(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        """The loss of explicit triplets; :func:`~audiosiam.losses.triplet_margin_loss` (``mining`` and
+        ``track_stats`` play no part).
+
+        Args:
+            anchor (Tensor): (B, D) float.
+            positive (Tensor): (B, D), of the anchor's dtype and device.
+            negative (Tensor): (B, D), of the anchor's dtype and device.
+
+        Returns:
+            Tensor: the loss, a scalar or (B,) with ``reduction="none"``.
+        """
         return triplet_margin_loss(
             anchor,
             positive,
@@ -79,7 +113,18 @@ class TripletLoss(nn.Module):
 class ContrastiveLoss(nn.Module):
     """Contrastive loss over all pairs of a labelled batch (``loss(embeddings, labels)``) or over given
     pairs (``loss.pairs(a, b, same)``); see :func:`audiosiam.losses.contrastive_loss`. ``track_stats`` as
-    for :class:`TripletLoss`."""
+    for :class:`TripletLoss`.
+
+    Args:
+        pos_margin (float, optional): positive pairs closer than this cost nothing. Default: ``0.0``.
+        neg_margin (float, optional): negative pairs farther than this cost nothing. Default: ``1.0``.
+        power (int, optional): the exponent of both hinges. Default: ``2``.
+        distance (str, optional): ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+            Default: ``"euclidean"``.
+        reduction (str, optional): ``"mean"``, ``"sum"``, ``"none"`` or ``"mean_nonzero"``. Default: ``"mean"``.
+        track_stats (bool, optional): keep the logging dict of each labelled call in ``last_stats``.
+            Default: ``False``.
+    """
 
     def __init__(
         self,
@@ -97,6 +142,15 @@ class ContrastiveLoss(nn.Module):
         self.last_stats: dict = {}
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The loss over every pair (i < j) of a labelled batch; :func:`~audiosiam.losses.contrastive_loss`.
+
+        Args:
+            embeddings (Tensor): (B, D) float; float16/bfloat16 are computed in float32.
+            labels (Tensor): (B,) integer class of each embedding, on the embeddings' device.
+
+        Returns:
+            Tensor: the loss, a scalar or (B, B) with ``reduction="none"``.
+        """
         out = contrastive_loss(
             embeddings,
             labels,
@@ -113,6 +167,17 @@ class ContrastiveLoss(nn.Module):
         return loss
 
     def pairs(self, a: torch.Tensor, b: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+        """The loss of given pairs ``(a[i], b[i])``; :func:`~audiosiam.losses.contrastive_pair_loss` of their
+        distances (``track_stats`` plays no part).
+
+        Args:
+            a (Tensor): (P, D) float.
+            b (Tensor): (P, D), of ``a``'s dtype and device.
+            same (Tensor): (P,) whether each pair shares a class (bool, or 0/1: read as bool).
+
+        Returns:
+            Tensor: the loss, a scalar or (P,) with ``reduction="none"``.
+        """
         from ..ops import paired_distance
 
         metric = "cosine" if self.distance == "cosine" else "euclidean"

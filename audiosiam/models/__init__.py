@@ -39,6 +39,16 @@ def available_presets() -> list[str]:
 def load_model(name_or_path: str | os.PathLike | None = None, *, device: str = "cpu") -> EmbeddingModel:
     """Load a bundled preset by name (``None`` = ``"default"``) or a checkpoint by path. No network access.
 
+    Args:
+        name_or_path (str, Path or None, optional): a preset name (see :func:`available_presets`) or the path
+            of a checkpoint written by ``audiosiam train``. A file that exists is a checkpoint whatever its
+            name; a bare word (no folder, no suffix) is a preset. ``None``: ``"default"``. Default: ``None``.
+        device (str, optional): where to put the model. Default: ``"cpu"``.
+
+    Returns:
+        EmbeddingModel: in eval mode, its ``source`` set to the preset name or the checkpoint's absolute
+        path (galleries record it, so it must work from any folder).
+
     Raises:
         CheckpointError: unknown preset name, missing or incompatible file.
     """

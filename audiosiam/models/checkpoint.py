@@ -40,7 +40,15 @@ def _plain(value):
 
 
 def save_checkpoint(model: EmbeddingModel, path: str | os.PathLike) -> str:
-    """Write ``model`` to ``path`` atomically (a failed write leaves an older file intact)."""
+    """Write ``model`` to ``path`` atomically (a failed write leaves an older file intact).
+
+    Args:
+        model (EmbeddingModel): the model; its weights are saved from the CPU, its ``info`` as plain types.
+        path (str or Path): the checkpoint file.
+
+    Returns:
+        str: ``path``.
+    """
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -58,6 +66,13 @@ def save_checkpoint(model: EmbeddingModel, path: str | os.PathLike) -> str:
 
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> EmbeddingModel:
     """Rebuild an :class:`EmbeddingModel` from a checkpoint file.
+
+    Args:
+        path (str or Path): a checkpoint written by :func:`save_checkpoint`.
+        device (str or torch.device, optional): where to put the model. Default: ``"cpu"``.
+
+    Returns:
+        EmbeddingModel: in eval mode, on ``device``.
 
     Raises:
         CheckpointError: the file is missing, not a checkpoint, corrupt, of a newer format, or holds

@@ -31,7 +31,13 @@ __all__ = ["EmbeddingModel", "EmbeddingResult", "EmbedFailure", "describe_input"
 
 @dataclass(frozen=True)
 class EmbedFailure:
-    """One input that could not be embedded: its position, what it was, and why."""
+    """One input that could not be embedded: its position, what it was, and why.
+
+    Attributes:
+        index (int): its position in the inputs.
+        source (str): what it was, as :func:`describe_input` names it.
+        error (Exception): why: an ``AudioLoadError`` for a file, a ``ParameterError`` for a waveform.
+    """
 
     index: int
     source: str
@@ -39,7 +45,13 @@ class EmbedFailure:
 
 
 class EmbeddingResult(NamedTuple):
-    """What :meth:`EmbeddingModel.embed_all` returns; unpacks as ``embeddings, kept, failures``."""
+    """What :meth:`EmbeddingModel.embed_all` returns; unpacks as ``embeddings, kept, failures``.
+
+    Attributes:
+        embeddings (Tensor): (K, D), rows L2-normalised.
+        kept (list of int): positions in the inputs of the K rows.
+        failures (list of EmbedFailure): the inputs that could not be embedded.
+    """
 
     embeddings: torch.Tensor  # (K, D), rows L2-normalised
     kept: list[int]  # positions in the inputs of the K rows
@@ -47,7 +59,14 @@ class EmbeddingResult(NamedTuple):
 
 
 def describe_input(item: Any) -> str:
-    """A path as given, or a waveform's shape: how messages and reports name an input."""
+    """A path as given, or a waveform's shape: how messages and reports name an input.
+
+    Args:
+        item (str, Path, Tensor or array): an input of :meth:`EmbeddingModel.embed_all`.
+
+    Returns:
+        str: e.g. ``"clips/a.wav"`` or ``"<waveform (16000,)>"``.
+    """
     if isinstance(item, (str, os.PathLike)):
         return os.fspath(item)
     return f"<waveform {tuple(getattr(item, 'shape', ()))}>"
@@ -60,10 +79,20 @@ class EmbeddingModel(nn.Module):
     """Waveforms (B, time) at ``sample_rate`` -> L2-normalised embeddings (B, D).
 
     Args:
-        frontend: the log-mel transform (its sample rate is the model's).
-        encoder: the CNN encoder.
-        window_seconds, hop_seconds, min_seconds: the long/short clip policy (module docstring).
-        info: metadata from the checkpoint (training config, label set, metrics, thresholds).
+        frontend (LogMelSpectrogram or None, optional): the log-mel transform (its sample rate is the
+            model's); ``None``: ``LogMelSpectrogram()`` (16 kHz, 64 mels). Default: ``None``.
+        encoder (ResNetEncoder or None, optional): the CNN encoder; ``None``: a default
+            :class:`ResNetEncoder` for the front end's ``n_mels``. Default: ``None``.
+        window_seconds (float, optional): longer clips are cut into windows of this length; shorter ones
+            are embedded whole (module docstring). Default: ``2.0``.
+        hop_seconds (float, optional): step between the windows of a long clip. Default: ``1.0``.
+        min_seconds (float, optional): shorter clips are zero-padded (centred) to this length.
+            Default: ``1.0``.
+        info (dict or None, optional): metadata from the checkpoint (training config, label set, metrics,
+            thresholds); ``None``: empty. Default: ``None``.
+
+    Raises:
+        ParameterError: unless ``0 < min_seconds <= window_seconds`` and ``hop_seconds > 0``.
 
     Example:
         >>> model = audiosiam.load_model()
@@ -102,7 +131,16 @@ class EmbeddingModel(nn.Module):
         return self.encoder.embedding_dim
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """(B, time) -> (B, D); the twin/triplet networks call this with shared weights."""
+        """(B, time) -> (B, D); the twin/triplet networks call this with shared weights.
+
+        No length policy here: each row is embedded as it is (:meth:`embed` applies the policy).
+
+        Args:
+            waveforms (Tensor): (B, time) at :attr:`sample_rate`.
+
+        Returns:
+            Tensor: (B, D) L2-normalised embeddings.
+        """
         return self.encoder(self.frontend(waveforms))
 
     def policy(self) -> dict:
@@ -137,13 +175,15 @@ class EmbeddingModel(nn.Module):
         of a clip never depends on what else is in the batch.
 
         Args:
-            inputs: paths and/or 1-D waveforms, in any mix.
-            sample_rate: rate of the waveforms among ``inputs`` (files carry their own).
-            batch_size: windows per forward pass.
-            on_error: ``"raise"``: the first bad input's error (``AudioLoadError`` for a file,
-                ``ParameterError`` for a waveform); ``"skip"``: leave bad inputs out, each reported in
-                ``failures``.
-            progress: a progress bar over the batches.
+            inputs (sequence of str, Path, Tensor or array): paths and/or 1-D waveforms, in any mix.
+            sample_rate (int or None, optional): rate of the waveforms among ``inputs`` (files carry their
+                own); required when there are any, which are then resampled to the model's rate.
+                Default: ``None``.
+            batch_size (int, optional): windows per forward pass, at least 1. Default: ``64``.
+            on_error (str, optional): ``"raise"``: the first bad input's error (``AudioLoadError`` for a
+                file, ``ParameterError`` for a waveform); ``"skip"``: leave bad inputs out, each reported in
+                ``failures``. Default: ``"raise"``.
+            progress (bool, optional): a progress bar over the batches. Default: ``False``.
 
         Returns:
             :class:`EmbeddingResult`: (K, D) L2-normalised float32 embeddings on the CPU of the K inputs
@@ -219,11 +259,19 @@ class EmbeddingModel(nn.Module):
     ) -> torch.Tensor:
         """Embed one clip or a list of clips (paths, or 1-D waveforms at ``sample_rate``); see :meth:`embed_all`.
 
+        Args:
+            inputs (str, Path, Tensor, array or a sequence of them): one clip, or several in any mix.
+            sample_rate (int or None, optional): rate of the waveforms among ``inputs`` (files carry their
+                own). Default: ``None``.
+            batch_size (int, optional): windows per forward pass. Default: ``64``.
+            progress (bool, optional): a progress bar over the batches. Default: ``False``.
+
         Returns:
             (N, D) float32 on the CPU, rows L2-normalised (N = 1 for a single clip).
 
         Raises:
-            AudioLoadError: a file could not be used. ParameterError: a waveform could not.
+            AudioLoadError: a file could not be used.
+            ParameterError: a waveform could not.
         """
         single = isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)
         return self.embed_all(
@@ -231,7 +279,18 @@ class EmbeddingModel(nn.Module):
         ).embeddings
 
     def similarity(self, a: Any, b: Any, *, sample_rate: int | None = None) -> float | torch.Tensor:
-        """Cosine similarity: a float for two single clips, an (N, M) matrix for two lists."""
+        """Cosine similarity: a float for two single clips, an (N, M) matrix for two lists.
+
+        Args:
+            a (str, Path, Tensor, array or a sequence of them): one clip or N clips, as :meth:`embed` takes.
+            b (str, Path, Tensor, array or a sequence of them): one clip or M clips.
+            sample_rate (int or None, optional): rate of the waveforms among ``a`` and ``b``.
+                Default: ``None``.
+
+        Returns:
+            float or Tensor: a float when both are single clips, else an (N, M) tensor (a single clip
+            counts as one row).
+        """
         ea = self.embed(a, sample_rate=sample_rate)
         eb = self.embed(b, sample_rate=sample_rate)
         sims = ea @ eb.T
@@ -239,7 +298,16 @@ class EmbeddingModel(nn.Module):
         return float(sims[0, 0]) if single(a) and single(b) else sims
 
     def save(self, path: str | os.PathLike, **extra_info) -> str:
-        """Write a checkpoint (see :mod:`audiosiam.models.checkpoint`); ``extra_info`` is merged into ``info``."""
+        """Write a checkpoint (see :mod:`audiosiam.models.checkpoint`); ``extra_info`` is merged into ``info``.
+
+        Args:
+            path (str or Path): the checkpoint file, written atomically.
+            **extra_info (Any): entries to add to (or replace in) :attr:`info` before saving; they stay in
+                the model's ``info`` afterwards.
+
+        Returns:
+            str: ``path``.
+        """
         from .checkpoint import save_checkpoint
 
         self.info.update(extra_info)

@@ -31,7 +31,16 @@ __all__ = ["EncoderConfig", "ResNetEncoder", "AttentiveStatsPooling"]
 
 @dataclass
 class EncoderConfig:
-    """Architecture of :class:`ResNetEncoder` (stored in checkpoints)."""
+    """Architecture of :class:`ResNetEncoder` (stored in checkpoints).
+
+    Attributes:
+        n_mels (int): mel bands of the input features; must match the front end. Default: ``64``.
+        channels (tuple of int): widths of the stem, then one entry per stage, so one more entry than
+            ``blocks``. Default: ``(32, 48, 96, 160)``.
+        blocks (tuple of int): residual blocks per stage. Default: ``(1, 1, 1)``.
+        embedding_dim (int): embedding size D. Default: ``192``.
+        attention_dim (int): hidden size of the attentive statistics pooling. Default: ``128``.
+    """
 
     n_mels: int = 64
     channels: tuple[int, ...] = (32, 48, 96, 160)  # stem, then one entry per stage
@@ -70,7 +79,12 @@ class _Block(nn.Module):
 
 
 class AttentiveStatsPooling(nn.Module):
-    """(B, C, T) -> (B, 2C): attention-weighted mean and standard deviation over time."""
+    """(B, C, T) -> (B, 2C): attention-weighted mean and standard deviation over time.
+
+    Args:
+        channels (int): C, the channels of the input frames (attention weights are per channel and frame).
+        attention_dim (int): hidden size of the attention's 1x1 convolutions.
+    """
 
     def __init__(self, channels: int, attention_dim: int):
         super().__init__()
@@ -79,6 +93,14 @@ class AttentiveStatsPooling(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool frames into one vector per item.
+
+        Args:
+            x (Tensor): (B, C, T) frames, any T >= 1.
+
+        Returns:
+            Tensor: (B, 2C): the weighted means, then the weighted standard deviations.
+        """
         weights = torch.softmax(self.attention(x), dim=2)
         mean = (x * weights).sum(dim=2)
         var = (x.square() * weights).sum(dim=2) - mean.square()
@@ -89,7 +111,11 @@ class ResNetEncoder(nn.Module):
     """Log-mel (B, n_mels, frames) -> L2-normalised embedding (B, embedding_dim).
 
     Args:
-        config: the architecture; see :class:`EncoderConfig`.
+        config (EncoderConfig or None, optional): the architecture; ``None``: ``EncoderConfig()``.
+            Default: ``None``.
+
+    Raises:
+        ParameterError: ``config.channels`` is not one entry longer than ``config.blocks``.
     """
 
     def __init__(self, config: EncoderConfig | None = None):
@@ -121,6 +147,17 @@ class ResNetEncoder(nn.Module):
         return self.config.embedding_dim
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Embed log-mel features.
+
+        Args:
+            features (Tensor): (B, n_mels, frames) log-mel spectrograms.
+
+        Returns:
+            Tensor: (B, embedding_dim) L2-normalised embeddings.
+
+        Raises:
+            ParameterError: ``features`` is not 3-D with ``n_mels`` bands.
+        """
         if features.ndim != 3 or features.shape[1] != self.config.n_mels:
             raise ParameterError(
                 f"features: expected (batch, {self.config.n_mels}, frames), got {tuple(features.shape)}"

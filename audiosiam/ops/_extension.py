@@ -87,7 +87,13 @@ def has_ops() -> bool:
 
 def use_compiled(op: str, *tensors, devices: tuple[str, ...] = ("cpu", "cuda")) -> bool:
     """True when ``torch.ops.audiosiam.<op>`` is registered (an extension built before an op was added
-    lacks it) and every tensor is on a device whose kernel this build has."""
+    lacks it) and every tensor is on a device whose kernel this build has.
+
+    Args:
+        op (str): the op's name in ``torch.ops.audiosiam``.
+        *tensors (Tensor): the op's tensor inputs, whose devices are checked.
+        devices (tuple of str, optional): the device types the op has kernels for. Default: ``("cpu", "cuda")``.
+    """
     import torch
 
     return has_ops() and hasattr(torch.ops.audiosiam, op) and all(t.device.type in devices for t in tensors)
@@ -99,6 +105,13 @@ def call(op: str, *args):
     The C++ checks (``csrc/common/checks.h``, ``TORCH_CHECK_VALUE``) reach Python as a plain
     ``ValueError``; the same bad input must give the same :class:`~audiosiam.errors.ParameterError` on the
     compiled and the reference path, so every public op calls its kernel through here.
+
+    Args:
+        op (str): the op's name in ``torch.ops.audiosiam``.
+        *args (Any): its arguments, as its schema takes them.
+
+    Raises:
+        ParameterError: the kernel rejected an argument (outside a ``torch.compile`` trace).
     """
     import torch
 

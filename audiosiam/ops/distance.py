@@ -30,7 +30,18 @@ _ALIASES = {
 
 
 def parse_metric(metric: str) -> str:
-    """Canonical metric name: ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"`` or ``"l1"`` (aliases: l2, manhattan)."""
+    """Canonical metric name: ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"`` or ``"l1"``.
+
+    Args:
+        metric (str): a name of :data:`METRICS` or an alias (``"l2"``, ``"sql2"``, ``"squared_euclidean"``,
+            ``"manhattan"``, ``"cityblock"``), in any case.
+
+    Returns:
+        str: the canonical name, one of :data:`METRICS`.
+
+    Raises:
+        ParameterError: ``metric`` is not a string, or names no known metric.
+    """
     if not isinstance(metric, str):
         raise ParameterError(f"metric={metric!r}: expected a string, one of {METRICS}")
     name = _ALIASES.get(metric.lower(), metric.lower())
@@ -66,14 +77,21 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric:
     """Distances between every row of ``x`` and every row of ``y``.
 
     Args:
-        x: (N, D).
-        y: (M, D); ``None`` means ``x`` against itself: the diagonal is then exactly 0 and the matrix
-            exactly symmetric (the compiled ``self_distance`` op computes each pair once, and its
-            backward is a single matrix product).
-        metric: ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"`` (1 - cosine similarity) or ``"l1"``.
+        x (Tensor): (N, D) float32, float64, float16 or bfloat16.
+        y (Tensor or None, optional): (M, D), of ``x``'s dtype and device; ``None`` means ``x`` against
+            itself: the diagonal is then exactly 0 and the matrix exactly symmetric (the compiled
+            ``self_distance`` op computes each pair once, and its backward is a single matrix product).
+            Default: ``None``.
+        metric (str, optional): ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"`` (1 - cosine similarity) or
+            ``"l1"``, or an alias of :func:`parse_metric`. Default: ``"euclidean"``.
 
     Returns:
-        (N, M) in the input dtype, differentiable with respect to ``x`` and ``y``.
+        Tensor: (N, M) in the input dtype, differentiable with respect to ``x`` and ``y``; (N, 0) or (0, M)
+        zeros when either input has no rows.
+
+    Raises:
+        ParameterError: an input is not a 2-D floating tensor, or ``x`` and ``y`` differ in dim, device or
+            dtype, or ``metric`` is unknown.
 
     Example:
         >>> pairwise_distance(torch.eye(3)).diagonal()
@@ -96,8 +114,22 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric:
 
 
 def paired_distance(x: torch.Tensor, y: torch.Tensor, *, metric: str = "euclidean") -> torch.Tensor:
-    """Row-wise distance between ``x[i]`` and ``y[i]``: (B, D), (B, D) -> (B,). Same definitions as
-    :func:`pairwise_distance`; used by the explicit-triplet loss."""
+    """Row-wise distance between ``x[i]`` and ``y[i]``: (B, D), (B, D) -> (B,).
+
+    Same definitions as :func:`pairwise_distance`; used by the explicit-triplet loss. Always the
+    pure-PyTorch formula (there is no compiled kernel for it).
+
+    Args:
+        x (Tensor): (B, D) float32, float64, float16 or bfloat16.
+        y (Tensor): (B, D), of ``x``'s dtype and device.
+        metric (str, optional): as :func:`pairwise_distance`. Default: ``"euclidean"``.
+
+    Returns:
+        Tensor: (B,) in the input dtype, differentiable with respect to ``x`` and ``y``.
+
+    Raises:
+        ParameterError: as :func:`pairwise_distance`, or ``x`` and ``y`` have different numbers of rows.
+    """
     metric = parse_metric(metric)
     x, y, compute = _prepare(x, y)
     if x.shape[0] != y.shape[0]:
@@ -112,14 +144,19 @@ def knn(query: torch.Tensor, reference_set: torch.Tensor, k: int, *, metric: str
     reference index, so results are deterministic.
 
     Args:
-        query: (Q, D). reference_set: (R, D). k: 1 <= k <= R. metric: as :func:`pairwise_distance`.
+        query (Tensor): (Q, D) float32, float64, float16 or bfloat16.
+        reference_set (Tensor): (R, D), of ``query``'s dtype and device.
+        k (int): neighbours per query, 1 <= k <= R.
+        metric (str, optional): as :func:`pairwise_distance`. Default: ``"euclidean"``.
 
     Returns:
-        ``(distances (Q, k), indices (Q, k) int64)``, nearest first. Not differentiable (a search).
+        ``(distances (Q, k), indices (Q, k) int64)``, nearest first; distances in the input dtype. Not
+        differentiable (a search).
 
     Raises:
-        ParameterError (a ``ValueError``), the same on the compiled and the reference path: bad arguments,
-        or a row of ``query`` or ``reference_set`` holding NaN or infinity (its neighbours would be arbitrary).
+        ParameterError: (a ``ValueError``) the same on the compiled and the reference path: bad arguments,
+            or a row of ``query`` or ``reference_set`` holding NaN or infinity (its neighbours would be
+            arbitrary).
     """
     metric = parse_metric(metric)
     query, reference_set, compute = _prepare(query, reference_set, names=("query", "reference"))

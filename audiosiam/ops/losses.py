@@ -55,14 +55,18 @@ def triplet_batch_hard(
     Args:
         embeddings (Tensor): (B, D) float; float16/bfloat16 are computed in float32.
         labels (Tensor): (B,) integer class of each row.
-        margin (float): the hinge's margin (ignored when ``soft``). Default: 0.2.
-        metric (str): ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"``. Default: ``"euclidean"``.
-        soft (bool): ``softplus(d_ap - d_an)`` instead of the hinge. Default: False.
+        margin (float, optional): the hinge's margin (ignored when ``soft``). Default: ``0.2``.
+        metric (str, optional): ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"``. Default: ``"euclidean"``.
+        soft (bool, optional): ``softplus(d_ap - d_an)`` instead of the hinge. Default: ``False``.
 
     Returns:
         ``(terms (B,), positive (B,) int64, negative (B,) int64, d_ap (B,), d_an (B,))``: per anchor its
         term, the indices of its farthest positive and nearest negative (-1, and a term of 0, where it has
         none), and their distances. Only ``terms`` carries gradients.
+
+    Raises:
+        ParameterError: ``embeddings`` is not (B, D) floating, ``labels`` not (B,) integer on the same
+            device, or ``metric`` is not one of the three.
 
     The compiled op computes each pair's distance once and keeps O(B) memory, with a sparse O(B D)
     backward; cosine is served as half the squared euclidean distance of unit rows, so a batch with an
@@ -89,8 +93,8 @@ def triplet_batch_all(dist: torch.Tensor, labels: torch.Tensor, *, margin: float
     Args:
         dist (Tensor): (B, B) float distances, e.g. ``pairwise_distance(embeddings)``.
         labels (Tensor): (B,) integer class of each row.
-        margin (float): the hinge's margin (ignored when ``soft``). Default: 0.2.
-        soft (bool): softplus terms instead of the hinge. Default: False.
+        margin (float, optional): the hinge's margin (ignored when ``soft``). Default: ``0.2``.
+        soft (bool, optional): softplus terms instead of the hinge. Default: ``False``.
 
     Returns:
         ``(term_sum (B,), valid (B,) int64, active (B,) int64, slope (B, B))``: per anchor the sum of its
@@ -111,7 +115,8 @@ def triplet_semi_hard_negatives(dist: torch.Tensor, labels: torch.Tensor, *, mar
     Args:
         dist (Tensor): (B, B) float distances.
         labels (Tensor): (B,) integer class of each row.
-        margin (float): the semi-hard window ``d(a, p) < d(a, n) < d(a, p) + margin``. Default: 0.2.
+        margin (float, optional): the semi-hard window ``d(a, p) < d(a, n) < d(a, p) + margin``.
+            Default: ``0.2``.
 
     Returns:
         (B, B) int64: for every positive pair (a, p) the nearest negative inside the window, else the

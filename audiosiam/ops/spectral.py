@@ -20,12 +20,17 @@ def mel_power(spectrum: torch.Tensor, filterbank: torch.Tensor) -> torch.Tensor:
     """``|spectrum|^2 @ filterbank``: power spectra folded into mel bands.
 
     Args:
-        spectrum: (..., bins) complex64/complex128, e.g. STFT frames (a transposed ``torch.stft`` output
-            is read without a copy: its memory is already frame-major).
-        filterbank: (bins, n_mels) real, of the spectrum's precision.
+        spectrum (Tensor): (..., bins) complex64/complex128, e.g. STFT frames (a transposed ``torch.stft``
+            output is read without a copy: its memory is already frame-major).
+        filterbank (Tensor): (bins, n_mels) real, of the spectrum's precision (it is converted to the
+            spectrum's device and real dtype otherwise).
 
     Returns:
-        (..., n_mels) real, differentiable with respect to both inputs.
+        Tensor: (..., n_mels) real, differentiable with respect to both inputs.
+
+    Raises:
+        ParameterError: ``spectrum`` is not a complex tensor, or ``filterbank`` is not (bins, n_mels) with
+            the spectrum's number of bins.
 
     Example:
         >>> spec = torch.stft(torch.randn(16000), 512, 160, window=torch.hann_window(512), return_complex=True)
