@@ -4,26 +4,53 @@
 galleries, embeddings): the content goes to a temporary file of its own in the same folder (named by
 process and a random part, so two processes saving one path never share it), which then replaces the
 target in one ``os.replace``. On any failure the temporary file is removed and the old target is intact.
+A process killed with SIGKILL cannot remove its temporary file; the next write of the same target does,
+once the process that named it is gone.
+
+:func:`locked` serialises read-modify-write updates of one file between processes (``enroll --add-to``),
+so that two concurrent updates both land instead of one silently replacing the other.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-__all__ = ["atomic_write"]
+from .errors import AudiosiamError
+
+__all__ = ["atomic_write", "locked", "FileLockTimeout"]
+
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+
+
+class FileLockTimeout(AudiosiamError):
+    """Another process held a file's lock for longer than we were willing to wait."""
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` to fill a temporary file, then move it onto ``path``; returns ``path``.
+    """Call ``write(tmp)`` to fill a temporary file, then move it onto ``path``.
 
-    Raises whatever ``write`` or the file system raises (``OSError`` for an unwritable place); callers
-    turn that into their own error naming the file.
+    Args:
+        path (str or os.PathLike): the file to write; missing parent folders are created. An existing file
+            is replaced only once ``write`` has succeeded.
+        write (Callable[[Path], object]): fills the file at the path it is given (a temporary file in the
+            same folder, so the final ``os.replace`` stays on one file system); its return value is ignored.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        Exception: whatever ``write`` or the file system raises (``OSError`` for an unwritable place);
+            callers turn that into their own error naming the file. The temporary file is removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphaned_temporaries(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
         write(tmp)
@@ -31,3 +58,76 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _remove_orphaned_temporaries(path: Path) -> None:
+    """Delete the temporary files of ``path`` left by writers that were killed (their process is gone)."""
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        m = _TEMPORARY.match(entry.name)
+        if m is None or m["target"] != path.name or _process_alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # one of ours: possibly being written by another thread
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike, *, timeout: float = 120.0) -> Iterator[Path]:
+    """Hold an exclusive lock on ``path`` between processes for the duration of the block.
+
+    The lock is an advisory ``flock`` on a sidecar file ``.<name>.lock`` beside ``path`` (left in place:
+    removing a lock file races with the next process opening it). Every audiosiam process that updates
+    ``path`` in place takes it; readers need not, since writes are atomic anyway. On systems without
+    ``fcntl`` (Windows) the block runs unlocked.
+
+    Args:
+        path (str or os.PathLike): the file about to be read, changed and written back.
+        timeout (float, optional): seconds to wait for another process to finish. Default: ``120.0``.
+
+    Yields:
+        Path: ``path``.
+
+    Raises:
+        FileLockTimeout: another process kept the lock for longer than ``timeout``.
+    """
+    path = Path(path)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield path
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(f".{path.name}.lock")
+    with open(lock_path, "a+b") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise FileLockTimeout(
+                        f"{path}: another audiosiam process has been updating this file for over {timeout:.0f} s "
+                        f"(lock {lock_path}); wait for it to finish, or remove the lock file if no such process "
+                        "is running"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

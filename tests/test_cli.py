@@ -334,3 +334,46 @@ def test_old_spellings_still_work_with_a_warning(tmp_path):
     )
     assert (args.init, args.k) == ("default", 3)
     assert isinstance(args, argparse.Namespace)
+
+
+def test_concurrent_additions_to_one_gallery_are_both_kept(checkpoint, tmp_path):
+    """Real processes: two `enroll --add-to g --out g` at once. Without the lock one update is lost."""
+    import subprocess
+    import sys
+
+    support = tmp_path / "support"
+    classes = sorted(p.name for p in (EXAMPLES / "support").iterdir() if p.is_dir())
+    for name in classes[:2]:
+        shutil.copytree(EXAMPLES / "support" / name, support / "base" / name)
+    for side, names in (("a", classes[2:5]), ("b", classes[5:8])):
+        for name in names:
+            shutil.copytree(EXAMPLES / "support" / name, support / side / name)
+    gallery = tmp_path / "shared.asg"
+    assert cli("enroll", support / "base", "--out", gallery, "--model", checkpoint)[0] == 0
+    command = [sys.executable, "-m", "audiosiam", "enroll", "--add-to", str(gallery), "--out", str(gallery)]
+    children = [
+        subprocess.Popen(
+            [*command, str(support / side), "--model", checkpoint, "--no-progress"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for side in ("a", "b")
+    ]
+    for child in children:
+        _, err = child.communicate(timeout=300)
+        assert child.returncode == 0, err
+    code, out, _ = cli(
+        "enroll",
+        support / "base",
+        "--add-to",
+        gallery,
+        "--out",
+        tmp_path / "check.asg",
+        "--model",
+        checkpoint,
+        "--format",
+        "json",
+    )
+    assert code == 0
+    assert set(json.loads(out)["classes"]) == set(classes)  # base + a + b: nothing lost

@@ -45,19 +45,25 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..classify import FewShotClassifier
+    from ..files import locked
 
     paths, labels = _common.read_support_folder(args.support)
     progress = _common.show_progress(args)
     on_error = "raise" if args.strict else "skip"
     if args.add_to:
-        model = _common.load_model_from_args(args) if args.model else None
-        clf = FewShotClassifier.load(args.add_to, model=model)
-        clf.add(paths, labels, progress=progress, on_error=on_error)
+        # Read, extend and write back under one lock on the output, so that two processes adding to one
+        # gallery at once both land (the second reads what the first wrote) instead of one being lost.
+        with locked(args.out):
+            model = _common.load_model_from_args(args) if args.model else None
+            clf = FewShotClassifier.load(args.add_to, model=model)
+            clf.add(paths, labels, progress=progress, on_error=on_error)
+            _common.report_failures(clf.enrol_failures_, "enroll", what="example")
+            out = clf.save(args.out)
     else:
         clf = FewShotClassifier(_common.load_model_from_args(args), rule=args.rule, k=args.k)
         clf.fit(paths, labels, progress=progress, on_error=on_error)
-    _common.report_failures(clf.enrol_failures_, "enroll", what="example")
-    out = clf.save(args.out)
+        _common.report_failures(clf.enrol_failures_, "enroll", what="example")
+        out = clf.save(args.out)
     counts = clf.gallery_.counts()
     if args.format == "json":
         print(
