@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
-from .decision import RULES, check_rule, equal_error_threshold, knn_scores, prototype_scores
+from .decision import RULES, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
 from .errors import GalleryError, ParameterError
 from .gallery import Gallery, model_fingerprint
 from .models.embedding import EmbedFailure, describe_input
@@ -137,6 +137,8 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         check_rule(self.rule, self.k)
         if not (self.reject is None or self.reject == "auto" or isinstance(self.reject, (int, float))):
             raise ParameterError(f"reject={self.reject!r}: expected 'auto', a similarity threshold, or None")
+        if isinstance(self.reject, (int, float)):
+            check_threshold(self.reject, "reject")
 
     def _embed(self, X, *, sample_rate=None, on_error="raise", progress=False):
         if isinstance(X, (str, os.PathLike)) or (hasattr(X, "ndim") and X.ndim == 1):

@@ -28,6 +28,7 @@ from .errors import ParameterError
 __all__ = [
     "RULES",
     "check_rule",
+    "check_threshold",
     "prototypes",
     "prototype_scores",
     "knn_scores",
@@ -53,6 +54,32 @@ def check_rule(rule: str, k: int = 1) -> None:
         raise ParameterError(f"rule={rule!r}: expected one of {RULES}")
     if int(k) < 1:
         raise ParameterError(f"k={k}: must be a positive integer")
+
+
+def check_threshold(value, name: str = "threshold") -> float:
+    """A similarity threshold as a float, or ParameterError: cosine similarities lie in [-1, 1], so a
+    threshold outside that range (or NaN) would silently accept or reject everything.
+
+    Args:
+        value (float): the threshold.
+        name (str, optional): how the caller calls it, for the message. Default: ``"threshold"``.
+
+    Returns:
+        float: ``value``.
+
+    Raises:
+        ParameterError: not a number, NaN, or outside [-1, 1].
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name}={value!r}: expected a cosine-similarity threshold, a number in [-1, 1]") from None
+    if isinstance(value, bool) or not -1.0 <= number <= 1.0:  # NaN fails both comparisons
+        raise ParameterError(
+            f"{name}={value!r}: a cosine similarity lies in [-1, 1], so this threshold would "
+            f"{'accept' if number < -1 else 'reject'} everything; pick one in [-1, 1] (0.5-0.8 is typical)"
+        )
+    return number
 
 
 def prototypes(embeddings: torch.Tensor, codes: torch.Tensor, n_classes: int) -> torch.Tensor:

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 from .errors import AudiosiamError
 
-__all__ = ["atomic_write", "locked", "FileLockTimeout"]
+__all__ = ["atomic_write", "write_output", "locked", "FileLockTimeout"]
 
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 
@@ -58,6 +58,32 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_output(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """:func:`atomic_write` for a file a user named (``--out``, ``--json``, ``--plot``): a folder or an
+    unwritable place (missing permission, full disk) is a :class:`~audiosiam.errors.ParameterError` that
+    names the path, and nothing is left behind.
+
+    Args:
+        path (str or os.PathLike): the file to write.
+        write (Callable[[Path], object]): fills the temporary file at the path it is given.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        ParameterError: ``path`` is a folder or cannot be written.
+    """
+    from .errors import ParameterError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ParameterError(f"{path}: is a folder; give a file name to write")
+    try:
+        return atomic_write(path, write)
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot be written ({exc.strerror or exc}); choose another place") from None
 
 
 def _remove_orphaned_temporaries(path: Path) -> None:

@@ -20,9 +20,11 @@ Policies (documented once, used everywhere):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import struct
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -48,7 +50,9 @@ __all__ = [
     "check_waveform",
 ]
 
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".rf64"})
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".rf64"}
+)
 # Outside this range a rate is a broken header, not a recording.
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
@@ -297,16 +301,58 @@ def _read_float32(path: str) -> tuple[np.ndarray, int, str, str]:
     """
     import soundfile as sf
 
-    with sf.SoundFile(path) as f:
+    quiet = _native_stderr_silenced() if path.lower().endswith(_MPEG_SUFFIXES) else contextlib.nullcontext()
+    with quiet, sf.SoundFile(path) as f:
         if not f.seekable() or f.frames <= 0:
             return f.read(dtype="float32", always_2d=True), f.samplerate, f.format, f.subtype
-        data = np.empty((f.frames, f.channels), dtype=np.float32)
-        got = f.buffer_read_into(data, dtype="float32")
+        if f.frames * f.channels * 4 > max(_MAX_EXPANSION * os.path.getsize(path), 1 << 26):
+            # A header announcing far more audio than the file could hold (corrupt, or crafted): decode
+            # block by block instead of allocating what it claims; the truncation check below decides.
+            blocks = list(f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True))
+            data = np.concatenate(blocks) if blocks else np.empty((0, f.channels), dtype=np.float32)
+            got = data.shape[0]
+        else:
+            data = np.empty((f.frames, f.channels), dtype=np.float32)
+            got = f.buffer_read_into(data, dtype="float32")
         # A compressed stream that ends far short of its header's length was cut off (a partial copy or
         # download); a few percent short is an estimate in a VBR header, not damage.
         if got < TRUNCATION_FRACTION * f.frames:
             raise _Truncated(f"truncated: the header announces {f.frames} frames, only {got} could be decoded")
         return data[:got], f.samplerate, f.format, f.subtype
+
+
+# Decoded float32 bytes per byte of file above which a header's length is not believed up front (16-bit
+# PCM expands 2x, FLAC and MP3 of real recordings 3-12x; long digital silence in FLAC can exceed this and
+# simply takes the block-by-block path).
+_MAX_EXPANSION = 64
+_MPEG_SUFFIXES = (".mp3", ".mp2", ".mpga")
+
+# libmpg123 (inside libsndfile) prints its own notes ("Cannot read next header, a one-frame stream?")
+# straight to file descriptor 2, where they look like audiosiam's output. While any thread decodes MPEG,
+# descriptor 2 points at /dev/null; a counter restores it when the last such decode ends, so concurrent
+# decoding threads never leave it redirected. Other output written in that moment is lost with it.
+_SILENCED = {"depth": 0, "saved": -1}
+_SILENCED_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    with _SILENCED_LOCK:
+        if _SILENCED["depth"] == 0:
+            sys.stderr.flush()
+            _SILENCED["saved"] = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _SILENCED["depth"] += 1
+    try:
+        yield
+    finally:
+        with _SILENCED_LOCK:
+            _SILENCED["depth"] -= 1
+            if _SILENCED["depth"] == 0:
+                os.dup2(_SILENCED["saved"], 2)
+                os.close(_SILENCED["saved"])
 
 
 def _trim(wave: torch.Tensor, rate: int, top_db: float) -> torch.Tensor:

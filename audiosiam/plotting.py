@@ -83,17 +83,25 @@ def plot_embeddings(embeddings, labels: Sequence[str], path: str | os.PathLike, 
     ax.set_title(title or f"{len(labels)} embeddings, {len(colours)} classes (PCA)")
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
-def _save(plt, fig, path) -> Path:
-    """Lay out, write (creating the folder) and close a figure."""
+def save_figure(plt, fig, path) -> Path:
+    """Lay out, write atomically (creating the folder) and close a figure; the format follows the file's
+    extension (``.png`` when it has none). A folder or an unwritable place is a ``ParameterError``."""
+    from .errors import ParameterError
+    from .files import write_output
+
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    kind = path.suffix.lstrip(".").lower() or "png"
+    if kind not in fig.canvas.get_supported_filetypes():
+        plt.close(fig)
+        raise ParameterError(f"{path}: pictures can be written as .png, .pdf or .svg, not .{kind}")
+    try:
+        return write_output(path, lambda tmp: fig.savefig(tmp, format=kind))
+    finally:
+        plt.close(fig)
 
 
 def plot_gallery_and_queries(
@@ -144,4 +152,4 @@ def plot_gallery_and_queries(
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.legend(fontsize=7, loc="best")
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)

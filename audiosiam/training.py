@@ -40,11 +40,13 @@ import torch
 
 from ._version import __version__
 from .data import AudioClipDataset, DataSource, PKSampler, load_background, load_sources, make_loader, source_items
-from .errors import ParameterError, TrainingDivergedError
+from .errors import CheckpointError, ParameterError, TrainingDivergedError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
 from .files import atomic_write
 from .losses import ContrastiveLoss, TripletLoss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
+from .models.checkpoint import read_trusted
+from .plotting import save_figure
 from .transforms import (
     AddNoise,
     BandLimit,
@@ -297,7 +299,20 @@ def _build_model(config: TrainConfig) -> EmbeddingModel:
     if config.init:  # a checkpoint or a bundled preset name (e.g. "default")
         from .models import load_model
 
-        model.load_state_dict(load_model(config.init).state_dict())
+        start = load_model(config.init)
+        theirs, ours = start.encoder.config, encoder.config
+        differ = [
+            f"{k} {getattr(theirs, k)} (this run: {getattr(ours, k)})"
+            for k in asdict(ours)
+            if getattr(theirs, k) != getattr(ours, k)
+        ]
+        if differ or start.frontend.n_mels != frontend.n_mels:
+            raise ParameterError(
+                f"init={config.init!r}: its encoder has {', '.join(differ) or f'n_mels {start.frontend.n_mels}'}; "
+                "to fine-tune it, leave the architecture options (--channels, --blocks, --embedding-dim, --n-mels) "
+                "at the values it was trained with"
+            )
+        model.load_state_dict(start.state_dict())
     return model
 
 
@@ -368,11 +383,20 @@ def _resume(run_dir: Path, model: EmbeddingModel, optimizer) -> dict:
     state_path = run_dir / "state.pt"
     if not state_path.is_file():
         raise ParameterError(f"resume: {state_path} does not exist; start without resume")
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
-    # state.pt of older runs held no weights: they came from last.pt, which a kill could leave an epoch ahead
-    weights = state["model"] if "model" in state else load_checkpoint(run_dir / "last.pt").state_dict()
-    model.load_state_dict(weights)
-    optimizer.load_state_dict(state["optimizer"])
+    fix = "it is damaged; start the run again without --resume, or into a new --out"
+    state = read_trusted(state_path, "training state", fix)
+    try:
+        # state.pt of older runs held no weights: they came from last.pt, which a kill could leave an epoch ahead
+        weights = state["model"] if "model" in state else load_checkpoint(run_dir / "last.pt").state_dict()
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(state["optimizer"])
+        int(state["epoch"]), int(state["step"]), list(state["history"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{state_path}: does not fit this run's model and settings ({detail}); resume with the options the run "
+            f"was started with (architecture, --embedding-dim, --n-mels), or {fix.split('; ', 1)[1]}"
+        ) from None
     return state
 
 
@@ -398,9 +422,7 @@ def _plot_curves(history: list[dict], path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(plt, fig, path)
 
 
 def _write_metrics(history: list[dict], run_dir: Path) -> None:

@@ -150,7 +150,7 @@ def test_verify_and_embed(checkpoint, tmp_path):
     result = json.loads(out)
     assert code == 0 and result["decision"] == "same" and result["similarity"] == pytest.approx(1.0, abs=1e-5)
     assert result["threshold"] == 0.5  # the checkpoint's calibrated threshold
-    code, out, _ = cli("verify", a, b, "--model", checkpoint, "--threshold", "1.01")
+    code, out, _ = cli("verify", a, b, "--model", checkpoint, "--threshold", "1.0")
     assert code == 0 and out.startswith("different")
     npy = tmp_path / "emb.npy"
     code, _, _ = cli("embed", EXAMPLES / "support", "--out", npy, "--model", checkpoint)
@@ -377,3 +377,12 @@ def test_concurrent_additions_to_one_gallery_are_both_kept(checkpoint, tmp_path)
     )
     assert code == 0
     assert set(json.loads(out)["classes"]) == set(classes)  # base + a + b: nothing lost
+
+
+def test_threshold_options_take_similarities_only(capsys):
+    for command in (["classify", "--support", "s", "q"], ["verify", "a", "b"]):
+        for bad in ("1.5", "nan", "-3", "high"):
+            with pytest.raises(SystemExit) as info:
+                main([*command, "--threshold", bad])
+            assert info.value.code == 2
+            assert "argument --threshold" in capsys.readouterr().err

@@ -66,3 +66,17 @@ def test_equal_error_rate_and_threshold():
     assert eer == pytest.approx(1 / 3)
     with pytest.raises(ParameterError, match="genuine and impostor"):
         equal_error_rate([], [0.1])
+
+
+@pytest.mark.parametrize("bad", [1.5, -2, float("nan"), float("inf"), "high", True])
+def test_thresholds_outside_the_similarity_range_are_refused(bad):
+    from audiosiam.classify import FewShotClassifier
+    from audiosiam.decision import check_threshold
+    from audiosiam.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="threshold|reject"):
+        check_threshold(bad)
+    if not isinstance(bad, str):
+        with pytest.raises(ParameterError, match="reject="):
+            FewShotClassifier(object(), reject=bad).fit([], [])
+    assert check_threshold(-1) == -1.0 and check_threshold("0.7") == 0.7

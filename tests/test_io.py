@@ -193,3 +193,61 @@ def test_truncated_compressed_files_are_refused_by_name(tmp_path, fmt, subtype):
     cut.write_bytes(data[: len(data) // 3])
     with pytest.raises(AudioLoadError, match=r"cut\.\w+: (truncated|not a readable|contains no samples)"):
         load_audio(cut)
+
+
+def test_the_mp3_decoders_own_notes_do_not_reach_the_terminal(tmp_path, capfd):
+    import numpy as np
+    import soundfile as sf
+
+    from audiosiam.errors import AudioLoadError
+    from audiosiam.io import load_audio
+
+    t = np.arange(32000) / 16000
+    path = tmp_path / "clip.mp3"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000, format="MP3")
+    raw = bytearray(path.read_bytes())
+    for i in range(200, len(raw), 97):  # damaged frames: libmpg123 complains on descriptor 2
+        raw[i] ^= 0x55
+    path.write_bytes(bytes(raw))
+    try:
+        load_audio(path)
+    except AudioLoadError:
+        pass
+    err = capfd.readouterr().err
+    assert "libmpg123" not in err and "mpg123" not in err.lower(), err
+    print("still here", file=__import__("sys").stderr)  # descriptor 2 is restored afterwards
+    assert "still here" in capfd.readouterr().err
+
+
+def test_a_header_announcing_absurd_length_is_decoded_block_by_block(tmp_path):
+    import struct
+
+    import numpy as np
+    import soundfile as sf
+
+    from audiosiam.errors import AudioLoadError
+    from audiosiam.io import load_audio
+
+    path = tmp_path / "clip.flac"
+    sf.write(path, (0.3 * np.sin(np.arange(16000) / 5)).astype(np.float32), 16000)
+    raw = bytearray(path.read_bytes())
+    raw[24:28] = struct.pack("<I", 0)  # STREAMINFO damaged: the header now claims 2^63 - 1 frames
+    path.write_bytes(bytes(raw))
+    assert sf.info(path).frames > 1 << 40  # allocating that up front was a raw ValueError
+    with pytest.raises(AudioLoadError, match=r"clip\.flac: (truncated|not a readable audio file)"):
+        load_audio(path)
+
+
+def test_every_readable_container_is_found_in_folders(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from audiosiam.io import find_audio_files, load_audio
+
+    wave = (0.3 * np.sin(np.arange(48000) / 5)).astype(np.float32)
+    for name, fmt, subtype in (("a.opus", "OGG", "OPUS"), ("b.caf", "CAF", "PCM_16"), ("c.aifc", "AIFF", "PCM_16")):
+        sf.write(tmp_path / name, wave, 48000, format=fmt, subtype=subtype)
+    found = [p.name for p in find_audio_files(tmp_path)]
+    assert found == ["a.opus", "b.caf", "c.aifc"]
+    for name in found:  # what is listed is also read
+        assert load_audio(tmp_path / name, sample_rate=16000).numel() > 10000

@@ -129,3 +129,18 @@ def test_a_checkpoint_file_is_a_checkpoint_whatever_its_name(tmp_path, monkeypat
         load_model("nosuch")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_model("missing.pth")
+
+
+class _Executable:  # a pickled object: weights_only loading refuses it
+    pass
+
+
+def test_a_checkpoint_with_code_in_it_is_refused_without_unsafe_advice(tmp_path, recwarn):
+    crafted = tmp_path / "crafted.pt"
+    torch.save({"format": "audiosiam-model", "payload": _Executable()}, crafted)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(crafted)
+    message = str(info.value)
+    assert "crafted.pt" in message and "could run code" in message
+    assert "weights_only" not in message and "file an issue" not in message.lower()
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]

@@ -294,3 +294,22 @@ def test_epochs_and_learning_rate_are_checked_before_any_work(tmp_path, data):
     for bad in ({"epochs": 0}, {"lr": -1.0}):
         with pytest.raises(ParameterError, match="at least 1 epoch, a positive learning rate"):
             run(tmp_path, data, **bad)
+
+
+def test_resume_refuses_another_architecture_and_a_damaged_state(tmp_path, data):
+    from audiosiam.errors import CheckpointError
+
+    run(tmp_path, data, epochs=1)
+    with pytest.raises(CheckpointError, match="state.pt: does not fit this run's model.*architecture"):
+        run(tmp_path, data, epochs=2, resume=True, embedding_dim=24)
+    state = tmp_path / "model.run" / "state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="state.pt: not a readable training state.*without --resume"):
+        run(tmp_path, data, epochs=2, resume=True)
+
+
+def test_init_from_a_checkpoint_of_another_architecture_is_explained(tmp_path, data):
+    run(tmp_path / "a", data, epochs=1)
+    start = tmp_path / "a" / "model.pt"
+    with pytest.raises(ParameterError, match=r"init=.*embedding_dim 16 \(this run: 24\).*leave the architecture"):
+        run(tmp_path / "b", data, epochs=1, init=str(start), embedding_dim=24)

@@ -40,6 +40,16 @@ def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: st
     parser.add_argument(old, dest=dest, action=DeprecatedOption, new=new, help=argparse.SUPPRESS, **kwargs)
 
 
+def similarity_threshold(text: str) -> float:
+    """argparse ``type`` of every threshold option: a number in [-1, 1] (see ``decision.check_threshold``)."""
+    from ..decision import check_threshold
+
+    try:
+        return check_threshold(float(text), "value")
+    except (ValueError, ParameterError) as exc:  # argparse then names the option and exits with 2
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("value=")) from None
+
+
 def add_model_option(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
     parser.add_argument(
         "--model",
@@ -67,22 +77,6 @@ def add_progress_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bars (default: shown when stderr is a terminal)"
     )
-
-
-def atomic_output(path: str | Path, write) -> Path:
-    """Call ``write(tmp_path)`` then move the file into place: a failed or interrupted write never leaves
-    a half-written output, and two writers never share a temporary file. An unusable path is an error
-    that names it."""
-    from ..files import atomic_write
-
-    path = Path(path)
-    if path.is_dir():
-        raise ParameterError(f"{path}: is a folder; give a file name to write")
-    try:
-        atomic_write(path, write)
-    except OSError as exc:
-        raise ParameterError(f"{path}: cannot be written ({exc.strerror or exc}); choose another place") from None
-    return path
 
 
 def show_progress(args) -> bool:

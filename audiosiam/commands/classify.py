@@ -49,7 +49,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("-k", type=int, default=None, help="neighbours for --rule knn (default: 5, or the gallery's)")
     p.add_argument(
         "--threshold",
-        type=float,
+        type=_common.similarity_threshold,
         default=None,
         help="fixed similarity below which a clip is 'unknown' (default: calibrated on the examples)",
     )

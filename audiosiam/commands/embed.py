@@ -46,6 +46,7 @@ def run(args) -> int:
 
     from ..classify import embed_inputs
     from ..errors import NoAudioFilesError
+    from ..files import write_output
 
     model = _common.load_model_from_args(args)
     files = _common.collect_queries(args.inputs)
@@ -58,7 +59,7 @@ def run(args) -> int:
         out = out.with_name(out.name + ".npy")
     if not kept:
         raise NoAudioFilesError(f"none of the {len(files)} files could be embedded; nothing written to {out}")
-    _common.atomic_output(out, lambda tmp: np.save(tmp, embeddings.numpy().astype(np.float32)))
+    write_output(out, lambda tmp: np.save(tmp, embeddings.numpy().astype(np.float32)))
     index = out.with_suffix(".csv")
 
     def write_index(tmp):
@@ -68,7 +69,7 @@ def run(args) -> int:
             for row, i in enumerate(kept):
                 writer.writerow([row, str(files[i])])
 
-    _common.atomic_output(index, write_index)
+    write_output(index, write_index)
     if args.format == "json":
         print(
             json.dumps(

@@ -94,6 +94,7 @@ def run(args) -> int:
     from .. import evaluation as E
     from ..data import AudioClipDataset, load_sources
     from ..errors import ParameterError
+    from ..files import write_output
 
     if args.query_group and not args.group_column:
         raise ParameterError("--query-group needs --group-column (the manifest column naming each clip's group)")
@@ -144,7 +145,7 @@ def run(args) -> int:
         results["open_set"] = E.open_set_auroc(emb, labels, classes[: len(classes) // 2], seed=args.seed)
     print(json.dumps(results, indent=2) if args.format == "json" else E.format_table(results))
     if args.json:
-        _common.atomic_output(args.json, lambda tmp: tmp.write_text(json.dumps(results, indent=2)))
+        write_output(args.json, lambda tmp: tmp.write_text(json.dumps(results, indent=2)))
     if args.plot:
         from ..plotting import plot_embeddings
 

@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("b", metavar="B", help="second audio file")
     p.add_argument(
         "--threshold",
-        type=float,
+        type=_common.similarity_threshold,
         default=None,
         help="similarity at or above which the clips count as the same (default: the model's)",
     )

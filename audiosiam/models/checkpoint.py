@@ -20,7 +20,7 @@ from ..transforms import LogMelSpectrogram
 from .embedding import EmbeddingModel
 from .encoder import EncoderConfig, ResNetEncoder
 
-__all__ = ["save_checkpoint", "load_checkpoint", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_trusted", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "audiosiam-model"
 FORMAT_VERSION = 1
@@ -37,6 +37,40 @@ def _plain(value):
     if hasattr(value, "item"):
         return value.item()
     return str(value)
+
+
+def read_trusted(path: str | os.PathLike, what: str, fix: str):
+    """``torch.load(path, weights_only=True)`` with torch's own advice kept from the user.
+
+    torch's messages for a damaged or foreign file suggest ``weights_only=False`` (which could run code
+    hidden in the file) or filing an issue with PyTorch, and it warns about pickle protocols of crafted
+    files; none of that helps someone holding a broken checkpoint. What reaches them instead is a
+    :class:`CheckpointError` that names the file, what is wrong and ``fix``.
+
+    Args:
+        path (str or os.PathLike): the file (a checkpoint, or a training run's ``state.pt``).
+        what (str): what the file should be, for the message, e.g. ``"audiosiam checkpoint"``.
+        fix (str): what to do about it, for the message.
+
+    Returns:
+        object: the loaded payload (plain types and tensors only).
+
+    Raises:
+        CheckpointError: the file cannot be read as such a payload.
+    """
+    import pickle
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # e.g. "Detected pickle protocol ... file an issue"
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        reason = "it holds objects other than tensors and plain values, not loaded because that could run code"
+    except Exception as exc:  # torch raises many types for a damaged or foreign file
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        reason = f"{type(exc).__name__}{': ' + first if first else ''}"
+    raise CheckpointError(f"{path}: not a readable {what} ({reason}); {fix}")
 
 
 def save_checkpoint(model: EmbeddingModel, path: str | os.PathLike) -> str:
@@ -81,10 +115,7 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise CheckpointError(f"{path}: not a readable audiosiam checkpoint ({type(exc).__name__}: {exc})") from exc
+    payload = read_trusted(path, "audiosiam checkpoint", "copy it again, or use another checkpoint of the run")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an audiosiam model checkpoint (no '{FORMAT}' marker)")
     version = payload.get("format_version")

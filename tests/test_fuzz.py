@@ -1,0 +1,162 @@
+"""Fuzzing the readers: a few hundred mutated audio files, galleries and checkpoints (truncations,
+flipped bytes, crafted header fields) go through ``load_audio``, ``FewShotClassifier.load`` and
+``load_model``. Each must either work (and give finite values) or raise an ``AudiosiamError`` that names
+the file; any other exception, a hang or a NaN fails the test.
+
+Mutations are seeded: a failure names the case, and the same case is made again by the same seed.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import struct
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiosiam.classify import FewShotClassifier
+from audiosiam.errors import AudiosiamError
+from audiosiam.io import load_audio
+from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_model, save_checkpoint
+from audiosiam.transforms import LogMelSpectrogram
+
+RATE = 16000
+CASES_PER_FORMAT = 60  # x 5 audio formats + galleries + checkpoints: a few hundred files
+SECONDS_PER_CASE = 20  # a reader that takes longer than this on a tiny file is hanging
+
+
+@contextmanager
+def deadline(seconds: int, what: str):
+    def expired(signum, frame):
+        raise TimeoutError(f"{what}: still running after {seconds} s (a hang)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def speech_like(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(RATE * seconds)) / RATE
+    envelope = 0.5 * (1 + np.sin(2 * np.pi * 3 * t))
+    return (0.3 * envelope * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def mutations(data: bytes, seed: int, header: int) -> list[tuple[str, bytes]]:
+    """Truncations (inside the header, and later), flipped bytes (header and body), a zeroed and a
+    maximal 32-bit field in the header, and random garbage appended."""
+    rng = random.Random(seed)
+    n = len(data)
+    out = [(f"truncated at {cut}", data[:cut]) for cut in (rng.randrange(1, max(2, header)), rng.randrange(header, n))]
+    for where, lo, hi in (("header", 0, header), ("body", header, n)):
+        raw = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            raw[rng.randrange(lo, max(lo + 1, hi))] ^= 1 << rng.randrange(8)
+        out.append((f"flipped bytes in the {where}", bytes(raw)))
+    field = rng.randrange(0, max(1, header - 4))
+    for name, value in (("zeroed", 0), ("maximal", 0xFFFFFFFF)):
+        raw = bytearray(data)
+        raw[field : field + 4] = struct.pack("<I", value)
+        out.append((f"{name} 32-bit header field at {field}", bytes(raw)))
+    out.append(("garbage appended", data + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4000)))))
+    return out
+
+
+AUDIO_FORMATS = {
+    "wav16": ("wav", {"format": "WAV", "subtype": "PCM_16"}, 44),
+    "wavfloat": ("wav", {"format": "WAV", "subtype": "FLOAT"}, 58),
+    "flac": ("flac", {"format": "FLAC", "subtype": "PCM_16"}, 42),
+    "ogg": ("ogg", {"format": "OGG", "subtype": "VORBIS"}, 200),
+    "mp3": ("mp3", {"format": "MP3", "subtype": "MPEG_LAYER_III"}, 100),
+}
+
+
+def assert_named(exc: AudiosiamError, path: Path) -> None:
+    assert path.name in str(exc), f"the error does not name the file: {exc}"
+
+
+@pytest.mark.parametrize("kind", sorted(AUDIO_FORMATS))
+def test_mutated_audio_files_load_or_are_refused_by_name(kind, tmp_path):
+    suffix, options, header = AUDIO_FORMATS[kind]
+    clean = tmp_path / f"clean.{suffix}"
+    sf.write(clean, speech_like(), RATE, **options)
+    data = clean.read_bytes()
+    outcomes = {"loaded": 0, "refused": 0}
+    case = 0
+    seed = 0
+    while case < CASES_PER_FORMAT:
+        for name, content in mutations(data, seed, header):
+            path = tmp_path / f"case{case}.{suffix}"
+            path.write_bytes(content)
+            with deadline(SECONDS_PER_CASE, f"{kind} case {case} (seed {seed}, {name})"):
+                try:
+                    wave = load_audio(path, sample_rate=RATE)
+                except AudiosiamError as exc:
+                    assert_named(exc, path)
+                    outcomes["refused"] += 1
+                else:
+                    assert wave.ndim == 1 and wave.numel() > 0, f"{kind} case {case} ({name}): empty waveform"
+                    assert torch.isfinite(wave).all(), f"{kind} case {case} ({name}): non-finite samples"
+                    outcomes["loaded"] += 1
+            path.unlink()
+            case += 1
+        seed += 1
+    assert outcomes["refused"] > 0  # the mutations do damage; a fuzzer that breaks nothing tests nothing
+
+
+def tiny_model() -> EmbeddingModel:
+    torch.manual_seed(0)
+    frontend = LogMelSpectrogram(RATE, n_mels=16)
+    return EmbeddingModel(frontend, ResNetEncoder(EncoderConfig(n_mels=16, channels=(4, 4, 4, 4), embedding_dim=8)))
+
+
+def test_mutated_galleries_load_or_are_refused_by_name(tmp_path):
+    model = tiny_model().eval()
+    clips = [torch.from_numpy(speech_like(0.5, seed=i)) * (0.5 + 0.1 * i) for i in range(6)]
+    clf = FewShotClassifier(model).fit(clips, ["a", "a", "b", "b", "c", "c"], sample_rate=RATE)
+    data = clf.save(tmp_path / "clean.asg").read_bytes()
+    refused = 0
+    for seed in range(CASES_PER_FORMAT // 6):
+        for case, (name, content) in enumerate(mutations(data, seed, header=min(400, len(data) // 4))):
+            path = tmp_path / f"g{seed}_{case}.asg"
+            path.write_bytes(content)
+            with deadline(SECONDS_PER_CASE, f"gallery seed {seed} ({name})"):
+                try:
+                    loaded = FewShotClassifier.load(path, model=model)
+                except AudiosiamError as exc:
+                    assert_named(exc, path)
+                    refused += 1
+                else:
+                    scores = loaded.decision_function(clips[:2], sample_rate=RATE)
+                    assert np.isfinite(np.asarray(scores)).all(), f"gallery seed {seed} ({name}): non-finite scores"
+    assert refused > 0
+
+
+def test_mutated_checkpoints_load_or_are_refused_by_name(tmp_path):
+    clean = tmp_path / "clean.pt"
+    save_checkpoint(tiny_model(), clean)
+    data = clean.read_bytes()
+    refused = 0
+    for seed in range(CASES_PER_FORMAT // 6):
+        for case, (name, content) in enumerate(mutations(data, seed, header=512)):
+            path = tmp_path / f"m{seed}_{case}.pt"
+            path.write_bytes(content)
+            with deadline(SECONDS_PER_CASE, f"checkpoint seed {seed} ({name})"):
+                try:
+                    model = load_model(path)
+                except AudiosiamError as exc:
+                    assert_named(exc, path)
+                    refused += 1
+                else:
+                    emb = model.embed([torch.from_numpy(speech_like(0.5))], sample_rate=RATE)
+                    assert torch.isfinite(emb).all(), f"checkpoint seed {seed} ({name}): non-finite embedding"
+    assert refused > 0
