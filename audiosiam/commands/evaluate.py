@@ -89,7 +89,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import torch
 
     from .. import evaluation as E
     from ..data import AudioClipDataset, load_sources
@@ -114,6 +113,7 @@ def run(args) -> int:
         [args.data], label_columns=args.label_column.split(","), where=where, group_column=args.group_column
     )
     dataset = AudioClipDataset(sources[0].items(), clip_seconds=None, on_error="skip")
+    known = _open_set_classes(dataset, max(args.k_shot)) if args.open_set else None  # checked before the work
     model = _common.load_model_from_args(args)
     emb, labels = E.embed_dataset(model, dataset, progress=_common.show_progress(args))
     groups = dataset.groups if args.cross_group or args.query_group else None
@@ -140,9 +140,8 @@ def run(args) -> int:
         )
     results["verification"] = E.verification_metrics(emb, labels, seed=args.seed)
     results["retrieval"] = E.retrieval_metrics(emb, labels)
-    if args.open_set:
-        classes = torch.unique(labels).tolist()
-        results["open_set"] = E.open_set_auroc(emb, labels, classes[: len(classes) // 2], seed=args.seed)
+    for k_shot in args.k_shot if args.open_set else ():
+        results[f"open-set {k_shot}-shot"] = E.open_set_auroc(emb, labels, known, k_shot=k_shot, seed=args.seed)
     print(json.dumps(results, indent=2) if args.format == "json" else E.format_table(results))
     if args.json:
         write_output(args.json, lambda tmp: tmp.write_text(json.dumps(results, indent=2)))
@@ -153,3 +152,26 @@ def run(args) -> int:
             emb, [dataset.classes[i] for i in labels.tolist()], args.plot, title=f"{args.model} on {args.data}"
         )
     return 0
+
+
+def _open_set_classes(dataset, k_shot: int) -> list[int]:
+    """The enrolled half of the classes for --open-set (the first half in sorted order), each of which
+    must have more than ``k_shot`` clips (the rest of a class's clips are its queries)."""
+    from collections import Counter
+
+    from ..errors import ParameterError
+
+    counts = Counter(dataset.labels)
+    known = list(range(len(dataset.classes) // 2))
+    short = [f"{dataset.classes[c]} ({counts[c]})" for c in known if counts[c] <= k_shot]
+    if len(dataset.classes) < 2 or short:
+        raise ParameterError(
+            f"--open-set enrols {k_shot} clips of each of the first half of the classes and needs more than that: "
+            + (
+                f"too few clips in {', '.join(short[:5])}{' ...' if len(short) > 5 else ''}"
+                if short
+                else "there are fewer than 2 classes"
+            )
+            + "; lower --k-shot or add clips"
+        )
+    return known

@@ -141,7 +141,8 @@ def add_parser(subparsers) -> None:
         flag = "--" + RENAMED.get(f.name, f.name.replace("_", "-"))
         choices = CHOICES.get(f.name)
         help_text = HELPS.get(f.name, f.name.replace("_", " "))
-        help_text += (f"; one of {', '.join(map(str, choices))}" if choices else "") + f" (default: {default})"
+        help_text += f"; one of {', '.join(map(str, choices))}" if choices else ""
+        help_text += "" if "default:" in help_text else f" (default: {'none' if default is None else default})"
         if kind is bool:
             p.add_argument(flag, dest=f.name, default=default, action=argparse.BooleanOptionalAction, help=help_text)
         else:
