@@ -399,3 +399,11 @@ def test_evaluate_open_set_follows_k_shot_and_names_short_classes_before_any_wor
     monkeypatch.setattr(E, "embed_dataset", lambda *a, **k: pytest.fail("embedded before checking"))
     code, _, err = cli("evaluate", EXAMPLES / "support", "--model", checkpoint, "--k-shot", "5", "--open-set")
     assert code == 1 and "--open-set" in err and "bird (3)" in err and "lower --k-shot" in err
+
+
+def test_csv_output_keeps_its_header_when_every_query_failed(checkpoint, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    code, out, err = cli("classify", "--support", EXAMPLES / "support", bad, "--model", checkpoint, "--format", "csv")
+    assert code == 1 and "bad.wav" in err
+    assert out == "file,label,score,prob,closest,runner_up,runner_up_score\n"

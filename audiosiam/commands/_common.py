@@ -134,8 +134,9 @@ def read_support_folder(root: str | Path) -> tuple[list[Path], list[str]]:
     return [Path(item.path) for item in items], [item.label for item in items]
 
 
-def write_rows(rows: list[dict], fmt: str, stream=None) -> None:
-    """Rows of equal keys as an aligned table, CSV or JSON lines."""
+def write_rows(rows: list[dict], fmt: str, stream=None, columns: Sequence[str] = ()) -> None:
+    """Rows of equal keys as an aligned table, CSV or JSON; with no rows, the table and the CSV still get
+    their header line (``columns``), so a script reading the output sees the same shape either way."""
     stream = stream or sys.stdout
     if fmt == "json":  # NaN is not JSON: a missing number is null
         json.dump(
@@ -146,9 +147,9 @@ def write_rows(rows: list[dict], fmt: str, stream=None) -> None:
         )
         stream.write("\n")
         return
-    if not rows:
+    keys = list(rows[0]) if rows else list(columns)
+    if not keys:
         return
-    keys = list(rows[0])
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
@@ -157,7 +158,7 @@ def write_rows(rows: list[dict], fmt: str, stream=None) -> None:
         stream.write(buffer.getvalue())
         return
     cells = [[_cell(row[k]) for k in keys] for row in rows]
-    widths = [max(len(k), *(len(r[i]) for r in cells)) for i, k in enumerate(keys)]
+    widths = [max(len(k), *(len(r[i]) for r in cells)) if cells else len(k) for i, k in enumerate(keys)]
     stream.write("  ".join(k.ljust(w) for k, w in zip(keys, widths)).rstrip() + "\n")
     for r in cells:
         stream.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")

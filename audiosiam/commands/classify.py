@@ -89,13 +89,16 @@ def run(args) -> int:
     rows = []
     if len(kept):
         rows = describe_predictions(clf, embeddings, [str(queries[i]) for i in kept])
-    _common.write_rows(rows, args.format)
+    _common.write_rows(rows, args.format, columns=PREDICTION_COLUMNS)
     if args.plot and len(kept):
         from ..plotting import plot_gallery_and_queries
 
         plot_gallery_and_queries(clf, embeddings, [r["file"] for r in rows], [r["label"] for r in rows], args.plot)
         print(f"audiosiam classify: plot written to {args.plot}", file=sys.stderr)
     return 1 if failures else 0
+
+
+PREDICTION_COLUMNS = ("file", "label", "score", "prob", "closest", "runner_up", "runner_up_score")
 
 
 def describe_predictions(clf, embeddings, names: list[str]) -> list[dict]:
@@ -109,15 +112,14 @@ def describe_predictions(clf, embeddings, names: list[str]) -> list[dict]:
     for i, name in enumerate(names):
         best = int(order[i, 0])
         second = int(order[i, 1]) if scores.shape[1] > 1 else None
-        rows.append(
-            {
-                "file": name,
-                "label": str(labels[i]),
-                "score": float(scores[i, best]),
-                "prob": float(proba[i, best]),
-                "closest": str(classes[best]),
-                "runner_up": None if second is None else str(classes[second]),
-                "runner_up_score": None if second is None else float(scores[i, second]),
-            }
+        values = (
+            name,
+            str(labels[i]),
+            float(scores[i, best]),
+            float(proba[i, best]),
+            str(classes[best]),
+            None if second is None else str(classes[second]),
+            None if second is None else float(scores[i, second]),
         )
+        rows.append(dict(zip(PREDICTION_COLUMNS, values, strict=True)))
     return rows
