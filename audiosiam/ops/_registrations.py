@@ -119,6 +119,7 @@ def _semi_hard_fake(dist, labels, margin):
 def _batch_hard_setup_context(ctx, inputs, output):
     embeddings, _, margin, scale, squared, soft = inputs
     _, positive, negative, d_ap, d_an = output
+    ctx.mark_non_differentiable(d_ap, d_an)  # returned for logging only
     ctx.save_for_backward(embeddings, positive, negative, d_ap, d_an)
     ctx.settings = (margin, scale, squared, soft)
 
@@ -139,6 +140,9 @@ torch.library.register_autograd(
 
 def _batch_all_setup_context(ctx, inputs, output):
     ctx.save_for_backward(output[3])  # slope = d term_sum[a] / d dist[a, j]
+    # slope is an output for the record, not differentiable: without this, every backward would first
+    # fill a (B, B) zero gradient for it (64 MB at B = 4096)
+    ctx.mark_non_differentiable(output[3])
 
 
 def _batch_all_backward(ctx, grad_term_sum, _grad_valid, _grad_active, _grad_slope):
