@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from ._version import __version__
 from .errors import AudiosiamError
@@ -51,6 +52,15 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(command: str):
+    """Warnings on the command line as one line each, without the library's source line under them."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"audiosiam {command}: warning: {message}", file=file or sys.stderr)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _chosen_command(argv) or "audiosiam"
@@ -65,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"audiosiam {command}: interrupted", file=sys.stderr)
         return 130
     try:
-        return int(module.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return int(module.run(args) or 0)
     except AudiosiamError as exc:
         print(f"audiosiam {args.command}: error: {exc}", file=sys.stderr)
         return 1

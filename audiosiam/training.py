@@ -42,10 +42,10 @@ from ._version import __version__
 from .data import AudioClipDataset, DataSource, PKSampler, load_background, load_sources, make_loader, source_items
 from .errors import CheckpointError, ParameterError, TrainingDivergedError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
-from .files import atomic_write
+from .files import write_output
 from .losses import ContrastiveLoss, TripletLoss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
-from .models.checkpoint import read_trusted
+from .models.checkpoint import read_trusted, write_checkpoint_file
 from .plotting import save_figure
 from .transforms import (
     AddNoise,
@@ -362,7 +362,7 @@ def _commit_epoch(
         "best": best,
         "elapsed": elapsed,
     }
-    atomic_write(run_dir / "state.pt", lambda tmp: torch.save(state, tmp))
+    write_checkpoint_file(run_dir / "state.pt", state)
     _write_metrics(history, run_dir)
 
 
@@ -427,11 +427,15 @@ def _plot_curves(history: list[dict], path: Path) -> None:
 
 def _write_metrics(history: list[dict], run_dir: Path) -> None:
     keys = sorted({k for h in history for k in h}, key=lambda k: (k != "epoch", k))
-    with open(run_dir / "metrics.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    (run_dir / "metrics.json").write_text(json.dumps(history, indent=2))
+
+    def write_csv(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+
+    write_output(run_dir / "metrics.csv", write_csv)
+    write_output(run_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(history, indent=2)))
     _plot_curves(history, run_dir / "curves.png")
 
 
@@ -647,7 +651,7 @@ def train(
             say(f"time budget of {config.time_budget_minutes} minutes reached after epoch {epoch + 1}")
             break
     if is_main:
-        atomic_write(out, lambda tmp: shutil.copyfile(run_dir / "best.pt", tmp))
+        write_output(out, lambda tmp: shutil.copyfile(run_dir / "best.pt", tmp))
         say(
             f"best model ({'val accuracy' if val_set is not None else 'train loss'} {best:.4f}) written to {out}; "
             f"curves, metrics and checkpoints in {run_dir}"

@@ -313,3 +313,23 @@ def test_init_from_a_checkpoint_of_another_architecture_is_explained(tmp_path, d
     start = tmp_path / "a" / "model.pt"
     with pytest.raises(ParameterError, match=r"init=.*embedding_dim 16 \(this run: 24\).*leave the architecture"):
         run(tmp_path / "b", data, epochs=1, init=str(start), embedding_dim=24)
+
+
+def test_a_full_disk_is_named_and_keeps_the_last_good_epoch(tmp_path, data, monkeypatch):
+    import errno
+
+    from audiosiam.errors import CheckpointError
+
+    run(tmp_path, data, epochs=1)
+    before = (tmp_path / "model.run" / "state.pt").read_bytes()
+    real_save = torch.save
+
+    def full(obj, f, *args, **kwargs):
+        if "state.pt" in str(f):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(CheckpointError, match=r"state\.pt: cannot be written \(No space left on device\)"):
+        run(tmp_path, data, epochs=2, resume=True)
+    assert (tmp_path / "model.run" / "state.pt").read_bytes() == before

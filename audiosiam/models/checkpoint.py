@@ -20,7 +20,7 @@ from ..transforms import LogMelSpectrogram
 from .embedding import EmbeddingModel
 from .encoder import EncoderConfig, ResNetEncoder
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_trusted", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_trusted", "write_checkpoint_file", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "audiosiam-model"
 FORMAT_VERSION = 1
@@ -94,8 +94,31 @@ def save_checkpoint(model: EmbeddingModel, path: str | os.PathLike) -> str:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "info": _plain(model.info),
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    write_checkpoint_file(path, payload)
     return str(path)
+
+
+def write_checkpoint_file(path: str | os.PathLike, payload: dict) -> Path:
+    """``torch.save(payload)`` to ``path`` atomically; a full disk or an unwritable place is a
+    :class:`CheckpointError` that names the file (the previous file stays as it was).
+
+    Args:
+        path (str or os.PathLike): the file.
+        payload (dict): plain types and tensors.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        CheckpointError: the file cannot be written.
+    """
+    try:
+        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    except OSError as exc:
+        raise CheckpointError(
+            f"{path}: cannot be written ({exc.strerror or exc}); free some space or choose another place "
+            "(the previous file, if any, is unchanged)"
+        ) from None
 
 
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> EmbeddingModel:
