@@ -233,6 +233,8 @@ def load_audio(
         if os.path.getsize(path_str) == 0:
             raise EmptyAudioError(path_str, "is an empty file (0 bytes)", "copy or export it again") from None
         detail = str(exc).replace(f"Error opening {path_str!r}: ", "").strip().rstrip(".")  # the path is said once
+        if "does not exist or is not a regular file" in detail:  # libsndfile's words for content it cannot parse
+            detail = "its content is damaged or in no format libsndfile knows"
         raise AudioLoadError(
             path_str,
             f"not a readable audio file ({detail})",

@@ -32,6 +32,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -189,8 +190,15 @@ def _split_classes(
             f"val_sources={list(sources)}: no class of these sources has {min_clips}+ clips; "
             f"sources are {sorted(set(source_of.values()))}"
         )
-    if n_val is None:
+    if n_val is None:  # automatic: a tenth of the classes, 5 to 50, and none where that leaves too few
         n_val = min(50, max(5, len(eligible) // 10))
+        if len(eligible) - n_val < 2:
+            warnings.warn(
+                f"only {len(eligible)} classes have {min_clips}+ clips: training without validation classes "
+                "(the epoch with the lowest training loss is kept); --val-classes N holds N out",
+                stacklevel=2,
+            )
+            return set()
     if n_val and len(eligible) - n_val < 2:
         raise ParameterError(
             f"only {len(eligible)} classes have {min_clips}+ clips: too few to hold {n_val} out for "

@@ -251,3 +251,14 @@ def test_every_readable_container_is_found_in_folders(tmp_path):
     assert found == ["a.opus", "b.caf", "c.aifc"]
     for name in found:  # what is listed is also read
         assert load_audio(tmp_path / name, sample_rate=16000).numel() > 10000
+
+
+def test_a_corrupt_file_is_not_said_to_be_missing(tmp_path):
+    from audiosiam.errors import AudioLoadError
+    from audiosiam.io import load_audio
+
+    path = tmp_path / "noise.mp3"
+    path.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(AudioLoadError, match=r"noise\.mp3: not a readable audio file \(its content is damaged") as info:
+        load_audio(path)
+    assert "does not exist" not in str(info.value)

@@ -333,3 +333,26 @@ def test_a_full_disk_is_named_and_keeps_the_last_good_epoch(tmp_path, data, monk
     with pytest.raises(CheckpointError, match=r"state\.pt: cannot be written \(No space left on device\)"):
         run(tmp_path, data, epochs=2, resume=True)
     assert (tmp_path / "model.run" / "state.pt").read_bytes() == before
+
+
+def test_automatic_validation_steps_aside_when_there_are_too_few_classes(tmp_path, data):
+    with pytest.warns(UserWarning, match="training without validation classes"):
+        run(tmp_path, data, epochs=1, val_classes=None)  # 6 classes: holding 5 out would leave 1
+    assert (tmp_path / "model.pt").is_file()
+
+
+@pytest.mark.needs_shared_data
+def test_the_manifest_example_of_train_help_runs_as_written(tmp_path, shared_data):
+    import shlex
+
+    from audiosiam.cli import main
+    from audiosiam.commands.train import EXAMPLES
+
+    lines = EXAMPLES.replace("\\\n", " ").splitlines()  # join continued lines
+    example = next(line.strip() for line in lines if "fsdd/manifest.csv" in line)
+    args = shlex.split(example)[1:]  # drop "audiosiam"
+    args = [str(shared_data / "fsdd" / "manifest.csv") if a == "fsdd/manifest.csv" else a for a in args]
+    args[args.index("--out") + 1] = str(tmp_path / "fsdd04.pt")
+    tiny = ["--epochs", "1", "--steps-per-epoch", "1", "--channels", "8,8,16,16", "--blocks", "1,1,1"]
+    assert main([*args, *tiny, "--embedding-dim", "16", "--no-progress"]) == 0
+    assert (tmp_path / "fsdd04.pt").is_file()

@@ -324,14 +324,20 @@ def contrastive_pair_loss(
     """
     if reduction not in REDUCTIONS:
         raise ParameterError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")
+    same = same.to(torch.bool)
+    terms = _contrastive_terms(distances, same, pos_margin, neg_margin, power)
+    return _reduce(terms, torch.ones_like(same), reduction)
+
+
+def _contrastive_terms(dist, same, pos_margin: float, neg_margin: float, power: int) -> torch.Tensor:
+    """The one definition: ``max(0, d - pos_margin)^power`` for same-class pairs, ``max(0, neg_margin -
+    d)^power`` for the others."""
     if neg_margin < pos_margin:
         raise ParameterError(
             f"neg_margin={neg_margin} < pos_margin={pos_margin}: negatives must be pushed farther "
             "than positives are pulled"
         )
-    same = same.to(torch.bool)
-    terms = torch.where(same, F.relu(distances - pos_margin), F.relu(neg_margin - distances)).pow(power)
-    return _reduce(terms, torch.ones_like(same), reduction)
+    return torch.where(same, F.relu(dist - pos_margin), F.relu(neg_margin - dist)).pow(power)
 
 
 def contrastive_loss(
@@ -374,7 +380,7 @@ def contrastive_loss(
     b = dist.shape[0]
     upper = torch.triu(torch.ones(b, b, dtype=torch.bool, device=dist.device), diagonal=1)
     same = labels[:, None] == labels[None, :]
-    terms = torch.where(same, F.relu(dist - pos_margin), F.relu(neg_margin - dist)).pow(power)
+    terms = _contrastive_terms(dist, same, pos_margin, neg_margin, power)
     if reduction == "none":
         out = torch.where(upper, terms, torch.zeros_like(terms))
     else:

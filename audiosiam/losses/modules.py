@@ -75,10 +75,7 @@ class TripletLoss(nn.Module):
             reduction=self.reduction,
             return_stats=self.track_stats,
         )
-        if not self.track_stats:
-            return out
-        loss, self.last_stats = out
-        return loss
+        return _keep_stats(self, out)
 
     def triplets(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
         """The loss of explicit triplets; :func:`~audiosiam.losses.triplet_margin_loss` (``mining`` and
@@ -161,10 +158,7 @@ class ContrastiveLoss(nn.Module):
             reduction=self.reduction,
             return_stats=self.track_stats,
         )
-        if not self.track_stats:
-            return out
-        loss, self.last_stats = out
-        return loss
+        return _keep_stats(self, out)
 
     def pairs(self, a: torch.Tensor, b: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
         """The loss of given pairs ``(a[i], b[i])``; :func:`~audiosiam.losses.contrastive_pair_loss` of their
@@ -189,3 +183,11 @@ class ContrastiveLoss(nn.Module):
             power=self.power,
             reduction=self.reduction,
         )
+
+
+def _keep_stats(loss_module, out):
+    """The loss of a labelled call; with ``track_stats`` its logging dict is kept in ``last_stats``."""
+    if not loss_module.track_stats:
+        return out
+    loss, loss_module.last_stats = out
+    return loss
