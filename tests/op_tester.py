@@ -70,10 +70,10 @@ def is_float(t) -> bool:
 
 
 class OpTester:
-    """Base class: subclasses set the attributes and implement the four methods below."""
+    """Base class: subclasses set the attributes and implement the four methods below. A selection op
+    (not differentiable) sets ``test_gradcheck_float64 = test_compiled_gradients_match_the_reference = None``."""
 
     dtypes = FLOAT_DTYPES  # the input dtypes the op accepts
-    differentiable = True  # gradcheck the float inputs
     rows = 24  # the size ``make`` is asked for in value tests; gradcheck uses ``grad_rows``
     grad_rows = 7
 
@@ -157,8 +157,6 @@ class OpTester:
     @pytest.mark.parametrize("device", DEVICES)
     @pytest.mark.parametrize("path", PATHS)
     def test_gradcheck_float64(self, device, path):
-        if not self.differentiable:
-            pytest.skip("a selection: not differentiable")
         double = torch.complex128 if self.dtypes[0].is_complex else torch.float64
         for variant in self.variants():
             tensors = self.make(device, double, self.grad_rows, **variant)
@@ -177,8 +175,6 @@ class OpTester:
     @pytest.mark.needs_extension
     @pytest.mark.parametrize("device", DEVICES)
     def test_compiled_gradients_match_the_reference(self, device):
-        if not self.differentiable:
-            pytest.skip("a selection: not differentiable")
         for variant in self.variants():
             tensors = self.make(device, self.dtypes[0], self.rows, **variant)
             grads = []
