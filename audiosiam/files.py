@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 from .errors import AudiosiamError
 
-__all__ = ["atomic_write", "write_output", "locked", "FileLockTimeout"]
+__all__ = ["atomic_write", "write_output", "refuse_folders", "locked", "FileLockTimeout"]
 
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 
@@ -84,6 +84,23 @@ def write_output(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         return atomic_write(path, write)
     except OSError as exc:
         raise ParameterError(f"{path}: cannot be written ({exc.strerror or exc}); choose another place") from None
+
+
+def refuse_folders(*paths: str | os.PathLike | None) -> None:
+    """Refuse output paths that name an existing folder, before a command does its work (rather than
+    after minutes of embedding, or by quietly writing ``<folder>.npy`` beside it). ``None`` is skipped.
+
+    Args:
+        *paths (str, os.PathLike or None): the files a command is about to write.
+
+    Raises:
+        ParameterError: one of them is a folder.
+    """
+    from .errors import ParameterError
+
+    for path in paths:
+        if path is not None and Path(path).is_dir():
+            raise ParameterError(f"{path}: is a folder; give a file name to write")
 
 
 def _remove_orphaned_temporaries(path: Path) -> None:

@@ -220,6 +220,8 @@ class Gallery:
             GalleryError: ``path`` is a folder or cannot be written.
         """
         path = Path(path)
+        if path.is_dir():  # checked before the suffix is added: "out/" must not become "out.asg" beside it
+            raise GalleryError(f"{path}: is a folder; give the gallery a file name (e.g. {path}/gallery.asg)")
         if path.suffix != ".asg":
             path = path.with_name(path.name + ".asg")
         meta = {

@@ -43,7 +43,7 @@ from ._version import __version__
 from .data import AudioClipDataset, DataSource, PKSampler, load_background, load_sources, make_loader, source_items
 from .errors import CheckpointError, ParameterError, TrainingDivergedError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
-from .files import write_output
+from .files import refuse_folders, write_output
 from .losses import ContrastiveLoss, TripletLoss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
 from .models.checkpoint import read_trusted, write_checkpoint_file
@@ -517,6 +517,7 @@ def train(
     torch.manual_seed(config.seed)
     if config.loss not in ("triplet", "contrastive"):
         raise ParameterError(f"loss={config.loss!r}: expected 'triplet' or 'contrastive'")
+    refuse_folders(config.out)  # now, not after the whole run
     if config.epochs < 1 or not config.lr > 0 or config.weight_decay < 0:
         raise ParameterError(
             f"epochs={config.epochs}, lr={config.lr}, weight_decay={config.weight_decay}: expected "

@@ -418,3 +418,21 @@ def test_warnings_are_one_line_without_source(checkpoint, tmp_path):
     assert code == 0 and warning_lines, err
     assert all(line.startswith("audiosiam classify: warning: ") for line in warning_lines), err
     assert ".py:" not in err  # no file:line of the library
+
+
+def test_unusable_output_paths_are_named_for_every_command(checkpoint, tmp_path):
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    support, query = EXAMPLES / "support", EXAMPLES / "query"
+    for args in (
+        ("enroll", support, "--out", folder),
+        ("embed", support, "--out", folder),
+        ("evaluate", support, "--n-query", "1", "--episodes", "5", "--json", folder),
+        ("evaluate", support, "--n-query", "1", "--episodes", "5", "--plot", folder),
+        ("classify", "--support", support, query, "--plot", folder),
+        ("classify", "--support", support, query, "--plot", tmp_path / "picture.docx"),
+    ):
+        code, _, err = cli(*args, "--model", checkpoint, "--no-progress")
+        assert code == 1 and f"error: {args[-1]}" in err, (args, err)
+        assert "Traceback" not in err
+    assert list(folder.iterdir()) == []  # nothing half-written inside

@@ -56,3 +56,29 @@ def test_model_fingerprint_tracks_weights():
     a, b = tiny_model(0), tiny_model(0)
     assert model_fingerprint(a) == model_fingerprint(b)
     assert model_fingerprint(a) != model_fingerprint(tiny_model(1))
+
+
+def test_two_processes_saving_one_gallery_never_corrupt_it(tmp_path):
+    """Real processes, each saving its own gallery to the same path 15 times: every save succeeds and
+    the file is always one of the two complete galleries."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.asg"
+    code = (
+        "import sys, torch\n"
+        "from audiosiam.gallery import Gallery\n"
+        "g = Gallery(4, 'x').add(torch.eye(4) + float(sys.argv[2]), list('abcd'))\n"
+        "for _ in range(15):\n"
+        "    g.save(sys.argv[1])\n"
+    )
+    children = [
+        subprocess.Popen([sys.executable, "-c", code, str(path), str(i)], stderr=subprocess.PIPE, text=True)
+        for i in (0, 1)
+    ]
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+    loaded = Gallery.load(path)
+    assert len(loaded) == 4 and loaded.labels == list("abcd")
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.asg"]  # no temporary file left

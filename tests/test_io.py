@@ -262,3 +262,17 @@ def test_a_corrupt_file_is_not_said_to_be_missing(tmp_path):
     with pytest.raises(AudioLoadError, match=r"noise\.mp3: not a readable audio file \(its content is damaged") as info:
         load_audio(path)
     assert "does not exist" not in str(info.value)
+
+
+@pytest.mark.parametrize("rate", [0, -16000, 16000.5, True])
+def test_impossible_sample_rates_are_parameter_errors(tmp_path, rate):
+    import torch
+
+    from audiosiam.errors import ParameterError
+    from audiosiam.io import check_waveform, load_audio
+
+    write(tmp_path / "a.wav", sine(440, 0.2))
+    with pytest.raises(ParameterError, match="sample_rate"):
+        load_audio(tmp_path / "a.wav", sample_rate=rate)
+    with pytest.raises(ParameterError, match="sample_rate"):
+        check_waveform(torch.ones(100) * 0.1, rate, 16000)

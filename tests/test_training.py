@@ -356,3 +356,13 @@ def test_the_manifest_example_of_train_help_runs_as_written(tmp_path, shared_dat
     tiny = ["--epochs", "1", "--steps-per-epoch", "1", "--channels", "8,8,16,16", "--blocks", "1,1,1"]
     assert main([*args, *tiny, "--embedding-dim", "16", "--no-progress"]) == 0
     assert (tmp_path / "fsdd04.pt").is_file()
+
+
+def test_an_output_that_is_a_folder_is_refused_before_training(tmp_path, data, monkeypatch):
+    import audiosiam.training as training
+
+    monkeypatch.setattr(training, "_build_model", lambda *a: pytest.fail("trained before checking --out"))
+    (tmp_path / "out").mkdir()
+    config = TrainConfig(out=str(tmp_path / "out"), **{**TINY, "epochs": 1, "val_classes": 0})
+    with pytest.raises(ParameterError, match="out: is a folder"):
+        train(config, [DataSource(str(data), "tones")], progress=False, log=lambda *a: None)

@@ -67,7 +67,9 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..classify import FewShotClassifier, embed_inputs
+    from ..files import refuse_folders
 
+    refuse_folders(args.plot)
     reject = None if args.no_unknown else ("auto" if args.threshold is None else args.threshold)
     progress = _common.show_progress(args)
     if args.gallery:

@@ -46,8 +46,9 @@ def run(args) -> int:
 
     from ..classify import embed_inputs
     from ..errors import NoAudioFilesError
-    from ..files import write_output
+    from ..files import refuse_folders, write_output
 
+    refuse_folders(args.out)
     model = _common.load_model_from_args(args)
     files = _common.collect_queries(args.inputs)
     embeddings, kept, failures = embed_inputs(

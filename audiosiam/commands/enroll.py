@@ -45,8 +45,9 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..classify import FewShotClassifier
-    from ..files import locked
+    from ..files import locked, refuse_folders
 
+    refuse_folders(args.out)
     paths, labels = _common.read_support_folder(args.support)
     progress = _common.show_progress(args)
     on_error = "raise" if args.strict else "skip"

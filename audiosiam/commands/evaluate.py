@@ -93,8 +93,9 @@ def run(args) -> int:
     from .. import evaluation as E
     from ..data import AudioClipDataset, load_sources
     from ..errors import ParameterError
-    from ..files import write_output
+    from ..files import refuse_folders, write_output
 
+    refuse_folders(args.json, args.plot)
     if args.query_group and not args.group_column:
         raise ParameterError("--query-group needs --group-column (the manifest column naming each clip's group)")
     if len(args.data) == 2 and args.model is None:  # the older form: evaluate MODEL DATA
