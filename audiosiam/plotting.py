@@ -86,19 +86,39 @@ def plot_embeddings(embeddings, labels: Sequence[str], path: str | os.PathLike, 
     return save_figure(plt, fig, path)
 
 
+def picture_format(path: str | os.PathLike) -> str:
+    """The picture format of ``path`` by its extension (``"png"`` when it has none), checked before any
+    work is done: a commands calls it first, so a typo does not cost a whole run.
+
+    Args:
+        path (str or os.PathLike): where the picture will go.
+
+    Returns:
+        str: a format matplotlib writes, e.g. ``"png"``, ``"pdf"``, ``"svg"``.
+
+    Raises:
+        ParameterError: matplotlib cannot write that format, or ``path`` is a folder.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from .errors import ParameterError
+    from .files import refuse_folders
+
+    refuse_folders(path)
+    kind = Path(path).suffix.lstrip(".").lower() or "png"
+    if kind not in FigureCanvasBase.get_supported_filetypes():
+        raise ParameterError(f"{path}: pictures can be written as .png, .pdf or .svg, not .{kind}")
+    return kind
+
+
 def save_figure(plt, fig, path) -> Path:
     """Lay out, write atomically (creating the folder) and close a figure; the format follows the file's
     extension (``.png`` when it has none). A folder or an unwritable place is a ``ParameterError``."""
-    from .errors import ParameterError
     from .files import write_output
 
     fig.tight_layout()
-    path = Path(path)
-    kind = path.suffix.lstrip(".").lower() or "png"
-    if kind not in fig.canvas.get_supported_filetypes():
-        plt.close(fig)
-        raise ParameterError(f"{path}: pictures can be written as .png, .pdf or .svg, not .{kind}")
     try:
+        kind = picture_format(path)
         return write_output(path, lambda tmp: fig.savefig(tmp, format=kind))
     finally:
         plt.close(fig)

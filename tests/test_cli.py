@@ -420,7 +420,10 @@ def test_warnings_are_one_line_without_source(checkpoint, tmp_path):
     assert ".py:" not in err  # no file:line of the library
 
 
-def test_unusable_output_paths_are_named_for_every_command(checkpoint, tmp_path):
+def test_unusable_output_paths_are_named_for_every_command(checkpoint, tmp_path, monkeypatch):
+    from audiosiam.commands import _common
+
+    monkeypatch.setattr(_common, "load_model_from_args", lambda args: pytest.fail("work began before the check"))
     folder = tmp_path / "a_folder"
     folder.mkdir()
     support, query = EXAMPLES / "support", EXAMPLES / "query"
@@ -431,6 +434,7 @@ def test_unusable_output_paths_are_named_for_every_command(checkpoint, tmp_path)
         ("evaluate", support, "--n-query", "1", "--episodes", "5", "--plot", folder),
         ("classify", "--support", support, query, "--plot", folder),
         ("classify", "--support", support, query, "--plot", tmp_path / "picture.docx"),
+        ("evaluate", support, "--n-query", "1", "--episodes", "5", "--plot", tmp_path / "picture.docx"),
     ):
         code, _, err = cli(*args, "--model", checkpoint, "--no-progress")
         assert code == 1 and f"error: {args[-1]}" in err, (args, err)

@@ -67,9 +67,11 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..classify import FewShotClassifier, embed_inputs
-    from ..files import refuse_folders
 
-    refuse_folders(args.plot)
+    if args.plot:  # a folder or an unknown picture type is refused now, not after the work
+        from ..plotting import picture_format
+
+        picture_format(args.plot)
     reject = None if args.no_unknown else ("auto" if args.threshold is None else args.threshold)
     progress = _common.show_progress(args)
     if args.gallery:

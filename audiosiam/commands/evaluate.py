@@ -95,7 +95,11 @@ def run(args) -> int:
     from ..errors import ParameterError
     from ..files import refuse_folders, write_output
 
-    refuse_folders(args.json, args.plot)
+    refuse_folders(args.json)
+    if args.plot:  # a folder or an unknown picture type is refused now, not after the work
+        from ..plotting import picture_format
+
+        picture_format(args.plot)
     if args.query_group and not args.group_column:
         raise ParameterError("--query-group needs --group-column (the manifest column naming each clip's group)")
     if len(args.data) == 2 and args.model is None:  # the older form: evaluate MODEL DATA
