@@ -15,6 +15,9 @@ All functions take embeddings (N, D) (normalised here) and integer labels, so th
   excluded from the ranking, as pytorch-metric-learning's ``AccuracyCalculator`` computes them.
 * Open set: AUROC of the best prototype similarity, known-class queries against clips of classes that
   were never enrolled.
+* Calibration: how far :class:`~audiosiam.classify.FewShotClassifier`'s answers and probabilities can be
+  trusted, over seeded open-set episodes in which the classifier enrols and calibrates itself exactly as
+  ``classify`` does (:func:`calibration_metrics`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ __all__ = [
     "verification_metrics",
     "retrieval_metrics",
     "open_set_auroc",
+    "calibration_metrics",
+    "expected_calibration_error",
     "format_table",
 ]
 
@@ -282,6 +287,156 @@ def open_set_auroc(embeddings, labels, known_classes: Sequence[int], *, k_shot: 
     }
 
 
+def expected_calibration_error(confidence, correct, *, bins: int = 15) -> tuple[float, list[list[float]]]:
+    """Expected calibration error over equal-width confidence bins, and the reliability table behind it.
+
+    Args:
+        confidence (array-like): (N,) the probability each answer was given, in [0, 1].
+        correct (array-like): (N,) whether each answer was right (bool or 0/1).
+        bins (int, optional): equal-width bins over [0, 1]; the last one includes 1. Default: ``15``.
+
+    Returns:
+        (float, list): ECE = sum over bins of (bin share) x |accuracy - mean confidence| (0 for no answers),
+        and one ``[mean confidence, accuracy, count]`` row per non-empty bin.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    right = np.asarray(correct, dtype=np.float64)
+    if conf.size == 0:
+        return 0.0, []
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    ece, table = 0.0, []
+    for b in range(bins):
+        inside = which == b
+        n = int(inside.sum())
+        if n:
+            mean_conf, acc = float(conf[inside].mean()), float(right[inside].mean())
+            ece += n / conf.size * abs(acc - mean_conf)
+            table.append([mean_conf, acc, n])
+    return float(ece), table
+
+
+def calibration_metrics(
+    embeddings,
+    labels,
+    *,
+    n_way: int = 5,
+    k_shot: int = 1,
+    n_query: int = 5,
+    episodes: int = 1000,
+    rule: str = "prototype",
+    k: int = 5,
+    bins: int = 15,
+    seed: int = 0,
+) -> dict:
+    """How far :class:`~audiosiam.classify.FewShotClassifier`'s answers and probabilities can be trusted.
+
+    Each seeded episode draws ``2 * n_way`` classes: ``k_shot`` clips of the first ``n_way`` are enrolled
+    (the classifier calibrates its temperature and unknown threshold on them, as ``classify`` does) and
+    ``n_query`` clips of every one of the ``2 * n_way`` are asked, so half the queries come from classes
+    that were never enrolled.
+
+    * Closed set (queries of enrolled classes, probabilities over the enrolled classes): expected
+      calibration error, Brier score, accuracy, and the share and accuracy of answers given >= 0.9.
+    * Open set (every query, with the classifier's unknown rejection): the answers that are a class label,
+      each with the probability ``classify`` prints for it; their calibration error and the accuracy of
+      those given >= 0.9 (a label for a query of a class never enrolled is wrong); the false-accept rate
+      (queries of classes never enrolled that got a label), the false-reject rate (queries of enrolled
+      classes answered ``unknown``), and the AUROC of the rejection confidence.
+
+    Args:
+        embeddings (Tensor or array-like): (N, D) embeddings; normalised here.
+        labels (Tensor or Sequence[int]): (N,) integer class of each row.
+        n_way (int, optional): enrolled classes per episode (as many again are not enrolled). Default: ``5``.
+        k_shot (int, optional): enrolment clips per enrolled class. Default: ``1``.
+        n_query (int, optional): query clips per class and episode. Default: ``5``.
+        episodes (int, optional): seeded episodes. Default: ``1000``.
+        rule (str, optional): the classifier's rule, ``"prototype"`` or ``"knn"``. Default: ``"prototype"``.
+        k (int, optional): neighbours of ``"knn"``. Default: ``5``.
+        bins (int, optional): confidence bins of the calibration errors. Default: ``15``.
+        seed (int, optional): seed of the episodes. Default: ``0``.
+
+    Returns:
+        dict: the metrics above (``closed_*``, ``open_*``, ``false_accept_rate``, ``false_reject_rate``),
+        ``rejection`` (whether the classifier could calibrate ``unknown`` from ``k_shot`` clips per class:
+        one clip each gives it nothing to calibrate on, so every query then gets a label), and the
+        reliability tables ``closed_reliability`` and ``open_reliability`` (``[confidence, accuracy,
+        count]`` per bin).
+
+    Raises:
+        ParameterError: fewer than ``2 * n_way`` classes have ``k_shot + n_query`` clips, or bad counts.
+    """
+    import warnings
+
+    from sklearn.metrics import roc_auc_score
+
+    from .classify import UNKNOWN, FewShotClassifier
+    from .gallery import Gallery
+
+    check_rule(rule, k)
+    emb = _unit(embeddings)
+    label_list = [int(v) for v in torch.as_tensor(labels).tolist()]
+    sampler = EpisodicSampler(label_list, 2 * n_way, k_shot, n_query, episodes, seed=seed)
+    support_names = [str(c) for c in range(n_way) for _ in range(k_shot)]
+    query_truth = np.repeat(np.arange(2 * n_way), n_query)  # classes n_way.. were never enrolled
+    known = query_truth < n_way
+    closed_conf, closed_right, brier = [], [], []
+    open_conf, open_right, rejected, accepted_unknown, confidence_all = [], [], [], [], []
+    rejection_on = 0
+    for support, query in sampler:
+        enrolled = torch.as_tensor(support)[: n_way * k_shot]  # class-major: the first n_way classes
+        clf = FewShotClassifier(None, rule=rule, k=k, reject="auto")
+        clf.gallery_ = Gallery(emb.shape[1], "evaluation")  # embeddings given: no model to fingerprint
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "unknown rejection is off" at 1 shot: reported below instead
+            clf.add_embeddings(emb[enrolled], support_names)
+        columns = np.array([int(c) for c in clf.classes_])  # classes_ are sorted as strings
+        q = emb[torch.as_tensor(query)]
+        proba = clf.predict_proba_embeddings(q)
+        best = proba.argmax(1)
+        answer_class = columns[best]
+        p_best = proba[np.arange(len(best)), best]
+        onehot = (columns[None, :] == query_truth[:, None]).astype(np.float64)
+        closed_conf.append(p_best[known])
+        closed_right.append(answer_class[known] == query_truth[known])
+        brier.append(((proba[known] - onehot[known]) ** 2).sum(1))
+        said = clf.predict_embeddings(q)
+        labelled = said != UNKNOWN
+        open_conf.append(p_best[labelled])
+        open_right.append(answer_class[labelled] == query_truth[labelled])
+        rejected.append(~labelled[known])
+        accepted_unknown.append(labelled[~known])
+        confidence_all.append(clf.scores_embeddings(q)[1].numpy())
+        rejection_on += clf.threshold_ is not None
+    closed_conf, closed_right = np.concatenate(closed_conf), np.concatenate(closed_right)
+    open_conf, open_right = np.concatenate(open_conf), np.concatenate(open_right)
+    closed_ece, closed_table = expected_calibration_error(closed_conf, closed_right, bins=bins)
+    open_ece, open_table = expected_calibration_error(open_conf, open_right, bins=bins)
+    confident, open_confident = closed_conf >= 0.9, open_conf >= 0.9
+    known_all = np.tile(known, episodes)
+    return {
+        "k_shot": k_shot,
+        "episodes": episodes,
+        "rejection": (
+            "calibrated on the enrolment clips"
+            if rejection_on == episodes
+            else f"off in {episodes - rejection_on} of {episodes} episodes (it needs a class with 2+ clips)"
+        ),
+        "closed_accuracy": float(closed_right.mean()),
+        "closed_ece": closed_ece,
+        "closed_brier": float(np.concatenate(brier).mean()),
+        "closed_share_at_0.9": float(confident.mean()),
+        "closed_accuracy_at_0.9": float(closed_right[confident].mean()) if confident.any() else float("nan"),
+        "open_ece": open_ece,
+        "open_share_at_0.9": float(open_confident.mean()) if open_conf.size else 0.0,
+        "open_accuracy_at_0.9": float(open_right[open_confident].mean()) if open_confident.any() else float("nan"),
+        "false_accept_rate": float(np.concatenate(accepted_unknown).mean()),
+        "false_reject_rate": float(np.concatenate(rejected).mean()),
+        "open_auroc": float(roc_auc_score(known_all, np.concatenate(confidence_all))),
+        "closed_reliability": closed_table,
+        "open_reliability": open_table,
+    }
+
+
 def format_table(results: dict) -> str:
     """A readable two-column table of a flat or one-level nested results dict.
 
@@ -297,7 +452,10 @@ def format_table(results: dict) -> str:
         if isinstance(value, dict):
             lines.append(f"{name}:")
             for key, v in value.items():
-                lines.append(f"  {key:<24} {v:.4f}" if isinstance(v, float) else f"  {key:<24} {v}")
+                if isinstance(v, list):  # a table of rows (e.g. reliability bins): in --format json
+                    lines.append(f"  {key:<24} {len(v)} rows (see --format json)")
+                else:
+                    lines.append(f"  {key:<24} {v:.4f}" if isinstance(v, float) else f"  {key:<24} {v}")
         else:
             lines.append(f"{name:<26} {value:.4f}" if isinstance(value, float) else f"{name:<26} {value}")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["project_2d", "plot_embeddings", "plot_gallery_and_queries"]
+__all__ = ["project_2d", "plot_embeddings", "plot_gallery_and_queries", "plot_reliability", "picture_format"]
 
 
 def project_2d(embeddings: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -172,4 +172,45 @@ def plot_gallery_and_queries(
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.legend(fontsize=7, loc="best")
+    return save_figure(plt, fig, path)
+
+
+def plot_reliability(results: dict, path: str | os.PathLike, *, title: str = "") -> Path:
+    """Reliability diagrams of :func:`audiosiam.evaluation.calibration_metrics` results: accuracy against
+    the probability given, closed set (left) and open set (right), one line per result.
+
+    A calibrated classifier lies on the diagonal; below it, it claims more than it delivers. Marker areas
+    follow the number of answers in each bin.
+
+    Args:
+        results (dict): name (e.g. ``"calibration 1-shot"``) -> a ``calibration_metrics`` dict.
+        path (str or os.PathLike): the picture; its extension picks the format.
+        title (str, optional): the figure's title. Default: ``""``.
+
+    Returns:
+        Path: ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), dpi=110, sharey=True)
+    for ax, side, name in ((axes[0], "closed", "enrolled classes only"), (axes[1], "open", "with unknown classes")):
+        ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
+        for label, r in results.items():
+            table = np.asarray(r[f"{side}_reliability"], dtype=float).reshape(-1, 3)
+            if len(table):
+                size = 12 + 200 * table[:, 2] / table[:, 2].max()
+                line = ax.plot(table[:, 0], table[:, 1], marker="", label=f"{label} (ECE {r[f'{side}_ece']:.3f})")
+                ax.scatter(table[:, 0], table[:, 1], s=size, color=line[0].get_color(), alpha=0.6)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("probability given to the answer")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    axes[0].set_ylabel("share of answers that were right")
+    if title:
+        fig.suptitle(title)
     return save_figure(plt, fig, path)

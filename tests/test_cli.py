@@ -440,3 +440,30 @@ def test_unusable_output_paths_are_named_for_every_command(checkpoint, tmp_path,
         assert code == 1 and f"error: {args[-1]}" in err, (args, err)
         assert "Traceback" not in err
     assert list(folder.iterdir()) == []  # nothing half-written inside
+
+
+def test_evaluate_calibration_reports_per_shot_and_draws_reliability(checkpoint, tmp_path):
+    picture = tmp_path / "reliability.png"
+    args = ["--n-way", "4", "--n-query", "1", "--k-shot", "1", "2", "--episodes", "10", "--format", "json"]
+    code, out, err = cli(
+        "evaluate",
+        EXAMPLES / "support",
+        "--model",
+        checkpoint,
+        "--no-progress",
+        *args,
+        "--calibration",
+        "--calibration-episodes",
+        "20",
+        "--reliability-plot",
+        picture,
+    )
+    assert code == 0, err
+    results = json.loads(out)
+    for shot in (1, 2):
+        r = results[f"calibration {shot}-shot"]
+        assert r["k_shot"] == shot and 0 <= r["closed_ece"] <= 1 and 0 <= r["false_accept_rate"] <= 1
+        assert all(len(row) == 3 for row in r["closed_reliability"])
+    assert picture.stat().st_size > 10_000
+    code, _, err = cli("evaluate", EXAMPLES / "support", "--model", checkpoint, "--reliability-plot", picture)
+    assert code == 1 and "add --calibration" in err

@@ -83,3 +83,31 @@ def test_open_set_auroc():
 def test_format_table_is_readable():
     text = E.format_table({"model": "m", "5-way 1-shot": {"accuracy": 0.9, "episodes": 10}})
     assert "accuracy" in text and "0.9000" in text and "episodes" in text
+
+
+def test_expected_calibration_error_by_hand():
+    ece, table = E.expected_calibration_error([0.95, 0.95, 0.55, 0.55, 1.0], [1, 0, 1, 1, 1], bins=10)
+    # bin [0.9, 1]: confidence (0.95 + 0.95 + 1) / 3, accuracy 2/3; bin [0.5, 0.6): 0.55 and 1.0
+    want = 3 / 5 * abs(2 / 3 - 2.9 / 3) + 2 / 5 * abs(1.0 - 0.55)
+    assert ece == pytest.approx(want)
+    assert [row[2] for row in table] == [2, 3]
+    assert E.expected_calibration_error([], [])[0] == 0.0
+
+
+def test_calibration_metrics_measure_the_classifier_as_classify_runs_it():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(20, 16, generator=g) * 2
+    labels = torch.arange(20).repeat_interleave(10)
+    tight = centers[labels] + 0.5 * torch.randn(200, 16, generator=g)
+    one = E.calibration_metrics(tight, labels, k_shot=1, episodes=60)
+    three = E.calibration_metrics(tight, labels, k_shot=3, episodes=60)
+    assert one["closed_accuracy"] > 0.95 and three["closed_accuracy"] > 0.95
+    assert one["rejection"].startswith("off") and one["false_accept_rate"] == 1.0  # 1 clip: nothing to calibrate
+    assert three["rejection"] == "calibrated on the enrolment clips" and three["false_accept_rate"] < 0.3
+    assert three["open_auroc"] > 0.9
+    # without structure: chance accuracy, and an unknown query is as confident as a known one
+    noise = torch.randn(200, 16, generator=g)
+    blind = E.calibration_metrics(noise, labels, k_shot=3, episodes=60)
+    assert blind["closed_accuracy"] < 0.4 and 0.35 < blind["open_auroc"] < 0.65
+    with pytest.raises(ParameterError):
+        E.calibration_metrics(tight, labels % 6, n_way=5, k_shot=3, episodes=5)  # 6 classes < 2 x 5

@@ -80,6 +80,20 @@ def add_parser(subparsers) -> None:
         "speaker held out of training",
     )
     p.add_argument("--open-set", action="store_true", help="also report open-set AUROC (half the classes unknown)")
+    p.add_argument(
+        "--calibration",
+        action="store_true",
+        help="also report how far the classifier's answers and probabilities can be trusted, per k-shot: "
+        "calibration error, Brier score, accuracy at probability >= 0.9, false accepts and rejects of "
+        "classes never enrolled (as many as --n-way)",
+    )
+    p.add_argument(
+        "--calibration-episodes",
+        type=int,
+        default=1000,
+        help="seeded episodes per k-shot for --calibration; each enrols and calibrates a classifier (default: 1000)",
+    )
+    p.add_argument("--reliability-plot", metavar="PNG", help="with --calibration: draw the reliability diagrams")
     p.add_argument("--seed", type=int, default=0, help="episode seed (default: 0)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     p.add_argument("--plot", metavar="PNG", help="draw the embeddings in 2-D, coloured by class")
@@ -96,10 +110,13 @@ def run(args) -> int:
     from ..files import refuse_folders, write_output
 
     refuse_folders(args.json)
-    if args.plot:  # a folder or an unknown picture type is refused now, not after the work
-        from ..plotting import picture_format
+    for picture in (args.plot, args.reliability_plot):  # a folder or an unknown type: refused before the work
+        if picture:
+            from ..plotting import picture_format
 
-        picture_format(args.plot)
+            picture_format(picture)
+    if args.reliability_plot and not args.calibration:
+        raise ParameterError("--reliability-plot draws the --calibration results: add --calibration")
     if args.query_group and not args.group_column:
         raise ParameterError("--query-group needs --group-column (the manifest column naming each clip's group)")
     if len(args.data) == 2 and args.model is None:  # the older form: evaluate MODEL DATA
@@ -147,6 +164,18 @@ def run(args) -> int:
     results["retrieval"] = E.retrieval_metrics(emb, labels)
     for k_shot in args.k_shot if args.open_set else ():
         results[f"open-set {k_shot}-shot"] = E.open_set_auroc(emb, labels, known, k_shot=k_shot, seed=args.seed)
+    for k_shot in args.k_shot if args.calibration else ():
+        results[f"calibration {k_shot}-shot"] = E.calibration_metrics(
+            emb,
+            labels,
+            n_way=args.n_way,
+            k_shot=k_shot,
+            n_query=args.n_query,
+            episodes=args.calibration_episodes,
+            rule=args.rule,
+            k=args.k,
+            seed=args.seed,
+        )
     print(json.dumps(results, indent=2) if args.format == "json" else E.format_table(results))
     if args.json:
         write_output(args.json, lambda tmp: tmp.write_text(json.dumps(results, indent=2)))
@@ -156,6 +185,13 @@ def run(args) -> int:
         plot_embeddings(
             emb, [dataset.classes[i] for i in labels.tolist()], args.plot, title=f"{args.model} on {args.data}"
         )
+        print(f"audiosiam evaluate: embeddings drawn in {args.plot}", file=sys.stderr)
+    if args.reliability_plot:
+        from ..plotting import plot_reliability
+
+        calibration = {k: v for k, v in results.items() if k.startswith("calibration ")}
+        plot_reliability(calibration, args.reliability_plot, title=f"{args.model or 'default'} on {args.data}")
+        print(f"audiosiam evaluate: reliability diagrams drawn in {args.reliability_plot}", file=sys.stderr)
     return 0
 
 
