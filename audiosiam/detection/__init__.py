@@ -1,0 +1,14 @@
+"""Finding sounds in long recordings: events, their scoring, and synthetic soundscapes to score on.
+
+* :mod:`.events`: :class:`Event` (file, label, start, end, score) and :func:`score_events`, event-based
+  precision, recall and F-measure with the DCASE few-shot detection rule (a detection counts when its
+  intersection over union with a true event of the same label and file is at least 0.3, one to one).
+* :mod:`.soundscapes`: :func:`make_soundscape` mixes events into a background at chosen times and SNRs
+  and returns the ground truth, so that a detector can be scored on recordings whose answer is known;
+  :func:`random_placements` draws non-overlapping times and SNRs.
+"""
+
+from .events import Event, match_events, score_events
+from .soundscapes import Placement, make_soundscape, random_placements
+
+__all__ = ["Event", "match_events", "score_events", "Placement", "make_soundscape", "random_placements"]
