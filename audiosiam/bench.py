@@ -167,12 +167,12 @@ def run_benchmarks(
         min_run_time: seconds of repeated runs per implementation and case.
         progress: called with each case's name before it runs.
     """
+    from .devices import resolve_device
     from .ops._extension import assert_has_ops
 
     if size not in SIZES:
         raise ParameterError(f"size={size!r}: expected one of {tuple(SIZES)}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device='cuda': no CUDA GPU is visible to torch; use --device cpu")
+    resolve_device(device)
     if dtype not in TOLERANCE:
         raise ParameterError(f"dtype={dtype}: expected torch.float32 or torch.float64")
     assert_has_ops()  # timing the references against PyTorch would say nothing about our kernels

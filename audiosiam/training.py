@@ -41,6 +41,7 @@ import torch
 
 from ._version import __version__
 from .data import AudioClipDataset, DataSource, PKSampler, load_background, load_sources, make_loader, source_items
+from .devices import resolve_device
 from .errors import CheckpointError, ParameterError, TrainingDivergedError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
 from .files import refuse_folders, write_output
@@ -509,9 +510,7 @@ def train(
     rank, world = _distributed_setup()
     is_main = rank == 0
     say = log if is_main else (lambda *a, **k: None)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
-    )
+    device = resolve_device(config.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", rank % torch.cuda.device_count())
     torch.manual_seed(config.seed)

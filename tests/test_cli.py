@@ -467,3 +467,12 @@ def test_evaluate_calibration_reports_per_shot_and_draws_reliability(checkpoint,
     assert picture.stat().st_size > 10_000
     code, _, err = cli("evaluate", EXAMPLES / "support", "--model", checkpoint, "--reliability-plot", picture)
     assert code == 1 and "add --calibration" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_device_cuda_without_a_gpu_is_one_line(checkpoint):
+    clip = EXAMPLES / "support" / "snare" / "sn_06.flac"
+    code, _, err = cli("verify", clip, clip, "--model", checkpoint, "--device", "cuda")
+    assert code == 1 and err.strip() == (
+        "audiosiam verify: error: --device='cuda': no CUDA GPU is visible to torch here; use cpu"
+    )

@@ -144,3 +144,19 @@ def test_a_checkpoint_with_code_in_it_is_refused_without_unsafe_advice(tmp_path,
     assert "crafted.pt" in message and "could run code" in message
     assert "weights_only" not in message and "file an issue" not in message.lower()
     assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
+
+
+def test_a_device_that_is_not_there_is_a_parameter_error(tmp_path, model):
+    from audiosiam.devices import resolve_device
+    from audiosiam.errors import ParameterError
+
+    path = tmp_path / "m.pt"
+    model.save(path)
+    with pytest.raises(ParameterError, match="device='gpu': not a device"):
+        load_checkpoint(path, device="gpu")
+    if not torch.cuda.is_available():
+        for call in (lambda: audiosiam.load_model(device="cuda"), lambda: load_checkpoint(path, device="cuda:0")):
+            with pytest.raises(ParameterError, match="no CUDA GPU is visible"):
+                call()
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")

@@ -366,3 +366,9 @@ def test_an_output_that_is_a_folder_is_refused_before_training(tmp_path, data, m
     config = TrainConfig(out=str(tmp_path / "out"), **{**TINY, "epochs": 1, "val_classes": 0})
     with pytest.raises(ParameterError, match="out: is a folder"):
         train(config, [DataSource(str(data), "tones")], progress=False, log=lambda *a: None)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_training_on_a_gpu_that_is_not_there_is_refused_first(tmp_path, data):
+    with pytest.raises(ParameterError, match="no CUDA GPU is visible"):
+        run(tmp_path, data, epochs=1, device="cuda")

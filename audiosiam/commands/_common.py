@@ -84,15 +84,10 @@ def show_progress(args) -> bool:
 
 
 def load_model_from_args(args):
+    from ..devices import resolve_device
     from ..models import load_model
 
-    device = getattr(args, "device", "cpu")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ParameterError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu")
-    return load_model(args.model, device=device)
+    return load_model(args.model, device=resolve_device(getattr(args, "device", "cpu"), what="--device"))
 
 
 def collect_queries(items: Sequence[str]) -> list[Path]:

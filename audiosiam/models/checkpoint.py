@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .._version import __version__
+from ..devices import resolve_device
 from ..errors import CheckpointError
 from ..files import atomic_write
 from ..transforms import LogMelSpectrogram
@@ -134,7 +135,9 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     Raises:
         CheckpointError: the file is missing, not a checkpoint, corrupt, of a newer format, or holds
             non-finite weights.
+        ParameterError: ``device`` is not a device of this machine.
     """
+    target = resolve_device(device)  # before reading: a GPU that is not there is the first thing to say
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -165,4 +168,4 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
             f"{path}: weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} hold NaN or "
             "infinite values (a diverged training run); use an earlier checkpoint of the run"
         )
-    return model.to(device).eval()
+    return model.to(target).eval()
