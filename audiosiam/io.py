@@ -307,7 +307,9 @@ def _read_float32(path: str) -> tuple[np.ndarray, int, str, str]:
     with quiet, sf.SoundFile(path) as f:
         if not f.seekable() or f.frames <= 0:
             return f.read(dtype="float32", always_2d=True), f.samplerate, f.format, f.subtype
-        if f.frames * f.channels * 4 > max(_MAX_EXPANSION * os.path.getsize(path), 1 << 26):
+        claimed = f.frames * f.channels * 4  # bytes of float32
+        # the file's size is asked only for claims above 64 MB: a stat per file costs on the common path
+        if claimed > 1 << 26 and claimed > _MAX_EXPANSION * os.path.getsize(path):
             # A header announcing far more audio than the file could hold (corrupt, or crafted): decode
             # block by block instead of allocating what it claims; the truncation check below decides.
             blocks = list(f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True))

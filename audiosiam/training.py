@@ -399,7 +399,7 @@ def _resume(run_dir: Path, model: EmbeddingModel, optimizer) -> dict:
         weights = state["model"] if "model" in state else load_checkpoint(run_dir / "last.pt").state_dict()
         model.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])
-        int(state["epoch"]), int(state["step"]), list(state["history"])
+        _ = int(state["epoch"]), int(state["step"]), list(state["history"])  # what a resume reads next
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(

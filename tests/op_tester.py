@@ -18,6 +18,7 @@ What is special to one op (ties, screening, exact zeros, by-hand values) stays i
 
 from __future__ import annotations
 
+import abc
 import contextlib
 
 import pytest
@@ -41,7 +42,7 @@ TOLERANCES = {
 }
 
 
-def on_path(path: str, device: str = "cpu"):
+def on_path(path: str):
     """The context that selects ``path``; skips the compiled path where it cannot run."""
     if path == "reference":
         return reference_ops()
@@ -69,8 +70,8 @@ def is_float(t) -> bool:
     return torch.is_tensor(t) and (t.dtype.is_floating_point or t.dtype.is_complex)
 
 
-class OpTester:
-    """Base class: subclasses set the attributes and implement the four methods below. A selection op
+class OpTester(abc.ABC):
+    """Base class: subclasses set the attributes and implement the four abstract methods below. A selection op
     (not differentiable) sets ``test_gradcheck_float64 = test_compiled_gradients_match_the_reference = None``."""
 
     dtypes = FLOAT_DTYPES  # the input dtypes the op accepts
@@ -81,21 +82,21 @@ class OpTester:
         """The non-tensor settings to test, each passed to :meth:`make` and :meth:`call`."""
         return [{}]
 
+    @abc.abstractmethod
     def make(self, device: str, dtype: torch.dtype, rows: int, **variant) -> tuple:
         """The op's tensor inputs (a fixed seed per call)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def call(self, *tensors, **variant):
         """The public op on these inputs."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def expected(self, *tensors, **variant):
         """The definition, from ``audiosiam.ops._reference``, on the inputs promoted to float64."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def opcheck_samples(self, device: str) -> list[tuple]:
         """``(op overload, args)`` for every compiled op behind this one, private backward ops included."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------------------------ helpers
     @staticmethod
@@ -130,7 +131,7 @@ class OpTester:
         for dtype in self.dtypes:
             for variant in self.variants():
                 tensors = self.make(device, dtype, self.rows, **variant)
-                with on_path(path, device):
+                with on_path(path):
                     got = self.call(*tensors, **variant)
                 want = self.expected(*(self.promote(t) for t in tensors), **variant)
                 self.compare(got, want, dtype, f"{dtype} {variant}")
@@ -140,7 +141,7 @@ class OpTester:
     def test_non_contiguous_inputs(self, device, path):
         for variant in self.variants():
             tensors = self.make(device, self.dtypes[0], self.rows, **variant)
-            with on_path(path, device):
+            with on_path(path):
                 want = self.call(*tensors, **variant)
                 got = self.call(*(non_contiguous(t) for t in tensors), **variant)
             self.compare(got, want, self.dtypes[0], f"non-contiguous {variant}")
@@ -150,7 +151,7 @@ class OpTester:
     def test_empty_inputs(self, device, path):
         for variant in self.variants():
             tensors = self.make(device, self.dtypes[0], 0, **variant)
-            with on_path(path, device):
+            with on_path(path):
                 out = as_tuple(self.call(*tensors, **variant))
             assert all(o.shape[0] == 0 for o in out), f"{variant}: {[tuple(o.shape) for o in out]}"
 
@@ -169,7 +170,7 @@ class OpTester:
                 return as_tuple(self.call(*args, **variant))[0]
 
             floats = [tensors[i].detach().clone().requires_grad_() for i in slots]
-            with on_path(path, device):
+            with on_path(path):
                 assert torch.autograd.gradcheck(first_output, floats), variant
 
     @pytest.mark.needs_extension
@@ -180,7 +181,7 @@ class OpTester:
             grads = []
             for path in PATHS:
                 floats = [t.detach().clone().requires_grad_() if is_float(t) else t for t in tensors]
-                with on_path(path, device):
+                with on_path(path):
                     out = as_tuple(self.call(*floats, **variant))[0]
                 upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
                 leaves = [f for f in floats if is_float(f)]

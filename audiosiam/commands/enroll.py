@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 
 from . import _common
@@ -51,18 +52,16 @@ def run(args) -> int:
     paths, labels = _common.read_support_folder(args.support)
     progress = _common.show_progress(args)
     on_error = "raise" if args.strict else "skip"
-    if args.add_to:
-        # Read, extend and write back under one lock on the output, so that two processes adding to one
-        # gallery at once both land (the second reads what the first wrote) instead of one being lost.
-        with locked(args.out):
+    # With --add-to: read, extend and write back under one lock on the output, so that two processes
+    # adding to one gallery at once both land (the second reads what the first wrote).
+    with locked(args.out) if args.add_to else contextlib.nullcontext():
+        if args.add_to:
             model = _common.load_model_from_args(args) if args.model else None
             clf = FewShotClassifier.load(args.add_to, model=model)
             clf.add(paths, labels, progress=progress, on_error=on_error)
-            _common.report_failures(clf.enrol_failures_, "enroll", what="example")
-            out = clf.save(args.out)
-    else:
-        clf = FewShotClassifier(_common.load_model_from_args(args), rule=args.rule, k=args.k)
-        clf.fit(paths, labels, progress=progress, on_error=on_error)
+        else:
+            clf = FewShotClassifier(_common.load_model_from_args(args), rule=args.rule, k=args.k)
+            clf.fit(paths, labels, progress=progress, on_error=on_error)
         _common.report_failures(clf.enrol_failures_, "enroll", what="example")
         out = clf.save(args.out)
     counts = clf.gallery_.counts()

@@ -86,17 +86,16 @@ def has_ops() -> bool:
 
 
 def use_compiled(op: str, *tensors, devices: tuple[str, ...] = ("cpu", "cuda")) -> bool:
-    """True when ``torch.ops.audiosiam.<op>`` is registered (an extension built before an op was added
-    lacks it) and every tensor is on a device whose kernel this build has.
+    """True when the compiled ops are loaded and every tensor is on a device whose kernel this build has.
+    (A build from older sources that lacks an op is not loaded at all: see :func:`_import_extension`.)
 
     Args:
-        op (str): the op's name in ``torch.ops.audiosiam``.
+        op (str): the op's name in ``torch.ops.audiosiam`` (it names the op at the call site; every op of a
+            loaded build is there).
         *tensors (Tensor): the op's tensor inputs, whose devices are checked.
         devices (tuple of str, optional): the device types the op has kernels for. Default: ``("cpu", "cuda")``.
     """
-    import torch
-
-    return has_ops() and hasattr(torch.ops.audiosiam, op) and all(t.device.type in devices for t in tensors)
+    return has_ops() and all(t.device.type in devices for t in tensors)
 
 
 def call(op: str, *args):
@@ -107,7 +106,8 @@ def call(op: str, *args):
     compiled and the reference path, so every public op calls its kernel through here.
 
     Args:
-        op (str): the op's name in ``torch.ops.audiosiam``.
+        op (str): the op's name in ``torch.ops.audiosiam`` (it names the op at the call site; every op of a
+            loaded build is there).
         *args (Any): its arguments, as its schema takes them.
 
     Raises:
