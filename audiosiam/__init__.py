@@ -30,8 +30,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # what the lazy __getattr__ below returns, visible to type checkers and IDEs
-    from . import data, decision, evaluation, functional, losses, models, ops, training, transforms
+    from . import data, decision, detection, evaluation, functional, losses, models, ops, training, transforms
     from .classify import AudioEmbedder, FewShotClassifier
+    from .detection import EventDetector
     from .io import load_audio
     from .models import load_model
 
@@ -50,6 +51,8 @@ _LAZY = {
     "load_model": "audiosiam.models",
     "FewShotClassifier": "audiosiam.classify",
     "AudioEmbedder": "audiosiam.classify",
+    "EventDetector": "audiosiam.detection",
+    "detection": "audiosiam.detection",
 }
 
 __all__ = [

@@ -15,7 +15,7 @@ import torch
 from .errors import ParameterError
 from .ops.spectral import mel_power
 
-__all__ = ["mel_filterbank", "log_mel_spectrogram", "log_mel_from_filterbank", "NORMALIZATIONS"]
+__all__ = ["mel_filterbank", "log_mel_spectrogram", "log_mel_from_filterbank", "normalize_sliding", "NORMALIZATIONS"]
 
 NORMALIZATIONS = (None, "utterance", "band")
 
@@ -175,6 +175,48 @@ def _clip_std(centred: torch.Tensor) -> torch.Tensor:
     rows = centred.flatten(-2)
     var = (rows * rows).sum(dim=-1) / max(rows.shape[-1] - 1, 1)
     return var.sqrt().clamp_min(1e-5)[..., None, None]
+
+
+def normalize_sliding(db: torch.Tensor, window: int, *, top_db: float | None = 80.0) -> torch.Tensor:
+    """The ``"utterance"`` normalisation of a long recording, frame by frame: each frame is floored,
+    centred and scaled with the statistics of the ``window`` frames centred on it.
+
+    A window of a recording normalised this way looks like a clip of ``window`` frames normalised on its
+    own (its peak-relative floor, mean dB and standard deviation are those of its neighbourhood), so one
+    spectrogram of the whole recording serves every window over it (:mod:`audiosiam.models.sliding`).
+    Near the ends the neighbourhood is cut to the frames that exist.
+
+    Args:
+        db (Tensor): (B, n_mels, T) log-mel power in dB, not normalised (``normalize=None``, ``top_db=None``).
+        window (int): frames of the neighbourhood, >= 1.
+        top_db (float or None, optional): floor each frame at this many dB below its neighbourhood's peak;
+            ``None`` for no floor. Default: ``80.0``.
+
+    Returns:
+        Tensor: (B, n_mels, T), same dtype.
+
+    Raises:
+        ParameterError: ``window < 1`` or ``db`` not 3-D.
+    """
+    if window < 1 or db.ndim != 3:
+        raise ParameterError(f"window={window}, db of shape {tuple(db.shape)}: expected window >= 1 and (B, n_mels, T)")
+    left, right = window // 2, window - 1 - window // 2
+    if top_db is not None:
+        frame_peak = torch.nn.functional.pad(db.amax(dim=1, keepdim=True), (left, right), value=-torch.inf)
+        db = torch.maximum(db, torch.nn.functional.max_pool1d(frame_peak, window, stride=1) - top_db)
+    # Window sums of each frame's sum and sum of squares over the bands, from cumulative sums in float64
+    # (hours of frames in float32 would lose the differences to rounding).
+    sums = torch.stack([db.sum(dim=1), db.square().sum(dim=1)], dim=1).double()  # (B, 2, T)
+    total = torch.nn.functional.pad(sums.cumsum(dim=2), (1, 0))
+    frames = db.shape[2]
+    index = torch.arange(frames, device=db.device)
+    upper, lower = (index + right + 1).clamp_max(frames), (index - left).clamp_min(0)
+    window_sums = total[..., upper] - total[..., lower]
+    count = ((upper - lower) * db.shape[1]).to(window_sums)
+    mean = window_sums[:, 0] / count
+    var = (window_sums[:, 1] - count * mean.square()) / (count - 1).clamp_min(1)
+    std = var.clamp_min(0).sqrt().clamp_min(1e-5)
+    return (db - mean[:, None].to(db)) / std[:, None].to(db)
 
 
 def log_mel_spectrogram(

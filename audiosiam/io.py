@@ -27,7 +27,7 @@ import struct
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -48,6 +48,9 @@ __all__ = [
     "resample",
     "load_many",
     "check_waveform",
+    "read_blocks",
+    "audio_duration",
+    "active_span",
 ]
 
 AUDIO_EXTENSIONS = frozenset(
@@ -219,27 +222,7 @@ def load_audio(
     except _Truncated as exc:
         raise AudioLoadError(path_str, str(exc), "copy or download the file again") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        # Checked only on failure: two stat calls per file are a tenth of decoding a one-second clip.
-        if not os.path.exists(path_str):
-            raise AudioLoadError(
-                path_str, "no such file", "check the path and that the file was copied completely"
-            ) from None
-        if os.path.isdir(path_str):
-            raise AudioLoadError(
-                path_str,
-                "is a folder, not an audio file",
-                "pass the files inside it, or a folder where a folder is expected",
-            ) from None
-        if os.path.getsize(path_str) == 0:
-            raise EmptyAudioError(path_str, "is an empty file (0 bytes)", "copy or export it again") from None
-        detail = str(exc).replace(f"Error opening {path_str!r}: ", "").strip().rstrip(".")  # the path is said once
-        if "does not exist or is not a regular file" in detail:  # libsndfile's words for content it cannot parse
-            detail = "its content is damaged or in no format libsndfile knows"
-        raise AudioLoadError(
-            path_str,
-            f"not a readable audio file ({detail})",
-            "supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF; re-export or convert it (e.g. with sox or ffmpeg)",
-        ) from exc
+        raise _unreadable(path_str, exc) from exc
     if container in ("WAV", "WAVEX") and _wav_is_truncated(path_str):
         raise AudioLoadError(
             path_str,
@@ -277,13 +260,164 @@ def load_audio(
     if sample_rate is not None:
         wave = resample(wave, int(file_rate), sample_rate)
     if trim_silence:
-        wave = _trim(wave, (sample_rate or file_rate), trim_db)
+        start, stop = active_span(wave, sample_rate or file_rate, floor_db=trim_db, frame_seconds=0.025)
+        wave = wave[..., start:stop]
     if normalize == "peak":
         wave = wave / wave.abs().max().clamp_min(SILENCE_PEAK)
     elif normalize == "loudness":
         rms = wave.pow(2).mean().sqrt().clamp_min(SILENCE_PEAK)
         wave = wave * (10 ** (-20 / 20) / rms)
     return wave.contiguous()
+
+
+def audio_duration(path: str | os.PathLike) -> float:
+    """A file's length in seconds from its header (nothing decoded).
+
+    Args:
+        path (str or os.PathLike): the file.
+
+    Returns:
+        float: the duration the header announces (0.0 where it announces none, e.g. a stream).
+
+    Raises:
+        AudioLoadError: missing, a folder, empty or unreadable (as :func:`load_audio` words it).
+    """
+    import soundfile as sf
+
+    path_str = os.fspath(path)
+    try:
+        info = sf.info(path_str)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise _unreadable(path_str, exc) from exc
+    return max(0, info.frames) / info.samplerate if info.samplerate > 0 else 0.0
+
+
+def read_blocks(
+    path: str | os.PathLike, sample_rate: int | None = 16000, *, block_seconds: float = 60.0
+) -> Iterator[torch.Tensor]:
+    """Stream a recording of any length as consecutive mono float32 blocks, in the memory of a few blocks.
+
+    Decoding, the mono mix and the checks follow :func:`load_audio`; the blocks put together equal
+    ``load_audio(path, sample_rate)`` to float rounding: each block is resampled with a little of its
+    neighbours' audio on both sides, cut at sample positions where both rates meet, so the seams leave
+    no trace.
+
+    Args:
+        path (str or os.PathLike): the file (WAV, FLAC, OGG/Vorbis, MP3, ...).
+        sample_rate (int or None, optional): resample to this rate in Hz; ``None`` keeps the file's rate.
+            Default: ``16000``.
+        block_seconds (float, optional): about this many seconds per block (> 0). Default: ``60.0``.
+
+    Yields:
+        Tensor: (samples,) float32 blocks at ``sample_rate``, in order.
+
+    Raises:
+        AudioLoadError: as :func:`load_audio` (missing, unreadable, a truncated WAV header). Problems found
+            while decoding are raised when the stream reaches them: NaN/Inf samples or an absurd level
+            (:class:`~audiosiam.errors.InvalidAudioError`, with the time in the file), a compressed stream
+            that ends far short of its header (truncated), or a file that was digital silence throughout
+            (:class:`~audiosiam.errors.EmptyAudioError`, after its last block).
+        ParameterError: ``block_seconds`` not positive, or an implausible ``sample_rate``.
+    """
+    import soundfile as sf
+
+    if sample_rate is not None:
+        sample_rate = _check_rate(sample_rate)
+    if not block_seconds > 0:
+        raise ParameterError(f"block_seconds={block_seconds}: must be > 0")
+    path_str = os.fspath(path)
+    quiet = _native_stderr_silenced() if path_str.lower().endswith(_MPEG_SUFFIXES) else contextlib.nullcontext()
+    try:
+        handle = sf.SoundFile(path_str)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise _unreadable(path_str, exc) from exc
+    with handle as f:
+        rate = f.samplerate
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise InvalidAudioError(
+                path_str, f"sample rate {rate} Hz is not plausible for a recording", "the header is probably corrupt"
+            )
+        if f.format in ("WAV", "WAVEX") and _wav_is_truncated(path_str):
+            raise AudioLoadError(
+                path_str, "truncated: the header announces more audio than the file holds", "copy it again"
+            )
+        target = sample_rate or rate
+        # Input samples per period where both sample grids meet; blocks and context are whole periods.
+        period = rate // math.gcd(rate, target)
+        out_per_period = target // math.gcd(rate, target)
+        block = max(1, round(block_seconds * rate / period)) * period
+        context = math.ceil(256 / period) * period if target != rate else 0  # > the sinc filter's reach
+        checked = not f.subtype.startswith("PCM")  # integer PCM cannot hold NaN, Inf or absurd levels
+        peak, decoded = 0.0, 0
+        previous = np.zeros(0, dtype=np.float32)  # the block before, kept for its tail (context)
+        current = None
+        with quiet:
+            for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+                mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+                if checked:
+                    problem = _level_problem(torch.from_numpy(mono))
+                    if problem and "silence" not in problem:
+                        raise InvalidAudioError(
+                            path_str,
+                            f"{problem} (at {decoded / rate:.1f} s)",
+                            "re-export it from the source at full scale 1.0",
+                        )
+                peak = max(peak, float(np.abs(mono).max()) if mono.size else 0.0)
+                decoded += mono.shape[0]
+                if current is not None:
+                    yield _resampled_block(previous, current, mono, rate, target, context, out_per_period)
+                    previous = current
+                current = mono
+            if current is not None:
+                yield _resampled_block(
+                    previous, current, np.zeros(0, np.float32), rate, target, context, out_per_period
+                )
+        if f.seekable() and f.frames > 0 and decoded < TRUNCATION_FRACTION * f.frames:
+            raise AudioLoadError(
+                path_str,
+                f"truncated: the header announces {f.frames} frames, only {decoded} could be decoded",
+                "copy or download the file again",
+            )
+        if decoded == 0:
+            raise EmptyAudioError(path_str, "contains no samples", "remove it or replace it with a real recording")
+        if peak <= SILENCE_PEAK:
+            raise EmptyAudioError(path_str, "is digital silence (all samples are zero)", "remove it or replace it")
+
+
+def _resampled_block(
+    before: np.ndarray, block: np.ndarray, after: np.ndarray, rate: int, target: int, context: int, out_per_period: int
+) -> torch.Tensor:
+    """``block`` at ``target`` Hz, resampled with up to ``context`` samples of its neighbours on each side."""
+    if rate == target:
+        return torch.from_numpy(block.copy())
+    head, tail = before[len(before) - context :] if context else before[:0], after[:context]
+    wave = resample(torch.from_numpy(np.concatenate([head, block, tail])), rate, target)
+    start = len(head) // (rate // math.gcd(rate, target)) * out_per_period
+    length = math.ceil(len(block) * target / rate)
+    return wave[start : start + length].contiguous()
+
+
+def _unreadable(path_str: str, exc: Exception) -> AudioLoadError:
+    """The error for a file libsndfile could not open: missing, a folder, empty, or not audio."""
+    # Checked only on failure: two stat calls per file are a tenth of decoding a one-second clip.
+    if not os.path.exists(path_str):
+        return AudioLoadError(path_str, "no such file", "check the path and that the file was copied completely")
+    if os.path.isdir(path_str):
+        return AudioLoadError(
+            path_str,
+            "is a folder, not an audio file",
+            "pass the files inside it, or a folder where a folder is expected",
+        )
+    if os.path.getsize(path_str) == 0:
+        return EmptyAudioError(path_str, "is an empty file (0 bytes)", "copy or export it again")
+    detail = str(exc).replace(f"Error opening {path_str!r}: ", "").strip().rstrip(".")  # the path is said once
+    if "does not exist or is not a regular file" in detail:  # libsndfile's words for content it cannot parse
+        detail = "its content is damaged or in no format libsndfile knows"
+    return AudioLoadError(
+        path_str,
+        f"not a readable audio file ({detail})",
+        "supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF; re-export or convert it (e.g. with sox or ffmpeg)",
+    )
 
 
 TRUNCATION_FRACTION = 0.9
@@ -359,19 +493,36 @@ def _native_stderr_silenced():
                 os.close(_SILENCED["saved"])
 
 
-def _trim(wave: torch.Tensor, rate: int, top_db: float) -> torch.Tensor:
-    frame = max(1, int(0.025 * rate))
-    mono = wave if wave.ndim == 1 else wave.mean(0)
+def active_span(
+    wave: torch.Tensor, rate: int, *, floor_db: float = 40.0, frame_seconds: float = 0.01
+) -> tuple[int, int]:
+    """Where a clip is sounding: from the first to the last frame within ``floor_db`` of its loudest frame.
+
+    The one rule for a clip's extent: trimming (:func:`load_audio` ``trim_silence``), the ground truth of
+    synthetic soundscapes and the event lengths a detector expects from its examples all use it.
+
+    Args:
+        wave (Tensor): (time,) or (channels, time) samples; channels are averaged to judge.
+        rate (int): its sample rate in Hz.
+        floor_db (float, optional): frames quieter than this many dB below the loudest are silence.
+            Default: ``40.0``.
+        frame_seconds (float, optional): the length of the frames judged. Default: ``0.01``.
+
+    Returns:
+        tuple[int, int]: ``(start, stop)`` sample indices; the whole clip when it is shorter than a frame
+        or silent throughout.
+    """
+    frame = max(1, int(frame_seconds * rate))
+    mono = (wave if wave.ndim == 1 else wave.mean(0)).double()
     n = mono.shape[-1] // frame
     if n == 0:
-        return wave
+        return 0, mono.shape[-1]
     energy = mono[: n * frame].reshape(n, frame).pow(2).mean(1)
-    loud = (10 * torch.log10(energy.clamp_min(1e-20) / energy.max())) > -top_db
-    idx = torch.nonzero(loud).flatten()
-    start, stop = int(idx[0]) * frame, (int(idx[-1]) + 1) * frame
-    if int(idx[-1]) == n - 1:
-        stop = mono.shape[-1]
-    return wave[..., start:stop]
+    loud = torch.nonzero(10 * torch.log10(energy.clamp_min(1e-20) / energy.max().clamp_min(1e-20)) > -floor_db)
+    if loud.numel() == 0:
+        return 0, mono.shape[-1]
+    first, last = int(loud[0]), int(loud[-1])
+    return first * frame, mono.shape[-1] if last == n - 1 else (last + 1) * frame
 
 
 def find_audio_files(root: str | os.PathLike, *, recursive: bool = True) -> list[Path]:

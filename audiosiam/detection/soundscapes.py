@@ -2,8 +2,9 @@
 
 Used to score detectors (``benchmarks/``, tests) on long recordings whose ground truth is exact. Each
 event is scaled so that its level over its own active part stands ``snr_db`` above the background's level
-over the same stretch, then added; the true event spans where the clip's own samples are loud (its
-onset and offset at -40 dB of its peak frame), not the silence it may be padded with.
+over the same stretch, then added; the true event spans where the clip's own samples are loud
+(:func:`audiosiam.io.active_span`: onset and offset at -40 dB of its loudest 10 ms frame), not the
+silence it may be padded with.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
+from ..io import active_span
 from .events import Event
 
 __all__ = ["Placement", "make_soundscape", "random_placements"]
@@ -36,17 +38,6 @@ class Placement:
     label: str
     start: float
     snr_db: float
-
-
-def _active_span(clip: torch.Tensor, rate: int, floor_db: float = -40.0) -> tuple[int, int]:
-    """First and last sample of the frames within ``floor_db`` of the loudest 10 ms frame."""
-    frame = max(1, rate // 100)
-    n = max(1, clip.numel() // frame)
-    energy = clip[: n * frame].reshape(n, frame).double().pow(2).mean(1)
-    loud = torch.nonzero(10 * torch.log10(energy.clamp_min(1e-20) / energy.max().clamp_min(1e-20)) > floor_db)
-    if loud.numel() == 0:
-        return 0, clip.numel()
-    return int(loud[0]) * frame, min(clip.numel(), (int(loud[-1]) + 1) * frame)
 
 
 def make_soundscape(
@@ -88,7 +79,7 @@ def make_soundscape(
                 f"placements[{n}] ({p.label}): {p.start:.3f} s + {clip.numel() / sample_rate:.3f} s lies outside "
                 f"the {mix.numel() / sample_rate:.3f} s background"
             )
-        on, off = _active_span(clip, sample_rate)
+        on, off = active_span(clip, sample_rate)
         clip_rms = float(clip[on:off].pow(2).mean().sqrt())
         bg_rms = float(background[begin + on : begin + off].to(torch.float64).pow(2).mean().sqrt())
         gain = 1.0 if bg_rms < noise_floor else bg_rms * 10 ** (p.snr_db / 20) / clip_rms

@@ -19,10 +19,12 @@ vector.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import ParameterError
 
@@ -101,10 +103,44 @@ class AttentiveStatsPooling(nn.Module):
         Returns:
             Tensor: (B, 2C): the weighted means, then the weighted standard deviations.
         """
-        weights = torch.softmax(self.attention(x), dim=2)
-        mean = (x * weights).sum(dim=2)
-        var = (x.square() * weights).sum(dim=2) - mean.square()
-        return torch.cat([mean, var.clamp_min(1e-6).sqrt()], dim=1)
+        return torch.cat(_weighted_stats(x, self.attention(x)), dim=1)
+
+    def windows(self, x: torch.Tensor, window: int, hop: int) -> torch.Tensor:
+        """Pool every ``window`` consecutive frames, every ``hop`` frames, of one long sequence.
+
+        The attention is a per-frame (1x1) function, so it is computed once per frame and shared by all the
+        windows containing that frame; each window is then pooled exactly as :meth:`forward` pools a clip
+        of ``window`` frames.
+
+        Args:
+            x (Tensor): (C, T) frames of one recording, ``T >= window``.
+            window (int): frames per window, >= 1.
+            hop (int): frames between window starts, >= 1.
+
+        Returns:
+            Tensor: (1 + (T - window) // hop, 2C), window ``i`` starting at frame ``i * hop``.
+        """
+        logits = self.attention(x[None])[0]  # (C, T)
+        # A window's softmax is unchanged by any shift of its logits, so one shift per channel serves all
+        # windows, and the three weighted sums become box sums that average pooling computes directly (no
+        # (windows, C, window) tensors): 5-6x less work than pooling each window.
+        weights = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+        sums = nn.functional.avg_pool1d(torch.stack([weights, weights * x, weights * x.square()]), window, hop)
+        total = sums[0]
+        if bool((total < 1e-30).any()):  # a window whose logits all lie ~70 below its channel's peak
+            mean, std = _weighted_stats(x.unfold(1, window, hop), logits.unfold(1, window, hop))
+        else:
+            mean = sums[1] / total
+            std = (sums[2] / total - mean.square()).clamp_min(1e-6).sqrt()
+        return torch.cat([mean, std]).T
+
+
+def _weighted_stats(x: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames and attention logits (..., T) -> softmax-weighted mean and standard deviation over T (...)."""
+    weights = torch.softmax(logits, dim=-1)
+    mean = (x * weights).sum(dim=-1)
+    var = (x.square() * weights).sum(dim=-1) - mean.square()
+    return mean, var.clamp_min(1e-6).sqrt()
 
 
 class ResNetEncoder(nn.Module):
@@ -158,10 +194,91 @@ class ResNetEncoder(nn.Module):
         Raises:
             ParameterError: ``features`` is not 3-D with ``n_mels`` bands.
         """
+        return self.embed_frames(self.frames(features))
+
+    @property
+    def time_stride(self) -> int:
+        """Spectrogram frames per output frame of :meth:`frames` (the stem and every stage but the last
+        halve time)."""
+        return 2 ** len(self.config.blocks)
+
+    def frames(self, features: torch.Tensor) -> torch.Tensor:
+        """The convolutional trunk: log-mel (B, n_mels, T) -> frames (B, C, ceil(T / time_stride)).
+
+        Frame ``j`` is centred on spectrogram frame ``time_stride * j`` and sees about 0.7 s around it, so
+        the frames of a long recording computed once serve every window over it (:meth:`embed_windows`).
+
+        Args:
+            features (Tensor): (B, n_mels, T) log-mel spectrograms.
+
+        Returns:
+            Tensor: (B, C, T') with C = the last stage's channels times its remaining frequency bins.
+
+        Raises:
+            ParameterError: ``features`` is not 3-D with ``n_mels`` bands.
+        """
         if features.ndim != 3 or features.shape[1] != self.config.n_mels:
             raise ParameterError(
                 f"features: expected (batch, {self.config.n_mels}, frames), got {tuple(features.shape)}"
             )
-        x = self.stages(self.stem(features[:, None]))
-        x = x.flatten(1, 2)  # (B, C * F', T')
-        return nn.functional.normalize(self.head(self.pool(x)), dim=1)
+        return self.stages(self.stem(features[:, None])).flatten(1, 2)  # (B, C * F', T')
+
+    def inference_trunk(self) -> nn.Module:
+        """A frozen copy of the trunk for fast inference: every batch norm folded into the convolution
+        before it, channels-last memory. Same output as :meth:`frames` to float rounding, 1.3-1.5x faster on
+        the CPU; a snapshot of today's weights (build a new one after training further).
+
+        Returns:
+            nn.Module: maps (B, n_mels, T) log-mel features to (B, C, T') frames, in eval mode.
+        """
+        return _InferenceTrunk(self)
+
+    def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Pool trunk frames (B, C, T') into L2-normalised embeddings (B, D).
+
+        Args:
+            frames (Tensor): (B, C, T') from :meth:`frames`.
+
+        Returns:
+            Tensor: (B, embedding_dim) L2-normalised embeddings.
+        """
+        return nn.functional.normalize(self.head(self.pool(frames)), dim=1)
+
+    def embed_windows(self, frames: torch.Tensor, window: int, hop: int) -> torch.Tensor:
+        """Embed every ``window`` consecutive frames, every ``hop`` frames, of one long frame sequence.
+
+        Each window gets exactly the embedding :meth:`embed_frames` gives a clip of those frames; the
+        pooling's attention is computed once per frame for all of them.
+
+        Args:
+            frames (Tensor): (C, T') trunk frames of one recording (:meth:`frames`), ``T' >= window``.
+            window (int): frames per window, >= 1.
+            hop (int): frames between window starts, >= 1.
+
+        Returns:
+            Tensor: (1 + (T' - window) // hop, embedding_dim) L2-normalised embeddings, window ``i`` starting
+            at frame ``i * hop``.
+        """
+        return nn.functional.normalize(self.head(self.pool.windows(frames, window, hop)), dim=1)
+
+
+class _InferenceTrunk(nn.Module):
+    """:meth:`ResNetEncoder.inference_trunk`: the stem and stages with batch norms folded, channels-last."""
+
+    def __init__(self, encoder: ResNetEncoder):
+        super().__init__()
+        trunk = copy.deepcopy(nn.Sequential(encoder.stem, encoder.stages)).eval()
+        for module in trunk.modules():
+            if isinstance(module, _Block):
+                module.conv1, module.bn1 = fuse_conv_bn_eval(module.conv1, module.bn1), nn.Identity()
+                module.conv2, module.bn2 = fuse_conv_bn_eval(module.conv2, module.bn2), nn.Identity()
+            if isinstance(module, nn.Sequential):  # the stem's and the shortcuts' (conv, batch norm) pairs
+                for i in range(len(module) - 1):
+                    if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+                        module[i], module[i + 1] = fuse_conv_bn_eval(module[i], module[i + 1]), nn.Identity()
+        self.trunk = trunk.to(memory_format=torch.channels_last)
+        self.n_mels = encoder.config.n_mels
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = features[:, None].contiguous(memory_format=torch.channels_last)
+        return self.trunk(x).flatten(1, 2).contiguous()

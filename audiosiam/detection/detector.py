@@ -1,0 +1,431 @@
+"""Few-shot sound event detection: find where sounds like a few examples occur in long recordings.
+
+How :class:`EventDetector` decides, step by step (each step is one function below):
+
+1. **Examples.** Each example clip is embedded as a clip (:meth:`EmbeddingModel.embed`); a label's
+   prototype is the normalised mean of its examples. Its expected event length is the median length of
+   its examples' sounding part (:func:`audiosiam.io.active_span`).
+2. **Windows.** The recording is streamed and every window is embedded in one pass of the network
+   (:class:`~audiosiam.models.sliding.SlidingEmbedder`). The window lasts the examples' median length,
+   kept between ``min_window_seconds`` (1 s: the model was trained on clips of at least 1 s) and the
+   model's ``window_seconds``; windows start every ``hop_seconds``.
+3. **Scores.** A window's score for a label is its cosine similarity to the label's prototype.
+4. **Threshold** per label and recording, from nothing but the examples and the recording itself:
+   the examples' typical match ``p`` (the median similarity of each example to the prototype of the
+   others; with one example, the model's verification threshold), and the recording's typical window
+   ``m`` (the median score) with its robust spread ``s`` (1.4826 x the median absolute deviation). The
+   threshold is the midpoint ``(m + p) / 2``, but at least ``m + 4 s``: halfway from what the recording
+   mostly sounds like to what the examples sound like, and clearly out of the recording's bulk.
+   ``--negative`` clips of what is *not* wanted raise it to at least halfway between their best score
+   and ``p``. This assumes the sought sound fills less than half of the recording (the median is then
+   background). ``threshold=`` overrides the rule with one fixed value.
+5. **Events.** A window is *on* for the label with the largest score above its threshold (margin
+   ``score - threshold``), so two labels never claim one window. Runs of on-windows (gaps of one hop
+   bridged) become events: a run no longer than a window is one event of the label's expected length,
+   centred on the run; a longer run is a longer sound and spans the run's windows, less the part of a
+   window the label's sounds do not fill. Its score is the run's best score.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ParameterError
+from ..io import active_span, check_waveform, load_many, read_blocks
+from ..models.embedding import describe_input
+from ..models.sliding import SlidingEmbedder
+from .events import Event
+
+__all__ = ["EventDetector", "ScoreCurve", "typical_match", "calibrated_threshold", "curve_events"]
+
+DEFAULT_LABEL = "target"
+_MIN_SPREAD_FACTOR = 4.0  # the threshold stands at least this many robust standard deviations above the median
+
+
+@dataclass
+class ScoreCurve:
+    """Every window's score for every label in one recording, and the thresholds that decide.
+
+    Attributes:
+        file (str): the recording (a path, or a description of a waveform).
+        labels (list of str): the labels, in the order of the score columns.
+        starts (ndarray): (n,) window start times in seconds.
+        scores (ndarray): (n, len(labels)) cosine similarities to each label's prototype.
+        thresholds (ndarray): (len(labels),) the threshold of each label in this recording.
+        window_seconds (float): the windows' length.
+        hop_seconds (float): the step between window starts.
+        duration (float): the recording's length in seconds.
+    """
+
+    file: str
+    labels: list[str]
+    starts: np.ndarray
+    scores: np.ndarray
+    thresholds: np.ndarray
+    window_seconds: float
+    hop_seconds: float
+    duration: float
+
+    @property
+    def centres(self) -> np.ndarray:
+        """(n,) the middle of each window, in seconds: where a plot puts its score."""
+        return self.starts + self.window_seconds / 2
+
+
+@dataclass
+class _Label:
+    name: str
+    prototype: torch.Tensor  # (D,)
+    typical_match: float  # p in the module docstring
+    event_seconds: float  # the examples' median sounding length
+    negative_best: float | None = None
+    examples: int = field(default=0)
+
+
+class EventDetector:
+    """Find where sounds like a few examples occur in recordings (the rule: module docstring).
+
+    Args:
+        model (EmbeddingModel or None, optional): the embedding model; ``None``: the bundled default.
+            Default: ``None``.
+        hop_seconds (float, optional): step between window starts, rounded to the model's frame step (80 ms
+            for the bundled models). Default: ``0.16``.
+        window_seconds (float or None, optional): window length; ``None``: from the examples (module
+            docstring). Default: ``None``.
+        min_window_seconds (float, optional): shortest window chosen from the examples. Default: ``1.0``.
+        threshold (float or None, optional): one fixed similarity threshold for every label and recording,
+            in [-1, 1]; ``None``: the calibrated rule. Default: ``None``.
+        chunk_seconds (float, optional): audio processed at once; sets the memory used (about 40 MB per
+            minute), not the result. Default: ``60.0``.
+
+    Raises:
+        ParameterError: a length not positive, or a threshold outside [-1, 1].
+
+    Example:
+        >>> detector = audiosiam.EventDetector().fit(["bark1.wav", "bark2.wav", "bark3.wav"], labels="dog")
+        >>> for event in detector.detect("garden.flac"):
+        ...     print(event.start, event.end, event.score)
+    """
+
+    def __init__(
+        self,
+        model=None,
+        *,
+        hop_seconds: float = 0.16,
+        window_seconds: float | None = None,
+        min_window_seconds: float = 1.0,
+        threshold: float | None = None,
+        chunk_seconds: float = 60.0,
+    ):
+        from ..decision import check_threshold
+
+        if model is None:
+            from ..models import load_model
+
+            model = load_model()
+        for name, value in (("hop_seconds", hop_seconds), ("min_window_seconds", min_window_seconds)):
+            if not value > 0:
+                raise ParameterError(f"{name}={value}: must be > 0")
+        if window_seconds is not None and not window_seconds > 0:
+            raise ParameterError(f"window_seconds={window_seconds}: must be > 0 (or None to follow the examples)")
+        self.model = model.eval()
+        self.hop_seconds, self.window_seconds, self.min_window_seconds = hop_seconds, window_seconds, min_window_seconds
+        self.threshold = None if threshold is None else check_threshold(threshold, "threshold")
+        self.chunk_seconds = chunk_seconds
+        self._labels: list[_Label] = []
+        self._embedder: SlidingEmbedder | None = None
+
+    # ------------------------------------------------------------------ fitting
+    def _waves(self, clips: Sequence[Any], sample_rate: int | None, what: str) -> list[torch.Tensor]:
+        files = [c for c in clips if isinstance(c, (str, os.PathLike))]
+        decoded = iter(load_many(files, self.model.sample_rate)) if files else iter(())
+        return [
+            next(decoded)
+            if isinstance(c, (str, os.PathLike))
+            else check_waveform(c, sample_rate, self.model.sample_rate, what=f"{what}[{i}]")
+            for i, c in enumerate(clips)
+        ]
+
+    def fit(
+        self,
+        examples: Sequence[Any],
+        labels: str | Sequence[str] | None = None,
+        negatives: Sequence[Any] | None = None,
+        *,
+        sample_rate: int | None = None,
+    ) -> "EventDetector":
+        """Learn what to look for from a few examples (and optionally what not to).
+
+        Args:
+            examples (sequence of str, Path, Tensor or array): example clips: paths and/or 1-D waveforms.
+            labels (str, sequence of str or None, optional): one label per example, one label for all, or
+                ``None`` for all ``"target"``. Default: ``None``.
+            negatives (sequence of str, Path, Tensor or array, or None, optional): clips of sounds that must
+                not be found (the background, a similar sound); they raise the thresholds. Default: ``None``.
+            sample_rate (int or None, optional): the rate of the waveforms among the clips (files carry their
+                own). Default: ``None``.
+
+        Returns:
+            EventDetector: itself.
+
+        Raises:
+            ParameterError: no examples, a label count that does not match, or a bad waveform.
+            AudioLoadError: an example or negative file that cannot be read.
+        """
+        examples = list(examples)
+        if not examples:
+            raise ParameterError("examples: give at least one example clip of the sound to find")
+        if labels is None or isinstance(labels, str):
+            labels = [labels or DEFAULT_LABEL] * len(examples)
+        labels = [str(label) for label in labels]
+        if len(labels) != len(examples):
+            raise ParameterError(f"labels: {len(labels)} labels for {len(examples)} examples; give one per example")
+        waves = self._waves(examples, sample_rate, "examples")
+        rate = self.model.sample_rate
+        lengths = np.array([np.subtract(*active_span(w, rate)[::-1]) / rate for w in waves])
+        embeddings = self.model.embed(waves, sample_rate=rate)
+        names = sorted(set(labels))
+        label_index = np.array([names.index(label) for label in labels])
+        window = self.window_seconds or float(
+            np.clip(
+                np.median(lengths), self.min_window_seconds, max(self.min_window_seconds, self.model.window_seconds)
+            )
+        )
+        fallback = float(self.model.info.get("verification_threshold", 0.5))
+        self._labels = []
+        for c, name in enumerate(names):
+            own = embeddings[torch.as_tensor(label_index == c)]
+            prototype = torch.nn.functional.normalize(own.mean(0), dim=0)
+            self._labels.append(
+                _Label(name, prototype, typical_match(own, fallback), float(np.median(lengths[label_index == c])))
+            )
+            self._labels[-1].examples = len(own)
+        self._embedder = SlidingEmbedder(self.model, window, self.hop_seconds, chunk_seconds=self.chunk_seconds)
+        if negatives:
+            negative_scores = self._window_scores_of_clips(self._waves(list(negatives), sample_rate, "negatives"))
+            for c, label in enumerate(self._labels):
+                label.negative_best = float(negative_scores[:, c].max())
+        return self
+
+    def _window_scores_of_clips(self, waves: list[torch.Tensor]) -> np.ndarray:
+        """Scores (windows, labels) of every window of some clips, as the recordings' windows are scored."""
+        rows = [self._scores(embedding) for wave in waves for _, embedding in self._embedder.embed([wave])]
+        return np.concatenate(rows)
+
+    def _scores(self, embeddings: torch.Tensor) -> np.ndarray:
+        return (embeddings @ torch.stack([label.prototype for label in self._labels]).T).numpy()
+
+    @property
+    def labels_(self) -> list[str]:
+        """The labels learnt by :meth:`fit`, in score-column order."""
+        self._check_fitted()
+        return [label.name for label in self._labels]
+
+    @property
+    def window_seconds_(self) -> float:
+        """The window length in use (chosen by :meth:`fit`)."""
+        self._check_fitted()
+        return self._embedder.window_seconds
+
+    @property
+    def hop_seconds_(self) -> float:
+        """The step between window starts in use (``hop_seconds`` rounded to the model's frame step)."""
+        self._check_fitted()
+        return self._embedder.hop_seconds
+
+    @property
+    def event_seconds_(self) -> list[float]:
+        """Each label's expected event length: the median sounding length of its examples."""
+        self._check_fitted()
+        return [label.event_seconds for label in self._labels]
+
+    def _check_fitted(self) -> None:
+        if self._embedder is None:
+            raise ParameterError("this EventDetector is not fitted: call fit(examples) first")
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, recording: Any, *, sample_rate: int | None = None, progress=None) -> ScoreCurve:
+        """Score every window of a recording against every label and set the thresholds.
+
+        Args:
+            recording (str, Path, Tensor or array): a file (streamed: any length in bounded memory) or a 1-D
+                waveform.
+            sample_rate (int or None, optional): the waveform's rate (a file carries its own).
+                Default: ``None``.
+            progress (callable or None, optional): called after each chunk with the seconds of audio it
+                covered (a progress bar's ``update``). Default: ``None``.
+
+        Returns:
+            ScoreCurve: the scores and the thresholds.
+
+        Raises:
+            AudioLoadError: the file cannot be read (or turns out damaged while it is read).
+            ParameterError: a bad waveform, or the detector is not fitted.
+        """
+        self._check_fitted()
+        rate = self.model.sample_rate
+        if isinstance(recording, (str, os.PathLike)):
+            blocks: Iterable[torch.Tensor] = read_blocks(recording, rate, block_seconds=self.chunk_seconds)
+        else:
+            wave = check_waveform(recording, sample_rate, rate, what="recording")
+            step = int(self.chunk_seconds * rate)
+            blocks = (wave[i : i + step] for i in range(0, wave.numel(), step))
+        starts, scores, samples = [], [], 0
+
+        def counted(source):
+            nonlocal samples
+            for block in source:
+                samples += block.numel()
+                yield block
+
+        done = 0.0
+        for window_starts, embeddings in self._embedder.embed(counted(blocks)):
+            starts.append(window_starts.numpy())
+            scores.append(self._scores(embeddings))
+            if progress is not None:
+                reached = float(window_starts[-1]) + self._embedder.hop_seconds
+                progress(reached - done)
+                done = reached
+        starts_all = np.concatenate(starts) if starts else np.zeros(0)
+        scores_all = np.concatenate(scores) if scores else np.zeros((0, len(self._labels)))
+        curve = ScoreCurve(
+            file=describe_input(recording),
+            labels=self.labels_,
+            starts=starts_all,
+            scores=scores_all,
+            thresholds=self._thresholds(scores_all),
+            window_seconds=self._embedder.window_seconds,
+            hop_seconds=self._embedder.hop_seconds,
+            duration=samples / rate,
+        )
+        return curve
+
+    def _thresholds(self, scores: np.ndarray) -> np.ndarray:
+        if self.threshold is not None:
+            return np.full(len(self._labels), self.threshold)
+        return np.array(
+            [
+                calibrated_threshold(scores[:, c], label.typical_match, label.negative_best)
+                for c, label in enumerate(self._labels)
+            ]
+        )
+
+    # ------------------------------------------------------------------ events
+    def events(self, curve: ScoreCurve) -> list[Event]:
+        """Turn a score curve into events (step 5 of the module docstring): :func:`curve_events` with the
+        examples' lengths.
+
+        Args:
+            curve (ScoreCurve): from :meth:`score` (its thresholds may be changed first).
+
+        Returns:
+            list[Event]: in time order, with the curve's ``file``.
+        """
+        self._check_fitted()
+        return curve_events(curve, [label.event_seconds for label in self._labels])
+
+    def detect(self, recording: Any, *, sample_rate: int | None = None) -> list[Event]:
+        """Find the events in a recording: :meth:`events` of :meth:`score`.
+
+        Args:
+            recording (str, Path, Tensor or array): a file (streamed) or a 1-D waveform.
+            sample_rate (int or None, optional): the waveform's rate. Default: ``None``.
+
+        Returns:
+            list[Event]: in time order; each has ``file``, ``label``, ``start``, ``end`` (seconds) and
+            ``score`` (the best cosine similarity in it).
+
+        Raises:
+            AudioLoadError: the file cannot be read.
+            ParameterError: a bad waveform, or the detector is not fitted.
+        """
+        return self.events(self.score(recording, sample_rate=sample_rate))
+
+
+def typical_match(embeddings: torch.Tensor, fallback: float) -> float:
+    """How well a label's examples match it: the median similarity of each example to the normalised mean
+    of the others (step 4 of the module docstring).
+
+    Args:
+        embeddings (Tensor): (k, D) L2-normalised embeddings of one label's examples.
+        fallback (float): the answer for a single example, which has no others.
+
+    Returns:
+        float: the typical match ``p``.
+    """
+    if len(embeddings) < 2:
+        return fallback
+    others = torch.nn.functional.normalize(embeddings.sum(0, keepdim=True) - embeddings, dim=1)
+    return float((embeddings * others).sum(1).median())
+
+
+def calibrated_threshold(scores: np.ndarray, typical: float, negative_best: float | None = None) -> float:
+    """The threshold of one label in one recording (step 4 of the module docstring).
+
+    Args:
+        scores (ndarray): (n,) the label's score of every window of the recording.
+        typical (float): the examples' typical match (:func:`typical_match`).
+        negative_best (float or None, optional): the best score of any window of the negative clips.
+            Default: ``None``.
+
+    Returns:
+        float: ``max((m + p) / 2, m + 4 s)``, and at least ``(negative_best + p) / 2`` with negatives.
+    """
+    median = float(np.median(scores)) if scores.size else 0.0
+    spread = 1.4826 * float(np.median(np.abs(scores - median))) if scores.size else 0.0
+    threshold = max((median + typical) / 2, median + _MIN_SPREAD_FACTOR * spread)
+    if negative_best is not None:
+        threshold = max(threshold, (negative_best + typical) / 2)
+    return threshold
+
+
+def curve_events(curve: ScoreCurve, event_seconds: Sequence[float]) -> list[Event]:
+    """Events from a score curve and its thresholds (step 5 of the module docstring).
+
+    Args:
+        curve (ScoreCurve): the scores, thresholds and window grid of one recording.
+        event_seconds (Sequence[float]): each label's expected event length (its examples' median).
+
+    Returns:
+        list[Event]: in time order, with the curve's ``file``.
+    """
+    if curve.scores.shape[0] == 0:
+        return []
+    margin = curve.scores - curve.thresholds[None]
+    best = margin.argmax(axis=1)
+    on = margin[np.arange(len(best)), best] >= 0
+    found = []
+    for c, label in enumerate(curve.labels):
+        for run in _runs(np.flatnonzero(on & (best == c)), bridge=1):
+            found.append(_run_event(curve, c, float(event_seconds[c]), run))
+    return sorted(found, key=lambda e: (e.start, e.label))
+
+
+def _run_event(curve: ScoreCurve, c: int, event_seconds: float, run: np.ndarray) -> Event:
+    window = curve.window_seconds
+    first, last = float(curve.starts[run[0]]), float(curve.starts[run[-1]])
+    length = last - first
+    if length <= window:  # one event of the label's length, centred on the run
+        centre, half = (first + last + window) / 2, min(event_seconds, length + window) / 2
+        start, end = centre - half, centre + half
+    else:  # a longer sound: the run's windows, less what of a window the label's sounds do not fill
+        trim = max(0.0, window - event_seconds) / 2
+        start, end = first + trim, last + window - trim
+    start = max(0.0, start)
+    if curve.duration > 0:
+        end = min(curve.duration, end)
+    if end <= start:  # squeezed out at the recording's edge: keep the windows themselves
+        start, end = first, last + window
+    return Event(curve.file, curve.labels[c], start, end, float(curve.scores[run, c].max()))
+
+
+def _runs(indices: np.ndarray, bridge: int) -> list[np.ndarray]:
+    """Split sorted indices into runs, joining neighbours with at most ``bridge`` indices missing between."""
+    if indices.size == 0:
+        return []
+    return np.split(indices, np.flatnonzero(np.diff(indices) > bridge + 1) + 1)
