@@ -21,7 +21,7 @@ from ._version import __version__
 from .errors import AudiosiamError
 
 # Order is the order shown in --help: the everyday commands first.
-SUBCOMMANDS = ("classify", "verify", "enroll", "embed", "train", "evaluate", "bench", "info")
+SUBCOMMANDS = ("classify", "find", "verify", "enroll", "embed", "train", "evaluate", "bench", "info")
 
 
 def _available_commands():

@@ -13,7 +13,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["project_2d", "plot_embeddings", "plot_gallery_and_queries", "plot_reliability", "picture_format"]
+__all__ = [
+    "project_2d",
+    "plot_embeddings",
+    "plot_gallery_and_queries",
+    "plot_reliability",
+    "plot_detection",
+    "picture_format",
+]
 
 
 def project_2d(embeddings: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -213,4 +220,83 @@ def plot_reliability(results: dict, path: str | os.PathLike, *, title: str = "")
     axes[0].set_ylabel("share of answers that were right")
     if title:
         fig.suptitle(title)
+    return save_figure(plt, fig, path)
+
+
+def overview_spectrogram(
+    recording, sample_rate: int = 16000, *, columns: int = 2000, n_mels: int = 64
+) -> tuple[np.ndarray, float]:
+    """A log-mel spectrogram of a whole recording at most ``columns`` wide, read in blocks (any length).
+
+    Args:
+        recording (str, Path or Tensor): a file (streamed) or a (time,) waveform at ``sample_rate``.
+        sample_rate (int, optional): the rate it is analysed at. Default: ``16000``.
+        columns (int, optional): at most this many time columns; 10 ms frames are averaged in power to fit.
+            Default: ``2000``.
+        n_mels (int, optional): mel bands. Default: ``64``.
+
+    Returns:
+        tuple[np.ndarray, float]: the (n_mels, cols) spectrogram in dB and the seconds per column.
+    """
+    from .functional import log_mel_spectrogram
+    from .io import audio_duration, read_blocks
+
+    if isinstance(recording, (str, os.PathLike)):
+        seconds, blocks = audio_duration(recording), read_blocks(recording, sample_rate)
+    else:
+        wave = torch.as_tensor(recording, dtype=torch.float32)
+        seconds, blocks = wave.numel() / sample_rate, [wave]
+    per_column = max(1, int(np.ceil(seconds * 100 / columns)))  # 10 ms frames per column
+    hop, parts, rest = sample_rate // 100, [], torch.empty(n_mels, 0, dtype=torch.float64)
+    for block in blocks:
+        frames = block.numel() // hop
+        if frames == 0:
+            continue
+        power = 10 ** (log_mel_spectrogram(block[: frames * hop], sample_rate, n_mels=n_mels, top_db=None) / 10)
+        rest = torch.cat([rest, power[:, :frames].double()], dim=1)
+        whole = rest.shape[1] // per_column * per_column
+        parts.append(rest[:, :whole].reshape(n_mels, -1, per_column).mean(2))
+        rest = rest[:, whole:]
+    if rest.shape[1]:
+        parts.append(rest.mean(1, keepdim=True))
+    power = torch.cat(parts, dim=1) if parts else torch.zeros(n_mels, 1, dtype=torch.float64)
+    db = 10 * torch.log10(power.clamp_min(1e-10))
+    return db.clamp_min(db.max() - 80).numpy(), per_column / 100
+
+
+def plot_detection(curve, events, path: str | os.PathLike, *, recording=None) -> Path:
+    """Why something was or was not found: the recording's spectrogram above each label's score over time,
+    with its threshold and the detected events shaded on both.
+
+    Args:
+        curve (ScoreCurve): the scores and thresholds (:meth:`audiosiam.EventDetector.score`).
+        events (Sequence[Event]): the events found in it.
+        path (str or os.PathLike): the picture to write (format by extension).
+        recording (str, Path, Tensor or None, optional): the recording, for the spectrogram (read again, in
+            blocks); ``None``: scores only. Default: ``None``.
+
+    Returns:
+        Path: ``path``.
+    """
+    plt = _figure()
+    rows = 2 if recording is not None else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(12, 2.4 * rows + 0.6), sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    colours = _colours(curve.labels)
+    if recording is not None:
+        db, step = overview_spectrogram(recording)
+        axes[0].imshow(db, origin="lower", aspect="auto", cmap="magma", extent=(0, db.shape[1] * step, 0, db.shape[0]))
+        axes[0].set_ylabel("mel band")
+        axes[0].set_title(f"{curve.file}: {len(events)} event{'s' * (len(events) != 1)} found")
+    ax = axes[-1]
+    for c, label in enumerate(curve.labels):
+        ax.plot(curve.centres, curve.scores[:, c], lw=0.8, color=colours[label], label=f"{label} (similarity)")
+        ax.axhline(curve.thresholds[c], ls="--", lw=0.8, color=colours[label])
+    for e in events:
+        for a in axes:
+            a.axvspan(e.start, e.end, color=colours[e.label], alpha=0.25 if a is ax else 0.35, lw=0)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("cosine similarity")
+    ax.set_xlim(0, max(curve.duration, 1e-3))
+    ax.legend(loc="upper right", fontsize=8, title="dashed: threshold; shaded: events", title_fontsize=8)
     return save_figure(plt, fig, path)

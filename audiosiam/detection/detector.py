@@ -12,13 +12,16 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
 3. **Scores.** A window's score for a label is its cosine similarity to the label's prototype.
 4. **Threshold** per label and recording, from nothing but the examples and the recording itself:
    the examples' typical match ``p`` (the median similarity of each example to the prototype of the
-   others; with one example, the model's verification threshold), and the recording's typical window
-   ``m`` (the median score) with its robust spread ``s`` (1.4826 x the median absolute deviation). The
-   threshold is the midpoint ``(m + p) / 2``, but at least ``m + 4 s``: halfway from what the recording
-   mostly sounds like to what the examples sound like, and clearly out of the recording's bulk.
-   ``--negative`` clips of what is *not* wanted raise it to at least halfway between their best score
-   and ``p``. This assumes the sought sound fills less than half of the recording (the median is then
-   background). ``threshold=`` overrides the rule with one fixed value.
+   others; with one example, the model's verification threshold), the recording's typical window ``m``
+   (the median score) and its ``background_quantile`` (95th percentile) of window scores ``q``. The
+   threshold is the midpoint ``(m + p) / 2``, but at least ``q``: halfway from what the recording mostly
+   sounds like to what the examples sound like, and above all but 5% of the recording's windows, so a
+   recording of nothing but background yields few false alarms whatever its sound. The sought sound is
+   thereby assumed to fill at most about 5% of a recording; where it fills more, the quieter or less
+   typical of its occurrences are missed first (lower ``background_quantile``, or pass ``threshold``).
+   ``negatives`` (clips of what is *not* wanted) raise it to at least halfway between their best window
+   score and ``p``. ``threshold=`` replaces the rule with one fixed value. (Chosen on soundscapes of
+   training classes, ``benchmarks/soundscape_detection.py``; the held-out classes score it once.)
 5. **Events.** A window is *on* for the label with the largest score above its threshold (margin
    ``score - threshold``), so two labels never claim one window. Runs of on-windows (gaps of one hop
    bridged) become events: a run no longer than a window is one event of the label's expected length,
@@ -44,7 +47,6 @@ from .events import Event
 __all__ = ["EventDetector", "ScoreCurve", "typical_match", "calibrated_threshold", "curve_events"]
 
 DEFAULT_LABEL = "target"
-_MIN_SPREAD_FACTOR = 4.0  # the threshold stands at least this many robust standard deviations above the median
 
 
 @dataclass
@@ -100,11 +102,13 @@ class EventDetector:
         min_window_seconds (float, optional): shortest window chosen from the examples. Default: ``1.0``.
         threshold (float or None, optional): one fixed similarity threshold for every label and recording,
             in [-1, 1]; ``None``: the calibrated rule. Default: ``None``.
+        background_quantile (float, optional): the calibrated threshold stays above this share of a
+            recording's window scores, in (0, 1). Default: ``0.95``.
         chunk_seconds (float, optional): audio processed at once; sets the memory used (about 40 MB per
             minute), not the result. Default: ``60.0``.
 
     Raises:
-        ParameterError: a length not positive, or a threshold outside [-1, 1].
+        ParameterError: a length not positive, a threshold outside [-1, 1] or a quantile outside (0, 1).
 
     Example:
         >>> detector = audiosiam.EventDetector().fit(["bark1.wav", "bark2.wav", "bark3.wav"], labels="dog")
@@ -120,6 +124,7 @@ class EventDetector:
         window_seconds: float | None = None,
         min_window_seconds: float = 1.0,
         threshold: float | None = None,
+        background_quantile: float = 0.95,
         chunk_seconds: float = 60.0,
     ):
         from ..decision import check_threshold
@@ -131,6 +136,9 @@ class EventDetector:
         for name, value in (("hop_seconds", hop_seconds), ("min_window_seconds", min_window_seconds)):
             if not value > 0:
                 raise ParameterError(f"{name}={value}: must be > 0")
+        if not 0 < background_quantile < 1:
+            raise ParameterError(f"background_quantile={background_quantile}: expected a value in (0, 1)")
+        self.background_quantile = background_quantile
         if window_seconds is not None and not window_seconds > 0:
             raise ParameterError(f"window_seconds={window_seconds}: must be > 0 (or None to follow the examples)")
         self.model = model.eval()
@@ -310,7 +318,9 @@ class EventDetector:
             return np.full(len(self._labels), self.threshold)
         return np.array(
             [
-                calibrated_threshold(scores[:, c], label.typical_match, label.negative_best)
+                calibrated_threshold(
+                    scores[:, c], label.typical_match, label.negative_best, background_quantile=self.background_quantile
+                )
                 for c, label in enumerate(self._labels)
             ]
         )
@@ -364,7 +374,9 @@ def typical_match(embeddings: torch.Tensor, fallback: float) -> float:
     return float((embeddings * others).sum(1).median())
 
 
-def calibrated_threshold(scores: np.ndarray, typical: float, negative_best: float | None = None) -> float:
+def calibrated_threshold(
+    scores: np.ndarray, typical: float, negative_best: float | None = None, *, background_quantile: float = 0.95
+) -> float:
     """The threshold of one label in one recording (step 4 of the module docstring).
 
     Args:
@@ -372,13 +384,15 @@ def calibrated_threshold(scores: np.ndarray, typical: float, negative_best: floa
         typical (float): the examples' typical match (:func:`typical_match`).
         negative_best (float or None, optional): the best score of any window of the negative clips.
             Default: ``None``.
+        background_quantile (float, optional): the share of windows assumed to be background, in (0, 1).
+            Default: ``0.95``.
 
     Returns:
-        float: ``max((m + p) / 2, m + 4 s)``, and at least ``(negative_best + p) / 2`` with negatives.
+        float: ``max((median + typical) / 2, quantile)``, and at least ``(negative_best + typical) / 2``.
     """
     median = float(np.median(scores)) if scores.size else 0.0
-    spread = 1.4826 * float(np.median(np.abs(scores - median))) if scores.size else 0.0
-    threshold = max((median + typical) / 2, median + _MIN_SPREAD_FACTOR * spread)
+    floor = float(np.quantile(scores, background_quantile)) if scores.size else -1.0
+    threshold = max((median + typical) / 2, floor)
     if negative_best is not None:
         threshold = max(threshold, (negative_best + typical) / 2)
     return threshold

@@ -1,0 +1,179 @@
+"""`audiosiam find`: where do sounds like a few examples occur in long recordings?"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import _common
+
+EXAMPLES = """\
+examples:
+  audiosiam find --example bark1.wav --example bark2.wav --example bark3.wav recordings/ --label dog
+  audiosiam find --support examples/ recordings/       # examples/<label>/*.wav: several sounds at once
+  audiosiam find --support examples/ night.flac --negative wind.wav --negative traffic.wav
+  audiosiam find --support examples/ recordings/ --format raven --out tables/ --plot pictures/
+
+Each event is a row: file, label, start and end in seconds, score (its best cosine similarity to the
+label's examples). The threshold is set per label and recording from the examples and the recording
+itself: halfway between the recording's typical window and the examples' typical match, and above 95%
+of the recording's windows (so the sought sound is assumed to fill at most about 5% of a recording);
+--negative clips raise it, --threshold replaces it. --plot draws, per recording, its spectrogram above
+the similarity over time with the threshold and the events, so you see why something was (not) found.
+
+Recordings of any length are streamed (memory stays bounded). Unreadable recordings are reported on
+stderr and the rest are searched; the exit code is 1 if any failed, else 0.
+"""
+
+HELP = "find where sounds like a few examples occur in long recordings"
+
+FORMATS = ("table", "csv", "json", "audacity", "raven")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "find",
+        help=HELP,
+        description="Find where sounds like a few example clips occur in recordings (few-shot event detection).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--example", action="append", metavar="FILE", help="an example clip of the sound to find (repeat it)"
+    )
+    source.add_argument("--support", metavar="DIR", help="folder with one subfolder of example clips per label")
+    p.add_argument("recordings", nargs="+", metavar="RECORDING", help="audio files or folders of them to search")
+    p.add_argument("--label", default=None, help="the label of the --example clips (default: target)")
+    p.add_argument(
+        "--negative",
+        action="append",
+        default=[],
+        metavar="FILE_OR_DIR",
+        help="clips of sounds that must not be found (repeat it; folders are searched for audio)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=_common.similarity_threshold,
+        default=None,
+        help="fixed similarity above which a window is an event (default: calibrated per recording)",
+    )
+    p.add_argument("--hop", type=float, default=0.16, metavar="SECONDS", help="step between windows (default: 0.16)")
+    p.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="window length (default: the examples' median length, kept between 1 s and 2 s)",
+    )
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="for --format audacity/raven: write one file per recording into this folder "
+        "(needed for more than one recording)",
+    )
+    p.add_argument("--plot", metavar="DIR", help="also draw one picture per recording into this folder")
+    _common.add_progress_option(p)
+    _common.add_model_option(p)
+
+
+def _examples(args) -> tuple[list[Path], list[str]]:
+    if args.example:
+        return [Path(e) for e in args.example], [args.label or "target"] * len(args.example)
+    if args.label:
+        print("audiosiam find: --label is ignored with --support (labels are its folder names)", file=sys.stderr)
+    from ..data import folder_items
+
+    items = folder_items(args.support, min_classes=1, what=f"--support {args.support}")
+    return [Path(i.path) for i in items], [i.label for i in items]
+
+
+def run(args) -> int:
+    from ..detection import EventDetector
+    from ..detection.formats import EVENT_COLUMNS, PER_RECORDING_FORMATS, event_rows, track_names
+    from ..errors import AudioLoadError, ParameterError
+    from ..io import audio_duration
+
+    per_recording = args.format in PER_RECORDING_FORMATS
+    recordings = _common.collect_queries(args.recordings)
+    if per_recording and args.out is None and len(recordings) > 1:
+        raise ParameterError(
+            f"--format {args.format} writes one file per recording ({len(recordings)} here): give --out DIR"
+        )
+    if args.out and not per_recording:
+        raise ParameterError("--out is for --format audacity or raven; other formats print to stdout (redirect it)")
+    for folder in (args.out, args.plot):  # refused now, not after the work
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise ParameterError(f"{folder}: exists and is not a folder; give a folder to write into")
+    for name, value in (("--hop", args.hop), ("--window", args.window)):
+        if value is not None and not value > 0:
+            raise ParameterError(f"{name} {value}: must be > 0 seconds")
+    examples, labels = _examples(args)
+    negatives = _common.collect_queries(args.negative) if args.negative else None
+    detector = EventDetector(
+        _common.load_model_from_args(args), hop_seconds=args.hop, window_seconds=args.window, threshold=args.threshold
+    )
+    detector.fit(examples, labels, negatives)
+    names = track_names(recordings, PER_RECORDING_FORMATS.get(args.format, ".png"))
+    plot_names = track_names(recordings, ".png")
+    bar = _progress_bar(args, recordings, audio_duration)
+    events, failed = [], 0
+    for n, recording in enumerate(recordings):
+        try:
+            curve = detector.score(recording, progress=bar.update if bar else None)
+        except AudioLoadError as exc:
+            failed += 1
+            print(f"audiosiam find: skipped recording: {exc}", file=sys.stderr)
+            continue
+        found = detector.events(curve)
+        events += found
+        if per_recording:
+            _write_track(args, found, names[n])
+        if args.plot:
+            from ..plotting import plot_detection
+
+            plot_detection(curve, found, Path(args.plot) / plot_names[n], recording=recording)
+    if bar:
+        bar.close()
+    if not per_recording:
+        _common.write_rows(event_rows(events), args.format, columns=EVENT_COLUMNS)
+    if args.plot:
+        print(f"audiosiam find: pictures written to {args.plot}/", file=sys.stderr)
+    if failed > 1:
+        print(f"audiosiam find: {failed} recordings skipped", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _write_track(args, events, name: str) -> None:
+    from ..detection.formats import write_audacity, write_raven
+    from ..files import write_output
+
+    writer = write_audacity if args.format == "audacity" else write_raven
+    if args.out is None:
+        writer(events, sys.stdout)
+        return
+
+    def fill(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            writer(events, f)
+
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    write_output(Path(args.out) / name, fill)
+
+
+def _progress_bar(args, recordings, audio_duration):
+    if not _common.show_progress(args):
+        return None
+    from tqdm.auto import tqdm
+
+    from ..errors import AudioLoadError
+
+    total = 0.0
+    for recording in recordings:
+        try:
+            total += audio_duration(recording)
+        except AudioLoadError:  # reported when it is searched
+            pass
+    return tqdm(total=round(total, 1), desc="searching", unit="s audio", leave=False, dynamic_ncols=True)
