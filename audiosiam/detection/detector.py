@@ -24,9 +24,10 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
    training classes, ``benchmarks/soundscape_detection.py``; the held-out classes score it once.)
 5. **Events.** A window is *on* for the label with the largest score above its threshold (margin
    ``score - threshold``), so two labels never claim one window. Runs of on-windows (gaps of one hop
-   bridged) become events: a run no longer than a window is one event of the label's expected length,
-   centred on the run; a longer run is a longer sound and spans the run's windows, less the part of a
-   window the label's sounds do not fill. Its score is the run's best score.
+   bridged) become events. Every window that overlaps a sound of length ``d`` enough may light up, so a
+   run whose window starts span at most a window plus ``d`` (the label's expected length) is one event
+   of length ``d`` centred on the run; a longer run is a longer sound and spans the run's windows, less
+   the part of a window the label's sounds do not fill. An event's score is its run's best score.
 """
 
 from __future__ import annotations
@@ -424,7 +425,7 @@ def _run_event(curve: ScoreCurve, c: int, event_seconds: float, run: np.ndarray)
     window = curve.window_seconds
     first, last = float(curve.starts[run[0]]), float(curve.starts[run[-1]])
     length = last - first
-    if length <= window:  # one event of the label's length, centred on the run
+    if length <= window + event_seconds:  # what one event of the label's length lights up: that event
         centre, half = (first + last + window) / 2, min(event_seconds, length + window) / 2
         start, end = centre - half, centre + half
     else:  # a longer sound: the run's windows, less what of a window the label's sounds do not fill

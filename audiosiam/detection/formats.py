@@ -44,7 +44,13 @@ def event_rows(events: Iterable[Event]) -> list[dict]:
         list[dict]: ``{"file", "label", "start", "end", "score"}`` per event, in the given order.
     """
     return [
-        {"file": e.file, "label": e.label, "start": round(e.start, 3), "end": round(e.end, 3), "score": round(e.score, 4)}
+        {
+            "file": e.file,
+            "label": e.label,
+            "start": round(e.start, 3),
+            "end": round(e.end, 3),
+            "score": round(e.score, 4),
+        }
         for e in events
     ]
 

@@ -54,6 +54,8 @@ class SlidingEmbedder:
         hop (int): frames between window starts.
         window_seconds (float): ``window * frame_seconds``, the length actually used.
         hop_seconds (float): ``hop * frame_seconds``.
+        peak_buffered_seconds (float): the most audio the last :meth:`embed` held at once (its memory
+            bound: about ``chunk_seconds`` plus a window and context, whatever the recording's length).
 
     Raises:
         ParameterError: a length not positive, or a front end that does not normalise per utterance.
@@ -82,6 +84,7 @@ class SlidingEmbedder:
         self.context = math.ceil((self.window * stride / 2 + _TRUNK_CONTEXT_FRAMES) / stride)  # frames each side
         self._device = next(model.parameters()).device
         self._trunk = model.encoder.inference_trunk().to(self._device)
+        self.peak_buffered_seconds = 0.0
 
     def __repr__(self) -> str:
         return f"SlidingEmbedder(window={self.window_seconds:.2f} s, hop={self.hop_seconds:.2f} s)"
@@ -118,6 +121,7 @@ class SlidingEmbedder:
         buffer, buffer_start = torch.empty(0), 0  # samples held, and the global index of the first
         first = 0  # the first window start (in frames) not produced yet
         pending, exhausted = iter(blocks), False
+        self.peak_buffered_seconds = 0.0
         with torch.inference_mode():
             while True:
                 # Samples needed for the windows starting in [first, first + chunk), with context both sides.
@@ -129,6 +133,7 @@ class SlidingEmbedder:
                     else:
                         buffer = torch.cat([buffer, torch.as_tensor(block, dtype=torch.float32).reshape(-1)])
                 total = buffer_start + buffer.numel()
+                self.peak_buffered_seconds = max(self.peak_buffered_seconds, buffer.numel() / self.model.sample_rate)
                 if total == 0:
                     return
                 frames_total = math.ceil((1 + total // self.model.frontend.hop_length) / encoder.time_stride)

@@ -1,0 +1,194 @@
+"""EventDetector and `audiosiam find`: real example clips mixed into a recording whose answer is known."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiosiam import EventDetector, load_audio
+from audiosiam.cli import main
+from audiosiam.detection import (
+    Event,
+    ScoreCurve,
+    calibrated_threshold,
+    curve_events,
+    make_soundscape,
+    random_placements,
+    score_events,
+    typical_match,
+)
+from audiosiam.detection.formats import event_rows, track_names, write_audacity, write_raven
+from audiosiam.errors import AudioLoadError, ParameterError
+
+RATE = 16000
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _noise(seconds: float, seed: int) -> torch.Tensor:
+    """Brown-ish noise with its lowest frequencies removed: a steady, not white, background."""
+    walk = np.cumsum(np.random.default_rng(seed).standard_normal(int(seconds * RATE)))
+    walk -= np.convolve(walk, np.ones(400) / 400, mode="same")
+    return torch.from_numpy((walk * 0.01 / walk.std()).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """40 s of noise with 'yes' and a snare three times each among five other sounds, and the truth."""
+    queries = {p.stem: load_audio(p) for p in sorted((EXAMPLES / "query").glob("*.flac")) if "water" not in p.stem}
+    yes, snare = queries.pop("said_yes_837a0f64"), queries.pop("snare_sn_02")
+    clips = [(yes, "yes")] * 3 + [(snare, "snare")] * 3 + [(w, "other") for w in queries.values()]
+    wave, truth = make_soundscape(_noise(60, 0), random_placements(clips, 60, snr_db=(3, 12), seed=1))
+    return wave, [e for e in truth if e.label != "other"]
+
+
+@pytest.fixture(scope="module")
+def yes_detector():
+    return EventDetector().fit(sorted((EXAMPLES / "support" / "word_yes").glob("*.flac")), labels="yes")
+
+
+def _support(label):
+    return sorted((EXAMPLES / "support" / label).glob("*.flac"))
+
+
+def _as(events, file="soundscape"):
+    return [Event(file, e.label, e.start, e.end, e.score) for e in events]
+
+
+def test_finds_each_occurrence_and_nothing_else(scene, yes_detector):
+    wave, truth = scene
+    found = yes_detector.detect(wave, sample_rate=RATE)
+    result = score_events(_as(found), [e for e in truth if e.label == "yes"])
+    assert (result["tp"], result["fp"], result["fn"]) == (3, 0, 0)
+    assert all(e.label == "yes" and 0 <= e.start < e.end <= 60 and -1 <= e.score <= 1 for e in found)
+
+
+def test_several_labels_at_once_each_claim_their_own(scene):
+    wave, truth = scene
+    detector = EventDetector().fit(_support("word_yes") + _support("snare"), labels=["yes"] * 3 + ["snare"] * 3)
+    assert detector.labels_ == ["snare", "yes"]
+    result = score_events(_as(detector.detect(wave, sample_rate=RATE)), truth)
+    assert result["per_label"]["yes"]["tp"] == 3 and result["per_label"]["snare"]["tp"] == 3
+    assert result["fp"] <= 1  # a hi-hat next to the snare may pass as one (0.70 against a threshold of 0.69)
+
+
+def test_negatives_raise_the_threshold_and_a_fixed_threshold_overrides(scene, yes_detector):
+    wave, _ = scene
+    curve = yes_detector.score(wave, sample_rate=RATE)
+    sharpened = EventDetector().fit(_support("word_yes"), labels="yes", negatives=_support("word_no"))
+    assert sharpened.score(wave, sample_rate=RATE).thresholds[0] >= curve.thresholds[0]
+    fixed = EventDetector(threshold=0.99).fit(_support("word_yes"), labels="yes")
+    assert fixed.detect(wave, sample_rate=RATE) == []
+    everything = EventDetector(threshold=-1.0).fit(_support("word_yes"), labels="yes")
+    (whole,) = everything.detect(wave, sample_rate=RATE)  # every window on: one long event
+    assert whole.start < 0.5 and whole.end > 59.5
+
+
+def test_a_file_is_streamed_and_gives_what_its_waveform_gives(scene, yes_detector, tmp_path):
+    wave, _ = scene
+    path = tmp_path / "scene.flac"
+    sf.write(path, wave.numpy(), RATE)
+    from_file = yes_detector.detect(path)
+    from_wave = yes_detector.detect(load_audio(path), sample_rate=RATE)
+    assert [(e.label, round(e.start, 2), round(e.end, 2)) for e in from_file] == [
+        (e.label, round(e.start, 2), round(e.end, 2)) for e in from_wave
+    ]
+    assert all(e.file == str(path) for e in from_file)
+
+
+def test_one_example_and_odd_inputs():
+    detector = EventDetector().fit([load_audio(_support("snare")[0])], sample_rate=RATE)
+    assert detector.labels_ == ["target"]
+    assert detector.detect(torch.zeros(RATE // 4) + 1e-3 * torch.randn(RATE // 4), sample_rate=RATE) == []
+    with pytest.raises(ParameterError, match="at least one example"):
+        EventDetector().fit([])
+    with pytest.raises(ParameterError, match="one per example"):
+        EventDetector().fit(_support("snare"), labels=["a", "b"])
+    with pytest.raises(ParameterError, match="not fitted"):
+        EventDetector().detect(torch.randn(RATE), sample_rate=RATE)
+    with pytest.raises(AudioLoadError, match="no such file"):
+        detector.detect("missing.wav")
+    with pytest.raises(ParameterError, match="threshold"):
+        EventDetector(threshold=2.0)
+
+
+def test_threshold_rule_by_hand():
+    scores = np.r_[np.full(96, 0.3), np.full(4, 0.9)]
+    assert typical_match(torch.eye(3)[:1], fallback=0.6) == 0.6  # one example: the fallback
+    assert calibrated_threshold(scores, 0.9) == pytest.approx(0.6)  # the midpoint of median and typical
+    assert calibrated_threshold(np.linspace(0, 1, 101), 0.5) == pytest.approx(0.95)  # above 95% of windows
+    assert calibrated_threshold(scores, 0.9, negative_best=0.8) == pytest.approx(0.85)
+
+
+def _curve(scores, thresholds, labels=("a",), duration=10.0):
+    scores = np.asarray(scores, dtype=float).reshape(len(scores), -1)
+    return ScoreCurve(
+        "f", list(labels), np.arange(len(scores)) * 0.5, scores, np.asarray(thresholds), 1.0, 0.5, duration
+    )
+
+
+def test_runs_become_events_of_the_examples_length_or_of_the_run():
+    #            windows start every 0.5 s and last 1 s; expected events last 0.4 s
+    short = curve_events(_curve([0, 1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0], [0.5]), [0.4])
+    # run 1-2: windows 0.5-2.0 -> centre 1.25; run 6..8 bridges one window: 3.0-5.0 -> centre 4.0;
+    # run 12-16 spans 2 s of starts, more than a window + 0.4 s: windows 6.0-9.0 less 0.3 s at each end
+    assert [(round(e.start, 2), round(e.end, 2)) for e in short] == [(1.05, 1.45), (3.8, 4.2), (6.3, 8.7)]
+    long = curve_events(_curve([1] * 8 + [0] * 2, [0.5]), [3.0])
+    assert [(e.start, e.end) for e in long] == [(0.75, 3.75)]  # one 3 s sound: centred on the run
+    two = curve_events(_curve([[0.9, 0.8], [0.6, 0.9], [0.1, 0.1]], [0.5, 0.5], labels=("a", "b")), [0.5, 0.5])
+    assert [e.label for e in two] == ["a", "b"]  # a window goes to the label it clears by most
+
+
+def test_formats(tmp_path):
+    events = [Event("rec.wav", "dog", 1.23456, 2.5, 0.81234), Event("rec.wav", "dog", 4.0, 4.5, 0.7)]
+    assert list(event_rows(events)[0]) == ["file", "label", "start", "end", "score"]
+    assert event_rows(events)[0]["start"] == 1.235 and event_rows(events)[0]["score"] == 0.8123
+    out = io.StringIO()
+    write_audacity(events, out)
+    assert out.getvalue().splitlines()[0].split("\t") == ["1.234560", "2.500000", "dog"]
+    out = io.StringIO()
+    write_raven(events, out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue()), delimiter="\t"))
+    assert rows[1]["Selection"] == "2" and rows[1]["Begin Time (s)"] == "4.000000" and rows[1]["Annotation"] == "dog"
+    assert track_names(["a/x.wav", "b/x.wav", "c/y.flac"], ".txt") == ["a__x.txt", "b__x.txt", "y.txt"]
+
+
+@pytest.fixture(scope="module")
+def recordings(scene, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recordings")
+    sf.write(folder / "scene.wav", scene[0].numpy(), RATE)
+    sf.write(folder / "quiet.wav", (_noise(5, 3) * 0.1).numpy(), RATE)
+    return folder
+
+
+def test_cli_find_csv_json_and_a_bad_file(recordings, tmp_path, capsys):
+    yes = [arg for p in _support("word_yes") for arg in ("--example", str(p))]
+    assert main(["find", *yes, "--label", "yes", str(recordings / "scene.wav"), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 3 and {r["label"] for r in rows} == {"yes"}
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....WAVEfmt garbage")
+    code = main(["find", "--support", str(EXAMPLES / "support"), str(recordings), str(bad), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 1 and "broken.wav" in captured.err
+    found = json.loads(captured.out)
+    assert all(set(e) == {"file", "label", "start", "end", "score"} for e in found)
+    assert {e["label"] for e in found if e["file"].endswith("scene.wav")} >= {"word_yes", "snare"}
+
+
+def test_cli_find_writes_tracks_and_pictures(recordings, tmp_path, capsys):
+    snare = ["--example", str(_support("snare")[0]), "--example", str(_support("snare")[1])]
+    tables, pictures = tmp_path / "tables", tmp_path / "pictures"
+    args = ["find", *snare, str(recordings), "--format", "raven", "--out", str(tables), "--plot", str(pictures)]
+    assert main(args) == 0
+    assert sorted(p.name for p in tables.iterdir()) == ["quiet.Table.1.selections.txt", "scene.Table.1.selections.txt"]
+    assert (tables / "scene.Table.1.selections.txt").read_text().count("\n") >= 2  # header and events
+    assert sorted(p.name for p in pictures.iterdir()) == ["quiet.png", "scene.png"]
+    assert main(["find", *snare, str(recordings), "--format", "audacity"]) == 1  # two recordings, no --out
+    assert "--out DIR" in capsys.readouterr().err

@@ -1,0 +1,133 @@
+"""Windows of long recordings in one pass: sliding normalisation, windowed pooling, the streaming embedder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiosiam.errors import ParameterError
+from audiosiam.functional import log_mel_spectrogram, normalize_sliding
+from audiosiam.models import load_model
+from audiosiam.models.encoder import AttentiveStatsPooling, EncoderConfig, ResNetEncoder
+from audiosiam.models.sliding import SlidingEmbedder
+
+RATE = 16000
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model().eval()
+
+
+def test_sliding_normalisation_is_the_utterance_normalisation_of_each_frames_neighbourhood():
+    wave = torch.randn(24000, dtype=torch.float64) * torch.linspace(0.01, 1.0, 24000, dtype=torch.float64)
+    raw = log_mel_spectrogram(wave, top_db=None)[None]  # (1, 64, 151)
+    window = 40
+    out = normalize_sliding(raw, window, top_db=80.0)
+    for t in (20, 75, 130):  # frames whose whole neighbourhood exists
+        stretch = raw[..., t - window // 2 : t - window // 2 + window]
+        floored = torch.maximum(stretch, stretch.amax() - 80.0)
+        centred = floored - floored.mean()
+        expected = centred / (centred.square().sum() / (centred.numel() - 1)).sqrt()
+        torch.testing.assert_close(out[..., t], expected[..., window // 2])
+    # A neighbourhood wider than the clip everywhere is the clip's own utterance normalisation.
+    utterance = log_mel_spectrogram(wave, normalize="utterance")
+    torch.testing.assert_close(normalize_sliding(raw, 2 * raw.shape[-1] + 1)[0], utterance)
+    with pytest.raises(ParameterError):
+        normalize_sliding(raw, 0)
+
+
+def test_windowed_pooling_equals_pooling_each_window():
+    pool = AttentiveStatsPooling(24, 8).double()
+    x = torch.randn(24, 50, dtype=torch.float64)
+    for window, hop in ((7, 3), (1, 1), (50, 4)):
+        ref = pool(x.unfold(1, window, hop).permute(1, 0, 2).contiguous())
+        torch.testing.assert_close(pool.windows(x, window, hop), ref)
+    # Logits spread far apart (box sums would underflow) take the exact per-window path.
+    with torch.no_grad():
+        pool.attention[2].weight.mul_(500.0)
+    ref = pool(x.unfold(1, 7, 3).permute(1, 0, 2).contiguous())
+    torch.testing.assert_close(pool.windows(x, 7, 3), ref)
+
+
+def test_encoder_windows_and_inference_trunk_match_the_plain_path():
+    encoder = ResNetEncoder(EncoderConfig(n_mels=16, channels=(8, 8, 16, 16), embedding_dim=12)).eval()
+    with torch.no_grad():  # non-trivial batch-norm statistics, so folding them is tested
+        for m in encoder.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    features = torch.randn(1, 16, 300)
+    with torch.inference_mode():
+        frames = encoder.frames(features)
+        assert frames.shape[-1] == -(-300 // encoder.time_stride)
+        torch.testing.assert_close(encoder.inference_trunk()(features), frames, atol=1e-4, rtol=1e-4)
+        windows = encoder.embed_windows(frames[0], 6, 2)
+        each = encoder.embed_frames(frames[0].unfold(1, 6, 2).permute(1, 0, 2).contiguous())
+        torch.testing.assert_close(windows, each, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(encoder(features), encoder.embed_frames(frames))
+
+
+def _run(embedder, wave, block):
+    out = list(embedder.embed(wave[i : i + block] for i in range(0, wave.numel(), block)))
+    return torch.cat([s for s, _ in out]), torch.cat([e for _, e in out])
+
+
+def test_streaming_gives_the_windows_of_the_whole_recording(model):
+    wave = torch.from_numpy(np.random.default_rng(0).standard_normal(RATE * 40).astype(np.float32)) * 0.05
+    wave[RATE * 10 : RATE * 12] *= 20  # something to see
+    whole = SlidingEmbedder(model, 1.0, 0.16, chunk_seconds=100)
+    starts, embeddings = _run(whole, wave, wave.numel())
+    assert whole.window_seconds == pytest.approx(0.96) and whole.hop_seconds == pytest.approx(0.16)
+    assert starts[0] == 0 and np.allclose(np.diff(starts.numpy()), 0.16)
+    assert float(starts[-1]) + whole.window_seconds <= 40.0 < float(starts[-1]) + whole.window_seconds + 0.16
+    streamed = SlidingEmbedder(model, 1.0, 0.16, chunk_seconds=3)
+    starts2, embeddings2 = _run(streamed, wave, 12345)  # blocks that align with nothing
+    torch.testing.assert_close(starts2, starts)
+    torch.testing.assert_close(embeddings2, embeddings, atol=2e-5, rtol=1e-4)
+    assert streamed.peak_buffered_seconds < 3 + 4  # a chunk, a window and context: not the recording
+
+
+def test_memory_stays_bounded_however_long_the_recording(model):
+    embedder = SlidingEmbedder(model, 1.0, 0.32, chunk_seconds=20)
+    rng = np.random.default_rng(1)
+    blocks = (torch.from_numpy(rng.standard_normal(RATE * 30).astype(np.float32)) * 0.05 for _ in range(20))
+    windows = sum(e.shape[0] for _, e in embedder.embed(blocks))  # 10 minutes
+    assert windows == pytest.approx(600 / 0.32, abs=2)
+    assert embedder.peak_buffered_seconds < 30 + 20 + 5  # one block, one chunk and context
+
+
+def test_a_window_over_a_clip_looks_like_the_clip(model):
+    import soundfile as sf
+
+    clip, rate = sf.read(EXAMPLES / "query" / "bird_wesnoth_birds2.flac", dtype="float32")
+    clip = torch.from_numpy(clip if clip.ndim == 1 else clip.mean(1))
+    assert rate == RATE
+    clip = clip[:RATE]
+    embedder = SlidingEmbedder(model, clip.numel() / RATE, 0.08)
+    recording = torch.cat([torch.zeros(RATE * 3), clip, torch.zeros(RATE * 3)])
+    recording += 1e-4 * torch.randn(recording.numel())
+    starts, embeddings = _run(embedder, recording, recording.numel())
+    at = int(np.argmin(np.abs(starts.numpy() - 3.0)))
+    with torch.inference_mode():
+        own = model.embed(clip, sample_rate=RATE)[0]
+    assert float(embeddings[at] @ own) > 0.9
+    assert float(embeddings[0] @ own) < float(embeddings[at] @ own) - 0.2  # silence is not the bird
+
+
+def test_a_recording_shorter_than_a_window_is_one_window(model):
+    embedder = SlidingEmbedder(model, 2.0, 0.16)
+    out = list(embedder.embed([torch.randn(RATE // 2) * 0.1]))
+    assert len(out) == 1 and out[0][0].tolist() == [0.0] and out[0][1].shape == (1, model.embedding_dim)
+    assert list(embedder.embed([])) == []
+
+
+def test_bad_settings_are_named(model):
+    with pytest.raises(ParameterError, match="must be > 0"):
+        SlidingEmbedder(model, 0.0, 0.16)
+    band = load_model()
+    band.frontend.normalize = "band"
+    with pytest.raises(ParameterError, match="'utterance'"):
+        SlidingEmbedder(band, 1.0, 0.16)
