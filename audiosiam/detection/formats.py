@@ -35,7 +35,8 @@ _RAVEN_COLUMNS = (
 
 
 def event_rows(events: Iterable[Event]) -> list[dict]:
-    """One dict per event with exactly the keys :data:`EVENT_COLUMNS`, times rounded to the millisecond, scores to 4 decimals.
+    """One dict per event with exactly the keys :data:`EVENT_COLUMNS` (times to the millisecond, scores to 4
+    decimals).
 
     Args:
         events (Iterable[Event]): the events.
