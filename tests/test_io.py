@@ -8,7 +8,15 @@ import soundfile as sf
 import torch
 
 from audiosiam.errors import AudioLoadError, EmptyAudioError, InvalidAudioError, NoAudioFilesError, ParameterError
-from audiosiam.io import find_audio_files, fix_length, load_audio, load_many, sliding_windows
+from audiosiam.io import (
+    audio_duration,
+    find_audio_files,
+    fix_length,
+    load_audio,
+    load_many,
+    read_blocks,
+    sliding_windows,
+)
 
 from audio_fixtures import clicks, noise, sine, write
 
@@ -276,3 +284,42 @@ def test_impossible_sample_rates_are_parameter_errors(tmp_path, rate):
         load_audio(tmp_path / "a.wav", sample_rate=rate)
     with pytest.raises(ParameterError, match="sample_rate"):
         check_waveform(torch.ones(100) * 0.1, rate, 16000)
+
+
+@pytest.mark.parametrize(
+    "rate,ext,kwargs",
+    [
+        (44100, ".wav", {}),
+        (48000, ".wav", {"subtype": "FLOAT"}),
+        (22050, ".flac", {}),
+        (16000, ".flac", {}),
+        (8000, ".ogg", {"format": "OGG", "subtype": "VORBIS"}),
+    ],
+)
+def test_blocks_put_together_are_the_whole_file(tmp_path, rate, ext, kwargs):
+    stereo = np.stack([noise(7.3, rate, seed=1), noise(7.3, rate, seed=2)], axis=1) * 0.3
+    path = write(tmp_path / f"long{ext}", stereo, rate, **kwargs)
+    blocks = list(read_blocks(path, 16000, block_seconds=1.3))
+    assert len(blocks) == 6 and all(b.dtype == torch.float32 and b.ndim == 1 for b in blocks)
+    whole = load_audio(path)
+    torch.testing.assert_close(torch.cat(blocks), whole, atol=1e-6, rtol=0)  # no trace of the seams
+    assert audio_duration(path) == pytest.approx(7.3, abs=0.02)
+
+
+def test_streamed_files_are_checked_like_loaded_ones(tmp_path):
+    with pytest.raises(AudioLoadError, match="no such file"):
+        list(read_blocks(tmp_path / "missing.wav"))
+    with pytest.raises(AudioLoadError, match="no such file"):
+        audio_duration(tmp_path / "missing.wav")
+    bad = np.full(16000 * 3, 0.1, dtype=np.float32)
+    bad[16000 * 2 + 5] = np.nan
+    with pytest.raises(InvalidAudioError, match=r"NaN.*at 2\.0 s"):  # the time it was found at
+        list(read_blocks(write(tmp_path / "nan.wav", bad, subtype="FLOAT"), block_seconds=1.0))
+    with pytest.raises(EmptyAudioError, match="silence"):
+        list(read_blocks(write(tmp_path / "silent.wav", np.zeros(16000, dtype=np.float32))))
+    with pytest.raises(ParameterError, match="block_seconds"):
+        list(read_blocks(write(tmp_path / "ok.wav", sine(440, 0.5)), block_seconds=0))
+    path = write(tmp_path / "cut.wav", sine(440, 2.0))
+    path.write_bytes(path.read_bytes()[:20000])
+    with pytest.raises(AudioLoadError, match="truncated"):
+        list(read_blocks(path))
