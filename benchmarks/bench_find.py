@@ -1,0 +1,62 @@
+"""Finding sounds in long recordings: `find` on an hour of audio against decoding it alone, and its memory.
+
+Run:  python -m pytest benchmarks/bench_find.py --benchmark-columns=median
+
+* ``test_decode_hour``: reading the hour-long file block by block (``audiosiam.io.read_blocks``), the
+  floor any tool that reads the file pays.
+* ``test_find_hour``: the whole search of that file for one label fitted on 3 examples
+  (``EventDetector.detect``: decoding, front end, network, scores, threshold, events); its
+  ``extra_info`` holds "x real time" (audio seconds per second) and the peak resident-memory growth.
+
+The recording is one hour of 16 kHz 16-bit mono WAV: steady noise with a short sound every few
+seconds (the bundled example clips), so the detector has events to decide about.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import audiosiam
+from audiosiam.io import load_audio, read_blocks
+
+from conftest import peak_extra_bytes, run_timed
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+RATE, HOUR = 16000, 3600
+
+
+@pytest.fixture(scope="module")
+def hour_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("find") / "hour.wav"
+    clips = [load_audio(p).numpy() for p in sorted((EXAMPLES / "query").glob("*.flac"))]
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", RATE, 1, "PCM_16") as f:
+        for minute in range(60):
+            block = (0.01 * rng.standard_normal(60 * RATE)).astype(np.float32)
+            for start in range(RATE, 59 * RATE, 7 * RATE):
+                clip = clips[rng.integers(len(clips))][: 2 * RATE]
+                block[start : start + len(clip)] += 0.3 * clip
+            f.write(np.clip(block, -1, 1))
+    return path
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return audiosiam.EventDetector().fit(sorted((EXAMPLES / "support" / "snare").glob("*.flac")), labels="snare")
+
+
+def test_decode_hour(benchmark, hour_file):
+    samples = run_timed(benchmark, lambda: sum(b.numel() for b in read_blocks(hour_file, RATE)), rounds=3)
+    assert samples == HOUR * RATE
+
+
+def test_find_hour(benchmark, hour_file, detector):
+    events = run_timed(benchmark, lambda: detector.detect(hour_file), rounds=3)
+    assert events and all(e.label == "snare" for e in events)
+    benchmark.extra_info["x_real_time"] = HOUR / benchmark.stats.stats.median
+    benchmark.extra_info["peak_extra_mib"] = (peak_extra_bytes(lambda: detector.detect(hour_file)) or 0) / 2**20
+    benchmark.extra_info["events"] = len(events)
