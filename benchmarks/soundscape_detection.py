@@ -57,11 +57,14 @@ DATA = Path.home() / ".cache" / "audiosiam" / "training-data" / "manifests"
 RATE = 16000
 
 
-def read_manifest(path: Path) -> dict[str, list[str]]:
+def read_manifest(path: Path, label_column: str = "label", where: dict | None = None) -> dict[str, list[str]]:
+    """{label: [paths]} of a CSV manifest (paths relative to it), rows kept where ``where`` says."""
     by_label = defaultdict(list)
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            by_label[row["label"]].append(row["path"])
+            if where and any(row[col] not in values for col, values in where.items()):
+                continue
+            by_label[row[label_column]].append(str(path.parent / row["path"]))
     return dict(by_label)
 
 
@@ -110,7 +113,11 @@ def baseline_curve(detector: EventDetector, wave: torch.Tensor, examples: list[t
 
 
 def run(args) -> dict:
-    classes = read_manifest(args.events)
+    where = {}
+    for item in args.where:
+        col, _, values = item.partition("=")
+        where[col] = values.split(",")
+    classes = read_manifest(args.events, args.label_column, where)
     ambience = [p for paths in read_manifest(args.background).values() for p in paths]
     model = load_model(args.model)
     rng = np.random.default_rng(args.seed)
@@ -121,7 +128,8 @@ def run(args) -> dict:
     totals = {"audiosiam": [], "baseline": []}
     truth_all = []
     seconds_of_audio, elapsed = 0.0, 0.0
-    for n, label in enumerate(eligible):
+    jobs = [label for label in eligible for _ in range(args.repeats)]
+    for n, label in enumerate(jobs):
         paths = list(rng.permutation(classes[label]))
         examples = [load_audio(p, RATE) for p in paths[: args.shots]]
         targets = [(load_audio(p, RATE), label) for p in paths[args.shots : need]]
@@ -145,7 +153,7 @@ def run(args) -> dict:
         for name, events in (("audiosiam", found), ("baseline", base)):
             totals[name] += [Event(f"{n}", e.label, e.start, e.end, e.score) for e in events]
         print(
-            f"[{n + 1}/{len(eligible)}] {label}: {len(truth)} true, audiosiam {len(found)} "
+            f"[{n + 1}/{len(jobs)}] {label}: {len(truth)} true, audiosiam {len(found)} "
             f"({score_events(found, truth)['f_measure']:.2f}), baseline {len(base)} "
             f"({score_events(base, truth)['f_measure']:.2f})",
             file=sys.stderr,
@@ -153,6 +161,7 @@ def run(args) -> dict:
     result = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "classes": len(eligible),
+        "soundscapes": len(jobs),
         "true_events": len(truth_all),
         "detector_real_time_factor": seconds_of_audio / elapsed if elapsed else None,
     }
@@ -165,6 +174,9 @@ def run(args) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=Path, default=DATA / "heldout_environmental.csv", help="manifest: path,label")
+    ap.add_argument("--label-column", default="label", help="the manifest column with the class (default: label)")
+    ap.add_argument("--where", action="append", default=[], metavar="COL=V1,V2", help="keep only these rows")
+    ap.add_argument("--repeats", type=int, default=1, help="soundscapes per class, each with other clips")
     ap.add_argument("--background", type=Path, default=DATA / "background_ambience.csv", help="manifest of ambience")
     ap.add_argument("--model", default="default", help="preset or checkpoint (default: default)")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each soundscape (default: 60)")
