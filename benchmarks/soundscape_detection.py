@@ -146,7 +146,7 @@ def run(args) -> dict:
         truth_all += [Event(f"{n}", e.label, e.start, e.end) for e in truth]
         detector = EventDetector(model).fit(examples, labels=label, sample_rate=RATE)
         t0 = time.perf_counter()
-        found = detector.detect(wave, sample_rate=RATE)
+        found = [Event("soundscape", e.label, e.start, e.end, e.score) for e in detector.detect(wave, sample_rate=RATE)]
         elapsed += time.perf_counter() - t0
         seconds_of_audio += args.seconds
         base = curve_events(baseline_curve(detector, wave, examples), [detector.event_seconds_[0]])
