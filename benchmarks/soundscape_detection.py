@@ -131,11 +131,12 @@ def run(args) -> dict:
     jobs = [label for label in eligible for _ in range(args.repeats)]
     for n, label in enumerate(jobs):
         paths = list(rng.permutation(classes[label]))
-        examples = [load_audio(p, RATE) for p in paths[: args.shots]]
-        targets = [(load_audio(p, RATE), label) for p in paths[args.shots : need]]
+        cap = int(args.max_clip_seconds * RATE)
+        examples = [load_audio(p, RATE)[:cap] for p in paths[: args.shots]]
+        targets = [(load_audio(p, RATE)[:cap], label) for p in paths[args.shots : need]]
         others = [p for other, ps in classes.items() if other != label for p in ps]
         distractors = [
-            (load_audio(p, RATE), "distractor") for p in rng.choice(others, size=args.distractors, replace=False)
+            (load_audio(p, RATE)[:cap], "distractor") for p in rng.choice(others, size=args.distractors, replace=False)
         ]
         bg = background(ambience, args.seconds, rng)
         placements = random_placements(
@@ -184,6 +185,9 @@ def main(argv=None) -> int:
     ap.add_argument("--targets", type=int, default=3, help="target events per soundscape (default: 3)")
     ap.add_argument("--distractors", type=int, default=4, help="events of other classes (default: 4)")
     ap.add_argument("--snr", type=float, nargs=2, default=(0.0, 12.0), help="SNR range in dB (default: 0 12)")
+    ap.add_argument(
+        "--max-clip-seconds", type=float, default=10.0, help="clips longer than this keep their start (default: 10)"
+    )
     ap.add_argument("--max-classes", type=int, default=0, help="score only the first N classes (0: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the result here")
