@@ -9,6 +9,7 @@ For every class of ``--events`` with enough clips (3 examples plus ``--targets``
   end to end, into which ``--targets`` other clips of the class and ``--distractors`` clips of other
   classes are mixed at random times and SNRs (``audiosiam.detection.make_soundscape``; uniform in
   ``--snr`` dB, measured over each clip's sounding part);
+* clips longer than ``--max-clip-seconds`` (10) keep their first 10 s;
 * both detectors get the same 3 examples and must find the targets; distractors found count as false
   positives. Scored with the DCASE rule (IoU >= 0.3, one to one; ``audiosiam.detection.score_events``),
   counts summed over all soundscapes.
