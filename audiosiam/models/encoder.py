@@ -263,22 +263,36 @@ class ResNetEncoder(nn.Module):
 
 
 class _InferenceTrunk(nn.Module):
-    """:meth:`ResNetEncoder.inference_trunk`: the stem and stages with batch norms folded, channels-last."""
+    """:meth:`ResNetEncoder.inference_trunk`: the stem and stages with batch norms folded, channels-last, and
+    every ReLU and residual sum done in place (each would otherwise allocate and fill one more tensor the
+    size of a layer's output: a fifth of the trunk's time on long recordings)."""
 
     def __init__(self, encoder: ResNetEncoder):
         super().__init__()
-        trunk = copy.deepcopy(nn.Sequential(encoder.stem, encoder.stages)).eval()
-        for module in trunk.modules():
-            if isinstance(module, _Block):
-                module.conv1, module.bn1 = fuse_conv_bn_eval(module.conv1, module.bn1), nn.Identity()
-                module.conv2, module.bn2 = fuse_conv_bn_eval(module.conv2, module.bn2), nn.Identity()
-            if isinstance(module, nn.Sequential):  # the stem's and the shortcuts' (conv, batch norm) pairs
-                for i in range(len(module) - 1):
-                    if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
-                        module[i], module[i + 1] = fuse_conv_bn_eval(module[i], module[i + 1]), nn.Identity()
-        self.trunk = trunk.to(memory_format=torch.channels_last)
-        self.n_mels = encoder.config.n_mels
+        stem_conv, stem_bn = encoder.stem[0], encoder.stem[1]
+        self.stem = _fold(stem_conv, stem_bn)
+        self.blocks = nn.ModuleList(_InferenceBlock(block) for stage in encoder.stages for block in stage)
+        self.to(memory_format=torch.channels_last).eval()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = features[:, None].contiguous(memory_format=torch.channels_last)
-        return self.trunk(x).flatten(1, 2).contiguous()
+        x = self.stem(features[:, None].contiguous(memory_format=torch.channels_last)).relu_()
+        for block in self.blocks:
+            x = block(x)
+        return x.flatten(1, 2).contiguous()
+
+
+class _InferenceBlock(nn.Module):
+    def __init__(self, block: _Block):
+        super().__init__()
+        self.conv1, self.conv2 = _fold(block.conv1, block.bn1), _fold(block.conv2, block.bn2)
+        shortcut = block.shortcut
+        self.shortcut = nn.Identity() if isinstance(shortcut, nn.Identity) else _fold(shortcut[0], shortcut[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv2(self.conv1(x).relu_())
+        return out.add_(self.shortcut(x)).relu_()
+
+
+def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A copy of ``conv`` followed by ``bn`` (in eval mode) as one convolution."""
+    return fuse_conv_bn_eval(conv, copy.deepcopy(bn).eval())  # it copies the convolution itself
