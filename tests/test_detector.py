@@ -192,3 +192,22 @@ def test_cli_find_writes_tracks_and_pictures(recordings, tmp_path, capsys):
     assert sorted(p.name for p in pictures.iterdir()) == ["quiet.png", "scene.png"]
     assert main(["find", *snare, str(recordings), "--format", "audacity"]) == 1  # two recordings, no --out
     assert "--out DIR" in capsys.readouterr().err
+
+
+def test_cli_classify_segments_labels_each_stretch(tmp_path, capsys):
+    def two_seconds(path):
+        wave = load_audio(path)[: 2 * RATE]
+        return torch.nn.functional.pad(wave, (0, 2 * RATE - wave.numel()))
+
+    parts = [
+        EXAMPLES / "query" / f"{name}.flac" for name in ("said_yes_837a0f64", "snare_sn_02", "bird_wesnoth_birds2")
+    ]
+    recording = torch.cat([two_seconds(p) for p in parts]) + _noise(6, 5) * 0.05
+    path = tmp_path / "three.wav"
+    sf.write(path, recording.numpy(), RATE)
+    args = ["classify", "--support", str(EXAMPLES / "support"), str(path), "--segments", "--format", "csv"]
+    assert main(args) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["start"], r["end"]) for r in rows] == [("0.0", "2.0"), ("2.0", "4.0"), ("4.0", "6.0")]
+    assert [r["closest"] for r in rows] == ["word_yes", "snare", "bird"]
+    assert main([*args, "--segment-hop", "0"]) == 1 and "--segment-hop" in capsys.readouterr().err

@@ -13,6 +13,7 @@ examples:
   audiosiam classify --support examples/support examples/query
   audiosiam classify --support support/ clips/*.flac --format csv > labels.csv
   audiosiam classify --gallery pets.asg new_recordings/ --plot why.png
+  audiosiam classify --support support/ long_recording.flac --segments   # a row per 2 s stretch
 
   # enrol once, classify many times without embedding the examples again
   audiosiam enroll support/ --out pets.asg
@@ -55,6 +56,19 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--no-unknown", action="store_true", help="always answer the closest class")
     p.add_argument("--plot", metavar="PNG", help="also draw the example and query embeddings in 2-D to this file")
+    p.add_argument(
+        "--segments",
+        action="store_true",
+        help="label each stretch of long recordings instead of each file: windows of the model's length "
+        "(2 s) every --segment-hop seconds, one row each with its start and end",
+    )
+    p.add_argument(
+        "--segment-hop",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --segments: step between windows (default: the window length, segments side by side)",
+    )
     _common.add_progress_option(p)
     p.add_argument(
         "--strict",
@@ -88,6 +102,8 @@ def run(args) -> int:
         clf.fit(support, labels, progress=progress, on_error="raise" if args.strict else "skip")
         _common.report_failures(clf.enrol_failures_, "classify", what="example")
     queries = _common.collect_queries(args.queries)
+    if args.segments:
+        return _classify_segments(clf, queries, args, progress)
     embeddings, kept, failures = embed_inputs(clf.model, queries, on_error="skip", progress=progress)
     _common.report_failures(failures, "classify")
     rows = []
@@ -127,3 +143,47 @@ def describe_predictions(clf, embeddings, names: list[str]) -> list[dict]:
         )
         rows.append(dict(zip(PREDICTION_COLUMNS, values, strict=True)))
     return rows
+
+
+SEGMENT_COLUMNS = ("file", "start", "end") + PREDICTION_COLUMNS[1:]
+
+
+def _classify_segments(clf, queries, args, progress: bool) -> int:
+    """``--segments``: every window of each recording (streamed, the windowing of ``audiosiam find``)
+    labelled as a clip would be; one row per window with its start and end in seconds."""
+    import torch
+
+    from ..errors import AudioLoadError, ParameterError
+    from ..io import read_blocks
+    from ..models.sliding import SlidingEmbedder
+
+    if args.plot:
+        raise ParameterError("--plot draws whole clips; it cannot be combined with --segments")
+    window = clf.model.window_seconds
+    hop = window if args.segment_hop is None else args.segment_hop
+    if not hop > 0:
+        raise ParameterError(f"--segment-hop {hop}: must be > 0 seconds")
+    embedder = SlidingEmbedder(clf.model, window, hop)
+    rows, failed = [], 0
+    iterator = queries
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(queries, desc="segments", unit="file", leave=False)
+    for path in iterator:
+        try:
+            parts = list(embedder.embed(read_blocks(path, clf.model.sample_rate)))
+        except AudioLoadError as exc:
+            failed += 1
+            print(f"audiosiam classify: skipped clip: {exc}", file=sys.stderr)
+            continue
+        if not parts:
+            continue
+        starts = torch.cat([s for s, _ in parts])
+        embeddings = torch.cat([e for _, e in parts])
+        for start, row in zip(starts.tolist(), describe_predictions(clf, embeddings, [str(path)] * len(starts))):
+            rows.append({"file": row.pop("file"), "start": round(start, 3), "end": round(start + window, 3), **row})
+    _common.write_rows(rows, args.format, columns=SEGMENT_COLUMNS)
+    if failed > 1:
+        print(f"audiosiam classify: {failed} clips skipped", file=sys.stderr)
+    return 1 if failed else 0
