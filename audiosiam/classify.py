@@ -554,6 +554,22 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         scores, confidence = self.scores_embeddings(embeddings)
         return self._proba(scores, confidence)
 
+    def class_proba_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """P(class | the query is of an enrolled class), (Q, C) in ``classes_`` order: the closed-set part of
+        the probabilities (what ``predict_proba`` gives with ``reject=None``).
+
+        Args:
+            embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+
+        Returns:
+            numpy.ndarray: (Q, C) float64, rows sum to 1.
+        """
+        scores, _ = self.scores_embeddings(embeddings)
+        if self.calibration_ is None:
+            return _softmax(scores, self.temperature_).double().numpy()
+        proba = self.calibration_.proba(scores.numpy(), self.stats_)[:, :-1]
+        return proba / proba.sum(1, keepdims=True)
+
     def same_probability(self, similarity) -> np.ndarray:
         """P(same) of clip pairs with these cosine similarities: the map's probability that a query belongs
         to a class enrolled with one clip, the other clip of the pair (as ``verify`` reports it).

@@ -420,7 +420,7 @@ def calibration_metrics(
         position = np.empty(n_way, dtype=np.int64)
         position[columns] = np.arange(c)  # classes_ are sorted as strings ("10" before "2")
         truth_col = np.where(known, position[np.minimum(query_truth, n_way - 1)], c)
-        closed = proba[:, :c] / proba[:, :c].sum(1, keepdims=True).clip(1e-300)
+        closed = clf.class_proba_embeddings(q)
         best = closed.argmax(1)
         closed_conf.append(closed[known, best[known]])
         closed_right.append(best[known] == truth_col[known])
