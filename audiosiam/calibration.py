@@ -24,21 +24,25 @@ map's typical value from its fitting data):
   probable column is the answer, so a query answered ``unknown`` never shows a class above it.
 
 ``w`` and ``tau`` are fitted together by maximum likelihood of the (C + 1)-way outcome
-(:func:`fit_calibration`) over seeded open-set episodes: 1 to 10 shots, 1 to 10 classes enrolled, each
+(:func:`fit_calibration`) over seeded open-set episodes: 1 to 10 shots, 1, 2, 3, 5 or 10 classes
+enrolled (fewer where a domain has too few classes), each
 episode asking ``n_query`` clips of every enrolled class and of as many classes that were not enrolled,
 all drawn from one domain of the validation set (words, environmental sounds, ...). The fitting
 episodes hold as many queries of enrolled as of non-enrolled classes, so the probabilities are those of a
 user who expects half of the clips to come from classes never enrolled.
 
 **The unknown criterion.** By default (``target_false_accept=None``) ``predict`` is the most probable
-column at that prior. A target false-accept rate ``f`` instead shifts ``beta`` so that, on the validation
-episodes with the gallery's number of shots, a share ``f`` of the queries of non-enrolled classes gets a
-label (:meth:`CalibrationMap.unknown_offset`, from false-accept quantiles stored with the map); the
-probabilities then hold for a correspondingly different prior of unknown clips.
+column at that prior. A target false-accept rate ``f`` instead shifts ``beta`` so that, on validation
+episodes with the gallery's number of shots and of classes, a share ``f`` of the queries of non-enrolled
+classes gets a label (:meth:`CalibrationMap.unknown_offset`, from quantiles of 40 extra episodes per shot
+count and class count, stored with the map); the probabilities then hold for a correspondingly different
+prior of unknown clips. The rate holds as far as the user's classes resemble the validation classes.
 
-**Adaptation to the enrolment clips** (:func:`adapt_offset`): every enrolled clip is asked as a query of
-the gallery without it (a known query, its class one clip smaller) and of the gallery without its class (a
-query of a non-enrolled class). When there are at least ``min_clips`` such queries of each kind, ``delta``
+**Adaptation to the enrolment clips** (:func:`adapt_offset`, called by
+:class:`~audiosiam.classify.FewShotClassifier`): every enrolled clip (at most 2,000, a seeded sample) is
+asked as a query of the gallery without it (a known query, its class one clip smaller; for clips whose
+class has another) and of the gallery without its class (a query of a non-enrolled class; with two
+classes or more). When there are at least ``min_clips`` such queries of each kind, ``delta``
 is the maximum a posteriori shift of the known log-odds under a normal prior of standard deviation
 ``prior_scale`` (0.5), so ten clips move it little and a thousand decide it. With fewer, ``delta = 0``.
 """
