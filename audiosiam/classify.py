@@ -407,7 +407,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         out = torch.zeros(len(sel), c, dtype=torch.float64)
         for start in range(0, len(sel), block):
             part = sel[start : start + block]
-            sims = (g.embeddings[part] @ g.embeddings.T).double()
+            sims = g.embeddings[part] @ g.embeddings.T  # float32: a block of a large gallery stays small
             sims[torch.arange(len(part)), part] = -math.inf
             if drop_class:
                 sims = sims.masked_fill(codes[part, None] == codes[None, :], -math.inf)
@@ -415,7 +415,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             if k < 1:
                 continue
             top = sims.topk(k, dim=1)
-            out[start : start + block] = knn_scores(top.values, codes[top.indices], c)[0]
+            out[start : start + block] = knn_scores(top.values.double(), codes[top.indices], c)[0]
         return out
 
     def _leave_one_out(self):
