@@ -719,9 +719,16 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         clf.stats_ = class_statistics(gallery.embeddings, codes, len(classes))
         clf.calibration_ = clf._calibration_map()
         if clf.calibration_ is not None and isinstance(stored, dict) and stored.get("version") == 2:
-            clf.threshold_, clf.temperature_ = stored.get("threshold"), None
-            clf.adapt_offset_ = float(stored.get("adapt_offset", 0.0))
-            clf.unknown_offset_ = float(stored.get("unknown_offset", 0.0))
+            try:
+                threshold = stored.get("threshold")
+                clf.threshold_ = None if threshold is None else check_threshold(threshold, "threshold")
+                clf.adapt_offset_ = float(stored.get("adapt_offset", 0.0))
+                clf.unknown_offset_ = float(stored.get("unknown_offset", 0.0))
+                if not (math.isfinite(clf.adapt_offset_) and math.isfinite(clf.unknown_offset_)):
+                    raise ValueError("non-finite offsets")
+            except (TypeError, ValueError) as exc:
+                raise GalleryError(f"{path}: damaged calibration ({exc}); enrol the clips again") from None
+            clf.temperature_ = None
         elif (
             clf.calibration_ is None
             and isinstance(stored, dict)

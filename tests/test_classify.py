@@ -254,6 +254,11 @@ def test_galleries_saved_before_the_calibration_map_still_load(model, support, t
     again = FewShotClassifier.load(tmp_path / "again.asg", model=calibrated)
     assert again.adapt_offset_ == now.adapt_offset_
     np.testing.assert_allclose(again.predict_proba(queries, sample_rate=RATE), proba)
+    broken = Gallery.load(tmp_path / "again.asg")
+    broken.meta["calibration"]["adapt_offset"] = "nan"
+    broken.save(tmp_path / "broken.asg")
+    with pytest.raises(GalleryError, match="damaged calibration"):
+        FewShotClassifier.load(tmp_path / "broken.asg", model=calibrated)
 
 
 def test_reserved_label_and_bad_arguments(model, support):
