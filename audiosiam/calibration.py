@@ -14,9 +14,9 @@ map's typical value from its fitting data):
   margin ``m = s_t - s_2`` and ``l = log n_t`` give the features
   ``x = [1, s_t, m, l, s_t l, m l, rho_t, log C, s_t log C, b, s_t b, s_t^2, m^2, s_t rho_t]``
   (:data:`FEATURES`);
-* ``P(known) = sigmoid(w . x + delta - beta)``: the probability that the query belongs to an enrolled
-  class at all. ``delta`` is the gallery's own adaptation (below; 0 by default), ``beta`` the offset of
-  the user's rejection criterion (below; 0 by default);
+* ``P(known) = sigmoid(a (w . x) + delta - beta)``: the probability that the query belongs to an
+  enrolled class at all. ``a`` and ``delta`` are the gallery's own adaptation (below; 1 and 0 by
+  default), ``beta`` the offset of the user's rejection criterion (below; 0 by default);
 * ``P(c | known) = softmax(s / T)_c`` with a temperature of the gallery,
   ``T = exp(tau_0 + tau_1 log n + tau_2 b + tau_3 b log n)``, ``n`` the mean number of clips per
   enrolled class;
@@ -38,13 +38,15 @@ classes gets a label (:meth:`CalibrationMap.unknown_offset`, from quantiles of 4
 count and class count, stored with the map); the probabilities then hold for a correspondingly different
 prior of unknown clips. The rate holds as far as the user's classes resemble the validation classes.
 
-**Adaptation to the enrolment clips** (:func:`adapt_offset`, called by
+**Adaptation to the enrolment clips** (:func:`adapt_log_odds`, called by
 :class:`~audiosiam.classify.FewShotClassifier`): every enrolled clip (at most 2,000, a seeded sample) is
 asked as a query of the gallery without it (a known query, its class one clip smaller; for clips whose
 class has another) and of the gallery without its class (a query of a non-enrolled class; with two
-classes or more). When there are at least ``min_clips`` such queries of each kind, ``delta``
-is the maximum a posteriori shift of the known log-odds under a normal prior of standard deviation
-``prior_scale`` (0.5), so ten clips move it little and a thousand decide it. With fewer, ``delta = 0``.
+classes or more). When there are at least ``min_clips`` (10) such queries of each kind,
+``log a`` and ``delta`` are the maximum a posteriori scale and shift of the known log-odds under normal
+priors of standard deviation ``prior_scale`` (0.5) around 0, so ten clips move them little and a
+thousand decide them. With fewer, ``a = 1`` and ``delta = 0``. (The false-accept offsets ``beta`` were
+estimated without adaptation; with ``a`` far from 1 the target rate holds less exactly.)
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ __all__ = [
     "decision_features",
     "open_set_episodes",
     "fit_calibration",
-    "adapt_offset",
+    "adapt_log_odds",
 ]
 
 FEATURES = ("bias", "top", "margin", "log_shots", "top*log_shots", "margin*log_shots", "cohesion", "log_way",
@@ -287,7 +289,7 @@ class CalibrationMap:
         """
         return np.exp(_temperature_features(stats, (self.default_cohesion, self.default_separation)) @ self.temperature)
 
-    def proba(self, scores, stats: ClassStatistics, *, offset: float = 0.0) -> np.ndarray:
+    def proba(self, scores, stats: ClassStatistics, *, offset: float = 0.0, scale: float = 1.0) -> np.ndarray:
         """Probabilities (Q, C + 1): the C classes in the scores' column order, then ``unknown``.
 
         Args:
@@ -295,13 +297,15 @@ class CalibrationMap:
             stats (ClassStatistics): the gallery's (:func:`class_statistics`).
             offset (float, optional): added to the known log-odds (``delta - beta`` of the module
                 docstring). Default: ``0.0``.
+            scale (float, optional): multiplies the known log-odds before the offset (``a``).
+                Default: ``1.0``.
 
         Returns:
             numpy.ndarray: (Q, C + 1) float64, rows sum to 1.
         """
         s = np.asarray(scores, dtype=np.float64)
         logit, _ = self.known_logit(s, stats)
-        known = 1.0 / (1.0 + np.exp(-(logit + offset)))
+        known = 1.0 / (1.0 + np.exp(-(scale * logit + offset)))
         z = s / np.reshape(self.class_temperature(stats), (-1, 1))
         z = np.exp(z - z.max(1, keepdims=True))
         closed = z / z.sum(1, keepdims=True)
@@ -577,28 +581,35 @@ def _false_accept_table(cal: CalibrationMap, emb, labels, domains, *, max_shots:
     return {"shots": shots, "ways": ways, "levels": _LEVELS.tolist(), "quantiles": table}
 
 
-def adapt_offset(known_logits, unknown_logits, *, min_clips: int = 10, prior_scale: float = 0.5) -> float:
-    """``delta``: the gallery's shift of the known log-odds, fitted on its leave-one-out queries.
+def adapt_log_odds(
+    known_logits, unknown_logits, *, min_clips: int = 10, prior_scale: float = 0.5
+) -> tuple[float, float]:
+    """``(a, delta)``: the gallery's scale and shift of the known log-odds, fitted on its leave-one-out
+    queries (module docstring).
 
     Args:
         known_logits (array-like): (M,) known log-odds ``w . x`` of enrolled clips asked against the gallery
             without them (each should come out "known").
         unknown_logits (array-like): (U,) known log-odds of enrolled clips asked against the gallery without
             their class (each should come out "unknown").
-        min_clips (int, optional): fewer queries of either kind leave ``delta = 0``. Default: ``10``.
-        prior_scale (float, optional): standard deviation of the normal prior of ``delta``. Default: ``0.5``.
+        min_clips (int, optional): fewer queries of either kind leave ``(1, 0)``. Default: ``10``.
+        prior_scale (float, optional): standard deviation of the normal priors of ``log a`` and ``delta``.
+            Default: ``0.5``.
 
     Returns:
-        float: ``delta``, the maximum a posteriori shift (0.0 when there are too few queries).
+        (float, float): the maximum a posteriori ``a`` (in [e^-1.5, e^1.5]) and ``delta`` (in [-5, 5]);
+        ``(1.0, 0.0)`` when there are too few queries.
     """
     pos = np.asarray(known_logits, dtype=np.float64)
     neg = np.asarray(unknown_logits, dtype=np.float64)
     if len(pos) < min_clips or len(neg) < min_clips:
-        return 0.0
-    from scipy.optimize import minimize_scalar
+        return 1.0, 0.0
+    from scipy.optimize import minimize
 
-    def objective(delta: float) -> float:
-        loss = np.logaddexp(0.0, -(pos + delta)).sum() + np.logaddexp(0.0, neg + delta).sum()
-        return float(loss + delta**2 / (2 * prior_scale**2))
+    def objective(p: np.ndarray) -> float:
+        a, delta = math.exp(p[0]), p[1]
+        loss = np.logaddexp(0.0, -(a * pos + delta)).sum() + np.logaddexp(0.0, a * neg + delta).sum()
+        return float(loss + (p[0] ** 2 + delta**2) / (2 * prior_scale**2))
 
-    return float(minimize_scalar(objective, bounds=(-5.0, 5.0), method="bounded").x)
+    result = minimize(objective, np.zeros(2), method="L-BFGS-B", bounds=[(-1.5, 1.5), (-5.0, 5.0)])
+    return float(math.exp(result.x[0])), float(result.x[1])

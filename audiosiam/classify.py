@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
-from .calibration import CalibrationMap, ClassStatistics, adapt_offset, class_statistics
+from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics
 from .decision import RULES, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
 from .errors import GalleryError, ParameterError
 from .gallery import Gallery, model_fingerprint
@@ -111,7 +111,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             validation episodes at the gallery's number of shots); ``None``: the most probable answer at
             the map's prior (half the queries unknown). Default: ``None``.
         adapt (bool, optional): let the enrolment clips shift the map's log-odds leave-one-out when there
-            are ten or more of each kind of query (:func:`audiosiam.calibration.adapt_offset`).
+            are ten or more of each kind of query (:func:`audiosiam.calibration.adapt_log_odds`).
             Default: ``True``.
         calibration (dict, str or None, optional): the map: ``None`` takes the model's
             (``model.info["calibration"]``), a dict is a map as a checkpoint stores it (one per rule, or
@@ -319,7 +319,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         classes, codes = g.label_indices()
         self.stats_ = class_statistics(g.embeddings, codes, len(classes))
         self.calibration_ = self._calibration_map()
-        self.adapt_offset_, self.unknown_offset_ = 0.0, 0.0
+        self.adapt_scale_, self.adapt_offset_, self.unknown_offset_ = 1.0, 0.0, 0.0
         if self.calibration_ is None:
             self._calibrate_legacy()
             return
@@ -327,7 +327,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         self.threshold_ = None if self.reject in (None, "auto") else float(self.reject)
         if self.adapt:
             known, unknown = self._leave_one_out_logits()
-            self.adapt_offset_ = adapt_offset(known, unknown)
+            self.adapt_scale_, self.adapt_offset_ = adapt_log_odds(known, unknown)
         if self.reject == "auto" and self.target_false_accept is not None:
             self.unknown_offset_ = self.calibration_.unknown_offset(self.target_false_accept, self.stats_.shots)
 
@@ -536,7 +536,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                 return closed
             rejected = (confidence.numpy() < self.threshold_)[:, None]
             return np.concatenate([np.where(rejected, 0.0, closed), rejected.astype(np.float64)], axis=1)
-        proba = self.calibration_.proba(scores.numpy(), self.stats_, offset=self.adapt_offset_ - self.unknown_offset_)
+        proba = self.calibration_.proba(
+            scores.numpy(), self.stats_, offset=self.adapt_offset_ - self.unknown_offset_, scale=self.adapt_scale_
+        )
         if self.reject is None:
             return proba[:, :-1] / proba[:, :-1].sum(1, keepdims=True)  # P(class | known)
         return proba
@@ -673,6 +675,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                 "version": 2,
                 "threshold": self.threshold_,
                 "temperature": self.temperature_,
+                "adapt_scale": self.adapt_scale_,
                 "adapt_offset": self.adapt_offset_,
                 "unknown_offset": self.unknown_offset_,
             },
@@ -722,9 +725,10 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             try:
                 threshold = stored.get("threshold")
                 clf.threshold_ = None if threshold is None else check_threshold(threshold, "threshold")
+                clf.adapt_scale_ = float(stored.get("adapt_scale", 1.0))
                 clf.adapt_offset_ = float(stored.get("adapt_offset", 0.0))
                 clf.unknown_offset_ = float(stored.get("unknown_offset", 0.0))
-                if not (math.isfinite(clf.adapt_offset_) and math.isfinite(clf.unknown_offset_)):
+                if not all(map(math.isfinite, (clf.adapt_scale_, clf.adapt_offset_, clf.unknown_offset_))):
                     raise ValueError("non-finite offsets")
             except (TypeError, ValueError) as exc:
                 raise GalleryError(f"{path}: damaged calibration ({exc}); enrol the clips again") from None
@@ -736,6 +740,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         ):
             clf.threshold_, clf.temperature_ = stored.get("threshold"), float(stored["temperature"])
             clf.adapt_offset_ = clf.unknown_offset_ = 0.0
+            clf.adapt_scale_ = 1.0
         else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map
             clf._calibrate()
         return clf

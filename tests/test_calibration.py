@@ -19,7 +19,7 @@ from audiosiam.calibration import (
     FEATURES,
     CalibrationMap,
     ClassStatistics,
-    adapt_offset,
+    adapt_log_odds,
     class_statistics,
     decision_features,
     fit_calibration,
@@ -141,12 +141,16 @@ def test_target_false_accept_is_met_on_new_classes(fitted):
         fitted.unknown_offset(1.5, np.ones(3))
 
 
-def test_adapt_offset_by_hand():
-    assert adapt_offset(np.full(5, 1.0), np.full(5, -1.0)) == 0.0  # too few: no adaptation
-    assert adapt_offset(np.full(50, 2.0), np.full(50, -2.0)) == pytest.approx(0.0, abs=1e-3)  # symmetric
-    low = adapt_offset(np.full(200, -1.0), np.full(200, -3.0))  # known clips look unknown to the map
+def test_adapt_log_odds_by_hand():
+    assert adapt_log_odds(np.full(5, 1.0), np.full(5, -1.0)) == (1.0, 0.0)  # too few: no adaptation
+    a, delta = adapt_log_odds(np.full(50, 2.0), np.full(50, -2.0))  # symmetric: no shift
+    assert delta == pytest.approx(0.0, abs=1e-3) and a > 1  # and clean separation sharpens
+    a, low = adapt_log_odds(np.full(200, -1.0), np.full(200, -3.0))  # known clips look unknown to the map
     assert 0.5 < low < 5.0
-    assert adapt_offset(np.full(12, -1.0), np.full(12, -3.0)) < low  # the prior holds few clips back
+    assert adapt_log_odds(np.full(12, -1.0), np.full(12, -3.0))[1] < low  # the prior holds few clips back
+    rng = np.random.default_rng(0)
+    a, _ = adapt_log_odds(rng.normal(0.5, 2, 400), rng.normal(-0.5, 2, 400))  # the map overstates: softer
+    assert a < 0.8
 
 
 def classifier(fitted, emb, labels, **kwargs):
@@ -181,10 +185,12 @@ def test_predict_proba_has_unknown_and_predict_is_its_argmax(fitted):
 def test_enrolment_clips_adapt_the_map_when_there_are_enough(fitted):
     emb, labels = clusters(6, 12, seed=5)
     few = torch.tensor([0, 1, 12, 13, 24, 25])  # 2 clips of 3 classes: fewer than 10 queries of a kind
-    assert classifier(fitted, emb[few], labels[few]).adapt_offset_ == 0.0
+    small = classifier(fitted, emb[few], labels[few])
+    assert (small.adapt_scale_, small.adapt_offset_) == (1.0, 0.0)
     many = classifier(fitted, emb, labels)
-    assert many.adapt_offset_ != 0.0
-    assert classifier(fitted, emb, labels, adapt=False).adapt_offset_ == 0.0
+    assert many.adapt_offset_ != 0.0 and many.adapt_scale_ != 1.0
+    off = classifier(fitted, emb, labels, adapt=False)
+    assert (off.adapt_scale_, off.adapt_offset_) == (1.0, 0.0)
 
 
 def test_knn_rule_uses_its_own_map():

@@ -252,7 +252,7 @@ def test_galleries_saved_before_the_calibration_map_still_load(model, support, t
     assert list(now.predict(queries, sample_rate=RATE)) == list(now.proba_columns_[proba.argmax(1)])
     now.save(tmp_path / "again.asg")  # and a gallery saved with a map restores its offsets
     again = FewShotClassifier.load(tmp_path / "again.asg", model=calibrated)
-    assert again.adapt_offset_ == now.adapt_offset_
+    assert (again.adapt_scale_, again.adapt_offset_) == (now.adapt_scale_, now.adapt_offset_)
     np.testing.assert_allclose(again.predict_proba(queries, sample_rate=RATE), proba)
     broken = Gallery.load(tmp_path / "again.asg")
     broken.meta["calibration"]["adapt_offset"] = "nan"
