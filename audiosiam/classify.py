@@ -3,14 +3,20 @@
 Decision rules (``rule=``): ``"prototype"`` (default) or ``"knn"``, as defined once in
 :mod:`audiosiam.decision` (which evaluation uses too).
 
-Unknown rejection is calibrated on the enrolment clips themselves, leave-one-out: every enrolled clip is
-scored as a query against the gallery without it. Its similarity to its own class gives a "known"
-score; its best similarity to any other class simulates a clip from a class nobody enrolled. The
-threshold is the equal-error point of those two sets, so known clips are rejected about as often as
-strangers are accepted. ``predict`` answers ``"unknown"`` below it.
+Probabilities and ``unknown`` come from the model's calibration map (:mod:`audiosiam.calibration`,
+stored in its checkpoint, learnt on validation classes when the model was made): ``predict_proba`` gives
+one column per enrolled class and, when rejection is on, an ``"unknown"`` column (``proba_columns_``);
+rows sum to 1 and ``predict`` is their most probable column, so a query answered ``unknown`` never shows
+a class more probable than unknown. ``target_false_accept`` sets the criterion for ``unknown`` (by
+default, the most probable answer when half the queries come from classes never enrolled); the enrolment
+clips adapt the map's log-odds leave-one-out when there are enough of them (``adapt``). A fixed
+similarity threshold (``reject=0.6``) decides ``unknown`` by the similarity alone; the probabilities are
+then still the map's.
 
-``predict_proba`` is a softmax over the class scores at a temperature fitted (maximum likelihood) on the
-same leave-one-out scores, so its probabilities are calibrated on this gallery rather than fixed.
+A model without a map (checkpoints made before it existed) falls back, with a warning, to the earlier
+rule: a softmax temperature fitted leave-one-out on the enrolment clips and ``unknown`` below the
+equal-error threshold of their leave-one-out genuine and impostor scores (which needs a class with two
+clips); its ``unknown`` column is then 1 for rejected queries and 0 otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
+from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics
 from .decision import RULES, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
 from .errors import GalleryError, ParameterError
 from .gallery import Gallery, model_fingerprint
@@ -35,6 +42,7 @@ __all__ = ["FewShotClassifier", "AudioEmbedder", "embed_inputs", "UNKNOWN", "Emb
 UNKNOWN = "unknown"
 _RULES = RULES
 _CALIBRATION_CLIPS = 2000
+_LEGACY = "legacy"
 
 
 def embed_inputs(
@@ -95,9 +103,19 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             :mod:`audiosiam.decision`). Default: ``"prototype"``.
         k (int, optional): neighbours for ``rule="knn"`` (capped at the gallery size); unused by
             ``"prototype"``. Default: ``5``.
-        reject (str, float or None, optional): ``"auto"`` calibrates the unknown threshold leave-one-out on
-            the enrolment clips; a float is a fixed cosine-similarity threshold; ``None`` never answers
-            unknown. Default: ``"auto"``.
+        reject (str, float or None, optional): ``"auto"``: ``unknown`` by the calibration map (module
+            docstring); a float is a fixed cosine-similarity threshold; ``None`` never answers unknown (and
+            ``predict_proba`` has no unknown column). Default: ``"auto"``.
+        target_false_accept (float or None, optional): with ``reject="auto"``, answer ``unknown`` so that
+            this share of the queries of classes never enrolled gets a label (estimated on the model's
+            validation episodes at the gallery's number of shots); ``None``: the most probable answer at
+            the map's prior (half the queries unknown). Default: ``None``.
+        adapt (bool, optional): let the enrolment clips shift the map's log-odds leave-one-out when there
+            are ten or more of each kind of query (:func:`audiosiam.calibration.adapt_log_odds`).
+            Default: ``True``.
+        calibration (dict, str or None, optional): the map: ``None`` takes the model's
+            (``model.info["calibration"]``), a dict is a map as a checkpoint stores it (one per rule, or
+            one map), ``"legacy"`` forces the earlier rule. Default: ``None``.
         batch_size (int, optional): windows per forward pass when embedding. Default: ``64``.
 
     Raises:
@@ -117,12 +135,18 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         rule: str = "prototype",
         k: int = 5,
         reject: str | float | None = "auto",
+        target_false_accept: float | None = None,
+        adapt: bool = True,
+        calibration: dict | str | None = None,
         batch_size: int = 64,
     ):
         self.model = model
         self.rule = rule
         self.k = k
         self.reject = reject
+        self.target_false_accept = target_false_accept
+        self.adapt = adapt
+        self.calibration = calibration
         self.batch_size = batch_size
 
     # ------------------------------------------------------------------ set-up
@@ -139,6 +163,11 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             raise ParameterError(f"reject={self.reject!r}: expected 'auto', a similarity threshold, or None")
         if isinstance(self.reject, (int, float)):
             check_threshold(self.reject, "reject")
+        f = self.target_false_accept
+        if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 < f < 1.0):
+            raise ParameterError(f"target_false_accept={f!r}: expected a rate in (0, 1), e.g. 0.05, or None")
+        if not (self.calibration is None or self.calibration == _LEGACY or isinstance(self.calibration, dict)):
+            raise ParameterError(f"calibration={self.calibration!r}: expected None, a stored map (dict) or 'legacy'")
 
     def _embed(self, X, *, sample_rate=None, on_error="raise", progress=False):
         if isinstance(X, (str, os.PathLike)) or (hasattr(X, "ndim") and X.ndim == 1):
@@ -159,8 +188,8 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     ) -> "FewShotClassifier":
         """Enrol clips ``X`` (paths or waveforms) with labels ``y``, replacing any earlier enrolment.
 
-        Calibrates the unknown threshold and the probability temperature on the enrolled clips (module
-        docstring).
+        Calibrates on the enrolled clips: the calibration map's leave-one-out adaptation, or the earlier
+        rule's temperature and threshold for a model without a map (module docstring).
 
         Args:
             X (sequence of str, Path, Tensor or array): the clips: paths and/or 1-D waveforms.
@@ -258,7 +287,51 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     def classes_(self) -> np.ndarray:
         return np.asarray(self.gallery_.classes, dtype=object)
 
+    def _calibration_map(self) -> CalibrationMap | None:
+        """The map of this classifier's rule, or ``None`` (the earlier rule; warned once per model)."""
+        stored = self.calibration
+        if stored is None:
+            stored = (getattr(self._model(), "info", None) or {}).get("calibration")
+        if stored == _LEGACY:
+            return None
+        if isinstance(stored, dict):
+            entry = stored if "weights" in stored else stored.get(self.rule)
+            if entry is not None:
+                return CalibrationMap.from_dict(entry)
+        model = self.model
+        if not getattr(model, "_audiosiam_warned_uncalibrated", False):
+            warnings.warn(
+                f"audiosiam: this model carries no calibration map for rule {self.rule!r} (a checkpoint made before "
+                "audiosiam had one): probabilities and 'unknown' use the earlier rule fitted on the enrolment "
+                "clips alone; fit a map with scripts/fit_calibration.py",
+                UserWarning,
+                stacklevel=4,
+            )
+            if model is not None:
+                try:
+                    model._audiosiam_warned_uncalibrated = True
+                except AttributeError:  # a model that takes no attributes is warned every time
+                    pass
+        return None
+
     def _calibrate(self) -> None:
+        g = self.gallery_
+        classes, codes = g.label_indices()
+        self.stats_ = class_statistics(g.embeddings, codes, len(classes))
+        self.calibration_ = self._calibration_map()
+        self.adapt_scale_, self.adapt_offset_, self.unknown_offset_ = 1.0, 0.0, 0.0
+        if self.calibration_ is None:
+            self._calibrate_legacy()
+            return
+        self.temperature_ = None
+        self.threshold_ = None if self.reject in (None, "auto") else float(self.reject)
+        if self.adapt:
+            known, unknown = self._leave_one_out_logits()
+            self.adapt_scale_, self.adapt_offset_ = adapt_log_odds(known, unknown)
+        if self.reject == "auto" and self.target_false_accept is not None:
+            self.unknown_offset_ = self.calibration_.unknown_offset(self.target_false_accept, self.stats_.shots)
+
+    def _calibrate_legacy(self) -> None:
         genuine, impostor, scores, targets = self._leave_one_out()
         self.temperature_ = _fit_temperature(scores, targets) if len(targets) else 0.05
         self.loo_genuine_, self.loo_impostor_ = genuine, impostor
@@ -271,10 +344,79 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                     "audiosiam: unknown rejection is off: calibrating it needs at least two classes and a class "
                     "with two or more clips; enrol more examples to get 'unknown' answers",
                     UserWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
         elif self.reject is not None:
             self.threshold_ = float(self.reject)
+
+    def _leave_one_out_logits(self) -> tuple[np.ndarray, np.ndarray]:
+        """The map's known log-odds of enrolled clips asked leave-one-out (module docstring of
+        :mod:`audiosiam.calibration`): against the gallery without the clip (those whose class keeps a
+        clip) and against the gallery without its class (when another class is left).
+
+        At most ``_CALIBRATION_CLIPS`` clips (a seeded random subset) are asked.
+        """
+        g = self.gallery_
+        classes, codes = g.label_indices()
+        n, c = len(g), len(classes)
+        sel = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:_CALIBRATION_CLIPS].sort().values
+        emb, ys = g.embeddings[sel].double(), codes[sel]
+        rows = torch.arange(len(sel))
+        counts = torch.bincount(codes, minlength=c).double()
+        sums = torch.zeros(c, g.dim, dtype=torch.float64).index_add_(0, codes, g.embeddings.double())
+        total, n_all = sums.sum(0), float(n)
+        cross = float(total.pow(2).sum() - sums.pow(2).sum())  # twice the summed cosines of cross-class pairs
+        pairs = n_all**2 - float(counts.pow(2).sum())  # twice their number
+        shots = counts.expand(len(sel), c).clone()
+        cohesion = torch.as_tensor(self.stats_.cohesion).expand(len(sel), c).clone()
+        shots[rows, ys] -= 1
+        own_sum = sums[ys] - emb  # the clip's class without it
+        m = shots[rows, ys]
+        nan = torch.tensor(math.nan, dtype=torch.float64)
+        cohesion[rows, ys] = torch.where(m >= 2, (own_sum.pow(2).sum(1) - m) / (m * (m - 1)).clamp_min(1), nan)
+        others = total - sums[ys]  # the clips of the other classes
+        sep_pairs = pairs - 2 * (n_all - counts[ys])
+        separation = torch.where(sep_pairs > 0, (cross - 2 * (emb * others).sum(1)) / sep_pairs.clamp_min(1), nan)
+        if self.rule == "prototype":
+            protos = torch.nn.functional.normalize(sums, dim=1)
+            scores = emb @ protos.T
+            scores[rows, ys] = (emb * own_sum).sum(1) / own_sum.norm(dim=1).clamp_min(1e-12)
+        else:
+            scores = self._knn_leave_one_out(g, codes, sel, c)
+        cal = self.calibration_
+        has_mate = m >= 1
+        stats = ClassStatistics(shots[has_mate].numpy(), cohesion[has_mate].numpy(), separation[has_mate].numpy())
+        known = cal.known_logit(scores[has_mate].numpy(), stats)[0]
+        if c < 2:
+            return known, np.empty(0)
+        without = (
+            scores if self.rule == "prototype" else self._knn_leave_one_out(g, codes, sel, c, drop_class=True)
+        ).clone()
+        without[rows, ys] = -math.inf  # its class is not enrolled
+        sep_pairs = pairs - 2 * counts[ys] * (n_all - counts[ys])
+        separation = torch.where(
+            sep_pairs > 0, (cross - 2 * (sums[ys] * others).sum(1)) / sep_pairs.clamp_min(1), nan
+        )  # the gallery without the clip's class
+        full = ClassStatistics(counts.expand(len(sel), c).numpy(), cohesion.numpy(), separation.numpy())
+        full.cohesion[rows.numpy(), ys.numpy()] = math.nan  # not used: the class is absent from these rows
+        unknown = cal.known_logit(without.numpy(), full)[0]
+        return known, unknown
+
+    def _knn_leave_one_out(self, g: Gallery, codes, sel, c: int, *, drop_class: bool = False, block: int = 256):
+        """k-NN scores of clips ``sel`` against the gallery without them (or without their class)."""
+        out = torch.zeros(len(sel), c, dtype=torch.float64)
+        for start in range(0, len(sel), block):
+            part = sel[start : start + block]
+            sims = g.embeddings[part] @ g.embeddings.T  # float32: a block of a large gallery stays small
+            sims[torch.arange(len(part)), part] = -math.inf
+            if drop_class:
+                sims = sims.masked_fill(codes[part, None] == codes[None, :], -math.inf)
+            k = min(int(self.k), int(torch.isfinite(sims).sum(1).min()))
+            if k < 1:
+                continue
+            top = sims.topk(k, dim=1)
+            out[start : start + block] = knn_scores(top.values.double(), codes[top.indices], c)[0]
+        return out
 
     def _leave_one_out(self):
         """Scores of enrolled clips against the gallery without them (see the module docstring).
@@ -356,8 +498,21 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         sims, idx = g.search(q, min(int(self.k), len(g)))  # FAISS for large galleries; the rule is decision's
         return knn_scores(sims, codes[idx], len(classes))
 
+    @property
+    def rejects_(self) -> bool:
+        """Whether this classifier can answer ``"unknown"`` (and ``predict_proba`` has an unknown column)."""
+        return self.reject is not None and (self.calibration_ is not None or self.threshold_ is not None)
+
+    @property
+    def proba_columns_(self) -> np.ndarray:
+        """The columns of ``predict_proba``: ``classes_``, then ``"unknown"`` when :attr:`rejects_`."""
+        return np.asarray(list(self.classes_) + ([UNKNOWN] if self.rejects_ else []), dtype=object)
+
     def predict_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
         """Labels for precomputed query embeddings (``"unknown"`` where rejected).
+
+        With ``reject="auto"`` and a calibration map, the most probable column of
+        :meth:`predict_proba_embeddings`; with a fixed threshold, ``"unknown"`` below it.
 
         Args:
             embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
@@ -366,19 +521,72 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             numpy.ndarray: (Q,) labels, dtype object.
         """
         scores, confidence = self.scores_embeddings(embeddings)
+        if self.calibration_ is not None and self.reject == "auto":
+            proba = self._proba(scores)
+            return self.proba_columns_[proba.argmax(1)]
         labels = self.classes_[scores.argmax(dim=1).numpy()]
-        if self.threshold_ is not None:
+        if self.reject is not None and self.threshold_ is not None:
             labels = np.where(confidence.numpy() < self.threshold_, UNKNOWN, labels).astype(object)
         return labels
 
+    def _proba(self, scores: torch.Tensor, confidence: torch.Tensor | None = None) -> np.ndarray:
+        if self.calibration_ is None:  # the earlier rule: a softmax, and a hard unknown column
+            closed = _softmax(scores, self.temperature_).double().numpy()
+            if not self.rejects_:
+                return closed
+            rejected = (confidence.numpy() < self.threshold_)[:, None]
+            return np.concatenate([np.where(rejected, 0.0, closed), rejected.astype(np.float64)], axis=1)
+        proba = self.calibration_.proba(
+            scores.numpy(), self.stats_, offset=self.adapt_offset_ - self.unknown_offset_, scale=self.adapt_scale_
+        )
+        if self.reject is None:
+            return proba[:, :-1] / proba[:, :-1].sum(1, keepdims=True)  # P(class | known)
+        return proba
+
     def predict_proba_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
-        """Calibrated class probabilities (Q, C) for precomputed query embeddings; columns follow ``classes_``.
+        """Calibrated probabilities for precomputed query embeddings; columns follow ``proba_columns_``
+        (``classes_``, then ``"unknown"`` when rejection is on). Rows sum to 1.
 
         Args:
             embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+
+        Returns:
+            numpy.ndarray: (Q, C) or (Q, C + 1) float64.
+        """
+        scores, confidence = self.scores_embeddings(embeddings)
+        return self._proba(scores, confidence)
+
+    def class_proba_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """P(class | the query is of an enrolled class), (Q, C) in ``classes_`` order: the closed-set part of
+        the probabilities (what ``predict_proba`` gives with ``reject=None``).
+
+        Args:
+            embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+
+        Returns:
+            numpy.ndarray: (Q, C) float64, rows sum to 1.
         """
         scores, _ = self.scores_embeddings(embeddings)
-        return _softmax(scores, self.temperature_).numpy()
+        if self.calibration_ is None:
+            return _softmax(scores, self.temperature_).double().numpy()
+        proba = self.calibration_.proba(scores.numpy(), self.stats_)[:, :-1]
+        return proba / proba.sum(1, keepdims=True)
+
+    def same_probability(self, similarity) -> np.ndarray:
+        """P(same) of clip pairs with these cosine similarities: the map's probability that a query belongs
+        to a class enrolled with one clip, the other clip of the pair (as ``verify`` reports it).
+
+        Args:
+            similarity (float or array-like): (P,) cosine similarities.
+
+        Returns:
+            numpy.ndarray: (P,) probabilities; NaN for a model without a calibration map.
+        """
+        sims = np.atleast_1d(np.asarray(similarity, dtype=np.float64))
+        cal = self._calibration_map()
+        if cal is None:
+            return np.full(len(sims), math.nan)
+        return cal.proba(sims[:, None], ClassStatistics(np.ones(1), np.full(1, math.nan), math.nan))[:, 0]
 
     def decision_function(self, X, *, sample_rate: int | None = None) -> np.ndarray:
         """Class scores (Q, C): cosine similarity to each prototype, or the k-NN vote.
@@ -407,11 +615,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         return self.predict_embeddings(embeddings)
 
     def predict_proba(self, X, *, sample_rate: int | None = None) -> np.ndarray:
-        """Calibrated probabilities (Q, C) over the enrolled classes (``classes_`` order).
+        """Calibrated probabilities over the enrolled classes and ``"unknown"`` (``proba_columns_`` order).
 
         Args:
             X (str, Path, Tensor, array or a sequence of them): one clip or several (paths or 1-D waveforms).
             sample_rate (int or None, optional): rate of the waveforms among ``X``. Default: ``None``.
+
+        Returns:
+            numpy.ndarray: (Q, C + 1) with rejection on (the last column is unknown), else (Q, C); rows sum
+            to 1 and ``predict`` is the most probable column.
         """
         embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
         return self.predict_proba_embeddings(embeddings)
@@ -440,7 +652,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
         """Save the gallery, the classifier's settings and its calibration (no audio is needed to load it
-        back, and loading does not calibrate again).
+        back).
 
         Args:
             path (str or Path): the gallery file; ``.asg`` is appended if missing.
@@ -456,14 +668,24 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             "rule": self.rule,
             "k": int(self.k),
             "reject": self.reject,
+            "target_false_accept": self.target_false_accept,
+            "adapt": bool(self.adapt),
             "model": getattr(self._model(), "source", None),
-            "calibration": {"threshold": self.threshold_, "temperature": self.temperature_},
+            "calibration": {
+                "version": 2,
+                "threshold": self.threshold_,
+                "temperature": self.temperature_,
+                "adapt_scale": self.adapt_scale_,
+                "adapt_offset": self.adapt_offset_,
+                "unknown_offset": self.unknown_offset_,
+            },
         }
         return self.gallery_.save(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, model=None) -> "FewShotClassifier":
-        """Load a gallery saved by :meth:`save`.
+        """Load a gallery saved by :meth:`save` (or by an earlier audiosiam: its stored threshold and
+        temperature are kept when the model has no calibration map, else the map calibrates it).
 
         Args:
             path (str or Path): the ``.asg`` file.
@@ -482,30 +704,60 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
             model = load_model(meta.get("model"))
         gallery.check_fingerprint(model_fingerprint(model), path)
-        clf = cls(model, rule=meta.get("rule", "prototype"), k=meta.get("k", 5), reject=meta.get("reject", "auto"))
+        clf = cls(
+            model,
+            rule=meta.get("rule", "prototype"),
+            k=meta.get("k", 5),
+            reject=meta.get("reject", "auto"),
+            target_false_accept=meta.get("target_false_accept"),
+            adapt=bool(meta.get("adapt", True)),
+        )
         try:
             clf._check_params()
         except ParameterError as exc:
             raise GalleryError(f"{path}: damaged classifier settings ({exc}); enrol the clips again") from None
         clf.gallery_ = gallery
         stored = meta.get("calibration")
-        if isinstance(stored, dict) and isinstance(stored.get("temperature"), (int, float)):
+        classes, codes = gallery.label_indices()
+        clf.stats_ = class_statistics(gallery.embeddings, codes, len(classes))
+        clf.calibration_ = clf._calibration_map()
+        if clf.calibration_ is not None and isinstance(stored, dict) and stored.get("version") == 2:
+            try:
+                threshold = stored.get("threshold")
+                clf.threshold_ = None if threshold is None else check_threshold(threshold, "threshold")
+                clf.adapt_scale_ = float(stored.get("adapt_scale", 1.0))
+                clf.adapt_offset_ = float(stored.get("adapt_offset", 0.0))
+                clf.unknown_offset_ = float(stored.get("unknown_offset", 0.0))
+                if not all(map(math.isfinite, (clf.adapt_scale_, clf.adapt_offset_, clf.unknown_offset_))):
+                    raise ValueError("non-finite offsets")
+            except (TypeError, ValueError) as exc:
+                raise GalleryError(f"{path}: damaged calibration ({exc}); enrol the clips again") from None
+            clf.temperature_ = None
+        elif (
+            clf.calibration_ is None
+            and isinstance(stored, dict)
+            and isinstance(stored.get("temperature"), (int, float))
+        ):
             clf.threshold_, clf.temperature_ = stored.get("threshold"), float(stored["temperature"])
-        else:  # galleries saved before the calibration was stored
+            clf.adapt_offset_ = clf.unknown_offset_ = 0.0
+            clf.adapt_scale_ = 1.0
+        else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map
             clf._calibrate()
         return clf
 
     def set_params(self, **params):
-        """scikit-learn's ``set_params``; a change of rule, k or rejection re-calibrates a fitted classifier.
+        """scikit-learn's ``set_params``; a change of rule, k, rejection or calibration settings re-calibrates
+        a fitted classifier.
 
         Args:
             **params (Any): constructor parameters by name (``model``, ``rule``, ``k``, ``reject``,
-                ``batch_size``).
+                ``target_false_accept``, ``adapt``, ``calibration``, ``batch_size``).
 
         Returns:
             FewShotClassifier: ``self``.
         """
-        changed = any(key in ("rule", "k", "reject") and getattr(self, key) != value for key, value in params.items())
+        keys = ("rule", "k", "reject", "target_false_accept", "adapt", "calibration")
+        changed = any(key in keys and getattr(self, key) != value for key, value in params.items())
         super().set_params(**params)
         if changed and hasattr(self, "gallery_") and len(self.gallery_):
             self._check_params()

@@ -15,9 +15,9 @@ All functions take embeddings (N, D) (normalised here) and integer labels, so th
   excluded from the ranking, as pytorch-metric-learning's ``AccuracyCalculator`` computes them.
 * Open set: AUROC of the best prototype similarity, known-class queries against clips of classes that
   were never enrolled.
-* Calibration: how far :class:`~audiosiam.classify.FewShotClassifier`'s answers and probabilities can be
-  trusted, over seeded open-set episodes in which the classifier enrols and calibrates itself exactly as
-  ``classify`` does (:func:`calibration_metrics`).
+* Calibration: how far :class:`~audiosiam.classify.FewShotClassifier`'s answers and probabilities (with
+  ``unknown``) can be trusted, over seeded open-set episodes in which the classifier enrols and calibrates
+  itself exactly as ``classify`` does, with the model's calibration map (:func:`calibration_metrics`).
 """
 
 from __future__ import annotations
@@ -325,23 +325,30 @@ def calibration_metrics(
     episodes: int = 1000,
     rule: str = "prototype",
     k: int = 5,
+    calibration: dict | str | None = None,
+    target_false_accept: float | None = None,
+    adapt: bool = True,
     bins: int = 15,
     seed: int = 0,
 ) -> dict:
     """How far :class:`~audiosiam.classify.FewShotClassifier`'s answers and probabilities can be trusted.
 
     Each seeded episode draws ``2 * n_way`` classes: ``k_shot`` clips of the first ``n_way`` are enrolled
-    (the classifier calibrates its temperature and unknown threshold on them, as ``classify`` does) and
-    ``n_query`` clips of every one of the ``2 * n_way`` are asked, so half the queries come from classes
-    that were never enrolled.
+    (the classifier calibrates itself on them, as ``classify`` does) and ``n_query`` clips of every one of
+    the ``2 * n_way`` are asked, so half the queries come from classes that were never enrolled.
 
-    * Closed set (queries of enrolled classes, probabilities over the enrolled classes): expected
-      calibration error, Brier score, accuracy, and the share and accuracy of answers given >= 0.9.
-    * Open set (every query, with the classifier's unknown rejection): the answers that are a class label,
-      each with the probability ``classify`` prints for it; their calibration error and the accuracy of
-      those given >= 0.9 (a label for a query of a class never enrolled is wrong); the false-accept rate
-      (queries of classes never enrolled that got a label), the false-reject rate (queries of enrolled
-      classes answered ``unknown``), and the AUROC of the rejection confidence.
+    * Closed set (queries of enrolled classes, probabilities over the enrolled classes alone, i.e.
+      ``P(class | known)``): expected calibration error, Brier score, accuracy, and the share and accuracy
+      of answers given >= 0.9.
+    * Open set (every query; ``predict_proba`` with its ``unknown`` column, the answer its most probable
+      column, right when it is the query's class or ``unknown`` for a class never enrolled): calibration
+      error, Brier score over the C + 1 columns, accuracy, the share and accuracy of answers given >= 0.9,
+      and the same accuracy over the answers that are a class label (``label_accuracy_at_0.9``).
+    * The decision (``predict``) at the chosen criterion: the false-accept rate (queries of classes never
+      enrolled that got a label), the false-reject rate (queries of enrolled classes answered
+      ``unknown``), the share of queries of enrolled classes given their own label (``known_accuracy``);
+      the AUROC of the classifier's rejection score (``1 - P(unknown)``; the best similarity for the earlier
+      rule) and, for comparison at equal embeddings, of the best similarity alone.
 
     Args:
         embeddings (Tensor or array-like): (N, D) embeddings; normalised here.
@@ -352,15 +359,20 @@ def calibration_metrics(
         episodes (int, optional): seeded episodes. Default: ``1000``.
         rule (str, optional): the classifier's rule, ``"prototype"`` or ``"knn"``. Default: ``"prototype"``.
         k (int, optional): neighbours of ``"knn"``. Default: ``5``.
+        calibration (dict, str or None, optional): the calibration map of the model that made the
+            embeddings (``model.info["calibration"]``); ``None`` or ``"legacy"``: the earlier rule fitted on
+            the enrolment clips alone. Default: ``None``.
+        target_false_accept (float or None, optional): the classifier's criterion for ``unknown``
+            (:class:`~audiosiam.classify.FewShotClassifier`). Default: ``None``.
+        adapt (bool, optional): the classifier's leave-one-out adaptation. Default: ``True``.
         bins (int, optional): confidence bins of the calibration errors. Default: ``15``.
         seed (int, optional): seed of the episodes. Default: ``0``.
 
     Returns:
-        dict: the metrics above (``closed_*``, ``open_*``, ``false_accept_rate``, ``false_reject_rate``),
-        ``rejection`` (whether the classifier could calibrate ``unknown`` from ``k_shot`` clips per class:
-        one clip each gives it nothing to calibrate on, so every query then gets a label), and the
-        reliability tables ``closed_reliability`` and ``open_reliability`` (``[confidence, accuracy,
-        count]`` per bin).
+        dict: the metrics above (``closed_*``, ``open_*``, ``false_accept_rate``, ``false_reject_rate``,
+        ``known_accuracy``, ``open_auroc``, ``similarity_auroc``), ``rejection`` (how ``unknown`` was
+        decided; the earlier rule cannot reject with one clip per class), and the reliability tables
+        ``closed_reliability`` and ``open_reliability`` (``[confidence, accuracy, count]`` per bin).
 
     Raises:
         ParameterError: fewer than ``2 * n_way`` classes have ``k_shot + n_query`` clips, or bad counts.
@@ -379,59 +391,97 @@ def calibration_metrics(
     support_names = [str(c) for c in range(n_way) for _ in range(k_shot)]
     query_truth = np.repeat(np.arange(2 * n_way), n_query)  # classes n_way.. were never enrolled
     known = query_truth < n_way
-    closed_conf, closed_right, brier = [], [], []
-    open_conf, open_right, rejected, accepted_unknown, confidence_all = [], [], [], [], []
+    closed_conf, closed_right, closed_brier = [], [], []
+    open_conf, open_right, open_brier, open_label = [], [], [], []
+    rejected, accepted_unknown, known_right, rejection_score, similarity = [], [], [], [], []
     rejection_on = 0
     for support, query in sampler:
         enrolled = torch.as_tensor(support)[: n_way * k_shot]  # class-major: the first n_way classes
-        clf = FewShotClassifier(None, rule=rule, k=k, reject="auto")
+        clf = FewShotClassifier(
+            None,
+            rule=rule,
+            k=k,
+            reject="auto",
+            target_false_accept=target_false_accept,
+            adapt=adapt,
+            calibration=calibration if calibration is not None else "legacy",
+        )
         clf.gallery_ = Gallery(emb.shape[1], "evaluation")  # embeddings given: no model to fingerprint
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "unknown rejection is off" at 1 shot: reported below instead
             clf.add_embeddings(emb[enrolled], support_names)
         columns = np.array([int(c) for c in clf.classes_])  # classes_ are sorted as strings
         q = emb[torch.as_tensor(query)]
+        scores, confidence = clf.scores_embeddings(q)
         proba = clf.predict_proba_embeddings(q)
-        best = proba.argmax(1)
-        answer_class = columns[best]
-        p_best = proba[np.arange(len(best)), best]
-        onehot = (columns[None, :] == query_truth[:, None]).astype(np.float64)
-        closed_conf.append(p_best[known])
-        closed_right.append(answer_class[known] == query_truth[known])
-        brier.append(((proba[known] - onehot[known]) ** 2).sum(1))
+        c = len(columns)
+        if proba.shape[1] == c:  # no unknown column (the earlier rule at one clip per class)
+            proba = np.concatenate([proba, np.zeros((len(proba), 1))], axis=1)
+        position = np.empty(n_way, dtype=np.int64)
+        position[columns] = np.arange(c)  # classes_ are sorted as strings ("10" before "2")
+        truth_col = np.where(known, position[np.minimum(query_truth, n_way - 1)], c)
+        closed = clf.class_proba_embeddings(q)
+        best = closed.argmax(1)
+        closed_conf.append(closed[known, best[known]])
+        closed_right.append(best[known] == truth_col[known])
+        onehot = np.eye(c + 1)[truth_col]
+        closed_brier.append(((closed[known] - onehot[known, :c]) ** 2).sum(1))
+        answer = proba.argmax(1)
         said = clf.predict_embeddings(q)
+        open_conf.append(proba[np.arange(len(answer)), answer])
+        open_right.append(answer == truth_col)
+        open_brier.append(((proba - onehot) ** 2).sum(1))
+        open_label.append(answer < c)
         labelled = said != UNKNOWN
-        open_conf.append(p_best[labelled])
-        open_right.append(answer_class[labelled] == query_truth[labelled])
         rejected.append(~labelled[known])
         accepted_unknown.append(labelled[~known])
-        confidence_all.append(clf.scores_embeddings(q)[1].numpy())
-        rejection_on += clf.threshold_ is not None
+        known_right.append(said[known] == np.array([str(v) for v in query_truth[known]], dtype=object))
+        rejection_score.append(1.0 - proba[:, -1] if clf.calibration_ is not None else confidence.numpy())
+        similarity.append(scores.max(dim=1).values.numpy())
+        rejection_on += clf.rejects_
     closed_conf, closed_right = np.concatenate(closed_conf), np.concatenate(closed_right)
-    open_conf, open_right = np.concatenate(open_conf), np.concatenate(open_right)
+    open_conf, open_right, open_label = (
+        np.concatenate(open_conf),
+        np.concatenate(open_right),
+        np.concatenate(open_label),
+    )
     closed_ece, closed_table = expected_calibration_error(closed_conf, closed_right, bins=bins)
     open_ece, open_table = expected_calibration_error(open_conf, open_right, bins=bins)
     confident, open_confident = closed_conf >= 0.9, open_conf >= 0.9
+    label_confident = open_confident & open_label
     known_all = np.tile(known, episodes)
+
+    def share_right(mask):
+        return float(open_right[mask].mean()) if mask.any() else float("nan")
+
+    if clf.calibration_ is not None:
+        how = "calibration map" + (
+            f", target false-accept rate {target_false_accept}" if target_false_accept is not None else ""
+        )
+    elif rejection_on == episodes:
+        how = "earlier rule: equal-error threshold of the enrolment clips"
+    else:
+        how = f"earlier rule: off in {episodes - rejection_on} of {episodes} episodes (it needs a class with 2+ clips)"
     return {
         "k_shot": k_shot,
         "episodes": episodes,
-        "rejection": (
-            "calibrated on the enrolment clips"
-            if rejection_on == episodes
-            else f"off in {episodes - rejection_on} of {episodes} episodes (it needs a class with 2+ clips)"
-        ),
+        "rejection": how,
         "closed_accuracy": float(closed_right.mean()),
         "closed_ece": closed_ece,
-        "closed_brier": float(np.concatenate(brier).mean()),
+        "closed_brier": float(np.concatenate(closed_brier).mean()),
         "closed_share_at_0.9": float(confident.mean()),
         "closed_accuracy_at_0.9": float(closed_right[confident].mean()) if confident.any() else float("nan"),
+        "open_accuracy": float(open_right.mean()),
         "open_ece": open_ece,
-        "open_share_at_0.9": float(open_confident.mean()) if open_conf.size else 0.0,
-        "open_accuracy_at_0.9": float(open_right[open_confident].mean()) if open_confident.any() else float("nan"),
+        "open_brier": float(np.concatenate(open_brier).mean()),
+        "open_share_at_0.9": float(open_confident.mean()),
+        "open_accuracy_at_0.9": share_right(open_confident),
+        "label_accuracy_at_0.9": share_right(label_confident),
         "false_accept_rate": float(np.concatenate(accepted_unknown).mean()),
         "false_reject_rate": float(np.concatenate(rejected).mean()),
-        "open_auroc": float(roc_auc_score(known_all, np.concatenate(confidence_all))),
+        "known_accuracy": float(np.concatenate(known_right).mean()),
+        "open_auroc": float(roc_auc_score(known_all, np.concatenate(rejection_score))),
+        "similarity_auroc": float(roc_auc_score(known_all, np.concatenate(similarity))),
         "closed_reliability": closed_table,
         "open_reliability": open_table,
     }

@@ -121,6 +121,10 @@ class TrainConfig:
         val_sources (list of str or None): sources whose classes may be held out for validation (e.g. to
             keep every spoken word of a small word set in training); ``None``: all. Default: ``None``.
         val_episodes (int): validation episodes (5-way 1-shot, seeded) per epoch. Default: ``300``.
+        calibration_episodes (int): open-set episodes of the validation classes on which the written
+            checkpoint's calibration map is fitted at the end of the run (:mod:`audiosiam.calibration`);
+            ``0``, or no validation: no map (classification then falls back to the earlier rule).
+            Default: ``3000``.
         unlabelled_share (float): fraction of each batch's classes drawn from label-free clips, when there
             are any. Default: ``0.3``.
         balance_sources (bool): each labelled source gets an equal share of the drawn classes (weighted by
@@ -165,6 +169,7 @@ class TrainConfig:
     val_classes: int | None = None
     val_sources: list[str] | None = None  # sources whose classes may be held out for validation (None: all)
     val_episodes: int = 300
+    calibration_episodes: int = 3000  # fitting episodes of the checkpoint's calibration map; 0: none
     unlabelled_share: float = 0.3  # fraction of each batch's classes drawn from label-free clips
     balance_sources: bool = True  # each labelled source gets an equal share of the drawn classes
     seed: int = 0
@@ -341,6 +346,27 @@ def _validate(model: EmbeddingModel, val_set: AudioClipDataset, config: TrainCon
     return dict(
         val_accuracy=fs["accuracy"], val_ci95=fs["ci95"], val_eer=ver["eer"], val_eer_threshold=ver["eer_threshold"]
     )
+
+
+def _calibrate_checkpoint(path, val_set: AudioClipDataset, episodes: int, seed: int, say) -> None:
+    """Fit the calibration maps of the checkpoint at ``path`` (both rules) on the validation classes, each
+    source its own domain, and write it back atomically (the weights are those read)."""
+    from .calibration import fit_calibration
+    from .decision import RULES
+
+    model = load_checkpoint(path)
+    emb, labels = embed_dataset(model, val_set)
+    domains = [item.source for item in val_set.items]
+    try:
+        maps = {
+            rule: fit_calibration(emb, labels, domains=domains, rule=rule, episodes=episodes, seed=seed).to_dict()
+            for rule in RULES
+        }
+    except ParameterError as exc:
+        say(f"no calibration map: {exc}")
+        return
+    model.save(path, calibration=maps)
+    say(f"calibration map fitted on {len(val_set.classes)} validation classes ({episodes} episodes per rule)")
 
 
 def _commit_epoch(
@@ -660,6 +686,8 @@ def train(
             break
     if is_main:
         write_output(out, lambda tmp: shutil.copyfile(run_dir / "best.pt", tmp))
+        if val_set is not None and config.calibration_episodes > 0:
+            _calibrate_checkpoint(out, val_set, config.calibration_episodes, config.seed, say)
         say(
             f"best model ({'val accuracy' if val_set is not None else 'train loss'} {best:.4f}) written to {out}; "
             f"curves, metrics and checkpoints in {run_dir}"

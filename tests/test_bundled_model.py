@@ -131,3 +131,24 @@ def test_speaker_preset_tells_speakers_apart_where_the_default_does_not(model, s
         accuracy[name] = few_shot_accuracy(emb, labels, k_shot=1, episodes=1000, seed=0)["accuracy"]
     # Measured when it shipped: speaker 53% (2,000 episodes of all 3,000 clips: 54.6%), default 28%.
     assert accuracy["speaker"] > 0.45 and accuracy["speaker"] > accuracy["default"] + 0.15, accuracy
+
+
+def test_bundled_models_ship_their_calibration(model):
+    import warnings
+
+    import numpy as np
+
+    from audiosiam.calibration import CalibrationMap
+
+    for preset in (model, audiosiam.load_model("speaker")):
+        maps = preset.info["calibration"]
+        assert {CalibrationMap.from_dict(maps[rule]).rule for rule in ("prototype", "knn")} == {"prototype", "knn"}
+    support, labels = read_support_folder(EXAMPLES / "support")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a calibrated model needs no fallback warning
+        clf = FewShotClassifier(model).fit(support, labels)
+    queries = sorted((EXAMPLES / "query").iterdir())
+    proba = clf.predict_proba(queries)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert clf.proba_columns_[-1] == UNKNOWN
+    assert list(clf.proba_columns_[proba.argmax(1)]) == list(clf.predict(queries))

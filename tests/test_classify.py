@@ -2,7 +2,9 @@
 
 The encoder here is a small, fixed spectral model (mean log-mel spectrum) so that the classifier's own
 logic is tested on clips whose right answer is known: pure tones of different pitches. The bundled model
-is tested end to end in tests/test_bundled_model.py.
+is tested end to end in tests/test_bundled_model.py. The spectral model carries no calibration map, so
+these tests cover the earlier rule, the fallback for such models (its warning is expected here); the map
+is tested in tests/test_calibration.py.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
 from audiosiam.transforms import LogMelSpectrogram
 
 RATE = 16000
+pytestmark = pytest.mark.filterwarnings("ignore:audiosiam. this model carries no calibration map")
 
 
 class SpectralModel(EmbeddingModel):
@@ -213,6 +216,49 @@ def test_a_loaded_gallery_keeps_its_calibration_and_settings(model, support, tmp
     assert not calls  # nothing changed
     back.set_params(k=2)
     assert calls == [1]  # a changed setting re-calibrates
+
+
+def hand_map() -> dict:
+    """A calibration map by hand: P(known) = sigmoid(12 (top score - 0.5)), softmax at T = 0.1."""
+    from audiosiam.calibration import FEATURES, CalibrationMap
+
+    weights = [0.0] * len(FEATURES)
+    weights[FEATURES.index("bias")], weights[FEATURES.index("top")] = -6.0, 12.0
+    return {"prototype": CalibrationMap(weights, [math.log(0.1), 0.0, 0.0, 0.0], 0.5, 0.0).to_dict()}
+
+
+def test_galleries_saved_before_the_calibration_map_still_load(model, support, tmp_path):
+    clf = FewShotClassifier(model).fit(*support, sample_rate=RATE)
+    clf.save(tmp_path / "new.asg")
+    old = Gallery.load(tmp_path / "new.asg")  # as audiosiam wrote it before: threshold and temperature only
+    old.meta = {
+        "rule": "prototype",
+        "k": 5,
+        "reject": "auto",
+        "model": None,
+        "calibration": {"threshold": clf.threshold_, "temperature": clf.temperature_},
+    }
+    old.save(tmp_path / "old.asg")
+    back = FewShotClassifier.load(tmp_path / "old.asg", model=model)  # a model without a map: kept as it was
+    assert (back.threshold_, back.temperature_, back.target_false_accept) == (clf.threshold_, clf.temperature_, None)
+    queries = [tone(f, seed=99) for f in (300.0, 4000.0, 2000.0)]
+    assert list(back.predict(queries, sample_rate=RATE)) == list(clf.predict(queries, sample_rate=RATE))
+    calibrated = SpectralModel()
+    calibrated.info = {"calibration": hand_map()}  # the same weights: the gallery's fingerprint matches
+    now = FewShotClassifier.load(tmp_path / "old.asg", model=calibrated)  # the map calibrates it
+    assert now.calibration_ is not None and list(now.proba_columns_) == ["high", "low", "mid", UNKNOWN]
+    proba = now.predict_proba(queries, sample_rate=RATE)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert list(now.predict(queries, sample_rate=RATE)) == list(now.proba_columns_[proba.argmax(1)])
+    now.save(tmp_path / "again.asg")  # and a gallery saved with a map restores its offsets
+    again = FewShotClassifier.load(tmp_path / "again.asg", model=calibrated)
+    assert (again.adapt_scale_, again.adapt_offset_) == (now.adapt_scale_, now.adapt_offset_)
+    np.testing.assert_allclose(again.predict_proba(queries, sample_rate=RATE), proba)
+    broken = Gallery.load(tmp_path / "again.asg")
+    broken.meta["calibration"]["adapt_offset"] = "nan"
+    broken.save(tmp_path / "broken.asg")
+    with pytest.raises(GalleryError, match="damaged calibration"):
+        FewShotClassifier.load(tmp_path / "broken.asg", model=calibrated)
 
 
 def test_reserved_label_and_bad_arguments(model, support):

@@ -405,7 +405,7 @@ def test_csv_output_keeps_its_header_when_every_query_failed(checkpoint, tmp_pat
     bad.write_text("not audio")
     code, out, err = cli("classify", "--support", EXAMPLES / "support", bad, "--model", checkpoint, "--format", "csv")
     assert code == 1 and "bad.wav" in err
-    assert out == "file,label,score,prob,closest,runner_up,runner_up_score\n"
+    assert out == "file,label,score,prob,p_unknown,closest,runner_up,runner_up_score\n"
 
 
 def test_warnings_are_one_line_without_source(checkpoint, tmp_path):
@@ -476,3 +476,70 @@ def test_device_cuda_without_a_gpu_is_one_line(checkpoint):
     assert code == 1 and err.strip() == (
         "audiosiam verify: error: --device='cuda': no CUDA GPU is visible to torch here; use cpu"
     )
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """The tiny checkpoint with a calibration map fitted on synthetic clusters (the map is dimension-free)."""
+    from audiosiam.calibration import fit_calibration
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.nn.functional.normalize(torch.randn(24, 16, generator=g), dim=1)
+    labels = torch.arange(24).repeat_interleave(12)
+    emb = centres[labels] + 0.3 * torch.randn(len(labels), 16, generator=g)
+    maps = {rule: fit_calibration(emb, labels, rule=rule, episodes=150).to_dict() for rule in ("prototype", "knn")}
+    torch.manual_seed(0)
+    model = EmbeddingModel(LogMelSpectrogram(), ResNetEncoder(EncoderConfig(channels=(8, 8, 16, 16), embedding_dim=24)))
+    path = tmp_path_factory.mktemp("model") / "tiny_calibrated.pt"
+    model.eval().save(path, verification_threshold=0.5, calibration=maps)
+    return str(path)
+
+
+def test_verify_reports_the_probability_of_same(calibrated, checkpoint):
+    a, b = EXAMPLES / "support" / "snare" / "sn_06.flac", sorted((EXAMPLES / "support" / "bird").iterdir())[0]
+    code, out, _ = cli("verify", a, a, "--model", calibrated, "--format", "json")
+    same = json.loads(out)
+    code2, out2, _ = cli("verify", a, b, "--model", calibrated, "--format", "json")
+    other = json.loads(out2)
+    assert code == code2 == 0 and 0.5 < same["p_same"] < 1 and 0 <= other["p_same"] < same["p_same"]
+    code, out, _ = cli("verify", a, b, "--model", calibrated)
+    assert code == 0 and "P(same)" in out.splitlines()[0]
+    code, out, _ = cli("verify", a, a, "--model", checkpoint, "--format", "json")  # no map: no probability
+    assert code == 0 and json.loads(out)["p_same"] is None
+
+
+def test_classify_prints_the_probability_of_its_answer(calibrated):
+    code, out, err = cli(
+        "classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--model", calibrated, "--format", "json"
+    )
+    rows = json.loads(out)
+    assert code == 0 and rows and "no calibration map" not in err
+    for row in rows:
+        assert 0 <= row["prob"] <= 1 and 0 <= row["p_unknown"] <= 1
+        if row["label"] == "unknown":
+            assert row["prob"] == row["p_unknown"]
+        else:
+            assert row["label"] == row["closest"] and row["prob"] >= row["p_unknown"]
+    code, out, _ = cli(
+        "classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--model", calibrated,
+        "--target-false-accept", "0.001", "--format", "json",
+    )  # fmt: skip
+    strict = json.loads(out)
+    assert code == 0 and sum(r["label"] == "unknown" for r in strict) >= sum(r["label"] == "unknown" for r in rows)
+    code, _, err = cli("classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--target-false-accept", "2")
+    assert code == 1 and "--target-false-accept 2.0" in err
+
+
+def test_evaluate_calibration_measures_the_map_and_the_earlier_rule(calibrated):
+    args = ["--n-way", "4", "--n-query", "1", "--k-shot", "1", "2", "--episodes", "5", "--format", "json"]
+    args += ["--calibration", "--calibration-episodes", "15", "--no-progress"]
+    code, out, err = cli("evaluate", EXAMPLES / "support", "--model", calibrated, *args, "--target-false-accept", "0.1")
+    assert code == 0, err
+    for shot in (1, 2):
+        r = json.loads(out)[f"calibration {shot}-shot"]
+        assert r["rejection"] == "calibration map, target false-accept rate 0.1"
+        assert 0 <= r["open_ece"] <= 1 and 0 <= r["open_brier"] <= 2 and 0 <= r["similarity_auroc"] <= 1
+    code, out, err = cli("evaluate", EXAMPLES / "support", "--model", calibrated, *args, "--legacy-calibration")
+    assert code == 0 and json.loads(out)["calibration 2-shot"]["rejection"].startswith("earlier rule"), err
+    code, _, err = cli("evaluate", EXAMPLES / "support", "--model", calibrated, "--legacy-calibration")
+    assert code == 1 and "add --calibration" in err

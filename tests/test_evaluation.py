@@ -94,7 +94,7 @@ def test_expected_calibration_error_by_hand():
     assert E.expected_calibration_error([], [])[0] == 0.0
 
 
-def test_calibration_metrics_measure_the_classifier_as_classify_runs_it():
+def test_calibration_metrics_measure_the_earlier_rule_without_a_map():
     g = torch.Generator().manual_seed(0)
     centers = torch.randn(20, 16, generator=g) * 2
     labels = torch.arange(20).repeat_interleave(10)
@@ -102,8 +102,8 @@ def test_calibration_metrics_measure_the_classifier_as_classify_runs_it():
     one = E.calibration_metrics(tight, labels, k_shot=1, episodes=60)
     three = E.calibration_metrics(tight, labels, k_shot=3, episodes=60)
     assert one["closed_accuracy"] > 0.95 and three["closed_accuracy"] > 0.95
-    assert one["rejection"].startswith("off") and one["false_accept_rate"] == 1.0  # 1 clip: nothing to calibrate
-    assert three["rejection"] == "calibrated on the enrolment clips" and three["false_accept_rate"] < 0.3
+    assert one["rejection"].startswith("earlier rule: off") and one["false_accept_rate"] == 1.0  # nothing to fit
+    assert three["rejection"].startswith("earlier rule: equal-error") and three["false_accept_rate"] < 0.3
     assert three["open_auroc"] > 0.9
     # without structure: chance accuracy, and an unknown query is as confident as a known one
     noise = torch.randn(200, 16, generator=g)

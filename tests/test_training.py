@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from audiosiam.errors import ParameterError
+from audiosiam.gallery import model_fingerprint
 from audiosiam.models import load_checkpoint
 from audiosiam.training import DataSource, TrainConfig, load_sources, train
 
@@ -26,6 +27,7 @@ TINY = dict(
     steps_per_epoch=3,
     val_episodes=20,
     warmup_steps=2,
+    calibration_episodes=40,
 )
 
 
@@ -64,6 +66,10 @@ def test_training_writes_model_metrics_plot_and_checkpoints(tmp_path, data):
     assert model.embedding_dim == 16 and len(model.info["label_set"]) == 4
     assert len(model.info["validation_classes"]) == 2
     assert "verification_threshold" in model.info
+    best = load_checkpoint(run_dir / "best.pt")  # the written model is the best epoch, with its calibration map
+    assert model_fingerprint(model) == model_fingerprint(best) and "calibration" not in best.info
+    assert set(model.info["calibration"]) == {"prototype", "knn"}
+    assert model.info["calibration"]["prototype"]["fitted_on"]["classes"] == 2
 
 
 def test_resume_continues_with_nothing_lost(tmp_path, data, monkeypatch):

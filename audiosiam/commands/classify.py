@@ -18,9 +18,12 @@ examples:
   # enrol once, classify many times without embedding the examples again
   audiosiam enroll support/ --out pets.asg
 
-A clip gets the label of the most similar class, or "unknown" when its similarity is below a threshold
-calibrated on the examples themselves (leave-one-out). "score" is the cosine similarity to the chosen
-class, "prob" its calibrated probability, "runner_up" the next class. Unreadable query files are reported
+A clip gets the most probable answer: a class, or "unknown" (from none of them). The probabilities come
+from the model's calibration map, learnt on classes held out of its training and adapted to the examples
+(leave-one-out); --target-false-accept RATE answers "unknown" so that about that share of clips of
+classes never enrolled still get a label, --threshold by a fixed similarity instead. "score" is the cosine
+similarity to the closest class, "prob" the probability of the printed label, "p_unknown" that of
+"unknown", "runner_up" the next class. Unreadable query files are reported
 on stderr and the rest are still classified; the exit code is 1 if any query failed, else 0.
 """
 
@@ -54,6 +57,14 @@ def add_parser(subparsers) -> None:
         default=None,
         help="fixed similarity below which a clip is 'unknown' (default: calibrated on the examples)",
     )
+    p.add_argument(
+        "--target-false-accept",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="answer 'unknown' so that about this share of clips of classes never enrolled get a label, e.g. "
+        "0.05 (default: the most probable answer, half the clips expected from unknown classes)",
+    )
     p.add_argument("--no-unknown", action="store_true", help="always answer the closest class")
     p.add_argument("--plot", metavar="PNG", help="also draw the example and query embeddings in 2-D to this file")
     p.add_argument(
@@ -86,18 +97,32 @@ def run(args) -> int:
         from ..plotting import picture_format
 
         picture_format(args.plot)
+    from ..errors import ParameterError
+
     reject = None if args.no_unknown else ("auto" if args.threshold is None else args.threshold)
+    target = args.target_false_accept
+    if target is not None and not 0.0 < target < 1.0:
+        raise ParameterError(f"--target-false-accept {target}: expected a rate in (0, 1), e.g. 0.05")
     progress = _common.show_progress(args)
     if args.gallery:
         model = _common.load_model_from_args(args) if args.model else None
         clf = FewShotClassifier.load(args.gallery, model=model)  # its stored settings and calibration
         # only what the user asked to change: re-calibrates then, not otherwise
         asked = args.no_unknown or args.threshold is not None
-        clf.set_params(rule=args.rule or clf.rule, k=args.k or clf.k, reject=reject if asked else clf.reject)
+        clf.set_params(
+            rule=args.rule or clf.rule,
+            k=args.k or clf.k,
+            reject=reject if asked else clf.reject,
+            target_false_accept=target if target is not None else clf.target_false_accept,
+        )
     else:
         support, labels = _common.read_support_folder(args.support)
         clf = FewShotClassifier(
-            _common.load_model_from_args(args), rule=args.rule or "prototype", k=args.k or 5, reject=reject
+            _common.load_model_from_args(args),
+            rule=args.rule or "prototype",
+            k=args.k or 5,
+            reject=reject,
+            target_false_accept=target,
         )
         clf.fit(support, labels, progress=progress, on_error="raise" if args.strict else "skip")
         _common.report_failures(clf.enrol_failures_, "classify", what="example")
@@ -118,14 +143,16 @@ def run(args) -> int:
     return 1 if failures else 0
 
 
-PREDICTION_COLUMNS = ("file", "label", "score", "prob", "closest", "runner_up", "runner_up_score")
+PREDICTION_COLUMNS = ("file", "label", "score", "prob", "p_unknown", "closest", "runner_up", "runner_up_score")
 
 
 def describe_predictions(clf, embeddings, names: list[str]) -> list[dict]:
-    """One row per query: label (or unknown), score, calibrated probability, runner-up and its score."""
+    """One row per query: label (or unknown), score, the probability of that label and of unknown (None
+    when rejection is off), the closest class, the runner-up and its score."""
     scores, _ = clf.scores_embeddings(embeddings)
     labels = clf.predict_embeddings(embeddings)
     proba = clf.predict_proba_embeddings(embeddings)
+    columns = list(clf.proba_columns_)
     order = scores.argsort(dim=1, descending=True)
     classes = clf.classes_
     rows = []
@@ -136,7 +163,8 @@ def describe_predictions(clf, embeddings, names: list[str]) -> list[dict]:
             name,
             str(labels[i]),
             float(scores[i, best]),
-            float(proba[i, best]),
+            float(proba[i, columns.index(labels[i])]),
+            float(proba[i, -1]) if clf.rejects_ else None,
             str(classes[best]),
             None if second is None else str(classes[second]),
             None if second is None else float(scores[i, second]),

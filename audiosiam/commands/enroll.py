@@ -73,6 +73,7 @@ def run(args) -> int:
                     "clips": len(clf.gallery_),
                     "classes": counts,
                     "unknown_threshold": clf.threshold_,
+                    "unknown_rule": _unknown_rule(clf),
                     "skipped": [f.source for f in clf.enrol_failures_],
                 },
                 indent=2,
@@ -80,6 +81,16 @@ def run(args) -> int:
         )
         return 0
     print(f"audiosiam enroll: {len(clf.gallery_)} clips in {len(counts)} classes written to {out}")
-    threshold = "off" if clf.threshold_ is None else f"{clf.threshold_:.3f}"
-    print(f"  classes: {', '.join(f'{k} ({v})' for k, v in counts.items())}; unknown threshold: {threshold}")
+    print(f"  classes: {', '.join(f'{k} ({v})' for k, v in counts.items())}; unknown: {_unknown_rule(clf)}")
     return 0
+
+
+def _unknown_rule(clf) -> str:
+    """How the gallery decides ``unknown``: the calibration map, a similarity threshold, or off."""
+    if clf.reject is None or not clf.rejects_:
+        return "off"
+    if clf.threshold_ is not None:
+        return f"similarity below {clf.threshold_:.3f}"
+    return "the model's calibration map" + (
+        f" (target false-accept rate {clf.target_false_accept})" if clf.target_false_accept is not None else ""
+    )

@@ -83,9 +83,9 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--calibration",
         action="store_true",
-        help="also report how far the classifier's answers and probabilities can be trusted, per k-shot: "
-        "calibration error, Brier score, accuracy at probability >= 0.9, false accepts and rejects of "
-        "classes never enrolled (as many as --n-way)",
+        help="also report how far the classifier's answers and probabilities (with 'unknown') can be trusted, "
+        "per k-shot: calibration error (15 bins), Brier score, accuracy at probability >= 0.9, false accepts "
+        "and rejects of classes never enrolled (as many as --n-way), open-set AUROC",
     )
     p.add_argument(
         "--calibration-episodes",
@@ -94,6 +94,20 @@ def add_parser(subparsers) -> None:
         help="seeded episodes per k-shot for --calibration; each enrols and calibrates a classifier (default: 1000)",
     )
     p.add_argument("--reliability-plot", metavar="PNG", help="with --calibration: draw the reliability diagrams")
+    p.add_argument(
+        "--target-false-accept",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="with --calibration: the classifier's criterion for 'unknown', as classify's (default: the most "
+        "probable answer)",
+    )
+    p.add_argument(
+        "--legacy-calibration",
+        action="store_true",
+        help="with --calibration: measure the earlier rule (fitted on the enrolment clips alone) instead of the "
+        "model's calibration map, for comparison",
+    )
     p.add_argument("--seed", type=int, default=0, help="episode seed (default: 0)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     p.add_argument("--plot", metavar="PNG", help="draw the embeddings in 2-D, coloured by class")
@@ -117,6 +131,10 @@ def run(args) -> int:
             picture_format(picture)
     if args.reliability_plot and not args.calibration:
         raise ParameterError("--reliability-plot draws the --calibration results: add --calibration")
+    if (args.target_false_accept is not None or args.legacy_calibration) and not args.calibration:
+        raise ParameterError("--target-false-accept and --legacy-calibration set up --calibration: add --calibration")
+    if args.target_false_accept is not None and not 0.0 < args.target_false_accept < 1.0:
+        raise ParameterError(f"--target-false-accept {args.target_false_accept}: expected a rate in (0, 1), e.g. 0.05")
     if args.query_group and not args.group_column:
         raise ParameterError("--query-group needs --group-column (the manifest column naming each clip's group)")
     if len(args.data) == 2 and args.model is None:  # the older form: evaluate MODEL DATA
@@ -164,6 +182,13 @@ def run(args) -> int:
     results["retrieval"] = E.retrieval_metrics(emb, labels)
     for k_shot in args.k_shot if args.open_set else ():
         results[f"open-set {k_shot}-shot"] = E.open_set_auroc(emb, labels, known, k_shot=k_shot, seed=args.seed)
+    calibration = None if args.legacy_calibration else (getattr(model, "info", None) or {}).get("calibration")
+    if args.calibration and calibration is None and not args.legacy_calibration:
+        print(
+            "audiosiam evaluate: this model carries no calibration map; measuring the earlier rule "
+            "(fit a map with scripts/fit_calibration.py)",
+            file=sys.stderr,
+        )
     for k_shot in args.k_shot if args.calibration else ():
         results[f"calibration {k_shot}-shot"] = E.calibration_metrics(
             emb,
@@ -174,6 +199,8 @@ def run(args) -> int:
             episodes=args.calibration_episodes,
             rule=args.rule,
             k=args.k,
+            calibration=calibration,
+            target_false_accept=args.target_false_accept,
             seed=args.seed,
         )
     print(json.dumps(results, indent=2) if args.format == "json" else E.format_table(results))

@@ -1,0 +1,110 @@
+"""Fit a checkpoint's calibration map on its validation classes and write the checkpoint back atomically.
+
+    python scripts/fit_calibration.py audiosiam/assets/default.pt \
+        --extra scripts/calibration_extra_words.json --same-domain sounds_music=sounds_environmental
+
+The validation classes are the ones the checkpoint's ``info["validation_classes"]`` lists (held out of its
+training), read from the sources in ``info["sources"]``; ``--extra`` adds the classes of a data recipe
+(``.json``, as ``audiosiam train`` reads) or manifest, which must not be classes the model trained on or
+that any benchmark evaluates on. Episodes stay within one domain, a domain being a source name unless
+``--same-domain A=B`` puts source A's classes with B's. Both rules (prototype and k-NN) get a map
+(:func:`audiosiam.calibration.fit_calibration`); the weights are not touched, which the script checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from audiosiam.calibration import fit_calibration
+from audiosiam.data import load_sources
+from audiosiam.data.sources import DataSource, source_items
+from audiosiam.errors import ParameterError
+from audiosiam.models import load_model
+from audiosiam.models.checkpoint import read_trusted, write_checkpoint_file
+
+
+def validation_items(info: dict, extra: list[str]):
+    """The clips of the checkpoint's validation classes and of the ``extra`` sources, as ``ClipItem``s."""
+    held = set(info.get("validation_classes") or [])
+    sources = [DataSource(**s) for s in info.get("sources") or []]
+    items = [it for it in source_items(sources) if it.label in held] if held else []
+    trained = set(info.get("label_set") or [])
+    for path in extra:
+        labelled, _, _ = load_sources([path])
+        more = source_items(labelled)
+        clash = sorted({it.label for it in more} & trained)
+        if clash:
+            raise ParameterError(f"--extra {path}: classes {clash[:5]} were trained on; calibrate on unseen classes")
+        items += more
+    if not items:
+        raise ParameterError("no validation clips: the checkpoint lists no validation classes and no --extra was given")
+    return items
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", help="checkpoint file to calibrate (rewritten in place, atomically)")
+    p.add_argument("--extra", action="append", default=[], help="recipe (.json) or manifest of more unseen classes")
+    p.add_argument("--same-domain", action="append", default=[], metavar="A=B", help="source A's episodes join B's")
+    p.add_argument("--episodes", type=int, default=4000, help="fitting episodes per rule (default: 4000)")
+    p.add_argument("--embeddings", help="cache file of the validation embeddings (read if present, else written)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    model = load_model(args.checkpoint)
+    items = validation_items(model.info, args.extra)
+    merge = dict(pair.split("=", 1) for pair in args.same_domain)
+    classes = sorted({it.label for it in items})
+    labels = [classes.index(it.label) for it in items]
+    domains = [merge.get(it.source, it.source) for it in items]
+    if args.embeddings and Path(args.embeddings).is_file():
+        emb = torch.load(args.embeddings)
+    else:
+        t0 = time.time()
+        emb, kept, failures = model.embed_all([it.path for it in items], on_error="skip", progress=True)
+        if failures:
+            raise ParameterError(f"{len(failures)} validation clips could not be read; the first: {failures[0].error}")
+        print(f"embedded {len(items)} clips in {time.time() - t0:.0f} s", file=sys.stderr)
+        if args.embeddings:
+            torch.save(emb, args.embeddings)
+    counts = {d: len({c for c, dd in zip(labels, domains, strict=True) if dd == d}) for d in sorted(set(domains))}
+    print(f"{len(items)} clips of {len(classes)} classes; classes per domain: {counts}", file=sys.stderr)
+    description = {"classes_by_domain": counts, "extra": [Path(e).name for e in args.extra]}
+    maps = {}
+    for rule in ("prototype", "knn"):
+        t0 = time.time()
+        cal = fit_calibration(
+            emb,
+            labels,
+            domains=domains,
+            rule=rule,
+            k=5,
+            episodes=args.episodes,
+            seed=args.seed,
+            description=description,
+        )
+        maps[rule] = cal.to_dict()
+        print(
+            f"{rule}: nll {cal.fitted_on['nll']:.4f} in {time.time() - t0:.0f} s; weights {cal.weights}",
+            file=sys.stderr,
+        )
+
+    payload = read_trusted(args.checkpoint, "audiosiam checkpoint", "use another checkpoint")
+    before = {k: v.clone() for k, v in payload["state_dict"].items()}
+    payload["info"]["calibration"] = maps
+    write_checkpoint_file(args.checkpoint, payload)
+    after = read_trusted(args.checkpoint, "audiosiam checkpoint", "use another checkpoint")["state_dict"]
+    same = before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    if not same:
+        raise SystemExit("the weights changed on re-saving: do not ship this checkpoint")
+    print(f"{args.checkpoint}: calibration written, weights bit-identical", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
