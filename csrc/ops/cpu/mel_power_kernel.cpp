@@ -7,13 +7,14 @@
 // multiply-add of a register of 16 weights by that bin's power, for each of the 8 frames (8 independent
 // sums hide the multiply-add latency). 64 bands over 257 bins take 266 such steps per frame, where a
 // dense product takes 257 x 4. 64 one-second clips (6,464 frames): 1.2 ms on one core here, against
-// 5.1 ms for the reference (the power, then a dense product). Threads take runs of frames.
+// 5.1 ms for the reference (the power, then a dense product). Threads take runs of frames. Builds for
+// AVX2 without AVX-512 take each group as two 8-float registers, 4 frames at a time.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
 
@@ -72,6 +73,30 @@ inline void fold_group(const scalar_t* power, int64_t bins, const scalar_t* w, i
       for (int r = 0; r < kRows; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(power[r * bins + f]), weights, acc[r]);
     }
     for (int r = 0; r < kRows; ++r) _mm512_storeu_ps(out + r * stride, acc[r]);
+    return;
+  }
+#elif defined(__AVX2__) && defined(__FMA__)
+  // AVX2 (16 registers of 8 floats): a group's 16 lanes are two registers, so 4 frames at a time keep
+  // their 8 sums, the two weight registers and the broadcast power in registers (8 frames would spill).
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    constexpr int kStep = kRows < 4 ? kRows : 4;
+    for (int r0 = 0; r0 < kRows; r0 += kStep) {
+      __m256 low[kStep], high[kStep];
+      for (int r = 0; r < kStep; ++r) low[r] = high[r] = _mm256_setzero_ps();
+      const scalar_t* wf = w;
+      for (int64_t f = first; f < end; ++f, wf += kLanes) {
+        const __m256 w_low = _mm256_loadu_ps(wf), w_high = _mm256_loadu_ps(wf + 8);
+        for (int r = 0; r < kStep; ++r) {
+          const __m256 p = _mm256_set1_ps(power[(r0 + r) * bins + f]);
+          low[r] = _mm256_fmadd_ps(p, w_low, low[r]);
+          high[r] = _mm256_fmadd_ps(p, w_high, high[r]);
+        }
+      }
+      for (int r = 0; r < kStep; ++r) {
+        _mm256_storeu_ps(out + (r0 + r) * stride, low[r]);
+        _mm256_storeu_ps(out + (r0 + r) * stride + 8, high[r]);
+      }
+    }
     return;
   }
 #endif
