@@ -42,7 +42,7 @@ def test_sliding_normalisation_is_the_utterance_normalisation_of_each_frames_nei
 def test_windowed_pooling_equals_pooling_each_window():
     pool = AttentiveStatsPooling(24, 8).double()
     x = torch.randn(24, 50, dtype=torch.float64)
-    for window, hop in ((7, 3), (1, 1), (50, 4)):
+    for window, hop in ((7, 3), (12, 2), (6, 3), (1, 1), (50, 4), (48, 4)):  # hop dividing the window or not
         ref = pool(x.unfold(1, window, hop).permute(1, 0, 2).contiguous())
         torch.testing.assert_close(pool.windows(x, window, hop), ref)
     # Logits spread far apart (box sums would underflow) take the exact per-window path.
