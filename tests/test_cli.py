@@ -43,7 +43,7 @@ def cli(*args):
 
 def test_every_subcommand_teaches_with_help():
     names = [name for name, _ in _available_commands()]
-    assert names == ["classify", "verify", "enroll", "embed", "train", "evaluate", "bench", "info"]
+    assert names == ["classify", "find", "verify", "enroll", "embed", "train", "evaluate", "bench", "info"]
     for name in names:
         with pytest.raises(SystemExit) as exit_info:
             cli(name, "--help")
