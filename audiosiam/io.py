@@ -326,9 +326,12 @@ def read_blocks(
     if not block_seconds > 0:
         raise ParameterError(f"block_seconds={block_seconds}: must be > 0")
     path_str = os.fspath(path)
-    quiet = _native_stderr_silenced() if path_str.lower().endswith(_MPEG_SUFFIXES) else contextlib.nullcontext()
+    # libmpg123's notes are silenced while it decodes, never while the caller works between blocks (that
+    # would swallow the caller's own warnings and progress bars for the whole recording).
+    quiet = _native_stderr_silenced if path_str.lower().endswith(_MPEG_SUFFIXES) else contextlib.nullcontext
     try:
-        handle = sf.SoundFile(path_str)
+        with quiet():
+            handle = sf.SoundFile(path_str)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise _unreadable(path_str, exc) from exc
     with handle as f:
@@ -351,27 +354,31 @@ def read_blocks(
         peak, decoded = 0.0, 0
         previous = np.zeros(0, dtype=np.float32)  # the block before, kept for its tail (context)
         current = None
-        with quiet:
-            for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
-                mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-                if checked:
-                    problem = _level_problem(torch.from_numpy(mono))
-                    if problem and "silence" not in problem:
-                        raise InvalidAudioError(
-                            path_str,
-                            f"{problem} (at {decoded / rate:.1f} s)",
-                            "re-export it from the source at full scale 1.0",
-                        )
-                peak = max(peak, float(np.abs(mono).max()) if mono.size else 0.0)
-                decoded += mono.shape[0]
-                if current is not None:
-                    yield _resampled_block(previous, current, mono, rate, target, context, out_per_period)
-                    previous = current
-                current = mono
+        pieces = f.blocks(blocksize=block, dtype="float32", always_2d=True)
+        while True:
+            with quiet():
+                data = next(pieces, None)
+            if data is None:
+                break
+            mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+            if checked:
+                problem = _level_problem(torch.from_numpy(mono))
+                if problem and "silence" not in problem:
+                    raise InvalidAudioError(
+                        path_str,
+                        f"{problem} (at {decoded / rate:.1f} s)",
+                        "re-export it from the source at full scale 1.0",
+                    )
+            peak = max(peak, float(np.abs(mono).max()) if mono.size else 0.0)
+            decoded += mono.shape[0]
             if current is not None:
-                yield _resampled_block(
-                    previous, current, np.zeros(0, np.float32), rate, target, context, out_per_period
-                )
+                yield _resampled_block(previous, current, mono, rate, target, context, period, out_per_period)
+                previous = current
+            current = mono
+        if current is not None:
+            yield _resampled_block(
+                previous, current, np.zeros(0, np.float32), rate, target, context, period, out_per_period
+            )
         if f.seekable() and f.frames > 0 and decoded < TRUNCATION_FRACTION * f.frames:
             raise AudioLoadError(
                 path_str,
@@ -385,14 +392,22 @@ def read_blocks(
 
 
 def _resampled_block(
-    before: np.ndarray, block: np.ndarray, after: np.ndarray, rate: int, target: int, context: int, out_per_period: int
+    before: np.ndarray,
+    block: np.ndarray,
+    after: np.ndarray,
+    rate: int,
+    target: int,
+    context: int,
+    period: int,
+    out_per_period: int,
 ) -> torch.Tensor:
-    """``block`` at ``target`` Hz, resampled with up to ``context`` samples of its neighbours on each side."""
+    """``block`` at ``target`` Hz, resampled with up to ``context`` samples of its neighbours on each side
+    (``period`` input samples make ``out_per_period`` output samples)."""
     if rate == target:
         return torch.from_numpy(block.copy())
     head, tail = before[len(before) - context :] if context else before[:0], after[:context]
     wave = resample(torch.from_numpy(np.concatenate([head, block, tail])), rate, target)
-    start = len(head) // (rate // math.gcd(rate, target)) * out_per_period
+    start = len(head) // period * out_per_period
     length = math.ceil(len(block) * target / rate)
     return wave[start : start + length].contiguous()
 

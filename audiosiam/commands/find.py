@@ -116,8 +116,8 @@ def run(args) -> int:
         _common.load_model_from_args(args), hop_seconds=args.hop, window_seconds=args.window, threshold=args.threshold
     )
     detector.fit(examples, labels, negatives)
-    names = track_names(recordings, PER_RECORDING_FORMATS.get(args.format, ".png"))
-    plot_names = track_names(recordings, ".png")
+    names = track_names(recordings, PER_RECORDING_FORMATS[args.format]) if per_recording else []
+    plot_names = track_names(recordings, ".png") if args.plot else []
     bar = _progress_bar(args, recordings, audio_duration)
     events, failed = [], 0
     for n, recording in enumerate(recordings):

@@ -33,7 +33,7 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -87,7 +87,6 @@ class _Label:
     typical_match: float  # p in the module docstring
     event_seconds: float  # the examples' median sounding length
     negative_best: float | None = None
-    examples: int = field(default=0)
 
 
 class EventDetector:
@@ -213,7 +212,6 @@ class EventDetector:
             self._labels.append(
                 _Label(name, prototype, typical_match(own, fallback), float(np.median(lengths[label_index == c])))
             )
-            self._labels[-1].examples = len(own)
         self._embedder = SlidingEmbedder(self.model, window, self.hop_seconds, chunk_seconds=self.chunk_seconds)
         if negatives:
             negative_scores = self._window_scores_of_clips(self._waves(list(negatives), sample_rate, "negatives"))
@@ -302,7 +300,7 @@ class EventDetector:
                 done = reached
         starts_all = np.concatenate(starts) if starts else np.zeros(0)
         scores_all = np.concatenate(scores) if scores else np.zeros((0, len(self._labels)))
-        curve = ScoreCurve(
+        return ScoreCurve(
             file=describe_input(recording),
             labels=self.labels_,
             starts=starts_all,
@@ -312,7 +310,6 @@ class EventDetector:
             hop_seconds=self._embedder.hop_seconds,
             duration=samples / rate,
         )
-        return curve
 
     def _thresholds(self, scores: np.ndarray) -> np.ndarray:
         if self.threshold is not None:
@@ -337,8 +334,7 @@ class EventDetector:
         Returns:
             list[Event]: in time order, with the curve's ``file``.
         """
-        self._check_fitted()
-        return curve_events(curve, [label.event_seconds for label in self._labels])
+        return curve_events(curve, self.event_seconds_)
 
     def detect(self, recording: Any, *, sample_rate: int | None = None) -> list[Event]:
         """Find the events in a recording: :meth:`events` of :meth:`score`.

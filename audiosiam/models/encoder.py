@@ -242,8 +242,9 @@ class ResNetEncoder(nn.Module):
 
     def inference_trunk(self) -> nn.Module:
         """A frozen copy of the trunk for fast inference: every batch norm folded into the convolution
-        before it, channels-last memory. Same output as :meth:`frames` to float rounding, 1.3-1.5x faster on
-        the CPU; a snapshot of today's weights (build a new one after training further).
+        before it, channels-last memory, ReLUs and residual sums in place. Same output as :meth:`frames` to
+        float rounding, 1.8x faster on 2 CPU cores (a minute of audio: 78 -> 44 ms); a snapshot of today's
+        weights (build a new one after training further).
 
         Returns:
             nn.Module: maps (B, n_mels, T) log-mel features to (B, C, T') frames, in eval mode.
