@@ -103,7 +103,9 @@ def log_mel_from_filterbank(
         flat = flat.float()
     rows = max(1, _CHUNK_SAMPLES // shape[-1])
     settings = dict(n_fft=n_fft, hop_length=hop_length, top_db=top_db, amin=amin, normalize=normalize)
-    if flat.shape[0] <= rows:
+    if shape[-1] > _LONG_SAMPLES and not (flat.requires_grad and torch.is_grad_enabled()):
+        db = _log_mel_long(flat, window, filterbank, **settings)
+    elif flat.shape[0] <= rows:
         db = _log_mel_rows(flat, window, filterbank, **settings)
     elif flat.requires_grad and torch.is_grad_enabled():  # out= is not differentiable
         db = torch.cat(
@@ -122,6 +124,77 @@ def log_mel_from_filterbank(
 # on 2 cores here).
 _CHUNK_SAMPLES = 320_000
 
+# Longer clips (a long recording's chunk) are transformed in pieces of this many frames, for the same
+# reason: a minute at once takes 12.9 ms on one core here, in 5 s pieces 9.3 ms.
+_LONG_SAMPLES, _PIECE_FRAMES = 320_000, 512
+
+
+def _db_frames(
+    flat: torch.Tensor,
+    window: torch.Tensor,
+    filterbank: torch.Tensor,
+    *,
+    n_fft: int,
+    hop_length: int,
+    amin: float,
+    center: bool = True,
+) -> torch.Tensor:
+    """(clips, time) float rows -> their mel power in dB, (clips, frames, n_mels): the memory order
+    ``torch.stft`` produces, so every pass reads contiguous memory."""
+    spec = torch.stft(
+        flat,
+        n_fft,
+        hop_length=hop_length,
+        win_length=window.shape[0],
+        window=window.to(flat),
+        center=center,
+        pad_mode="constant",
+        return_complex=True,
+    )
+    mel = mel_power(spec.transpose(-2, -1), filterbank)  # (clips, frames, n_mels)
+    return torch.log10(mel.clamp_min_(amin)).mul_(10.0)
+
+
+def _normalize(db: torch.Tensor, normalize: str | None, out: torch.Tensor | None) -> torch.Tensor:
+    """Apply a normalisation to (clips, n_mels, frames) dB, written into ``out`` when given (``out`` may be
+    ``db`` itself)."""
+    if normalize is None:
+        return db.contiguous() if out is None else (out if out is db else out.copy_(db))
+    if normalize == "band":
+        # Cepstral-mean-style: each band's mean over time removed (the channel's and the speaker's long-term
+        # spectrum), then one scale for the clip.
+        centred = torch.sub(db, db.mean(dim=-1, keepdim=True), out=out)
+    else:  # "utterance"
+        centred = torch.sub(db, db.mean(dim=(-2, -1), keepdim=True), out=out)
+    return centred.div_(_clip_std(centred))
+
+
+def _log_mel_long(
+    flat: torch.Tensor,
+    window: torch.Tensor,
+    filterbank: torch.Tensor,
+    *,
+    n_fft: int,
+    hop_length: int,
+    top_db: float | None,
+    amin: float,
+    normalize: str | None,
+) -> torch.Tensor:
+    """:func:`log_mel_from_filterbank` of long (clips, time) rows, frames taken ``_PIECE_FRAMES`` at a time
+    from the once-padded rows (the frames of the whole, each computed on its own); the floor and the
+    normalisation then see every frame. No gradient (it writes into its result)."""
+    frames = 1 + flat.shape[-1] // hop_length
+    db = flat.new_empty(flat.shape[0], filterbank.shape[1], frames)
+    padded = torch.nn.functional.pad(flat, (n_fft // 2, n_fft // 2))  # what center=True pads
+    for first in range(0, frames, _PIECE_FRAMES):
+        end = min(frames, first + _PIECE_FRAMES)
+        piece = padded[:, first * hop_length : (end - 1) * hop_length + n_fft]
+        part = _db_frames(piece, window, filterbank, n_fft=n_fft, hop_length=hop_length, amin=amin, center=False)
+        db[:, :, first:end] = part.transpose(-2, -1)
+    if top_db is not None:
+        torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - top_db, out=db)
+    return _normalize(db, normalize, db)
+
 
 def _log_mel_rows(
     flat: torch.Tensor,
@@ -138,33 +211,14 @@ def _log_mel_rows(
     """:func:`log_mel_from_filterbank` of (clips, time) float rows: (clips, n_mels, frames), written into
     ``out`` when given (a slice of the whole batch's result: no concatenation afterwards).
 
-    Works in (clips, frames, bins) order, the memory order ``torch.stft`` produces, so every pass reads
-    contiguous memory; the result is transposed once, by the last pass that writes it.
+    Works in (clips, frames, bins) order (:func:`_db_frames`); the result is transposed once, by the last
+    pass that writes it.
     """
-    spec = torch.stft(
-        flat,
-        n_fft,
-        hop_length=hop_length,
-        win_length=window.shape[0],
-        window=window.to(flat),
-        center=True,
-        pad_mode="constant",
-        return_complex=True,
-    )
-    mel = mel_power(spec.transpose(-2, -1), filterbank)  # (clips, frames, n_mels)
-    db = torch.log10(mel.clamp_min_(amin)).mul_(10.0)
+    db = _db_frames(flat, window, filterbank, n_fft=n_fft, hop_length=hop_length, amin=amin)
     if top_db is not None:
         db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - top_db)
     db = db.transpose(-2, -1)  # (clips, n_mels, frames), a view: the pass below writes it contiguous
-    if normalize is None:
-        return db.contiguous() if out is None else out.copy_(db)
-    if normalize == "band":
-        # Cepstral-mean-style: each band's mean over time removed (the channel's and the speaker's long-term
-        # spectrum), then one scale for the clip.
-        centred = torch.sub(db, db.mean(dim=-1, keepdim=True), out=out)
-    else:  # "utterance"
-        centred = torch.sub(db, db.mean(dim=(-2, -1), keepdim=True), out=out)
-    return centred.div_(_clip_std(centred))
+    return _normalize(db, normalize, out)
 
 
 def _clip_std(centred: torch.Tensor) -> torch.Tensor:

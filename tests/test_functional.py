@@ -109,3 +109,17 @@ def test_large_batches_are_computed_in_groups_with_the_same_result(normalize):
     assert batch.grad is not None and torch.isfinite(batch.grad).all()
     with torch.no_grad():  # without autograd each group is written straight into the result
         torch.testing.assert_close(log_mel_spectrogram(batch, normalize=normalize), alone, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("normalize", [None, "utterance", "band"])
+def test_long_clips_are_computed_in_pieces_with_the_same_result(normalize):
+    """Clips above 320,000 samples are transformed 512 frames at a time (cache); every frame, the floor and
+    the normalisation must be those of the whole clip at once (the path autograd takes)."""
+    g = torch.Generator().manual_seed(4)
+    clip = 0.05 * torch.randn(2, 16000 * 21 + 77, generator=g)  # frames not a multiple of the piece
+    clip[:, 16000 * 5 : 16000 * 6] *= 30  # a loud second sets the floor for every piece
+    whole = log_mel_spectrogram(clip.clone().requires_grad_(), normalize=normalize, top_db=40.0).detach()
+    with torch.no_grad():
+        pieces = log_mel_spectrogram(clip, normalize=normalize, top_db=40.0)
+    assert pieces.shape == whole.shape == (2, 64, 1 + clip.shape[-1] // 160)
+    torch.testing.assert_close(pieces, whole, rtol=1e-5, atol=1e-5)

@@ -89,7 +89,8 @@ def test_streaming_gives_the_windows_of_the_whole_recording(model):
     starts2, embeddings2 = _run(streamed, wave, 12345)  # blocks that align with nothing
     torch.testing.assert_close(starts2, starts)
     torch.testing.assert_close(embeddings2, embeddings, atol=2e-5, rtol=1e-4)
-    assert streamed.peak_buffered_seconds < 3 + 4  # a chunk, a window and context: not the recording
+    # Per chunk in flight (and the one being read): 3 s, a window and context. Not the recording.
+    assert streamed.peak_buffered_seconds < (1 + streamed.concurrent_chunks) * (3 + 4)
 
 
 def test_memory_stays_bounded_however_long_the_recording(model):
@@ -98,7 +99,8 @@ def test_memory_stays_bounded_however_long_the_recording(model):
     blocks = (torch.from_numpy(rng.standard_normal(RATE * 30).astype(np.float32)) * 0.05 for _ in range(20))
     windows = sum(e.shape[0] for _, e in embedder.embed(blocks))  # 10 minutes
     assert windows == pytest.approx(600 / 0.32, abs=2)
-    assert embedder.peak_buffered_seconds < 30 + 20 + 5  # one block, one chunk and context
+    # One block, and per chunk in flight (and the one being read) 20 s with a window and context.
+    assert embedder.peak_buffered_seconds < 30 + (1 + embedder.concurrent_chunks) * (20 + 5)
 
 
 def test_a_window_over_a_clip_looks_like_the_clip(model):
@@ -133,3 +135,22 @@ def test_bad_settings_are_named(model):
     band.frontend.normalize = "band"
     with pytest.raises(ParameterError, match="'utterance'"):
         SlidingEmbedder(band, 1.0, 0.16)
+
+
+def test_chunks_embedded_side_by_side_leave_torch_as_they_found_it(model):
+    threads = torch.get_num_threads()
+    embedder = SlidingEmbedder(model, 1.0, 0.16, chunk_seconds=2)
+    wave = torch.randn(RATE * 12) * 0.05
+    windows = embedder.embed(wave[i : i + RATE] for i in range(0, wave.numel(), RATE))
+    next(windows)
+    windows.close()  # a caller that stops early: the workers are waited for, nothing hangs
+    assert torch.get_num_threads() == threads
+    assert embedder.concurrent_chunks == min(4, threads)
+
+    def broken():
+        yield wave[: RATE * 6]
+        raise OSError("the disk went away")
+
+    with pytest.raises(OSError, match="went away"):
+        list(embedder.embed(broken()))
+    assert torch.get_num_threads() == threads
