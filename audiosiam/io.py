@@ -354,11 +354,10 @@ def read_blocks(
         peak, decoded = 0.0, 0
         previous = np.zeros(0, dtype=np.float32)  # the block before, kept for its tail (context)
         current = None
-        pieces = f.blocks(blocksize=block, dtype="float32", always_2d=True)
         while True:
-            with quiet():
-                data = next(pieces, None)
-            if data is None:
+            with quiet():  # a fresh array per read (SoundFile.blocks fills one buffer and copies it out)
+                data = f.read(block, dtype="float32", always_2d=True)
+            if not data.shape[0]:
                 break
             mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
             if checked:
@@ -369,7 +368,7 @@ def read_blocks(
                         f"{problem} (at {decoded / rate:.1f} s)",
                         "re-export it from the source at full scale 1.0",
                     )
-            peak = max(peak, float(np.abs(mono).max()) if mono.size else 0.0)
+            peak = max(peak, float(mono.max()), -float(mono.min()))  # no |x| temporary
             decoded += mono.shape[0]
             if current is not None:
                 yield _resampled_block(previous, current, mono, rate, target, context, period, out_per_period)
@@ -404,7 +403,7 @@ def _resampled_block(
     """``block`` at ``target`` Hz, resampled with up to ``context`` samples of its neighbours on each side
     (``period`` input samples make ``out_per_period`` output samples)."""
     if rate == target:
-        return torch.from_numpy(block.copy())
+        return torch.from_numpy(np.ascontiguousarray(block))  # each block is a fresh array: no copy
     head, tail = before[len(before) - context :] if context else before[:0], after[:context]
     wave = resample(torch.from_numpy(np.concatenate([head, block, tail])), rate, target)
     start = len(head) // period * out_per_period

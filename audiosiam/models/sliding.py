@@ -66,7 +66,7 @@ class SlidingEmbedder:
         concurrent_chunks (int): chunks the last :meth:`embed` embedded at once (on the CPU, up to 4 and
             at most torch's intra-op threads, each chunk on its share of them; 1 on a GPU).
         peak_buffered_seconds (float): the most audio the last :meth:`embed` held at once (its memory
-            bound: a block, plus ``1 + concurrent_chunks`` times ``chunk_seconds`` with a window and
+            bound: two blocks, plus ``1 + concurrent_chunks`` times ``chunk_seconds`` with a window and
             context, whatever the recording's length).
 
     Raises:
@@ -151,43 +151,40 @@ class SlidingEmbedder:
         """Cut the recording into the chunks :meth:`_embed_chunk` takes, holding only the samples that the
         next chunk needs (and the ``in_flight`` chunks before it, still being embedded)."""
         encoder, step = self.model.encoder, self.samples_per_frame
-        buffer, buffer_start = torch.empty(0), 0  # samples held, and the global index of the first
+        held = _Samples()
         first = 0  # the first window start (in frames) not produced yet
         pending, exhausted = iter(blocks), False
         recent = deque(maxlen=in_flight)  # samples of the chunks that may still be in flight
         while True:
             # Samples needed for the windows starting in [first, first + chunk), with context both sides.
             need_end = (first + self.chunk - 1 + self.window + self.context) * step
-            while not exhausted and buffer_start + buffer.numel() < need_end:
+            while not exhausted and held.end < need_end:
                 block = next(pending, None)
                 if block is None:
                     exhausted = True
                 else:
-                    buffer = torch.cat([buffer, torch.as_tensor(block, dtype=torch.float32).reshape(-1)])
-            total = buffer_start + buffer.numel()
-            held = buffer.numel() + sum(recent)
-            self.peak_buffered_seconds = max(self.peak_buffered_seconds, held / self.model.sample_rate)
-            if total == 0:
+                    held.append(torch.as_tensor(block, dtype=torch.float32).reshape(-1))
+            in_memory = held.count + sum(recent)
+            self.peak_buffered_seconds = max(self.peak_buffered_seconds, in_memory / self.model.sample_rate)
+            if held.end == 0:
                 return
-            frames_total = math.ceil((1 + total // self.model.frontend.hop_length) / encoder.time_stride)
+            frames_total = math.ceil((1 + held.end // self.model.frontend.hop_length) / encoder.time_stride)
             if exhausted and frames_total < self.window:  # shorter than one window: embed it whole
-                yield _Chunk(torch.zeros(1, dtype=torch.float64), buffer, 0, None)
+                yield _Chunk(torch.zeros(1, dtype=torch.float64), held.take(0, held.end), 0, None)
                 return
             last_start = frames_total - self.window if exhausted else first + self.chunk - 1
             starts_end = min(first + self.chunk, last_start + 1)
             if starts_end <= first:
                 return
             piece_first = max(0, first - self.context)  # in frames
-            # A copy, so that a chunk still in flight holds its own samples, not the whole buffer.
-            piece = buffer[piece_first * step - buffer_start : need_end - buffer_start].clone()
+            piece = held.take(piece_first * step, need_end)
             starts = torch.arange(first, starts_end, self.hop, dtype=torch.float64) * self.frame_seconds
             recent.append(piece.numel())
             yield _Chunk(starts, piece, first - piece_first, (starts_end - 1 - first) + self.window)
             first = starts_end
             if exhausted and first > last_start:
                 return
-            keep_from = max(0, first - self.context) * step  # drop what no later chunk needs
-            buffer, buffer_start = buffer[keep_from - buffer_start :], keep_from
+            held.drop_before(max(0, first - self.context) * step)  # what no later chunk needs
 
     def _embed_chunk(self, chunk: _Chunk) -> tuple[torch.Tensor, torch.Tensor]:
         """(window starts, embeddings) of one chunk: its windows, or the whole piece as one window."""
@@ -197,6 +194,41 @@ class SlidingEmbedder:
                 return chunk.starts, encoder.embed_frames(self._frames(chunk.samples)[None]).float().cpu()
             span = self._frames(chunk.samples, (chunk.offset, chunk.offset + chunk.frames))
             return chunk.starts, encoder.embed_windows(span, self.window, self.hop).float().cpu()
+
+
+class _Samples:
+    """The recording's samples held, as the blocks they arrived in: a chunk is copied out once, from the
+    blocks it spans (gluing every block onto one buffer copied the held audio again per block)."""
+
+    def __init__(self):
+        self._blocks: deque[torch.Tensor] = deque()
+        self.start = 0  # global index of the first sample held
+        self.count = 0  # samples held
+
+    @property
+    def end(self) -> int:
+        return self.start + self.count
+
+    def append(self, block: torch.Tensor) -> None:
+        self._blocks.append(block)
+        self.count += block.numel()
+
+    def take(self, begin: int, end: int) -> torch.Tensor:
+        """Samples ``[begin, end)`` (cut to those held), a view when they lie in one block."""
+        parts, offset = [], self.start
+        for block in self._blocks:
+            lo, hi = max(begin, offset), min(end, offset + block.numel())
+            if lo < hi:
+                parts.append(block[lo - offset : hi - offset])
+            offset += block.numel()
+        return parts[0] if len(parts) == 1 else torch.cat(parts) if parts else torch.empty(0)
+
+    def drop_before(self, index: int) -> None:
+        """Forget the blocks that end at or before ``index``."""
+        while self._blocks and self.start + self._blocks[0].numel() <= index:
+            block = self._blocks.popleft()
+            self.start += block.numel()
+            self.count -= block.numel()
 
 
 class _Chunk(NamedTuple):
