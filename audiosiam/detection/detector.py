@@ -104,8 +104,10 @@ class EventDetector:
             in [-1, 1]; ``None``: the calibrated rule. Default: ``None``.
         background_quantile (float, optional): the calibrated threshold stays above this share of a
             recording's window scores, in (0, 1). Default: ``0.95``.
-        chunk_seconds (float, optional): audio processed at once; sets the memory used (about 40 MB per
-            minute), not the result. Default: ``60.0``.
+        chunk_seconds (float, optional): audio processed at once (a few such chunks at a time on the CPU:
+            :class:`~audiosiam.models.sliding.SlidingEmbedder`); sets the memory used (about 40 MB per
+            minute of each chunk), not the result. Default: ``120.0`` (an hour is searched ~10% faster than
+            in 60 s chunks here; about 200-300 MB at most).
 
     Raises:
         ParameterError: a length not positive, a threshold outside [-1, 1] or a quantile outside (0, 1).
@@ -125,7 +127,7 @@ class EventDetector:
         min_window_seconds: float = 1.0,
         threshold: float | None = None,
         background_quantile: float = 0.95,
-        chunk_seconds: float = 60.0,
+        chunk_seconds: float = 120.0,
     ):
         from ..decision import check_threshold
 

@@ -55,7 +55,7 @@ class SlidingEmbedder:
         window_seconds (float): the wanted window length; rounded to whole trunk frames, at least one.
         hop_seconds (float): the wanted step between window starts; rounded to whole frames, at least one.
         chunk_seconds (float, optional): audio processed per forward pass; sets the memory used (about
-            40 MB per minute of audio for the bundled models). Default: ``60.0``.
+            40 MB per minute of each chunk in flight, for the bundled models). Default: ``120.0``.
 
     Attributes:
         frame_seconds (float): seconds per trunk frame (0.08 for the bundled models).
@@ -73,7 +73,7 @@ class SlidingEmbedder:
         ParameterError: a length not positive, or a front end that does not normalise per utterance.
     """
 
-    def __init__(self, model, window_seconds: float, hop_seconds: float, *, chunk_seconds: float = 60.0):
+    def __init__(self, model, window_seconds: float, hop_seconds: float, *, chunk_seconds: float = 120.0):
         if not (window_seconds > 0 and hop_seconds > 0 and chunk_seconds > 0):
             raise ParameterError(
                 f"window_seconds={window_seconds}, hop_seconds={hop_seconds}, chunk_seconds={chunk_seconds}: "
