@@ -102,6 +102,29 @@ def test_a_file_is_streamed_and_gives_what_its_waveform_gives(scene, yes_detecto
     assert all(e.file == str(path) for e in from_file)
 
 
+def test_many_recordings_side_by_side_give_what_each_gives_alone(scene, yes_detector, tmp_path):
+    wave, _ = scene
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....WAVEfmt garbage")
+    short = _noise(0.5, 4)  # shorter than a window: one window
+    recordings = [wave[: RATE * 7], bad, short, wave[RATE * 7 : RATE * 50], wave[RATE * 50 :]]
+    seen = []
+    results = list(yes_detector.score_each(recordings, sample_rate=RATE, progress=seen.append))
+    assert [r is rec for (r, _), rec in zip(results, recordings, strict=True)] == [True] * 5
+    assert isinstance(results[1][1], AudioLoadError) and "broken.wav" in str(results[1][1])
+    for recording, curve in (results[0], results[2], results[3], results[4]):
+        alone = yes_detector.score(recording, sample_rate=RATE)
+        np.testing.assert_allclose(curve.starts, alone.starts)
+        np.testing.assert_allclose(curve.scores, alone.scores, atol=2e-5)
+        np.testing.assert_allclose(curve.thresholds, alone.thresholds, atol=2e-5)
+        assert curve.duration == pytest.approx(alone.duration)
+    assert results[2][1].scores.shape == (1, 1)
+    good_seconds = (wave.numel() + short.numel()) / RATE
+    assert sum(seen) == pytest.approx(good_seconds, abs=0.01)  # the progress bar reaches every good second
+    with pytest.raises(AudioLoadError, match="broken.wav"):  # alone, or with catch=(), the error is raised
+        list(yes_detector.score_each([bad], catch=()))
+
+
 def test_one_example_and_odd_inputs():
     detector = EventDetector().fit([load_audio(_support("snare")[0])], sample_rate=RATE)
     assert detector.labels_ == ["target"]

@@ -155,3 +155,25 @@ def test_chunks_embedded_side_by_side_leave_torch_as_they_found_it(model):
     with pytest.raises(OSError, match="went away"):
         list(embedder.embed(broken()))
     assert torch.get_num_threads() == threads
+
+
+def test_several_recordings_one_after_the_other(model):
+    embedder = SlidingEmbedder(model, 1.0, 0.16, chunk_seconds=2)
+    a, b = torch.randn(RATE * 5) * 0.05, torch.randn(RATE * 3) * 0.05
+
+    def failing():
+        yield torch.randn(RATE) * 0.05
+        raise OSError("the disk went away")
+
+    out = list(embedder.embed_each([[a], [], failing(), [b]], catch=(OSError,)))
+    by_index = {}
+    for index, starts, embeddings, last in out:
+        by_index.setdefault(index, []).append((starts, embeddings, last))
+    assert [index for index, *_ in out] == sorted(index for index, *_ in out)  # in order
+    assert all(pieces[-1][2] for pieces in by_index.values())  # each recording ends with its last piece
+    for index, wave in ((0, a), (3, b)):
+        alone = _run(embedder, wave, wave.numel())
+        torch.testing.assert_close(torch.cat([s for s, _, _ in by_index[index]]), alone[0])
+        torch.testing.assert_close(torch.cat([e for _, e, _ in by_index[index]]), alone[1], atol=2e-5, rtol=1e-4)
+    assert len(by_index[1]) == 1 and by_index[1][0][0].numel() == 0  # no samples: one empty piece
+    assert isinstance(by_index[2][-1][1], OSError)

@@ -120,12 +120,11 @@ def run(args) -> int:
     plot_names = track_names(recordings, ".png") if args.plot else []
     bar = _progress_bar(args, recordings, audio_duration)
     events, failed = [], 0
-    for n, recording in enumerate(recordings):
-        try:
-            curve = detector.score(recording, progress=bar.update if bar else None)
-        except AudioLoadError as exc:
+    results = detector.score_each(recordings, progress=bar.update if bar else None, catch=(AudioLoadError,))
+    for n, (recording, curve) in enumerate(results):
+        if isinstance(curve, AudioLoadError):
             failed += 1
-            print(f"audiosiam find: skipped recording: {exc}", file=sys.stderr)
+            print(f"audiosiam find: skipped recording: {curve}", file=sys.stderr)
             continue
         found = detector.events(curve)
         events += found

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import ParameterError
+from ..errors import AudioLoadError, ParameterError
 from ..io import active_span, check_waveform, load_many, read_blocks
 from ..models.embedding import describe_input
 from ..models.sliding import SlidingEmbedder
@@ -276,42 +276,90 @@ class EventDetector:
             AudioLoadError: the file cannot be read (or turns out damaged while it is read).
             ParameterError: a bad waveform, or the detector is not fitted.
         """
+        results = self.score_each([recording], sample_rate=sample_rate, progress=progress, catch=())
+        try:
+            return next(results)[1]
+        finally:
+            results.close()
+
+    def score_each(
+        self,
+        recordings: Iterable[Any],
+        *,
+        sample_rate: int | None = None,
+        progress=None,
+        catch: tuple[type[BaseException], ...] = (AudioLoadError,),
+    ) -> Iterator[tuple[Any, "ScoreCurve | BaseException"]]:
+        """:meth:`score` of several recordings, in order, with the chunks of consecutive recordings embedded
+        side by side (:meth:`SlidingEmbedder.embed_each`): a folder of short files is searched as fast
+        as one long file.
+
+        Args:
+            recordings (Iterable): files and/or 1-D waveforms.
+            sample_rate (int or None, optional): the waveforms' rate. Default: ``None``.
+            progress (callable or None, optional): as for :meth:`score`. Default: ``None``.
+            catch (tuple of exception types, optional): errors of one recording that are yielded as its
+                result instead of ending the call. Default: ``(AudioLoadError,)``.
+
+        Yields:
+            (recording, ScoreCurve or exception): each recording and its curve, or the error that stopped it.
+
+        Raises:
+            ParameterError: a bad waveform, or the detector is not fitted.
+        """
         self._check_fitted()
         rate = self.model.sample_rate
-        if isinstance(recording, (str, os.PathLike)):
-            blocks: Iterable[torch.Tensor] = read_blocks(recording, rate, block_seconds=self.chunk_seconds)
-        else:
-            wave = check_waveform(recording, sample_rate, rate, what="recording")
-            step = int(self.chunk_seconds * rate)
-            blocks = (wave[i : i + step] for i in range(0, wave.numel(), step))
-        starts, scores, samples = [], [], 0
+        recordings = list(recordings)
+        samples = [0] * len(recordings)
 
-        def counted(source):
-            nonlocal samples
+        def blocks_of(index: int, recording) -> Iterator[torch.Tensor]:
+            if isinstance(recording, (str, os.PathLike)):
+                source: Iterable[torch.Tensor] = read_blocks(recording, rate, block_seconds=self.chunk_seconds)
+            else:
+                wave = check_waveform(recording, sample_rate, rate, what="recording")
+                step = int(self.chunk_seconds * rate)
+                source = (wave[i : i + step] for i in range(0, wave.numel(), step))
             for block in source:
-                samples += block.numel()
+                samples[index] += block.numel()
                 yield block
 
+        starts: list[np.ndarray] = []
+        scores: list[np.ndarray] = []
         done = 0.0
-        for window_starts, embeddings in self._embedder.embed(counted(blocks)):
-            starts.append(window_starts.numpy())
-            scores.append(self._scores(embeddings))
-            if progress is not None:
-                reached = float(window_starts[-1]) + self._embedder.hop_seconds
-                progress(reached - done)
-                done = reached
-        starts_all = np.concatenate(starts) if starts else np.zeros(0)
-        scores_all = np.concatenate(scores) if scores else np.zeros((0, len(self._labels)))
-        return ScoreCurve(
-            file=describe_input(recording),
-            labels=self.labels_,
-            starts=starts_all,
-            scores=scores_all,
-            thresholds=self._thresholds(scores_all),
-            window_seconds=self._embedder.window_seconds,
-            hop_seconds=self._embedder.hop_seconds,
-            duration=samples / rate,
-        )
+        pieces = self._embedder.embed_each((blocks_of(i, r) for i, r in enumerate(recordings)), catch=catch)
+        for index, window_starts, embeddings, last in pieces:
+            if isinstance(embeddings, BaseException):
+                starts, scores, done = [], [], 0.0
+                yield recordings[index], embeddings
+                continue
+            if len(window_starts):
+                starts.append(window_starts.numpy())
+                scores.append(self._scores(embeddings))
+                if progress is not None:
+                    reached = float(window_starts[-1]) + self._embedder.hop_seconds
+                    progress(reached - done)
+                    done = reached
+            if not last:
+                continue
+            if progress is not None:  # the rest of the recording's length
+                progress(max(0.0, samples[index] / rate - done))
+            done = 0.0
+            starts_all = np.concatenate(starts) if starts else np.zeros(0)
+            scores_all = np.concatenate(scores) if scores else np.zeros((0, len(self._labels)))
+            starts, scores = [], []
+            yield (
+                recordings[index],
+                ScoreCurve(
+                    file=describe_input(recordings[index]),
+                    labels=self.labels_,
+                    starts=starts_all,
+                    scores=scores_all,
+                    thresholds=self._thresholds(scores_all),
+                    window_seconds=self._embedder.window_seconds,
+                    hop_seconds=self._embedder.hop_seconds,
+                    duration=samples[index] / rate,
+                ),
+            )
 
     def _thresholds(self, scores: np.ndarray) -> np.ndarray:
         if self.threshold is not None:

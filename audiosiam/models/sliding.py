@@ -143,18 +143,62 @@ class SlidingEmbedder:
             window of its own length (so a short file is still searched); otherwise windows start every
             ``hop`` frames while they fit, and the last fraction of a hop at the very end is not covered.
         """
+        for _, starts, embeddings, _ in self.embed_each([blocks]):
+            if len(starts):
+                yield starts, embeddings
+
+    def embed_each(
+        self, recordings: Iterable[Iterable[torch.Tensor]], *, catch: tuple[type[BaseException], ...] = ()
+    ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | BaseException, bool]]:
+        """Embed several recordings, one after the other, as :meth:`embed` does one: the chunks of
+        consecutive recordings are embedded side by side too, so a folder of short files (one chunk each)
+        keeps every core busy.
+
+        Args:
+            recordings (Iterable[Iterable[Tensor]]): the blocks of each recording.
+            catch (tuple of exception types, optional): errors raised while a recording's blocks are read
+                that end that recording, not the call (unreadable files among many). Default: ``()``.
+
+        Yields:
+            (int, Tensor, Tensor or exception, bool): ``(index, starts, embeddings, last)`` per chunk in
+            order, as :meth:`embed` yields them, ``index`` the recording's position and ``last`` true for its
+            final chunk; a recording without samples yields one empty chunk. A recording whose reading
+            raised an error of ``catch`` ends with ``(index, starts, error, True)`` (``starts`` empty; its
+            earlier chunks are not complete).
+        """
         workers = min(_MAX_CONCURRENT_CHUNKS, torch.get_num_threads()) if self._device.type == "cpu" else 1
         self.concurrent_chunks, self.peak_buffered_seconds = workers, 0.0
-        yield from _ordered_map(self._embed_chunk, self._chunks(blocks, workers), workers)
+        recent = deque(maxlen=workers)  # samples of the chunks that may still be in flight
 
-    def _chunks(self, blocks: Iterable[torch.Tensor], in_flight: int) -> Iterator[_Chunk]:
+        def jobs() -> Iterator[tuple[int, _Chunk | BaseException | None]]:
+            for index, blocks in enumerate(recordings):
+                any_last = False
+                try:
+                    for chunk in self._chunks(blocks, recent):
+                        any_last = chunk.last
+                        yield index, chunk
+                except catch as exc:
+                    yield index, exc
+                    continue
+                if not any_last:  # no samples at all
+                    yield index, None
+
+        def work(job) -> tuple[int, torch.Tensor, torch.Tensor | BaseException, bool]:
+            index, item = job
+            if isinstance(item, _Chunk):
+                return (index, *self._embed_chunk(item), item.last)
+            empty = torch.zeros(0, dtype=torch.float64)
+            return index, empty, item if item is not None else torch.zeros(0, self.model.embedding_dim), True
+
+        yield from _ordered_map(work, jobs(), workers)
+
+    def _chunks(self, blocks: Iterable[torch.Tensor], recent: deque) -> Iterator[_Chunk]:
         """Cut the recording into the chunks :meth:`_embed_chunk` takes, holding only the samples that the
-        next chunk needs (and the ``in_flight`` chunks before it, still being embedded)."""
+        next chunk needs (and the chunks before it that may still be embedded: their sizes in ``recent``)."""
         encoder, step = self.model.encoder, self.samples_per_frame
         held = _Samples()
         first = 0  # the first window start (in frames) not produced yet
         pending, exhausted = iter(blocks), False
-        recent = deque(maxlen=in_flight)  # samples of the chunks that may still be in flight
         while True:
             # Samples needed for the windows starting in [first, first + chunk), with context both sides.
             need_end = (first + self.chunk - 1 + self.window + self.context) * step
@@ -170,7 +214,7 @@ class SlidingEmbedder:
                 return
             frames_total = math.ceil((1 + held.end // self.model.frontend.hop_length) / encoder.time_stride)
             if exhausted and frames_total < self.window:  # shorter than one window: embed it whole
-                yield _Chunk(torch.zeros(1, dtype=torch.float64), held.take(0, held.end), 0, None)
+                yield _Chunk(torch.zeros(1, dtype=torch.float64), held.take(0, held.end), 0, None, True)
                 return
             last_start = frames_total - self.window if exhausted else first + self.chunk - 1
             starts_end = min(first + self.chunk, last_start + 1)
@@ -180,9 +224,10 @@ class SlidingEmbedder:
             piece = held.take(piece_first * step, need_end)
             starts = torch.arange(first, starts_end, self.hop, dtype=torch.float64) * self.frame_seconds
             recent.append(piece.numel())
-            yield _Chunk(starts, piece, first - piece_first, (starts_end - 1 - first) + self.window)
+            last = exhausted and starts_end > last_start
+            yield _Chunk(starts, piece, first - piece_first, (starts_end - 1 - first) + self.window, last)
             first = starts_end
-            if exhausted and first > last_start:
+            if last:
                 return
             held.drop_before(max(0, first - self.context) * step)  # what no later chunk needs
 
@@ -239,6 +284,7 @@ class _Chunk(NamedTuple):
     samples: torch.Tensor
     offset: int
     frames: int | None
+    last: bool  # the recording's final chunk
 
 
 def _ordered_map(fn: Callable, jobs: Iterator, workers: int) -> Iterator:
