@@ -234,3 +234,13 @@ def test_cli_classify_segments_labels_each_stretch(tmp_path, capsys):
     assert [(r["start"], r["end"]) for r in rows] == [("0.0", "2.0"), ("2.0", "4.0"), ("4.0", "6.0")]
     assert [r["closest"] for r in rows] == ["word_yes", "snare", "bird"]
     assert main([*args, "--segment-hop", "0"]) == 1 and "--segment-hop" in capsys.readouterr().err
+    # Several recordings, a broken one among them: it is reported, the others are labelled as alone.
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....WAVEfmt garbage")
+    assert main([*args[:3], str(bad), str(path), str(path), *args[4:]]) == 1
+    captured = capsys.readouterr()
+    assert "broken.wav" in captured.err
+    again = list(csv.DictReader(io.StringIO(captured.out)))
+    assert [(r["file"], r["start"], r["closest"]) for r in again] == [
+        (r["file"], r["start"], r["closest"]) for r in rows + rows
+    ]

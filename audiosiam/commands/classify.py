@@ -193,24 +193,33 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
         raise ParameterError(f"--segment-hop {hop}: must be > 0 seconds")
     embedder = SlidingEmbedder(clf.model, window, hop)
     rows, failed = [], 0
-    iterator = queries
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(queries, desc="segments", unit="file", leave=False)
-    for path in iterator:
-        try:
-            parts = list(embedder.embed(read_blocks(path, clf.model.sample_rate)))
-        except AudioLoadError as exc:
+        bar = tqdm(total=len(queries), desc="segments", unit="file", leave=False)
+    # Recordings one after the other, their chunks embedded side by side (SlidingEmbedder.embed_each).
+    pieces = embedder.embed_each((read_blocks(p, clf.model.sample_rate) for p in queries), catch=(AudioLoadError,))
+    parts: list = []
+    for index, starts, embeddings, last in pieces:
+        if isinstance(embeddings, AudioLoadError):
             failed += 1
-            print(f"audiosiam classify: skipped clip: {exc}", file=sys.stderr)
+            print(f"audiosiam classify: skipped clip: {embeddings}", file=sys.stderr)
+        elif len(starts):
+            parts.append((starts, embeddings))
+        if not last:
             continue
-        if not parts:
-            continue
-        starts = torch.cat([s for s, _ in parts])
-        embeddings = torch.cat([e for _, e in parts])
-        for start, row in zip(starts.tolist(), describe_predictions(clf, embeddings, [str(path)] * len(starts))):
-            rows.append({"file": row.pop("file"), "start": round(start, 3), "end": round(start + window, 3), **row})
+        if bar is not None:
+            bar.update(1)
+        if parts and not isinstance(embeddings, AudioLoadError):
+            starts = torch.cat([s for s, _ in parts])
+            embeddings = torch.cat([e for _, e in parts])
+            path = str(queries[index])
+            for start, row in zip(starts.tolist(), describe_predictions(clf, embeddings, [path] * len(starts))):
+                rows.append({"file": row.pop("file"), "start": round(start, 3), "end": round(start + window, 3), **row})
+        parts = []
+    if bar is not None:
+        bar.close()
     _common.write_rows(rows, args.format, columns=SEGMENT_COLUMNS)
     if failed > 1:
         print(f"audiosiam classify: {failed} clips skipped", file=sys.stderr)
