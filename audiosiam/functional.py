@@ -103,9 +103,7 @@ def log_mel_from_filterbank(
         flat = flat.float()
     rows = max(1, _CHUNK_SAMPLES // shape[-1])
     settings = dict(n_fft=n_fft, hop_length=hop_length, top_db=top_db, amin=amin, normalize=normalize)
-    if shape[-1] > _LONG_SAMPLES and not (flat.requires_grad and torch.is_grad_enabled()):
-        db = _log_mel_long(flat, window, filterbank, **settings)
-    elif flat.shape[0] <= rows:
+    if flat.shape[0] <= rows:
         db = _log_mel_rows(flat, window, filterbank, **settings)
     elif flat.requires_grad and torch.is_grad_enabled():  # out= is not differentiable
         db = torch.cat(
@@ -169,33 +167,6 @@ def _normalize(db: torch.Tensor, normalize: str | None, out: torch.Tensor | None
     return centred.div_(_clip_std(centred))
 
 
-def _log_mel_long(
-    flat: torch.Tensor,
-    window: torch.Tensor,
-    filterbank: torch.Tensor,
-    *,
-    n_fft: int,
-    hop_length: int,
-    top_db: float | None,
-    amin: float,
-    normalize: str | None,
-) -> torch.Tensor:
-    """:func:`log_mel_from_filterbank` of long (clips, time) rows, frames taken ``_PIECE_FRAMES`` at a time
-    from the once-padded rows (the frames of the whole, each computed on its own); the floor and the
-    normalisation then see every frame. No gradient (it writes into its result)."""
-    frames = 1 + flat.shape[-1] // hop_length
-    db = flat.new_empty(flat.shape[0], filterbank.shape[1], frames)
-    padded = torch.nn.functional.pad(flat, (n_fft // 2, n_fft // 2))  # what center=True pads
-    for first in range(0, frames, _PIECE_FRAMES):
-        end = min(frames, first + _PIECE_FRAMES)
-        piece = padded[:, first * hop_length : (end - 1) * hop_length + n_fft]
-        part = _db_frames(piece, window, filterbank, n_fft=n_fft, hop_length=hop_length, amin=amin, center=False)
-        db[:, :, first:end] = part.transpose(-2, -1)
-    if top_db is not None:
-        torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - top_db, out=db)
-    return _normalize(db, normalize, db)
-
-
 def _log_mel_rows(
     flat: torch.Tensor,
     window: torch.Tensor,
@@ -212,8 +183,22 @@ def _log_mel_rows(
     ``out`` when given (a slice of the whole batch's result: no concatenation afterwards).
 
     Works in (clips, frames, bins) order (:func:`_db_frames`); the result is transposed once, by the last
-    pass that writes it.
+    pass that writes it. Rows longer than ``_LONG_SAMPLES`` (without autograd) take their frames
+    ``_PIECE_FRAMES`` at a time from the once-padded rows, each frame computed as in the whole; the floor
+    and the normalisation then see every frame.
     """
+    if flat.shape[-1] > _LONG_SAMPLES and not (flat.requires_grad and torch.is_grad_enabled()):
+        frames = 1 + flat.shape[-1] // hop_length
+        db = flat.new_empty(flat.shape[0], filterbank.shape[1], frames) if out is None else out
+        padded = torch.nn.functional.pad(flat, (n_fft // 2, n_fft // 2))  # what center=True pads
+        for first in range(0, frames, _PIECE_FRAMES):
+            end = min(frames, first + _PIECE_FRAMES)
+            piece = padded[:, first * hop_length : (end - 1) * hop_length + n_fft]
+            part = _db_frames(piece, window, filterbank, n_fft=n_fft, hop_length=hop_length, amin=amin, center=False)
+            db[:, :, first:end] = part.transpose(-2, -1)
+        if top_db is not None:
+            torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - top_db, out=db)
+        return _normalize(db, normalize, db)
     db = _db_frames(flat, window, filterbank, n_fft=n_fft, hop_length=hop_length, amin=amin)
     if top_db is not None:
         db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - top_db)
