@@ -152,7 +152,9 @@ def _wav_is_truncated(path: str) -> bool:
 def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
     """Resample (..., time) from ``orig_rate`` to ``new_rate`` Hz (identity when equal).
 
-    Uses ``torchaudio.functional.resample`` (windowed sinc), imported only when a resampling is needed.
+    Uses torchaudio's windowed-sinc filter (``torchaudio.functional.resample``), imported only when a
+    resampling is needed; for ratios with few output phases (48 kHz -> 16 kHz) its filter is applied
+    several steps at once (:func:`_apply_grouped`: the same result, several times faster).
 
     Args:
         waveform (Tensor): (..., time) float samples; every leading axis is resampled alike.
@@ -167,7 +169,45 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
         return waveform
     import torchaudio.functional as AF
 
-    return AF.resample(waveform, int(orig_rate), int(new_rate))
+    orig_rate, new_rate = int(orig_rate), int(new_rate)
+    gcd = math.gcd(orig_rate, new_rate)
+    group = _OUTPUTS_PER_STEP // (new_rate // gcd)
+    if group < 2 or not waveform.is_floating_point():
+        return AF.resample(waveform, orig_rate, new_rate)
+    try:  # torchaudio's own filter, applied faster below
+        from torchaudio.functional.functional import _get_sinc_resample_kernel
+    except ImportError:  # pragma: no cover - a torchaudio without it: its own (slower) path
+        return AF.resample(waveform, orig_rate, new_rate)
+    kernel, width = _get_sinc_resample_kernel(orig_rate, new_rate, gcd, dtype=waveform.dtype)
+    return _apply_grouped(waveform, kernel, width, orig_rate // gcd, new_rate // gcd, group)
+
+
+# torchaudio resamples as one convolution with a filter per output phase (``new / gcd`` of them) and a
+# stride of ``orig / gcd``. With few phases (48 kHz -> 16 kHz: one) that convolution has one or two output
+# channels, which oneDNN runs slowly (3.2 s per hour of 48 kHz audio on one core here). ``_apply_grouped``
+# applies the same filters to ``group`` consecutive steps at once, about this many output channels: 48 ->
+# 16 kHz 6.5x faster (0.5 s per hour), 32 -> 16 and 8 -> 16 kHz about 2x. (Tried 4 to 256: 8-16 best.)
+_OUTPUTS_PER_STEP = 16
+
+
+def _apply_grouped(
+    waveform: torch.Tensor, kernel: torch.Tensor, width: int, down: int, up: int, group: int
+) -> torch.Tensor:
+    """torchaudio's resampling convolution (``kernel`` (up, 1, K), stride ``down``, the input padded by
+    ``width`` and ``width + down``) with ``group`` strides per output step: the filters of ``group``
+    consecutive steps side by side, each shifted by one stride. The same sums of the same products."""
+    shape = waveform.shape
+    flat = waveform.reshape(-1, shape[-1])
+    taps = kernel.shape[-1]
+    grouped = kernel.new_zeros(group, up, taps + down * (group - 1))
+    for g in range(group):
+        grouped[g, :, g * down : g * down + taps] = kernel[:, 0]
+    # Extra zeros at the end so that the last grouped step still covers every step torchaudio computes.
+    padded = torch.nn.functional.pad(flat, (width, width + down + down * (group - 1)))
+    out = torch.nn.functional.conv1d(padded[:, None], grouped.reshape(group * up, 1, -1), stride=down * group)
+    out = out.transpose(1, 2).reshape(flat.shape[0], -1)  # step-major, then group, then phase
+    length = math.ceil(up * shape[-1] / down)
+    return out[:, :length].reshape(*shape[:-1], length)
 
 
 def load_audio(
@@ -359,7 +399,10 @@ def read_blocks(
                 data = f.read(block, dtype="float32", always_2d=True)
             if not data.shape[0]:
                 break
-            mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+            channels = data.shape[1]
+            # The channels' mean as a product: numpy's mean over a short inner axis took 3.6 s per hour of
+            # 48 kHz stereo here, this 0.13 s.
+            mono = data[:, 0] if channels == 1 else data @ np.full(channels, 1 / channels, dtype=np.float32)
             if checked:
                 problem = _level_problem(torch.from_numpy(mono))
                 if problem and "silence" not in problem:

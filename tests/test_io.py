@@ -323,3 +323,24 @@ def test_streamed_files_are_checked_like_loaded_ones(tmp_path):
     path.write_bytes(path.read_bytes()[:20000])
     with pytest.raises(AudioLoadError, match="truncated"):
         list(read_blocks(path))
+
+
+@pytest.mark.parametrize(
+    "orig, new",
+    [(48000, 16000), (32000, 16000), (8000, 16000), (24000, 16000), (96000, 16000), (16000, 48000), (44100, 16000)],
+)
+def test_resample_is_torchaudios_whichever_way_it_is_applied(orig, new):
+    """Ratios with few output phases apply torchaudio's filter several steps at once (speed): the result
+    must be torchaudio's, for any length, batch shape and dtype."""
+    import torchaudio.functional as AF
+
+    from audiosiam.io import resample
+
+    g = torch.Generator().manual_seed(orig)
+    for shape in ((1,), (5,), (997,), (3, orig + 11)):
+        x = torch.randn(*shape, generator=g)
+        ours, theirs = resample(x, orig, new), AF.resample(x, orig, new)
+        assert ours.shape == theirs.shape
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    x = torch.randn(2, 4001, dtype=torch.float64, generator=g)
+    torch.testing.assert_close(resample(x, orig, new), AF.resample(x, orig, new))
