@@ -90,8 +90,8 @@ def test_skip_policy_warns_once_and_reports(tree):
 
 def test_empty_inputs_are_explained(tmp_path):
     (tmp_path / "empty" / "cls").mkdir(parents=True)
-    with pytest.raises(NoAudioFilesError, match="no audio files"):
-        AudioFolderDataset(tmp_path / "empty")
+    with pytest.raises(NoAudioFilesError, match="no audio files"), pytest.warns(UserWarning, match="cls: class folder"):
+        AudioFolderDataset(tmp_path / "empty")  # the empty class is named, then the empty dataset refused
 
 
 def test_crops_are_reproducible_per_epoch(tree):
