@@ -21,6 +21,7 @@ Policies (documented once, used everywhere):
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import struct
@@ -170,16 +171,10 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
     import torchaudio.functional as AF
 
     orig_rate, new_rate = int(orig_rate), int(new_rate)
-    gcd = math.gcd(orig_rate, new_rate)
-    group = _OUTPUTS_PER_STEP // (new_rate // gcd)
-    if group < 2 or not waveform.is_floating_point():
+    grouped = _grouped_filter(orig_rate, new_rate, waveform.dtype) if waveform.is_floating_point() else None
+    if grouped is None:
         return AF.resample(waveform, orig_rate, new_rate)
-    try:  # torchaudio's own filter, applied faster below
-        from torchaudio.functional.functional import _get_sinc_resample_kernel
-    except ImportError:  # pragma: no cover - a torchaudio without it: its own (slower) path
-        return AF.resample(waveform, orig_rate, new_rate)
-    kernel, width = _get_sinc_resample_kernel(orig_rate, new_rate, gcd, dtype=waveform.dtype)
-    return _apply_grouped(waveform, kernel, width, orig_rate // gcd, new_rate // gcd, group)
+    return _apply_grouped(waveform, *grouped)
 
 
 # torchaudio resamples as one convolution with a filter per output phase (``new / gcd`` of them) and a
@@ -190,21 +185,39 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
 _OUTPUTS_PER_STEP = 16
 
 
+@functools.lru_cache(maxsize=16)
+def _grouped_filter(orig_rate: int, new_rate: int, dtype: torch.dtype):
+    """``(filters, width, down, up, group)`` for :func:`_apply_grouped`, built once per ratio and dtype
+    (read_blocks and load_audio resample block after block, clip after clip); ``None`` where torchaudio's
+    own path is as fast (many phases) or its filter function is missing."""
+    gcd = math.gcd(orig_rate, new_rate)
+    down, up = orig_rate // gcd, new_rate // gcd
+    group = _OUTPUTS_PER_STEP // up
+    if group < 2:
+        return None
+    try:  # torchaudio's own filter, applied faster by _apply_grouped
+        from torchaudio.functional.functional import _get_sinc_resample_kernel
+    except ImportError:  # pragma: no cover - a torchaudio without it: its own (slower) path
+        return None
+    kernel, width = _get_sinc_resample_kernel(orig_rate, new_rate, gcd, dtype=dtype)
+    taps = kernel.shape[-1]
+    filters = kernel.new_zeros(group, up, taps + down * (group - 1))
+    for g in range(group):  # step g of a group: the filters shifted by g strides
+        filters[g, :, g * down : g * down + taps] = kernel[:, 0]
+    return filters.reshape(group * up, 1, -1), width, down, up, group
+
+
 def _apply_grouped(
-    waveform: torch.Tensor, kernel: torch.Tensor, width: int, down: int, up: int, group: int
+    waveform: torch.Tensor, filters: torch.Tensor, width: int, down: int, up: int, group: int
 ) -> torch.Tensor:
-    """torchaudio's resampling convolution (``kernel`` (up, 1, K), stride ``down``, the input padded by
+    """torchaudio's resampling convolution (its filters (up, 1, K), stride ``down``, the input padded by
     ``width`` and ``width + down``) with ``group`` strides per output step: the filters of ``group``
-    consecutive steps side by side, each shifted by one stride. The same sums of the same products."""
+    consecutive steps side by side (:func:`_grouped_filter`). The same sums of the same products."""
     shape = waveform.shape
     flat = waveform.reshape(-1, shape[-1])
-    taps = kernel.shape[-1]
-    grouped = kernel.new_zeros(group, up, taps + down * (group - 1))
-    for g in range(group):
-        grouped[g, :, g * down : g * down + taps] = kernel[:, 0]
     # Extra zeros at the end so that the last grouped step still covers every step torchaudio computes.
     padded = torch.nn.functional.pad(flat, (width, width + down + down * (group - 1)))
-    out = torch.nn.functional.conv1d(padded[:, None], grouped.reshape(group * up, 1, -1), stride=down * group)
+    out = torch.nn.functional.conv1d(padded[:, None], filters.to(flat.device), stride=down * group)
     out = out.transpose(1, 2).reshape(flat.shape[0], -1)  # step-major, then group, then phase
     length = math.ceil(up * shape[-1] / down)
     return out[:, :length].reshape(*shape[:-1], length)

@@ -205,13 +205,14 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
         if isinstance(embeddings, AudioLoadError):
             failed += 1
             print(f"audiosiam classify: skipped clip: {embeddings}", file=sys.stderr)
+            parts = []  # what came before the error is not the whole recording
         elif len(starts):
             parts.append((starts, embeddings))
         if not last:
             continue
         if bar is not None:
             bar.update(1)
-        if parts and not isinstance(embeddings, AudioLoadError):
+        if parts:
             starts = torch.cat([s for s, _ in parts])
             embeddings = torch.cat([e for _, e in parts])
             path = str(queries[index])

@@ -24,6 +24,7 @@ neighbours where a clip's edges see zero padding.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -292,17 +293,14 @@ def _ordered_map(fn: Callable, jobs: Iterator, workers: int) -> Iterator:
     share of torch's intra-op threads; results in order. The next job is taken from ``jobs`` while the
     running ones compute (for :class:`SlidingEmbedder`, reading and decoding the next blocks), and a lone
     job runs here on all the threads."""
-    first = next(jobs, None)
-    second = next(jobs, None) if first is not None else None
-    if second is None or workers < 2:
-        for job in (j for j in (first, second) if j is not None):
-            yield fn(job)
-        yield from map(fn, jobs)
+    ahead = list(itertools.islice(jobs, 2))
+    if len(ahead) < 2 or workers < 2:
+        yield from map(fn, itertools.chain(ahead, jobs))
         return
     threads = torch.get_num_threads()
     pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(max(1, threads // workers),))
     try:
-        running = deque([pool.submit(fn, first), pool.submit(fn, second)])
+        running = deque(pool.submit(fn, job) for job in ahead)
         for job in jobs:  # read while the workers compute
             done = running.popleft().result() if len(running) >= workers else None
             running.append(pool.submit(fn, job))  # before the caller gets a result and works on it
