@@ -4,8 +4,9 @@ Run:  python -m pytest benchmarks/bench_find.py --benchmark-columns=median
 
 * ``test_decode_hour``: reading the hour-long file block by block (``audiosiam.io.read_blocks``), the
   floor any tool that reads the file pays.
-* ``test_find_hour``: the whole search of that file for one label fitted on 3 examples
-  (``EventDetector.detect``: decoding, front end, network, scores, threshold, events); its
+* ``test_find_hour[auto]``: the whole search of that file for one label fitted on 3 examples
+  (``EventDetector.detect``: decoding, front end, network, scores, threshold, events), as ``find`` runs it
+  (the trunk in int8 where the checkpoint allows); ``[float32]`` the same in float32, the baseline; its
   ``extra_info`` holds "x real time" (audio seconds per second), the peak resident-memory growth and the
   CPU seconds of one search (all threads: steadier than the wall time where the machine's speed drifts).
 
@@ -46,9 +47,9 @@ def hour_file(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def detector():
-    return audiosiam.EventDetector().fit(sorted((EXAMPLES / "support" / "snare").glob("*.flac")), labels="snare")
+def fitted(precision: str) -> audiosiam.EventDetector:
+    examples = sorted((EXAMPLES / "support" / "snare").glob("*.flac"))
+    return audiosiam.EventDetector(precision=precision).fit(examples, labels="snare")
 
 
 def test_decode_hour(benchmark, hour_file):
@@ -56,8 +57,11 @@ def test_decode_hour(benchmark, hour_file):
     assert samples == HOUR * RATE
 
 
-def test_find_hour(benchmark, hour_file, detector):
+@pytest.mark.parametrize("precision", ["auto", "float32"])
+def test_find_hour(benchmark, hour_file, precision):
+    detector = fitted(precision)
     events = run_timed(benchmark, lambda: detector.detect(hour_file), rounds=3)
+    benchmark.extra_info["precision"] = detector.precision_
     assert events and all(e.label == "snare" for e in events)
     benchmark.extra_info["x_real_time"] = HOUR / benchmark.stats.stats.median
     benchmark.extra_info["peak_extra_mib"] = (peak_extra_bytes(lambda: detector.detect(hour_file)) or 0) / 2**20

@@ -53,6 +53,7 @@ from audiosiam.detection import (  # noqa: E402
 )
 from audiosiam.detection.events import Event  # noqa: E402
 from audiosiam.functional import log_mel_spectrogram  # noqa: E402
+from audiosiam.models.sliding import PRECISIONS  # noqa: E402
 
 DATA = Path.home() / ".cache" / "audiosiam" / "training-data" / "manifests"
 RATE = 16000
@@ -146,7 +147,7 @@ def run(args) -> dict:
         wave, truth = make_soundscape(bg, placements, sample_rate=RATE)
         truth = [e for e in truth if e.label == label]
         truth_all += [Event(f"{n}", e.label, e.start, e.end) for e in truth]
-        detector = EventDetector(model).fit(examples, labels=label, sample_rate=RATE)
+        detector = EventDetector(model, precision=args.precision).fit(examples, labels=label, sample_rate=RATE)
         t0 = time.perf_counter()
         found = [Event("soundscape", e.label, e.start, e.end, e.score) for e in detector.detect(wave, sample_rate=RATE)]
         elapsed += time.perf_counter() - t0
@@ -190,6 +191,9 @@ def main(argv=None) -> int:
         "--max-clip-seconds", type=float, default=10.0, help="clips longer than this keep their start (default: 10)"
     )
     ap.add_argument("--max-classes", type=int, default=0, help="score only the first N classes (0: all)")
+    ap.add_argument(
+        "--precision", default="auto", choices=PRECISIONS, help="the trunk's arithmetic over recordings (default: auto)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the result here")
     args = ap.parse_args(argv)

@@ -87,6 +87,7 @@ def add_parser(subparsers) -> None:
         help="stop at the first unreadable example clip (default: report it, use the others)",
     )
     _common.add_model_option(p)
+    _common.add_precision_option(p, "over the recordings of --segments")
     _common.add_format_option(p)
 
 
@@ -191,7 +192,7 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
     hop = window if args.segment_hop is None else args.segment_hop
     if not hop > 0:
         raise ParameterError(f"--segment-hop {hop}: must be > 0 seconds")
-    embedder = SlidingEmbedder(clf.model, window, hop)
+    embedder = SlidingEmbedder(clf.model, window, hop, precision=args.precision)
     rows, failed = [], 0
     bar = None
     if progress:

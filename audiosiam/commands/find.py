@@ -77,6 +77,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--plot", metavar="DIR", help="also draw one picture per recording into this folder")
     _common.add_progress_option(p)
     _common.add_model_option(p)
+    _common.add_precision_option(p)
 
 
 def _examples(args) -> tuple[list[Path], list[str]]:
@@ -113,7 +114,11 @@ def run(args) -> int:
     examples, labels = _examples(args)
     negatives = _common.collect_queries(args.negative) if args.negative else None
     detector = EventDetector(
-        _common.load_model_from_args(args), hop_seconds=args.hop, window_seconds=args.window, threshold=args.threshold
+        _common.load_model_from_args(args),
+        hop_seconds=args.hop,
+        window_seconds=args.window,
+        threshold=args.threshold,
+        precision=args.precision,
     )
     detector.fit(examples, labels, negatives)
     names = track_names(recordings, PER_RECORDING_FORMATS[args.format]) if per_recording else []

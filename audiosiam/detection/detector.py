@@ -42,7 +42,7 @@ import torch
 from ..errors import AudioLoadError, ParameterError
 from ..io import active_span, check_waveform, load_many, read_blocks
 from ..models.embedding import describe_input
-from ..models.sliding import SlidingEmbedder
+from ..models.sliding import SlidingEmbedder, check_precision
 from .events import Event
 
 __all__ = ["EventDetector", "ScoreCurve", "typical_match", "calibrated_threshold", "curve_events"]
@@ -108,9 +108,15 @@ class EventDetector:
             :class:`~audiosiam.models.sliding.SlidingEmbedder`); sets the memory used (about 40 MB per
             minute of each chunk), not the result. Default: ``120.0`` (an hour is searched ~10% faster than
             in 60 s chunks here; about 200-300 MB at most).
+        precision (str, optional): the network trunk's arithmetic over recordings: ``"auto"`` (8-bit
+            integers on the CPU where the checkpoint carries their ranges, as the bundled models do: 1.6x
+            faster, the same detections to within a few per thousand), ``"int8"`` or ``"float32"``
+            (:class:`~audiosiam.models.sliding.SlidingEmbedder`). The examples are embedded in float32
+            either way. Default: ``"auto"``.
 
     Raises:
-        ParameterError: a length not positive, a threshold outside [-1, 1] or a quantile outside (0, 1).
+        ParameterError: a length not positive, a threshold outside [-1, 1], a quantile outside (0, 1) or an
+            unknown ``precision`` (``"int8"`` where it cannot run: at :meth:`fit`).
 
     Example:
         >>> detector = audiosiam.EventDetector().fit(["bark1.wav", "bark2.wav", "bark3.wav"], labels="dog")
@@ -128,6 +134,7 @@ class EventDetector:
         threshold: float | None = None,
         background_quantile: float = 0.95,
         chunk_seconds: float = 120.0,
+        precision: str = "auto",
     ):
         from ..decision import check_threshold
 
@@ -147,6 +154,7 @@ class EventDetector:
         self.hop_seconds, self.window_seconds, self.min_window_seconds = hop_seconds, window_seconds, min_window_seconds
         self.threshold = None if threshold is None else check_threshold(threshold, "threshold")
         self.chunk_seconds = chunk_seconds
+        self.precision = check_precision(precision)
         self._labels: list[_Label] = []
         self._embedder: SlidingEmbedder | None = None
 
@@ -214,7 +222,9 @@ class EventDetector:
             self._labels.append(
                 _Label(name, prototype, typical_match(own, fallback), float(np.median(lengths[label_index == c])))
             )
-        self._embedder = SlidingEmbedder(self.model, window, self.hop_seconds, chunk_seconds=self.chunk_seconds)
+        self._embedder = SlidingEmbedder(
+            self.model, window, self.hop_seconds, chunk_seconds=self.chunk_seconds, precision=self.precision
+        )
         if negatives:
             negative_scores = self._window_scores_of_clips(self._waves(list(negatives), sample_rate, "negatives"))
             for c, label in enumerate(self._labels):
@@ -246,6 +256,13 @@ class EventDetector:
         """The step between window starts in use (``hop_seconds`` rounded to the model's frame step)."""
         self._check_fitted()
         return self._embedder.hop_seconds
+
+    @property
+    def precision_(self) -> str:
+        """The network trunk's arithmetic over recordings in use, ``"int8"`` or ``"float32"`` (``precision``
+        resolved by :meth:`fit`)."""
+        self._check_fitted()
+        return self._embedder.precision
 
     @property
     def event_seconds_(self) -> list[float]:

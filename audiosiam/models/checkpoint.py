@@ -21,7 +21,15 @@ from ..transforms import LogMelSpectrogram
 from .embedding import EmbeddingModel
 from .encoder import EncoderConfig, ResNetEncoder
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_trusted", "write_checkpoint_file", "FORMAT", "FORMAT_VERSION"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_trusted",
+    "write_checkpoint_file",
+    "update_checkpoint_info",
+    "FORMAT",
+    "FORMAT_VERSION",
+]
 
 FORMAT = "audiosiam-model"
 FORMAT_VERSION = 1
@@ -120,6 +128,31 @@ def write_checkpoint_file(path: str | os.PathLike, payload: dict) -> Path:
             f"{path}: cannot be written ({exc.strerror or exc}); free some space or choose another place "
             "(the previous file, if any, is unchanged)"
         ) from None
+
+
+def update_checkpoint_info(path: str | os.PathLike, **entries) -> Path:
+    """Set ``entries`` in the ``info`` of the checkpoint at ``path`` and write it back atomically, its weights
+    untouched (for what is measured after training: calibration maps, int8 ranges).
+
+    Args:
+        path (str or os.PathLike): an audiosiam checkpoint, rewritten in place.
+        **entries (Any): plain-typed values to set in its ``info``.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        CheckpointError: the file cannot be read or written, or its weights read back differ (the file is
+            then not to be shipped).
+    """
+    payload = read_trusted(path, "audiosiam checkpoint", "use another checkpoint")
+    before = {k: v.clone() for k, v in payload["state_dict"].items()}
+    payload["info"].update(_plain(entries))
+    write_checkpoint_file(path, payload)
+    after = read_trusted(path, "audiosiam checkpoint", "use another checkpoint")["state_dict"]
+    if before.keys() != after.keys() or not all(torch.equal(before[k], after[k]) for k in before):
+        raise CheckpointError(f"{path}: the weights changed on re-saving; do not ship this file")
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> EmbeddingModel:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -306,10 +307,15 @@ class _InferenceTrunk(nn.Module):
         self.blocks = nn.ModuleList(_InferenceBlock(block) for stage in encoder.stages for block in stage)
         self.to(memory_format=torch.channels_last).eval()
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, observe: Callable[[str, torch.Tensor], None] | None = None):
+        """(B, n_mels, T) -> (B, C, T'); ``observe(point, activation)``, when given, sees each activation the
+        int8 trunk quantizes (:func:`audiosiam.models.quantized.trunk_points`), to measure their ranges."""
+        observe = observe or (lambda point, x: None)
+        observe("input", features)
         x = self.stem(features[:, None].contiguous(memory_format=torch.channels_last)).relu_()
-        for block in self.blocks:
-            x = block(x)
+        observe("stem", x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, lambda point, y: observe(f"block{i}.{point}", y))
         return x.flatten(1, 2).contiguous()
 
 
@@ -320,9 +326,17 @@ class _InferenceBlock(nn.Module):
         shortcut = block.shortcut
         self.shortcut = nn.Identity() if isinstance(shortcut, nn.Identity) else _fold(shortcut[0], shortcut[1])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv2(self.conv1(x).relu_())
-        return out.add_(self.shortcut(x)).relu_()
+    def forward(self, x: torch.Tensor, observe: Callable[[str, torch.Tensor], None]) -> torch.Tensor:
+        hidden = self.conv1(x).relu_()
+        observe("conv1", hidden)
+        skip = self.shortcut(x)
+        if skip is not x:
+            observe("shortcut", skip)
+        out = self.conv2(hidden)
+        observe("conv2", out)
+        out = out.add_(skip).relu_()
+        observe("out", out)
+        return out
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:

@@ -34,8 +34,12 @@ import torch
 
 from ..errors import ParameterError
 from ..functional import log_mel_from_filterbank, normalize_sliding
+from .quantized import RANGES_KEY, Int8Trunk, int8_available
 
-__all__ = ["SlidingEmbedder"]
+__all__ = ["SlidingEmbedder", "PRECISIONS", "check_precision"]
+
+# The trunk's arithmetic a SlidingEmbedder can be asked for (models/quantized.py for int8).
+PRECISIONS = ("auto", "int8", "float32")
 
 # Spectrogram frames each side of a trunk frame that can reach it: the receptive field of the bundled
 # architecture is 71 frames (0.71 s); kept with room for deeper configs.
@@ -57,6 +61,10 @@ class SlidingEmbedder:
         hop_seconds (float): the wanted step between window starts; rounded to whole frames, at least one.
         chunk_seconds (float, optional): audio processed per forward pass; sets the memory used (about
             40 MB per minute of each chunk in flight, for the bundled models). Default: ``120.0``.
+        precision (str, optional): the trunk's arithmetic: ``"int8"`` (8-bit integers,
+            :mod:`audiosiam.models.quantized`: 1.6x faster on the CPU, embeddings within a cosine of ~0.999
+            of the float ones; needs the CPU and a checkpoint with ``info["int8_ranges"]``), ``"float32"``,
+            or ``"auto"``: int8 where it can run, else float32. Default: ``"auto"``.
 
     Attributes:
         frame_seconds (float): seconds per trunk frame (0.08 for the bundled models).
@@ -69,12 +77,22 @@ class SlidingEmbedder:
         peak_buffered_seconds (float): the most audio the last :meth:`embed` held at once (its memory
             bound: two blocks, plus ``1 + concurrent_chunks`` times ``chunk_seconds`` with a window and
             context, whatever the recording's length).
+        precision (str): the trunk's arithmetic in use, ``"int8"`` or ``"float32"``.
 
     Raises:
-        ParameterError: a length not positive, or a front end that does not normalise per utterance.
+        ParameterError: a length not positive, a front end that does not normalise per utterance, an
+            unknown ``precision``, or ``"int8"`` where it cannot run (the reason named).
     """
 
-    def __init__(self, model, window_seconds: float, hop_seconds: float, *, chunk_seconds: float = 120.0):
+    def __init__(
+        self,
+        model,
+        window_seconds: float,
+        hop_seconds: float,
+        *,
+        chunk_seconds: float = 120.0,
+        precision: str = "auto",
+    ):
         if not (window_seconds > 0 and hop_seconds > 0 and chunk_seconds > 0):
             raise ParameterError(
                 f"window_seconds={window_seconds}, hop_seconds={hop_seconds}, chunk_seconds={chunk_seconds}: "
@@ -96,17 +114,16 @@ class SlidingEmbedder:
         self.chunk = max(1, round(chunk_seconds / self.frame_seconds / self.hop)) * self.hop  # starts per chunk
         self.context = math.ceil((self.window * stride / 2 + _TRUNK_CONTEXT_FRAMES) / stride)  # frames each side
         self._device = next(model.parameters()).device
-        self._trunk = model.encoder.inference_trunk().to(self._device)
+        self.precision, self._trunk = _trunk(model, self._device, precision)
         self.concurrent_chunks = 1
         self.peak_buffered_seconds = 0.0
 
     def __repr__(self) -> str:
         return f"SlidingEmbedder(window={self.window_seconds:.2f} s, hop={self.hop_seconds:.2f} s)"
 
-    def _frames(self, wave: torch.Tensor, keep: tuple[int, int] | None = None) -> torch.Tensor:
-        """(samples,) -> (C, T') trunk frames, each spectrogram frame normalised by its window-long stretch;
-        only the trunk frames ``[keep[0], keep[1])`` (and what the trunk needs to compute them exactly) when
-        given: the rest of the samples served the normalisation."""
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """(samples,) -> (1, n_mels, frames): the log-mel spectrogram the trunk sees, each frame normalised
+        by the statistics of its window-long stretch."""
         fe = self.model.frontend
         db = log_mel_from_filterbank(
             wave.to(self._device)[None],
@@ -117,8 +134,13 @@ class SlidingEmbedder:
             top_db=None,
             amin=fe.amin,
         )
-        stride = self.model.encoder.time_stride
-        features = normalize_sliding(db, self.window * stride, top_db=fe.top_db)
+        return normalize_sliding(db, self.window * self.model.encoder.time_stride, top_db=fe.top_db)
+
+    def _frames(self, wave: torch.Tensor, keep: tuple[int, int] | None = None) -> torch.Tensor:
+        """(samples,) -> (C, T') trunk frames of :meth:`features`; only the trunk frames ``[keep[0], keep[1])``
+        (and what the trunk needs to compute them exactly) when given: the rest of the samples served the
+        normalisation."""
+        features, stride = self.features(wave), self.model.encoder.time_stride
         if keep is None:
             return self._trunk(features)[0]
         # Cut at whole trunk frames, so the kept frames are those of the whole piece, not shifted.
@@ -240,6 +262,33 @@ class SlidingEmbedder:
                 return chunk.starts, encoder.embed_frames(self._frames(chunk.samples)[None]).float().cpu()
             span = self._frames(chunk.samples, (chunk.offset, chunk.offset + chunk.frames))
             return chunk.starts, encoder.embed_windows(span, self.window, self.hop).float().cpu()
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`; else a :class:`ParameterError` listing them."""
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def _trunk(model, device: torch.device, precision: str) -> tuple[str, torch.nn.Module]:
+    """The trunk :class:`SlidingEmbedder` runs for ``precision``, and the precision it has."""
+    check_precision(precision)
+    ranges = model.info.get(RANGES_KEY)
+    why_not = (
+        f"the model is on {device.type}; int8 runs on the CPU"
+        if device.type != "cpu"
+        else "the checkpoint has no int8 ranges (info['int8_ranges']: scripts/fit_int8_ranges.py measures them)"
+        if not ranges
+        else "this torch build has no oneDNN integer kernels"
+        if not int8_available()
+        else None
+    )
+    if precision == "int8" and why_not:
+        raise ParameterError(f"precision='int8': {why_not}; use precision='float32'")
+    if precision == "float32" or why_not:
+        return "float32", model.encoder.inference_trunk().to(device)
+    return "int8", Int8Trunk(model.encoder, ranges)
 
 
 class _Samples:
