@@ -369,6 +369,19 @@ def _calibrate_checkpoint(path, val_set: AudioClipDataset, episodes: int, seed: 
     say(f"calibration map fitted on {len(val_set.classes)} validation classes ({episodes} episodes per rule)")
 
 
+def _fit_int8_ranges(path, files: list[str], seed: int, say) -> None:
+    """Measure the int8 ranges of the checkpoint at ``path`` on its training clips (long recordings then
+    run its trunk in 8-bit integers: ``models/quantized.py``) and write it back atomically."""
+    from .models.quantized import RANGES_KEY, fit_int8_ranges, int8_available
+
+    model = load_checkpoint(path)
+    if not int8_available() or model.frontend.normalize != "utterance":
+        say("no int8 ranges: long recordings will run this model in float32")
+        return
+    model.save(path, **{RANGES_KEY: fit_int8_ranges(model, files, seed=seed)})
+    say("int8 ranges measured on the training clips (for long recordings)")
+
+
 def _commit_epoch(
     run_dir: Path,
     model: EmbeddingModel,
@@ -688,6 +701,7 @@ def train(
         write_output(out, lambda tmp: shutil.copyfile(run_dir / "best.pt", tmp))
         if val_set is not None and config.calibration_episodes > 0:
             _calibrate_checkpoint(out, val_set, config.calibration_episodes, config.seed, say)
+        _fit_int8_ranges(out, [it.path for it in train_set.items], config.seed, say)
         say(
             f"best model ({'val accuracy' if val_set is not None else 'train loss'} {best:.4f}) written to {out}; "
             f"curves, metrics and checkpoints in {run_dir}"

@@ -12,18 +12,13 @@ one-minute recordings. The weights are not touched, which the write checks.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
-import time
 
 from audiosiam.data.sources import DataSource
-from audiosiam.errors import AudiosiamError, ParameterError
-from audiosiam.io import load_many
+from audiosiam.errors import ParameterError
 from audiosiam.models import load_model
 from audiosiam.models.checkpoint import update_checkpoint_info
 from audiosiam.models.quantized import RANGES_KEY, fit_int8_ranges
-
-CLIP_SECONDS = 10.0
 
 
 def training_files(info: dict) -> list[str]:
@@ -44,23 +39,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     model = load_model(args.checkpoint)
-    files = training_files(model.info)
-    random.Random(args.seed).shuffle(files)
-    rate, budget = model.sample_rate, args.minutes * 60
-    t0, waves, seconds = time.time(), [], 0.0
-    for start in range(0, len(files), 256):  # read in batches until the minutes are reached
-        batch = load_many(files[start : start + 256], rate, on_error="return")
-        for wave in batch:
-            if isinstance(wave, AudiosiamError):
-                continue
-            waves.append(wave[: int(CLIP_SECONDS * rate)])
-            seconds += len(waves[-1]) / rate
-            if seconds >= budget:
-                break
-        if seconds >= budget:
-            break
-    print(f"{len(waves)} clips, {seconds / 60:.1f} minutes, read in {time.time() - t0:.0f} s", file=sys.stderr)
-    ranges = fit_int8_ranges(model, waves, progress=True)
+    ranges = fit_int8_ranges(model, training_files(model.info), minutes=args.minutes, seed=args.seed, progress=True)
     update_checkpoint_info(args.checkpoint, **{RANGES_KEY: ranges})
     print(f"{args.checkpoint}: {RANGES_KEY} written for {len(ranges)} points, weights bit-identical", file=sys.stderr)
     return 0

@@ -106,9 +106,20 @@ def test_ranges_fitted_from_clips_run_a_new_model(recording):
     assert SlidingEmbedder(fresh, 1.0, 0.16).precision == "float32"  # auto: what it can run
     clips = [recording[i : i + 2 * RATE] for i in range(0, 20 * RATE, 2 * RATE)]
     fresh.info[RANGES_KEY] = fit_int8_ranges(fresh, clips, recording_seconds=10)
+    assert list(fresh.info[RANGES_KEY]) == trunk_points(fresh.encoder)
     _, exact = _windows(fresh, recording[20 * RATE :], "float32")
     _, fast = _windows(fresh, recording[20 * RATE :], "int8")
     assert float((exact * fast).sum(1).mean()) > 0.99
+
+
+def test_ranges_from_files_pass_over_unreadable_ones(tmp_path, model):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not audio")
+    files = sorted(EXAMPLES.rglob("*.flac")) + [broken]
+    ranges = fit_int8_ranges(model, files, minutes=0.5, seed=1)
+    assert list(ranges) == trunk_points(model.encoder)
+    with pytest.raises(ParameterError, match="none of the 1 clips could be read"):
+        fit_int8_ranges(model, [broken])
 
 
 def test_bad_ranges_and_precisions_are_named(model):

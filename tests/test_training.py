@@ -12,6 +12,8 @@ import torch
 from audiosiam.errors import ParameterError
 from audiosiam.gallery import model_fingerprint
 from audiosiam.models import load_checkpoint
+from audiosiam.models.quantized import int8_available, trunk_points
+from audiosiam.models.sliding import SlidingEmbedder
 from audiosiam.training import DataSource, TrainConfig, load_sources, train
 
 from audio_fixtures import write
@@ -70,6 +72,10 @@ def test_training_writes_model_metrics_plot_and_checkpoints(tmp_path, data):
     assert model_fingerprint(model) == model_fingerprint(best) and "calibration" not in best.info
     assert set(model.info["calibration"]) == {"prototype", "knn"}
     assert model.info["calibration"]["prototype"]["fitted_on"]["classes"] == 2
+    # Measured on the training clips: long recordings run the new model's trunk in int8 as well.
+    if int8_available():
+        assert list(model.info["int8_ranges"]) == trunk_points(model.encoder) and "int8_ranges" not in best.info
+        assert SlidingEmbedder(model, 0.5, 0.16).precision == "int8"
 
 
 def test_resume_continues_with_nothing_lost(tmp_path, data, monkeypatch):

@@ -29,8 +29,10 @@ A checkpoint without ranges (a model trained before they existed) runs the float
 
 from __future__ import annotations
 
+import os
+import random
 import threading
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -102,15 +104,28 @@ def fit_activation_ranges(
 
 
 def fit_int8_ranges(
-    model, waves: Iterable[torch.Tensor], *, recording_seconds: float = 60.0, progress: bool = False
+    model,
+    clips: Sequence[str | os.PathLike | torch.Tensor],
+    *,
+    minutes: float = 30.0,
+    seed: int = 0,
+    clip_seconds: float = 10.0,
+    recording_seconds: float = 60.0,
+    progress: bool = False,
 ) -> dict[str, list[float]]:
-    """The int8 ranges of ``model`` measured on clips joined into recordings, as ``find`` would see them.
+    """The int8 ranges of ``model``, measured on clips joined into recordings as ``find`` would see them.
+
+    A seeded random draw of ``clips``, each one's first ``clip_seconds``, until ``minutes`` of audio, joined
+    into recordings of ``recording_seconds`` and put through the long-recording front end
+    (:meth:`~audiosiam.models.sliding.SlidingEmbedder.features`) and the float trunk.
 
     Args:
         model (EmbeddingModel): the model (its front end normalising per utterance).
-        waves (Iterable[Tensor]): (samples,) mono clips at ``model.sample_rate``, in the order they are
-            joined: consecutive clips make one recording of ``recording_seconds`` (the last may be shorter).
-            Varied real sound (the model's training clips): tens of minutes in all.
+        clips (Sequence): audio files, or (samples,) mono waveforms at ``model.sample_rate``: varied real
+            sound, such as the model's training clips. Unreadable files are passed over.
+        minutes (float, optional): audio to measure on (30 minutes take ~10 s on 2 cores). Default: ``30.0``.
+        seed (int, optional): the draw. Default: ``0``.
+        clip_seconds (float, optional): the most taken from one clip. Default: ``10.0``.
         recording_seconds (float, optional): length of each joined recording. Default: ``60.0``.
         progress (bool, optional): a progress bar over the recordings. Default: ``False``.
 
@@ -118,21 +133,40 @@ def fit_int8_ranges(
         dict: ``{point: [low, high]}`` (:func:`fit_activation_ranges`), for ``info[RANGES_KEY]``.
 
     Raises:
-        ParameterError: no samples were given.
+        ParameterError: no clip could be read.
     """
     from tqdm.auto import tqdm
 
+    from ..io import load_many
     from .sliding import SlidingEmbedder
 
+    rate = model.sample_rate
+    order = list(clips)
+    random.Random(seed).shuffle(order)
     embedder = SlidingEmbedder(model, model.window_seconds, model.window_seconds, precision="float32")
-    target = int(recording_seconds * model.sample_rate)
+
+    def waves() -> Iterable[torch.Tensor]:
+        budget = int(minutes * 60 * rate)
+        for start in range(0, len(order), 256):  # files read a batch at a time, only as many as needed
+            batch = order[start : start + 256]
+            paths = [c for c in batch if not torch.is_tensor(c)]
+            decoded = iter(load_many(paths, rate, on_error="return")) if paths else iter(())
+            for clip in batch:
+                wave = clip if torch.is_tensor(clip) else next(decoded)
+                if isinstance(wave, BaseException):
+                    continue
+                wave = wave.reshape(-1)[: int(clip_seconds * rate)].float()
+                yield wave
+                budget -= wave.numel()
+                if budget <= 0:
+                    return
 
     def recordings() -> Iterable[torch.Tensor]:
         held, count = [], 0
-        for wave in waves:
-            held.append(torch.as_tensor(wave, dtype=torch.float32).reshape(-1))
-            count += held[-1].numel()
-            if count >= target:
+        for wave in waves():
+            held.append(wave)
+            count += wave.numel()
+            if count >= recording_seconds * rate:
                 yield torch.cat(held)
                 held, count = [], 0
         if count:
@@ -140,7 +174,12 @@ def fit_int8_ranges(
 
     bar = tqdm(desc="int8 ranges", unit=" recordings", disable=not progress)
     with torch.inference_mode(), bar:
-        return fit_activation_ranges(model.encoder, (embedder.features(r) for r in recordings()), progress=bar.update)
+        try:
+            return fit_activation_ranges(
+                model.encoder, (embedder.features(r) for r in recordings()), progress=bar.update
+            )
+        except ParameterError:
+            raise ParameterError(f"int8 ranges: none of the {len(order)} clips could be read") from None
 
 
 class Int8Trunk(nn.Module):
