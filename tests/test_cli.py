@@ -212,8 +212,10 @@ def test_info_reports_build_and_models(checkpoint):
     assert code == 0 and report["torch"] == torch.__version__
     assert report["compiled_core"] == build_info()
     assert report["presets"][0]["model"] == "default" and report["presets"][0]["embedding_dim"] > 0
+    assert report["presets"][0]["calibration_map"] and report["presets"][0]["int8_long_recordings"]
     code, out, _ = cli("info", "--model", checkpoint)
     assert code == 0 and "24-d embeddings" in out and "compiled core" in out
+    assert "long recordings: float32 (no int8 ranges)" in out  # a test checkpoint, written without them
     code, _, err = cli("info", "--model", "no_such_model.pt")
     assert code == 1 and "no_such_model.pt" in err
 

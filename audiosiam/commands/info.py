@@ -67,6 +67,8 @@ def _describe_model(name_or_path: str | None) -> dict:
         "training_minutes": info.get("training_minutes"),
         "training_classes": len(info.get("label_set") or []),
         "validation_classes": len(info.get("validation_classes") or []),
+        "calibration_map": "calibration" in info,
+        "int8_long_recordings": bool(info.get("int8_ranges")),
         "best_epoch": metrics.get("epoch"),
         "validation_metrics": {
             k[4:]: v for k, v in metrics.items() if k.startswith("val_") and isinstance(v, (int, float))
@@ -118,6 +120,12 @@ def _format_model(m: dict) -> list[str]:
             if m["verification_threshold"] is not None
             else f"    trained on {m['training_classes']} classes"
         )
+    lines.append(
+        "    probabilities: "
+        + ("calibration map" if m["calibration_map"] else "no calibration map (the earlier rule)")
+        + "; long recordings: "
+        + ("int8 trunk on the CPU" if m["int8_long_recordings"] else "float32 (no int8 ranges)")
+    )
     if m["validation_metrics"]:
         lines.append(
             f"    validation (best epoch {m['best_epoch']}): "

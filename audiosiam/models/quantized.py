@@ -56,7 +56,15 @@ def int8_available() -> bool:
 
 
 def trunk_points(encoder: ResNetEncoder) -> list[str]:
-    """The names of the activations the int8 trunk quantizes, in order."""
+    """The names of the activations the int8 trunk quantizes, in order.
+
+    Args:
+        encoder (ResNetEncoder): the encoder (its residual blocks decide the names).
+
+    Returns:
+        list[str]: ``"input"``, ``"stem"``, then per block ``"block<i>.conv1"``, ``"block<i>.shortcut"`` (a
+        projected shortcut only), ``"block<i>.conv2"`` and ``"block<i>.out"``.
+    """
     points = ["input", "stem"]
     for i, block in enumerate(_blocks(encoder)):
         points.append(f"block{i}.conv1")
@@ -229,6 +237,14 @@ class Int8Trunk(nn.Module):
                 torch.backends.quantized.engine = engine
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Trunk frames of log-mel features.
+
+        Args:
+            features (Tensor): (B, n_mels, T) float32 normalised log-mel spectrograms, on the CPU.
+
+        Returns:
+            Tensor: (B, C, T') float32 frames.
+        """
         s = self._scales
         x = features[:, None].contiguous(memory_format=torch.channels_last)
         x = torch.quantize_per_tensor(x, *s["input"], torch.quint8)

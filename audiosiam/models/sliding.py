@@ -61,10 +61,11 @@ class SlidingEmbedder:
         hop_seconds (float): the wanted step between window starts; rounded to whole frames, at least one.
         chunk_seconds (float, optional): audio processed per forward pass; sets the memory used (about
             40 MB per minute of each chunk in flight, for the bundled models). Default: ``120.0``.
-        precision (str, optional): the trunk's arithmetic: ``"int8"`` (8-bit integers,
-            :mod:`audiosiam.models.quantized`: 1.6x faster on the CPU, embeddings within a cosine of ~0.999
-            of the float ones; needs the CPU and a checkpoint with ``info["int8_ranges"]``), ``"float32"``,
-            or ``"auto"``: int8 where it can run, else float32. Default: ``"auto"``.
+        precision (str, optional): the trunk's arithmetic, one of :data:`PRECISIONS`. ``"int8"``: 8-bit
+            integers (:mod:`audiosiam.models.quantized`; 1.6x faster on the CPU, embeddings within a cosine
+            of ~0.999 of the float ones), which needs the CPU and a checkpoint with ``info["int8_ranges"]``;
+            ``"float32"``; ``"auto"``: int8 where it can run, else float32. Afterwards the attribute holds
+            the one in use, ``"int8"`` or ``"float32"``. Default: ``"auto"``.
 
     Attributes:
         frame_seconds (float): seconds per trunk frame (0.08 for the bundled models).
@@ -77,7 +78,6 @@ class SlidingEmbedder:
         peak_buffered_seconds (float): the most audio the last :meth:`embed` held at once (its memory
             bound: two blocks, plus ``1 + concurrent_chunks`` times ``chunk_seconds`` with a window and
             context, whatever the recording's length).
-        precision (str): the trunk's arithmetic in use, ``"int8"`` or ``"float32"``.
 
     Raises:
         ParameterError: a length not positive, a front end that does not normalise per utterance, an
@@ -122,8 +122,15 @@ class SlidingEmbedder:
         return f"SlidingEmbedder(window={self.window_seconds:.2f} s, hop={self.hop_seconds:.2f} s)"
 
     def features(self, wave: torch.Tensor) -> torch.Tensor:
-        """(samples,) -> (1, n_mels, frames): the log-mel spectrogram the trunk sees, each frame normalised
-        by the statistics of its window-long stretch."""
+        """The log-mel spectrogram the trunk sees, each frame normalised by the statistics of its window-long
+        stretch.
+
+        Args:
+            wave (Tensor): (samples,) mono float samples at ``model.sample_rate``.
+
+        Returns:
+            Tensor: (1, n_mels, frames) on the model's device.
+        """
         fe = self.model.frontend
         db = log_mel_from_filterbank(
             wave.to(self._device)[None],
@@ -265,7 +272,17 @@ class SlidingEmbedder:
 
 
 def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`; else a :class:`ParameterError` listing them."""
+    """Check a precision's name.
+
+    Args:
+        precision (str): the name asked for.
+
+    Returns:
+        str: ``precision``, one of :data:`PRECISIONS`.
+
+    Raises:
+        ParameterError: another name (the message lists them).
+    """
     if precision not in PRECISIONS:
         raise ParameterError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
     return precision
