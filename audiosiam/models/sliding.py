@@ -357,8 +357,9 @@ class _Chunk(NamedTuple):
 def _ordered_map(fn: Callable, jobs: Iterator, workers: int) -> Iterator:
     """``map(fn, jobs)`` with up to ``workers`` jobs running at once in threads, each thread using an equal
     share of torch's intra-op threads; results in order. The next job is taken from ``jobs`` while the
-    running ones compute (for :class:`SlidingEmbedder`, reading and decoding the next blocks), and a lone
-    job runs here on all the threads."""
+    running ones compute (for :class:`SlidingEmbedder`, reading and decoding the next blocks), on one torch
+    thread of this thread's own, and a lone job runs here on all the threads. This thread's torch thread
+    count is restored at the end."""
     ahead = list(itertools.islice(jobs, 2))
     if len(ahead) < 2 or workers < 2:
         yield from map(fn, itertools.chain(ahead, jobs))
@@ -367,6 +368,10 @@ def _ordered_map(fn: Callable, jobs: Iterator, workers: int) -> Iterator:
     pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(max(1, threads // workers),))
     try:
         running = deque(pool.submit(fn, job) for job in ahead)
+        # This thread now reads and decodes (and its caller scores the results) while the workers take the
+        # cores: its own torch ops (resampling) on every thread only contended with them (an hour of WAV:
+        # 2.7-2.8 -> 2.3-2.5 s, of 48 kHz FLAC 8.2 -> 7.6 s).
+        torch.set_num_threads(1)
         for job in jobs:  # read while the workers compute
             done = running.popleft().result() if len(running) >= workers else None
             running.append(pool.submit(fn, job))  # before the caller gets a result and works on it
