@@ -144,6 +144,8 @@ def test_chunks_embedded_side_by_side_leave_torch_as_they_found_it(model):
     wave = torch.randn(RATE * 12) * 0.05
     windows = embedder.embed(wave[i : i + RATE] for i in range(0, wave.numel(), RATE))
     next(windows)
+    if threads > 1:  # chunks side by side: this thread reads on one torch thread while the workers compute
+        assert torch.get_num_threads() == 1
     windows.close()  # a caller that stops early: the workers are waited for, nothing hangs
     assert torch.get_num_threads() == threads
     assert embedder.concurrent_chunks == min(4, threads)

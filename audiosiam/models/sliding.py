@@ -184,6 +184,9 @@ class SlidingEmbedder:
         consecutive recordings are embedded side by side too, so a folder of short files (one chunk each)
         keeps every core busy.
 
+        On the CPU with chunks side by side, the calling thread's torch ops run on one thread until the
+        iteration ends (or the generator is closed): the workers have the cores, and this thread reads.
+
         Args:
             recordings (Iterable[Iterable[Tensor]]): the blocks of each recording.
             catch (tuple of exception types, optional): errors raised while a recording's blocks are read
