@@ -123,6 +123,14 @@ def test_many_recordings_side_by_side_give_what_each_gives_alone(scene, yes_dete
     assert sum(seen) == pytest.approx(good_seconds, abs=0.01)  # the progress bar reaches every good second
     with pytest.raises(AudioLoadError, match="broken.wav"):  # alone, or with catch=(), the error is raised
         list(yes_detector.score_each([bad], catch=()))
+    # A FLAC damaged half way (its header fine, its stream cut) ends itself, not the search.
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, wave.numpy(), RATE)
+    damaged = tmp_path / "damaged.flac"
+    damaged.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    results = list(yes_detector.score_each([damaged, whole]))
+    assert isinstance(results[0][1], AudioLoadError) and "damaged.flac" in str(results[0][1])
+    assert results[1][1].duration == pytest.approx(wave.numel() / RATE)
 
 
 def test_one_example_and_odd_inputs():

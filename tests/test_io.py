@@ -306,6 +306,33 @@ def test_blocks_put_together_are_the_whole_file(tmp_path, rate, ext, kwargs):
     assert audio_duration(path) == pytest.approx(7.3, abs=0.02)
 
 
+def test_flac_decoded_by_several_threads_is_the_same_stream(tmp_path):
+    import threading
+
+    stereo = np.stack([noise(9.7, 48000, seed=3), noise(9.7, 48000, seed=4)], axis=1) * 0.3
+    path = write(tmp_path / "long.flac", stereo, 48000)
+    one = list(read_blocks(path, 16000, block_seconds=1.1, decoders=1))
+    for decoders in (2, 3):
+        many = list(read_blocks(path, 16000, block_seconds=1.1, decoders=decoders))
+        assert len(many) == len(one) == 9 and all(torch.equal(a, b) for a, b in zip(many, one, strict=True))
+    # A truncated FLAC is refused by name either way (a block the stream does not reach ends it).
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    for decoders in (1, 2):
+        with pytest.raises(AudioLoadError, match=r"cut\.flac: (damaged or )?truncated"):
+            list(read_blocks(cut, 16000, block_seconds=1.1, decoders=decoders))
+
+    # A caller that stops early leaves no decoding thread behind.
+    def decoding() -> int:
+        return sum(t.name.startswith("audiosiam-flac-blocks") for t in threading.enumerate())
+
+    blocks = read_blocks(path, 16000, block_seconds=1.1, decoders=2)
+    next(blocks)
+    assert decoding() == 2
+    blocks.close()
+    assert decoding() == 0
+
+
 def test_streamed_files_are_checked_like_loaded_ones(tmp_path):
     with pytest.raises(AudioLoadError, match="no such file"):
         list(read_blocks(tmp_path / "missing.wav"))
