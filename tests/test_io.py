@@ -354,14 +354,31 @@ def test_streamed_files_are_checked_like_loaded_ones(tmp_path):
 
 @pytest.mark.parametrize(
     "orig, new",
-    [(48000, 16000), (32000, 16000), (8000, 16000), (24000, 16000), (96000, 16000), (16000, 48000), (44100, 16000)],
+    [
+        (48000, 16000),
+        (32000, 16000),
+        (8000, 16000),
+        (24000, 16000),
+        (96000, 16000),
+        (16000, 48000),
+        (44100, 16000),
+        (22050, 16000),
+        (11025, 16000),
+        (88200, 16000),
+        (16000, 44100),
+    ],
 )
 def test_resample_is_torchaudios_whichever_way_it_is_applied(orig, new):
-    """Ratios with few output phases apply torchaudio's filter several steps at once (speed): the result
-    must be torchaudio's, for any length, batch shape and dtype."""
+    """Ratios with few output phases apply torchaudio's filter several steps at once, ratios with many
+    each band of phases over its live taps (speed): the result must be torchaudio's, for any length,
+    batch shape and dtype."""
     import torchaudio.functional as AF
 
+    from audiosiam import io
     from audiosiam.io import resample
+
+    few, many = io._grouped_filter(orig, new, torch.float32), io._banded_filter(orig, new, torch.float32)
+    assert (few is not None) or (many is not None), "every ratio here takes one of the fast paths"
 
     g = torch.Generator().manual_seed(orig)
     for shape in ((1,), (5,), (997,), (3, orig + 11)):
