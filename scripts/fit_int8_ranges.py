@@ -3,7 +3,7 @@
     python scripts/fit_int8_ranges.py audiosiam/assets/default.pt [--minutes 30] [--seed 0]
 
 The ranges let long recordings run the encoder's trunk in 8-bit integers (``audiosiam.models.quantized``;
-``find`` and ``classify --segments`` then run ~1.6x faster on the CPU). They are measured on clips of the
+``find`` and ``classify --segments`` then run ~1.4x faster on the CPU). They are measured on clips of the
 sources the checkpoint was trained on (``info["sources"]``, ``info["unlabelled"]`` and ``info["background"]``),
 a seeded random draw of each source's files in proportion to its size, each clip's first 10 s, joined into
 one-minute recordings. The weights are not touched, which the write checks.

@@ -109,8 +109,8 @@ class EventDetector:
             minute of each chunk), not the result. Default: ``120.0`` (an hour is searched ~10% faster than
             in 60 s chunks here; about 200-300 MB at most).
         precision (str, optional): the network trunk's arithmetic over recordings: ``"auto"`` (8-bit
-            integers on the CPU where the checkpoint carries their ranges, as the bundled models do: 1.6x
-            faster, the same detections to within a few per thousand), ``"int8"`` or ``"float32"``
+            integers on the CPU where the checkpoint carries their ranges, as the bundled models do: the
+            whole search ~1.4x faster, the same detections to within a few per thousand), ``"int8"`` or ``"float32"``
             (:class:`~audiosiam.models.sliding.SlidingEmbedder`). The examples are embedded in float32
             either way. Default: ``"auto"``.
 

@@ -62,8 +62,8 @@ class SlidingEmbedder:
         chunk_seconds (float, optional): audio processed per forward pass; sets the memory used (about
             40 MB per minute of each chunk in flight, for the bundled models). Default: ``120.0``.
         precision (str, optional): the trunk's arithmetic, one of :data:`PRECISIONS`. ``"int8"``: 8-bit
-            integers (:mod:`audiosiam.models.quantized`; 1.6x faster on the CPU, embeddings within a cosine
-            of ~0.999 of the float ones), which needs the CPU and a checkpoint with ``info["int8_ranges"]``;
+            integers (:mod:`audiosiam.models.quantized`; the trunk 1.6x faster on the CPU, embeddings within
+            a cosine of ~0.999 of the float ones), which needs the CPU and a checkpoint with ``info["int8_ranges"]``;
             ``"float32"``; ``"auto"``: int8 where it can run, else float32. Afterwards the attribute holds
             the one in use, ``"int8"`` or ``"float32"``. Default: ``"auto"``.
 
