@@ -72,8 +72,8 @@ def add_precision_option(parser: argparse.ArgumentParser, scope: str = "over rec
         choices=("auto", "int8", "float32"),
         default="auto",
         help=f"the network's arithmetic {scope}: int8 makes the search ~1.4x faster on the CPU with the "
-        "same results to a few per thousand; auto: int8 where the model carries its ranges (the bundled ones do) and runs "
-        "on the CPU (default: auto)",
+        "same results to a few per thousand; auto: int8 where the model carries its ranges (the bundled "
+        "ones do) and runs on the CPU (default: auto)",
     )
 
 
