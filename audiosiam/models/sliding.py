@@ -298,7 +298,8 @@ def _trunk(model, device: torch.device, precision: str) -> tuple[str, torch.nn.M
     why_not = (
         f"the model is on {device.type}; int8 runs on the CPU"
         if device.type != "cpu"
-        else "the checkpoint has no int8 ranges (info['int8_ranges']: scripts/fit_int8_ranges.py measures them)"
+        else "the checkpoint has no int8 ranges (info['int8_ranges']; `audiosiam train` writes them, and "
+        "audiosiam.models.quantized.fit_int8_ranges measures them for an older checkpoint)"
         if not ranges
         else "this torch build has no oneDNN integer kernels"
         if not int8_available()
