@@ -192,21 +192,33 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
 _OUTPUTS_PER_STEP = 16
 
 
+def _sinc_kernel(orig_rate: int, new_rate: int, dtype: torch.dtype):
+    """torchaudio's own resampling filters ``(kernel (up, 1, taps), width)``, or ``None`` for a torchaudio
+    without its filter function (then its own, slower path runs)."""
+    try:
+        from torchaudio.functional.functional import _get_sinc_resample_kernel
+    except ImportError:  # pragma: no cover - a torchaudio without it
+        return None
+    return _get_sinc_resample_kernel(orig_rate, new_rate, math.gcd(orig_rate, new_rate), dtype=dtype)
+
+
+def _phases(orig_rate: int, new_rate: int) -> tuple[int, int]:
+    """``(down, up)``: input samples per output period and output samples (phases) per period."""
+    gcd = math.gcd(orig_rate, new_rate)
+    return orig_rate // gcd, new_rate // gcd
+
+
 @functools.lru_cache(maxsize=16)
 def _grouped_filter(orig_rate: int, new_rate: int, dtype: torch.dtype):
     """``(filters, width, down, up, group)`` for :func:`_apply_grouped`, built once per ratio and dtype
     (read_blocks and load_audio resample block after block, clip after clip); ``None`` where torchaudio's
     own path is as fast (many phases) or its filter function is missing."""
-    gcd = math.gcd(orig_rate, new_rate)
-    down, up = orig_rate // gcd, new_rate // gcd
+    down, up = _phases(orig_rate, new_rate)
     group = _OUTPUTS_PER_STEP // up
-    if group < 2:
+    sinc = _sinc_kernel(orig_rate, new_rate, dtype) if group >= 2 else None
+    if sinc is None:
         return None
-    try:  # torchaudio's own filter, applied faster by _apply_grouped
-        from torchaudio.functional.functional import _get_sinc_resample_kernel
-    except ImportError:  # pragma: no cover - a torchaudio without it: its own (slower) path
-        return None
-    kernel, width = _get_sinc_resample_kernel(orig_rate, new_rate, gcd, dtype=dtype)
+    kernel, width = sinc
     taps = kernel.shape[-1]
     filters = kernel.new_zeros(group, up, taps + down * (group - 1))
     for g in range(group):  # step g of a group: the filters shifted by g strides
@@ -242,16 +254,11 @@ def _banded_filter(orig_rate: int, new_rate: int, dtype: torch.dtype):
     """``(bands, width, down, up, taps)`` for :func:`_apply_banded`, ``bands`` a tuple of ``(first tap,
     filters (span, phases))`` in phase order; ``None`` where banding would not save half the products or
     torchaudio's filter function is missing."""
-    gcd = math.gcd(orig_rate, new_rate)
-    down, up = orig_rate // gcd, new_rate // gcd
-    if up < 2 * _PHASES_PER_BAND:
+    down, up = _phases(orig_rate, new_rate)
+    sinc = _sinc_kernel(orig_rate, new_rate, dtype) if up >= 2 * _PHASES_PER_BAND else None
+    if sinc is None:
         return None
-    try:
-        from torchaudio.functional.functional import _get_sinc_resample_kernel
-    except ImportError:  # pragma: no cover - a torchaudio without it: its own path
-        return None
-    kernel, width = _get_sinc_resample_kernel(orig_rate, new_rate, gcd, dtype=dtype)
-    kernel = kernel[:, 0]
+    kernel, width = sinc[0][:, 0], sinc[1]
     taps = kernel.shape[-1]
     # The window's zeros come out of its cos^2 at the clamp as ~1e-24 of the peak tap, not as 0: taps that
     # small change no sum by a float32 (or float64) rounding step.
@@ -279,11 +286,12 @@ def _apply_banded(waveform: torch.Tensor, bands: tuple, width: int, down: int, u
     batch, padded_length = padded.shape
     steps = (padded_length - taps) // down + 1  # torchaudio's output steps
     out = padded.new_empty(batch, steps, up)
+    bands = [(lo, filters.to(flat.device)) for lo, filters in bands]
     for row in range(batch):  # 2-D products: a batched one copied the strided view first (2x slower)
         phase = 0
         for lo, filters in bands:
             view = padded[row].as_strided((steps, filters.shape[0]), (down, 1), padded[row].storage_offset() + lo)
-            torch.mm(view, filters.to(flat.device), out=out[row, :, phase : phase + filters.shape[1]])
+            torch.mm(view, filters, out=out[row, :, phase : phase + filters.shape[1]])
             phase += filters.shape[1]
     length = math.ceil(up * shape[-1] / down)
     return out.reshape(batch, -1)[:, :length].reshape(*shape[:-1], length)
@@ -433,8 +441,8 @@ def read_blocks(
         decoders (int or None, optional): threads decoding a FLAC file, each with its own handle on every
             ``decoders``-th block (the same samples: FLAC seeks exactly; an hour of 48 kHz stereo decodes in
             half the time on 2 cores). Other formats are read in this thread: a WAV block is a copy, and
-            compressed formats whose seeking is not exact are not split. ``None``: 2 where there are 2 cores
-            or more, else 1. Default: ``None``.
+            the other compressed formats' seeking has not been checked exact for every encoder. ``None``: 2
+            where there are 2 cores or more, else 1. Default: ``None``.
 
     Yields:
         Tensor: (samples,) float32 blocks at ``sample_rate``, in order.
@@ -523,32 +531,46 @@ def read_blocks(
 
 def _decoded(f, path_str: str, block: int, decoders: int, quiet) -> Iterator[np.ndarray]:
     """The blocks of the open file ``f``, ``block`` frames each (the last shorter), as fresh (n, channels)
-    float32 arrays, in order, until one comes back short (the end, or a truncation the caller measures).
-    A FLAC file of more than one block is decoded by ``decoders`` threads, each with its own handle (one
-    handle is never used by two threads: libsndfile's are not thread-safe), ``decoders`` blocks ahead.
-    A stream that cannot be decoded further is an :class:`AudioLoadError` naming the file and the time."""
+    float32 arrays, in order, until one comes back short (the end, or a truncation the caller measures):
+    a FLAC file of more than one block from ``decoders`` threads (:func:`_decoded_in_threads`), anything
+    else from ``f`` here. A stream that cannot be decoded further is an :class:`AudioLoadError` naming the
+    file and the time."""
+    if decoders >= 2 and f.format == "FLAC" and f.seekable() and f.frames > block:
+        return _decoded_in_threads(f, path_str, block, decoders)
+    return _decoded_here(f, path_str, block, quiet)
+
+
+def _damaged(path_str: str, seconds: float, exc: Exception) -> AudioLoadError:
+    return AudioLoadError(
+        path_str,
+        f"damaged or truncated: decoding failed at {seconds:.1f} s ({exc})",
+        "copy or download the file again",
+    )
+
+
+def _decoded_here(f, path_str: str, block: int, quiet) -> Iterator[np.ndarray]:
     import soundfile as sf
 
-    def damaged(frame: int, exc: Exception) -> AudioLoadError:
-        return AudioLoadError(
-            path_str,
-            f"damaged or truncated: decoding failed at {frame / f.samplerate:.1f} s ({exc})",
-            "copy or download the file again",
-        )
+    done = 0
+    while True:
+        try:
+            with quiet():  # a fresh array per read (SoundFile.blocks fills one buffer and copies it out)
+                data = f.read(block, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise _damaged(path_str, done / f.samplerate, exc) from None
+        if not data.shape[0]:
+            return
+        done += data.shape[0]
+        yield data
 
-    if decoders < 2 or f.format != "FLAC" or not f.seekable() or f.frames <= block:
-        done = 0
-        while True:
-            try:
-                with quiet():  # a fresh array per read (SoundFile.blocks fills one buffer and copies it out)
-                    data = f.read(block, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise damaged(done, exc) from None
-            if not data.shape[0]:
-                return
-            done += data.shape[0]
-            yield data
+
+def _decoded_in_threads(f, path_str: str, block: int, decoders: int) -> Iterator[np.ndarray]:
+    """Block ``i`` decoded by one of ``decoders`` threads, each with its own handle (one handle is never
+    used by two threads: libsndfile's are not thread-safe), ``decoders`` blocks ahead; FLAC seeks to the
+    sample, so the blocks are those one handle reads in order."""
     from concurrent.futures import ThreadPoolExecutor
+
+    import soundfile as sf
 
     count, handles, lock, own = -(-f.frames // block), [], threading.Lock(), threading.local()
 
@@ -571,7 +593,7 @@ def _decoded(f, path_str: str, block: int, decoders: int, quiet) -> Iterator[np.
             try:
                 data = pending.pop(0).result()
             except (sf.LibsndfileError, RuntimeError) as exc:
-                raise damaged(index * block, exc) from None
+                raise _damaged(path_str, index * block / f.samplerate, exc) from None
             if index + decoders < count:
                 pending.append(pool.submit(read, index + decoders))
             if data.shape[0]:

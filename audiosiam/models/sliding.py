@@ -294,22 +294,26 @@ def check_precision(precision: str) -> str:
 def _trunk(model, device: torch.device, precision: str) -> tuple[str, torch.nn.Module]:
     """The trunk :class:`SlidingEmbedder` runs for ``precision``, and the precision it has."""
     check_precision(precision)
-    ranges = model.info.get(RANGES_KEY)
-    why_not = (
-        f"the model is on {device.type}; int8 runs on the CPU"
-        if device.type != "cpu"
-        else "the checkpoint has no int8 ranges (info['int8_ranges']; `audiosiam train` writes them, and "
-        "audiosiam.models.quantized.fit_int8_ranges measures them for an older checkpoint)"
-        if not ranges
-        else "this torch build has no oneDNN integer kernels"
-        if not int8_available()
-        else None
-    )
+    why_not = _why_not_int8(model, device)
     if precision == "int8" and why_not:
         raise ParameterError(f"precision='int8': {why_not}; use precision='float32'")
     if precision == "float32" or why_not:
         return "float32", model.encoder.inference_trunk().to(device)
-    return "int8", Int8Trunk(model.encoder, ranges)
+    return "int8", Int8Trunk(model.encoder, model.info[RANGES_KEY])
+
+
+def _why_not_int8(model, device: torch.device) -> str | None:
+    """Why the int8 trunk cannot run for ``model`` on ``device``; ``None`` when it can."""
+    if device.type != "cpu":
+        return f"the model is on {device.type}; int8 runs on the CPU"
+    if not model.info.get(RANGES_KEY):
+        return (
+            "the checkpoint has no int8 ranges (info['int8_ranges']; `audiosiam train` writes them, and "
+            "audiosiam.models.quantized.fit_int8_ranges measures them for an older checkpoint)"
+        )
+    if not int8_available():
+        return "this torch build has no oneDNN integer kernels"
+    return None
 
 
 class _Samples:
