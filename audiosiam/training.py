@@ -120,6 +120,11 @@ class TrainConfig:
             the one of lowest training loss. Default: ``None``.
         val_sources (list of str or None): sources whose classes may be held out for validation (e.g. to
             keep every spoken word of a small word set in training); ``None``: all. Default: ``None``.
+        val_classes_of (str or None): validate on exactly the validation classes of this checkpoint (a
+            preset name such as ``"default"``, or a path) instead of a new draw; for fine-tuning, so that
+            no class the starting model trained on is validated on, and none it was validated on is
+            trained on, whatever data was added. Overrides ``val_classes`` and ``val_sources``.
+            Default: ``None``.
         val_episodes (int): validation episodes (5-way 1-shot, seeded) per epoch. Default: ``300``.
         calibration_episodes (int): open-set episodes of the validation classes on which the written
             checkpoint's calibration map is fitted at the end of the run (:mod:`audiosiam.calibration`);
@@ -168,6 +173,7 @@ class TrainConfig:
     mix_batch: float = 0.0  # with augment: probability of mixing in a clip of another class (5-20 dB SNR); 0: off
     val_classes: int | None = None
     val_sources: list[str] | None = None  # sources whose classes may be held out for validation (None: all)
+    val_classes_of: str | None = None  # validate on this checkpoint's validation classes (fine-tuning)
     val_episodes: int = 300
     calibration_episodes: int = 3000  # fitting episodes of the checkpoint's calibration map; 0: none
     unlabelled_share: float = 0.3  # fraction of each batch's classes drawn from label-free clips
@@ -212,6 +218,24 @@ def _split_classes(
         )
     g = torch.Generator().manual_seed(seed)
     held = {eligible[i] for i in torch.randperm(len(eligible), generator=g)[:n_val].tolist()}
+    return held
+
+
+def _classes_of(checkpoint: str, dataset: AudioClipDataset) -> set[str]:
+    """The validation classes recorded in ``checkpoint`` (``info["validation_classes"]``) that this data has."""
+    from .models import load_model
+
+    recorded = load_model(checkpoint).info.get("validation_classes")
+    if not recorded:
+        raise ParameterError(
+            f"val_classes_of={checkpoint!r}: the checkpoint records no validation classes; use --val-classes instead"
+        )
+    held = set(recorded) & set(dataset.class_counts())
+    if not held:
+        raise ParameterError(
+            f"val_classes_of={checkpoint!r}: none of its {len(recorded)} validation classes (e.g. {recorded[0]!r}) "
+            "is in this data; train on the sources it was trained on (same source names), or use --val-classes"
+        )
     return held
 
 
@@ -284,7 +308,10 @@ def _datasets(config: TrainConfig, sources, unlabelled, background, *, rank: int
         on_error="skip",
     )
     say(full.summary())
-    held = _split_classes(full, config.val_classes, config.seed, sources=config.val_sources)
+    if config.val_classes_of:
+        held = _classes_of(config.val_classes_of, full)
+    else:
+        held = _split_classes(full, config.val_classes, config.seed, sources=config.val_sources)
     train_set = full.subset(lambda it: it.label not in held)
     val_set = full.subset(lambda it: it.label in held) if held else None
     if val_set is not None:

@@ -70,6 +70,12 @@ class Package:
     ``rule``: ``"variants"`` (files whose names differ only by a trailing number are one class),
     ``"free"`` (label-free), or a custom rule's name.
     ``skip``: regular expressions on the path below the root; matching files are left out.
+    ``archive``: a glob (below the unpacked package) of zip archives holding the sounds (game data files:
+    ``.zip``, ``.pk3``, ``.wz``); only their members under ``members`` are extracted, in sorted order (a later
+    archive's file replaces an earlier one's, as the games load them), and the archives are deleted.
+    ``added``: the date a package joined the corpus, for those after its first version; their held-out
+    clips go to manifests of their own (:func:`build`), so the validation suite of earlier results stays as
+    it was.
     """
 
     name: str
@@ -78,11 +84,22 @@ class Package:
     rule: str = "variants"
     skip: tuple[str, ...] = ()
     recorded: str = "recorded"
+    archive: str = ""
+    members: str = ""
+    added: str = ""
 
 
 PACKAGES: tuple[Package, ...] = (
     Package("tuxpaint-stamps-default", "environmental", ("usr/share/tuxpaint/stamps",), rule="tuxpaint"),
-    Package("0ad-data", "environmental", ("audio",), rule="variants", skip=(r"^music/", r"^interface/", r"^voice/")),
+    Package(
+        "0ad-data",
+        "environmental",
+        ("audio",),
+        rule="variants",
+        skip=(r"^music/", r"^interface/", r"^voice/"),
+        archive="**/public/public.zip",
+        members="audio/",
+    ),
     Package(
         "megaglest-data", "environmental", ("usr/share/games/megaglest/techs",), rule="megaglest", skip=(r"music",)
     ),
@@ -129,7 +146,35 @@ PACKAGES: tuple[Package, ...] = (
     Package("asterisk-core-sounds-es-wav", "speech", ("usr/share/asterisk/sounds",), rule="asterisk"),
     Package("asterisk-core-sounds-it-wav", "speech", ("usr/share/asterisk/sounds",), rule="asterisk"),
     Package("asterisk-core-sounds-ru-wav", "speech", ("usr/share/asterisk/sounds",), rule="asterisk"),
+    # added 2026-12-01: game sound effects of four more recording chains (cities, an arena shooter, artillery,
+    # real-time strategy); their announcers and spoken messages are left out
+    Package("lincity-ng-data", "environmental", ("usr/share/games/lincity-ng/sounds",), added="2026-12-01"),
+    Package(
+        "openarena-data",
+        "environmental",
+        ("sound",),
+        skip=(r"^(voices|feedback)/",),
+        archive="usr/share/games/openarena/*/*.pk3",
+        members="sound/",
+        added="2026-12-01",
+    ),
+    Package(
+        "scorched3d-data",
+        "environmental",
+        ("usr/share/games/scorched3d/data/globalmods",),
+        skip=(r"/music/",),
+        added="2026-12-01",
+    ),
+    Package(
+        "warzone2100-data",
+        "environmental",
+        ("audio/sfx",),
+        archive="usr/share/games/warzone2100/base.wz",
+        members="audio/sfx/",
+        added="2026-12-01",
+    ),
 )
+ADDED = {p.name for p in PACKAGES if p.added}
 
 # Held out whole, for every model: one source per domain that no training run ever sees.
 HELD_OUT_SOURCES = ("widelands-data",)
@@ -138,7 +183,7 @@ HELD_OUT_SOURCES = ("widelands-data",)
 # file name match is never trained on. Each is recorded by several packages, so the validation suite can
 # take support and query from different sources: a bird the model never heard, recorded by someone else.
 HELD_OUT_CATEGORIES = {
-    "bird": r"bird|chirp|\bcrow\b|\bowl\b|seagull|rooster|chicken|\bhen\b|\bduck|goose|parrot|pigeon|tweet",
+    "bird": r"bird|chirp|\bcrow\b|\bowl\b|seagull|\bgull|rooster|chicken|\bhen\b|\bduck|goose|parrot|pigeon|tweet",
     "cow": r"\bcow|\bmoo\b|\bbull\b",
     "sheep_goat": r"sheep|goat|\bbaa",
     "dog_wolf": r"\bdog|bark|wolf|coyote|\bhowl",
@@ -179,13 +224,22 @@ def fetch(cache: Path) -> Path:
         deb = sorted(debs.glob(f"{package.name}_*.deb"))[-1]
         target = root / package.name
         subprocess.run(["dpkg", "-x", str(deb), str(target)], check=True)
-        if package.name == "0ad-data":  # its sounds live in a zip archive
-            archive = next(target.rglob("public/public.zip"))
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(target, [n for n in z.namelist() if n.startswith("audio/")])
-            archive.unlink()
+        if package.archive:
+            extract_archives(package, target)
         marker.touch()
     return root
+
+
+def extract_archives(package: Package, target: Path) -> None:
+    """Extract the members under ``package.members`` of every archive matching ``package.archive`` into
+    ``target``, in sorted order (a later archive's file replaces an earlier one's), and delete the archives."""
+    archives = sorted(target.glob(package.archive))
+    if not archives:
+        raise SystemExit(f"{package.name}: no archive matches {package.archive}; the package layout changed")
+    for archive in archives:
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(target, [n for n in z.namelist() if n.startswith(package.members)])
+        archive.unlink()
 
 
 # ---------------------------------------------------------------------------------------------- labelling
@@ -360,8 +414,9 @@ def clean(clips: list[Clip], cache: Path, workers: int = 2) -> dict[tuple[str, s
     drops = defaultdict(int)
     kept: list[Clip] = []
     seen: dict[str, Clip] = {}
-    # held-out clips first, so that a duplicate pair spanning the split is removed from training
-    order = sorted(clips, key=lambda c: (not c.held_out, c.source, c.original))
+    # held-out clips first, so that a duplicate pair spanning the split is removed from training; packages
+    # added later after the first ones, so that their duplicates leave the earlier manifests as they were
+    order = sorted(clips, key=lambda c: (not c.held_out, c.source in ADDED, c.source, c.original))
     for c in order:
         seconds, digest, fingerprint = index[c.path]
         if digest.startswith("refused"):
@@ -506,12 +561,18 @@ def build(cache: Path, shared: Path, workers: int) -> Path:
     for d in labelled:
         write_csv(manifests / f"train_{d}.csv", labelled[d])
         write_csv(manifests / f"free_{d}.csv", free[d])
-    for d in ("environmental", "music"):
-        write_csv(manifests / f"heldout_{d}.csv", [c for c in held if c.domain == d and c.label and not c.category])
-    categories = [c for c in held if c.category]
-    for c in categories:
-        c.label, c.group = c.category, c.source  # the kind of sound; recorded by this package
-    write_csv(manifests / "heldout_categories.csv", categories, qualify=False)
+    for c in held:
+        if c.category:
+            c.label, c.group = c.category, c.source  # the kind of sound; recorded by this package
+    for suffix, mine in (
+        ("", [c for c in held if c.source not in ADDED]),
+        ("_added", [c for c in held if c.source in ADDED]),
+    ):
+        for d in ("environmental", "music"):
+            rows = [c for c in mine if c.domain == d and c.label and not c.category]
+            if rows or not suffix:
+                write_csv(manifests / f"heldout_{d}{suffix}.csv", rows)
+        write_csv(manifests / f"heldout_categories{suffix}.csv", [c for c in mine if c.category], qualify=False)
     # voices for the speaker preset: one recorded voice per language in each of these packages
     voices = []
     for c in train:
@@ -552,7 +613,8 @@ def build(cache: Path, shared: Path, workers: int) -> Path:
             "group_column": "speaker",
         },
     ]
-    ambience = [c for c in train if re.search(r"/(ambient|ambience)/", c.original)]
+    # the first packages' only: the soundscapes of earlier results are laid over these
+    ambience = [c for c in train if re.search(r"/(ambient|ambience)/", c.original) and c.source not in ADDED]
     write_csv(manifests / "background_ambience.csv", ambience)
     recipe = {
         "comment": "weight: a source's relative share of each batch's classes (labelled and label-free apart); "

@@ -75,3 +75,37 @@ def test_labels_held_out_kinds_trimming_and_duplicates(fetch, tmp_path):
     again = fetch.label_package(package, root)
     fetch.held_out(again)
     assert fetch.clean(again, tmp_path / "cache", workers=1) == drops
+
+
+def test_sounds_inside_game_archives_are_extracted_later_archives_winning(fetch, tmp_path):
+    import zipfile
+
+    package = fetch.Package("arena-data", "environmental", ("sound",), archive="games/*/*.pk3", members="sound/")
+    target = tmp_path / "arena-data"
+    for folder, name, payload in (("base", "pak0.pk3", b"old"), ("base", "pak1.pk3", b"new")):
+        (target / "games" / folder).mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(target / "games" / folder / name, "w") as z:
+            z.writestr("sound/weapons/shot1.wav", payload)
+            z.writestr("maps/level.bsp", b"not a sound")
+    fetch.extract_archives(package, target)
+    assert (target / "sound/weapons/shot1.wav").read_bytes() == b"new"  # pak1 loads after pak0
+    assert not (target / "maps").exists() and not list(target.rglob("*.pk3"))
+    with pytest.raises(SystemExit, match="no archive matches"):
+        fetch.extract_archives(package, tmp_path / "empty")
+
+
+def test_a_package_added_later_never_takes_a_clip_from_the_earlier_manifests(fetch, tmp_path, monkeypatch):
+    root = tmp_path / "unpacked"
+    for name in ("zeta-data", "alpha-data"):  # alpha sorts first, but was added later
+        write(root / name / "sounds" / "saw-1.wav", tone(300, seed=1))  # the same sound in both packages
+        write(root / name / "sounds" / "saw-2.wav", tone(420, seed=2))
+    monkeypatch.setattr(fetch, "ADDED", {"alpha-data"})
+    clips = [
+        c
+        for name in ("zeta-data", "alpha-data")
+        for c in fetch.label_package(fetch.Package(name, "environmental", ("sounds",)), root)
+    ]
+    fetch.held_out(clips)
+    drops = fetch.clean(clips, tmp_path / "cache", workers=1)
+    assert drops == {("alpha-data", "exact duplicate"): 2}
+    assert {c.source for c in clips} == {"zeta-data"}

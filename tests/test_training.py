@@ -384,3 +384,26 @@ def test_an_output_that_is_a_folder_is_refused_before_training(tmp_path, data, m
 def test_training_on_a_gpu_that_is_not_there_is_refused_first(tmp_path, data):
     with pytest.raises(ParameterError, match="no CUDA GPU is visible"):
         run(tmp_path, data, epochs=1, device="cuda")
+
+
+def test_a_fine_tune_validates_on_the_classes_its_starting_model_validated_on(tmp_path, data):
+    run(tmp_path / "a", data, epochs=1)
+    start = tmp_path / "a" / "model.pt"
+    before = load_checkpoint(start).info["validation_classes"]
+    more = tmp_path / "more"  # data added for the fine-tune: a new draw would pick other classes
+    for c in range(6, 9):
+        for n in range(6):
+            write(more / f"class{c}" / f"{n}.wav", tone(200 * 1.6**c, 0.6, seed=10 * c + n))
+    config = TrainConfig(out=str(tmp_path / "b" / "model.pt"), **{**TINY, "epochs": 1, "val_classes": 4})
+    config.init, config.val_classes_of = str(start), str(start)
+    sources = [DataSource(str(data), "tones"), DataSource(str(more), "tones")]
+    train(config, sources, progress=False, log=lambda *a: None)
+    after = load_checkpoint(tmp_path / "b" / "model.pt").info
+    assert after["validation_classes"] == before and not set(before) & set(after["label_set"])
+    # refused by name: a checkpoint without validation classes, and data without any of them
+    run(tmp_path / "c", data, epochs=1, val_classes=0)
+    with pytest.raises(ParameterError, match="records no validation classes"):
+        run(tmp_path / "d", data, epochs=1, val_classes_of=str(tmp_path / "c" / "model.pt"))
+    config = TrainConfig(out=str(tmp_path / "e" / "model.pt"), **{**TINY, "epochs": 1}, val_classes_of=str(start))
+    with pytest.raises(ParameterError, match="none of its 2 validation classes"):
+        train(config, [DataSource(str(more), "tones")], progress=False, log=lambda *a: None)

@@ -67,6 +67,7 @@ HELPS = {
     "equalizer": "probability of a random +/-9 dB equaliser per clip (0: off)",
     "mix_batch": "probability of mixing in another class's clip at 5-20 dB SNR (0: off)",
     "val_classes": "classes held out for validation (default: a tenth of those with 6+ clips, 5 to 50)",
+    "val_classes_of": "validate on this checkpoint's validation classes (a preset or path; for fine-tuning)",
     "val_episodes": "validation episodes per epoch",
     "unlabelled_share": "share of each batch's classes that are label-free clips",
     "balance_sources": "give every labelled source an equal (weighted) share of the classes",
@@ -136,7 +137,7 @@ def add_parser(subparsers) -> None:
         kind = (
             type(default)
             if default is not None
-            else (float if "minutes" in f.name else (str if f.name == "init" else int))
+            else (float if "minutes" in f.name else (str if f.name in ("init", "val_classes_of") else int))
         )
         flag = "--" + RENAMED.get(f.name, f.name.replace("_", "-"))
         choices = CHOICES.get(f.name)
