@@ -14,8 +14,8 @@ For every class of ``--events`` with enough clips (3 examples plus ``--targets``
   positives. Scored with the DCASE rule (IoU >= 0.3, one to one; ``audiosiam.detection.score_events``),
   counts summed over all soundscapes.
 
-The baseline differs from audiosiam in the embedding only: the same windows, threshold rule and event
-rule (``calibrated_threshold``, ``curve_events``), but each window is the mean and standard deviation over
+The baseline differs from audiosiam in the embedding only: the same windows, threshold rule, event rule and
+placing windows (``calibrated_threshold``, ``curve_events``), but each window is the mean and standard deviation over
 time of a 64-band dB log-mel, each dimension standardised over the recording's windows, compared by
 cosine to the examples' mean (the hand-made-features baseline of ``benchmarks/generality.py``).
 
@@ -80,11 +80,10 @@ def background(paths: list[str], seconds: float, rng: np.random.Generator) -> to
     return torch.cat(pieces)[: int(seconds * RATE)]
 
 
-def baseline_curve(detector: EventDetector, wave: torch.Tensor, examples: list[torch.Tensor]) -> ScoreCurve:
-    """The baseline's scores on the detector's window grid, with the detector's threshold rule."""
-    window = round(detector.window_seconds_ * 100)  # 10 ms log-mel frames
-    hop = round(detector.hop_seconds_ * 100)
-    db = log_mel_spectrogram(wave, RATE, n_mels=64, normalize=None)[None]  # (1, 64, T)
+def _statistics_scores(db: torch.Tensor, window: int, hop: int, examples: torch.Tensor):
+    """(scores of each window, the examples' features): log-mel mean/std windows of ``db`` (1, 64, T) and the
+    examples' (k, 128) mean/std, each dimension standardised over the recording's windows, cosine to the
+    examples' mean."""
     mean = torch.nn.functional.avg_pool1d(db, window, hop)[0]
     std = (torch.nn.functional.avg_pool1d(db.square(), window, hop)[0] - mean.square()).clamp_min(0).sqrt()
     windows = torch.cat([mean, std]).T  # (n, 128)
@@ -93,15 +92,35 @@ def baseline_curve(detector: EventDetector, wave: torch.Tensor, examples: list[t
     def normalised(feats):
         return torch.nn.functional.normalize((feats - centre) / scale, dim=1)
 
-    ex = []
-    for clip in examples:
-        mel = log_mel_spectrogram(clip, RATE, n_mels=64, normalize=None)
-        ex.append(torch.cat([mel.mean(-1), mel.std(-1)]))
-    ex = normalised(torch.stack(ex))
+    ex = normalised(examples)
     prototype = torch.nn.functional.normalize(ex.mean(0), dim=0)
-    scores = (normalised(windows) @ prototype)[:, None].numpy()
+    return (normalised(windows) @ prototype)[:, None].numpy(), ex
+
+
+def baseline_curve(detector: EventDetector, wave: torch.Tensor, examples: list[torch.Tensor]) -> ScoreCurve:
+    """The baseline's scores on the detector's window grid, with the detector's threshold rule, and on its
+    fine grid (windows of its placing length at every trunk frame), so events are placed by the same rule."""
+    window = round(detector.window_seconds_ * 100)  # 10 ms log-mel frames
+    hop = round(detector.hop_seconds_ * 100)
+    db = log_mel_spectrogram(wave, RATE, n_mels=64, normalize=None)[None]  # (1, 64, T)
+    raw = torch.stack(
+        [
+            torch.cat([m.mean(-1), m.std(-1)])
+            for m in (log_mel_spectrogram(c, RATE, n_mels=64, normalize=None) for c in examples)
+        ]
+    )
+    scores, ex = _statistics_scores(db, window, hop, raw)
     fallback = float(np.median(scores))  # one example: no typical match to measure
     threshold = calibrated_threshold(scores[:, 0], typical_match(ex, fallback))
+    fine = {}
+    if detector.locate_seconds_ is not None:  # placing windows every 80 ms, the bundled models. trunk frame
+        length, frame = round(detector.locate_seconds_ * 100), 8
+        fine_scores, _ = _statistics_scores(db, length, frame, raw)
+        fine = {
+            "fine_starts": np.arange(fine_scores.shape[0]) * frame / 100,
+            "fine_scores": fine_scores,
+            "fine_window_seconds": length / 100,
+        }
     return ScoreCurve(
         file="soundscape",
         labels=detector.labels_,
@@ -111,6 +130,7 @@ def baseline_curve(detector: EventDetector, wave: torch.Tensor, examples: list[t
         window_seconds=window / 100,
         hop_seconds=hop / 100,
         duration=wave.numel() / RATE,
+        **fine,
     )
 
 
@@ -147,7 +167,8 @@ def run(args) -> dict:
         wave, truth = make_soundscape(bg, placements, sample_rate=RATE)
         truth = [e for e in truth if e.label == label]
         truth_all += [Event(f"{n}", e.label, e.start, e.end) for e in truth]
-        detector = EventDetector(model, precision=args.precision).fit(examples, labels=label, sample_rate=RATE)
+        detector = EventDetector(model, precision=args.precision, locate_seconds=args.locate or None)
+        detector.fit(examples, labels=label, sample_rate=RATE)
         t0 = time.perf_counter()
         found = [Event("soundscape", e.label, e.start, e.end, e.score) for e in detector.detect(wave, sample_rate=RATE)]
         elapsed += time.perf_counter() - t0
@@ -193,6 +214,12 @@ def main(argv=None) -> int:
     ap.add_argument("--max-classes", type=int, default=0, help="score only the first N classes (0: all)")
     ap.add_argument(
         "--precision", default="auto", choices=PRECISIONS, help="the trunk's arithmetic over recordings (default: auto)"
+    )
+    ap.add_argument(
+        "--locate",
+        type=float,
+        default=0.32,
+        help="placing windows' length in s, both detectors (0: off; default: 0.32)",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the result here")

@@ -176,6 +176,41 @@ def test_runs_become_events_of_the_examples_length_or_of_the_run():
     assert [e.label for e in two] == ["a", "b"]  # a window goes to the label it clears by most
 
 
+def test_short_windows_place_an_event_where_its_stretch_matches_best():
+    curve = _curve([0, 1, 1, 0, 0, 0], [0.5], duration=3.0)  # one run: windows 0.5-2.0, centre 1.25
+    curve.fine_starts = np.arange(0, 2.0, 0.1)  # 0.2 s windows every 0.1 s
+    curve.fine_window_seconds = 0.2
+    fine = np.full(20, 0.2)
+    fine[13:16] = [0.6, 1.0, 0.6]  # best at the window starting at 1.4 s, its neighbours alike: centre 1.5 s
+    curve.fine_scores = fine[:, None]
+    (event,) = curve_events(curve, [0.4])
+    assert (round(event.start, 3), round(event.end, 3)) == (1.3, 1.7)  # its length kept, centred on 1.5
+    fine[3] = 1.0  # a match outside the stretch the windows cover does not count
+    fine[13:16] = [1.0, 0.6, 0.6]  # weights 0.64, 0.16, 0.16 on centres 1.4, 1.5, 1.6 (median 0.2)
+    (event,) = curve_events(curve, [0.4])
+    assert (event.start + event.end) / 2 == pytest.approx((0.64 * 1.4 + 0.16 * 1.5 + 0.16 * 1.6) / 0.96)
+    fine[13:16] = 0.2
+    fine[18] = 1.0  # best at the stretch's very end: the event stays inside the stretch
+    (event,) = curve_events(curve, [0.4])
+    assert (round(event.start, 3), round(event.end, 3)) == (1.6, 2.0)
+    curve.fine_scores = np.full((20, 1), 0.2)  # nothing stands out: the run's centre
+    (event,) = curve_events(curve, [0.4])
+    assert (round(event.start, 3), round(event.end, 3)) == (1.05, 1.45)
+
+
+def test_events_found_are_placed_on_the_sounds(scene, yes_detector):
+    wave, truth = scene
+    truth = [e for e in truth if e.label == "yes"]
+    unplaced = EventDetector(locate_seconds=None).fit(_support("word_yes"), labels="yes")
+    for detector in (yes_detector, unplaced):
+        found = detector.detect(wave, sample_rate=RATE)
+        assert score_events(_as(found), truth, min_iou=0.5)["tp"] == 3
+    assert yes_detector.score(wave, sample_rate=RATE).fine_window_seconds == pytest.approx(0.32)
+    assert unplaced.score(wave, sample_rate=RATE).fine_scores is None
+    with pytest.raises(ParameterError, match="locate_seconds"):
+        EventDetector(locate_seconds=0)
+
+
 def test_formats(tmp_path):
     events = [Event("rec.wav", "dog", 1.23456, 2.5, 0.81234), Event("rec.wav", "dog", 4.0, 4.5, 0.7)]
     assert list(event_rows(events)[0]) == ["file", "label", "start", "end", "score"]

@@ -169,7 +169,7 @@ def test_several_recordings_one_after_the_other(model):
 
     out = list(embedder.embed_each([[a], [], failing(), [b]], catch=(OSError,)))
     by_index = {}
-    for index, starts, embeddings, last in out:
+    for index, starts, embeddings, last, *_ in out:
         by_index.setdefault(index, []).append((starts, embeddings, last))
     assert [index for index, *_ in out] == sorted(index for index, *_ in out)  # in order
     assert all(pieces[-1][2] for pieces in by_index.values())  # each recording ends with its last piece
@@ -179,3 +179,32 @@ def test_several_recordings_one_after_the_other(model):
         torch.testing.assert_close(torch.cat([e for _, e, _ in by_index[index]]), alone[1], atol=2e-5, rtol=1e-4)
     assert len(by_index[1]) == 1 and by_index[1][0][0].numel() == 0  # no samples: one empty piece
     assert isinstance(by_index[2][-1][1], OSError)
+
+
+def _fine(embedder, wave, block):
+    chunks = list(embedder.embed_each([[wave[i : i + block] for i in range(0, wave.numel(), block)]]))
+    return torch.cat([c.fine_starts for c in chunks]), torch.cat([c.fine_embeddings for c in chunks])
+
+
+def test_the_fine_grid_is_every_frame_pooled_from_the_same_frames_however_the_chunks_fall(model):
+    wave = torch.from_numpy(np.random.default_rng(2).standard_normal(RATE * 20).astype(np.float32)) * 0.05
+    wave[RATE * 5 : RATE * 6] *= 20
+    whole = SlidingEmbedder(model, 1.0, 0.16, chunk_seconds=100, precision="float32", fine_window_seconds=0.32)
+    starts, embeddings = _fine(whole, wave, wave.numel())
+    assert whole.fine_window == 4 and np.allclose(np.diff(starts.numpy()), whole.frame_seconds)
+    main_starts, _ = _run(whole, wave, wave.numel())
+    # from the first window's start to the last frame where a whole window could start
+    assert float(starts[0]) == 0.0 and main_starts[-1] <= starts[-1] < main_starts[-1] + whole.hop_seconds
+    with torch.inference_mode():  # the short windows of the long windows' trunk frames, not a new pass
+        expected = model.encoder.embed_windows(whole._frames(wave), 4, 1)[: len(starts)]
+    torch.testing.assert_close(embeddings, expected, atol=2e-5, rtol=1e-4)
+    streamed = SlidingEmbedder(model, 1.0, 0.16, chunk_seconds=3, precision="float32", fine_window_seconds=0.32)
+    starts2, embeddings2 = _fine(streamed, wave, 12345)
+    torch.testing.assert_close(starts2, starts)
+    torch.testing.assert_close(embeddings2, embeddings, atol=2e-5, rtol=1e-4)
+    # A recording shorter than a window still gets fine windows; no fine grid unless asked for.
+    short = list(whole.embed_each([[wave[: RATE // 2]]]))[0]
+    assert len(short.starts) == 1 and len(short.fine_starts) == 7 - 4 + 1  # 0.5 s: 7 trunk frames
+    assert list(SlidingEmbedder(model, 1.0, 0.16).embed_each([[wave]]))[0].fine_starts is None
+    with pytest.raises(ParameterError, match="fine_window_seconds"):
+        SlidingEmbedder(model, 1.0, 0.16, fine_window_seconds=0.0)

@@ -202,7 +202,7 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
     # Recordings one after the other, their chunks embedded side by side (SlidingEmbedder.embed_each).
     pieces = embedder.embed_each((read_blocks(p, clf.model.sample_rate) for p in queries), catch=(AudioLoadError,))
     parts: list = []
-    for index, starts, embeddings, last in pieces:
+    for index, starts, embeddings, last, *_ in pieces:
         if isinstance(embeddings, AudioLoadError):
             failed += 1
             print(f"audiosiam classify: skipped clip: {embeddings}", file=sys.stderr)

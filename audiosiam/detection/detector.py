@@ -28,6 +28,13 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
    run whose window starts span at most a window plus ``d`` (the label's expected length) is one event
    of length ``d`` centred on the run; a longer run is a longer sound and spans the run's windows, less
    the part of a window the label's sounds do not fill. An event's score is its run's best score.
+6. **Placing.** A window is far longer than a short sound, so where in its run a sound lies is unsure by
+   a good part of a window. Short windows (``locate_seconds``, 0.32 s) pooled at every trunk frame (80
+   ms) from the same frames score the stretch the run covers at a finer scale, and the event (its length
+   kept, and inside the stretch) is centred on their score-weighted centre, each short window weighted by
+   the square of its score's excess over their median there: where in the stretch it matches the examples
+   best, robust to a single peak. (Chosen on soundscapes of training classes: 221 of 285 true events found
+   in two sets of them against 208 at the run's centre; placing by the loudest stretch lost events.)
 """
 
 from __future__ import annotations
@@ -63,6 +70,10 @@ class ScoreCurve:
         window_seconds (float): the windows' length.
         hop_seconds (float): the step between window starts.
         duration (float): the recording's length in seconds.
+        fine_starts (ndarray or None): (m,) start times of the short windows that place events (one per
+            trunk frame); ``None``: events stay at their runs' centres. Default: ``None``.
+        fine_scores (ndarray or None): (m, len(labels)) their scores. Default: ``None``.
+        fine_window_seconds (float or None): their length. Default: ``None``.
     """
 
     file: str
@@ -73,6 +84,9 @@ class ScoreCurve:
     window_seconds: float
     hop_seconds: float
     duration: float
+    fine_starts: np.ndarray | None = None
+    fine_scores: np.ndarray | None = None
+    fine_window_seconds: float | None = None
 
     @property
     def centres(self) -> np.ndarray:
@@ -108,6 +122,9 @@ class EventDetector:
             :class:`~audiosiam.models.sliding.SlidingEmbedder`); sets the memory used (about 40 MB per
             minute of each chunk), not the result. Default: ``120.0`` (an hour is searched ~10% faster than
             in 60 s chunks here; about 200-300 MB at most).
+        locate_seconds (float or None, optional): length of the short windows that place each event within the
+            stretch its windows cover (step 6 of the module docstring); ``None``: at the stretch's centre.
+            Default: ``0.32``.
         precision (str, optional): the network trunk's arithmetic over recordings: ``"auto"`` (8-bit
             integers on the CPU where the checkpoint carries their ranges, as the bundled models do: the
             whole search ~1.4x faster, the same detections to within a few per thousand), ``"int8"`` or ``"float32"``
@@ -115,8 +132,8 @@ class EventDetector:
             either way. Default: ``"auto"``.
 
     Raises:
-        ParameterError: a length not positive, a threshold outside [-1, 1], a quantile outside (0, 1) or an
-            unknown ``precision`` (``"int8"`` where it cannot run: at :meth:`fit`).
+        ParameterError: a length not positive (``locate_seconds`` included), a threshold outside [-1, 1], a
+            quantile outside (0, 1) or an unknown ``precision`` (``"int8"`` where it cannot run: at :meth:`fit`).
 
     Example:
         >>> detector = audiosiam.EventDetector().fit(["bark1.wav", "bark2.wav", "bark3.wav"], labels="dog")
@@ -134,6 +151,7 @@ class EventDetector:
         threshold: float | None = None,
         background_quantile: float = 0.95,
         chunk_seconds: float = 120.0,
+        locate_seconds: float | None = 0.32,
         precision: str = "auto",
     ):
         from ..decision import check_threshold
@@ -145,6 +163,11 @@ class EventDetector:
         for name, value in (("hop_seconds", hop_seconds), ("min_window_seconds", min_window_seconds)):
             if not value > 0:
                 raise ParameterError(f"{name}={value}: must be > 0")
+        if locate_seconds is not None and not locate_seconds > 0:
+            raise ParameterError(
+                f"locate_seconds={locate_seconds}: must be > 0 (or None to place events at runs' centres)"
+            )
+        self.locate_seconds = locate_seconds
         if not 0 < background_quantile < 1:
             raise ParameterError(f"background_quantile={background_quantile}: expected a value in (0, 1)")
         self.background_quantile = background_quantile
@@ -223,7 +246,12 @@ class EventDetector:
                 _Label(name, prototype, typical_match(own, fallback), float(np.median(lengths[label_index == c])))
             )
         self._embedder = SlidingEmbedder(
-            self.model, window, self.hop_seconds, chunk_seconds=self.chunk_seconds, precision=self.precision
+            self.model,
+            window,
+            self.hop_seconds,
+            chunk_seconds=self.chunk_seconds,
+            precision=self.precision,
+            fine_window_seconds=self.locate_seconds,
         )
         if negatives:
             negative_scores = self._window_scores_of_clips(self._waves(list(negatives), sample_rate, "negatives"))
@@ -256,6 +284,14 @@ class EventDetector:
         """The step between window starts in use (``hop_seconds`` rounded to the model's frame step)."""
         self._check_fitted()
         return self._embedder.hop_seconds
+
+    @property
+    def locate_seconds_(self) -> float | None:
+        """The placing windows' length in use (``locate_seconds`` rounded to whole trunk frames, at most the
+        window); ``None`` when events stay at their runs' centres."""
+        self._check_fitted()
+        fine = self._embedder.fine_window
+        return None if fine is None else fine * self._embedder.frame_seconds
 
     @property
     def precision_(self) -> str:
@@ -342,13 +378,18 @@ class EventDetector:
 
         starts: list[np.ndarray] = []
         scores: list[np.ndarray] = []
+        fine_starts: list[np.ndarray] = []
+        fine_scores: list[np.ndarray] = []
         done = 0.0
         pieces = self._embedder.embed_each((blocks_of(i, r) for i, r in enumerate(recordings)), catch=catch)
-        for index, window_starts, embeddings, last in pieces:
+        for index, window_starts, embeddings, last, fine_window_starts, fine_embeddings in pieces:
             if isinstance(embeddings, BaseException):
-                starts, scores, done = [], [], 0.0
+                starts, scores, fine_starts, fine_scores, done = [], [], [], [], 0.0
                 yield recordings[index], embeddings
                 continue
+            if fine_window_starts is not None:
+                fine_starts.append(fine_window_starts.numpy())
+                fine_scores.append(self._scores(fine_embeddings))
             if len(window_starts):
                 starts.append(window_starts.numpy())
                 scores.append(self._scores(embeddings))
@@ -363,7 +404,13 @@ class EventDetector:
             done = 0.0
             starts_all = np.concatenate(starts) if starts else np.zeros(0)
             scores_all = np.concatenate(scores) if scores else np.zeros((0, len(self._labels)))
-            starts, scores = [], []
+            located = self._embedder.fine_window is not None
+            fine = {
+                "fine_starts": np.concatenate(fine_starts) if located else None,
+                "fine_scores": np.concatenate(fine_scores) if located else None,
+                "fine_window_seconds": self.locate_seconds_,
+            }
+            starts, scores, fine_starts, fine_scores = [], [], [], []
             yield (
                 recordings[index],
                 ScoreCurve(
@@ -375,6 +422,7 @@ class EventDetector:
                     window_seconds=self._embedder.window_seconds,
                     hop_seconds=self._embedder.hop_seconds,
                     duration=samples[index] / rate,
+                    **fine,
                 ),
             )
 
@@ -463,7 +511,7 @@ def calibrated_threshold(
 
 
 def curve_events(curve: ScoreCurve, event_seconds: Sequence[float]) -> list[Event]:
-    """Events from a score curve and its thresholds (step 5 of the module docstring).
+    """Events from a score curve and its thresholds (steps 5 and 6 of the module docstring).
 
     Args:
         curve (ScoreCurve): the scores, thresholds and window grid of one recording.
@@ -494,12 +542,36 @@ def _run_event(curve: ScoreCurve, c: int, event_seconds: float, run: np.ndarray)
     else:  # a longer sound: the run's windows, less what of a window the label's sounds do not fill
         trim = max(0.0, window - event_seconds) / 2
         start, end = first + trim, last + window - trim
+    centre = _located_centre(curve, c, first, last + window)
+    if centre is not None:  # the same length, where the stretch matches best at the finer scale, inside it
+        length = end - start
+        start = min(max(centre - length / 2, first), max(first, last + window - length))
+        end = start + length
     start = max(0.0, start)
     if curve.duration > 0:
         end = min(curve.duration, end)
     if end <= start:  # squeezed out at the recording's edge: keep the windows themselves
         start, end = first, last + window
     return Event(curve.file, curve.labels[c], start, end, float(curve.scores[run, c].max()))
+
+
+def _located_centre(curve: ScoreCurve, c: int, begin: float, end: float) -> float | None:
+    """Where in ``[begin, end]`` label ``c`` matches best at the fine scale (step 6 of the module docstring):
+    the centre of the fine windows inside it, weighted by the square of each one's score above their
+    median; ``None`` without fine windows there (or none above the median)."""
+    if curve.fine_scores is None or curve.fine_starts is None or not len(curve.fine_starts):
+        return None
+    length, tolerance = float(curve.fine_window_seconds), 1e-6
+    lo = int(np.searchsorted(curve.fine_starts, begin - tolerance))
+    hi = int(np.searchsorted(curve.fine_starts, end - length + tolerance, side="right"))
+    if hi <= lo:
+        return None
+    scores = curve.fine_scores[lo:hi, c]
+    weights = np.clip(scores - np.median(scores), 0.0, None) ** 2
+    total = float(weights.sum())
+    if total <= 0:
+        return None
+    return float((weights * (curve.fine_starts[lo:hi] + length / 2)).sum() / total)
 
 
 def _runs(indices: np.ndarray, bridge: int) -> list[np.ndarray]:

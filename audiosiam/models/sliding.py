@@ -36,7 +36,7 @@ from ..errors import ParameterError
 from ..functional import log_mel_from_filterbank, normalize_sliding
 from .quantized import RANGES_KEY, Int8Trunk, int8_available
 
-__all__ = ["SlidingEmbedder", "PRECISIONS", "check_precision"]
+__all__ = ["SlidingEmbedder", "WindowChunk", "PRECISIONS", "check_precision"]
 
 # The trunk's arithmetic a SlidingEmbedder can be asked for (models/quantized.py for int8).
 PRECISIONS = ("auto", "int8", "float32")
@@ -66,6 +66,10 @@ class SlidingEmbedder:
             a cosine of ~0.999 of the float ones), which needs the CPU and a checkpoint with ``info["int8_ranges"]``;
             ``"float32"``; ``"auto"``: int8 where it can run, else float32. Afterwards the attribute holds
             the one in use, ``"int8"`` or ``"float32"``. Default: ``"auto"``.
+        fine_window_seconds (float or None, optional): also pool windows of this length (rounded to whole
+            frames, at most the window) starting at **every** frame, from the same trunk frames: a finer score
+            curve for placing events within a stretch the windows found (``EventDetector``). The trunk does
+            not run again; pooling and head run about twice as often. ``None``: none. Default: ``None``.
 
     Attributes:
         frame_seconds (float): seconds per trunk frame (0.08 for the bundled models).
@@ -73,6 +77,7 @@ class SlidingEmbedder:
         hop (int): frames between window starts.
         window_seconds (float): ``window * frame_seconds``, the length actually used.
         hop_seconds (float): ``hop * frame_seconds``.
+        fine_window (int or None): frames per fine window (``None``: no fine grid).
         concurrent_chunks (int): chunks the last :meth:`embed` embedded at once (on the CPU, up to 4 and
             at most torch's intra-op threads, each chunk on its share of them; 1 on a GPU).
         peak_buffered_seconds (float): the most audio the last :meth:`embed` held at once (its memory
@@ -92,12 +97,15 @@ class SlidingEmbedder:
         *,
         chunk_seconds: float = 120.0,
         precision: str = "auto",
+        fine_window_seconds: float | None = None,
     ):
         if not (window_seconds > 0 and hop_seconds > 0 and chunk_seconds > 0):
             raise ParameterError(
                 f"window_seconds={window_seconds}, hop_seconds={hop_seconds}, chunk_seconds={chunk_seconds}: "
                 "all must be > 0"
             )
+        if fine_window_seconds is not None and not fine_window_seconds > 0:
+            raise ParameterError(f"fine_window_seconds={fine_window_seconds}: must be > 0 (or None for no fine grid)")
         if model.frontend.normalize != "utterance":
             raise ParameterError(
                 f"the model's front end normalises with {model.frontend.normalize!r}; sliding windows need "
@@ -111,6 +119,11 @@ class SlidingEmbedder:
         self.hop = max(1, round(hop_seconds / self.frame_seconds))
         self.window_seconds = self.window * self.frame_seconds
         self.hop_seconds = self.hop * self.frame_seconds
+        self.fine_window = (
+            None
+            if fine_window_seconds is None
+            else min(self.window, max(1, round(fine_window_seconds / self.frame_seconds)))
+        )
         self.chunk = max(1, round(chunk_seconds / self.frame_seconds / self.hop)) * self.hop  # starts per chunk
         self.context = math.ceil((self.window * stride / 2 + _TRUNK_CONTEXT_FRAMES) / stride)  # frames each side
         self._device = next(model.parameters()).device
@@ -173,13 +186,13 @@ class SlidingEmbedder:
             window of its own length (so a short file is still searched); otherwise windows start every
             ``hop`` frames while they fit, and the last fraction of a hop at the very end is not covered.
         """
-        for _, starts, embeddings, _ in self.embed_each([blocks]):
-            if len(starts):
-                yield starts, embeddings
+        for chunk in self.embed_each([blocks]):
+            if len(chunk.starts):
+                yield chunk.starts, chunk.embeddings
 
     def embed_each(
         self, recordings: Iterable[Iterable[torch.Tensor]], *, catch: tuple[type[BaseException], ...] = ()
-    ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | BaseException, bool]]:
+    ) -> Iterator["WindowChunk"]:
         """Embed several recordings, one after the other, as :meth:`embed` does one: the chunks of
         consecutive recordings are embedded side by side too, so a folder of short files (one chunk each)
         keeps every core busy.
@@ -193,11 +206,12 @@ class SlidingEmbedder:
                 that end that recording, not the call (unreadable files among many). Default: ``()``.
 
         Yields:
-            (int, Tensor, Tensor or exception, bool): ``(index, starts, embeddings, last)`` per chunk in
-            order, as :meth:`embed` yields them, ``index`` the recording's position and ``last`` true for its
-            final chunk; a recording without samples yields one empty chunk. A recording whose reading
-            raised an error of ``catch`` ends with ``(index, starts, error, True)`` (``starts`` empty; its
-            earlier chunks are not complete).
+            WindowChunk: per chunk in order, ``(index, starts, embeddings, last, fine_starts,
+            fine_embeddings)``: the windows as :meth:`embed` yields them, ``index`` the recording's position,
+            ``last`` true for its final chunk, and the fine grid's windows (``None`` without one). A
+            recording without samples yields one empty chunk. A recording whose reading raised an error of
+            ``catch`` ends with a chunk whose ``embeddings`` is the error (``starts`` empty, ``last`` true;
+            its earlier chunks are not complete).
         """
         workers = min(_MAX_CONCURRENT_CHUNKS, torch.get_num_threads()) if self._device.type == "cpu" else 1
         self.concurrent_chunks, self.peak_buffered_seconds = workers, 0.0
@@ -216,12 +230,16 @@ class SlidingEmbedder:
                 if not any_last:  # no samples at all
                     yield index, None
 
-        def work(job) -> tuple[int, torch.Tensor, torch.Tensor | BaseException, bool]:
+        def work(job) -> WindowChunk:
             index, item = job
             if isinstance(item, _Chunk):
-                return (index, *self._embed_chunk(item), item.last)
-            empty = torch.zeros(0, dtype=torch.float64)
-            return index, empty, item if item is not None else torch.zeros(0, self.model.embedding_dim), True
+                starts, embeddings, fine_starts, fine_embeddings = self._embed_chunk(item)
+                return WindowChunk(index, starts, embeddings, item.last, fine_starts, fine_embeddings)
+            empty, no_windows = torch.zeros(0, dtype=torch.float64), torch.zeros(0, self.model.embedding_dim)
+            if item is not None:
+                return WindowChunk(index, empty, item, True)
+            fine = (empty, no_windows) if self.fine_window else (None, None)
+            return WindowChunk(index, empty, no_windows, True, *fine)
 
         yield from _ordered_map(work, jobs(), workers)
 
@@ -264,14 +282,34 @@ class SlidingEmbedder:
                 return
             held.drop_before(max(0, first - self.context) * step)  # what no later chunk needs
 
-    def _embed_chunk(self, chunk: _Chunk) -> tuple[torch.Tensor, torch.Tensor]:
-        """(window starts, embeddings) of one chunk: its windows, or the whole piece as one window."""
-        encoder = self.model.encoder
+    def _embed_chunk(
+        self, chunk: _Chunk
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(window starts, embeddings, fine starts, fine embeddings) of one chunk: its windows, or the whole
+        piece as one window; the fine grid ``None`` without one."""
+        encoder, fine = self.model.encoder, self.fine_window
         with torch.inference_mode():
             if chunk.frames is None:
-                return chunk.starts, encoder.embed_frames(self._frames(chunk.samples)[None]).float().cpu()
+                frames = self._frames(chunk.samples)
+                embeddings = encoder.embed_frames(frames[None]).float().cpu()
+                if fine is None:
+                    return chunk.starts, embeddings, None, None
+                if frames.shape[1] < fine:  # shorter than a fine window too: the one window serves
+                    return chunk.starts, embeddings, chunk.starts, embeddings
+                count = frames.shape[1] - fine + 1
+                fine_embeddings = encoder.embed_windows(frames, fine, 1).float().cpu()
+                return chunk.starts, embeddings, self._fine_starts(chunk, count), fine_embeddings
             span = self._frames(chunk.samples, (chunk.offset, chunk.offset + chunk.frames))
-            return chunk.starts, encoder.embed_windows(span, self.window, self.hop).float().cpu()
+            embeddings = encoder.embed_windows(span, self.window, self.hop).float().cpu()
+            if fine is None:
+                return chunk.starts, embeddings, None, None
+            # Fine windows start at every frame the chunk's windows start from, and lie inside its span.
+            count = chunk.frames - self.window + 1
+            fine_embeddings = encoder.embed_windows(span[:, : count - 1 + fine], fine, 1).float().cpu()
+            return chunk.starts, embeddings, self._fine_starts(chunk, count), fine_embeddings
+
+    def _fine_starts(self, chunk: _Chunk, count: int) -> torch.Tensor:
+        return chunk.starts[0] + torch.arange(count, dtype=torch.float64) * self.frame_seconds
 
 
 def check_precision(precision: str) -> str:
@@ -349,6 +387,28 @@ class _Samples:
             block = self._blocks.popleft()
             self.start += block.numel()
             self.count -= block.numel()
+
+
+class WindowChunk(NamedTuple):
+    """One chunk of windows of one recording (:meth:`SlidingEmbedder.embed_each`).
+
+    Attributes:
+        index (int): the recording's position among those embedded.
+        starts (Tensor): (n,) float64 window start times in seconds.
+        embeddings (Tensor or BaseException): (n, D) float32 embeddings on the CPU, or the error that ended
+            the recording.
+        last (bool): the recording's final chunk.
+        fine_starts (Tensor or None): (m,) start times of the fine windows (one per frame); ``None``
+            without a fine grid.
+        fine_embeddings (Tensor or None): (m, D) their embeddings.
+    """
+
+    index: int
+    starts: torch.Tensor
+    embeddings: torch.Tensor | BaseException
+    last: bool
+    fine_starts: torch.Tensor | None = None
+    fine_embeddings: torch.Tensor | None = None
 
 
 class _Chunk(NamedTuple):
