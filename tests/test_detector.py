@@ -248,6 +248,19 @@ def test_cli_find_csv_json_and_a_bad_file(recordings, tmp_path, capsys):
     assert {e["label"] for e in found if e["file"].endswith("scene.wav")} >= {"word_yes", "snare"}
 
 
+def test_cli_find_places_events_as_the_library_does(recordings, capsys):
+    yes = [arg for p in _support("word_yes") for arg in ("--example", str(p))]
+    scene = str(recordings / "scene.wav")
+    for cli, locate in ((["--locate", "0"], None), ([], 0.32)):
+        assert main(["find", *yes, "--label", "yes", scene, "--format", "json", *cli]) == 0
+        found = [(e["start"], e["end"]) for e in json.loads(capsys.readouterr().out)]
+        library = EventDetector(locate_seconds=locate).fit(_support("word_yes"), labels="yes").detect(scene)
+        assert found == [(round(e.start, 3), round(e.end, 3)) for e in library] and len(found) == 3
+    with pytest.raises(SystemExit):
+        main(["find", *yes, scene, "--locate", "-1"])
+    assert "--locate: -1: must be >= 0 seconds" in capsys.readouterr().err
+
+
 def test_cli_find_writes_tracks_and_pictures(recordings, tmp_path, capsys):
     snare = ["--example", str(_support("snare")[0]), "--example", str(_support("snare")[1])]
     tables, pictures = tmp_path / "tables", tmp_path / "pictures"

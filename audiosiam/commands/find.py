@@ -31,6 +31,16 @@ HELP = "find where sounds like a few examples occur in long recordings"
 FORMATS = ("table", "csv", "json", "audacity", "raven")
 
 
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0 seconds")
+    return value
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "find",
@@ -66,6 +76,14 @@ def add_parser(subparsers) -> None:
         default=None,
         metavar="SECONDS",
         help="window length (default: the examples' median length, kept between 1 s and 2 s)",
+    )
+    p.add_argument(
+        "--locate",
+        type=_non_negative_seconds,
+        default=0.32,
+        metavar="SECONDS",
+        help="length of the short windows that place each event where its stretch matches best "
+        "(0: at the stretch's centre; default: 0.32)",
     )
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p.add_argument(
@@ -118,6 +136,7 @@ def run(args) -> int:
         hop_seconds=args.hop,
         window_seconds=args.window,
         threshold=args.threshold,
+        locate_seconds=args.locate or None,
         precision=args.precision,
     )
     detector.fit(examples, labels, negatives)
