@@ -99,7 +99,7 @@ def _statistics_scores(db: torch.Tensor, window: int, hop: int, examples: torch.
 
 def baseline_curve(detector: EventDetector, wave: torch.Tensor, examples: list[torch.Tensor]) -> ScoreCurve:
     """The baseline's scores on the detector's window grid, with the detector's threshold rule, and on its
-    fine grid (windows of its placing length at every trunk frame), so events are placed by the same rule."""
+    fine grid (windows of its placing length at the same starts), so events are placed by the same rule."""
     window = round(detector.window_seconds_ * 100)  # 10 ms log-mel frames
     hop = round(detector.hop_seconds_ * 100)
     db = log_mel_spectrogram(wave, RATE, n_mels=64, normalize=None)[None]  # (1, 64, T)
@@ -113,11 +113,11 @@ def baseline_curve(detector: EventDetector, wave: torch.Tensor, examples: list[t
     fallback = float(np.median(scores))  # one example: no typical match to measure
     threshold = calibrated_threshold(scores[:, 0], typical_match(ex, fallback))
     fine = {}
-    if detector.locate_seconds_ is not None:  # placing windows every 80 ms, the bundled models. trunk frame
-        length, frame = round(detector.locate_seconds_ * 100), 8
-        fine_scores, _ = _statistics_scores(db, length, frame, raw)
+    if detector.locate_seconds_ is not None:  # placing windows at the windows' starts, as the detector's
+        length = round(detector.locate_seconds_ * 100)
+        fine_scores, _ = _statistics_scores(db, length, hop, raw)
         fine = {
-            "fine_starts": np.arange(fine_scores.shape[0]) * frame / 100,
+            "fine_starts": np.arange(fine_scores.shape[0]) * hop / 100,
             "fine_scores": fine_scores,
             "fine_window_seconds": length / 100,
         }

@@ -123,6 +123,21 @@ class AttentiveStatsPooling(nn.Module):
         Returns:
             Tensor: (1 + (T - window) // hop, 2C), window ``i`` starting at frame ``i * hop``.
         """
+        return self.windows_of(x, (window,), hop)[0]
+
+    @torch.no_grad()
+    def windows_of(self, x: torch.Tensor, windows: tuple[int, ...], hop: int) -> list[torch.Tensor]:
+        """:meth:`windows` for several window lengths at the same starts, sharing the attention and the
+        hop-long sums between them (for a second, shorter grid of windows at little extra cost).
+
+        Args:
+            x (Tensor): (C, T) frames of one recording, ``T >= max(windows)``.
+            windows (tuple of int): frames per window of each grid, each >= 1.
+            hop (int): frames between window starts, >= 1.
+
+        Returns:
+            list[Tensor]: per window length, (1 + (T - window) // hop, 2C) as :meth:`windows` returns.
+        """
         channels = x.shape[0]
         # The 1x1 convolutions as matrix products: Conv1d takes its im2col path for a single long sequence
         # (3.6 ms for a minute of frames against 1.2 ms).
@@ -136,35 +151,40 @@ class AttentiveStatsPooling(nn.Module):
         weights = torch.sub(logits, logits.amax(dim=1, keepdim=True), out=moments[0]).exp_()
         torch.mul(weights, x, out=moments[1])
         torch.mul(moments[1], x, out=moments[2])
-        sums = _box_sums(moments, window, hop)
-        total = sums[0]
-        stats = x.new_empty(2 * channels, sums.shape[-1])  # (2C, windows): the means, then the deviations
-        if bool((total < 1e-30).any()):  # a window whose logits all lie ~70 below its channel's peak
-            mean, std = _weighted_stats(x.unfold(1, window, hop), logits.unfold(1, window, hop))
-            stats[:channels], stats[channels:] = mean, std
-        else:
-            mean = torch.div(sums[1], total, out=stats[:channels])
-            std = torch.div(sums[2], total, out=stats[channels:])
-            std.sub_(mean.square()).clamp_min_(1e-6).sqrt_()
-        return stats.T
+        out = []
+        for window, sums in zip(windows, _box_sums_of(moments, windows, hop)):
+            total = sums[0]
+            stats = x.new_empty(2 * channels, sums.shape[-1])  # (2C, windows): the means, then the deviations
+            if bool((total < 1e-30).any()):  # a window whose logits all lie ~70 below its channel's peak
+                mean, std = _weighted_stats(x.unfold(1, window, hop), logits.unfold(1, window, hop))
+                stats[:channels], stats[channels:] = mean, std
+            else:
+                mean = torch.div(sums[1], total, out=stats[:channels])
+                std = torch.div(sums[2], total, out=stats[channels:])
+                std.sub_(mean.square()).clamp_min_(1e-6).sqrt_()
+            out.append(stats.T)
+        return out
 
 
-def _box_sums(x: torch.Tensor, window: int, hop: int) -> torch.Tensor:
-    """Sums over ``window`` consecutive values, every ``hop``, along the last dimension. When ``hop`` divides
-    ``window``: as sums of shifted slices, the ``hop``-long blocks first, then ``window // hop`` consecutive
-    blocks per window (a dozen vectorised additions; 7x faster than the CPU pooling kernel on a minute of
-    the bundled model's frames)."""
-    if window % hop:
-        return nn.functional.avg_pool1d(x, window, hop).mul_(window)
-    count, per_window = (x.shape[-1] - window) // hop + 1, window // hop
-    blocks = count - 1 + per_window  # the hop-long blocks the windows cover
+def _box_sums_of(x: torch.Tensor, windows: tuple[int, ...], hop: int) -> list[torch.Tensor]:
+    """Per window length, the sums over ``window`` consecutive values, every ``hop``, along the last
+    dimension. When ``hop`` divides ``window``: as sums of shifted slices, the ``hop``-long blocks first
+    (once for all the lengths), then ``window // hop`` consecutive blocks per window (a dozen vectorised
+    additions; 7x faster than the CPU pooling kernel on a minute of the bundled model's frames)."""
+    if any(window % hop for window in windows):
+        return [nn.functional.avg_pool1d(x, window, hop).mul_(window) for window in windows]
+    blocks = x.shape[-1] // hop  # the hop-long blocks the windows of every length cover
     block_sums = x[..., 0 : blocks * hop : hop].clone()
     for offset in range(1, hop):
         block_sums += x[..., offset : blocks * hop : hop]
-    sums = block_sums[..., :count].clone()
-    for offset in range(1, per_window):
-        sums += block_sums[..., offset : offset + count]
-    return sums
+    out = []
+    for window in windows:
+        count, per_window = (x.shape[-1] - window) // hop + 1, window // hop
+        sums = block_sums[..., :count].clone()
+        for offset in range(1, per_window):
+            sums += block_sums[..., offset : offset + count]
+        out.append(sums)
+    return out
 
 
 def _weighted_stats(x: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,6 +313,21 @@ class ResNetEncoder(nn.Module):
             at frame ``i * hop``.
         """
         return nn.functional.normalize(self.head(self.pool.windows(frames, window, hop)), dim=1)
+
+    def embed_windows_of(self, frames: torch.Tensor, windows: tuple[int, ...], hop: int) -> list[torch.Tensor]:
+        """:meth:`embed_windows` for several window lengths at the same starts, sharing the pooling's
+        attention and sums (:meth:`AttentiveStatsPooling.windows_of`).
+
+        Args:
+            frames (Tensor): (C, T') trunk frames of one recording, ``T' >= max(windows)``.
+            windows (tuple of int): frames per window of each grid, each >= 1.
+            hop (int): frames between window starts, >= 1.
+
+        Returns:
+            list[Tensor]: per window length, (1 + (T' - window) // hop, embedding_dim) L2-normalised
+            embeddings.
+        """
+        return [nn.functional.normalize(self.head(s), dim=1) for s in self.pool.windows_of(frames, windows, hop)]
 
 
 class _InferenceTrunk(nn.Module):

@@ -67,9 +67,9 @@ class SlidingEmbedder:
             ``"float32"``; ``"auto"``: int8 where it can run, else float32. Afterwards the attribute holds
             the one in use, ``"int8"`` or ``"float32"``. Default: ``"auto"``.
         fine_window_seconds (float or None, optional): also pool windows of this length (rounded to whole
-            frames, at most the window) starting at **every** frame, from the same trunk frames: a finer score
-            curve for placing events within a stretch the windows found (``EventDetector``). The trunk does
-            not run again; pooling and head run about twice as often. ``None``: none. Default: ``None``.
+            frames, at most the window) at the same starts, from the same trunk frames: a finer score curve
+            for placing events within a stretch the windows found (``EventDetector``). The trunk does not run
+            again; pooling and head run twice. ``None``: none. Default: ``None``.
 
     Attributes:
         frame_seconds (float): seconds per trunk frame (0.08 for the bundled models).
@@ -296,20 +296,16 @@ class SlidingEmbedder:
                     return chunk.starts, embeddings, None, None
                 if frames.shape[1] < fine:  # shorter than a fine window too: the one window serves
                     return chunk.starts, embeddings, chunk.starts, embeddings
-                count = frames.shape[1] - fine + 1
-                fine_embeddings = encoder.embed_windows(frames, fine, 1).float().cpu()
-                return chunk.starts, embeddings, self._fine_starts(chunk, count), fine_embeddings
+                fine_embeddings = encoder.embed_windows(frames, fine, self.hop).float().cpu()
+                starts = torch.arange(len(fine_embeddings), dtype=torch.float64) * self.hop_seconds
+                return chunk.starts, embeddings, starts, fine_embeddings
             span = self._frames(chunk.samples, (chunk.offset, chunk.offset + chunk.frames))
-            embeddings = encoder.embed_windows(span, self.window, self.hop).float().cpu()
             if fine is None:
-                return chunk.starts, embeddings, None, None
-            # Fine windows start at every frame the chunk's windows start from, and lie inside its span.
-            count = chunk.frames - self.window + 1
-            fine_embeddings = encoder.embed_windows(span[:, : count - 1 + fine], fine, 1).float().cpu()
-            return chunk.starts, embeddings, self._fine_starts(chunk, count), fine_embeddings
-
-    def _fine_starts(self, chunk: _Chunk, count: int) -> torch.Tensor:
-        return chunk.starts[0] + torch.arange(count, dtype=torch.float64) * self.frame_seconds
+                return chunk.starts, encoder.embed_windows(span, self.window, self.hop).float().cpu(), None, None
+            # Fine windows start where the chunk's windows start, pooled with them (the attention and sums shared).
+            embeddings, fine_embeddings = encoder.embed_windows_of(span, (self.window, fine), self.hop)
+            fine_embeddings = fine_embeddings[: len(chunk.starts)]
+            return chunk.starts, embeddings.float().cpu(), chunk.starts, fine_embeddings.float().cpu()
 
 
 def check_precision(precision: str) -> str:
@@ -398,9 +394,9 @@ class WindowChunk(NamedTuple):
         embeddings (Tensor or BaseException): (n, D) float32 embeddings on the CPU, or the error that ended
             the recording.
         last (bool): the recording's final chunk.
-        fine_starts (Tensor or None): (m,) start times of the fine windows (one per frame); ``None``
+        fine_starts (Tensor or None): (n,) start times of the fine windows (those of the windows); ``None``
             without a fine grid.
-        fine_embeddings (Tensor or None): (m, D) their embeddings.
+        fine_embeddings (Tensor or None): (n, D) their embeddings.
     """
 
     index: int
