@@ -9,6 +9,11 @@ training), read from the sources in ``info["sources"]``; ``--extra`` adds the cl
 that any benchmark evaluates on. Episodes stay within one domain, a domain being a source name unless
 ``--same-domain A=B`` puts source A's classes with B's. Both rules (prototype and k-NN) get a map
 (:func:`audiosiam.calibration.fit_calibration`); the weights are not touched, which the script checks.
+
+It also measures ``info["verification_threshold"]`` (what ``audiosiam verify`` decides "same" at, and
+``find``'s typical match for a single example) as the equal-error threshold of these weights over the same
+clips' pairs: a checkpoint made by averaging weights (the bundled default) otherwise carries the threshold
+of the epoch it was copied from.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from audiosiam.calibration import fit_calibration
 from audiosiam.data import load_sources
 from audiosiam.data.sources import DataSource, source_items
 from audiosiam.errors import ParameterError
+from audiosiam.evaluation import verification_metrics
 from audiosiam.models import load_model
 from audiosiam.models.checkpoint import update_checkpoint_info
 
@@ -94,8 +100,15 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
 
-    update_checkpoint_info(args.checkpoint, calibration=maps)
-    print(f"{args.checkpoint}: calibration written, weights bit-identical", file=sys.stderr)
+    verification = verification_metrics(emb, labels)
+    before = model.info.get("verification_threshold")
+    update_checkpoint_info(args.checkpoint, calibration=maps, verification_threshold=verification["eer_threshold"])
+    print(
+        f"verification: EER {verification['eer']:.4f} at similarity {verification['eer_threshold']:.4f} "
+        f"(the checkpoint said {before})",
+        file=sys.stderr,
+    )
+    print(f"{args.checkpoint}: calibration and verification threshold written, weights bit-identical", file=sys.stderr)
     return 0
 
 

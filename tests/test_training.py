@@ -407,3 +407,33 @@ def test_a_fine_tune_validates_on_the_classes_its_starting_model_validated_on(tm
     config = TrainConfig(out=str(tmp_path / "e" / "model.pt"), **{**TINY, "epochs": 1}, val_classes_of=str(start))
     with pytest.raises(ParameterError, match="none of its 2 validation classes"):
         train(config, [DataSource(str(more), "tones")], progress=False, log=lambda *a: None)
+
+
+def test_fitting_the_calibration_afterwards_measures_the_weights_own_verification_threshold(tmp_path, data):
+    import importlib.util
+    from pathlib import Path
+
+    from audiosiam.evaluation import verification_metrics
+
+    run(tmp_path, data)
+    path = tmp_path / "model.pt"
+    model = load_checkpoint(path)
+    with torch.no_grad():  # other weights, as averaging two checkpoints gives: the copied threshold is stale
+        for p in model.parameters():
+            p.mul_(0.5)
+    model.save(
+        path, **{k: v for k, v in model.info.items() if k != "verification_threshold"}, verification_threshold=0.123
+    )
+    script = Path(__file__).resolve().parents[1] / "scripts" / "fit_calibration.py"
+    spec = importlib.util.spec_from_file_location("fit_calibration_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(path), "--episodes", "40"]) == 0
+    after = load_checkpoint(path)
+    assert model_fingerprint(after) == model_fingerprint(model)  # weights untouched
+    items = module.validation_items(after.info, [])
+    classes = sorted({it.label for it in items})
+    emb = after.embed([it.path for it in items])
+    expected = verification_metrics(emb, [classes.index(it.label) for it in items])["eer_threshold"]
+    assert after.info["verification_threshold"] == pytest.approx(expected, abs=1e-6) != 0.123
+    assert set(after.info["calibration"]) == {"prototype", "knn"}
