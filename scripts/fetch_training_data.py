@@ -78,9 +78,9 @@ class Package:
     ``archive``: a glob (below the unpacked package) of zip archives holding the sounds (game data files:
     ``.zip``, ``.pk3``, ``.wz``); only their members under ``members`` are extracted, in sorted order (a later
     archive's file replaces an earlier one's, as the games load them), and the archives are deleted.
-    ``added``: the date a package joined the corpus, for those after its first version; their held-out
-    clips go to manifests of their own (:func:`build`), so the validation suite of earlier results stays as
-    it was.
+    ``added``: the date a package joined the corpus, for those after the bundled models were trained: used
+    only with ``--with-added``, and then their held-out clips go to manifests of their own (:func:`build`),
+    so the validation suite of earlier results stays as it was.
     """
 
     name: str

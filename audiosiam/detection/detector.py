@@ -34,8 +34,8 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
    kept, and inside the stretch) is centred on their score-weighted centre, each short window weighted by
    the square of its score's excess over their median there: where in the stretch it matches the examples
    best, robust to a single peak. (Chosen on soundscapes of training classes: 219 of 285 true events found
-   in two sets of them against 208 at the run's centre (221 with a short window at every 80 ms frame, for
-   0.3 s more per hour); placing by the loudest stretch lost events. It costs ~0.2 s per hour of audio.)
+   in two sets of them against 208 at the run's centre; 221 with a short window at every 80 ms frame, which
+   cost 0.9 s per hour of audio against ~0.2 s; placing by the loudest stretch lost events.)
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ class ScoreCurve:
         window_seconds (float): the windows' length.
         hop_seconds (float): the step between window starts.
         duration (float): the recording's length in seconds.
-        fine_starts (ndarray or None): (m,) start times of the short windows that place events (those of
-            the windows); ``None``: events stay at their runs' centres. Default: ``None``.
+        fine_starts (ndarray or None): (m,) start times of the short windows that place events (the windows'
+            starts; every hop over a recording shorter than one window); ``None``: events stay at their runs'
+            centres. Default: ``None``.
         fine_scores (ndarray or None): (m, len(labels)) their scores. Default: ``None``.
         fine_window_seconds (float or None): their length. Default: ``None``.
     """
@@ -405,11 +406,11 @@ class EventDetector:
             done = 0.0
             starts_all = np.concatenate(starts) if starts else np.zeros(0)
             scores_all = np.concatenate(scores) if scores else np.zeros((0, len(self._labels)))
-            located = self._embedder.fine_window is not None
+            fine_window = self.locate_seconds_
             fine = {
-                "fine_starts": np.concatenate(fine_starts) if located else None,
-                "fine_scores": np.concatenate(fine_scores) if located else None,
-                "fine_window_seconds": self.locate_seconds_,
+                "fine_starts": None if fine_window is None else np.concatenate(fine_starts),
+                "fine_scores": None if fine_window is None else np.concatenate(fine_scores),
+                "fine_window_seconds": fine_window,
             }
             starts, scores, fine_starts, fine_scores = [], [], [], []
             yield (

@@ -394,9 +394,10 @@ class WindowChunk(NamedTuple):
         embeddings (Tensor or BaseException): (n, D) float32 embeddings on the CPU, or the error that ended
             the recording.
         last (bool): the recording's final chunk.
-        fine_starts (Tensor or None): (n,) start times of the fine windows (those of the windows); ``None``
+        fine_starts (Tensor or None): (m,) start times of the fine windows: ``starts``, except for a
+            recording shorter than one window (its one window holds fine windows every hop); ``None``
             without a fine grid.
-        fine_embeddings (Tensor or None): (n, D) their embeddings.
+        fine_embeddings (Tensor or None): (m, D) their embeddings.
     """
 
     index: int
