@@ -109,3 +109,46 @@ def test_a_package_added_later_never_takes_a_clip_from_the_earlier_manifests(fet
     drops = fetch.clean(clips, tmp_path / "cache", workers=1)
     assert drops == {("alpha-data", "exact duplicate"): 2}
     assert {c.source for c in clips} == {"zeta-data"}
+
+
+def test_strict_held_out_leaves_the_held_out_kinds_under_other_names_out_of_training_and_of_the_suite(fetch):
+    # names as the packages ship them: the kinds the bundled models were found to have trained on
+    near = {
+        "0ad-data/audio/actor/fauna/animal/cattle_01.ogg": "cow",
+        "tuxpaint/stamps/animals/mammals/bovines/bison.ogg": "cow",
+        "megaglest/units/thunderbird/sounds/eagle_ack1.wav": "bird",
+        "0ad-data/audio/actor/fauna/animal/peacock_call_01.ogg": "bird",
+        "redeclipse/data/sounds/ambience/creek.ogg": "water",
+        "0ad-data/audio/ambient/weather/rain_11.ogg": "water",
+        "redeclipse/data/sounds/ambience/morph/stormrain.ogg": "water",
+        "supertux2/sounds/lightning.wav": "thunder",
+        "supertuxkart/data/sfx/fireworks_show.ogg": "explosion",
+        "redeclipse/data/sounds/weapons/grenade/primary.ogg": "explosion",
+    }
+    unrelated = [
+        "supertuxkart/data/sfx/terrain_grass.ogg",  # "rain" inside a word
+        "megaglest/sounds/train_whistle.wav",
+        "tuxpaint/stamps/aquatic/sea_lion.ogg",
+        "0ad-data/audio/actor/fauna/animal/camel_10.ogg",
+        "wesnoth/sounds/oxygen-tank.ogg",
+    ]
+    held = ["0ad-data/audio/actor/fauna/animal/cow_01.ogg", "wesnoth/sounds/water-splash.ogg"]
+
+    def clips():
+        return [
+            fetch.Clip("somegame-data", "environmental", f"/unpacked/{name}", "x")
+            for name in [*near, *unrelated, *held]
+        ]
+
+    strict = clips()
+    fetch.held_out(strict, strict=True)
+    by_name = {c.original.removeprefix("/unpacked/"): c for c in strict}
+    assert {n: by_name[n].near_held_out for n in near} == near
+    assert not any(by_name[n].held_out or by_name[n].category for n in near)  # not in the suite either
+    assert all(not by_name[n].near_held_out and not by_name[n].held_out for n in unrelated)
+    assert all(by_name[n].held_out and by_name[n].category and not by_name[n].near_held_out for n in held)
+    # without the flag the rule is the one the bundled models were trained under
+    plain = clips()
+    fetch.held_out(plain)
+    assert not any(c.near_held_out for c in plain)
+    assert [(c.held_out, c.category) for c in plain] == [(c.held_out, c.category) for c in strict]
