@@ -507,6 +507,11 @@ def held_out(clips: list[Clip], *, strict: bool = False) -> None:
             c.held_out = True
 
 
+def trained_on(clips: list[Clip]) -> list[Clip]:
+    """The clips a model may train on: neither held out nor a held-out kind under another name."""
+    return [c for c in clips if not c.held_out and not c.near_held_out]
+
+
 # ---------------------------------------------------------------------------------------------- writing
 def write_csv(path: Path, clips: list[Clip], *, qualify: bool = True) -> Path:
     """One row per clip; labels are ``source/label`` (``qualify``), so equal names in two packages stay two
@@ -545,7 +550,7 @@ def survey(
         by_source[c.source].append(c)
     for p in packages:
         mine = by_source[p.name]
-        train = [c for c in mine if not c.held_out and not c.near_held_out]
+        train = trained_on(mine)
         held = [c for c in mine if c.held_out]
         classes = {c.label for c in train if c.label}
         held_classes = {c.label for c in held if c.label}
@@ -588,7 +593,7 @@ def build(cache: Path, shared: Path, workers: int, with_added: bool = False, str
     if near:
         kinds = ", ".join(f"{k} {sum(c.near_held_out == k for c in near)}" for k in HELD_OUT_SYNONYMS)
         print(f"left out of training as held-out kinds under other names: {len(near)} clips ({kinds})")
-    train = [c for c in clips if not c.held_out and not c.near_held_out]
+    train = trained_on(clips)
     held = [c for c in clips if c.held_out]
     labelled = {d: [c for c in train if c.label and c.domain == d] for d in ("environmental", "music", "speech")}
     free = {d: [c for c in train if not c.label and c.domain == d] for d in ("environmental", "music", "speech")}

@@ -147,8 +147,10 @@ def test_strict_held_out_leaves_the_held_out_kinds_under_other_names_out_of_trai
     assert not any(by_name[n].held_out or by_name[n].category for n in near)  # not in the suite either
     assert all(not by_name[n].near_held_out and not by_name[n].held_out for n in unrelated)
     assert all(by_name[n].held_out and by_name[n].category and not by_name[n].near_held_out for n in held)
+    assert {c.original.removeprefix("/unpacked/") for c in fetch.trained_on(strict)} == set(unrelated)
     # without the flag the rule is the one the bundled models were trained under
     plain = clips()
     fetch.held_out(plain)
     assert not any(c.near_held_out for c in plain)
+    assert len(fetch.trained_on(plain)) == len(near) + len(unrelated)
     assert [(c.held_out, c.category) for c in plain] == [(c.held_out, c.category) for c in strict]
