@@ -654,7 +654,8 @@ def build(cache: Path, shared: Path, workers: int, with_added: bool = False, str
             "group_column": "speaker",
         },
     ]
-    # the first packages' only: the soundscapes of earlier results are laid over these
+    # the first packages' only: the soundscapes of earlier results are laid over these; held-out kinds under
+    # other names stay in (noise, not a class: HELD_OUT_SYNONYMS), so the soundscapes do not change
     ambience = [
         c for c in clips if not c.held_out and re.search(r"/(ambient|ambience)/", c.original) and c.source not in ADDED
     ]
