@@ -246,6 +246,7 @@ def fetch(cache: Path, packages: tuple[Package, ...] = PACKAGES) -> Path:
             continue
         deb = sorted(debs.glob(f"{package.name}_*.deb"))[-1]
         target = root / package.name
+        target.mkdir(parents=True, exist_ok=True)  # dpkg -x makes the target but not its parents
         subprocess.run(["dpkg", "-x", str(deb), str(target)], check=True)
         if package.archive:
             extract_archives(package, target)

@@ -4,6 +4,8 @@ variant names, held-out kinds of sound, silence trimming and duplicate removal."
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -154,3 +156,24 @@ def test_strict_held_out_leaves_the_held_out_kinds_under_other_names_out_of_trai
     assert not any(c.near_held_out for c in plain)
     assert len(fetch.trained_on(plain)) == len(near) + len(unrelated)
     assert [(c.held_out, c.category) for c in plain] == [(c.held_out, c.category) for c in strict]
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+def test_fetch_unpacks_into_a_fresh_cache_and_a_rerun_does_nothing(fetch, tmp_path):
+    # a real (tiny) package, already downloaded: fetch must unpack it into a cache with no unpacked/ yet
+    tree = tmp_path / "build" / "alpha-data"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text(
+        "Package: alpha-data\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n"
+    )
+    write(tree / "usr/share/alpha/sounds/dog1.wav", sweep(0.3))
+    cache = tmp_path / "cache"
+    (cache / "debs").mkdir(parents=True)
+    deb = cache / "debs" / "alpha-data_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "--build", str(tree), str(deb)], check=True, capture_output=True)
+    package = fetch.Package("alpha-data", "environmental", ("usr/share/alpha/sounds",))
+    root = fetch.fetch(cache, (package,))
+    assert (root / "alpha-data/usr/share/alpha/sounds/dog1.wav").is_file()
+    assert (root / ".alpha-data.done").exists()
+    deb.unlink()  # a rerun trusts the marker: nothing to download or unpack
+    assert fetch.fetch(cache, (package,)) == root
