@@ -1,7 +1,7 @@
 """Fit a checkpoint's calibration map on its validation classes and write the checkpoint back atomically.
 
     python scripts/fit_calibration.py audiosiam/assets/default.pt \
-        --extra scripts/calibration_extra_words.json --same-domain sounds_music=sounds_environmental
+        --same-domain sounds_music=sounds_environmental [--extra more_unseen_classes.json]
 
 The validation classes are the ones the checkpoint's ``info["validation_classes"]`` lists (held out of its
 training), read from the sources in ``info["sources"]``; ``--extra`` adds the classes of a data recipe
