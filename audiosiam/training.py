@@ -5,7 +5,8 @@ One function, :func:`train`, serves the command line (``audiosiam train``), scri
     torchrun --nproc_per_node=2 -m audiosiam train data/ --out model.pt    # DDP: gloo on CPU, NCCL on GPU
 
 * Data: sources (class folders, CSV manifests, or a JSON recipe naming several), combined with class
-  names prefixed by the source name. A class-disjoint set of classes is held out for validation.
+  names prefixed by the source name. A class-disjoint set of classes is held out for validation, and
+  their files with them wherever another source lists them under another class.
   ``unlabelled`` sources train label-free: every clip is its own class, and its positives are other
   random crops and augmentations of the same clip.
 * Each step: a PK batch (P classes x K clips) of random ``clip_seconds`` crops with waveform
@@ -312,7 +313,9 @@ def _datasets(config: TrainConfig, sources, unlabelled, background, *, rank: int
         held = _classes_of(config.val_classes_of, full)
     else:
         held = _split_classes(full, config.val_classes, config.seed, sources=config.val_sources)
-    train_set = full.subset(lambda it: it.label not in held)
+    # a file listed by two sources (a variant class and a kind of sound, say) is held out under both names
+    held_files = {it.path for it in full.items if it.label in held}
+    train_set = full.subset(lambda it: it.label not in held and it.path not in held_files)
     val_set = full.subset(lambda it: it.label in held) if held else None
     if val_set is not None:
         val_set.augment, val_set.clip_seconds = None, None

@@ -268,6 +268,23 @@ def test_validation_classes_only_from_the_named_sources(tmp_path, data):
         _split_classes(dataset, 4, seed=0, sources=["drums"])
 
 
+def test_a_file_listed_by_two_sources_is_held_out_under_both_names(tmp_path, data):
+    # the same files as finer classes (tones/classN) and as coarser ones (kinds/low, kinds/high): a file of a
+    # validation class must not come back into training under its other name
+    from audiosiam.training import _datasets
+
+    files = sorted(data.rglob("*.wav"))
+    manifest = tmp_path / "kinds.csv"
+    manifest.write_text(
+        "path,label\n" + "".join(f"{f},{'low' if f.parent.name < 'class3' else 'high'}\n" for f in files)
+    )
+    config = TrainConfig(out=str(tmp_path / "model.pt"), **{**TINY, "val_classes": 2})
+    sources = [DataSource(str(data), "tones"), DataSource(str(manifest), "kinds")]
+    train_set, val_set, held, _, _ = _datasets(config, sources, [], [], rank=0, say=lambda *a: None, progress=False)
+    assert held and set(train_set.paths).isdisjoint(val_set.paths)
+    assert len(set(train_set.paths)) == len(files) - len(set(val_set.paths))
+
+
 def test_a_diverging_step_stops_the_run_naming_its_files_and_keeps_the_last_good_epoch(tmp_path, data, monkeypatch):
     from audiosiam.errors import TrainingDivergedError
     from audiosiam.losses import TripletLoss
