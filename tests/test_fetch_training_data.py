@@ -177,3 +177,39 @@ def test_fetch_unpacks_into_a_fresh_cache_and_a_rerun_does_nothing(fetch, tmp_pa
     assert (root / ".alpha-data.done").exists()
     deb.unlink()  # a rerun trusts the marker: nothing to download or unpack
     assert fetch.fetch(cache, (package,)) == root
+
+
+def test_kinds_across_packages_take_only_trainable_clips_of_kinds_that_several_packages_recorded(fetch):
+    def clip(original, label="", **kw):
+        source = original.split("/")[0]
+        return fetch.Clip(source, "environmental", original, label, path=f"/c/{original}", **kw)
+
+    clips = [
+        clip("0ad-data/audio/actor/fauna/animal/horse_attack1.ogg", "horse_attack"),
+        clip("0ad-data/audio/actor/fauna/animal/horse_attack2.ogg", "horse_attack"),
+        clip("wesnoth/sounds/horse-canter.wav"),
+        clip("tuxpaint/stamps/animals/equines/donkey.ogg"),
+        clip("0ad-data/audio/attack/weapon/bow_attack_1.ogg"),  # "bow" before an underscore
+        clip("wesnoth/sounds/crossbow-fire.ogg"),  # a bow's shot, not fire
+        clip("openarena/sound/weapons/bfg/bfg_fire.wav"),  # a gun's shot, not fire
+        clip("megaglest/sounds/archer_ack1.wav"),  # a unit's spoken "yes?", not a bow
+        clip("wesnoth/sounds/bow.ogg"),
+        clip("wesnoth/sounds/bow-miss.ogg"),
+        clip("tuxpaint/stamps/aquatic/sea_lion.ogg"),  # not a big cat
+        clip("0ad-data/audio/actor/fauna/animal/lion_attack1.ogg"),  # big cats: one package, too few clips
+        clip("megaglest/units/thunderbird/sounds/eagle_attack1.wav"),  # a held-out kind (bird), even unasked
+        clip("wesnoth/sounds/horse-hit.ogg", held_out=True),  # the validation suite's
+        clip("redeclipse/data/sounds/ambience/wind.ogg"),  # wind: one package only
+    ]
+    kinds = fetch.kinds_of(clips)
+    got = {c.original.split("/")[-1]: c for c in kinds}
+    assert {c.label for c in kinds} == {"horse", "bow_arrow"}
+    assert set(got) == {
+        "horse_attack1.ogg", "horse_attack2.ogg", "horse-canter.wav", "donkey.ogg",
+        "bow_attack_1.ogg", "crossbow-fire.ogg", "bow.ogg", "bow-miss.ogg",
+    }  # fmt: skip
+    assert (
+        got["donkey.ogg"].group == "tuxpaint"
+        and got["donkey.ogg"].path == "/c/tuxpaint/stamps/animals/equines/donkey.ogg"
+    )
+    assert clips[0].label == "horse_attack"  # the corpus's own clips keep their classes
