@@ -3,7 +3,9 @@ variant names, held-out kinds of sound, silence trimming and duplicate removal."
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -213,3 +215,32 @@ def test_kinds_across_packages_take_only_trainable_clips_of_kinds_that_several_p
         and got["donkey.ogg"].path == "/c/tuxpaint/stamps/animals/equines/donkey.ogg"
     )
     assert clips[0].label == "horse_attack"  # the corpus's own clips keep their classes
+
+
+def test_build_with_kinds_writes_their_manifest_and_recipe_source(fetch, tmp_path, monkeypatch):
+    # two tiny packages, already unpacked (their markers written), one kind recorded by both
+    cache = tmp_path / "cache"
+    packages = (
+        fetch.Package("alpha-data", "environmental", ("sounds",)),
+        fetch.Package("zeta-data", "environmental", ("sounds",)),
+    )
+    names = {
+        "alpha-data": ("horse_neigh.wav", "horse-canter.wav", "clock.wav"),
+        "zeta-data": ("donkey.wav", "horse.wav"),
+    }
+    for n, (package, files) in enumerate(names.items()):
+        for m, name in enumerate(files):
+            write(cache / "unpacked" / package / "sounds" / name, tone(150 + 90 * (3 * n + m), seed=3 * n + m))
+        (cache / "unpacked" / f".{package}.done").touch()
+    monkeypatch.setattr(fetch, "PACKAGES", packages)
+    monkeypatch.setattr(fetch, "ADDED", set())
+    recipe = json.loads(fetch.build(cache, tmp_path / "shared", workers=1, kinds=True).read_text())
+    kinds = next(s for s in recipe["sources"] if s["name"] == "sound_kinds")
+    assert kinds["weight"] == fetch.KIND_WEIGHT and kinds["group_column"] == "group"
+    with open(kinds["path"]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["label"], r["group"]) for r in rows} == {("horse", "alpha-data"), ("horse", "zeta-data")}
+    assert len(rows) == 4 and "kind across packages" in (cache / "survey.md").read_text()
+    # without --kinds: no such source, the corpus the bundled models were trained on
+    recipe = json.loads(fetch.build(cache, tmp_path / "shared", workers=1).read_text())
+    assert "sound_kinds" not in {s["name"] for s in recipe["sources"]}
