@@ -56,7 +56,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 AUDIO = {".ogg", ".oga", ".wav", ".flac", ".aiff", ".aif", ".opus", ".mp3"}
@@ -543,6 +543,11 @@ def _hashed_out(name: str) -> bool:
     return int(hashlib.sha1(f"audiosiam-heldout:{name}".encode()).hexdigest()[:8], 16) < HELD_OUT_FRACTION * 2**32
 
 
+def _matched_name(clip: Clip) -> str:
+    """What the kinds of sound are matched on: the clip's folder and file name, lower case."""
+    return "/".join(Path(clip.original).parts[-2:]).lower()
+
+
 def held_out(clips: list[Clip], *, strict: bool = False) -> None:
     """Mark the validation suite: every environmental clip of a kind in :data:`HELD_OUT_CATEGORIES`,
     whole sources of :data:`HELD_OUT_SOURCES`, the drum kits of
@@ -556,7 +561,7 @@ def held_out(clips: list[Clip], *, strict: bool = False) -> None:
             counts[(c.source, c.label)] += 1
     for c in clips:
         if c.domain == "environmental":
-            name = "/".join(Path(c.original).parts[-2:]).lower()
+            name = _matched_name(c)
             c.category = next((k for k, rx in HELD_OUT_CATEGORIES.items() if re.search(rx, name)), "")
             if strict and not c.category:
                 c.near_held_out = next((k for k, rx in HELD_OUT_SYNONYMS.items() if re.search(rx, name)), "")
@@ -580,17 +585,16 @@ def kinds_of(clips: list[Clip]) -> list[Clip]:
     may be trained on (:func:`trained_on`) and whose folder and file name match a kind, labelled by the kind
     and grouped by its package; kinds with clips of fewer than :data:`KIND_MIN_PACKAGES` packages or fewer
     than :data:`KIND_MIN_CLIPS` clips are left out."""
-    held_names = [*HELD_OUT_CATEGORIES.values(), *HELD_OUT_SYNONYMS.values()]
     found = defaultdict(list)
-    for c in trained_on(clips):
+    for c in trained_on(clips):  # held-out kinds under their own names are held out already
         if c.domain != "environmental":
             continue
-        name = "/".join(Path(c.original).parts[-2:]).lower()
-        if _SPOKEN_ACK.search(name) or any(re.search(rx, name) for rx in held_names):
+        name = _matched_name(c)
+        if _SPOKEN_ACK.search(name) or any(re.search(rx, name) for rx in HELD_OUT_SYNONYMS.values()):
             continue  # a voice, not the sound; or a held-out kind under a name the strict rule was not asked for
         kind = next((k for k, rx in TRAIN_KINDS.items() if re.search(rx, name)), "")
         if kind:
-            found[kind].append(Clip(c.source, c.domain, c.original, kind, c.source, c.path, c.seconds))
+            found[kind].append(replace(c, label=kind, group=c.source))
     return [
         c
         for kind, mine in found.items()
