@@ -111,7 +111,8 @@ def baseline_curve(detector: EventDetector, wave: torch.Tensor, examples: list[t
     )
     scores, ex = _statistics_scores(db, window, hop, raw)
     fallback = float(np.median(scores))  # one example: no typical match to measure
-    threshold = calibrated_threshold(scores[:, 0], typical_match(ex, fallback))
+    typical = typical_match(ex, fallback)
+    threshold = calibrated_threshold(scores[:, 0], typical, background_quantile=detector.background_quantile)
     fine = {}
     if detector.locate_seconds_ is not None:  # placing windows at the windows' starts, as the detector's
         length = round(detector.locate_seconds_ * 100)
@@ -167,7 +168,8 @@ def run(args) -> dict:
         wave, truth = make_soundscape(bg, placements, sample_rate=RATE)
         truth = [e for e in truth if e.label == label]
         truth_all += [Event(f"{n}", e.label, e.start, e.end) for e in truth]
-        detector = EventDetector(model, precision=args.precision, locate_seconds=args.locate or None)
+        options = {"background_quantile": args.background_quantile} if args.background_quantile else {}
+        detector = EventDetector(model, precision=args.precision, locate_seconds=args.locate or None, **options)
         detector.fit(examples, labels=label, sample_rate=RATE)
         t0 = time.perf_counter()
         found = [Event("soundscape", e.label, e.start, e.end, e.score) for e in detector.detect(wave, sample_rate=RATE)]
@@ -220,6 +222,12 @@ def main(argv=None) -> int:
         type=float,
         default=0.32,
         help="placing windows' length in s, both detectors (0: off; default: 0.32)",
+    )
+    ap.add_argument(
+        "--background-quantile",
+        type=float,
+        default=0.0,
+        help="share of windows the threshold stays above, both detectors (0: EventDetector's default)",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the result here")

@@ -13,11 +13,11 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
 4. **Threshold** per label and recording, from nothing but the examples and the recording itself:
    the examples' typical match ``p`` (the median similarity of each example to the prototype of the
    others; with one example, the model's verification threshold), the recording's typical window ``m``
-   (the median score) and its ``background_quantile`` (95th percentile) of window scores ``q``. The
+   (the median score) and its ``background_quantile`` (97th percentile) of window scores ``q``. The
    threshold is the midpoint ``(m + p) / 2``, but at least ``q``: halfway from what the recording mostly
-   sounds like to what the examples sound like, and above all but 5% of the recording's windows, so a
+   sounds like to what the examples sound like, and above all but 3% of the recording's windows, so a
    recording of nothing but background yields few false alarms whatever its sound. The sought sound is
-   thereby assumed to fill at most about 5% of a recording; where it fills more, the quieter or less
+   thereby assumed to fill at most about 3% of a recording; where it fills more, the quieter or less
    typical of its occurrences are missed first (lower ``background_quantile``, or pass ``threshold``).
    ``negatives`` (clips of what is *not* wanted) raise it to at least halfway between their best window
    score and ``p``. ``threshold=`` replaces the rule with one fixed value. (Chosen on soundscapes of
@@ -119,7 +119,7 @@ class EventDetector:
         threshold (float or None, optional): one fixed similarity threshold for every label and recording,
             in [-1, 1]; ``None``: the calibrated rule. Default: ``None``.
         background_quantile (float, optional): the calibrated threshold stays above this share of a
-            recording's window scores, in (0, 1). Default: ``0.95``.
+            recording's window scores, in (0, 1). Default: ``0.97``.
         chunk_seconds (float, optional): audio processed at once (a few such chunks at a time on the CPU:
             :class:`~audiosiam.models.sliding.SlidingEmbedder`); sets the memory used (about 40 MB per
             minute of each chunk), not the result. Default: ``120.0`` (an hour is searched ~10% faster than
@@ -151,7 +151,7 @@ class EventDetector:
         window_seconds: float | None = None,
         min_window_seconds: float = 1.0,
         threshold: float | None = None,
-        background_quantile: float = 0.95,
+        background_quantile: float = 0.97,
         chunk_seconds: float = 120.0,
         locate_seconds: float | None = 0.32,
         precision: str = "auto",
@@ -489,7 +489,7 @@ def typical_match(embeddings: torch.Tensor, fallback: float) -> float:
 
 
 def calibrated_threshold(
-    scores: np.ndarray, typical: float, negative_best: float | None = None, *, background_quantile: float = 0.95
+    scores: np.ndarray, typical: float, negative_best: float | None = None, *, background_quantile: float = 0.97
 ) -> float:
     """The threshold of one label in one recording (step 4 of the module docstring).
 
@@ -499,7 +499,7 @@ def calibrated_threshold(
         negative_best (float or None, optional): the best score of any window of the negative clips.
             Default: ``None``.
         background_quantile (float, optional): the share of windows assumed to be background, in (0, 1).
-            Default: ``0.95``.
+            Default: ``0.97``.
 
     Returns:
         float: ``max((median + typical) / 2, quantile)``, and at least ``(negative_best + typical) / 2``.
