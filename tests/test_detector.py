@@ -261,6 +261,22 @@ def test_cli_find_places_events_as_the_library_does(recordings, capsys):
     assert "--locate: -1: must be >= 0 seconds" in capsys.readouterr().err
 
 
+def test_cli_find_background_quantile_is_the_librarys(recordings, capsys):
+    snare = [arg for p in _support("snare") for arg in ("--example", str(p))]
+    scene = str(recordings / "scene.wav")
+    counts = []
+    for share in (0.97, 0.9):  # at 0.9 the threshold sits lower (here 0.69 against 0.85): more is found
+        assert main(["find", *snare, scene, "--format", "json", "--background-quantile", str(share)]) == 0
+        found = [(e["start"], e["end"]) for e in json.loads(capsys.readouterr().out)]
+        library = EventDetector(background_quantile=share).fit(_support("snare")).detect(scene)
+        assert found == [(round(e.start, 3), round(e.end, 3)) for e in library]
+        counts.append(len(found))
+    assert counts[1] > counts[0] >= 3
+    with pytest.raises(SystemExit):
+        main(["find", *snare, scene, "--background-quantile", "1.5"])
+    assert "must be between 0 and 1" in capsys.readouterr().err
+
+
 def test_cli_find_writes_tracks_and_pictures(recordings, tmp_path, capsys):
     snare = ["--example", str(_support("snare")[0]), "--example", str(_support("snare")[1])]
     tables, pictures = tmp_path / "tables", tmp_path / "pictures"

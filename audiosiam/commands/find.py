@@ -17,9 +17,10 @@ examples:
 
 Each event is a row: file, label, start and end in seconds, score (its best cosine similarity to the
 label's examples). The threshold is set per label and recording from the examples and the recording
-itself: halfway between the recording's typical window and the examples' typical match, and above 95%
-of the recording's windows (so the sought sound is assumed to fill at most about 5% of a recording);
---negative clips raise it, --threshold replaces it. --plot draws, per recording, its spectrogram above
+itself: halfway between the recording's typical window and the examples' typical match, and above 97%
+of the recording's windows (so the sought sound is assumed to fill at most about 3% of a recording: for
+a sound that fills more, lower --background-quantile, e.g. 0.9 for up to 10%); --negative clips raise
+it, --threshold replaces it. --plot draws, per recording, its spectrogram above
 the similarity over time with the threshold and the events, so you see why something was (not) found.
 
 Recordings of any length are streamed (memory stays bounded). Unreadable recordings are reported on
@@ -38,6 +39,16 @@ def _non_negative_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text}: must be >= 0 seconds")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be between 0 and 1 (e.g. 0.97: above 97% of windows)")
     return value
 
 
@@ -68,6 +79,14 @@ def add_parser(subparsers) -> None:
         type=_common.similarity_threshold,
         default=None,
         help="fixed similarity above which a window is an event (default: calibrated per recording)",
+    )
+    p.add_argument(
+        "--background-quantile",
+        type=_share,
+        default=0.97,
+        metavar="SHARE",
+        help="the calibrated threshold stays above this share of a recording's windows (default: 0.97, "
+        "for sounds that fill at most ~3%% of a recording)",
     )
     p.add_argument("--hop", type=float, default=0.16, metavar="SECONDS", help="step between windows (default: 0.16)")
     p.add_argument(
@@ -136,6 +155,7 @@ def run(args) -> int:
         hop_seconds=args.hop,
         window_seconds=args.window,
         threshold=args.threshold,
+        background_quantile=args.background_quantile,
         locate_seconds=args.locate or None,
         precision=args.precision,
     )
