@@ -86,13 +86,28 @@ def background(paths: list[str], seconds: float, rng: np.random.Generator) -> to
     return torch.cat(pieces)[: int(seconds * RATE)]
 
 
-def _statistics_scores(db: torch.Tensor, window: int, hop: int, examples: torch.Tensor):
-    """(scores of each window, the examples' features): log-mel mean/std windows of ``db`` (1, 64, T) and the
-    examples' (k, 128) mean/std, each dimension standardised over the recording's windows, cosine to the
-    examples' mean."""
+def background_stretches(bg: torch.Tensor, count: int, rng: np.random.Generator) -> list[torch.Tensor]:
+    """``count`` stretches of 5 s of a soundscape's background before anything was mixed into it: what a user
+    would clip from a stretch of the recording where the sound does not occur, to give as ``--negative``.
+    Drawn from their own generator, so the soundscapes are the same with or without them."""
+    length = min(5 * RATE, bg.numel())
+    starts = rng.integers(0, bg.numel() - length + 1, size=count)
+    return [bg[s : s + length] for s in starts]
+
+
+def _statistics_windows(db: torch.Tensor, window: int, hop: int) -> torch.Tensor:
+    """(n, 128): the log-mel mean and standard deviation of every window of ``db`` (1, 64, T)."""
+    window = min(window, db.shape[-1])  # a clip shorter than a window: one window of its length
     mean = torch.nn.functional.avg_pool1d(db, window, hop)[0]
     std = (torch.nn.functional.avg_pool1d(db.square(), window, hop)[0] - mean.square()).clamp_min(0).sqrt()
-    windows = torch.cat([mean, std]).T  # (n, 128)
+    return torch.cat([mean, std]).T
+
+
+def _statistics_scores(db: torch.Tensor, window: int, hop: int, examples: torch.Tensor, negatives=()):
+    """(scores of each window, the examples' features, the best window score of the negatives or None):
+    log-mel mean/std windows of ``db`` (1, 64, T), of the negatives' (1, 64, T') and the examples' (k, 128)
+    mean/std, each dimension standardised over the recording's windows, cosine to the examples' mean."""
+    windows = _statistics_windows(db, window, hop)
     centre, scale = windows.mean(0), windows.std(0).clamp_min(1e-6)
 
     def normalised(feats):
@@ -100,12 +115,18 @@ def _statistics_scores(db: torch.Tensor, window: int, hop: int, examples: torch.
 
     ex = normalised(examples)
     prototype = torch.nn.functional.normalize(ex.mean(0), dim=0)
-    return (normalised(windows) @ prototype)[:, None].numpy(), ex
+    negative_best = max(
+        (float((normalised(_statistics_windows(n, window, hop)) @ prototype).max()) for n in negatives), default=None
+    )
+    return (normalised(windows) @ prototype)[:, None].numpy(), ex, negative_best
 
 
-def baseline_curve(detector: EventDetector, wave: torch.Tensor, examples: list[torch.Tensor]) -> ScoreCurve:
-    """The baseline's scores on the detector's window grid, with the detector's threshold rule, and on its
-    fine grid (windows of its placing length at the same starts), so events are placed by the same rule."""
+def baseline_curve(
+    detector: EventDetector, wave: torch.Tensor, examples: list[torch.Tensor], negatives: list[torch.Tensor] = ()
+) -> ScoreCurve:
+    """The baseline's scores on the detector's window grid, with the detector's threshold rule (negatives
+    included), and on its fine grid (windows of its placing length at the same starts), so events are placed
+    by the same rule."""
     window = round(detector.window_seconds_ * 100)  # 10 ms log-mel frames
     hop = round(detector.hop_seconds_ * 100)
     db = log_mel_spectrogram(wave, RATE, n_mels=64, normalize=None)[None]  # (1, 64, T)
@@ -115,14 +136,16 @@ def baseline_curve(detector: EventDetector, wave: torch.Tensor, examples: list[t
             for m in (log_mel_spectrogram(c, RATE, n_mels=64, normalize=None) for c in examples)
         ]
     )
-    scores, ex = _statistics_scores(db, window, hop, raw)
+    negative_dbs = [log_mel_spectrogram(n, RATE, n_mels=64, normalize=None)[None] for n in negatives]
+    scores, ex, negative_best = _statistics_scores(db, window, hop, raw, negative_dbs)
     fallback = float(np.median(scores))  # one example: no typical match to measure
-    typical = typical_match(ex, fallback)
-    threshold = calibrated_threshold(scores[:, 0], typical, background_quantile=detector.background_quantile)
+    threshold = calibrated_threshold(
+        scores[:, 0], typical_match(ex, fallback), negative_best, background_quantile=detector.background_quantile
+    )
     fine = {}
     if detector.locate_seconds_ is not None:  # placing windows at the windows' starts, as the detector's
         length = round(detector.locate_seconds_ * 100)
-        fine_scores, _ = _statistics_scores(db, length, hop, raw)
+        fine_scores = _statistics_scores(db, length, hop, raw)[0]
         fine = {
             "fine_starts": np.arange(fine_scores.shape[0]) * hop / 100,
             "fine_scores": fine_scores,
@@ -178,12 +201,13 @@ def run(args) -> dict:
         truth_all += [Event(f"{n}", e.label, e.start, e.end) for e in truth]
         options = {"background_quantile": args.background_quantile} if args.background_quantile else {}
         detector = EventDetector(model, precision=args.precision, locate_seconds=args.locate or None, **options)
-        detector.fit(examples, labels=label, sample_rate=RATE)
+        negatives = background_stretches(bg, args.negatives, np.random.default_rng([seed, n]))
+        detector.fit(examples, labels=label, negatives=negatives or None, sample_rate=RATE)
         t0 = time.perf_counter()
         found = [Event("soundscape", e.label, e.start, e.end, e.score) for e in detector.detect(wave, sample_rate=RATE)]
         elapsed += time.perf_counter() - t0
         seconds_of_audio += args.seconds
-        base = curve_events(baseline_curve(detector, wave, examples), [detector.event_seconds_[0]])
+        base = curve_events(baseline_curve(detector, wave, examples, negatives), [detector.event_seconds_[0]])
         for name, events in (("audiosiam", found), ("baseline", base)):
             totals[name] += [Event(f"{n}", e.label, e.start, e.end, e.score) for e in events]
         print(
@@ -236,6 +260,13 @@ def main(argv=None) -> int:
         type=float,
         default=0.0,
         help="share of windows the threshold stays above, both detectors (0: EventDetector's default)",
+    )
+    ap.add_argument(
+        "--negatives",
+        type=int,
+        default=0,
+        help="give both detectors this many 5 s stretches of each soundscape's own background as negatives "
+        "(default: 0)",
     )
     ap.add_argument(
         "--seed", type=int, nargs="+", default=[0], help="one or more seeds; several: their counts pooled (default: 0)"

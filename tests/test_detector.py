@@ -154,7 +154,8 @@ def test_threshold_rule_by_hand():
     assert typical_match(torch.eye(3)[:1], fallback=0.6) == 0.6  # one example: the fallback
     assert calibrated_threshold(scores, 0.9) == pytest.approx(0.6)  # the midpoint of median and typical
     assert calibrated_threshold(np.linspace(0, 1, 101), 0.5) == pytest.approx(0.97)  # above 97% of windows
-    assert calibrated_threshold(scores, 0.9, negative_best=0.8) == pytest.approx(0.85)
+    assert 0.8 < calibrated_threshold(scores, 0.9, negative_best=0.8) == pytest.approx(0.8)  # above every negative
+    assert calibrated_threshold(scores, 0.9, negative_best=0.1) == pytest.approx(0.6)  # below the rule: no effect
 
 
 def _curve(scores, thresholds, labels=("a",), duration=10.0):

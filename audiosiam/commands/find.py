@@ -20,8 +20,10 @@ label's examples). The threshold is set per label and recording from the example
 itself: halfway between the recording's typical window and the examples' typical match, and above 97%
 of the recording's windows (so the sought sound is assumed to fill at most about 3% of a recording: for
 a sound that fills more, lower --background-quantile, e.g. 0.9 for up to 10%); --negative clips raise
-it, --threshold replaces it. --plot draws, per recording, its spectrogram above
-the similarity over time with the threshold and the events, so you see why something was (not) found.
+it above their best-matching window (a few seconds of the recording's own background, or a similar
+sound that must not be found), --threshold replaces it. --plot draws, per recording, its spectrogram
+above the similarity over time with the threshold and the events, so you see why something was (not)
+found.
 
 Recordings of any length are streamed (memory stays bounded). Unreadable recordings are reported on
 stderr and the rest are searched; the exit code is 1 if any failed, else 0.
