@@ -56,3 +56,15 @@ def test_seeds_pool_as_separate_runs(tmp_path):
             assert both[detector][count] == zero[detector][count] + one[detector][count]
         assert 0.0 <= both[detector]["f_measure"] <= 1.0
     assert both["config"]["background_quantile"] == 0.9 and both["config"]["seed"] == [0, 1]
+
+
+def test_negatives_are_stretches_of_the_background_drawn_aside():
+    bench = _benchmark()
+    bg = bench.torch.arange(16000 * 12, dtype=bench.torch.float32)
+    stretches = bench.background_stretches(bg, 3, bench.np.random.default_rng([0, 1]))
+    assert [s.numel() for s in stretches] == [5 * 16000] * 3
+    assert all(int(s[-1] - s[0]) == s.numel() - 1 for s in stretches)  # contiguous pieces of it
+    again = bench.background_stretches(bg, 3, bench.np.random.default_rng([0, 1]))
+    assert all(bench.torch.equal(a, b) for a, b in zip(stretches, again, strict=True))
+    assert bench.background_stretches(bg[:8000], 1, bench.np.random.default_rng(0))[0].numel() == 8000  # short
+    assert bench.background_stretches(bg, 0, bench.np.random.default_rng(0)) == []
