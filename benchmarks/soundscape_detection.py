@@ -179,10 +179,13 @@ def run(args) -> dict:
     totals = {"audiosiam": [], "baseline": []}
     truth_all = []
     seconds_of_audio, elapsed = 0.0, 0.0
-    # Each seed draws its soundscapes as a run with that seed alone would: pooled seeds are separate runs.
-    jobs = [(seed, label) for seed in args.seed for label in eligible for _ in range(args.repeats)]
+    # Each seed draws its soundscapes (and negatives) as a run with that seed alone would: pooled seeds are
+    # separate runs. ``k`` numbers a seed's own soundscapes.
+    per_seed = [label for label in eligible for _ in range(args.repeats)]
+    jobs = [(seed, k, label) for seed in args.seed for k, label in enumerate(per_seed)]
     rngs = {seed: np.random.default_rng(seed) for seed in args.seed}
-    for n, (seed, label) in enumerate(jobs):
+    options = {"background_quantile": args.background_quantile} if args.background_quantile else {}
+    for n, (seed, k, label) in enumerate(jobs):
         rng = rngs[seed]
         paths = list(rng.permutation(classes[label]))
         cap = int(args.max_clip_seconds * RATE)
@@ -199,10 +202,9 @@ def run(args) -> dict:
         wave, truth = make_soundscape(bg, placements, sample_rate=RATE)
         truth = [e for e in truth if e.label == label]
         truth_all += [Event(f"{n}", e.label, e.start, e.end) for e in truth]
-        options = {"background_quantile": args.background_quantile} if args.background_quantile else {}
         detector = EventDetector(model, precision=args.precision, locate_seconds=args.locate or None, **options)
-        negatives = background_stretches(bg, args.negatives, np.random.default_rng([seed, n]))
-        detector.fit(examples, labels=label, negatives=negatives or None, sample_rate=RATE)
+        negatives = background_stretches(bg, args.negatives, np.random.default_rng([seed, k]))
+        detector.fit(examples, labels=label, negatives=negatives, sample_rate=RATE)
         t0 = time.perf_counter()
         found = [Event("soundscape", e.label, e.start, e.end, e.score) for e in detector.detect(wave, sample_rate=RATE)]
         elapsed += time.perf_counter() - t0

@@ -43,6 +43,7 @@ def test_seeds_pool_as_separate_runs(tmp_path):
     )
     common = ["--events", str(events), "--background", str(background), "--shots", "2", "--targets", "1"]
     common += ["--distractors", "1", "--seconds", "12", "--max-classes", "2", "--background-quantile", "0.9"]
+    common += ["--negatives", "1"]  # drawn per seed too
     bench = _benchmark()
     results = {}
     for name, seeds in (("both", ["0", "1"]), ("zero", ["0"]), ("one", ["1"])):

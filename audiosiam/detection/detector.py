@@ -21,8 +21,8 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
    typical of its occurrences are missed first (lower ``background_quantile``, or pass ``threshold``).
    ``negatives`` (clips of what is *not* wanted) raise it to just above their best window score, so
    nothing that scores like them is found. (Chosen on training-class soundscapes with 5 s stretches of
-   their background as negatives: F 0.726 / 0.290 / 0.882 on environmental / kinds / word soundscapes,
-   against 0.697 / 0.284 / 0.841 for halfway between that score and ``p``.) ``threshold=`` replaces the
+   their background as negatives: F 0.730 / 0.288 / 0.882 on environmental / kinds / word soundscapes,
+   against 0.674 / 0.279 / 0.841 for halfway between that score and ``p``.) ``threshold=`` replaces the
    rule with one fixed value. (Chosen on soundscapes of training classes,
    ``benchmarks/soundscape_detection.py``; the held-out classes score it once.)
 5. **Events.** A window is *on* for the label with the largest score above its threshold (margin
