@@ -26,30 +26,11 @@ from pathlib import Path
 import torch
 
 from audiosiam.calibration import fit_calibration
-from audiosiam.data import load_sources
-from audiosiam.data.sources import DataSource, source_items
+from audiosiam.data import validation_items
 from audiosiam.errors import ParameterError
 from audiosiam.evaluation import verification_metrics
 from audiosiam.models import load_model
 from audiosiam.models.checkpoint import update_checkpoint_info
-
-
-def validation_items(info: dict, extra: list[str]):
-    """The clips of the checkpoint's validation classes and of the ``extra`` sources, as ``ClipItem``s."""
-    held = set(info.get("validation_classes") or [])
-    sources = [DataSource(**s) for s in info.get("sources") or []]
-    items = [it for it in source_items(sources) if it.label in held] if held else []
-    trained = set(info.get("label_set") or [])
-    for path in extra:
-        labelled, _, _ = load_sources([path])
-        more = source_items(labelled)
-        clash = sorted({it.label for it in more} & trained)
-        if clash:
-            raise ParameterError(f"--extra {path}: classes {clash[:5]} were trained on; calibrate on unseen classes")
-        items += more
-    if not items:
-        raise ParameterError("no validation clips: the checkpoint lists no validation classes and no --extra was given")
-    return items
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,7 @@ from .datasets import (
 )
 from .loader import collate_waveforms, make_loader
 from .samplers import EpisodicSampler, PairSampler, PKSampler
-from .sources import DataSource, load_background, load_sources, source_items
+from .sources import DataSource, load_background, load_sources, source_items, validation_items
 
 __all__ = [
     "AudioClipDataset",
@@ -34,4 +34,5 @@ __all__ = [
     "manifest_columns",
     "manifest_items",
     "source_items",
+    "validation_items",
 ]

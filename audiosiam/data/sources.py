@@ -26,7 +26,7 @@ from ..errors import NoAudioFilesError, ParameterError
 from ..io import find_audio_files, load_audio
 from .datasets import ClipItem, folder_items, manifest_columns, manifest_items
 
-__all__ = ["DataSource", "load_sources", "source_items", "load_background"]
+__all__ = ["DataSource", "load_sources", "source_items", "load_background", "validation_items"]
 
 
 @dataclass
@@ -228,3 +228,36 @@ def load_sources(
         for s in having:
             s.exclude = {**(s.exclude or {}), column: [*(s.exclude or {}).get(column, []), *values]}
     return labelled, unlabelled, background
+
+
+def validation_items(info: dict, extra: Sequence[str] = ()) -> list[ClipItem]:
+    """The clips of a checkpoint's validation classes (held out of its training), and of ``extra`` sources.
+
+    The classes are those of ``info["validation_classes"]``, read from the sources in ``info["sources"]``
+    (what ``scripts/fit_calibration.py`` fits the calibration map on).
+
+    Args:
+        info (dict): the checkpoint's ``model.info``.
+        extra (Sequence[str], optional): recipes (``.json``) or manifests of more classes the model never
+            trained on. Default: ``()``.
+
+    Returns:
+        list[ClipItem]: the items, each with its source name (the domain of calibration episodes).
+
+    Raises:
+        ParameterError: an ``extra`` class the model trained on, or no clip at all.
+    """
+    held = set(info.get("validation_classes") or [])
+    sources = [DataSource(**s) for s in info.get("sources") or []]
+    items = [it for it in source_items(sources) if it.label in held] if held else []
+    trained = set(info.get("label_set") or [])
+    for path in extra:
+        labelled, _, _ = load_sources([path])
+        more = source_items(labelled)
+        clash = sorted({it.label for it in more} & trained)
+        if clash:
+            raise ParameterError(f"--extra {path}: classes {clash[:5]} were trained on; calibrate on unseen classes")
+        items += more
+    if not items:
+        raise ParameterError("no validation clips: the checkpoint lists no validation classes and no --extra was given")
+    return items
