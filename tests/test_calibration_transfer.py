@@ -3,24 +3,15 @@ fitted on the same domain's other classes, and a domain unlike the fitting one s
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from repo_files import load_repo_module
 
 from audiosiam.errors import ParameterError
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "calibration_transfer", ROOT / "benchmarks" / "calibration_transfer.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_module("benchmarks/calibration_transfer.py")
 
 
 def _clusters(rng, n_classes, spread, clips=8, dim=16):

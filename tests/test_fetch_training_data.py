@@ -4,16 +4,15 @@ variant names, held-out kinds of sound, silence trimming and duplicate removal."
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from repo_files import load_repo_module
 
 from audio_fixtures import sweep, write
 
@@ -22,11 +21,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fetch_training_data.
 
 @pytest.fixture(scope="module")
 def fetch():
-    spec = importlib.util.spec_from_file_location("fetch_training_data", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_module("scripts/fetch_training_data.py")
 
 
 def test_variant_key_strips_trailing_numbers_only(fetch):

@@ -4,21 +4,17 @@ several seeds pooled exactly as the separate runs (the dev sets that choose dete
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
+
+from repo_files import load_repo_module
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "soundscape_detection", ROOT / "benchmarks" / "soundscape_detection.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_module("benchmarks/soundscape_detection.py")
 
 
 def _manifest(path: Path, rows: list[tuple[Path, str]]) -> Path:

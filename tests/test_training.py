@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from repo_files import load_repo_module
 
 from audiosiam.errors import ParameterError
 from audiosiam.gallery import model_fingerprint
@@ -427,8 +428,6 @@ def test_a_fine_tune_validates_on_the_classes_its_starting_model_validated_on(tm
 
 
 def test_fitting_the_calibration_afterwards_measures_the_weights_own_verification_threshold(tmp_path, data):
-    import importlib.util
-    from pathlib import Path
 
     from audiosiam.evaluation import verification_metrics
 
@@ -441,10 +440,7 @@ def test_fitting_the_calibration_afterwards_measures_the_weights_own_verificatio
     model.save(
         path, **{k: v for k, v in model.info.items() if k != "verification_threshold"}, verification_threshold=0.123
     )
-    script = Path(__file__).resolve().parents[1] / "scripts" / "fit_calibration.py"
-    spec = importlib.util.spec_from_file_location("fit_calibration_script", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_repo_module("scripts/fit_calibration.py", "fit_calibration_script")
     assert module.main([str(path), "--episodes", "40"]) == 0
     after = load_checkpoint(path)
     assert model_fingerprint(after) == model_fingerprint(model)  # weights untouched
