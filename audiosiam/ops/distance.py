@@ -79,8 +79,9 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric:
     Args:
         x (Tensor): (N, D) float32, float64, float16 or bfloat16.
         y (Tensor or None, optional): (M, D), of ``x``'s dtype and device; ``None`` means ``x`` against
-            itself: the diagonal is then exactly 0 and the matrix exactly symmetric (the compiled
-            ``self_distance`` op computes each pair once, and its backward is a single matrix product).
+            itself: with the compiled ``self_distance`` op the diagonal is then exactly 0 (cosine: 1 for an
+            all-zero row) and the matrix exactly symmetric (it computes each pair once, and its backward is a
+            single matrix product); the pure-PyTorch path equals it to rounding.
             Default: ``None``.
         metric (str, optional): ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"`` (1 - cosine similarity) or
             ``"l1"``, or an alias of :func:`parse_metric`. Default: ``"euclidean"``.

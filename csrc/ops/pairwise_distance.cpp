@@ -27,6 +27,15 @@ at::Tensor cosine_distance(const at::Tensor& x, const at::Tensor& y) {
   return (1 - at::mm(unit(x), unit(y).t())).clamp(0, 2);
 }
 
+at::Tensor cosine_self_distance(const at::Tensor& x) {
+  auto dist = cosine_distance(x, x);
+  dist = at::triu(dist, 1) + at::triu(dist, 1).t();
+  // a row's distance to itself is 0 by definition (1 for an all-zero row, as cosine_distance defines it),
+  // not the rounding of 1 - <u, u>
+  dist.diagonal().copy_((x.norm(2, {1}) == 0).to(dist.scalar_type()));
+  return dist;
+}
+
 at::Tensor distance_weights_aten(const at::Tensor& g, const at::Tensor& dist, bool squared, bool symmetric) {
   auto both = symmetric ? g + g.t() : g;
   // both / dist is inf or nan where dist == 0; where() replaces exactly those cells with the subgradient 0.

@@ -88,7 +88,7 @@ at::Tensor pairwise_distance_cpu(const at::Tensor& x_in, const at::Tensor& y_in,
 at::Tensor self_distance_cpu(const at::Tensor& x_in, c10::string_view metric_name) {
   check_matrix(x_in, "x");
   const Metric metric = parse_metric(std::string(metric_name));
-  if (metric == Metric::Cosine) return cosine_distance(x_in, x_in);
+  if (metric == Metric::Cosine) return cosine_self_distance(x_in);
   auto x = x_in.contiguous();
   const int64_t n = x.size(0), d = x.size(1);
   auto out = at::empty({n, n}, x.options());

@@ -25,6 +25,7 @@ at::Tensor pairwise_distance_cuda(const at::Tensor& x_in, const at::Tensor& y_in
 // The CUDA kernel computes the whole square: on a GPU the mirrored half would cost a second pass.
 at::Tensor self_distance_cuda(const at::Tensor& x, c10::string_view metric_name) {
   check_matrix(x, "x");
+  if (parse_metric(std::string(metric_name)) == Metric::Cosine) return cosine_self_distance(x);
   return pairwise_distance_cuda(x, x, metric_name);
 }
 
