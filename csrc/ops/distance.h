@@ -13,10 +13,10 @@ namespace audiosiam {
 // Cosine distance 1 - <x/|x|, y/|y|>, 1 where a row is all zeros; any device (ATen ops, BLAS/cuBLAS).
 at::Tensor cosine_distance(const at::Tensor& x, const at::Tensor& y);
 
-// The same for x against itself, exactly symmetric (the upper triangle mirrored below the diagonal) with
-// an exact diagonal (0; 1 for an all-zero row). A BLAS
-// product does not promise (i, j) == (j, i) bit for bit (its blocking and FMA order differ between the two;
-// on a 2-core AVX-512 Xeon, 3 rows of 32 differ by one ulp), and self_distance promises it.
+// The same for x against itself, exactly symmetric (the upper triangle mirrored below the diagonal) with an
+// exact diagonal (0; 1 for an all-zero row). A BLAS product does not promise (i, j) == (j, i) bit for bit
+// (its blocking and FMA order differ between the two; on a 2-core AVX-512 Xeon, 3 rows of 32 differ by one
+// ulp), and self_distance promises it.
 at::Tensor cosine_self_distance(const at::Tensor& x);
 
 // The device-specific pieces of the distance backward; the rest is ATen, shared by every device.

@@ -28,8 +28,8 @@ at::Tensor cosine_distance(const at::Tensor& x, const at::Tensor& y) {
 }
 
 at::Tensor cosine_self_distance(const at::Tensor& x) {
-  auto dist = cosine_distance(x, x);
-  dist = at::triu(dist, 1) + at::triu(dist, 1).t();
+  auto upper = at::triu(cosine_distance(x, x), 1);
+  auto dist = upper + upper.t();
   // a row's distance to itself is 0 by definition (1 for an all-zero row, as cosine_distance defines it),
   // not the rounding of 1 - <u, u>
   dist.diagonal().copy_((x.norm(2, {1}) == 0).to(dist.scalar_type()));
