@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .errors import ParameterError
-from .functional import NORMALIZATIONS, log_mel_from_filterbank, mel_filterbank
+from .functional import NORMALIZATIONS, log_mel_from_filterbank, mel_filterbank, normalize_sliding
 from .io import fix_length
 
 __all__ = [
@@ -144,6 +144,43 @@ class LogMelSpectrogram(nn.Module):
             amin=self.amin,
             normalize=self.normalize,
         )
+
+    @property
+    def slides(self) -> bool:
+        """Whether :meth:`sliding_features` can serve every window of a long recording in one pass: only
+        per-utterance normalisation has a sliding equivalent."""
+        return self.normalize == "utterance"
+
+    def sliding_features(self, wave: torch.Tensor, window_frames: int) -> torch.Tensor:
+        """The features a window of ``window_frames`` frames centred on each frame would see as a clip: the
+        recording's dB spectrogram, each frame normalised by the statistics of its window-long stretch
+        (:func:`~audiosiam.functional.normalize_sliding`).
+
+        Args:
+            wave (Tensor): (samples,) mono at ``sample_rate``.
+            window_frames (int): frames per window (>= 1).
+
+        Returns:
+            Tensor: (1, n_mels, frames).
+
+        Raises:
+            ParameterError: the front end does not normalise per ``"utterance"`` (:attr:`slides`).
+        """
+        if not self.slides:
+            raise ParameterError(
+                f"the front end normalises with {self.normalize!r}; sliding windows need 'utterance' (every "
+                "bundled model and every model `audiosiam train` makes by default)"
+            )
+        db = log_mel_from_filterbank(
+            wave[None],
+            self.window,
+            self.filterbank,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            top_db=None,
+            amin=self.amin,
+        )
+        return normalize_sliding(db, window_frames, top_db=self.top_db)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config().items())

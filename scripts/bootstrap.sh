@@ -33,6 +33,11 @@ if [ ! -f "$lint_marker" ]; then
   "$venv/bin/python" -m pip install --quiet --progress-bar off -r "$repo/requirements-lint.txt"
   touch "$lint_marker"
 fi
+nodeps_marker="$venv/.nodeps-$(sha256sum "$repo/requirements-nodeps.txt" | cut -c1-12)"
+if [ ! -f "$nodeps_marker" ]; then
+  "$venv/bin/python" -m pip install --quiet --progress-bar off --no-deps -r "$repo/requirements-nodeps.txt"
+  touch "$nodeps_marker"
+fi
 export AUDIOSIAM_PY="$venv/bin/python"
 export PATH="$venv/bin:$PATH"
 

@@ -49,9 +49,11 @@ import argparse
 import csv
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
+import uuid
 import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter, defaultdict
@@ -445,7 +447,8 @@ def _clean_one(job: tuple[str, str]) -> tuple[str, float, str, list[float] | Non
     mel = torch.nn.functional.interpolate(mel[None], size=48, mode="linear", align_corners=False)[0]
     fingerprint = (mel - mel.mean()).flatten().tolist()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = out + ".tmp.flac"
+    # a name no other process uses: a second writer of the same output must not rename our file away
+    tmp = f"{out}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.flac"
     sf.write(tmp, np.clip(wave.numpy(), -1.0, 1.0), RATE, subtype="PCM_16")
     Path(tmp).replace(out)
     return out, seconds, digest, fingerprint
@@ -483,8 +486,12 @@ def clean(clips: list[Clip], cache: Path, workers: int = 2) -> dict[tuple[str, s
         jobs.append((c.original, c.path))
     index_path = cache / "clean_index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    # one job per output: a catalogue can list one file twice (a drum kit naming a sample in two layers)
+    unique = dict((out, (src, out)) for src, out in jobs)
     todo = [
-        j for j in jobs if j[1] not in index or (not index[j[1]][1].startswith("refused") and not Path(j[1]).exists())
+        j
+        for out, j in unique.items()
+        if out not in index or (not index[out][1].startswith("refused") and not Path(out).exists())
     ]
     if todo:
         from tqdm import tqdm

@@ -76,6 +76,22 @@ def test_labels_held_out_kinds_trimming_and_duplicates(fetch, tmp_path):
     assert fetch.clean(again, tmp_path / "cache", workers=1) == drops
 
 
+def test_a_file_listed_twice_is_cleaned_once_by_parallel_workers(fetch, tmp_path):
+    # a drum kit's drumkit.xml can name one sample in two layers: two clips, one output file
+    write(tmp_path / "kit" / "ride_04.flac", tone(500, seed=3))
+    write(tmp_path / "kit" / "snare.flac", tone(700, seed=4))
+    clips = [
+        fetch.Clip("hydrogen-drumkits", "music", str(tmp_path / "kit" / name), f"Kit/{label}", "Kit")
+        for name, label in (("ride_04.flac", "ride"), ("ride_04.flac", "ride"), ("snare.flac", "snare"))
+        for _ in range(8)  # enough copies that, one job per clip, both workers would write them at once
+    ]
+    fetch.held_out(clips)
+    drops = fetch.clean(clips, tmp_path / "cache", workers=2)
+    assert sorted(Path(c.original).name for c in clips) == ["ride_04.flac", "snare.flac"]
+    assert drops == {("hydrogen-drumkits", "exact duplicate"): 22}
+    assert not list((tmp_path / "cache").rglob("*.tmp*"))
+
+
 def test_sounds_inside_game_archives_are_extracted_later_archives_winning(fetch, tmp_path):
     import zipfile
 

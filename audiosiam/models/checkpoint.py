@@ -1,9 +1,14 @@
 """Model checkpoints: one file with everything needed to turn audio into the same embeddings again.
 
 Contents (a plain dict saved with ``torch.save`` and read with ``torch.load(weights_only=True)``, so
-loading a checkpoint cannot run code): format name and version, audiosiam version, front-end config,
+loading a checkpoint cannot run code): format name and version, audiosiam version, the architecture
+(``"resnet"``, audiosiam's own, when absent; ``"aisfx"``: :mod:`audiosiam.models.aisfx`), front-end config,
 encoder config, length policy, weights, and ``info`` (training config, label set of the training data,
 metrics, calibrated thresholds, data sources).
+
+A checkpoint may name its weights instead of holding them: ``"weights_from": {"package": "aisfx",
+"sha256": ...}`` reads them from that installed package (the ``sfx`` preset: aiSFX's weights stay in
+their own wheel, under their licence, and the preset file holds only its configuration and calibration).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from ..devices import resolve_device
 from ..errors import CheckpointError
 from ..files import atomic_write
 from ..transforms import LogMelSpectrogram
+from .aisfx import AiSfxConfig, AiSfxEncoder, AiSfxFrontEnd, aisfx_weights
 from .embedding import EmbeddingModel
 from .encoder import EncoderConfig, ResNetEncoder
 
@@ -27,12 +33,35 @@ __all__ = [
     "read_trusted",
     "write_checkpoint_file",
     "update_checkpoint_info",
+    "architecture_of",
+    "ARCHITECTURES",
     "FORMAT",
     "FORMAT_VERSION",
 ]
 
 FORMAT = "audiosiam-model"
 FORMAT_VERSION = 1
+
+# architecture name -> (front end class, encoder class, encoder config class)
+ARCHITECTURES = {
+    "resnet": (LogMelSpectrogram, ResNetEncoder, EncoderConfig),
+    "aisfx": (AiSfxFrontEnd, AiSfxEncoder, AiSfxConfig),
+}
+
+# packages whose installed weights a checkpoint may name, and how to read them (as the model's state dict)
+_WEIGHT_PACKAGES = {"aisfx": lambda sha256: {f"encoder.{k}": v for k, v in aisfx_weights(sha256=sha256).items()}}
+
+
+def architecture_of(model: EmbeddingModel) -> str:
+    """The :data:`ARCHITECTURES` name of ``model``'s encoder.
+
+    Raises:
+        CheckpointError: an encoder class no checkpoint can describe.
+    """
+    for name, (_, encoder_class, _) in ARCHITECTURES.items():
+        if type(model.encoder) is encoder_class:
+            return name
+    raise CheckpointError(f"a {type(model.encoder).__name__} encoder cannot be saved as an audiosiam checkpoint")
 
 
 def _plain(value):
@@ -97,6 +126,7 @@ def save_checkpoint(model: EmbeddingModel, path: str | os.PathLike) -> str:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "audiosiam_version": __version__,
+        "architecture": architecture_of(model),
         "frontend": _plain(model.frontend.config()),
         "encoder": _plain(model.encoder.config.to_dict()),
         "policy": _plain(model.policy()),
@@ -146,10 +176,10 @@ def update_checkpoint_info(path: str | os.PathLike, **entries) -> Path:
             then not to be shipped).
     """
     payload = read_trusted(path, "audiosiam checkpoint", "use another checkpoint")
-    before = {k: v.clone() for k, v in payload["state_dict"].items()}
+    before = {k: v.clone() for k, v in payload.get("state_dict", {}).items()}
     payload["info"].update(_plain(entries))
     write_checkpoint_file(path, payload)
-    after = read_trusted(path, "audiosiam checkpoint", "use another checkpoint")["state_dict"]
+    after = read_trusted(path, "audiosiam checkpoint", "use another checkpoint").get("state_dict", {})
     if before.keys() != after.keys() or not all(torch.equal(before[k], after[k]) for k in before):
         raise CheckpointError(f"{path}: the weights changed on re-saving; do not ship this file")
     return Path(path)
@@ -184,16 +214,26 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
             f"version {FORMAT_VERSION}; install the audiosiam version that wrote it "
             f"({payload.get('audiosiam_version')}) or retrain"
         )
+    architecture = payload.get("architecture", "resnet")
+    if architecture not in ARCHITECTURES:
+        raise CheckpointError(
+            f"{path}: architecture {architecture!r}, this audiosiam ({__version__}) knows "
+            f"{', '.join(ARCHITECTURES)}; install a newer audiosiam"
+        )
+    state = payload.get("state_dict")
+    if state is None:
+        state = _named_weights(path, payload.get("weights_from"))
+    frontend_class, encoder_class, config_class = ARCHITECTURES[architecture]
     try:
-        frontend = LogMelSpectrogram(**payload["frontend"])
-        encoder = ResNetEncoder(EncoderConfig.from_dict(payload["encoder"]))
+        frontend = frontend_class(**payload["frontend"])
+        encoder = encoder_class(config_class.from_dict(payload["encoder"]))
         model = EmbeddingModel(frontend, encoder, **payload["policy"], info=payload.get("info") or {})
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: checkpoint contents do not fit this audiosiam's model ({exc})") from exc
     bad = [
         name
-        for name, t in payload["state_dict"].items()
+        for name, t in state.items()
         if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())
     ]
     if bad:
@@ -202,3 +242,16 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
             "infinite values (a diverged training run); use an earlier checkpoint of the run"
         )
     return model.to(target).eval()
+
+
+def _named_weights(path: Path, source) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint names instead of holding (``"weights_from"``)."""
+    if not isinstance(source, dict) or source.get("package") not in _WEIGHT_PACKAGES:
+        raise CheckpointError(
+            f"{path}: holds no weights and names none this audiosiam can read "
+            f"(packages: {', '.join(_WEIGHT_PACKAGES)}); use another checkpoint"
+        )
+    sha256 = source.get("sha256")
+    if sha256 is not None and not isinstance(sha256, str):
+        raise CheckpointError(f"{path}: 'weights_from.sha256' is {sha256!r}, expected a hex string")
+    return _WEIGHT_PACKAGES[source["package"]](sha256)

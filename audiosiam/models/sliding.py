@@ -33,7 +33,6 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 import torch
 
 from ..errors import ParameterError
-from ..functional import log_mel_from_filterbank, normalize_sliding
 from .quantized import RANGES_KEY, Int8Trunk, int8_available
 
 __all__ = ["SlidingEmbedder", "WindowChunk", "PRECISIONS", "check_precision"]
@@ -106,10 +105,10 @@ class SlidingEmbedder:
             )
         if fine_window_seconds is not None and not fine_window_seconds > 0:
             raise ParameterError(f"fine_window_seconds={fine_window_seconds}: must be > 0 (or None for no fine grid)")
-        if model.frontend.normalize != "utterance":
+        if not model.frontend.slides:
             raise ParameterError(
-                f"the model's front end normalises with {model.frontend.normalize!r}; sliding windows need "
-                "'utterance' (every bundled model and every model `audiosiam train` makes by default)"
+                f"the model's front end normalises with {getattr(model.frontend, 'normalize', None)!r}; sliding "
+                "windows need 'utterance' (every bundled model and every model `audiosiam train` makes by default)"
             )
         self.model = model
         stride = model.encoder.time_stride
@@ -144,17 +143,7 @@ class SlidingEmbedder:
         Returns:
             Tensor: (1, n_mels, frames) on the model's device.
         """
-        fe = self.model.frontend
-        db = log_mel_from_filterbank(
-            wave.to(self._device)[None],
-            fe.window,
-            fe.filterbank,
-            n_fft=fe.n_fft,
-            hop_length=fe.hop_length,
-            top_db=None,
-            amin=fe.amin,
-        )
-        return normalize_sliding(db, self.window * self.model.encoder.time_stride, top_db=fe.top_db)
+        return self.model.frontend.sliding_features(wave.to(self._device), self.window * self.model.encoder.time_stride)
 
     def _frames(self, wave: torch.Tensor, keep: tuple[int, int] | None = None) -> torch.Tensor:
         """(samples,) -> (C, T') trunk frames of :meth:`features`; only the trunk frames ``[keep[0], keep[1])``
