@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "audiosiam/assets/sfx.pt", help="default: %(default)s")
     args = p.parse_args(argv)
     frontend, encoder = AiSfxFrontEnd(), AiSfxEncoder(AiSfxConfig())
-    model = EmbeddingModel(frontend, encoder, **POLICY)
+    EmbeddingModel(frontend, encoder, **POLICY)  # the policy is valid
     encoder.load_state_dict(aisfx_weights(sha256=WEIGHTS_SHA256))  # the weights it names load and fit
     info = {
         "name": "sfx",
@@ -55,7 +55,8 @@ def main(argv=None) -> int:
         "info": info,
     }
     write_checkpoint_file(args.out, payload)
-    print(f"{args.out}: written ({args.out.stat().st_size} bytes; weights read from the aisfx package)", file=sys.stderr)
+    size = args.out.stat().st_size
+    print(f"{args.out}: written ({size} bytes; the weights are read from the aisfx package)", file=sys.stderr)
     return 0
 
 

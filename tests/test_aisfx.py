@@ -36,7 +36,16 @@ def _their_features(wave: np.ndarray) -> np.ndarray:
 
     y = wave / (np.abs(wave).max() or 1.0)
     spec = librosa.feature.melspectrogram(
-        y=y, sr=44100, n_mels=96, norm=1.0, fmin=0.0, fmax=22050.0, htk=True, power=2.0, hop_length=1024, win_length=2048
+        y=y,
+        sr=44100,
+        n_mels=96,
+        norm=1.0,
+        fmin=0.0,
+        fmax=22050.0,
+        htk=True,
+        power=2.0,
+        hop_length=1024,
+        win_length=2048,
     )
     return np.log10(spec * 10000.0 + 1) / 9.457798957824707
 

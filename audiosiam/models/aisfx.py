@@ -328,7 +328,9 @@ def aisfx_weights(path: str | Path | None = None, *, sha256: str | None = None) 
 
     path = Path(path) if path is not None else _package_file()
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such file (aiSFX's weights); reinstall with `pip install --no-deps aisfx==0.1.2`")
+        raise CheckpointError(
+            f"{path}: no such file (aiSFX's weights); reinstall with `pip install --no-deps aisfx==0.1.2`"
+        )
     if sha256 is not None:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != sha256:
