@@ -30,9 +30,11 @@ POLICY = dict(window_seconds=2.3, hop_seconds=51200 / 44100, min_seconds=2.3)
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=REPO / "audiosiam/assets/sfx.pt", help="default: %(default)s")
+    p.add_argument("--pad", choices=("center", "end"), default="center", help="short clips' padding (%(default)s)")
     args = p.parse_args(argv)
+    policy = {**POLICY, "pad": args.pad}
     frontend, encoder = AiSfxFrontEnd(), AiSfxEncoder(AiSfxConfig())
-    EmbeddingModel(frontend, encoder, **POLICY)  # the policy is valid
+    EmbeddingModel(frontend, encoder, **policy)  # the policy is valid
     encoder.load_state_dict(aisfx_weights(sha256=WEIGHTS_SHA256))  # the weights it names load and fit
     info = {
         "name": "sfx",
@@ -50,7 +52,7 @@ def main(argv=None) -> int:
         "architecture": "aisfx",
         "frontend": frontend.config(),
         "encoder": encoder.config.to_dict(),
-        "policy": POLICY,
+        "policy": policy,
         "weights_from": {"package": "aisfx", "sha256": WEIGHTS_SHA256},
         "info": info,
     }

@@ -3,7 +3,7 @@
 Because the front end lives inside the model, a checkpoint maps 16 kHz audio to embeddings with no
 settings to get wrong. :meth:`EmbeddingModel.embed` accepts paths or waveforms of any length:
 
-* clips shorter than ``min_seconds`` are zero-padded (centred) to it;
+* clips shorter than ``min_seconds`` are zero-padded to it (centred, or at the end with ``pad="end"``);
 * clips up to ``window_seconds`` are embedded whole (padded at the end to a multiple of 0.25 s, so
   similar lengths share a batch; the result never depends on what else is in the batch);
 * longer clips are cut into ``window_seconds`` windows every ``hop_seconds``; the window embeddings are
@@ -74,6 +74,9 @@ def describe_input(item: Any) -> str:
 
 _LENGTH_QUANTUM_SECONDS = 0.25
 
+# EmbeddingModel's pad -> io.fix_length's mode
+_PADDING = {"center": "center", "end": "start"}
+
 
 class EmbeddingModel(nn.Module):
     """Waveforms (B, time) at ``sample_rate`` -> L2-normalised embeddings (B, D).
@@ -86,13 +89,15 @@ class EmbeddingModel(nn.Module):
         window_seconds (float, optional): longer clips are cut into windows of this length; shorter ones
             are embedded whole (module docstring). Default: ``2.0``.
         hop_seconds (float, optional): step between the windows of a long clip. Default: ``1.0``.
-        min_seconds (float, optional): shorter clips are zero-padded (centred) to this length.
-            Default: ``1.0``.
+        min_seconds (float, optional): shorter clips are zero-padded to this length. Default: ``1.0``.
+        pad (str, optional): where a short clip's padding goes: ``"center"`` (both sides) or ``"end"``.
+            Default: ``"center"``.
         info (dict or None, optional): metadata from the checkpoint (training config, label set, metrics,
             thresholds); ``None``: empty. Default: ``None``.
 
     Raises:
-        ParameterError: unless ``0 < min_seconds <= window_seconds`` and ``hop_seconds > 0``.
+        ParameterError: unless ``0 < min_seconds <= window_seconds``, ``hop_seconds > 0`` and ``pad`` is
+            ``"center"`` or ``"end"``.
 
     Example:
         >>> model = audiosiam.load_model()
@@ -108,6 +113,7 @@ class EmbeddingModel(nn.Module):
         window_seconds: float = 2.0,
         hop_seconds: float = 1.0,
         min_seconds: float = 1.0,
+        pad: str = "center",
         info: dict | None = None,
     ):
         super().__init__()
@@ -118,7 +124,10 @@ class EmbeddingModel(nn.Module):
                 f"min_seconds={min_seconds}, window_seconds={window_seconds}, hop_seconds={hop_seconds}: "
                 "expected 0 < min_seconds <= window_seconds and hop_seconds > 0"
             )
+        if pad not in _PADDING:
+            raise ParameterError(f"pad={pad!r}: expected one of {', '.join(_PADDING)}")
         self.window_seconds, self.hop_seconds, self.min_seconds = window_seconds, hop_seconds, min_seconds
+        self.pad = pad
         self.info: dict = dict(info or {})
         self.source: str | None = None  # preset name or checkpoint path it was loaded from
 
@@ -144,7 +153,8 @@ class EmbeddingModel(nn.Module):
         return self.encoder(self.frontend(waveforms))
 
     def policy(self) -> dict:
-        return dict(window_seconds=self.window_seconds, hop_seconds=self.hop_seconds, min_seconds=self.min_seconds)
+        policy = dict(window_seconds=self.window_seconds, hop_seconds=self.hop_seconds, min_seconds=self.min_seconds)
+        return policy if self.pad == "center" else {**policy, "pad": self.pad}
 
     # ------------------------------------------------------------------ inference
     def _segments(self, wave: torch.Tensor) -> torch.Tensor:
@@ -154,7 +164,7 @@ class EmbeddingModel(nn.Module):
         if wave.shape[0] > window:
             return sliding_windows(wave, window, int(self.hop_seconds * rate))
         if wave.shape[0] < minimum:
-            return fix_length(wave, minimum, mode="center")[None]
+            return fix_length(wave, minimum, mode=_PADDING[self.pad])[None]
         quantum = int(_LENGTH_QUANTUM_SECONDS * rate)
         return fix_length(wave, min(window, math.ceil(wave.shape[0] / quantum) * quantum), mode="start")[None]
 
