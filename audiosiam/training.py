@@ -47,6 +47,7 @@ from .errors import CheckpointError, ParameterError, TrainingDivergedError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
 from .files import refuse_folders, write_output
 from .losses import ContrastiveLoss, TripletLoss
+from .losses.distillation import relational_distillation_loss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
 from .models.checkpoint import read_trusted, write_checkpoint_file
 from .plotting import save_figure
@@ -146,6 +147,22 @@ class TrainConfig:
         init (str or None): start from this checkpoint's weights (fine-tuning): a preset name such as
             ``"default"``, or a checkpoint path, whose architecture must match this config's. ``None``:
             random initial weights. Default: ``None``.
+        teacher (str or None): distil from this model (a preset such as ``"sfx"``, or a checkpoint): each
+            step adds ``distill_weight`` times :func:`~audiosiam.losses.relational_distillation_loss` between
+            the student's embeddings of the batch's clips of ``distill_sources`` and the teacher's embeddings
+            of the same clips (whole clips, computed once and cached on disk by content:
+            :class:`~audiosiam.data.teacher_cache.TeacherCache`). ``None``: no teacher. Default: ``None``.
+        distill_weight (float): weight of the teacher's term against the triplet/contrastive loss, >= 0.
+            Default: ``1.0``.
+        distill_sources (list of str or None): the sources (recipe names, labelled and label-free alike)
+            whose clips the teacher is asked about: those it knows (a sound-effects teacher: not speech).
+            ``None``: every source. Default: ``None``.
+        distill_temperature (float): softmax temperature of the relational loss (> 0). Default: ``0.5``.
+        anchor_weight (float): with ``init``, weight of the same relational loss between the student and a
+            frozen copy of the starting model, on the clips *outside* ``distill_sources``: keeps what the
+            starting model knew where the teacher knows nothing (speech). ``0``: off. Default: ``0.0``.
+        teacher_cache (str or None): root folder of the teacher embedding cache; ``None``:
+            ``$AUDIOSIAM_TEACHER_CACHE`` or ``~/.cache/audiosiam/teacher``. Default: ``None``.
     """
 
     out: str = "model.pt"
@@ -184,6 +201,12 @@ class TrainConfig:
     device: str = "auto"
     resume: bool = False
     init: str | None = None  # start from this checkpoint's weights (fine-tuning)
+    teacher: str | None = None  # distil from this model (a preset or a checkpoint)
+    distill_weight: float = 1.0
+    distill_sources: list[str] | None = None  # sources whose clips the teacher is asked about (None: all)
+    distill_temperature: float = 0.5
+    anchor_weight: float = 0.0  # relational loss to the frozen starting model, outside distill_sources
+    teacher_cache: str | None = None
 
 
 def _split_classes(
@@ -540,6 +563,71 @@ def _gather(embeddings: torch.Tensor, labels: torch.Tensor, world: int):
     return all_emb, torch.cat(all_labels)
 
 
+class _Distillation:
+    """The relational terms of a run: the teacher's on the clips of ``distill_sources`` (embeddings read
+    once from the cache, per training item) and the frozen starting model's on the others."""
+
+    def __init__(self, config: TrainConfig, train_set: AudioClipDataset, model: EmbeddingModel, say, progress: bool):
+        self.config = config
+        if config.distill_weight < 0 or config.anchor_weight < 0 or not config.distill_temperature > 0:
+            raise ParameterError(
+                f"distill_weight={config.distill_weight}, anchor_weight={config.anchor_weight}, "
+                f"distill_temperature={config.distill_temperature}: weights must be >= 0 and the temperature > 0"
+            )
+        if config.anchor_weight > 0 and config.init is None:
+            raise ParameterError("anchor_weight > 0 keeps the starting model's similarities: it needs init (--model)")
+        sources = {it.source for it in train_set.items}
+        wanted = set(config.distill_sources) if config.distill_sources is not None else sources
+        unknown = sorted(wanted - sources)
+        if unknown:
+            raise ParameterError(f"distill_sources: {unknown} are not sources of this run ({sorted(sources)})")
+        self.distilled = torch.tensor([it.source in wanted for it in train_set.items], dtype=torch.bool)
+        self.teacher_rows = None
+        if config.teacher is not None:
+            from .data.teacher_cache import TeacherCache
+            from .models import load_model
+
+            teacher = load_model(config.teacher)
+            cache = TeacherCache(teacher, config.teacher_cache)
+            index = torch.nonzero(self.distilled).flatten().tolist()
+            rows = cache.embeddings([train_set.items[i].path for i in index], progress=progress)
+            self.teacher_rows = torch.zeros(len(train_set.items), rows.shape[1] if len(index) else 1)
+            self.teacher_rows[index] = rows
+            say(
+                f"teacher {config.teacher}: {len(set(train_set.items[i].path for i in index))} clips of "
+                f"{len(wanted)} sources ({cache.computed} embedded now, the rest read from {cache.folder})"
+            )
+        self.anchor = None
+        if config.anchor_weight > 0:
+            import copy
+
+            self.anchor = copy.deepcopy(model.encoder).eval().requires_grad_(False)
+
+    @property
+    def active(self) -> bool:
+        return self.teacher_rows is not None or self.anchor is not None
+
+    def loss(self, emb: torch.Tensor, feats: torch.Tensor, batch: list[int]) -> torch.Tensor:
+        """The weighted relational terms for one step's local embeddings ``emb`` of items ``batch``."""
+        index = torch.as_tensor(batch)
+        taught = self.distilled[index].to(emb.device)
+        total = emb.new_zeros(())
+        temperature = self.config.distill_temperature
+        if self.teacher_rows is not None and self.config.distill_weight > 0:
+            target = self.teacher_rows[index].to(emb.device)
+            total = total + self.config.distill_weight * relational_distillation_loss(
+                emb[taught], target[taught], temperature=temperature
+            )
+        if self.anchor is not None:
+            kept = ~taught
+            with torch.no_grad():
+                anchored = self.anchor(feats[kept].float()) if bool(kept.any()) else emb[kept].detach()
+            total = total + self.config.anchor_weight * relational_distillation_loss(
+                emb[kept], anchored, temperature=temperature
+            )
+        return total
+
+
 def train(
     config: TrainConfig,
     sources: Sequence[DataSource],
@@ -596,6 +684,9 @@ def train(
         config, sources, unlabelled, background, rank=rank, say=say, progress=progress and is_main
     )
     model = _build_model(config).to(device)
+    distillation = _Distillation(config, train_set, model, say, progress and is_main)
+    if distillation.anchor is not None:
+        distillation.anchor.to(device)
     net = model.encoder
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -642,7 +733,7 @@ def train(
         train_set.set_epoch(epoch)
         sampler.set_epoch(epoch)
         model.train()
-        losses, active = [], []
+        losses, active, distill_losses = [], [], []
         iterator = loader
         if progress and is_main:
             from tqdm.auto import tqdm
@@ -667,6 +758,10 @@ def train(
                 emb = net(feats)
             emb_all, labels_all = _gather(emb.float(), labels, world)
             loss = criterion(emb_all, labels_all)
+            if distillation.active:
+                distill = distillation.loss(emb.float(), feats, batch)
+                distill_losses.append(float(distill.detach()))
+                loss = loss + distill
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -691,6 +786,8 @@ def train(
             "elapsed_minutes": (time.time() - t0) / 60,
             "lr": optimizer.param_groups[0]["lr"],
         }
+        if distill_losses:
+            record["distill_loss"] = sum(distill_losses) / len(distill_losses)
         if is_main and val_set is not None:
             record.update(_validate(model, val_set, config))
         history.append(record)

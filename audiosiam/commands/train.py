@@ -75,6 +75,11 @@ HELPS = {
     "num_workers": "DataLoader worker processes",
     "device": "where to train",
     "clip_seconds": "length of the random training crops",
+    "teacher": "distil from this model (e.g. sfx): a relational loss on the clips of --distill-sources",
+    "distill_weight": "weight of the teacher's loss against the triplet/contrastive loss",
+    "distill_temperature": "softmax temperature of the relational distillation loss",
+    "anchor_weight": "with --model: keep the starting model's similarities on clips outside --distill-sources",
+    "teacher_cache": "teacher embedding cache folder (default: ~/.cache/audiosiam/teacher)",
 }
 
 
@@ -131,13 +136,17 @@ def add_parser(subparsers) -> None:
     )
     defaults = TrainConfig()
     for f in fields(TrainConfig):
-        if f.name in ("out", "resume", "channels", "blocks", "val_sources"):
+        if f.name in ("out", "resume", "channels", "blocks", "val_sources", "distill_sources"):
             continue
         default = getattr(defaults, f.name)
         kind = (
             type(default)
             if default is not None
-            else (float if "minutes" in f.name else (str if f.name in ("init", "val_classes_of") else int))
+            else (
+                float
+                if "minutes" in f.name
+                else (str if f.name in ("init", "val_classes_of", "teacher", "teacher_cache") else int)
+            )
         )
         flag = "--" + RENAMED.get(f.name, f.name.replace("_", "-"))
         choices = CHOICES.get(f.name)
@@ -166,6 +175,12 @@ def add_parser(subparsers) -> None:
         metavar="NAME,NAME",
         help="hold validation classes out of these sources only (default: any labelled source)",
     )
+    p.add_argument(
+        "--distill-sources",
+        default=None,
+        metavar="NAME,NAME",
+        help="sources whose clips the --teacher is asked about, e.g. its non-speech ones (default: every source)",
+    )
     p.add_argument("--out", required=True, help="where to write the best checkpoint")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT's .run folder")
     _common.add_progress_option(p)
@@ -189,6 +204,7 @@ def run(args) -> int:
     values["channels"] = [int(c) for c in args.channels.split(",")]
     values["blocks"] = [int(b) for b in args.blocks.split(",")]
     values["val_sources"] = args.val_sources.split(",") if args.val_sources else None
+    values["distill_sources"] = args.distill_sources.split(",") if args.distill_sources else None
     config = TrainConfig(**values)
     train(config, labelled, unlabelled=unlabelled, background=background, progress=not args.no_progress)
     return 0

@@ -1,6 +1,7 @@
 """Metric-learning losses for Siamese training: triplet (batch-hard, batch-all, semi-hard, explicit)
-and contrastive, as functions and as modules."""
+and contrastive, as functions and as modules; relational distillation from a teacher."""
 
+from .distillation import relational_distillation_loss
 from .functional import (
     DISTANCES,
     MININGS,
@@ -20,6 +21,7 @@ __all__ = [
     "TripletLoss",
     "contrastive_loss",
     "contrastive_pair_loss",
+    "relational_distillation_loss",
     "triplet_loss",
     "triplet_margin_loss",
 ]
