@@ -58,7 +58,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 AUDIO = {".ogg", ".oga", ".wav", ".flac", ".aiff", ".aif", ".opus", ".mp3"}
@@ -830,6 +830,12 @@ def build(
             "classes": sorted({f"{c.source}/{c.label}" for c in held if c.label and not c.category}),
         },
     }
+    # the training parts of the multi-source sets (audiosiam.data.splits decides which clips only validate)
+    from audiosiam.data.splits import training_sources
+
+    multi_source = (shared / "arabic_speech_commands").is_dir() and (shared / "karoryfer_instruments").is_dir()
+    if multi_source:
+        recipe["sources"] += [asdict(s) for s in training_sources(shared)]
     path = cache / "recipe.json"
     path.write_text(json.dumps(recipe, indent=2))
     speaker = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/recipes/speaker.json").read_text())
@@ -838,6 +844,8 @@ def build(
         s["path"] = str((base / s["path"]).resolve()) if not Path(s["path"]).is_absolute() else s["path"]
     speaker["background"] = [str((base / b).resolve()) for b in speaker.get("background", [])]
     speaker["sources"].append({"name": "voices", "path": str(manifests / "voices.csv"), "label_columns": ["group"]})
+    if multi_source:
+        speaker["sources"] += [asdict(s) for s in training_sources(shared, speaker=True)]
     (cache / "speaker_recipe.json").write_text(json.dumps(speaker, indent=2))
     print(f"recipe: {path}\nspeaker recipe: {cache / 'speaker_recipe.json'}")
     return path

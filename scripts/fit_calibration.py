@@ -6,9 +6,12 @@
 The validation classes are the ones the checkpoint's ``info["validation_classes"]`` lists (held out of its
 training), read from the sources in ``info["sources"]``; ``--extra`` adds the classes of a data recipe
 (``.json``, as ``audiosiam train`` reads) or manifest, which must not be classes the model trained on or
-that any benchmark evaluates on. Episodes stay within one domain, a domain being a source name unless
-``--same-domain A=B`` puts source A's classes with B's. Both rules (prototype and k-NN) get a map
-(:func:`audiosiam.calibration.fit_calibration`); the weights are not touched, which the script checks.
+that any benchmark evaluates on; ``--validation-sets`` adds the validation rows of the multi-source sets
+(:func:`audiosiam.data.splits.validation_sets`, each row its own domain; ``--speech`` keeps the Arabic
+ones, left out by default for the ``sfx`` model, which knows nothing of speech). Episodes stay within one
+domain, a domain being a source name unless ``--same-domain A=B`` puts source A's classes with B's. Both
+rules (prototype and k-NN) get a map (:func:`audiosiam.calibration.fit_calibration`); the weights are not
+touched, which the script checks.
 
 It also measures ``info["verification_threshold"]`` (what ``audiosiam verify`` decides "same" at, and
 ``find``'s typical match for a single example) as the equal-error threshold of these weights over the same
@@ -27,6 +30,7 @@ import torch
 
 from audiosiam.calibration import fit_calibration
 from audiosiam.data import validation_items
+from audiosiam.data.splits import validation_sets
 from audiosiam.errors import ParameterError
 from audiosiam.evaluation import verification_metrics
 from audiosiam.models import load_model
@@ -39,12 +43,22 @@ def main(argv=None) -> int:
     p.add_argument("--extra", action="append", default=[], help="recipe (.json) or manifest of more unseen classes")
     p.add_argument("--same-domain", action="append", default=[], metavar="A=B", help="source A's episodes join B's")
     p.add_argument("--episodes", type=int, default=4000, help="fitting episodes per rule (default: 4000)")
+    p.add_argument("--validation-sets", action="store_true", help="add the multi-source validation rows")
+    p.add_argument("--speech", action="store_true", help="with --validation-sets: keep the speech rows too")
     p.add_argument("--embeddings", help="cache file of the validation embeddings (read if present, else written)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
     model = load_model(args.checkpoint)
-    items = validation_items(model.info, args.extra)
+    items = validation_items(model.info, args.extra) if model.info.get("validation_classes") or args.extra else []
+    if args.validation_sets:
+        from dataclasses import replace
+
+        for row in validation_sets():
+            if args.speech or not row.speech:
+                items += [replace(it, label=f"{row.domain}/{it.label}", source=row.domain) for it in row.items]
+    if not items:
+        raise ParameterError("no validation clips: the checkpoint lists none; pass --extra or --validation-sets")
     merge = dict(pair.split("=", 1) for pair in args.same_domain)
     classes = sorted({it.label for it in items})
     labels = [classes.index(it.label) for it in items]
