@@ -2,8 +2,9 @@
 
 Run:  python -m pytest benchmarks/bench_classify.py --benchmark-columns=median,ops
 
-* ``test_embed_files``: clips per second from audio files on disk to embeddings with the bundled model,
-  for 1 s and 5 s clips, batched (64 per call) and one clip per call. Clips are real recordings from
+* ``test_embed_files``: clips per second from audio files on disk to embeddings with the bundled ``default``
+  and the ``sfx`` preset (aiSFX, 44.1 kHz; skipped without the aisfx package), for 1 s and 5 s clips,
+  batched (64 per call) and one clip per call: the ratio of the two models in one run is their speed. Clips are real recordings from
   ../shared/data when present (speech_commands_dev, 1 s), else generated; 5 s clips are five 1 s clips
   joined. "x real time" = audio seconds per wall-clock second = clips/s x clip length.
 * ``test_classify_against_large_gallery``: 1,000 already-embedded queries against a 100,000-clip gallery
@@ -29,6 +30,17 @@ N_CLIPS = 64
 @pytest.fixture(scope="module")
 def model():
     return audiosiam.load_model()
+
+
+_PRESETS: dict[str, audiosiam.models.EmbeddingModel] = {}
+
+
+def _preset(name: str):
+    if name == "sfx":
+        pytest.importorskip("aisfx", reason="the sfx preset reads its weights from the aisfx package")
+    if name not in _PRESETS:
+        _PRESETS[name] = audiosiam.load_model(name)
+    return _PRESETS[name]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +72,9 @@ def clip_files(tmp_path_factory):
 
 @pytest.mark.parametrize("seconds", [1, 5])
 @pytest.mark.parametrize("mode", ["batched", "one_at_a_time"])
-def test_embed_files(benchmark, model, clip_files, seconds, mode):
+@pytest.mark.parametrize("preset", ["default", "sfx"])
+def test_embed_files(benchmark, preset, clip_files, seconds, mode):
+    model = _preset(preset)
     paths = clip_files[seconds]
     reference = model.embed(paths[:4])
     assert torch.allclose(model.embed(paths[:1])[0], reference[0], atol=1e-4)  # batching changes nothing
