@@ -4,9 +4,9 @@ Run:  python -m pytest benchmarks/bench_classify.py --benchmark-columns=median,o
 
 * ``test_embed_files``: clips per second from audio files on disk to embeddings with the bundled ``default``
   and the ``sfx`` preset (aiSFX, 44.1 kHz; skipped without the aisfx package), for 1 s and 5 s clips,
-  batched (64 per call) and one clip per call: the ratio of the two models in one run is their speed. Clips are real recordings from
-  ../shared/data when present (speech_commands_dev, 1 s), else generated; 5 s clips are five 1 s clips
-  joined. "x real time" = audio seconds per wall-clock second = clips/s x clip length.
+  batched (64 per call) and one clip per call: the ratio of the two models in one run is their speed.
+  Clips are real recordings from ../shared/data when present (speech_commands_dev, 1 s), else generated;
+  5 s clips are five 1 s clips joined. "x real time" = audio seconds per wall-clock second = clips/s x clip length.
 * ``test_classify_against_large_gallery``: 1,000 already-embedded queries against a 100,000-clip gallery
   (1,000 classes of 100), nearest prototype and k-NN (FAISS above 100k items).
 """

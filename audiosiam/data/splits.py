@@ -83,6 +83,7 @@ class ValidationSet:
         n_query (int): queries per class and episode.
         domain (str): the calibration domain it belongs to.
         speech (bool): spoken words or voices (the sound-effects teacher knows nothing of them).
+            Default: ``False``.
     """
 
     name: str

@@ -71,7 +71,8 @@ def _content_key(path: str) -> str:
 
 
 class TeacherCache:
-    """The embeddings of one teacher, one ``.npy`` per distinct file content.
+    """The embeddings of one teacher, one ``.npy`` per distinct file content, in the sub-folder
+    ``self.folder`` of ``folder`` that the teacher's identity names.
 
     Args:
         teacher (EmbeddingModel): the teacher model (in eval mode while embedding).
@@ -80,7 +81,6 @@ class TeacherCache:
             Default: ``None``.
 
     Attributes:
-        folder (Path): this teacher's sub-folder.
         computed (int): entries the last :meth:`embeddings` call computed (the rest were read).
     """
 

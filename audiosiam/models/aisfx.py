@@ -96,11 +96,28 @@ class AiSfxFrontEnd(nn.Module):
         return dict(sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels)
 
     def num_frames(self, num_samples: int) -> int:
-        """Frames of a waveform of ``num_samples`` samples: ``1 + num_samples // hop_length``."""
+        """Frames of a waveform: ``1 + num_samples // hop_length``.
+
+        Args:
+            num_samples (int): its length in samples.
+
+        Returns:
+            int: its number of frames.
+        """
         return 1 + num_samples // self.hop_length
 
     def mel_power(self, waveform: torch.Tensor) -> torch.Tensor:
-        """(..., time) -> (..., n_mels, frames) mel power of the samples as they are (no normalisation)."""
+        """The mel power spectrogram of the samples as they are (no normalisation).
+
+        Args:
+            waveform (Tensor): (..., time) float at ``sample_rate``.
+
+        Returns:
+            Tensor: (..., n_mels, frames) float32.
+
+        Raises:
+            ParameterError: ``waveform`` has no samples.
+        """
         shape = waveform.shape
         if shape[-1] == 0:
             raise ParameterError("waveform: has no samples")
@@ -234,6 +251,12 @@ class AiSfxEncoder(nn.Module):
         """The trunk: features (B, n_mels, T) -> frames (B, C, T // 8), each the mean over frequency of the
         last block's maps.
 
+        Args:
+            features (Tensor): (B, n_mels, T) from :class:`AiSfxFrontEnd`.
+
+        Returns:
+            Tensor: (B, C, T // 8) frames.
+
         Raises:
             ParameterError: ``features`` is not 3-D with ``n_mels`` bands.
         """
@@ -249,21 +272,53 @@ class AiSfxEncoder(nn.Module):
         return _InferenceTrunk(self)
 
     def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, C, T') trunk frames -> (B, D) L2-normalised embeddings: the maximum over time."""
+        """Pool trunk frames into embeddings: the maximum over time, L2-normalised.
+
+        Args:
+            frames (Tensor): (B, C, T') from :meth:`frames`.
+
+        Returns:
+            Tensor: (B, D) L2-normalised embeddings.
+        """
         return nn.functional.normalize(frames.amax(dim=-1), dim=1)
 
     def embed_windows(self, frames: torch.Tensor, window: int, hop: int) -> torch.Tensor:
-        """Every ``window`` consecutive frames, every ``hop``, of one recording's frames (C, T'):
-        (1 + (T' - window) // hop, D), each exactly :meth:`embed_frames` of its frames."""
+        """Embed every ``window`` consecutive frames, every ``hop`` frames, of one recording, each exactly as
+        :meth:`embed_frames` embeds a clip of those frames.
+
+        Args:
+            frames (Tensor): (C, T') trunk frames of one recording, ``T' >= window``.
+            window (int): frames per window, >= 1.
+            hop (int): frames between window starts, >= 1.
+
+        Returns:
+            Tensor: (1 + (T' - window) // hop, D) L2-normalised embeddings.
+        """
         pooled = nn.functional.max_pool1d(frames[None], window, hop)[0]  # (C, windows)
         return nn.functional.normalize(pooled.T, dim=1)
 
     def embed_windows_of(self, frames: torch.Tensor, windows: tuple[int, ...], hop: int) -> list[torch.Tensor]:
-        """:meth:`embed_windows` for several window lengths at the same starts."""
+        """:meth:`embed_windows` for several window lengths at the same starts.
+
+        Args:
+            frames (Tensor): (C, T') trunk frames of one recording, ``T' >= max(windows)``.
+            windows (tuple of int): frames per window of each grid, each >= 1.
+            hop (int): frames between window starts, >= 1.
+
+        Returns:
+            list[Tensor]: per window length, its windows' L2-normalised embeddings.
+        """
         return [self.embed_windows(frames, window, hop) for window in windows]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, n_mels, frames) -> (B, D) L2-normalised embeddings."""
+        """Embed features.
+
+        Args:
+            features (Tensor): (B, n_mels, frames) from :class:`AiSfxFrontEnd`.
+
+        Returns:
+            Tensor: (B, D) L2-normalised embeddings.
+        """
         return self.embed_frames(self.frames(features))
 
 

@@ -55,6 +55,12 @@ _WEIGHT_PACKAGES = {"aisfx": lambda sha256: {f"encoder.{k}": v for k, v in aisfx
 def architecture_of(model: EmbeddingModel) -> str:
     """The :data:`ARCHITECTURES` name of ``model``'s encoder.
 
+    Args:
+        model (EmbeddingModel): the model.
+
+    Returns:
+        str: ``"resnet"`` or ``"aisfx"``.
+
     Raises:
         CheckpointError: an encoder class no checkpoint can describe.
     """
