@@ -156,7 +156,7 @@ def teacher_features(paths: list[str]) -> torch.Tensor:
     import librosa
     import numpy as np
 
-    from audiosiam.models.aisfx import AiSfxEncoder, aisfx_weights
+    from audiosiam.models.aisfx import AiSfxEncoder, aisfx_weights, authors_features
 
     network = AiSfxEncoder()
     network.load_state_dict(aisfx_weights())
@@ -164,20 +164,7 @@ def teacher_features(paths: list[str]) -> torch.Tensor:
     rows = []
     for path in paths:
         y, _ = librosa.load(path, sr=44100)
-        y = y / (np.abs(y).max() or 1.0)
-        spec = librosa.feature.melspectrogram(
-            y=y,
-            sr=44100,
-            n_mels=96,
-            norm=1.0,
-            fmin=0.0,
-            fmax=22050.0,
-            htk=True,
-            power=2.0,
-            hop_length=1024,
-            win_length=2048,
-        )
-        spec = (np.log10(spec * 10000.0 + 1) / 9.457798957824707).T  # (frames, mels)
+        spec = authors_features(y).T  # (frames, mels)
         n = max(1, int(np.ceil((len(spec) - 100) / 50 + 1)) - (1 if (len(spec) - 100) % 50 else 0))
         spec = np.vstack([spec, np.zeros((100, spec.shape[1]))])
         blocks = torch.as_tensor(np.stack([spec[50 * i : 50 * i + 100] for i in range(n)]), dtype=torch.float32)

@@ -45,6 +45,7 @@ __all__ = [
     "ATTRIBUTION",
     "WEIGHTS_SHA256",
     "aisfx_weights",
+    "authors_features",
 ]
 
 ATTRIBUTION = (
@@ -57,6 +58,35 @@ WEIGHTS_SHA256 = "499ea75909c932a2f94c35fa722fa4fabc5bcb7e84917209cc5f7402627b7e
 
 # Their normalisation constant: the largest log-mel value over their training sets ("spec_norm='original'").
 _SPEC_MAX = 9.457798957824707
+
+
+def authors_features(wave):
+    """aiSFX's features as its authors compute them (``aisfx.spectrogram.spectrogram_librosa`` with their
+    'original' scaling), with librosa: the reference :class:`AiSfxFrontEnd` is tested against.
+
+    Args:
+        wave (numpy.ndarray): (samples,) float mono at 44.1 kHz.
+
+    Returns:
+        numpy.ndarray: (n_mels, frames) float32.
+    """
+    import librosa
+    import numpy as np
+
+    y = wave / (np.abs(wave).max() or 1.0)
+    spec = librosa.feature.melspectrogram(
+        y=y,
+        sr=44100,
+        n_mels=96,
+        norm=1.0,
+        fmin=0.0,
+        fmax=22050.0,
+        htk=True,
+        power=2.0,
+        hop_length=1024,
+        win_length=2048,
+    )
+    return (np.log10(spec * 10000.0 + 1) / _SPEC_MAX).astype(np.float32)
 
 
 class AiSfxFrontEnd(nn.Module):
