@@ -114,7 +114,8 @@ class TeacherCache:
             AudioLoadError: a file the teacher cannot read (training reads the same files first, and
                 leaves out the ones it cannot).
         """
-        keys = [_content_key(p) for p in paths]
+        key_of = {path: _content_key(path) for path in dict.fromkeys(paths)}  # each file read once
+        keys = [key_of[p] for p in paths]
         found: dict[str, torch.Tensor] = {}
         missing: dict[str, str] = {}
         for path, key in zip(paths, keys):

@@ -361,24 +361,26 @@ def _trunk(blocks, features: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=3)  # (B, C, time')
 
 
+class _FoldedBlock(nn.Module):
+    """A :class:`_ConvBlock` in eval mode with each batch norm folded into its convolution."""
+
+    def __init__(self, block: _ConvBlock):
+        super().__init__()
+        self.conv1 = fuse_conv_bn_eval(block.conv1, copy.deepcopy(block.bn1).eval())
+        self.conv2 = fuse_conv_bn_eval(block.conv2, copy.deepcopy(block.bn2).eval())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x).relu_()).relu_()
+
+
 class _InferenceTrunk(nn.Module):
     def __init__(self, encoder: AiSfxEncoder):
         super().__init__()
-        self.blocks = nn.ModuleList()
-        for block in encoder._blocks():
-            folded = nn.Module()
-            folded.conv1 = fuse_conv_bn_eval(block.conv1, copy.deepcopy(block.bn1).eval())
-            folded.conv2 = fuse_conv_bn_eval(block.conv2, copy.deepcopy(block.bn2).eval())
-            self.blocks.append(folded)
+        self.blocks = nn.ModuleList(_FoldedBlock(block) for block in encoder._blocks())
         self.eval()
 
-    def forward(self, features: torch.Tensor, observe=None) -> torch.Tensor:
-        x = features.transpose(1, 2)[:, None]
-        for block, pool in zip(self.blocks, _POOLS):
-            x = block.conv2(block.conv1(x).relu_()).relu_()
-            if pool != (1, 1):
-                x = nn.functional.max_pool2d(x, pool)
-        return x.mean(dim=3)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return _trunk(self.blocks, features)
 
 
 def _package_file() -> Path:
