@@ -30,11 +30,12 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # what the lazy __getattr__ below returns, visible to type checkers and IDEs
-    from . import data, decision, detection, evaluation, functional, losses, models, ops, training, transforms
-    from .classify import AudioEmbedder, FewShotClassifier
+    from . import data, detection, evaluation, fewshot, functional, losses, models, ops, training, transforms
     from .detection import EventDetector
+    from .fewshot import FewShotClassifier
     from .io import load_audio
     from .models import load_model
+    from .models.estimator import AudioEmbedder
 
 # public name -> submodule that defines it
 _LAZY = {
@@ -47,10 +48,10 @@ _LAZY = {
     "data": "audiosiam.data",
     "training": "audiosiam.training",
     "evaluation": "audiosiam.evaluation",
-    "decision": "audiosiam.decision",
+    "fewshot": "audiosiam.fewshot",
     "load_model": "audiosiam.models",
-    "FewShotClassifier": "audiosiam.classify",
-    "AudioEmbedder": "audiosiam.classify",
+    "FewShotClassifier": "audiosiam.fewshot",
+    "AudioEmbedder": "audiosiam.models.estimator",
     "EventDetector": "audiosiam.detection",
     "detection": "audiosiam.detection",
 }

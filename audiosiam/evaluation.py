@@ -15,7 +15,7 @@ All functions take embeddings (N, D) (normalised here) and integer labels, so th
   excluded from the ranking, as pytorch-metric-learning's ``AccuracyCalculator`` computes them.
 * Open set: AUROC of the best prototype similarity, known-class queries against clips of classes that
   were never enrolled.
-* Calibration: how far :class:`~audiosiam.classify.FewShotClassifier`'s answers and probabilities (with
+* Calibration: how far :class:`~audiosiam.fewshot.FewShotClassifier`'s answers and probabilities (with
   ``unknown``) can be trusted, over seeded open-set episodes in which the classifier enrols and calibrates
   itself exactly as ``classify`` does, with the model's calibration map (:func:`calibration_metrics`).
 """
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from .data.samplers import EpisodicSampler
-from .decision import check_rule, class_scores, equal_error_rate
 from .errors import ParameterError
+from .fewshot.rules import check_rule, class_scores, equal_error_rate
 
 __all__ = [
     "embed_dataset",
@@ -94,7 +94,7 @@ def few_shot_accuracy(
             part. Default: ``5``.
         episodes (int, optional): how many episodes are averaged. Default: ``1000``.
         rule (str, optional): ``"prototype"`` or ``"knn"`` with ``k`` neighbours, the rules of
-            :mod:`audiosiam.decision` that classification runs. Default: ``"prototype"``.
+            :mod:`audiosiam.fewshot.rules` that classification runs. Default: ``"prototype"``.
         k (int, optional): neighbours of ``"knn"``. Default: ``1``.
         groups (Sequence[str] or None, optional): (N,) group names (e.g. speakers); with ``cross_group``,
             queries never share a group with their episode's support. Default: ``None``.
@@ -331,7 +331,7 @@ def calibration_metrics(
     bins: int = 15,
     seed: int = 0,
 ) -> dict:
-    """How far :class:`~audiosiam.classify.FewShotClassifier`'s answers and probabilities can be trusted.
+    """How far :class:`~audiosiam.fewshot.FewShotClassifier`'s answers and probabilities can be trusted.
 
     Each seeded episode draws ``2 * n_way`` classes: ``k_shot`` clips of the first ``n_way`` are enrolled
     (the classifier calibrates itself on them, as ``classify`` does) and ``n_query`` clips of every one of
@@ -363,7 +363,7 @@ def calibration_metrics(
             embeddings (``model.info["calibration"]``); ``None`` or ``"legacy"``: the earlier rule fitted on
             the enrolment clips alone. Default: ``None``.
         target_false_accept (float or None, optional): the classifier's criterion for ``unknown``
-            (:class:`~audiosiam.classify.FewShotClassifier`). Default: ``None``.
+            (:class:`~audiosiam.fewshot.FewShotClassifier`). Default: ``None``.
         adapt (bool, optional): the classifier's leave-one-out adaptation. Default: ``True``.
         bins (int, optional): confidence bins of the calibration errors. Default: ``15``.
         seed (int, optional): seed of the episodes. Default: ``0``.
@@ -381,8 +381,7 @@ def calibration_metrics(
 
     from sklearn.metrics import roc_auc_score
 
-    from .classify import UNKNOWN, FewShotClassifier
-    from .gallery import Gallery
+    from .fewshot import UNKNOWN, FewShotClassifier, Gallery
 
     check_rule(rule, k)
     emb = _unit(embeddings)

@@ -129,7 +129,7 @@ class TrainConfig:
             Default: ``None``.
         val_episodes (int): validation episodes (5-way 1-shot, seeded) per epoch. Default: ``300``.
         calibration_episodes (int): open-set episodes of the validation classes on which the written
-            checkpoint's calibration map is fitted at the end of the run (:mod:`audiosiam.calibration`);
+            checkpoint's calibration map is fitted at the end of the run (:mod:`audiosiam.fewshot.calibration`);
             ``0``, or no validation: no map (classification then falls back to the earlier rule).
             Default: ``3000``.
         unlabelled_share (float): fraction of each batch's classes drawn from label-free clips, when there
@@ -404,8 +404,8 @@ def _validate(model: EmbeddingModel, val_set: AudioClipDataset, config: TrainCon
 def _calibrate_checkpoint(path, val_set: AudioClipDataset, episodes: int, seed: int, say) -> None:
     """Fit the calibration maps of the checkpoint at ``path`` (both rules) on the validation classes, each
     source its own domain, and write it back atomically (the weights are those read)."""
-    from .calibration import fit_calibration
-    from .decision import RULES
+    from .fewshot.fitting import fit_calibration
+    from .fewshot.rules import RULES
 
     model = load_checkpoint(path)
     emb, labels = embed_dataset(model, val_set)

@@ -21,7 +21,7 @@ import soundfile as sf
 import torch
 
 import audiosiam
-from audiosiam.classify import FewShotClassifier
+from audiosiam.fewshot import FewShotClassifier
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech_commands_dev"
 N_CLIPS = 64

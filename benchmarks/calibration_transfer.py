@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiosiam.calibration import fit_calibration
 from audiosiam.data import validation_items
 from audiosiam.errors import ParameterError
 from audiosiam.evaluation import calibration_metrics
+from audiosiam.fewshot.fitting import fit_calibration
 
 ARMS = ("same domain", "other domains")
 METRICS = ("open_ece", "closed_ece", "open_share_at_0.9", "open_accuracy_at_0.9", "open_auroc")

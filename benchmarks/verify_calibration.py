@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 import audiosiam
-from audiosiam.classify import FewShotClassifier
 from audiosiam.data import AudioClipDataset, load_sources
 from audiosiam.evaluation import embed_dataset, expected_calibration_error
+from audiosiam.fewshot import FewShotClassifier
 
 
 def main(argv=None) -> None:

@@ -10,7 +10,7 @@ that any benchmark evaluates on; ``--validation-sets`` adds the validation rows 
 (:func:`audiosiam.data.splits.validation_sets`, each row its own domain; ``--speech`` keeps the Arabic
 ones, left out by default for the ``sfx`` model, which knows nothing of speech). Episodes stay within one
 domain, a domain being a source name unless ``--same-domain A=B`` puts source A's classes with B's. Both
-rules (prototype and k-NN) get a map (:func:`audiosiam.calibration.fit_calibration`); the weights are not
+rules (prototype and k-NN) get a map (:func:`audiosiam.fewshot.fitting.fit_calibration`); the weights are not
 touched, which the script checks.
 
 It also measures ``info["verification_threshold"]`` (what ``audiosiam verify`` decides "same" at, and
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from audiosiam.calibration import fit_calibration
 from audiosiam.data import validation_items
 from audiosiam.data.splits import validation_sets
 from audiosiam.errors import ParameterError
 from audiosiam.evaluation import verification_metrics
+from audiosiam.fewshot.fitting import fit_calibration
 from audiosiam.models import load_model
 from audiosiam.models.checkpoint import update_checkpoint_info
 

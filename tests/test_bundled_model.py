@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import audiosiam
-from audiosiam.classify import UNKNOWN, FewShotClassifier
 from audiosiam.commands._common import read_support_folder
+from audiosiam.fewshot import UNKNOWN, FewShotClassifier
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -139,7 +139,7 @@ def test_bundled_models_ship_their_calibration(model):
 
     import numpy as np
 
-    from audiosiam.calibration import CalibrationMap
+    from audiosiam.fewshot.calibration import CalibrationMap
 
     for preset in (model, audiosiam.load_model("speaker")):
         maps = preset.info["calibration"]

@@ -1,4 +1,4 @@
-"""The calibration map (audiosiam.calibration) and the classifier's probabilities with ``unknown``.
+"""The calibration map (audiosiam.fewshot.calibration) and the classifier's probabilities with ``unknown``.
 
 Hand values for the features and the rule; synthetic clusters, where the truth is known, for the fit:
 classes are Gaussian clusters around random centres, and the map fitted on some classes must give
@@ -15,19 +15,18 @@ import pytest
 import torch
 
 from audiosiam import evaluation as E
-from audiosiam.calibration import (
+from audiosiam.errors import CheckpointError, ParameterError
+from audiosiam.fewshot import UNKNOWN, FewShotClassifier
+from audiosiam.fewshot.calibration import (
     FEATURES,
     CalibrationMap,
     ClassStatistics,
     adapt_log_odds,
     class_statistics,
     decision_features,
-    fit_calibration,
-    open_set_episodes,
 )
-from audiosiam.classify import UNKNOWN, FewShotClassifier
-from audiosiam.errors import CheckpointError, ParameterError
-from audiosiam.gallery import Gallery
+from audiosiam.fewshot.fitting import fit_calibration, open_set_episodes
+from audiosiam.fewshot.gallery import Gallery
 
 
 def clusters(n_classes: int, per_class: int, *, seed: int, spread: float = 0.55, dim: int = 16):

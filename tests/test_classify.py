@@ -16,11 +16,12 @@ import pytest
 import torch
 import torchaudio
 
-from audiosiam.classify import UNKNOWN, AudioEmbedder, FewShotClassifier, embed_inputs
-from audiosiam.decision import equal_error_threshold as _equal_error_threshold
 from audiosiam.errors import GalleryError, ParameterError
-from audiosiam.gallery import Gallery
+from audiosiam.fewshot import UNKNOWN, FewShotClassifier
+from audiosiam.fewshot.gallery import Gallery
+from audiosiam.fewshot.rules import equal_error_threshold as _equal_error_threshold
 from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
+from audiosiam.models.estimator import AudioEmbedder
 from audiosiam.transforms import LogMelSpectrogram
 
 RATE = 16000
@@ -220,7 +221,7 @@ def test_a_loaded_gallery_keeps_its_calibration_and_settings(model, support, tmp
 
 def hand_map() -> dict:
     """A calibration map by hand: P(known) = sigmoid(12 (top score - 0.5)), softmax at T = 0.1."""
-    from audiosiam.calibration import FEATURES, CalibrationMap
+    from audiosiam.fewshot.calibration import FEATURES, CalibrationMap
 
     weights = [0.0] * len(FEATURES)
     weights[FEATURES.index("bias")], weights[FEATURES.index("top")] = -6.0, 12.0
@@ -285,7 +286,7 @@ def test_audio_embedder_in_an_sklearn_pipeline(model, support):
     assert AudioEmbedder(model, sample_rate=RATE).fit_transform(clips).shape == (9, 40)
 
 
-def test_embed_inputs_skips_unreadable_files_and_keeps_order(model, tmp_path):
+def test_embed_all_skips_unreadable_files_and_keeps_order(model, tmp_path):
     import soundfile as sf
 
     good = tmp_path / "good.wav"
@@ -293,9 +294,9 @@ def test_embed_inputs_skips_unreadable_files_and_keeps_order(model, tmp_path):
     missing = tmp_path / "missing.wav"
     junk = tmp_path / "junk.wav"
     junk.write_text("this is not audio")
-    emb, kept, failures = embed_inputs(model, [missing, good, junk], on_error="skip")
+    emb, kept, failures = model.embed_all([missing, good, junk], on_error="skip")
     assert kept == [1] and emb.shape == (1, 40)
     assert [f.index for f in failures] == [0, 2]
     assert str(missing) in str(failures[0].error)
     with pytest.raises(Exception, match="missing.wav"):
-        embed_inputs(model, [missing, good])
+        model.embed_all([missing, good])

@@ -483,7 +483,7 @@ def test_device_cuda_without_a_gpu_is_one_line(checkpoint):
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
     """The tiny checkpoint with a calibration map fitted on synthetic clusters (the map is dimension-free)."""
-    from audiosiam.calibration import fit_calibration
+    from audiosiam.fewshot.fitting import fit_calibration
 
     g = torch.Generator().manual_seed(0)
     centres = torch.nn.functional.normalize(torch.randn(24, 16, generator=g), dim=1)

@@ -1,4 +1,4 @@
-"""The decision rules (audiosiam.decision) and that classification and evaluation run the same ones."""
+"""The decision rules (audiosiam.fewshot.rules) and that classification and evaluation run the same ones."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from audiosiam.classify import FewShotClassifier
 from audiosiam.data.samplers import EpisodicSampler
-from audiosiam.decision import class_scores, equal_error_rate, equal_error_threshold, knn_scores
 from audiosiam.errors import ParameterError
 from audiosiam.evaluation import few_shot_accuracy
+from audiosiam.fewshot import FewShotClassifier
+from audiosiam.fewshot.rules import class_scores, equal_error_rate, equal_error_threshold, knn_scores
 from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
 from audiosiam.transforms import LogMelSpectrogram
 
@@ -73,9 +73,9 @@ def test_equal_error_rate_and_threshold():
 
 @pytest.mark.parametrize("bad", [1.5, -2, float("nan"), float("inf"), "high", True])
 def test_thresholds_outside_the_similarity_range_are_refused(bad):
-    from audiosiam.classify import FewShotClassifier
-    from audiosiam.decision import check_threshold
     from audiosiam.errors import ParameterError
+    from audiosiam.fewshot import FewShotClassifier
+    from audiosiam.fewshot.rules import check_threshold
 
     with pytest.raises(ParameterError, match="threshold|reject"):
         check_threshold(bad)

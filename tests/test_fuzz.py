@@ -19,8 +19,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiosiam.classify import FewShotClassifier
 from audiosiam.errors import AudiosiamError
+from audiosiam.fewshot import FewShotClassifier
 from audiosiam.io import load_audio
 from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_model, save_checkpoint
 from audiosiam.transforms import LogMelSpectrogram

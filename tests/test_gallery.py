@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from audiosiam.errors import GalleryError, ParameterError
-from audiosiam.gallery import Gallery, model_fingerprint
+from audiosiam.fewshot.gallery import Gallery, model_fingerprint
 
 
 def tiny_model(seed: int) -> torch.nn.Module:
@@ -67,7 +67,7 @@ def test_two_processes_saving_one_gallery_never_corrupt_it(tmp_path):
     path = tmp_path / "shared.asg"
     code = (
         "import sys, torch\n"
-        "from audiosiam.gallery import Gallery\n"
+        "from audiosiam.fewshot.gallery import Gallery\n"
         "g = Gallery(4, 'x').add(torch.eye(4) + float(sys.argv[2]), list('abcd'))\n"
         "for _ in range(15):\n"
         "    g.save(sys.argv[1])\n"

@@ -11,7 +11,7 @@ import torch
 from repo_files import load_repo_module
 
 from audiosiam.errors import ParameterError
-from audiosiam.gallery import model_fingerprint
+from audiosiam.fewshot.gallery import model_fingerprint
 from audiosiam.models import load_checkpoint
 from audiosiam.models.quantized import int8_available, trunk_points
 from audiosiam.models.sliding import SlidingEmbedder

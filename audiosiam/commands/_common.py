@@ -42,7 +42,7 @@ def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: st
 
 def similarity_threshold(text: str) -> float:
     """argparse ``type`` of every threshold option: a number in [-1, 1] (see ``decision.check_threshold``)."""
-    from ..decision import check_threshold
+    from ..fewshot.rules import check_threshold
 
     try:
         return check_threshold(float(text), "value")

@@ -92,7 +92,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..classify import FewShotClassifier, embed_inputs
+    from ..fewshot import FewShotClassifier
 
     if args.plot:  # a folder or an unknown picture type is refused now, not after the work
         from ..plotting import picture_format
@@ -130,7 +130,7 @@ def run(args) -> int:
     queries = _common.collect_queries(args.queries)
     if args.segments:
         return _classify_segments(clf, queries, args, progress)
-    embeddings, kept, failures = embed_inputs(clf.model, queries, on_error="skip", progress=progress)
+    embeddings, kept, failures = clf.model.embed_all(queries, on_error="skip", progress=progress)
     _common.report_failures(failures, "classify")
     rows = []
     if len(kept):

@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..classify import FewShotClassifier
+    from ..fewshot import FewShotClassifier
     from ..files import locked, refuse_folders
 
     refuse_folders(args.out)

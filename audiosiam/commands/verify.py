@@ -66,7 +66,7 @@ def same_probability(model, similarity: float) -> float | None:
     """P(same) of a pair from the model's calibration map (prototype rule), or None without a map."""
     import math
 
-    from ..classify import FewShotClassifier
+    from ..fewshot import FewShotClassifier
 
     if not (getattr(model, "info", None) or {}).get("calibration"):
         return None

@@ -159,7 +159,7 @@ class EventDetector:
         locate_seconds: float | None = 0.32,
         precision: str = "auto",
     ):
-        from ..decision import check_threshold
+        from ..fewshot.rules import check_threshold
 
         if model is None:
             from ..models import load_model

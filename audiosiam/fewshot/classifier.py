@@ -1,0 +1,736 @@
+"""Classification by example: enrol a few labelled clips per class, then label new clips.
+
+Decision rules (``rule=``): ``"prototype"`` (default) or ``"knn"``, as defined once in
+:mod:`audiosiam.fewshot.rules` (which evaluation uses too).
+
+Probabilities and ``unknown`` come from the model's calibration map (:mod:`audiosiam.fewshot.calibration`,
+stored in its checkpoint, learnt on validation classes when the model was made): ``predict_proba`` gives
+one column per enrolled class and, when rejection is on, an ``"unknown"`` column (``proba_columns_``);
+rows sum to 1 and ``predict`` is their most probable column, so a query answered ``unknown`` never shows
+a class more probable than unknown. ``target_false_accept`` sets the criterion for ``unknown`` (by
+default, the most probable answer when half the queries come from classes never enrolled); the enrolment
+clips adapt the map's log-odds leave-one-out when there are enough of them (``adapt``). A fixed
+similarity threshold (``reject=0.6``) decides ``unknown`` by the similarity alone; the probabilities are
+then still the map's.
+
+A model without a map (checkpoints made before it existed) falls back, with a warning, to the earlier
+rule: a softmax temperature fitted leave-one-out on the enrolment clips and ``unknown`` below the
+equal-error threshold of their leave-one-out genuine and impostor scores (which needs a class with two
+clips); its ``unknown`` column is then 1 for rejected queries and 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from ..errors import GalleryError, ParameterError
+from ..models.embedding import describe_input
+from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics
+from .gallery import Gallery, model_fingerprint
+from .rules import RULES, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
+
+__all__ = ["FewShotClassifier", "UNKNOWN"]
+
+UNKNOWN = "unknown"
+_RULES = RULES
+_CALIBRATION_CLIPS = 2000
+_LEGACY = "legacy"
+
+
+def _softmax(scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    return torch.softmax(scores / temperature, dim=1)
+
+
+def _fit_temperature(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Temperature T minimising the negative log-likelihood of softmax(scores / T) at the true classes."""
+    from scipy.optimize import minimize_scalar
+
+    s = torch.as_tensor(scores, dtype=torch.float64)
+    t = torch.as_tensor(targets, dtype=torch.long)
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(s / math.exp(log_t), t))
+
+    result = minimize_scalar(nll, bounds=(math.log(1e-3), math.log(10.0)), method="bounded")
+    return float(math.exp(result.x))
+
+
+class FewShotClassifier(ClassifierMixin, BaseEstimator):
+    """Label audio clips by their similarity to a few enrolled examples per class.
+
+    Args:
+        model (EmbeddingModel or None, optional): the model that embeds enrolment clips and queries;
+            ``None`` loads the bundled default (:func:`audiosiam.load_model`) when first needed.
+            Default: ``None``.
+        rule (str, optional): ``"prototype"`` (nearest class mean) or ``"knn"`` (see
+            :mod:`audiosiam.fewshot.rules`). Default: ``"prototype"``.
+        k (int, optional): neighbours for ``rule="knn"`` (capped at the gallery size); unused by
+            ``"prototype"``. Default: ``5``.
+        reject (str, float or None, optional): ``"auto"``: ``unknown`` by the calibration map (module
+            docstring); a float is a fixed cosine-similarity threshold; ``None`` never answers unknown (and
+            ``predict_proba`` has no unknown column). Default: ``"auto"``.
+        target_false_accept (float or None, optional): with ``reject="auto"``, answer ``unknown`` so that
+            this share of the queries of classes never enrolled gets a label (estimated on the model's
+            validation episodes at the gallery's number of shots); ``None``: the most probable answer at
+            the map's prior (half the queries unknown). Default: ``None``.
+        adapt (bool, optional): let the enrolment clips shift the map's log-odds leave-one-out when there
+            are ten or more of each kind of query (:func:`audiosiam.fewshot.calibration.adapt_log_odds`).
+            Default: ``True``.
+        calibration (dict, str or None, optional): the map: ``None`` takes the model's
+            (``model.info["calibration"]``), a dict is a map as a checkpoint stores it (one per rule, or
+            one map), ``"legacy"`` forces the earlier rule. Default: ``None``.
+        batch_size (int, optional): windows per forward pass when embedding. Default: ``64``.
+
+    Raises:
+        ParameterError: (at :meth:`fit`) an unknown ``rule``, ``k < 1`` or an invalid ``reject``.
+
+    Example:
+        >>> clf = FewShotClassifier().fit(["bark1.wav", "bark2.wav", "bell1.wav", "bell2.wav"],
+        ...                               ["dog", "dog", "bell", "bell"])
+        >>> clf.predict(["mystery.wav"])
+        array(['dog'], dtype=object)
+    """
+
+    def __init__(
+        self,
+        model=None,
+        *,
+        rule: str = "prototype",
+        k: int = 5,
+        reject: str | float | None = "auto",
+        target_false_accept: float | None = None,
+        adapt: bool = True,
+        calibration: dict | str | None = None,
+        batch_size: int = 64,
+    ):
+        self.model = model
+        self.rule = rule
+        self.k = k
+        self.reject = reject
+        self.target_false_accept = target_false_accept
+        self.adapt = adapt
+        self.calibration = calibration
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------------ set-up
+    def _model(self):
+        if self.model is None:
+            from ..models import load_model
+
+            self.model = load_model()
+        return self.model
+
+    def _check_params(self) -> None:
+        check_rule(self.rule, self.k)
+        if not (self.reject is None or self.reject == "auto" or isinstance(self.reject, (int, float))):
+            raise ParameterError(f"reject={self.reject!r}: expected 'auto', a similarity threshold, or None")
+        if isinstance(self.reject, (int, float)):
+            check_threshold(self.reject, "reject")
+        f = self.target_false_accept
+        if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 < f < 1.0):
+            raise ParameterError(f"target_false_accept={f!r}: expected a rate in (0, 1), e.g. 0.05, or None")
+        if not (self.calibration is None or self.calibration == _LEGACY or isinstance(self.calibration, dict)):
+            raise ParameterError(f"calibration={self.calibration!r}: expected None, a stored map (dict) or 'legacy'")
+
+    def _embed(self, X, *, sample_rate=None, on_error="raise", progress=False):
+        if isinstance(X, (str, os.PathLike)) or (hasattr(X, "ndim") and X.ndim == 1):
+            X = [X]  # one clip, not a sequence of characters or samples
+        return self._model().embed_all(
+            X, sample_rate=sample_rate, batch_size=self.batch_size, on_error=on_error, progress=progress
+        )
+
+    # ------------------------------------------------------------------ enrolment
+    def fit(
+        self,
+        X: Sequence[Any],
+        y: Sequence[Any],
+        *,
+        sample_rate: int | None = None,
+        progress: bool = False,
+        on_error: str = "raise",
+    ) -> "FewShotClassifier":
+        """Enrol clips ``X`` (paths or waveforms) with labels ``y``, replacing any earlier enrolment.
+
+        Calibrates on the enrolled clips: the calibration map's leave-one-out adaptation, or the earlier
+        rule's temperature and threshold for a model without a map (module docstring).
+
+        Args:
+            X (sequence of str, Path, Tensor or array): the clips: paths and/or 1-D waveforms.
+            y (sequence): one label per clip (turned into ``str``); ``"unknown"`` is reserved.
+            sample_rate (int or None, optional): rate of the waveforms among ``X`` (files carry their own);
+                required when there are any. Default: ``None``.
+            progress (bool, optional): a progress bar while embedding. Default: ``False``.
+            on_error (str, optional): ``"raise"`` (the first unusable clip's error) or ``"skip"``: unusable
+                clips are left out and listed in ``enrol_failures_``; an error only when no clip is left.
+                Default: ``"raise"``.
+
+        Returns:
+            FewShotClassifier: ``self``.
+
+        Raises:
+            ParameterError: invalid settings, ``X`` and ``y`` of different lengths, no clips, or a label
+                ``"unknown"``.
+            GalleryError: none of the clips could be enrolled.
+        """
+        self._check_params()
+        model = self._model()
+        self.gallery_ = Gallery(model.embedding_dim, model_fingerprint(model))
+        return self.add(X, y, sample_rate=sample_rate, progress=progress, on_error=on_error)
+
+    def add(
+        self,
+        X: Sequence[Any],
+        y: Sequence[Any],
+        *,
+        sample_rate: int | None = None,
+        progress: bool = False,
+        on_error: str = "raise",
+    ) -> "FewShotClassifier":
+        """Enrol more clips without embedding the earlier ones again, then re-calibrate (``on_error`` as
+        :meth:`fit`). On a classifier not fitted yet, the same as :meth:`fit`.
+
+        Args:
+            X (sequence of str, Path, Tensor or array): the clips: paths and/or 1-D waveforms.
+            y (sequence): one label per clip (turned into ``str``); ``"unknown"`` is reserved.
+            sample_rate (int or None, optional): rate of the waveforms among ``X`` (files carry their own).
+                Default: ``None``.
+            progress (bool, optional): a progress bar while embedding. Default: ``False``.
+            on_error (str, optional): ``"raise"`` or ``"skip"``, as in :meth:`fit`; the skipped clips of this
+                call are in ``enrol_failures_``. Default: ``"raise"``.
+
+        Returns:
+            FewShotClassifier: ``self``.
+
+        Raises:
+            ParameterError: ``X`` and ``y`` of different lengths, no clips, or a label ``"unknown"``.
+            GalleryError: none of the clips could be enrolled.
+        """
+        if not hasattr(self, "gallery_"):
+            return self.fit(X, y, sample_rate=sample_rate, progress=progress, on_error=on_error)
+        if len(X) != len(y):
+            raise ParameterError(f"X and y: {len(X)} clips but {len(y)} labels")
+        if len(X) == 0:
+            raise ParameterError("X: no clips to enrol")
+        embeddings, kept, self.enrol_failures_ = self._embed(
+            X, sample_rate=sample_rate, progress=progress, on_error=on_error
+        )
+        if not kept:
+            raise GalleryError(
+                f"none of the {len(X)} clips could be enrolled; the first problem: {self.enrol_failures_[0].error}"
+            )
+        self.add_embeddings(embeddings, [y[i] for i in kept], sources=[describe_input(X[i]) for i in kept])
+        return self
+
+    def add_embeddings(
+        self, embeddings: torch.Tensor, labels: Sequence[Any], sources: Sequence[str] | None = None
+    ) -> "FewShotClassifier":
+        """Enrol precomputed embeddings (from the same model), then re-calibrate.
+
+        Args:
+            embeddings (Tensor or array): (N, D) embeddings of this classifier's model (re-normalised here).
+            labels (sequence): N labels (turned into ``str``); ``"unknown"`` is reserved.
+            sources (sequence of str or None, optional): N descriptions of where each came from (file
+                paths), listed by ``sources_``; ``None``: ``""`` for each. Default: ``None``.
+
+        Returns:
+            FewShotClassifier: ``self``.
+        """
+        self._check_params()
+        if not hasattr(self, "gallery_"):
+            model = self._model()
+            self.gallery_ = Gallery(model.embedding_dim, model_fingerprint(model))
+        labels = [str(label) for label in labels]
+        if UNKNOWN in labels:
+            raise ParameterError(f"y: {UNKNOWN!r} is reserved for rejected queries; rename that class")
+        self.gallery_.add(embeddings, labels, sources)
+        self._calibrate()
+        return self
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.gallery_.classes, dtype=object)
+
+    def _calibration_map(self) -> CalibrationMap | None:
+        """The map of this classifier's rule, or ``None`` (the earlier rule; warned once per model)."""
+        stored = self.calibration
+        if stored is None:
+            stored = (getattr(self._model(), "info", None) or {}).get("calibration")
+        if stored == _LEGACY:
+            return None
+        if isinstance(stored, dict):
+            entry = stored if "weights" in stored else stored.get(self.rule)
+            if entry is not None:
+                return CalibrationMap.from_dict(entry)
+        model = self.model
+        if not getattr(model, "_audiosiam_warned_uncalibrated", False):
+            warnings.warn(
+                f"audiosiam: this model carries no calibration map for rule {self.rule!r} (a checkpoint made before "
+                "audiosiam had one): probabilities and 'unknown' use the earlier rule fitted on the enrolment "
+                "clips alone; fit a map with scripts/fit_calibration.py",
+                UserWarning,
+                stacklevel=4,
+            )
+            if model is not None:
+                try:
+                    model._audiosiam_warned_uncalibrated = True
+                except AttributeError:  # a model that takes no attributes is warned every time
+                    pass
+        return None
+
+    def _calibrate(self) -> None:
+        g = self.gallery_
+        classes, codes = g.label_indices()
+        self.stats_ = class_statistics(g.embeddings, codes, len(classes))
+        self.calibration_ = self._calibration_map()
+        self.adapt_scale_, self.adapt_offset_, self.unknown_offset_ = 1.0, 0.0, 0.0
+        if self.calibration_ is None:
+            self._calibrate_legacy()
+            return
+        self.temperature_ = None
+        self.threshold_ = None if self.reject in (None, "auto") else float(self.reject)
+        if self.adapt:
+            known, unknown = self._leave_one_out_logits()
+            self.adapt_scale_, self.adapt_offset_ = adapt_log_odds(known, unknown)
+        if self.reject == "auto" and self.target_false_accept is not None:
+            self.unknown_offset_ = self.calibration_.unknown_offset(self.target_false_accept, self.stats_.shots)
+
+    def _calibrate_legacy(self) -> None:
+        genuine, impostor, scores, targets = self._leave_one_out()
+        self.temperature_ = _fit_temperature(scores, targets) if len(targets) else 0.05
+        self.loo_genuine_, self.loo_impostor_ = genuine, impostor
+        self.threshold_ = None
+        if self.reject == "auto":
+            if len(genuine) and len(impostor):
+                self.threshold_ = equal_error_threshold(genuine, impostor)
+            else:
+                warnings.warn(
+                    "audiosiam: unknown rejection is off: calibrating it needs at least two classes and a class "
+                    "with two or more clips; enrol more examples to get 'unknown' answers",
+                    UserWarning,
+                    stacklevel=4,
+                )
+        elif self.reject is not None:
+            self.threshold_ = float(self.reject)
+
+    def _leave_one_out_logits(self) -> tuple[np.ndarray, np.ndarray]:
+        """The map's known log-odds of enrolled clips asked leave-one-out (module docstring of
+        :mod:`audiosiam.fewshot.calibration`): against the gallery without the clip (those whose class keeps a
+        clip) and against the gallery without its class (when another class is left).
+
+        At most ``_CALIBRATION_CLIPS`` clips (a seeded random subset) are asked.
+        """
+        g = self.gallery_
+        classes, codes = g.label_indices()
+        n, c = len(g), len(classes)
+        sel = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:_CALIBRATION_CLIPS].sort().values
+        emb, ys = g.embeddings[sel].double(), codes[sel]
+        rows = torch.arange(len(sel))
+        counts = torch.bincount(codes, minlength=c).double()
+        sums = torch.zeros(c, g.dim, dtype=torch.float64).index_add_(0, codes, g.embeddings.double())
+        total, n_all = sums.sum(0), float(n)
+        cross = float(total.pow(2).sum() - sums.pow(2).sum())  # twice the summed cosines of cross-class pairs
+        pairs = n_all**2 - float(counts.pow(2).sum())  # twice their number
+        shots = counts.expand(len(sel), c).clone()
+        cohesion = torch.as_tensor(self.stats_.cohesion).expand(len(sel), c).clone()
+        shots[rows, ys] -= 1
+        own_sum = sums[ys] - emb  # the clip's class without it
+        m = shots[rows, ys]
+        nan = torch.tensor(math.nan, dtype=torch.float64)
+        cohesion[rows, ys] = torch.where(m >= 2, (own_sum.pow(2).sum(1) - m) / (m * (m - 1)).clamp_min(1), nan)
+        others = total - sums[ys]  # the clips of the other classes
+        sep_pairs = pairs - 2 * (n_all - counts[ys])
+        separation = torch.where(sep_pairs > 0, (cross - 2 * (emb * others).sum(1)) / sep_pairs.clamp_min(1), nan)
+        if self.rule == "prototype":
+            protos = torch.nn.functional.normalize(sums, dim=1)
+            scores = emb @ protos.T
+            scores[rows, ys] = (emb * own_sum).sum(1) / own_sum.norm(dim=1).clamp_min(1e-12)
+        else:
+            scores = self._knn_leave_one_out(g, codes, sel, c)
+        cal = self.calibration_
+        has_mate = m >= 1
+        stats = ClassStatistics(shots[has_mate].numpy(), cohesion[has_mate].numpy(), separation[has_mate].numpy())
+        known = cal.known_logit(scores[has_mate].numpy(), stats)[0]
+        if c < 2:
+            return known, np.empty(0)
+        without = (
+            scores if self.rule == "prototype" else self._knn_leave_one_out(g, codes, sel, c, drop_class=True)
+        ).clone()
+        without[rows, ys] = -math.inf  # its class is not enrolled
+        sep_pairs = pairs - 2 * counts[ys] * (n_all - counts[ys])
+        separation = torch.where(
+            sep_pairs > 0, (cross - 2 * (sums[ys] * others).sum(1)) / sep_pairs.clamp_min(1), nan
+        )  # the gallery without the clip's class
+        full = ClassStatistics(counts.expand(len(sel), c).numpy(), cohesion.numpy(), separation.numpy())
+        full.cohesion[rows.numpy(), ys.numpy()] = math.nan  # not used: the class is absent from these rows
+        unknown = cal.known_logit(without.numpy(), full)[0]
+        return known, unknown
+
+    def _knn_leave_one_out(self, g: Gallery, codes, sel, c: int, *, drop_class: bool = False, block: int = 256):
+        """k-NN scores of clips ``sel`` against the gallery without them (or without their class)."""
+        out = torch.zeros(len(sel), c, dtype=torch.float64)
+        for start in range(0, len(sel), block):
+            part = sel[start : start + block]
+            sims = g.embeddings[part] @ g.embeddings.T  # float32: a block of a large gallery stays small
+            sims[torch.arange(len(part)), part] = -math.inf
+            if drop_class:
+                sims = sims.masked_fill(codes[part, None] == codes[None, :], -math.inf)
+            k = min(int(self.k), int(torch.isfinite(sims).sum(1).min()))
+            if k < 1:
+                continue
+            top = sims.topk(k, dim=1)
+            out[start : start + block] = knn_scores(top.values.double(), codes[top.indices], c)[0]
+        return out
+
+    def _leave_one_out(self):
+        """Scores of enrolled clips against the gallery without them (see the module docstring).
+
+        At most ``_CALIBRATION_CLIPS`` clips (a seeded random subset) are scored, which bounds the cost
+        on 100k-clip galleries and changes a threshold only by sampling noise.
+
+        Returns:
+            ``(genuine, impostor, scores, targets)``: own-class confidences of clips whose class has
+            another member, best other-class confidences, and the class scores with true class indices
+            used to fit the temperature.
+        """
+        g = self.gallery_
+        classes, codes = g.label_indices()
+        n, c = len(g), len(classes)
+        generator = torch.Generator().manual_seed(0)
+        sel = torch.randperm(n, generator=generator)[:_CALIBRATION_CLIPS].sort().values
+        emb, ys = g.embeddings[sel], codes[sel]
+        rows = torch.arange(len(sel))
+        has_mate = torch.bincount(codes, minlength=c)[ys] >= 2
+        if self.rule == "prototype":
+            sums = torch.zeros(c, g.dim).index_add_(0, codes, g.embeddings)
+            raw = emb @ sums.T
+            norms = sums.norm(dim=1).expand(len(sel), c).clone()
+            own_raw = raw[rows, ys]
+            # The clip's own class without it: sum - e, whose norm follows from |e| = 1.
+            norms[rows, ys] = (sums[ys].pow(2).sum(1) - 2 * own_raw + 1.0).clamp_min(0).sqrt()
+            raw[rows, ys] = own_raw - 1.0
+            scores = raw / norms.clamp_min(1e-12)
+            own = scores[rows, ys]
+            best_other = scores.index_put((rows, ys), torch.tensor(-math.inf)).max(dim=1).values
+        else:
+            k = min(int(self.k), n - 1)
+            scores = torch.zeros(len(sel), c)
+            if k >= 1:
+                sims, idx = g.search(emb, k + 1)
+                keep = idx != sel[:, None]
+                keep[keep.all(dim=1), -1] = False  # self not among them (duplicates): drop the farthest
+                sims, idx = sims[keep].view(-1, k), idx[keep].view(-1, k)
+                scores.scatter_add_(1, codes[idx], sims / k)
+            own, best_other = self._nearest_same_and_other(g, codes, sel)
+        impostor = best_other[torch.isfinite(best_other)]
+        return own[has_mate].numpy(), impostor.numpy(), scores[has_mate].numpy(), ys[has_mate].numpy()
+
+    @staticmethod
+    def _nearest_same_and_other(g: Gallery, codes: torch.Tensor, sel: torch.Tensor, block: int = 256):
+        """For clips ``sel``: similarity of the nearest other clip of the same class and of another class."""
+        own = torch.full((len(sel),), -math.inf)
+        other = torch.full((len(sel),), -math.inf)
+        for start in range(0, len(sel), block):
+            part = sel[start : start + block]
+            sims = g.embeddings[part] @ g.embeddings.T
+            sims[torch.arange(len(part)), part] = -math.inf
+            same = codes[part, None] == codes[None, :]
+            own[start : start + block] = sims.masked_fill(~same, -math.inf).max(dim=1).values
+            other[start : start + block] = sims.masked_fill(same, -math.inf).max(dim=1).values
+        return own, other
+
+    # ------------------------------------------------------------------ queries
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "gallery_") or len(self.gallery_) == 0:
+            raise GalleryError("this classifier has no enrolled clips: call fit(clips, labels) first")
+
+    def scores_embeddings(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class scores (Q, C) and the confidence (Q,) used for rejection, for precomputed query embeddings.
+
+        Args:
+            embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+
+        Returns:
+            (Tensor, Tensor): scores (Q, C), columns in ``classes_`` order, and confidence (Q,).
+        """
+        self._check_fitted()
+        g = self.gallery_
+        q = torch.nn.functional.normalize(torch.as_tensor(embeddings, dtype=torch.float32), dim=1)
+        classes, codes = g.label_indices()
+        if self.rule == "prototype":
+            return prototype_scores(q, g.prototypes()[1])
+        sims, idx = g.search(q, min(int(self.k), len(g)))  # FAISS for large galleries; the rule is decision's
+        return knn_scores(sims, codes[idx], len(classes))
+
+    @property
+    def rejects_(self) -> bool:
+        """Whether this classifier can answer ``"unknown"`` (and ``predict_proba`` has an unknown column)."""
+        return self.reject is not None and (self.calibration_ is not None or self.threshold_ is not None)
+
+    @property
+    def proba_columns_(self) -> np.ndarray:
+        """The columns of ``predict_proba``: ``classes_``, then ``"unknown"`` when :attr:`rejects_`."""
+        return np.asarray(list(self.classes_) + ([UNKNOWN] if self.rejects_ else []), dtype=object)
+
+    def predict_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """Labels for precomputed query embeddings (``"unknown"`` where rejected).
+
+        With ``reject="auto"`` and a calibration map, the most probable column of
+        :meth:`predict_proba_embeddings`; with a fixed threshold, ``"unknown"`` below it.
+
+        Args:
+            embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+
+        Returns:
+            numpy.ndarray: (Q,) labels, dtype object.
+        """
+        scores, confidence = self.scores_embeddings(embeddings)
+        if self.calibration_ is not None and self.reject == "auto":
+            proba = self._proba(scores)
+            return self.proba_columns_[proba.argmax(1)]
+        labels = self.classes_[scores.argmax(dim=1).numpy()]
+        if self.reject is not None and self.threshold_ is not None:
+            labels = np.where(confidence.numpy() < self.threshold_, UNKNOWN, labels).astype(object)
+        return labels
+
+    def _proba(self, scores: torch.Tensor, confidence: torch.Tensor | None = None) -> np.ndarray:
+        if self.calibration_ is None:  # the earlier rule: a softmax, and a hard unknown column
+            closed = _softmax(scores, self.temperature_).double().numpy()
+            if not self.rejects_:
+                return closed
+            rejected = (confidence.numpy() < self.threshold_)[:, None]
+            return np.concatenate([np.where(rejected, 0.0, closed), rejected.astype(np.float64)], axis=1)
+        proba = self.calibration_.proba(
+            scores.numpy(), self.stats_, offset=self.adapt_offset_ - self.unknown_offset_, scale=self.adapt_scale_
+        )
+        if self.reject is None:
+            return proba[:, :-1] / proba[:, :-1].sum(1, keepdims=True)  # P(class | known)
+        return proba
+
+    def predict_proba_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """Calibrated probabilities for precomputed query embeddings; columns follow ``proba_columns_``
+        (``classes_``, then ``"unknown"`` when rejection is on). Rows sum to 1.
+
+        Args:
+            embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+
+        Returns:
+            numpy.ndarray: (Q, C) or (Q, C + 1) float64.
+        """
+        scores, confidence = self.scores_embeddings(embeddings)
+        return self._proba(scores, confidence)
+
+    def class_proba_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """P(class | the query is of an enrolled class), (Q, C) in ``classes_`` order: the closed-set part of
+        the probabilities (what ``predict_proba`` gives with ``reject=None``).
+
+        Args:
+            embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+
+        Returns:
+            numpy.ndarray: (Q, C) float64, rows sum to 1.
+        """
+        scores, _ = self.scores_embeddings(embeddings)
+        if self.calibration_ is None:
+            return _softmax(scores, self.temperature_).double().numpy()
+        proba = self.calibration_.proba(scores.numpy(), self.stats_)[:, :-1]
+        return proba / proba.sum(1, keepdims=True)
+
+    def same_probability(self, similarity) -> np.ndarray:
+        """P(same) of clip pairs with these cosine similarities: the map's probability that a query belongs
+        to a class enrolled with one clip, the other clip of the pair (as ``verify`` reports it).
+
+        Args:
+            similarity (float or array-like): (P,) cosine similarities.
+
+        Returns:
+            numpy.ndarray: (P,) probabilities; NaN for a model without a calibration map.
+        """
+        sims = np.atleast_1d(np.asarray(similarity, dtype=np.float64))
+        cal = self._calibration_map()
+        if cal is None:
+            return np.full(len(sims), math.nan)
+        return cal.proba(sims[:, None], ClassStatistics(np.ones(1), np.full(1, math.nan), math.nan))[:, 0]
+
+    def decision_function(self, X, *, sample_rate: int | None = None) -> np.ndarray:
+        """Class scores (Q, C): cosine similarity to each prototype, or the k-NN vote.
+
+        Args:
+            X (str, Path, Tensor, array or a sequence of them): one clip or several (paths or 1-D waveforms).
+            sample_rate (int or None, optional): rate of the waveforms among ``X``. Default: ``None``.
+
+        Returns:
+            numpy.ndarray: (Q, C) float32, columns in ``classes_`` order.
+        """
+        embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
+        return self.scores_embeddings(embeddings)[0].numpy()
+
+    def predict(self, X, *, sample_rate: int | None = None) -> np.ndarray:
+        """Labels for clips ``X`` (paths or waveforms); ``"unknown"`` where nothing enrolled is similar enough.
+
+        Args:
+            X (str, Path, Tensor, array or a sequence of them): one clip or several (paths or 1-D waveforms).
+            sample_rate (int or None, optional): rate of the waveforms among ``X``. Default: ``None``.
+
+        Returns:
+            numpy.ndarray: (Q,) labels, dtype object.
+        """
+        embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
+        return self.predict_embeddings(embeddings)
+
+    def predict_proba(self, X, *, sample_rate: int | None = None) -> np.ndarray:
+        """Calibrated probabilities over the enrolled classes and ``"unknown"`` (``proba_columns_`` order).
+
+        Args:
+            X (str, Path, Tensor, array or a sequence of them): one clip or several (paths or 1-D waveforms).
+            sample_rate (int or None, optional): rate of the waveforms among ``X``. Default: ``None``.
+
+        Returns:
+            numpy.ndarray: (Q, C + 1) with rejection on (the last column is unknown), else (Q, C); rows sum
+            to 1 and ``predict`` is the most probable column.
+        """
+        embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
+        return self.predict_proba_embeddings(embeddings)
+
+    def kneighbors(self, X, k: int = 5, *, sample_rate: int | None = None):
+        """The ``k`` most similar enrolled clips of each query.
+
+        Args:
+            X (str, Path, Tensor, array or a sequence of them): one clip or several (paths or 1-D waveforms).
+            k (int, optional): neighbours per query, capped at the gallery size. Default: ``5``.
+            sample_rate (int or None, optional): rate of the waveforms among ``X``. Default: ``None``.
+
+        Returns:
+            ``(similarities (Q, k), indices (Q, k), labels (Q, k) of str)``; ``sources_`` maps indices to files.
+        """
+        self._check_fitted()
+        embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
+        sims, idx = self.gallery_.search(embeddings, min(int(k), len(self.gallery_)))
+        labels = np.asarray(self.gallery_.labels, dtype=object)[idx.numpy()]
+        return sims.numpy(), idx.numpy(), labels
+
+    @property
+    def sources_(self) -> list[str]:
+        return list(self.gallery_.sources)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the gallery, the classifier's settings and its calibration (no audio is needed to load it
+        back).
+
+        Args:
+            path (str or Path): the gallery file; ``.asg`` is appended if missing.
+
+        Returns:
+            Path: the file written.
+
+        Raises:
+            GalleryError: nothing enrolled, or the file cannot be written.
+        """
+        self._check_fitted()
+        self.gallery_.meta = {
+            "rule": self.rule,
+            "k": int(self.k),
+            "reject": self.reject,
+            "target_false_accept": self.target_false_accept,
+            "adapt": bool(self.adapt),
+            "model": getattr(self._model(), "source", None),
+            "calibration": {
+                "version": 2,
+                "threshold": self.threshold_,
+                "temperature": self.temperature_,
+                "adapt_scale": self.adapt_scale_,
+                "adapt_offset": self.adapt_offset_,
+                "unknown_offset": self.unknown_offset_,
+            },
+        }
+        return self.gallery_.save(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, model=None) -> "FewShotClassifier":
+        """Load a gallery saved by :meth:`save` (or by an earlier audiosiam: its stored threshold and
+        temperature are kept when the model has no calibration map, else the map calibrates it).
+
+        Args:
+            path (str or Path): the ``.asg`` file.
+            model (EmbeddingModel or None, optional): the model to embed queries with; ``None`` loads the
+                model the gallery was made with (a bundled preset or checkpoint path recorded in it). A
+                different model is refused. Default: ``None``.
+
+        Raises:
+            GalleryError: the file is missing or damaged, or ``model`` is not the one that made it.
+            CheckpointError: ``model`` is ``None`` and the recorded model cannot be loaded.
+        """
+        gallery = Gallery.load(path)
+        meta = gallery.meta
+        if model is None:
+            from ..models import load_model
+
+            model = load_model(meta.get("model"))
+        gallery.check_fingerprint(model_fingerprint(model), path)
+        clf = cls(
+            model,
+            rule=meta.get("rule", "prototype"),
+            k=meta.get("k", 5),
+            reject=meta.get("reject", "auto"),
+            target_false_accept=meta.get("target_false_accept"),
+            adapt=bool(meta.get("adapt", True)),
+        )
+        try:
+            clf._check_params()
+        except ParameterError as exc:
+            raise GalleryError(f"{path}: damaged classifier settings ({exc}); enrol the clips again") from None
+        clf.gallery_ = gallery
+        stored = meta.get("calibration")
+        classes, codes = gallery.label_indices()
+        clf.stats_ = class_statistics(gallery.embeddings, codes, len(classes))
+        clf.calibration_ = clf._calibration_map()
+        if clf.calibration_ is not None and isinstance(stored, dict) and stored.get("version") == 2:
+            try:
+                threshold = stored.get("threshold")
+                clf.threshold_ = None if threshold is None else check_threshold(threshold, "threshold")
+                clf.adapt_scale_ = float(stored.get("adapt_scale", 1.0))
+                clf.adapt_offset_ = float(stored.get("adapt_offset", 0.0))
+                clf.unknown_offset_ = float(stored.get("unknown_offset", 0.0))
+                if not all(map(math.isfinite, (clf.adapt_scale_, clf.adapt_offset_, clf.unknown_offset_))):
+                    raise ValueError("non-finite offsets")
+            except (TypeError, ValueError) as exc:
+                raise GalleryError(f"{path}: damaged calibration ({exc}); enrol the clips again") from None
+            clf.temperature_ = None
+        elif (
+            clf.calibration_ is None
+            and isinstance(stored, dict)
+            and isinstance(stored.get("temperature"), (int, float))
+        ):
+            clf.threshold_, clf.temperature_ = stored.get("threshold"), float(stored["temperature"])
+            clf.adapt_offset_ = clf.unknown_offset_ = 0.0
+            clf.adapt_scale_ = 1.0
+        else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map
+            clf._calibrate()
+        return clf
+
+    def set_params(self, **params):
+        """scikit-learn's ``set_params``; a change of rule, k, rejection or calibration settings re-calibrates
+        a fitted classifier.
+
+        Args:
+            **params (Any): constructor parameters by name (``model``, ``rule``, ``k``, ``reject``,
+                ``target_false_accept``, ``adapt``, ``calibration``, ``batch_size``).
+
+        Returns:
+            FewShotClassifier: ``self``.
+        """
+        keys = ("rule", "k", "reject", "target_false_accept", "adapt", "calibration")
+        changed = any(key in keys and getattr(self, key) != value for key, value in params.items())
+        super().set_params(**params)
+        if changed and hasattr(self, "gallery_") and len(self.gallery_):
+            self._check_params()
+            self._calibrate()
+        return self
