@@ -158,9 +158,17 @@ def _pair_scores(emb: torch.Tensor, labels: torch.Tensor, max_pairs: int, seed: 
 
 
 def verification_metrics(
-    embeddings, labels, *, p_target: float = 0.01, max_pairs: int = 2_000_000, seed: int = 0
+    embeddings,
+    labels,
+    *,
+    p_target: float = 0.01,
+    max_pairs: int = 2_000_000,
+    seed: int = 0,
+    threshold: float | None = None,
 ) -> dict:
-    """EER, the similarity threshold at the EER, and normalised minDCF over same/different pairs.
+    """EER, the similarity threshold at the EER on these clips, and normalised minDCF over same/different
+    pairs; with ``threshold`` (the model's own, :func:`audiosiam.fewshot.verification.verification_threshold`),
+    the error rates of the decisions made at it.
 
     Args:
         embeddings (Tensor or array-like): (N, D); normalised here, the score of a pair is its cosine.
@@ -171,9 +179,12 @@ def verification_metrics(
             sample of ``max_pairs`` random pairs (two different clips each, drawn with replacement).
             Default: ``2_000_000``.
         seed (int, optional): seed of that sample. Default: ``0``.
+        threshold (float or None, optional): a decision threshold to score ("same" at or above it).
+            Default: ``None``.
 
     Returns:
-        ``{"eer", "eer_threshold", "min_dcf", "p_target", "pairs", "same_pairs"}``.
+        ``{"eer", "eer_threshold", "min_dcf", "p_target", "pairs", "same_pairs"}``, and with ``threshold``
+        ``"model_threshold"``, ``"false_accept_at_model_threshold"``, ``"false_reject_at_model_threshold"``.
 
     Raises:
         ParameterError: the pairs are all same-class or all different-class.
@@ -182,7 +193,7 @@ def verification_metrics(
     scores, same = _pair_scores(emb, labels, max_pairs, seed)
     if same.all() or not same.any():
         raise ParameterError("labels: verification needs both same-class and different-class pairs")
-    eer, threshold = equal_error_rate(scores[same], scores[~same])
+    eer, eer_threshold = equal_error_rate(scores[same], scores[~same])
     order = np.argsort(-scores, kind="stable")
     y = same[order]
     n_pos, n_neg = y.sum(), (~y).sum()
@@ -190,14 +201,19 @@ def verification_metrics(
     frr = 1.0 - np.cumsum(y) / n_pos  # genuine rejected
     dcf = p_target * frr + (1 - p_target) * far
     min_dcf = float(min(dcf.min(), min(p_target, 1 - p_target)) / min(p_target, 1 - p_target))
-    return {
+    out = {
         "eer": eer,
-        "eer_threshold": threshold,
+        "eer_threshold": eer_threshold,
         "min_dcf": min_dcf,
         "p_target": p_target,
         "pairs": int(len(scores)),
         "same_pairs": int(n_pos),
     }
+    if threshold is not None:
+        out["model_threshold"] = float(threshold)
+        out["false_accept_at_model_threshold"] = float((scores[~same] >= threshold).mean())
+        out["false_reject_at_model_threshold"] = float((scores[same] < threshold).mean())
+    return out
 
 
 def retrieval_metrics(embeddings, labels) -> dict:
@@ -287,31 +303,35 @@ def open_set_auroc(embeddings, labels, known_classes: Sequence[int], *, k_shot: 
     }
 
 
-def expected_calibration_error(confidence, correct, *, bins: int = 15) -> tuple[float, list[list[float]]]:
+def expected_calibration_error(confidence, correct, *, bins: int = 15, weights=None) -> tuple[float, list[list[float]]]:
     """Expected calibration error over equal-width confidence bins, and the reliability table behind it.
 
     Args:
         confidence (array-like): (N,) the probability each answer was given, in [0, 1].
         correct (array-like): (N,) whether each answer was right (bool or 0/1).
         bins (int, optional): equal-width bins over [0, 1]; the last one includes 1. Default: ``15``.
+        weights (array-like or None, optional): (N,) weight of each answer (e.g. to measure at another mix
+            of queries than the one asked); ``None``: all 1. Default: ``None``.
 
     Returns:
-        (float, list): ECE = sum over bins of (bin share) x |accuracy - mean confidence| (0 for no answers),
-        and one ``[mean confidence, accuracy, count]`` row per non-empty bin.
+        (float, list): ECE = sum over bins of (bin weight share) x |accuracy - mean confidence| (0 for no
+        answers), both weighted, and one ``[mean confidence, accuracy, count]`` row per non-empty bin.
     """
     conf = np.asarray(confidence, dtype=np.float64)
     right = np.asarray(correct, dtype=np.float64)
-    if conf.size == 0:
+    w = np.ones_like(conf) if weights is None else np.asarray(weights, dtype=np.float64)
+    if conf.size == 0 or w.sum() <= 0:
         return 0.0, []
     which = np.minimum((conf * bins).astype(int), bins - 1)
     ece, table = 0.0, []
     for b in range(bins):
         inside = which == b
-        n = int(inside.sum())
-        if n:
-            mean_conf, acc = float(conf[inside].mean()), float(right[inside].mean())
-            ece += n / conf.size * abs(acc - mean_conf)
-            table.append([mean_conf, acc, n])
+        mass = float(w[inside].sum())
+        if mass > 0:
+            mean_conf = float(np.average(conf[inside], weights=w[inside]))
+            acc = float(np.average(right[inside], weights=w[inside]))
+            ece += mass / w.sum() * abs(acc - mean_conf)
+            table.append([mean_conf, acc, int(inside.sum())])
     return float(ece), table
 
 
@@ -327,6 +347,7 @@ def calibration_metrics(
     k: int = 5,
     calibration: dict | str | None = None,
     target_false_accept: float | None = None,
+    expected_unknown: float = 0.5,
     adapt: bool = True,
     bins: int = 15,
     seed: int = 0,
@@ -364,6 +385,11 @@ def calibration_metrics(
             the enrolment clips alone. Default: ``None``.
         target_false_accept (float or None, optional): the classifier's criterion for ``unknown``
             (:class:`~audiosiam.fewshot.FewShotClassifier`). Default: ``None``.
+        expected_unknown (float, optional): the classifier's prior share of queries from classes never
+            enrolled, and the mix the open-set metrics are measured at: the episodes ask as many queries of
+            each kind, so each is weighted by ``expected_unknown / 0.5`` or ``(1 - expected_unknown) / 0.5``
+            (1 at the default). The decision rates (false accept, false reject, known accuracy) do not
+            depend on the mix. Default: ``0.5``.
         adapt (bool, optional): the classifier's leave-one-out adaptation. Default: ``True``.
         bins (int, optional): confidence bins of the calibration errors. Default: ``15``.
         seed (int, optional): seed of the episodes. Default: ``0``.
@@ -402,6 +428,7 @@ def calibration_metrics(
             k=k,
             reject="auto",
             target_false_accept=target_false_accept,
+            expected_unknown=expected_unknown,
             adapt=adapt,
             calibration=calibration if calibration is not None else "legacy",
         )
@@ -444,14 +471,15 @@ def calibration_metrics(
         np.concatenate(open_right),
         np.concatenate(open_label),
     )
+    known_all = np.tile(known, episodes)
+    weight = np.where(known_all, (1.0 - expected_unknown) / 0.5, expected_unknown / 0.5)
     closed_ece, closed_table = expected_calibration_error(closed_conf, closed_right, bins=bins)
-    open_ece, open_table = expected_calibration_error(open_conf, open_right, bins=bins)
+    open_ece, open_table = expected_calibration_error(open_conf, open_right, bins=bins, weights=weight)
     confident, open_confident = closed_conf >= 0.9, open_conf >= 0.9
     label_confident = open_confident & open_label
-    known_all = np.tile(known, episodes)
 
     def share_right(mask):
-        return float(open_right[mask].mean()) if mask.any() else float("nan")
+        return float(np.average(open_right[mask], weights=weight[mask])) if mask.any() else float("nan")
 
     if clf.calibration_ is not None:
         how = "calibration map" + (
@@ -470,10 +498,11 @@ def calibration_metrics(
         "closed_brier": float(np.concatenate(closed_brier).mean()),
         "closed_share_at_0.9": float(confident.mean()),
         "closed_accuracy_at_0.9": float(closed_right[confident].mean()) if confident.any() else float("nan"),
-        "open_accuracy": float(open_right.mean()),
+        "expected_unknown": float(expected_unknown),
+        "open_accuracy": float(np.average(open_right, weights=weight)),
         "open_ece": open_ece,
-        "open_brier": float(np.concatenate(open_brier).mean()),
-        "open_share_at_0.9": float(open_confident.mean()),
+        "open_brier": float(np.average(np.concatenate(open_brier), weights=weight)),
+        "open_share_at_0.9": float(np.average(open_confident, weights=weight)),
         "open_accuracy_at_0.9": share_right(open_confident),
         "label_accuracy_at_0.9": share_right(label_confident),
         "false_accept_rate": float(np.concatenate(accepted_unknown).mean()),

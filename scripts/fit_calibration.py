@@ -28,8 +28,7 @@ from pathlib import Path
 
 import torch
 
-from audiosiam.data import validation_items
-from audiosiam.data.splits import validation_sets
+from audiosiam.data.splits import calibration_items
 from audiosiam.errors import ParameterError
 from audiosiam.evaluation import verification_metrics
 from audiosiam.fewshot.fitting import fit_calibration
@@ -50,15 +49,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     model = load_model(args.checkpoint)
-    items = validation_items(model.info, args.extra) if model.info.get("validation_classes") or args.extra else []
-    if args.validation_sets:
-        from dataclasses import replace
-
-        for row in validation_sets():
-            if args.speech or not row.speech:
-                items += [replace(it, label=f"{row.domain}/{it.label}", source=row.domain) for it in row.items]
-    if not items:
-        raise ParameterError("no validation clips: the checkpoint lists none; pass --extra or --validation-sets")
+    items = calibration_items(model.info, args.extra, multi_source=args.validation_sets, speech=args.speech)
     merge = dict(pair.split("=", 1) for pair in args.same_domain)
     classes = sorted({it.label for it in items})
     labels = [classes.index(it.label) for it in items]

@@ -231,3 +231,53 @@ def test_same_probability_rises_with_similarity(fitted):
     p = clf.same_probability([-0.2, 0.3, 0.6, 0.95])
     assert (np.diff(p) > 0).all() and 0 < p[0] < 0.5 < p[-1] < 1
     assert np.isnan(FewShotClassifier(None, calibration="legacy").same_probability(0.5)).all()
+
+
+@pytest.mark.parametrize("rule", ["prototype", "knn"])
+def test_a_thousand_class_gallery_is_answered_not_rejected(rule):
+    """A map fitted on episodes of at most 10 classes, used on 1,000 well-separated classes: the gallery is
+    described within what the map saw (FeatureLimits), so near-centre queries get their class, not unknown."""
+    emb, labels = clusters(40, 14, seed=1, spread=0.3, dim=64)
+    cal = fit_calibration(emb, labels, rule=rule, episodes=300, seed=0)
+    assert cal.limits.ways == 10 and cal.limits.shots == 10 and cal.limits.separation[0] < cal.limits.separation[1]
+    gallery, codes = clusters(1000, 4, seed=2, spread=0.3, dim=64)
+    g = torch.Generator().manual_seed(3)
+    centres = torch.nn.functional.normalize(gallery.view(1000, 4, -1).mean(1), dim=1)
+    queries = torch.nn.functional.normalize(centres + 0.3 * torch.randn(1000, 64, generator=g) / 4, dim=1)
+    clf = FewShotClassifier(None, rule=rule, k=3, calibration={rule: cal.to_dict()})
+    clf.gallery_ = Gallery(64, "test")
+    clf.add_embeddings(gallery, [str(int(c)) for c in codes])
+    answers = clf.predict_embeddings(queries)
+    assert (answers == np.array([str(i) for i in range(1000)], dtype=object)).mean() >= 0.99
+    x, _ = decision_features(clf.scores_embeddings(queries)[0].numpy(), clf.stats_, (0.5, 0.0), cal.limits)
+    log_way, log_shots = x[:, FEATURES.index("log_way")], x[:, FEATURES.index("log_shots")]
+    assert np.allclose(log_way, math.log(10)) and np.allclose(log_shots, math.log(4))  # described as 10 classes
+    separation = x[:, FEATURES.index("separation")]
+    assert (separation >= cal.limits.separation[0]).all() and (separation <= cal.limits.separation[1]).all()
+
+
+def test_expected_unknown_moves_the_log_odds_by_the_prior_ratio(fitted):
+    emb, labels = clusters(6, 5, seed=4)
+    queries = clusters(12, 2, seed=5)[0]
+    proba = {}
+    for u in (0.5, 0.2, 0.05):
+        clf = FewShotClassifier(None, expected_unknown=u, calibration={"prototype": fitted.to_dict()})
+        clf.gallery_ = Gallery(16, "test")
+        clf.add_embeddings(emb, [str(int(c)) for c in labels])
+        proba[u] = clf.predict_proba_embeddings(queries)
+    for u in (0.2, 0.05):
+        log_odds = np.log1p(-proba[u][:, -1]) - np.log(proba[u][:, -1])
+        base = np.log1p(-proba[0.5][:, -1]) - np.log(proba[0.5][:, -1])
+        np.testing.assert_allclose(log_odds - base, math.log((1 - u) / u), rtol=1e-6)
+    assert (proba[0.05][:, -1] < proba[0.5][:, -1]).all()
+    for bad in (0, 1, 1.5, float("nan"), True, "0.2"):
+        with pytest.raises(ParameterError, match="expected_unknown"):
+            FewShotClassifier(None, expected_unknown=bad)._check_params()
+
+
+def test_same_threshold_is_where_the_probability_crosses_one_half(fitted):
+    t = fitted.same_threshold()
+    p = fitted.same_probability([t - 1e-3, t + 1e-3])
+    assert p[0] < 0.5 <= p[1]
+    grid = np.linspace(t, 1, 200)
+    assert (fitted.same_probability(grid) >= 0.5 - 1e-6).all()

@@ -407,7 +407,7 @@ def test_csv_output_keeps_its_header_when_every_query_failed(checkpoint, tmp_pat
     bad.write_text("not audio")
     code, out, err = cli("classify", "--support", EXAMPLES / "support", bad, "--model", checkpoint, "--format", "csv")
     assert code == 1 and "bad.wav" in err
-    assert out == "file,label,score,prob,p_unknown,closest,runner_up,runner_up_score\n"
+    assert out == "file,label,prob,closest,p_closest,p_unknown,score,runner_up,p_runner_up,runner_up_score\n"
 
 
 def test_warnings_are_one_line_without_source(checkpoint, tmp_path):
@@ -508,6 +508,59 @@ def test_verify_reports_the_probability_of_same(calibrated, checkpoint):
     assert code == 0 and "P(same)" in out.splitlines()[0]
     code, out, _ = cli("verify", a, a, "--model", checkpoint, "--format", "json")  # no map: no probability
     assert code == 0 and json.loads(out)["p_same"] is None
+
+
+def test_verify_decides_by_the_probability_and_prints_where_it_crosses_one_half(calibrated):
+    from audiosiam.fewshot.verification import verification_threshold
+    from audiosiam.models import load_model
+
+    threshold = verification_threshold(load_model(calibrated))
+    clips = sorted((EXAMPLES / "support").rglob("*.flac"))[:8]
+    for a, b in zip(clips, clips[1:]):
+        code, out, _ = cli("verify", a, b, "--model", calibrated, "--format", "json")
+        row = json.loads(out)
+        assert code == 0 and row["threshold"] == pytest.approx(threshold)
+        assert (row["decision"] == "same") == (row["p_same"] >= 0.5) == (row["similarity"] >= threshold)
+    code, out, _ = cli("info", "--model", calibrated, "--format", "json")
+    assert json.loads(out)["model"]["verification_threshold"] == pytest.approx(threshold)
+
+
+def test_verify_pairs_reads_a_trial_list_and_carries_on_past_bad_files(calibrated, tmp_path):
+    clips = sorted((EXAMPLES / "support").rglob("*.flac"))
+    (tmp_path / "bad.wav").write_text("not audio")
+    trials = tmp_path / "trials.csv"
+    lines = ["a,b,label"] + [f"{clips[i]},{clips[i + 1]},x{i}" for i in range(4)] + [f"bad.wav,{clips[0]},y"]
+    trials.write_text("\n".join(lines) + "\n")
+    code, out, err = cli("verify", "--pairs", trials, "--model", calibrated, "--format", "json")
+    rows = json.loads(out)
+    assert code == 1 and "bad.wav" in err and "1 pairs left out" in err
+    assert [r["label"] for r in rows] == ["x0", "x1", "x2", "x3"]
+    for r in rows:  # the same answers as one pair at a time
+        _, one, _ = cli("verify", r["a"], r["b"], "--model", calibrated, "--format", "json")
+        single = json.loads(one)
+        assert single["decision"] == r["decision"] and single["similarity"] == pytest.approx(r["similarity"], abs=1e-5)
+    trials.write_text("left,right\nx,y\n")
+    code, _, err = cli("verify", "--pairs", trials, "--model", calibrated)
+    assert code == 1 and "columns a and b" in err
+    code, _, err = cli("verify", "--model", calibrated)
+    assert code == 1 and "--pairs" in err
+
+
+def test_classify_rows_show_the_closest_class_and_unknown_also_when_rejected(calibrated):
+    code, out, _ = cli(
+        "classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--model", calibrated,
+        "--format", "json", "--all-probabilities", "--expected-unknown", "0.9",
+    )  # fmt: skip
+    rows = json.loads(out)
+    classes = sorted(p.name for p in (EXAMPLES / "support").iterdir())
+    assert code == 0 and any(r["label"] == "unknown" for r in rows)
+    for row in rows:
+        probs = {c: row[f"p:{c}"] for c in classes}
+        assert sum(probs.values()) + row["p_unknown"] == pytest.approx(1.0)
+        assert row["closest"] == max(probs, key=probs.get) and row["p_closest"] == pytest.approx(probs[row["closest"]])
+        assert row["prob"] == pytest.approx(row["p_unknown"] if row["label"] == "unknown" else row["p_closest"])
+    code, _, err = cli("classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--expected-unknown", "1")
+    assert code == 2 and "(0, 1)" in err
 
 
 def test_classify_prints_the_probability_of_its_answer(calibrated):

@@ -50,6 +50,17 @@ def similarity_threshold(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("value=")) from None
 
 
+def open_share(text: str) -> float:
+    """argparse ``type`` of a share strictly between 0 and 1 (``--expected-unknown``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a share in (0, 1), e.g. 0.2")
+    return value
+
+
 def add_model_option(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
     parser.add_argument(
         "--model",

@@ -20,11 +20,15 @@ examples:
 
 A clip gets the most probable answer: a class, or "unknown" (from none of them). The probabilities come
 from the model's calibration map, learnt on classes held out of its training and adapted to the examples
-(leave-one-out); --target-false-accept RATE answers "unknown" so that about that share of clips of
-classes never enrolled still get a label, --threshold by a fixed similarity instead. "score" is the cosine
-similarity to the closest class, "prob" the probability of the printed label, "p_unknown" that of
-"unknown", "runner_up" the next class. Unreadable query files are reported
-on stderr and the rest are still classified; the exit code is 1 if any query failed, else 0.
+(leave-one-out), under the share of clips you expect from classes never enrolled (--expected-unknown,
+default 0.2; 0.5 if half your clips may be strangers); --target-false-accept RATE answers "unknown" so
+that about that share of clips of classes never enrolled still get a label, --threshold by a fixed
+similarity instead. Columns: "label" the answer and "prob" its probability; "closest" the most probable
+class and "p_closest" its probability, also when the answer is unknown; "p_unknown"; "score" the cosine
+similarity to the closest class; "runner_up" the next class, its probability and score.
+--all-probabilities adds a "p:<class>" column per class (best with --format csv or json). Unreadable query
+files are reported on stderr and the rest are still classified; the exit code is 1 if any query failed,
+else 0.
 """
 
 
@@ -65,7 +69,19 @@ def add_parser(subparsers) -> None:
         help="answer 'unknown' so that about this share of clips of classes never enrolled get a label, e.g. "
         "0.05 (default: the most probable answer, half the clips expected from unknown classes)",
     )
+    p.add_argument(
+        "--expected-unknown",
+        type=_common.open_share,
+        default=None,
+        metavar="SHARE",
+        help="share of the clips you expect from classes never enrolled, in (0, 1): the prior of the "
+        "probabilities and of 'unknown' (default: 0.2, or the gallery's; lower keeps more labels, higher "
+        "rejects more strangers)",
+    )
     p.add_argument("--no-unknown", action="store_true", help="always answer the closest class")
+    p.add_argument(
+        "--all-probabilities", action="store_true", help="add a p:<class> column with every class's probability"
+    )
     p.add_argument("--plot", metavar="PNG", help="also draw the example and query embeddings in 2-D to this file")
     p.add_argument(
         "--segments",
@@ -114,6 +130,7 @@ def run(args) -> int:
             rule=args.rule or clf.rule,
             k=args.k or clf.k,
             reject=reject if asked else clf.reject,
+            expected_unknown=args.expected_unknown or clf.expected_unknown,
             target_false_accept=target if target is not None else clf.target_false_accept,
         )
     else:
@@ -124,6 +141,7 @@ def run(args) -> int:
             k=args.k or 5,
             reject=reject,
             target_false_accept=target,
+            **({"expected_unknown": args.expected_unknown} if args.expected_unknown else {}),
         )
         clf.fit(support, labels, progress=progress, on_error="raise" if args.strict else "skip")
         _common.report_failures(clf.enrol_failures_, "classify", what="example")
@@ -134,8 +152,9 @@ def run(args) -> int:
     _common.report_failures(failures, "classify")
     rows = []
     if len(kept):
-        rows = describe_predictions(clf, embeddings, [str(queries[i]) for i in kept])
-    _common.write_rows(rows, args.format, columns=PREDICTION_COLUMNS)
+        decisions = clf.decide_embeddings(embeddings)
+        rows = decisions.rows([str(queries[i]) for i in kept], all_probabilities=args.all_probabilities)
+    _common.write_rows(rows, args.format, columns=_columns(clf, args))
     if args.plot and len(kept):
         from ..plotting import plot_gallery_and_queries
 
@@ -144,37 +163,23 @@ def run(args) -> int:
     return 1 if failures else 0
 
 
-PREDICTION_COLUMNS = ("file", "label", "score", "prob", "p_unknown", "closest", "runner_up", "runner_up_score")
+PREDICTION_COLUMNS = (
+    "file",
+    "label",
+    "prob",
+    "closest",
+    "p_closest",
+    "p_unknown",
+    "score",
+    "runner_up",
+    "p_runner_up",
+    "runner_up_score",
+)
 
 
-def describe_predictions(clf, embeddings, names: list[str]) -> list[dict]:
-    """One row per query: label (or unknown), score, the probability of that label and of unknown (None
-    when rejection is off), the closest class, the runner-up and its score."""
-    scores, _ = clf.scores_embeddings(embeddings)
-    labels = clf.predict_embeddings(embeddings)
-    proba = clf.predict_proba_embeddings(embeddings)
-    columns = list(clf.proba_columns_)
-    order = scores.argsort(dim=1, descending=True)
-    classes = clf.classes_
-    rows = []
-    for i, name in enumerate(names):
-        best = int(order[i, 0])
-        second = int(order[i, 1]) if scores.shape[1] > 1 else None
-        values = (
-            name,
-            str(labels[i]),
-            float(scores[i, best]),
-            float(proba[i, columns.index(labels[i])]),
-            float(proba[i, -1]) if clf.rejects_ else None,
-            str(classes[best]),
-            None if second is None else str(classes[second]),
-            None if second is None else float(scores[i, second]),
-        )
-        rows.append(dict(zip(PREDICTION_COLUMNS, values, strict=True)))
-    return rows
-
-
-SEGMENT_COLUMNS = ("file", "start", "end") + PREDICTION_COLUMNS[1:]
+def _columns(clf, args, first=("file",)) -> tuple[str, ...]:
+    columns = first + PREDICTION_COLUMNS[1:]
+    return columns + tuple(f"p:{c}" for c in clf.classes_) if args.all_probabilities else columns
 
 
 def _classify_segments(clf, queries, args, progress: bool) -> int:
@@ -217,12 +222,14 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
             starts = torch.cat([s for s, _ in parts])
             embeddings = torch.cat([e for _, e in parts])
             path = str(queries[index])
-            for start, row in zip(starts.tolist(), describe_predictions(clf, embeddings, [path] * len(starts))):
+            decisions = clf.decide_embeddings(embeddings)
+            decided = decisions.rows([path] * len(starts), all_probabilities=args.all_probabilities)
+            for start, row in zip(starts.tolist(), decided):
                 rows.append({"file": row.pop("file"), "start": round(start, 3), "end": round(start + window, 3), **row})
         parts = []
     if bar is not None:
         bar.close()
-    _common.write_rows(rows, args.format, columns=SEGMENT_COLUMNS)
+    _common.write_rows(rows, args.format, columns=_columns(clf, args, ("file", "start", "end")))
     if failed > 1:
         print(f"audiosiam classify: {failed} clips skipped", file=sys.stderr)
     return 1 if failed else 0

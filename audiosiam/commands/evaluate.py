@@ -103,6 +103,14 @@ def add_parser(subparsers) -> None:
         "probable answer)",
     )
     p.add_argument(
+        "--expected-unknown",
+        type=_common.open_share,
+        default=None,
+        metavar="SHARE",
+        help="with --calibration: the classifier's prior share of clips from classes never enrolled, as "
+        "classify's, and the mix the open-set metrics are weighted to (default: 0.2, classify's)",
+    )
+    p.add_argument(
         "--legacy-calibration",
         action="store_true",
         help="with --calibration: measure the earlier rule (fitted on the enrolment clips alone) instead of the "
@@ -133,6 +141,8 @@ def run(args) -> int:
         raise ParameterError("--reliability-plot draws the --calibration results: add --calibration")
     if (args.target_false_accept is not None or args.legacy_calibration) and not args.calibration:
         raise ParameterError("--target-false-accept and --legacy-calibration set up --calibration: add --calibration")
+    if args.expected_unknown is not None and not args.calibration:
+        raise ParameterError("--expected-unknown sets up --calibration: add --calibration")
     if args.target_false_accept is not None and not 0.0 < args.target_false_accept < 1.0:
         raise ParameterError(f"--target-false-accept {args.target_false_accept}: expected a rate in (0, 1), e.g. 0.05")
     if args.query_group and not args.group_column:
@@ -178,7 +188,11 @@ def run(args) -> int:
             query_groups=args.query_group or None,
             seed=args.seed,
         )
-    results["verification"] = E.verification_metrics(emb, labels, seed=args.seed)
+    from ..fewshot.verification import verification_threshold
+
+    results["verification"] = E.verification_metrics(
+        emb, labels, seed=args.seed, threshold=verification_threshold(model)
+    )
     results["retrieval"] = E.retrieval_metrics(emb, labels)
     for k_shot in args.k_shot if args.open_set else ():
         results[f"open-set {k_shot}-shot"] = E.open_set_auroc(emb, labels, known, k_shot=k_shot, seed=args.seed)
@@ -189,6 +203,8 @@ def run(args) -> int:
             "(fit a map with scripts/fit_calibration.py)",
             file=sys.stderr,
         )
+    from ..fewshot.classifier import EXPECTED_UNKNOWN
+
     for k_shot in args.k_shot if args.calibration else ():
         results[f"calibration {k_shot}-shot"] = E.calibration_metrics(
             emb,
@@ -201,6 +217,7 @@ def run(args) -> int:
             k=args.k,
             calibration=calibration,
             target_false_accept=args.target_false_accept,
+            expected_unknown=args.expected_unknown or EXPECTED_UNKNOWN,
             seed=args.seed,
         )
     print(json.dumps(results, indent=2) if args.format == "json" else E.format_table(results))

@@ -50,6 +50,7 @@ def _version(dist: str) -> str | None:
 
 
 def _describe_model(name_or_path: str | None) -> dict:
+    from ..fewshot.verification import verification_threshold
     from ..models import load_model
 
     model = load_model(name_or_path)
@@ -62,7 +63,7 @@ def _describe_model(name_or_path: str | None) -> dict:
         "embedding_dim": model.embedding_dim,
         "sample_rate": model.sample_rate,
         "window_seconds": model.window_seconds,
-        "verification_threshold": info.get("verification_threshold"),
+        "verification_threshold": verification_threshold(model),
         "trained_with_audiosiam": info.get("audiosiam_version"),
         "training_minutes": info.get("training_minutes"),
         "training_classes": len(info.get("label_set") or []),
@@ -71,7 +72,10 @@ def _describe_model(name_or_path: str | None) -> dict:
         "int8_long_recordings": bool(info.get("int8_ranges")),
         "best_epoch": metrics.get("epoch"),
         "validation_metrics": {
-            k[4:]: v for k, v in metrics.items() if k.startswith("val_") and isinstance(v, (int, float))
+            # the epoch's own equal-error threshold is not the model's (that is verification_threshold)
+            k[4:]: v
+            for k, v in metrics.items()
+            if k.startswith("val_") and k != "val_eer_threshold" and isinstance(v, (int, float))
         },
     }
 
@@ -115,7 +119,7 @@ def _format_model(m: dict) -> list[str]:
     if m["training_classes"]:
         lines.append(
             f"    trained on {m['training_classes']} classes with audiosiam {m['trained_with_audiosiam']}, "
-            f"kept after {m['training_minutes'] or 0:.0f} min of its run; verification threshold "
+            f"kept after {m['training_minutes'] or 0:.0f} min of its run; verification threshold (P(same) = 0.5) "
             f"{m['verification_threshold']:.3f}"
             if m["verification_threshold"] is not None
             else f"    trained on {m['training_classes']} classes"

@@ -29,13 +29,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from .datasets import ClipItem, manifest_items
-from .sources import DataSource
+from .sources import DataSource, validation_items
 
 __all__ = [
     "shared_data",
     "ValidationSet",
     "validation_sets",
     "training_sources",
+    "calibration_items",
     "arabic_split",
 ]
 
@@ -195,3 +196,47 @@ def training_sources(root: Path | None = None, *, speaker: bool = False) -> list
             group_column="source",
         ),
     ]
+
+
+def calibration_items(
+    info: dict,
+    extra=(),
+    *,
+    multi_source: bool = True,
+    speech: bool = True,
+    root: Path | None = None,
+) -> list[ClipItem]:
+    """The clips a model's calibration map is fitted on and its decisions are judged on: its own validation
+    classes (:func:`~audiosiam.data.sources.validation_items`), ``extra`` sources, and the rows of
+    :func:`validation_sets` (each its own domain, labels prefixed by it so that classes never merge across
+    rows).
+
+    Args:
+        info (dict): the checkpoint's ``model.info``.
+        extra (Sequence[str], optional): recipes or manifests of more classes the model never trained on.
+            Default: ``()``.
+        multi_source (bool, optional): add the multi-source validation rows. Default: ``True``.
+        speech (bool, optional): with ``multi_source``, keep the speech rows (the ``sfx`` model knows nothing
+            of speech). Default: ``True``.
+        root (Path or None, optional): the shared data folder (:func:`shared_data`). Default: ``None``.
+
+    Returns:
+        list[ClipItem]: the clips; each one's ``source`` is its domain.
+
+    Raises:
+        ParameterError: no clip at all.
+    """
+    from dataclasses import replace
+
+    from ..errors import ParameterError
+
+    items = validation_items(info, extra) if info.get("validation_classes") or extra else []
+    if multi_source:
+        for row in validation_sets(root):
+            if speech or not row.speech:
+                items += [replace(it, label=f"{row.domain}/{it.label}", source=row.domain) for it in row.items]
+    if not items:
+        raise ParameterError(
+            "no validation clips: the checkpoint lists none; pass extra sources or the multi-source rows"
+        )
+    return items

@@ -13,7 +13,8 @@ map's typical value from its fitting data):
 * the top class ``t`` (highest score), the runner-up score ``s_2`` (0 when one class is enrolled), the
   margin ``m = s_t - s_2`` and ``l = log n_t`` give the features
   ``x = [1, s_t, m, l, s_t l, m l, rho_t, log C, s_t log C, b, s_t b, s_t^2, m^2, s_t rho_t]``
-  (:data:`FEATURES`);
+  (:data:`FEATURES`), each gallery description held within what the map was fitted on
+  (:class:`FeatureLimits`: at most 10 shots and 10 classes, cohesion and separation in their fitted ranges);
 * ``P(known) = sigmoid(a (w . x) + delta - beta)``: the probability that the query belongs to an
   enrolled class at all. ``a`` and ``delta`` are the gallery's own adaptation (below; 1 and 0 by
   default), ``beta`` the offset of the user's rejection criterion (below; 0 by default);
@@ -28,11 +29,16 @@ map's typical value from its fitting data):
 5 or 10 classes enrolled (fewer where a domain has too few classes), each
 episode asking ``n_query`` clips of every enrolled class and of as many classes that were not enrolled,
 all drawn from one domain of the validation set (words, environmental sounds, ...). The fitting
-episodes hold as many queries of enrolled as of non-enrolled classes, so the probabilities are those of a
-user who expects half of the clips to come from classes never enrolled.
+episodes hold as many queries of enrolled as of non-enrolled classes, so the map's log-odds are those of
+a user who expects half of the clips to come from classes never enrolled.
 
-**The unknown criterion.** By default (``target_false_accept=None``) ``predict`` is the most probable
-column at that prior. A target false-accept rate ``f`` instead shifts ``beta`` so that, on validation
+**The user's prior.** A user who expects a share ``u`` of the queries to come
+from classes never enrolled (``expected_unknown``) gets the same evidence under their prior: by Bayes'
+rule, the log-odds move by ``log((1 - u) / u)`` (:func:`prior_offset`; 0 at ``u = 1/2``, +1.39 at
+``u = 0.2``). ``predict`` is the most probable column under that prior.
+
+**The unknown criterion.** By default (``target_false_accept=None``) the prior above decides. A target
+false-accept rate ``f`` instead shifts ``beta`` (the prior offset is then not added) so that, on validation
 episodes with the gallery's number of shots and of classes, a share ``f`` of the queries of non-enrolled
 classes gets a label (:meth:`CalibrationMap.unknown_offset`, from quantiles of 40 extra episodes per shot
 count and class count, stored with the map); the probabilities then hold for a correspondingly different
@@ -63,15 +69,35 @@ from ..errors import CheckpointError, ParameterError
 __all__ = [
     "FEATURES",
     "ClassStatistics",
+    "FeatureLimits",
     "CalibrationMap",
     "class_statistics",
     "decision_features",
     "adapt_log_odds",
+    "prior_offset",
 ]
 
 FEATURES = ("bias", "top", "margin", "log_shots", "top*log_shots", "margin*log_shots", "cohesion", "log_way",
             "top*log_way", "separation", "top*separation", "top^2", "margin^2", "top*cohesion")  # fmt: skip
 VERSION = 1
+
+
+class FeatureLimits(NamedTuple):
+    """The gallery descriptions a map was fitted on; beyond them a gallery is described by the nearest edge
+    (a logistic map extrapolated to a 1,000-class gallery from episodes of at most 10 classes, or to classes
+    far better separated than any it saw, would answer ``unknown`` to everything).
+
+    Args:
+        shots (float): the largest shot count.
+        ways (float): the largest number of enrolled classes.
+        cohesion (tuple[float, float]): the range of class cohesions.
+        separation (tuple[float, float]): the range of gallery separations.
+    """
+
+    shots: float = math.inf
+    ways: float = math.inf
+    cohesion: tuple[float, float] = (-math.inf, math.inf)
+    separation: tuple[float, float] = (-math.inf, math.inf)
 
 
 class ClassStatistics(NamedTuple):
@@ -115,7 +141,9 @@ def class_statistics(embeddings: torch.Tensor, codes: torch.Tensor, n_classes: i
     return ClassStatistics(shots.numpy(), cohesion.numpy(), separation)
 
 
-def decision_features(scores, stats: ClassStatistics, defaults: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def decision_features(
+    scores, stats: ClassStatistics, defaults: Sequence[float], limits: FeatureLimits = FeatureLimits()
+) -> tuple[np.ndarray, np.ndarray]:
     """The map's features (:data:`FEATURES`, module docstring) of each query, and its top class.
 
     Args:
@@ -123,6 +151,8 @@ def decision_features(scores, stats: ClassStatistics, defaults: Sequence[float])
             ``-inf`` marks a class absent from that row.
         stats (ClassStatistics): the gallery's, per class (C,) or per query and class (Q, C).
         defaults (Sequence[float]): ``(cohesion, separation)`` used where they are NaN.
+        limits (FeatureLimits, optional): what the map was fitted on; a gallery beyond is described by the
+            nearest edge. Default: no limits.
 
     Returns:
         (numpy.ndarray, numpy.ndarray): features (Q, F) float64 and the top class (Q,) int64.
@@ -135,12 +165,13 @@ def decision_features(scores, stats: ClassStatistics, defaults: Sequence[float])
     present = np.isfinite(s).sum(1)  # -inf marks a class left out of a row (leave-one-out)
     s2 = np.where(present > 1, np.sort(s, axis=1)[:, -2] if c > 1 else 0.0, 0.0)
     margin = s1 - s2
-    log_shots = np.log(np.broadcast_to(np.asarray(stats.shots, dtype=np.float64), s.shape)[rows, top])
+    shots = np.broadcast_to(np.asarray(stats.shots, dtype=np.float64), s.shape)[rows, top]
+    log_shots = np.log(np.minimum(shots, limits.shots))
     rho = np.broadcast_to(np.asarray(stats.cohesion, dtype=np.float64), s.shape)[rows, top]
-    rho = np.where(np.isnan(rho), defaults[0], rho)
+    rho = np.clip(np.where(np.isnan(rho), defaults[0], rho), *limits.cohesion)
     sep = np.broadcast_to(np.asarray(stats.separation, dtype=np.float64), (q,))
-    sep = np.where(np.isnan(sep), defaults[1], sep)
-    log_way = np.log(present.astype(np.float64))
+    sep = np.clip(np.where(np.isnan(sep), defaults[1], sep), *limits.separation)
+    log_way = np.log(np.minimum(present.astype(np.float64), limits.ways))
     x = np.stack(
         [
             np.ones(q),
@@ -163,13 +194,16 @@ def decision_features(scores, stats: ClassStatistics, defaults: Sequence[float])
     return x, top
 
 
-def _temperature_features(stats: ClassStatistics, defaults: Sequence[float]) -> np.ndarray:
-    """``[1, log n, b, b log n]`` of the temperature, (Q, 4) or (1, 4) (module docstring)."""
-    shots = np.asarray(stats.shots, dtype=np.float64)
+def _temperature_features(
+    stats: ClassStatistics, defaults: Sequence[float], limits: FeatureLimits = FeatureLimits()
+) -> np.ndarray:
+    """``[1, log n, b, b log n]`` of the temperature, (Q, 4) or (1, 4) (module docstring), within ``limits``
+    (as :func:`decision_features`)."""
+    shots = np.minimum(np.asarray(stats.shots, dtype=np.float64), limits.shots)
     rho = np.asarray(stats.cohesion, dtype=np.float64)
     rho = np.where(np.isnan(rho), defaults[0], rho).mean(-1)
     sep = np.asarray(stats.separation, dtype=np.float64)
-    sep = np.where(np.isnan(sep), defaults[1], sep)
+    sep = np.clip(np.where(np.isnan(sep), defaults[1], sep), *limits.separation)
     log_n = np.log(shots.mean(-1))
     log_n, sep, rho = np.broadcast_arrays(np.atleast_1d(log_n), np.atleast_1d(sep), np.atleast_1d(rho))
     return np.stack([np.ones_like(log_n), log_n, sep, log_n * sep], axis=1)
@@ -270,7 +304,7 @@ class CalibrationMap:
         Returns:
             (numpy.ndarray, numpy.ndarray): (Q,) float64 log-odds and (Q,) int64 top classes.
         """
-        x, top = decision_features(scores, stats, (self.default_cohesion, self.default_separation))
+        x, top = decision_features(scores, stats, (self.default_cohesion, self.default_separation), self.limits)
         return x @ np.asarray(self.weights), top
 
     def class_temperature(self, stats: ClassStatistics) -> np.ndarray:
@@ -282,7 +316,21 @@ class CalibrationMap:
         Returns:
             numpy.ndarray: the temperature, (1,) or (Q,), positive.
         """
-        return np.exp(_temperature_features(stats, (self.default_cohesion, self.default_separation)) @ self.temperature)
+        defaults = (self.default_cohesion, self.default_separation)
+        return np.exp(_temperature_features(stats, defaults, self.limits) @ self.temperature)
+
+    @property
+    def limits(self) -> FeatureLimits:
+        """What the map was fitted on (:class:`FeatureLimits`), from ``fitted_on``: shots and classes up to 10
+        where a map does not say; cohesion and separation unlimited where it does not record their ranges
+        (maps fitted before they were recorded)."""
+        ranges = self.fitted_on.get("ranges") or {}
+        return FeatureLimits(
+            float(self.fitted_on.get("max_shots") or 10),
+            float(max(self.fitted_on.get("ways") or [10])),
+            tuple(ranges.get("cohesion") or (-math.inf, math.inf)),
+            tuple(ranges.get("separation") or (-math.inf, math.inf)),
+        )
 
     def proba(self, scores, stats: ClassStatistics, *, offset: float = 0.0, scale: float = 1.0) -> np.ndarray:
         """Probabilities (Q, C + 1): the C classes in the scores' column order, then ``unknown``.
@@ -305,6 +353,41 @@ class CalibrationMap:
         z = np.exp(z - z.max(1, keepdims=True))
         closed = z / z.sum(1, keepdims=True)
         return np.concatenate([known[:, None] * closed, (1.0 - known)[:, None]], axis=1)
+
+    def same_probability(self, similarity) -> np.ndarray:
+        """P(same) of clip pairs with these cosine similarities: the probability that a query belongs to a class
+        enrolled with one clip, the other clip of the pair (at the map's prior of 1/2: as many different pairs
+        as same ones).
+
+        Args:
+            similarity (float or array-like): (P,) cosine similarities.
+
+        Returns:
+            numpy.ndarray: (P,) probabilities.
+        """
+        sims = np.atleast_1d(np.asarray(similarity, dtype=np.float64))
+        one_clip = ClassStatistics(np.ones(1), np.full(1, math.nan), math.nan)
+        return self.proba(sims[:, None], one_clip)[:, 0]
+
+    def same_threshold(self) -> float:
+        """The similarity at and above which P(same) >= 1/2 (:meth:`same_probability`): the one verification
+        threshold of a model with this map. Found on a grid of step 5e-4 over [-1, 1], refined linearly;
+        where P(same) crosses 1/2 more than once, the last crossing (so every similarity above it answers
+        "same").
+
+        Returns:
+            float: the threshold in [-1, 1]; 1.0 when no similarity reaches 1/2 (the map never says "same").
+        """
+        grid = np.linspace(-1.0, 1.0, 4001)
+        margin = self.same_probability(grid) - 0.5
+        below = np.flatnonzero(margin < 0)
+        if len(below) == 0:
+            return -1.0
+        i = int(below[-1])
+        if i == len(grid) - 1:
+            return 1.0
+        a, b = margin[i], margin[i + 1]  # a < 0 <= b
+        return float(grid[i] + (grid[i + 1] - grid[i]) * (-a) / (b - a))
 
     def unknown_offset(self, target_false_accept: float, shots) -> float:
         """``beta``: the offset on the unknown side that makes a share ``target_false_accept`` of the
@@ -333,6 +416,30 @@ class CalibrationMap:
         log_ways = np.log(np.asarray(table["ways"], dtype=np.float64))
         per_shot = [np.interp(math.log(len(shots)), log_ways, row) for row in beta]
         return float(np.interp(float(np.median(shots)), np.asarray(table["shots"], dtype=np.float64), per_shot))
+
+
+def prior_offset(expected_unknown: float) -> float:
+    """``log((1 - u) / u)``: what a share ``u`` of queries from classes never enrolled adds to the known
+    log-odds of a map fitted at ``u = 1/2`` (module docstring).
+
+    Args:
+        expected_unknown (float): the share, in (0, 1).
+
+    Returns:
+        float: the offset (0 at 1/2, positive below).
+
+    Raises:
+        ParameterError: not a number in (0, 1).
+    """
+    if isinstance(expected_unknown, bool) or not isinstance(expected_unknown, (int, float)):
+        raise ParameterError(f"expected_unknown={expected_unknown!r}: expected a share in (0, 1), e.g. 0.2")
+    u = float(expected_unknown)
+    if not 0.0 < u < 1.0:
+        raise ParameterError(
+            f"expected_unknown={expected_unknown!r}: expected the share of queries from classes never enrolled, "
+            "in (0, 1), e.g. 0.2 (for 'never unknown', turn rejection off instead)"
+        )
+    return math.log((1.0 - u) / u)
 
 
 def adapt_log_odds(

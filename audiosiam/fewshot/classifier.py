@@ -7,9 +7,13 @@ Probabilities and ``unknown`` come from the model's calibration map (:mod:`audio
 stored in its checkpoint, learnt on validation classes when the model was made): ``predict_proba`` gives
 one column per enrolled class and, when rejection is on, an ``"unknown"`` column (``proba_columns_``);
 rows sum to 1 and ``predict`` is their most probable column, so a query answered ``unknown`` never shows
-a class more probable than unknown. ``target_false_accept`` sets the criterion for ``unknown`` (by
-default, the most probable answer when half the queries come from classes never enrolled); the enrolment
-clips adapt the map's log-odds leave-one-out when there are enough of them (``adapt``). A fixed
+a class more probable than unknown. The probabilities hold for the share of queries from classes never
+enrolled that the user expects (``expected_unknown``, default :data:`EXPECTED_UNKNOWN`: most uses sort
+recordings of the classes one enrolled, strangers a minority); ``target_false_accept`` instead sets the
+criterion by the share of strangers that get a label. The enrolment clips adapt the map's log-odds
+leave-one-out when there are enough of them (``adapt``). :meth:`FewShotClassifier.decide_embeddings`
+scores the queries once into :class:`Decisions`, of which ``predict``, ``predict_proba`` and the CLI's
+rows are views. A fixed
 similarity threshold (``reject=0.6``) decides ``unknown`` by the similarity alone; the probabilities are
 then still the map's.
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,13 +38,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..errors import GalleryError, ParameterError
 from ..models.embedding import describe_input
-from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics
+from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics, prior_offset
 from .gallery import Gallery, model_fingerprint
 from .rules import RULES, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
 
-__all__ = ["FewShotClassifier", "UNKNOWN"]
+__all__ = ["FewShotClassifier", "Decisions", "UNKNOWN", "EXPECTED_UNKNOWN"]
 
 UNKNOWN = "unknown"
+# The default share of queries from classes never enrolled. A fifth keeps nearly every right answer on the
+# enrolled classes while still rejecting most strangers (the table of benchmarks/decisions.py, README).
+EXPECTED_UNKNOWN = 0.2
 _RULES = RULES
 _CALIBRATION_CLIPS = 2000
 _LEGACY = "legacy"
@@ -63,6 +71,75 @@ def _fit_temperature(scores: np.ndarray, targets: np.ndarray) -> float:
     return float(math.exp(result.x))
 
 
+@dataclass(frozen=True)
+class Decisions:
+    """The classifier's answers for a batch of queries, computed once: every view (``predict``,
+    ``predict_proba``, the CLI's table, the HTML report) reads these arrays.
+
+    Attributes:
+        classes (numpy.ndarray): (C,) the enrolled classes, the columns of ``scores``.
+        scores (numpy.ndarray): (Q, C) class scores (cosine to the prototype, or the k-NN vote).
+        proba (numpy.ndarray): (Q, C + 1) probabilities with ``unknown`` last when ``rejects``, else (Q, C).
+        labels (numpy.ndarray): (Q,) the answers (a class or ``"unknown"``), dtype object.
+        rejects (bool): whether ``unknown`` can be answered (``proba`` has its column).
+    """
+
+    classes: np.ndarray
+    scores: np.ndarray
+    proba: np.ndarray
+    labels: np.ndarray
+    rejects: bool
+
+    @property
+    def p_unknown(self) -> np.ndarray:
+        """(Q,) P(unknown); NaN where rejection is off."""
+        return self.proba[:, -1] if self.rejects else np.full(len(self.labels), math.nan)
+
+    @property
+    def ranked(self) -> np.ndarray:
+        """(Q, C) class indices from the most to the least probable (ties by score)."""
+        closed = self.proba[:, : len(self.classes)]
+        return np.lexsort((-self.scores, -closed), axis=1) if closed.size else np.empty(closed.shape, np.int64)
+
+    def rows(self, names: Sequence[str], *, all_probabilities: bool = False) -> list[dict]:
+        """One dict per query: ``file``, ``label``, ``prob`` (of the label), ``closest`` (the most probable
+        class) and ``p_closest``, ``p_unknown`` (``None`` when rejection is off), ``score`` (of the closest
+        class), ``runner_up``, ``p_runner_up`` and ``runner_up_score`` (``None`` with one class); with
+        ``all_probabilities``, a ``p:<class>`` entry per class.
+
+        Args:
+            names (Sequence[str]): (Q,) what each query is (its file).
+            all_probabilities (bool, optional): add every class's probability. Default: ``False``.
+
+        Returns:
+            list[dict]: the rows, in query order.
+        """
+        ranked, c = self.ranked, len(self.classes)
+        out = []
+        for i, name in enumerate(names):
+            best = int(ranked[i, 0])
+            second = int(ranked[i, 1]) if c > 1 else None
+            label = str(self.labels[i])
+            row = {
+                "file": name,
+                "label": label,
+                "prob": float(
+                    self.proba[i, -1] if label == UNKNOWN else self.proba[i, list(self.classes).index(label)]
+                ),
+                "closest": str(self.classes[best]),
+                "p_closest": float(self.proba[i, best]),
+                "p_unknown": float(self.proba[i, -1]) if self.rejects else None,
+                "score": float(self.scores[i, best]),
+                "runner_up": None if second is None else str(self.classes[second]),
+                "p_runner_up": None if second is None else float(self.proba[i, second]),
+                "runner_up_score": None if second is None else float(self.scores[i, second]),
+            }
+            if all_probabilities:
+                row.update({f"p:{name_}": float(self.proba[i, j]) for j, name_ in enumerate(self.classes)})
+            out.append(row)
+        return out
+
+
 class FewShotClassifier(ClassifierMixin, BaseEstimator):
     """Label audio clips by their similarity to a few enrolled examples per class.
 
@@ -77,10 +154,13 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         reject (str, float or None, optional): ``"auto"``: ``unknown`` by the calibration map (module
             docstring); a float is a fixed cosine-similarity threshold; ``None`` never answers unknown (and
             ``predict_proba`` has no unknown column). Default: ``"auto"``.
+        expected_unknown (float, optional): with ``reject="auto"``, the share of queries the user expects
+            from classes never enrolled, in (0, 1): the prior under which the probabilities hold and the most
+            probable answer is given (module docstring). Default: :data:`EXPECTED_UNKNOWN` (0.2).
         target_false_accept (float or None, optional): with ``reject="auto"``, answer ``unknown`` so that
             this share of the queries of classes never enrolled gets a label (estimated on the model's
-            validation episodes at the gallery's number of shots); ``None``: the most probable answer at
-            the map's prior (half the queries unknown). Default: ``None``.
+            validation episodes at the gallery's number of shots); it then decides instead of
+            ``expected_unknown``. ``None``: ``expected_unknown`` decides. Default: ``None``.
         adapt (bool, optional): let the enrolment clips shift the map's log-odds leave-one-out when there
             are ten or more of each kind of query (:func:`audiosiam.fewshot.calibration.adapt_log_odds`).
             Default: ``True``.
@@ -106,6 +186,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         rule: str = "prototype",
         k: int = 5,
         reject: str | float | None = "auto",
+        expected_unknown: float = EXPECTED_UNKNOWN,
         target_false_accept: float | None = None,
         adapt: bool = True,
         calibration: dict | str | None = None,
@@ -115,6 +196,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         self.rule = rule
         self.k = k
         self.reject = reject
+        self.expected_unknown = expected_unknown
         self.target_false_accept = target_false_accept
         self.adapt = adapt
         self.calibration = calibration
@@ -134,6 +216,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             raise ParameterError(f"reject={self.reject!r}: expected 'auto', a similarity threshold, or None")
         if isinstance(self.reject, (int, float)):
             check_threshold(self.reject, "reject")
+        prior_offset(self.expected_unknown)  # raises on a share outside (0, 1)
         f = self.target_false_accept
         if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 < f < 1.0):
             raise ParameterError(f"target_false_accept={f!r}: expected a rate in (0, 1), e.g. 0.05, or None")
@@ -291,6 +374,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         self.stats_ = class_statistics(g.embeddings, codes, len(classes))
         self.calibration_ = self._calibration_map()
         self.adapt_scale_, self.adapt_offset_, self.unknown_offset_ = 1.0, 0.0, 0.0
+        self.prior_offset_ = 0.0
         if self.calibration_ is None:
             self._calibrate_legacy()
             return
@@ -301,6 +385,8 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             self.adapt_scale_, self.adapt_offset_ = adapt_log_odds(known, unknown)
         if self.reject == "auto" and self.target_false_accept is not None:
             self.unknown_offset_ = self.calibration_.unknown_offset(self.target_false_accept, self.stats_.shots)
+        else:
+            self.prior_offset_ = prior_offset(self.expected_unknown)
 
     def _calibrate_legacy(self) -> None:
         genuine, impostor, scores, targets = self._leave_one_out()
@@ -479,11 +565,32 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """The columns of ``predict_proba``: ``classes_``, then ``"unknown"`` when :attr:`rejects_`."""
         return np.asarray(list(self.classes_) + ([UNKNOWN] if self.rejects_ else []), dtype=object)
 
-    def predict_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
-        """Labels for precomputed query embeddings (``"unknown"`` where rejected).
+    def decide_embeddings(self, embeddings: torch.Tensor) -> Decisions:
+        """Score precomputed query embeddings once and decide: the answers, their probabilities and scores.
 
-        With ``reject="auto"`` and a calibration map, the most probable column of
-        :meth:`predict_proba_embeddings`; with a fixed threshold, ``"unknown"`` below it.
+        With ``reject="auto"`` and a calibration map, each answer is the most probable column of the
+        probabilities (``expected_unknown``'s prior, or ``target_false_accept``'s criterion); with a fixed
+        threshold, ``"unknown"`` below it; with ``reject=None``, the most probable class.
+
+        Args:
+            embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
+
+        Returns:
+            Decisions: the answers and everything shown beside them.
+        """
+        scores, confidence = self.scores_embeddings(embeddings)
+        proba = self._proba(scores, confidence)
+        if self.calibration_ is not None and self.reject == "auto":
+            labels = self.proba_columns_[proba.argmax(1)]
+        else:
+            labels = self.classes_[scores.argmax(dim=1).numpy()]
+            if self.reject is not None and self.threshold_ is not None:
+                labels = np.where(confidence.numpy() < self.threshold_, UNKNOWN, labels).astype(object)
+        return Decisions(self.classes_, scores.numpy(), proba, np.asarray(labels, dtype=object), self.rejects_)
+
+    def predict_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """Labels for precomputed query embeddings (``"unknown"`` where rejected): :meth:`decide_embeddings`'
+        ``labels``.
 
         Args:
             embeddings (Tensor or array): (Q, D) query embeddings (normalised here).
@@ -491,14 +598,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             numpy.ndarray: (Q,) labels, dtype object.
         """
-        scores, confidence = self.scores_embeddings(embeddings)
-        if self.calibration_ is not None and self.reject == "auto":
-            proba = self._proba(scores)
-            return self.proba_columns_[proba.argmax(1)]
-        labels = self.classes_[scores.argmax(dim=1).numpy()]
-        if self.reject is not None and self.threshold_ is not None:
-            labels = np.where(confidence.numpy() < self.threshold_, UNKNOWN, labels).astype(object)
-        return labels
+        return self.decide_embeddings(embeddings).labels
 
     def _proba(self, scores: torch.Tensor, confidence: torch.Tensor | None = None) -> np.ndarray:
         if self.calibration_ is None:  # the earlier rule: a softmax, and a hard unknown column
@@ -507,9 +607,8 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                 return closed
             rejected = (confidence.numpy() < self.threshold_)[:, None]
             return np.concatenate([np.where(rejected, 0.0, closed), rejected.astype(np.float64)], axis=1)
-        proba = self.calibration_.proba(
-            scores.numpy(), self.stats_, offset=self.adapt_offset_ - self.unknown_offset_, scale=self.adapt_scale_
-        )
+        offset = self.adapt_offset_ + self.prior_offset_ - self.unknown_offset_
+        proba = self.calibration_.proba(scores.numpy(), self.stats_, offset=offset, scale=self.adapt_scale_)
         if self.reject is None:
             return proba[:, :-1] / proba[:, :-1].sum(1, keepdims=True)  # P(class | known)
         return proba
@@ -544,8 +643,8 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         return proba / proba.sum(1, keepdims=True)
 
     def same_probability(self, similarity) -> np.ndarray:
-        """P(same) of clip pairs with these cosine similarities: the map's probability that a query belongs
-        to a class enrolled with one clip, the other clip of the pair (as ``verify`` reports it).
+        """P(same) of clip pairs with these cosine similarities (:meth:`CalibrationMap.same_probability`, the
+        map of this classifier's rule), as ``verify`` reports it.
 
         Args:
             similarity (float or array-like): (P,) cosine similarities.
@@ -553,11 +652,10 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             numpy.ndarray: (P,) probabilities; NaN for a model without a calibration map.
         """
-        sims = np.atleast_1d(np.asarray(similarity, dtype=np.float64))
         cal = self._calibration_map()
         if cal is None:
-            return np.full(len(sims), math.nan)
-        return cal.proba(sims[:, None], ClassStatistics(np.ones(1), np.full(1, math.nan), math.nan))[:, 0]
+            return np.full(np.atleast_1d(np.asarray(similarity)).shape, math.nan)
+        return cal.same_probability(similarity)
 
     def decision_function(self, X, *, sample_rate: int | None = None) -> np.ndarray:
         """Class scores (Q, C): cosine similarity to each prototype, or the k-NN vote.
@@ -639,6 +737,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             "rule": self.rule,
             "k": int(self.k),
             "reject": self.reject,
+            "expected_unknown": self.expected_unknown,
             "target_false_accept": self.target_false_accept,
             "adapt": bool(self.adapt),
             "model": getattr(self._model(), "source", None),
@@ -680,6 +779,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             rule=meta.get("rule", "prototype"),
             k=meta.get("k", 5),
             reject=meta.get("reject", "auto"),
+            expected_unknown=meta.get("expected_unknown", EXPECTED_UNKNOWN),
             target_false_accept=meta.get("target_false_accept"),
             adapt=bool(meta.get("adapt", True)),
         )
@@ -701,6 +801,8 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                 clf.unknown_offset_ = float(stored.get("unknown_offset", 0.0))
                 if not all(map(math.isfinite, (clf.adapt_scale_, clf.adapt_offset_, clf.unknown_offset_))):
                     raise ValueError("non-finite offsets")
+                by_target = clf.reject == "auto" and clf.target_false_accept is not None
+                clf.prior_offset_ = 0.0 if by_target else prior_offset(clf.expected_unknown)
             except (TypeError, ValueError) as exc:
                 raise GalleryError(f"{path}: damaged calibration ({exc}); enrol the clips again") from None
             clf.temperature_ = None
@@ -710,7 +812,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             and isinstance(stored.get("temperature"), (int, float))
         ):
             clf.threshold_, clf.temperature_ = stored.get("threshold"), float(stored["temperature"])
-            clf.adapt_offset_ = clf.unknown_offset_ = 0.0
+            clf.adapt_offset_ = clf.unknown_offset_ = clf.prior_offset_ = 0.0
             clf.adapt_scale_ = 1.0
         else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map
             clf._calibrate()
@@ -722,12 +824,12 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
         Args:
             **params (Any): constructor parameters by name (``model``, ``rule``, ``k``, ``reject``,
-                ``target_false_accept``, ``adapt``, ``calibration``, ``batch_size``).
+                ``expected_unknown``, ``target_false_accept``, ``adapt``, ``calibration``, ``batch_size``).
 
         Returns:
             FewShotClassifier: ``self``.
         """
-        keys = ("rule", "k", "reject", "target_false_accept", "adapt", "calibration")
+        keys = ("rule", "k", "reject", "expected_unknown", "target_false_accept", "adapt", "calibration")
         changed = any(key in keys and getattr(self, key) != value for key, value in params.items())
         super().set_params(**params)
         if changed and hasattr(self, "gallery_") and len(self.gallery_):

@@ -134,9 +134,16 @@ def _episode_rows(emb, labels, domains, *, rule, k, episodes, max_shots, ways, n
         cohesions.append(stats.cohesion[~np.isnan(stats.cohesion)])
         separations.append(stats.separation)
         groups.setdefault(n, []).append((scores.numpy().astype(np.float64), stats, truth))
-    default_cohesion = float(np.concatenate(cohesions).mean()) if any(len(c) for c in cohesions) else 0.5
+    pooled = np.concatenate(cohesions)
+    default_cohesion = float(pooled.mean()) if len(pooled) else 0.5
     default_separation = float(np.nanmean(separations)) if not np.isnan(separations).all() else 0.0
-    return groups, (default_cohesion, default_separation)
+    ranges = {
+        "cohesion": [float(pooled.min()), float(pooled.max())] if len(pooled) else None,
+        "separation": [float(np.nanmin(separations)), float(np.nanmax(separations))]
+        if not np.isnan(separations).all()
+        else None,
+    }
+    return groups, (default_cohesion, default_separation), ranges
 
 
 def fit_calibration(
@@ -178,7 +185,7 @@ def fit_calibration(
     """
     check_rule(rule, k)
     emb = torch.nn.functional.normalize(torch.as_tensor(embeddings, dtype=torch.float32), dim=1)
-    groups, defaults = _episode_rows(
+    groups, defaults, ranges = _episode_rows(
         emb, labels, domains, rule=rule, k=k, episodes=episodes, max_shots=max_shots, ways=ways, n_query=n_query,
         seed=seed,
     )  # fmt: skip
@@ -225,9 +232,6 @@ def fit_calibration(
         rule=rule,
         k=int(k),
     )
-    cal.false_accept = _false_accept_table(
-        cal, emb, labels, domains, rule=rule, k=k, max_shots=max_shots, ways=ways, n_query=n_query, seed=seed
-    )
     cal.fitted_on = {
         **(description or {}),
         "clips": int(len(labels)),
@@ -239,7 +243,11 @@ def fit_calibration(
         "seed": int(seed),
         "queries": int(n_rows),
         "nll": nll,
+        "ranges": ranges,
     }
+    cal.false_accept = _false_accept_table(  # with fitted_on set, so at the limits inference uses
+        cal, emb, labels, domains, rule=rule, k=k, max_shots=max_shots, ways=ways, n_query=n_query, seed=seed
+    )
     return cal
 
 
@@ -249,7 +257,7 @@ def _false_accept_table(cal: CalibrationMap, emb, labels, domains, *, max_shots:
     queries takes its shot count's quantiles over all)."""
     stats: dict = {}
     for cell, (shot, way) in enumerate((s, w) for s in range(1, max_shots + 1) for w in ways):
-        groups, _ = _episode_rows(
+        groups, _, _ = _episode_rows(
             emb, labels, domains, episodes=_FA_EPISODES, max_shots=shot, min_shots=shot, ways=(way,),
             seed=seed + 1 + cell, **kw,
         )  # fmt: skip
