@@ -39,7 +39,12 @@ def plotted(draw: Callable[[Path], object], what: str) -> str | None:
 
 
 def spectrogram_uri(
-    path: str | os.PathLike, start: float | None = None, end: float | None = None, *, columns: int = 160, n_mels: int = 40
+    path: str | os.PathLike,
+    start: float | None = None,
+    end: float | None = None,
+    *,
+    columns: int = 160,
+    n_mels: int = 40,
 ) -> str | None:
     """A small log-mel spectrogram of a file, or of ``start`` to ``end`` seconds of it
     (:func:`audiosiam.plotting.overview_spectrogram`), as a PNG ``data:`` URI, a pixel per column and band.
