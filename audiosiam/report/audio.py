@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["AudioSources", "Sound", "encode_vorbis"]
+
 EMBED_SECONDS = 30.0
 EMBED_BUDGET_BYTES = 48 * 2**20
 CONTEXT_SECONDS = 0.5
@@ -66,7 +68,15 @@ class AudioSources:
         self.embedded_bytes = 0
 
     def clip(self, path: str | os.PathLike) -> Sound | None:
-        """The whole of a file; ``None`` where it cannot be read (the page then shows its name only)."""
+        """The whole of a file.
+
+        Args:
+            path (str or os.PathLike): the audio file.
+
+        Returns:
+            Sound or None: the player's source; ``None`` where the file cannot be read (the page then shows
+            its name only).
+        """
         try:
             duration = _duration(path)
         except Exception:  # noqa: BLE001 - a file gone since the command read it: no player, no failure
@@ -113,7 +123,15 @@ class AudioSources:
         return Sound(src, begin, finish, False)
 
     def link(self, path: str | os.PathLike) -> str:
-        """``path`` as a URL relative to the report's folder (absolute ``file:`` where none exists)."""
+        """A file as a URL relative to the report's folder, every character that means something in a URL
+        or in HTML percent-encoded (an absolute ``file:`` URL where no relative path exists).
+
+        Args:
+            path (str or os.PathLike): the file.
+
+        Returns:
+            str: the URL.
+        """
         target = Path(path).resolve()
         try:
             relative = os.path.relpath(target, self.folder)

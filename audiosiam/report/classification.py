@@ -16,6 +16,8 @@ from .audio import AudioSources
 from .page import render, write_page
 from .pictures import plotted, spectrogram_uri
 
+__all__ = ["write_classification"]
+
 # Enrolled clips given a player in the class summary, per class (the neighbours of queries get one too).
 EXAMPLES_PER_CLASS = 4
 

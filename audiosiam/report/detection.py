@@ -19,6 +19,8 @@ from .classification import _numeric_columns, _options
 from .page import render, write_page
 from .pictures import plotted
 
+__all__ = ["write_detection"]
+
 
 def write_detection(
     path: str | os.PathLike,

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from .._version import __version__
 
+__all__ = ["render", "write_page"]
+
 
 @lru_cache(maxsize=1)
 def _environment():
@@ -53,7 +55,7 @@ def render(template: str, **context) -> str:
 
     Args:
         template (str): a file under ``audiosiam/report/templates``.
-        **context: the template's values (escaped when printed).
+        **context (Any): the template's values (escaped when printed).
 
     Returns:
         str: the page.
@@ -72,7 +74,18 @@ def render(template: str, **context) -> str:
 
 
 def write_page(path: str | os.PathLike, html: str) -> Path:
-    """Write the page atomically (:func:`audiosiam.files.write_output`)."""
+    """Write the page atomically (:func:`audiosiam.files.write_output`).
+
+    Args:
+        path (str or os.PathLike): the file.
+        html (str): the page.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        ParameterError: ``path`` is a folder or cannot be written.
+    """
     from ..files import write_output
 
     return write_output(path, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+__all__ = ["plotted", "spectrogram_uri"]
+
 
 def png_uri(data: bytes) -> str:
     """PNG bytes as a ``data:`` URI for an ``<img src>``."""
