@@ -70,27 +70,29 @@ class Browser:
 
         # The protocol's fixed descriptors 3 and 4, placed by bash (dash takes one-digit descriptors only;
         # no preexec_fn: it is unsafe with threads).
-        self._process = subprocess.Popen(
-            [
-                shutil.which("bash") or "bash",
-                "-c",
-                f'exec "$0" "$@" 3<&{to_browser_read} 4>&{from_browser_write}',
-                command,
-                "--headless",
-                "--no-sandbox",  # tests often run as root, where the sandbox refuses to start
-                "--disable-gpu",
-                "--no-first-run",
-                "--mute-audio",
-                "--remote-debugging-pipe",
-                f"--user-data-dir={self._profile}",
-                f"--window-size={width},{height}",
-                "about:blank",
-            ],
-            pass_fds=(to_browser_read, from_browser_write),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self._log, "wb"),  # the child keeps it; read back if it dies
-        )
+        with open(self._log, "wb") as log:  # the child keeps its copy; read back if it dies
+            self._process = subprocess.Popen(
+                [
+                    shutil.which("bash") or "bash",
+                    "-c",
+                    f'exec "$0" "$@" 3<&{to_browser_read} 4>&{from_browser_write}',
+                    command,
+                    "--headless",
+                    "--no-sandbox",  # tests often run as root, where the sandbox refuses to start
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--mute-audio",
+                    "--autoplay-policy=no-user-gesture-required",  # play buttons pressed by a script
+                    "--remote-debugging-pipe",
+                    f"--user-data-dir={self._profile}",
+                    f"--window-size={width},{height}",
+                    "about:blank",
+                ],
+                pass_fds=(to_browser_read, from_browser_write),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         os.close(to_browser_read)
         os.close(from_browser_write)
         self._buffer = b""
