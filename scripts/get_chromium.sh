@@ -19,8 +19,6 @@ fi
 dest="${AUDIOSIAM_CHROMIUM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/audiosiam/chromium}"
 binary="$dest/usr/lib/chromium/chromium"
 launcher="$dest/chromium"  # sets the library path, then runs $binary
-libs="$dest/usr/lib/x86_64-linux-gnu"
-libpath="$libs:$libs/pulseaudio:$dest/lib/x86_64-linux-gnu:$dest/usr/lib/chromium"
 # The marker is written only after a complete install that starts, so a broken one is redone.
 if [ -f "$dest/.audiosiam-complete" ] && [ -x "$launcher" ]; then
   echo "$launcher"
@@ -81,6 +79,10 @@ for deb in "$work"/*.deb; do
   fi
   dpkg-deb -x "$deb" "$dest"
 done
+
+multiarch="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo "$(uname -m)-linux-gnu")"
+libs="$dest/usr/lib/$multiarch"
+libpath="$libs:$libs/pulseaudio:$dest/lib/$multiarch:$dest/usr/lib/chromium"
 
 # Every library the binary links must now resolve.
 missing="$(LD_LIBRARY_PATH="$libpath" ldd "$binary" | awk '/not found/ {print $1}' | sort -u)"

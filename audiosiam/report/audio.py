@@ -7,8 +7,8 @@ linked by its path relative to the report's folder (keep the report beside the a
 stretch of it with a ``#t=start,end`` media fragment. An event of ``find`` is a stretch of a long
 recording: cut with :data:`CONTEXT_SECONDS` of sound on each side, it is embedded by the same rule.
 Embedding keeps the page one file that plays anywhere; linking keeps an hour of audio out of it.
-(A linked stretch seeks in the file: Chromium cannot seek in some FLAC files without a seek table, and
-then plays that stretch's player from the file's start; embedded stretches have no such limit.)
+(A linked stretch must seek in the file: Chromium cannot seek in some FLAC files, e.g. without a seek
+table, and such a player then fails; embedded stretches have no such limit.)
 """
 
 from __future__ import annotations
