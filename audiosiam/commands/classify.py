@@ -14,6 +14,7 @@ examples:
   audiosiam classify --support support/ clips/*.flac --format csv > labels.csv
   audiosiam classify --gallery pets.asg new_recordings/ --plot why.png
   audiosiam classify --support support/ long_recording.flac --segments   # a row per 2 s stretch
+  audiosiam classify --support examples/support examples/query --report answers.html   # look and listen
 
   # enrol once, classify many times without embedding the examples again
   audiosiam enroll support/ --out pets.asg
@@ -84,6 +85,13 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--plot", metavar="PNG", help="also draw the example and query embeddings in 2-D to this file")
     p.add_argument(
+        "--report",
+        metavar="HTML",
+        help="also write a page to open in a browser: each answer with a player of its clip, the nearest "
+        "examples (playable), a spectrogram, the embedding map and the classes; clips up to 30 s are inside "
+        "the page, longer ones linked by relative path",
+    )
+    p.add_argument(
         "--segments",
         action="store_true",
         help="label each stretch of long recordings instead of each file: windows of the model's length "
@@ -115,6 +123,9 @@ def run(args) -> int:
 
         picture_format(args.plot)
     from ..errors import ParameterError
+    from ..files import refuse_folders
+
+    refuse_folders(args.report)
 
     reject = None if args.no_unknown else ("auto" if args.threshold is None else args.threshold)
     target = args.target_false_accept
@@ -160,7 +171,16 @@ def run(args) -> int:
 
         plot_gallery_and_queries(clf, embeddings, [r["file"] for r in rows], [r["label"] for r in rows], args.plot)
         print(f"audiosiam classify: plot written to {args.plot}", file=sys.stderr)
+    if args.report:
+        _write_report(args, rows, clf, embeddings if len(kept) else None)
     return 1 if failures else 0
+
+
+def _write_report(args, rows, clf, embeddings) -> None:
+    from ..report import write_classification
+
+    write_classification(args.report, rows, clf, embeddings, options=vars(args))
+    print(f"audiosiam classify: report written to {args.report}", file=sys.stderr)
 
 
 PREDICTION_COLUMNS = (
@@ -230,6 +250,8 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
     if bar is not None:
         bar.close()
     _common.write_rows(rows, args.format, columns=_columns(clf, args, ("file", "start", "end")))
+    if args.report:
+        _write_report(args, rows, clf, None)
     if failed > 1:
         print(f"audiosiam classify: {failed} clips skipped", file=sys.stderr)
     return 1 if failed else 0

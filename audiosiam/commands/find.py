@@ -14,6 +14,7 @@ examples:
   audiosiam find --support examples/ recordings/       # examples/<label>/*.wav: several sounds at once
   audiosiam find --support examples/ night.flac --negative wind.wav --negative traffic.wav
   audiosiam find --support examples/ recordings/ --format raven --out tables/ --plot pictures/
+  audiosiam find --support examples/ night.flac --report night.html   # look at and listen to each event
 
 Each event is a row: file, label, start and end in seconds, score (its best cosine similarity to the
 label's examples). The threshold is set per label and recording from the examples and the recording
@@ -23,7 +24,8 @@ a sound that fills more, lower --background-quantile, e.g. 0.9 for up to 10%); -
 it above their best-matching window (a few seconds of the recording's own background, or a similar
 sound that must not be found), --threshold replaces it. --plot draws, per recording, its spectrogram
 above the similarity over time with the threshold and the events, so you see why something was (not)
-found.
+found. --report writes one page to open in a browser: per recording that picture and a player for
+each event (the stretch with 0.5 s either side), its score and the examples beside it.
 
 Recordings of any length are streamed (memory stays bounded). Unreadable recordings are reported on
 stderr and the rest are searched; the exit code is 1 if any failed, else 0.
@@ -114,6 +116,13 @@ def add_parser(subparsers) -> None:
         "(needed for more than one recording)",
     )
     p.add_argument("--plot", metavar="DIR", help="also draw one picture per recording into this folder")
+    p.add_argument(
+        "--report",
+        metavar="HTML",
+        help="also write a page to open in a browser: per recording its picture, and each event with a "
+        "player of its stretch, its score and the examples; stretches up to 30 s are inside the page, "
+        "longer recordings linked by relative path",
+    )
     _common.add_progress_option(p)
     _common.add_model_option(p)
     _common.add_precision_option(p)
@@ -147,6 +156,9 @@ def run(args) -> int:
     for folder in (args.out, args.plot):  # refused now, not after the work
         if folder and Path(folder).exists() and not Path(folder).is_dir():
             raise ParameterError(f"{folder}: exists and is not a folder; give a folder to write into")
+    from ..files import refuse_folders
+
+    refuse_folders(args.report)
     for name, value in (("--hop", args.hop), ("--window", args.window)):
         if value is not None and not value > 0:
             raise ParameterError(f"{name} {value}: must be > 0 seconds")
@@ -165,7 +177,7 @@ def run(args) -> int:
     names = track_names(recordings, PER_RECORDING_FORMATS[args.format]) if per_recording else []
     plot_names = track_names(recordings, ".png") if args.plot else []
     bar = _progress_bar(args, recordings, audio_duration)
-    events, failed = [], 0
+    events, failed, searched = [], 0, []
     results = detector.score_each(recordings, progress=bar.update if bar else None, catch=(AudioLoadError,))
     for n, (recording, curve) in enumerate(results):
         if isinstance(curve, AudioLoadError):
@@ -174,6 +186,8 @@ def run(args) -> int:
             continue
         found = detector.events(curve)
         events += found
+        if args.report:
+            searched.append((recording, curve))
         if per_recording:
             _write_track(args, found, names[n])
         if args.plot:
@@ -184,6 +198,20 @@ def run(args) -> int:
         bar.close()
     if not per_recording:
         _common.write_rows(event_rows(events), args.format, columns=EVENT_COLUMNS)
+    if args.report:
+        from ..report import write_detection
+
+        write_detection(
+            args.report,
+            event_rows(events),
+            searched,
+            detector,
+            examples=examples,
+            labels=labels,
+            negatives=negatives,
+            options=vars(args),
+        )
+        print(f"audiosiam find: report written to {args.report}", file=sys.stderr)
     if args.plot:
         print(f"audiosiam find: pictures written to {args.plot}/", file=sys.stderr)
     if failed > 1:
