@@ -52,6 +52,12 @@ def run_timed(benchmark, fn, *, rounds: int = 5, **info):
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
+def median_seconds(benchmark) -> float | None:
+    """The median time of the benchmark just run, or ``None`` when timing is off (``--benchmark-disable``:
+    CI runs every benchmark once for its correctness checks)."""
+    return None if benchmark.stats is None else benchmark.stats.stats.median
+
+
 def _status_kib(field: str) -> int:
     with open("/proc/self/status") as f:
         return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1))

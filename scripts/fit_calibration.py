@@ -8,7 +8,8 @@ training), read from the sources in ``info["sources"]``; ``--extra`` adds the cl
 (``.json``, as ``audiosiam train`` reads) or manifest, which must not be classes the model trained on or
 that any benchmark evaluates on; ``--validation-sets`` adds the validation rows of the multi-source sets
 (:func:`audiosiam.data.splits.validation_sets`, each row its own domain; ``--speech`` keeps the Arabic
-ones, left out by default for the ``sfx`` model, which knows nothing of speech). Episodes stay within one
+ones, left out by default for the ``sfx`` model, which knows nothing of speech; ``--validation-sets
+arabic_speakers`` takes only the rows of those domains, e.g. for the ``speaker`` preset). Episodes stay within one
 domain, a domain being a source name unless ``--same-domain A=B`` puts source A's classes with B's. Both
 rules (prototype and k-NN) get a map (:func:`audiosiam.fewshot.fitting.fit_calibration`); the weights are not
 touched, which the script checks.
@@ -42,14 +43,26 @@ def main(argv=None) -> int:
     p.add_argument("--extra", action="append", default=[], help="recipe (.json) or manifest of more unseen classes")
     p.add_argument("--same-domain", action="append", default=[], metavar="A=B", help="source A's episodes join B's")
     p.add_argument("--episodes", type=int, default=4000, help="fitting episodes per rule (default: 4000)")
-    p.add_argument("--validation-sets", action="store_true", help="add the multi-source validation rows")
+    p.add_argument(
+        "--validation-sets",
+        nargs="*",
+        metavar="DOMAIN",
+        default=None,
+        help="add the multi-source validation rows (all, or only those of these domains)",
+    )
     p.add_argument("--speech", action="store_true", help="with --validation-sets: keep the speech rows too")
     p.add_argument("--embeddings", help="cache file of the validation embeddings (read if present, else written)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
     model = load_model(args.checkpoint)
-    items = calibration_items(model.info, args.extra, multi_source=args.validation_sets, speech=args.speech)
+    items = calibration_items(
+        model.info,
+        args.extra,
+        multi_source=args.validation_sets is not None,
+        speech=args.speech or bool(args.validation_sets),
+        domains=args.validation_sets or None,
+    )
     merge = dict(pair.split("=", 1) for pair in args.same_domain)
     classes = sorted({it.label for it in items})
     labels = [classes.index(it.label) for it in items]

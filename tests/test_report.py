@@ -146,9 +146,11 @@ def hostile_report(hostile):
     path = support.parent / "report" / "classify.html"
     code, out = run_cli(
         ["classify", "--support", str(support), str(queries), "--format", "json", "--report", str(path)]
+        + ["--expected-unknown", "0.5"]  # half strangers expected: the pirate's clip is unknown (the filter below)
     )
-    assert code == 0
-    return json.loads(out), path
+    rows = json.loads(out)
+    assert code == 0 and any(r["label"] == "unknown" for r in rows)
+    return rows, path
 
 
 @pytest.fixture(scope="module")

@@ -204,6 +204,7 @@ def calibration_items(
     *,
     multi_source: bool = True,
     speech: bool = True,
+    domains=None,
     root: Path | None = None,
 ) -> list[ClipItem]:
     """The clips a model's calibration map is fitted on and its decisions are judged on: its own validation
@@ -218,6 +219,8 @@ def calibration_items(
         multi_source (bool, optional): add the multi-source validation rows. Default: ``True``.
         speech (bool, optional): with ``multi_source``, keep the speech rows (the ``sfx`` model knows nothing
             of speech). Default: ``True``.
+        domains (Sequence[str] or None, optional): with ``multi_source``, only the rows of these domains
+            (e.g. ``["arabic_speakers"]`` for the ``speaker`` preset); ``None``: every row. Default: ``None``.
         root (Path or None, optional): the shared data folder (:func:`shared_data`). Default: ``None``.
 
     Returns:
@@ -232,8 +235,12 @@ def calibration_items(
 
     items = validation_items(info, extra) if info.get("validation_classes") or extra else []
     if multi_source:
-        for row in validation_sets(root):
-            if speech or not row.speech:
+        rows = validation_sets(root)
+        unknown = sorted(set(domains or ()) - {row.domain for row in rows})
+        if unknown:
+            raise ParameterError(f"no validation row of domain {unknown}; the domains: {[r.domain for r in rows]}")
+        for row in rows:
+            if (speech or not row.speech) and (domains is None or row.domain in domains):
                 items += [replace(it, label=f"{row.domain}/{it.label}", source=row.domain) for it in row.items]
     if not items:
         raise ParameterError(
