@@ -6,8 +6,8 @@
 # environment lives in a cache folder keyed by requirements.txt and is reused by every later run (and
 # by every clone: CI clones afresh each time). Override its location with AUDIOSIAM_VENV.
 #
-# CUDA kernels are compiled when nvcc is found (or AUDIOSIAM_CUDA=1), CPU kernels otherwise
-# (AUDIOSIAM_CUDA=0 forces that).
+# CUDA kernels are compiled when asked (AUDIOSIAM_CUDA=1), when torch sees a GPU, or in CI (CI=true) where
+# nvcc exists; CPU kernels otherwise (AUDIOSIAM_CUDA=0 forces that). An unchanged tree is not compiled again.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,15 +45,49 @@ export PATH="$venv/bin:$PATH"
 if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
   export CUDA_HOME=/usr/local/cuda
 fi
-if [ -z "${AUDIOSIAM_CUDA:-}" ]; then
+# CUDA kernels: when asked (AUDIOSIAM_CUDA=1), else setup.py's own rule (a GPU that torch sees). CI
+# (CI=true) compiles them wherever nvcc exists, so the CUDA sources stay checked on GPU-less machines.
+if [ -z "${AUDIOSIAM_CUDA:-}" ] && [ "${CI:-}" = true ]; then
   if [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOME/bin/nvcc" ] || command -v nvcc >/dev/null 2>&1; then
     export AUDIOSIAM_CUDA=1
-  else
-    export AUDIOSIAM_CUDA=0
   fi
 fi
 
-echo "audiosiam: building the package (CUDA kernels: $([ "$AUDIOSIAM_CUDA" = 1 ] && echo on || echo off))"
+# Rebuild only when what the compiled core is made of changed: its sources and build files, torch, the
+# CUDA choice, and this clone (the editable install maps the package to one clone's folder; a build from
+# another clone replaces the mapping, and this check then sees it).
+build_key="$(
+  cd "$repo" && {
+    find csrc -type f -print0 | sort -z | xargs -0 sha256sum
+    sha256sum setup.py pyproject.toml CMakeLists.txt 2>/dev/null || true
+    echo "$repo ${AUDIOSIAM_CUDA:-auto} ${AUDIOSIAM_PORTABLE:-} ${AUDIOSIAM_NO_EXTENSION:-}"
+    "$AUDIOSIAM_PY" -c 'import torch; print(torch.__version__, torch.cuda.is_available())' 2>/dev/null
+  } | sha256sum | cut -c1-16
+)"
+build_marker="$venv/.build-$build_key"
+loaded_from="$(cd / && "$AUDIOSIAM_PY" -c 'import audiosiam, os; print(os.path.dirname(os.path.dirname(audiosiam.__file__)))' 2>/dev/null || true)"
+if [ -f "$build_marker" ] && [ "$loaded_from" = "$repo" ] && compgen -G "$repo/audiosiam/_C*.so" >/dev/null; then
+  echo "audiosiam: the package in $repo is built and unchanged since (nothing to compile)"
+  return 0 2>/dev/null || exit 0
+fi
+
+n_cpp=$(find "$repo/csrc" -name '*.cpp' | wc -l)
+n_cu=$(find "$repo/csrc" -name '*.cu' | wc -l)
+cuda_note="CUDA kernels: $([ "${AUDIOSIAM_CUDA:-}" = 1 ] && echo "on, $n_cu .cu files" || echo "when torch sees a GPU")"
+echo "audiosiam: building the package: $n_cpp C++ files ($cuda_note); a few minutes on 2 cores"
+rm -f "$venv"/.build-*
+start=$SECONDS
+( while sleep 30; do echo "audiosiam:   still compiling ($((SECONDS - start)) s)"; done ) &
+heartbeat=$!
 # --no-build-isolation: compile against the torch just installed instead of downloading another 5 GB.
-(cd "$repo" && "$AUDIOSIAM_PY" -m pip install --quiet --no-build-isolation --no-deps -e . \
-  || { echo "audiosiam: the build failed; the log above names the file and line." >&2; exit 1; })
+if (cd "$repo" && "$AUDIOSIAM_PY" -m pip install --quiet --no-build-isolation --no-deps -e .); then
+  kill "$heartbeat" 2>/dev/null || true
+  wait "$heartbeat" 2>/dev/null || true
+  touch "$build_marker"
+  echo "audiosiam: built in $((SECONDS - start)) s"
+else
+  kill "$heartbeat" 2>/dev/null || true
+  wait "$heartbeat" 2>/dev/null || true
+  echo "audiosiam: the build failed; the log above names the file and line." >&2
+  exit 1
+fi

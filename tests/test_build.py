@@ -50,3 +50,23 @@ def test_build_info_reports_the_build():
     assert {"cuda", "openmp", "openmp_max_threads", "simd", "torch_version", "torch_threads"} <= set(info)
     assert info["torch_version"] == torch.__version__.split("+")[0]
     assert info["simd"] in {"AVX512", "AVX2", "AVX", "SSE4.2", "NEON", "scalar"}
+
+
+def test_a_second_bootstrap_of_an_unchanged_tree_compiles_nothing():
+    """``source scripts/bootstrap.sh`` after a build of this clone, sources unchanged, finishes in seconds."""
+    import os
+    import sys
+    import time
+
+    venv = Path(sys.prefix)
+    if not list(venv.glob(".build-*")) or not (venv / ".audiosiam-complete").is_file():
+        pytest.skip("this interpreter's environment was not built by scripts/bootstrap.sh")
+    env = {**os.environ, "AUDIOSIAM_VENV": str(venv)}
+    start = time.monotonic()
+    result = subprocess.run(
+        ["bash", "-c", f"source {ROOT / 'scripts' / 'bootstrap.sh'}"], capture_output=True, text=True, env=env
+    )
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    assert "nothing to compile" in result.stdout, result.stdout + result.stderr
+    assert seconds < 30, f"{seconds:.0f} s"

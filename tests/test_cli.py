@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+import audiosiam
 from audiosiam.cli import _available_commands, main
 from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
 from audiosiam.ops import has_ops
@@ -210,6 +211,7 @@ def test_info_reports_build_and_models(checkpoint):
     code, out, _ = cli("info", "--format", "json")
     report = json.loads(out)
     assert code == 0 and report["torch"] == torch.__version__
+    assert report["source"] == str(Path(audiosiam.__file__).resolve().parent)  # which clone runs
     assert report["compiled_core"] == build_info()
     assert report["presets"][0]["model"] == "default" and report["presets"][0]["embedding_dim"] > 0
     assert report["presets"][0]["calibration_map"] and report["presets"][0]["int8_long_recordings"]

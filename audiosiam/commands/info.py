@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import platform
 import sys
+from pathlib import Path
 
 EXAMPLES = """\
 examples:
@@ -90,6 +91,8 @@ def collect(model: str | None = None) -> dict:
     build = build_info()
     report = {
         "audiosiam": __version__,
+        # which source tree runs: one environment may serve several clones (the last one built wins)
+        "source": str(Path(__file__).resolve().parents[1]),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": torch.__version__,
@@ -153,7 +156,7 @@ def format_report(r: dict) -> str:
         core = f"NOT loaded ({build.get('reason')}); ops run their pure-PyTorch references. To fix, {REBUILD_HINT}"
     gpus = ", ".join(r["gpus"]) if r["gpus"] else "none visible"
     lines = [
-        f"audiosiam      {r['audiosiam']}",
+        f"audiosiam      {r['audiosiam']} from {r['source']}",
         f"python         {r['python']} on {r['platform']}",
         f"torch          {r['torch']}, {r['torch_threads']} CPU threads, CUDA available: {r['cuda_available']} "
         f"(GPUs: {gpus})",
