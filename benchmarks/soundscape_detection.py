@@ -20,9 +20,9 @@ time of a 64-band dB log-mel, each dimension standardised over the recording's w
 cosine to the examples' mean (the hand-made-features baseline of ``benchmarks/generality.py``).
 
 Rules of the detector are chosen on soundscapes of *training* classes, never on these defaults (the dev
-sets of ``benchmarks/RESULTS.md``, issue 17): ``--events .../train_environmental.csv --seed 0 1 2 3``,
-``--events .../train_kinds.csv --repeats 3 --seed 0 1``, and for words ``--events
-../shared/data/speech_commands_dev/manifest.csv --where label=up,down,go,stop --repeats 10`` with
+sets of ``docs/experiments/2026-12-02-find-threshold-97-percent.md``, issue 17): ``--events
+.../train_environmental.csv --seed 0 1 2 3``, ``--events .../train_kinds.csv --repeats 3 --seed 0 1``, and for
+words ``--events ../shared/data/speech_commands_dev/manifest.csv --where label=up,down,go,stop --repeats 10`` with
 ``--events ../shared/data/fsdd/manifest.csv --label-column digit --where digit=0,1,2,3,4 --repeats 6``.
 
 Defaults score the held-out environmental classes (``heldout_environmental.csv``: in no training run of
