@@ -84,11 +84,20 @@ def main(argv=None) -> int:
     p.add_argument("--k-shot", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--episodes", type=int, default=300, help="episodes per domain, shot count and setting")
     p.add_argument("--no-speech", action="store_true", help="leave out the speech rows (for the sfx model)")
+    p.add_argument(
+        "--validation-sets",
+        nargs="+",
+        metavar="DOMAIN",
+        default=None,
+        help="only these multi-source rows (as scripts/fit_calibration.py; default: every row)",
+    )
     p.add_argument("--embeddings", help="cache file of the validation embeddings (read if present, else written)")
     p.add_argument("--json", help="also write the rows as JSON")
     args = p.parse_args(argv)
     model = load_model(args.model)
-    items = calibration_items(model.info, speech=not args.no_speech)
+    items = calibration_items(model.info, speech=not args.no_speech, domains=args.validation_sets)
+    if args.embeddings and Path(args.embeddings).is_file() and len(torch.load(args.embeddings)) != len(items):
+        raise SystemExit(f"{args.embeddings} holds the embeddings of other clips ({len(items)} asked); delete it")
     if args.embeddings and Path(args.embeddings).is_file():
         emb = torch.load(args.embeddings)
     else:
