@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiosiam.data import validation_items
+from audiosiam.data.splits import calibration_items
 from audiosiam.errors import ParameterError
 from audiosiam.evaluation import calibration_metrics
 from audiosiam.fewshot.fitting import fit_calibration
@@ -136,6 +136,14 @@ def main(argv=None) -> int:
     p.add_argument("--k-shot", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--fit-episodes", type=int, default=1500)
     p.add_argument("--episodes", type=int, default=300, help="scored episodes per half and shot count")
+    p.add_argument(
+        "--validation-sets",
+        nargs="*",
+        metavar="DOMAIN",
+        default=None,
+        help="add the multi-source validation rows (all, or those of these domains), as scripts/fit_calibration.py",
+    )
+    p.add_argument("--embeddings", help="cache file of the validation embeddings (read if present, else written)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the rows here as well")
     args = p.parse_args(argv)
@@ -143,10 +151,22 @@ def main(argv=None) -> int:
     import audiosiam
 
     model = audiosiam.load_model(args.model)
-    items = validation_items(model.info)
-    emb, _, failures = model.embed_all([it.path for it in items], on_error="skip", progress=True)
-    if failures:
-        raise ParameterError(f"{len(failures)} validation clips could not be read; the first: {failures[0].error}")
+    items = calibration_items(
+        model.info,
+        multi_source=args.validation_sets is not None,
+        speech=True,
+        domains=args.validation_sets or None,
+    )
+    if args.embeddings and Path(args.embeddings).is_file():
+        emb = torch.load(args.embeddings)
+        if len(emb) != len(items):
+            raise ParameterError(f"{args.embeddings} holds the embeddings of other clips; delete it")
+    else:
+        emb, _, failures = model.embed_all([it.path for it in items], on_error="skip", progress=True)
+        if failures:
+            raise ParameterError(f"{len(failures)} validation clips could not be read; the first: {failures[0].error}")
+        if args.embeddings:
+            torch.save(emb, args.embeddings)
     merge = dict(pair.split("=", 1) for pair in args.same_domain)
     classes = sorted({it.label for it in items})
     labels = [classes.index(it.label) for it in items]
