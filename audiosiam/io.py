@@ -663,22 +663,24 @@ def _read_float32(path: str) -> tuple[np.ndarray, int, str, str]:
 
     Reads straight into an array of the size the header gives: ``soundfile.read`` asks for the position
     and the length by seeking, four seeks per file, which for FLAC cost about as much as decoding a
-    one-second clip. Streams without a known length take the plain path.
+    one-second clip. A file libsndfile cannot seek in (GSM 6.10 in WAV) is read block by block instead.
     """
     import soundfile as sf
 
     quiet = _native_stderr_silenced() if path.lower().endswith(_MPEG_SUFFIXES) else contextlib.nullcontext()
     with quiet, sf.SoundFile(path) as f:
-        if not f.seekable() or f.frames <= 0:
+        if f.seekable() and f.frames <= 0:
             return f.read(dtype="float32", always_2d=True), f.samplerate, f.format, f.subtype
         claimed = f.frames * f.channels * 4  # bytes of float32
         # the file's size is asked only for claims above 64 MB: a stat per file costs on the common path
-        if claimed > 1 << 26 and claimed > _MAX_EXPANSION * os.path.getsize(path):
-            # A header announcing far more audio than the file could hold (corrupt, or crafted): decode
-            # block by block instead of allocating what it claims; the truncation check below decides.
-            blocks = list(f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True))
-            data = np.concatenate(blocks) if blocks else np.empty((0, f.channels), dtype=np.float32)
+        if not f.seekable() or (claimed > 1 << 26 and claimed > _MAX_EXPANSION * os.path.getsize(path)):
+            # A stream libsndfile cannot seek in (GSM 6.10 in WAV) has no length to read at once, and a
+            # header announcing far more audio than the file could hold (corrupt, or crafted) is not
+            # believed: decode block by block until a short block; the truncation check below decides.
+            data = _read_until_short(f)
             got = data.shape[0]
+            if f.frames <= 0:  # a stream that announces no length cannot be judged truncated
+                return data, f.samplerate, f.format, f.subtype
         else:
             data = np.empty((f.frames, f.channels), dtype=np.float32)
             got = f.buffer_read_into(data, dtype="float32")
@@ -687,6 +689,19 @@ def _read_float32(path: str) -> tuple[np.ndarray, int, str, str]:
         if got < TRUNCATION_FRACTION * f.frames:
             raise _Truncated(f"truncated: the header announces {f.frames} frames, only {got} could be decoded")
         return data[:got], f.samplerate, f.format, f.subtype
+
+
+def _read_until_short(f, block: int = 1 << 16) -> np.ndarray:
+    """Every frame left in the open file ``f`` as (frames, channels) float32, read ``block`` frames at a
+    time until a read comes back short (which works where ``f`` cannot seek or tell its length)."""
+    blocks = []
+    while True:
+        data = f.read(block, dtype="float32", always_2d=True)
+        if data.shape[0]:
+            blocks.append(data)
+        if data.shape[0] < block:
+            break
+    return np.concatenate(blocks) if blocks else np.empty((0, f.channels), dtype=np.float32)
 
 
 # Decoded float32 bytes per byte of file above which a header's length is not believed up front (16-bit

@@ -19,9 +19,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiosiam.errors import AudiosiamError
+from audiosiam.errors import AudioLoadError, AudiosiamError
 from audiosiam.fewshot import FewShotClassifier
-from audiosiam.io import load_audio
+from audiosiam.io import load_audio, read_blocks
 from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_model, save_checkpoint
 from audiosiam.transforms import LogMelSpectrogram
 
@@ -77,6 +77,8 @@ AUDIO_FORMATS = {
     "flac": ("flac", {"format": "FLAC", "subtype": "PCM_16"}, 42),
     "ogg": ("ogg", {"format": "OGG", "subtype": "VORBIS"}, 200),
     "mp3": ("mp3", {"format": "MP3", "subtype": "MPEG_LAYER_III"}, 100),
+    # libsndfile reads GSM 6.10 in WAV as a non-seekable stream whose length it still announces
+    "gsm": ("wav", {"format": "WAV", "subtype": "GSM610"}, 60),
 }
 
 
@@ -111,6 +113,19 @@ def test_mutated_audio_files_load_or_are_refused_by_name(kind, tmp_path):
             case += 1
         seed += 1
     assert outcomes["refused"] > 0  # the mutations do damage; a fuzzer that breaks nothing tests nothing
+
+
+def test_a_non_seekable_stream_loads_whole_as_the_block_reader_reads_it(tmp_path):
+    path = tmp_path / "gsm.wav"
+    sf.write(path, speech_like(), RATE, subtype="GSM610")
+    assert not sf.SoundFile(path).seekable()
+    wave = load_audio(path, sample_rate=RATE)
+    blocks = torch.cat(list(read_blocks(path, RATE, block_seconds=0.3)))
+    assert wave.shape == (RATE,)
+    torch.testing.assert_close(wave, blocks)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a half copy says so
+    with pytest.raises(AudioLoadError, match="truncated"):
+        load_audio(path, sample_rate=RATE)
 
 
 def tiny_model() -> EmbeddingModel:
