@@ -113,13 +113,15 @@ _SPECIAL_KINDS = (
 )
 
 
-def not_a_regular_file(path: str | os.PathLike) -> tuple[str, str] | None:
+def not_a_regular_file(path: str | os.PathLike, what: str = "file") -> tuple[str, str] | None:
     """What keeps ``path`` from being read as a file, in words, or ``None`` when it names a regular file
     (symbolic links followed). The one description of what is at a path that every reader (audio,
     checkpoints, galleries) gives, so a link loop is not called missing, nor a device empty.
 
     Args:
         path (str or os.PathLike): the path a reader was given.
+        what (str, optional): what it should be, for the words (``"checkpoint file"``: "no such checkpoint
+            file", "is a folder, not a checkpoint file"). Default: ``"file"``.
 
     Returns:
         tuple[str, str] or None: ``(kind, words)``: ``kind`` is ``"missing"``, ``"folder"``, ``"special"``
@@ -133,18 +135,18 @@ def not_a_regular_file(path: str | os.PathLike) -> tuple[str, str] | None:
     except FileNotFoundError:
         if os.path.islink(path):
             return "missing", f"is a symbolic link to a missing file ({os.readlink(path)})"
-        return "missing", "no such file"
+        return "missing", f"no such {what}"
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "unreachable", "is a symbolic link loop (following its links never reaches a file)"
         if exc.errno == errno.ENOTDIR:
-            return "missing", "no such file (a part of its path is a file, not a folder)"
+            return "missing", f"no such {what} (a part of its path is a file, not a folder)"
         return "unreachable", f"cannot be reached ({exc.strerror or exc})"
     if stat.S_ISREG(mode):
         return None
     through = f" (through the symbolic link to {os.path.realpath(path)})" if os.path.islink(path) else ""
     if stat.S_ISDIR(mode):
-        return "folder", f"is a folder, not a file{through}"
+        return "folder", f"is a folder, not {'an' if what[0] in 'aeiou' else 'a'} {what}{through}"
     kind = next((words for test, words in _SPECIAL_KINDS if test(mode)), "a special file")
     return "special", f"is {kind}, not a regular file{through}"
 

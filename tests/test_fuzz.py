@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiosiam.errors import AudioLoadError, AudiosiamError, NotRegularFileError
+from audiosiam.errors import AudioLoadError, AudiosiamError, CheckpointError, GalleryError, NotRegularFileError
 from audiosiam.fewshot import FewShotClassifier
 from audiosiam.io import audio_duration, load_audio, read_blocks
 from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_model, save_checkpoint
@@ -174,6 +174,29 @@ def test_paths_naming_no_regular_file_are_refused_by_name_without_blocking(tmp_p
     assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value), caught.value
     if error is AudioLoadError:
         assert not isinstance(caught.value, NotRegularFileError)
+
+
+@pytest.mark.parametrize("kind", sorted(SPECIAL_PATHS))
+def test_checkpoint_and_gallery_paths_naming_no_regular_file_are_refused_by_name(tmp_path, kind):
+    path = special_path(tmp_path, kind)
+    words = SPECIAL_PATHS[kind][1].replace("is a folder", "is a folder, not a")
+    with deadline(SECONDS_PER_CASE, f"load_model of a {kind}"), pytest.raises(CheckpointError) as caught:
+        load_model(path)
+    assert f"{path}: " in str(caught.value) and words in str(caught.value), caught.value
+    with deadline(SECONDS_PER_CASE, f"gallery of a {kind}"), pytest.raises(GalleryError) as caught:
+        FewShotClassifier.load(path, model=tiny_model())
+    assert f"{path}: " in str(caught.value) and words in str(caught.value), caught.value
+
+
+def test_a_model_name_that_is_a_folder_here_is_called_a_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tr").mkdir()  # `--model tr`: no preset of that name, and a folder is no checkpoint
+    with pytest.raises(CheckpointError, match=r"^tr: is a folder, not a checkpoint file, and there is no bundled"):
+        load_model("tr")
+    with pytest.raises(CheckpointError, match=r"^there is no bundled model named 'nosuch'"):
+        load_model("nosuch")
+    with pytest.raises(CheckpointError, match=r"tr: is a folder, not a checkpoint file"):
+        load_model(tmp_path / "tr")  # an absolute path
 
 
 def tiny_model() -> EmbeddingModel:
