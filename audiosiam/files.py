@@ -25,7 +25,15 @@ from typing import Callable, Iterator
 
 from .errors import AudiosiamError
 
-__all__ = ["atomic_write", "write_output", "refuse_folders", "locked", "FileLockTimeout", "not_a_regular_file"]
+__all__ = [
+    "atomic_write",
+    "write_output",
+    "refuse_folders",
+    "locked",
+    "FileLockTimeout",
+    "not_a_regular_file",
+    "spreadsheet_safe",
+]
 
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 
@@ -149,6 +157,32 @@ def not_a_regular_file(path: str | os.PathLike, what: str = "file") -> tuple[str
         return "folder", f"is a folder, not {'an' if what[0] in 'aeiou' else 'a'} {what}{through}"
     kind = next((words for test, words in _SPECIAL_KINDS if test(mode)), "a special file")
     return "special", f"is {kind}, not a regular file{through}"
+
+
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): a file or class named
+# `=HYPERLINK(...)` must arrive as text, not run when the CSV is opened.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A cell for a file a spreadsheet may open (CSV, Raven and Audacity tables): a string that a spreadsheet
+    would read as a formula gets a leading ``'``, as OWASP recommends; everything else, numbers included
+    (a negative score stays a number), is returned unchanged.
+
+    Args:
+        value (Any): the cell.
+
+    Returns:
+        Any: ``value``, or ``"'" + value`` for a string starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+        carriage return.
+
+    Example:
+        >>> spreadsheet_safe("=1+1"), spreadsheet_safe(-0.25)
+        ("'=1+1", -0.25)
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _remove_orphaned_temporaries(path: Path) -> None:

@@ -155,7 +155,8 @@ def read_support_folder(root: str | Path) -> tuple[list[Path], list[str]]:
 
 def write_rows(rows: list[dict], fmt: str, stream=None, columns: Sequence[str] = ()) -> None:
     """Rows of equal keys as an aligned table, CSV or JSON; with no rows, the table and the CSV still get
-    their header line (``columns``), so a script reading the output sees the same shape either way."""
+    their header line (``columns``), so a script reading the output sees the same shape either way. CSV
+    text cells that a spreadsheet would run as formulas get a leading ``'`` (``files.spreadsheet_safe``)."""
     stream = stream or sys.stdout
     if fmt == "json":  # NaN is not JSON: a missing number is null
         json.dump(
@@ -170,10 +171,12 @@ def write_rows(rows: list[dict], fmt: str, stream=None, columns: Sequence[str] =
     if not keys:
         return
     if fmt == "csv":
+        from ..files import spreadsheet_safe
+
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
         stream.write(buffer.getvalue())
         return
     cells = [[_cell(row[k]) for k in keys] for row in rows]

@@ -46,7 +46,7 @@ def run(args) -> int:
 
     from ..classify import embed_inputs
     from ..errors import NoAudioFilesError
-    from ..files import refuse_folders, write_output
+    from ..files import refuse_folders, spreadsheet_safe, write_output
 
     refuse_folders(args.out)
     model = _common.load_model_from_args(args)
@@ -68,7 +68,7 @@ def run(args) -> int:
             writer = csv.writer(handle)
             writer.writerow(["row", "path"])
             for row, i in enumerate(kept):
-                writer.writerow([row, str(files[i])])
+                writer.writerow([row, spreadsheet_safe(str(files[i]))])
 
     write_output(index, write_index)
     if args.format == "json":
