@@ -120,3 +120,45 @@ def test_find_exports_hold_no_formula(checkpoint, hostile, monkeypatch, tmp_path
         cells = csv_cells(table.read_text(), delimiter="\t")
     assert "'=1+1" in cells
     assert_no_formula(cells)
+
+
+# a class and a file named to break a table's lines and to drive the terminal (clear screen, red)
+CONTROL = ["two\nlines", "evil\x1b[2J\x1b[31mred"]
+
+
+@pytest.fixture(scope="module")
+def controlled(tmp_path_factory):
+    root = tmp_path_factory.mktemp("control")
+    for name, source in zip(CONTROL, ["snare", "bird"]):
+        shutil.copytree(EXAMPLES / "support" / source, root / "support" / name)
+    shutil.copy(EXAMPLES / "query" / "snare_sn_02.flac", root / "q\n\x1b[31m.flac")
+    (root / "bad\x1b[2J.wav").write_bytes(b"not audio")
+    return root
+
+
+def assert_tame(text: str, lines: int) -> None:
+    assert "\x1b" not in text and "\r" not in text, repr(text)
+    assert text.count("\n") == lines, repr(text)
+
+
+def test_tables_and_messages_escape_control_characters_csv_and_json_keep_them(checkpoint, controlled, monkeypatch):
+    monkeypatch.chdir(controlled)
+    query, bad = "q\n\x1b[31m.flac", "bad\x1b[2J.wav"
+    code, out, err = cli("classify", "--support", "support", query, bad, "--model", checkpoint)
+    assert code == 1  # one query could not be read
+    assert_tame(out, 2)  # the header and one row
+    assert "q\\n\\x1b[31m.flac" in out and any(f"{c!r}"[1:-1] in out for c in CONTROL)
+    assert "bad\\x1b[2J.wav: " in err and "\x1b" not in err
+    code, out, _ = cli("classify", "--support", "support", query, "--model", checkpoint, "--format", "json")
+    assert json.loads(out)[0]["file"] == query  # data formats carry the name as it is
+    code, out, _ = cli("classify", "--support", "support", query, "--model", checkpoint, "--format", "csv")
+    assert next(csv.DictReader(io.StringIO(out)))["file"] == query
+    code, out, err = cli("verify", query, query, "--model", checkpoint)
+    assert code == 0, err
+    assert_tame(out, 3)
+    code, out, err = cli("enroll", "support", "--out", "g.asg", "--model", checkpoint)
+    assert code == 0, err
+    assert_tame(out, 2)
+    code, out, err = cli("verify", bad, query, "--model", checkpoint)
+    assert code == 1 and "bad\\x1b[2J.wav" in err
+    assert_tame(err, 1)

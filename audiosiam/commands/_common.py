@@ -189,13 +189,28 @@ def write_rows(rows: list[dict], fmt: str, stream=None, columns: Sequence[str] =
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
-    return "" if value is None else str(value)
+    return "" if value is None else printable(str(value))
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal: every character that is not printable (newline, tab, carriage return, the
+    escape that starts a terminal control code, ...) written as Python writes it in a string (``\\n``,
+    ``\\x1b``). A file or class name holding them would otherwise break a table's or a message's one line,
+    or drive the terminal. Used for human-readable output only; CSV and JSON carry the names unchanged.
+
+    Example:
+        >>> printable("a\\nb\\x1b[31m")
+        'a\\\\nb\\\\x1b[31m'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def report_failures(failures, command: str, what: str = "clip") -> None:
     """One line per input that could not be used (the error names the file), then a count."""
     for failure in failures:
-        print(f"audiosiam {command}: skipped {what}: {failure.error}", file=sys.stderr)
+        print(f"audiosiam {command}: skipped {what}: {printable(str(failure.error))}", file=sys.stderr)
     if len(failures) > 1:
         print(f"audiosiam {command}: {len(failures)} {what}s skipped", file=sys.stderr)
 

@@ -81,7 +81,8 @@ def run(args) -> int:
         )
         return 0
     print(f"audiosiam enroll: {len(clf.gallery_)} clips in {len(counts)} classes written to {out}")
-    print(f"  classes: {', '.join(f'{k} ({v})' for k, v in counts.items())}; unknown: {_unknown_rule(clf)}")
+    classes = ", ".join(f"{_common.printable(k)} ({v})" for k, v in counts.items())
+    print(f"  classes: {classes}; unknown: {_unknown_rule(clf)}")
     return 0
 
 
