@@ -274,6 +274,27 @@ def test_json_output_is_valid_json_when_a_number_is_missing():
     assert "NaN" not in buffer.getvalue() and json.loads(buffer.getvalue())[0]["score"] is None
 
 
+def test_one_skipped_file_is_counted_too(checkpoint, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_text("not audio")
+    good = EXAMPLES / "query" / "snare_sn_02.flac"
+    runs = [
+        ("1 clip skipped", ["classify", "--support", EXAMPLES / "support", bad, good]),
+        ("1 clip skipped", ["classify", "--support", EXAMPLES / "support", bad, good, "--segments"]),
+        ("1 clip skipped", ["embed", bad, good, "--out", tmp_path / "e.npy"]),
+        ("1 recording skipped", ["find", "--example", good, bad, good]),
+    ]
+    for count, args in runs:
+        code, _, err = cli(*args, "--model", checkpoint)
+        assert code == 1 and err.count("broken.wav") == 1, err
+        assert f"audiosiam {args[0]}: {count}\n" in err, err
+    support = tmp_path / "support"
+    shutil.copytree(EXAMPLES / "support", support)
+    (support / "snare" / "broken.wav").write_text("not audio")
+    code, _, err = cli("enroll", support, "--out", tmp_path / "g.asg", "--model", checkpoint)
+    assert code == 0 and "audiosiam enroll: 1 example skipped\n" in err, err
+
+
 def test_bad_example_clips_are_reported_and_the_others_enrolled(checkpoint, tmp_path):
     support = tmp_path / "support"
     shutil.copytree(EXAMPLES / "support", support)

@@ -211,8 +211,14 @@ def report_failures(failures, command: str, what: str = "clip") -> None:
     """One line per input that could not be used (the error names the file), then a count."""
     for failure in failures:
         print(f"audiosiam {command}: skipped {what}: {printable(str(failure.error))}", file=sys.stderr)
-    if len(failures) > 1:
-        print(f"audiosiam {command}: {len(failures)} {what}s skipped", file=sys.stderr)
+    report_skipped(len(failures), command, what)
+
+
+def report_skipped(count: int, command: str, what: str = "clip") -> None:
+    """The count of inputs skipped, on stderr, from one on ("1 clip skipped", "3 clips skipped"): the line a
+    script or a person looks for at the end, there whatever the number."""
+    if count:
+        print(f"audiosiam {command}: {count} {what}{'' if count == 1 else 's'} skipped", file=sys.stderr)
 
 
 def parse_where(items: Sequence[str], option: str = "--where") -> dict[str, list[str]] | None:

@@ -230,7 +230,7 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
     for index, starts, embeddings, last, *_ in pieces:
         if isinstance(embeddings, AudioLoadError):
             failed += 1
-            print(f"audiosiam classify: skipped clip: {embeddings}", file=sys.stderr)
+            print(f"audiosiam classify: skipped clip: {_common.printable(str(embeddings))}", file=sys.stderr)
             parts = []  # what came before the error is not the whole recording
         elif len(starts):
             parts.append((starts, embeddings))
@@ -252,6 +252,5 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
     _common.write_rows(rows, args.format, columns=_columns(clf, args, ("file", "start", "end")))
     if args.report:
         _write_report(args, rows, clf, None)
-    if failed > 1:
-        print(f"audiosiam classify: {failed} clips skipped", file=sys.stderr)
+    _common.report_skipped(failed, "classify", "clip")
     return 1 if failed else 0

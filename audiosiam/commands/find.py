@@ -182,7 +182,7 @@ def run(args) -> int:
     for n, (recording, curve) in enumerate(results):
         if isinstance(curve, AudioLoadError):
             failed += 1
-            print(f"audiosiam find: skipped recording: {curve}", file=sys.stderr)
+            print(f"audiosiam find: skipped recording: {_common.printable(str(curve))}", file=sys.stderr)
             continue
         found = detector.events(curve)
         events += found
@@ -214,8 +214,7 @@ def run(args) -> int:
         print(f"audiosiam find: report written to {args.report}", file=sys.stderr)
     if args.plot:
         print(f"audiosiam find: pictures written to {args.plot}/", file=sys.stderr)
-    if failed > 1:
-        print(f"audiosiam find: {failed} recordings skipped", file=sys.stderr)
+    _common.report_skipped(failed, "find", "recording")
     return 1 if failed else 0
 
 
