@@ -44,15 +44,14 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from ..classify import embed_inputs
     from ..errors import NoAudioFilesError
     from ..files import refuse_folders, spreadsheet_safe, write_output
 
     refuse_folders(args.out)
     model = _common.load_model_from_args(args)
     files = _common.collect_queries(args.inputs)
-    embeddings, kept, failures = embed_inputs(
-        model, files, batch_size=args.batch_size, on_error="skip", progress=_common.show_progress(args)
+    embeddings, kept, failures = model.embed_all(
+        files, batch_size=args.batch_size, on_error="skip", progress=_common.show_progress(args)
     )
     _common.report_failures(failures, "embed")
     out = Path(args.out)
