@@ -831,10 +831,7 @@ def train(
         _fit_int8_ranges(out, [it.path for it in train_set.items], config.seed, say)
         # without validation the epochs are ranked by the negated loss: say the loss itself
         kept = f"val accuracy {best:.4f}" if val_set is not None else f"train loss {-best:.4f}"
-        say(
-            f"best model ({kept}) written to {out}; "
-            f"curves, metrics and checkpoints in {run_dir}"
-        )
+        say(f"best model ({kept}) written to {out}; curves, metrics and checkpoints in {run_dir}")
     if world > 1:
         import torch.distributed as dist
 

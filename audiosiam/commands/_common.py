@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -59,6 +60,54 @@ def open_share(text: str) -> float:
     if not 0.0 < value < 1.0:  # NaN fails too
         raise argparse.ArgumentTypeError(f"{text!r}: expected a share in (0, 1), e.g. 0.2")
     return value
+
+
+# Option values are checked by the parser (argparse ``type=``): a value wrong by itself is a usage error,
+# exit code 2 with the option named, before any work. Problems found once a command runs exit 1.
+
+
+def _number(text: str, kind: type):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {'a whole number' if kind is int else 'a number'}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` of a count of at least 1 (``--batch-size``, ``--epochs``, ...)."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """argparse ``type`` of a finite number above 0 (seconds, rates)."""
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be > 0")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """argparse ``type`` of a finite number of at least 0."""
+    value = _number(text, float)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
+    return value
+
+
+def neighbours(text: str) -> int:
+    """argparse ``type`` of ``-k``: 1 to ``fewshot.rules.MAX_K`` neighbours (``check_k``)."""
+    from ..fewshot.rules import check_k
+
+    try:
+        return check_k(_number(text, int), "value")
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("value=")) from None
 
 
 def add_model_option(parser: argparse.ArgumentParser, *, device: bool = True) -> None:

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="FILE", help="audio files or folders of them")
     p.add_argument("--out", required=True, metavar="NPY", help="output .npy file")
-    p.add_argument("--batch-size", type=int, default=64, help="clips per forward pass (default: 64)")
+    p.add_argument("--batch-size", type=_common.positive_int, default=64, help="clips per forward pass (default: 64)")
     _common.add_model_option(p)
     _common.add_progress_option(p)
     _common.add_format_option(p, ("table", "json"))

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="gallery file to write (.asg)")
     p.add_argument("--add-to", metavar="FILE", help="extend this existing gallery instead of starting anew")
     p.add_argument("--rule", choices=("prototype", "knn"), default="prototype", help="decision rule stored with it")
-    p.add_argument("-k", type=int, default=5, help="neighbours for --rule knn (default: 5)")
+    p.add_argument("-k", type=_common.neighbours, default=5, help="neighbours for --rule knn (default: 5)")
     p.add_argument(
         "--strict", action="store_true", help="stop at the first unreadable clip (default: report it, enrol the others)"
     )
