@@ -18,6 +18,7 @@ import sys
 import warnings
 
 from ._version import __version__
+from .commands._common import printable
 from .errors import AudiosiamError
 
 # Order is the order shown in --help: the everyday commands first.
@@ -56,7 +57,7 @@ def _one_line_warning(command: str):
     """Warnings on the command line as one line each, without the library's source line under them."""
 
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"audiosiam {command}: warning: {message}", file=file or sys.stderr)
+        print(f"audiosiam {command}: warning: {printable(str(message))}", file=file or sys.stderr)
 
     return show
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _one_line_warning(args.command)
             return int(module.run(args) or 0)
     except AudiosiamError as exc:
-        print(f"audiosiam {args.command}: error: {exc}", file=sys.stderr)
+        print(f"audiosiam {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # stdout closed early (`audiosiam info | head`): not an error worth a traceback
         import os

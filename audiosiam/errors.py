@@ -14,6 +14,7 @@ __all__ = [
     "AudioLoadError",
     "EmptyAudioError",
     "InvalidAudioError",
+    "NotRegularFileError",
     "NoAudioFilesError",
     "CheckpointError",
     "GalleryError",
@@ -60,6 +61,11 @@ class EmptyAudioError(AudioLoadError):
 
 class InvalidAudioError(AudioLoadError):
     """The file decoded, but its content cannot be trusted (NaN/Inf samples, absurd sample rate)."""
+
+
+class NotRegularFileError(AudioLoadError):
+    """The path names a named pipe (FIFO), a device or a socket, directly or through symbolic links: reading
+    one could block forever or never end, so it is refused before it is opened."""
 
 
 class NoAudioFilesError(AudiosiamError, FileNotFoundError):

@@ -14,8 +14,10 @@ so that two concurrent updates both land instead of one silently replacing the o
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +25,15 @@ from typing import Callable, Iterator
 
 from .errors import AudiosiamError
 
-__all__ = ["atomic_write", "write_output", "refuse_folders", "locked", "FileLockTimeout"]
+__all__ = [
+    "atomic_write",
+    "write_output",
+    "refuse_folders",
+    "locked",
+    "FileLockTimeout",
+    "not_a_regular_file",
+    "spreadsheet_safe",
+]
 
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 
@@ -101,6 +111,78 @@ def refuse_folders(*paths: str | os.PathLike | None) -> None:
     for path in paths:
         if path is not None and Path(path).is_dir():
             raise ParameterError(f"{path}: is a folder; give a file name to write")
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def not_a_regular_file(path: str | os.PathLike, what: str = "file") -> tuple[str, str] | None:
+    """What keeps ``path`` from being read as a file, in words, or ``None`` when it names a regular file
+    (symbolic links followed). The one description of what is at a path that every reader (audio,
+    checkpoints, galleries) gives, so a link loop is not called missing, nor a device empty.
+
+    Args:
+        path (str or os.PathLike): the path a reader was given.
+        what (str, optional): what it should be, for the words (``"checkpoint file"``: "no such checkpoint
+            file", "is a folder, not a checkpoint file"). Default: ``"file"``.
+
+    Returns:
+        tuple[str, str] or None: ``(kind, words)``: ``kind`` is ``"missing"``, ``"folder"``, ``"special"``
+        (a pipe, device or socket: opening or reading it may block forever) or ``"unreachable"`` (a link
+        loop, a folder that may not be searched); ``words`` continue the path in a message, e.g.
+        ``"is a named pipe (FIFO), not a regular file (through the symbolic link to /tmp/p)"``.
+    """
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return "missing", f"is a symbolic link to a missing file ({os.readlink(path)})"
+        return "missing", f"no such {what}"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "unreachable", "is a symbolic link loop (following its links never reaches a file)"
+        if exc.errno == errno.ENOTDIR:
+            return "missing", f"no such {what} (a part of its path is a file, not a folder)"
+        return "unreachable", f"cannot be reached ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    through = f" (through the symbolic link to {os.path.realpath(path)})" if os.path.islink(path) else ""
+    if stat.S_ISDIR(mode):
+        return "folder", f"is a folder, not {'an' if what[0] in 'aeiou' else 'a'} {what}{through}"
+    kind = next((words for test, words in _SPECIAL_KINDS if test(mode)), "a special file")
+    return "special", f"is {kind}, not a regular file{through}"
+
+
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): a file or class named
+# `=HYPERLINK(...)` must arrive as text, not run when the CSV is opened.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A cell for a file a spreadsheet may open (CSV, Raven and Audacity tables): a string that a spreadsheet
+    would read as a formula gets a leading ``'``, as OWASP recommends; everything else, numbers included
+    (a negative score stays a number), is returned unchanged.
+
+    Args:
+        value (Any): the cell.
+
+    Returns:
+        Any: ``value``, or ``"'" + value`` for a string starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+        carriage return.
+
+    Example:
+        >>> spreadsheet_safe("=1+1"), spreadsheet_safe(-0.25)
+        ("'=1+1", -0.25)
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _remove_orphaned_temporaries(path: Path) -> None:

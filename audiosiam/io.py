@@ -36,7 +36,15 @@ import torch
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-from .errors import AudioLoadError, EmptyAudioError, InvalidAudioError, NoAudioFilesError, ParameterError
+from .errors import (
+    AudioLoadError,
+    EmptyAudioError,
+    InvalidAudioError,
+    NoAudioFilesError,
+    NotRegularFileError,
+    ParameterError,
+)
+from .files import not_a_regular_file
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -343,7 +351,7 @@ def load_audio(
         sample_rate = _check_rate(sample_rate)
     if normalize not in (None, "peak", "loudness"):
         raise ParameterError(f"normalize={normalize!r}: expected None, 'peak' or 'loudness'")
-    path_str = os.fspath(path)
+    path_str = _regular_file(path)
     try:
         data, file_rate, container, subtype = _read_float32(path_str)
     except _Truncated as exc:
@@ -411,7 +419,7 @@ def audio_duration(path: str | os.PathLike) -> float:
     """
     import soundfile as sf
 
-    path_str = os.fspath(path)
+    path_str = _regular_file(path)
     try:
         info = sf.info(path_str)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
@@ -461,7 +469,7 @@ def read_blocks(
         sample_rate = _check_rate(sample_rate)
     if not block_seconds > 0:
         raise ParameterError(f"block_seconds={block_seconds}: must be > 0")
-    path_str = os.fspath(path)
+    path_str = _regular_file(path)
     # libmpg123's notes are silenced while it decodes, never while the caller works between blocks (that
     # would swallow the caller's own warnings and progress bars for the whole recording).
     quiet = _native_stderr_silenced if path_str.lower().endswith(_MPEG_SUFFIXES) else contextlib.nullcontext
@@ -627,17 +635,43 @@ def _resampled_block(
     return wave[start : start + length].contiguous()
 
 
+_IRREGULAR_HINTS = {
+    "missing": "check the path and that the file was copied completely",
+    "folder": "pass the files inside it, or a folder where a folder is expected",
+    "special": "give the audio file itself: a pipe or a device may block forever or never end",
+    "unreachable": "fix the link or the permissions of the folders on its path",
+}
+
+
+def _irregular(path_str: str) -> AudioLoadError | None:
+    """The error for a path that names no regular file (missing, a folder, a FIFO, a device, a link loop)."""
+    found = not_a_regular_file(path_str)
+    if found is None:
+        return None
+    kind, words = found
+    return (NotRegularFileError if kind == "special" else AudioLoadError)(path_str, words, _IRREGULAR_HINTS[kind])
+
+
+def _regular_file(path: str | os.PathLike) -> str:
+    """``path`` as a string once it is known to name a regular file: the one check every reader makes before
+    opening (opening a FIFO blocks until a writer comes, reading a device never ends).
+
+    Raises:
+        AudioLoadError: missing, a folder, a link loop; :class:`~audiosiam.errors.NotRegularFileError` for a
+            pipe, device or socket, also behind symbolic links.
+    """
+    path_str = os.fspath(path)
+    error = _irregular(path_str)
+    if error is not None:
+        raise error
+    return path_str
+
+
 def _unreadable(path_str: str, exc: Exception) -> AudioLoadError:
-    """The error for a file libsndfile could not open: missing, a folder, empty, or not audio."""
-    # Checked only on failure: two stat calls per file are a tenth of decoding a one-second clip.
-    if not os.path.exists(path_str):
-        return AudioLoadError(path_str, "no such file", "check the path and that the file was copied completely")
-    if os.path.isdir(path_str):
-        return AudioLoadError(
-            path_str,
-            "is a folder, not an audio file",
-            "pass the files inside it, or a folder where a folder is expected",
-        )
+    """The error for a file libsndfile could not open: gone since it was checked, empty, or not audio."""
+    error = _irregular(path_str)
+    if error is not None:
+        return error
     if os.path.getsize(path_str) == 0:
         return EmptyAudioError(path_str, "is an empty file (0 bytes)", "copy or export it again")
     detail = str(exc).replace(f"Error opening {path_str!r}: ", "").strip().rstrip(".")  # the path is said once
@@ -663,22 +697,24 @@ def _read_float32(path: str) -> tuple[np.ndarray, int, str, str]:
 
     Reads straight into an array of the size the header gives: ``soundfile.read`` asks for the position
     and the length by seeking, four seeks per file, which for FLAC cost about as much as decoding a
-    one-second clip. Streams without a known length take the plain path.
+    one-second clip. A file libsndfile cannot seek in (GSM 6.10 in WAV) is read block by block instead.
     """
     import soundfile as sf
 
     quiet = _native_stderr_silenced() if path.lower().endswith(_MPEG_SUFFIXES) else contextlib.nullcontext()
     with quiet, sf.SoundFile(path) as f:
-        if not f.seekable() or f.frames <= 0:
+        if f.seekable() and f.frames <= 0:
             return f.read(dtype="float32", always_2d=True), f.samplerate, f.format, f.subtype
         claimed = f.frames * f.channels * 4  # bytes of float32
         # the file's size is asked only for claims above 64 MB: a stat per file costs on the common path
-        if claimed > 1 << 26 and claimed > _MAX_EXPANSION * os.path.getsize(path):
-            # A header announcing far more audio than the file could hold (corrupt, or crafted): decode
-            # block by block instead of allocating what it claims; the truncation check below decides.
-            blocks = list(f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True))
-            data = np.concatenate(blocks) if blocks else np.empty((0, f.channels), dtype=np.float32)
+        if not f.seekable() or (claimed > 1 << 26 and claimed > _MAX_EXPANSION * os.path.getsize(path)):
+            # A stream libsndfile cannot seek in (GSM 6.10 in WAV) has no length to read at once, and a
+            # header announcing far more audio than the file could hold (corrupt, or crafted) is not
+            # believed: decode block by block until a short block; the truncation check below decides.
+            data = _read_until_short(f)
             got = data.shape[0]
+            if f.frames <= 0:  # a stream that announces no length cannot be judged truncated
+                return data, f.samplerate, f.format, f.subtype
         else:
             data = np.empty((f.frames, f.channels), dtype=np.float32)
             got = f.buffer_read_into(data, dtype="float32")
@@ -687,6 +723,19 @@ def _read_float32(path: str) -> tuple[np.ndarray, int, str, str]:
         if got < TRUNCATION_FRACTION * f.frames:
             raise _Truncated(f"truncated: the header announces {f.frames} frames, only {got} could be decoded")
         return data[:got], f.samplerate, f.format, f.subtype
+
+
+def _read_until_short(f, block: int = 1 << 16) -> np.ndarray:
+    """Every frame left in the open file ``f`` as (frames, channels) float32, read ``block`` frames at a
+    time until a read comes back short (which works where ``f`` cannot seek or tell its length)."""
+    blocks = []
+    while True:
+        data = f.read(block, dtype="float32", always_2d=True)
+        if data.shape[0]:
+            blocks.append(data)
+        if data.shape[0] < block:
+            break
+    return np.concatenate(blocks) if blocks else np.empty((0, f.channels), dtype=np.float32)
 
 
 # Decoded float32 bytes per byte of file above which a header's length is not believed up front (16-bit

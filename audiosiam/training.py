@@ -829,10 +829,9 @@ def train(
         if val_set is not None and config.calibration_episodes > 0:
             _calibrate_checkpoint(out, val_set, config.calibration_episodes, config.seed, say)
         _fit_int8_ranges(out, [it.path for it in train_set.items], config.seed, say)
-        say(
-            f"best model ({'val accuracy' if val_set is not None else 'train loss'} {best:.4f}) written to {out}; "
-            f"curves, metrics and checkpoints in {run_dir}"
-        )
+        # without validation the epochs are ranked by the negated loss: say the loss itself
+        kept = f"val accuracy {best:.4f}" if val_set is not None else f"train loss {-best:.4f}"
+        say(f"best model ({kept}) written to {out}; curves, metrics and checkpoints in {run_dir}")
     if world > 1:
         import torch.distributed as dist
 

@@ -274,6 +274,27 @@ def test_json_output_is_valid_json_when_a_number_is_missing():
     assert "NaN" not in buffer.getvalue() and json.loads(buffer.getvalue())[0]["score"] is None
 
 
+def test_one_skipped_file_is_counted_too(checkpoint, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_text("not audio")
+    good = EXAMPLES / "query" / "snare_sn_02.flac"
+    runs = [
+        ("1 clip skipped", ["classify", "--support", EXAMPLES / "support", bad, good]),
+        ("1 clip skipped", ["classify", "--support", EXAMPLES / "support", bad, good, "--segments"]),
+        ("1 clip skipped", ["embed", bad, good, "--out", tmp_path / "e.npy"]),
+        ("1 recording skipped", ["find", "--example", good, bad, good]),
+    ]
+    for count, args in runs:
+        code, _, err = cli(*args, "--model", checkpoint)
+        assert code == 1 and err.count("broken.wav") == 1, err
+        assert f"audiosiam {args[0]}: {count}\n" in err, err
+    support = tmp_path / "support"
+    shutil.copytree(EXAMPLES / "support", support)
+    (support / "snare" / "broken.wav").write_text("not audio")
+    code, _, err = cli("enroll", support, "--out", tmp_path / "g.asg", "--model", checkpoint)
+    assert code == 0 and "audiosiam enroll: 1 example skipped\n" in err, err
+
+
 def test_bad_example_clips_are_reported_and_the_others_enrolled(checkpoint, tmp_path):
     support = tmp_path / "support"
     shutil.copytree(EXAMPLES / "support", support)
@@ -389,6 +410,33 @@ def test_threshold_options_take_similarities_only(capsys):
                 main([*command, "--threshold", bad])
             assert info.value.code == 2
             assert "argument --threshold" in capsys.readouterr().err
+
+
+BAD_OPTION_VALUES = [  # (command line, the option argparse names): each a usage error, exit 2, before any work
+    (["classify", "--support", "s", "q", "-k", "0"], "-k"),
+    (["classify", "--support", "s", "q", "-k", "1000000"], "-k"),
+    (["classify", "--support", "s", "q", "-k", "2.5"], "-k"),
+    (["classify", "--support", "s", "q", "--target-false-accept", "1.5"], "--target-false-accept"),
+    (["classify", "--support", "s", "q", "--segments", "--segment-hop", "0"], "--segment-hop"),
+    (["enroll", "s", "--out", "g", "-k", "-1"], "-k"),
+    (["embed", "q", "--out", "e", "--batch-size", "0"], "--batch-size"),
+    (["find", "--example", "e", "r", "--hop", "0"], "--hop"),
+    (["find", "--example", "e", "r", "--window", "nan"], "--window"),
+    (["find", "--example", "e", "r", "--locate", "-1"], "--locate"),
+    (["find", "--example", "e", "r", "--background-quantile", "0"], "--background-quantile"),
+    (["evaluate", "d", "-k", "0"], "-k"),
+    (["evaluate", "d", "--n-way", "0"], "--n-way"),
+    (["train", "d", "--out", "m.pt", "--epochs", "0"], "--epochs"),
+    (["train", "d", "--out", "m.pt", "--lr", "-1"], "--lr"),
+]
+
+
+@pytest.mark.parametrize("argv,option", BAD_OPTION_VALUES, ids=[" ".join(a[-2:]) for a, _ in BAD_OPTION_VALUES])
+def test_an_option_value_wrong_by_itself_is_a_usage_error(argv, option, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_evaluate_open_set_follows_k_shot_and_names_short_classes_before_any_work(checkpoint, tmp_path, monkeypatch):
@@ -584,8 +632,9 @@ def test_classify_prints_the_probability_of_its_answer(calibrated):
     )  # fmt: skip
     strict = json.loads(out)
     assert code == 0 and sum(r["label"] == "unknown" for r in strict) >= sum(r["label"] == "unknown" for r in rows)
-    code, _, err = cli("classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--target-false-accept", "2")
-    assert code == 1 and "--target-false-accept 2.0" in err
+    with pytest.raises(SystemExit) as info:  # a value wrong by itself: a usage error (README, exit codes)
+        cli("classify", "--support", EXAMPLES / "support", EXAMPLES / "query", "--target-false-accept", "2")
+    assert info.value.code == 2
 
 
 def test_evaluate_calibration_measures_the_map_and_the_earlier_rule(calibrated):

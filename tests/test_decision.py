@@ -83,3 +83,18 @@ def test_thresholds_outside_the_similarity_range_are_refused(bad):
         with pytest.raises(ParameterError, match="reject="):
             FewShotClassifier(object(), reject=bad).fit([], [])
     assert check_threshold(-1) == -1.0 and check_threshold("0.7") == 0.7
+
+
+@pytest.mark.parametrize("bad", [0, -1, 10**6, 2.5, 3.0, "3", True, float("nan"), None])
+def test_neighbour_counts_must_be_whole_and_plausible(bad):
+    from audiosiam.fewshot.rules import MAX_K, check_k
+
+    with pytest.raises(ParameterError, match="k="):
+        check_k(bad)
+    with pytest.raises(ParameterError, match="k="):
+        FewShotClassifier(object(), rule="knn", k=bad).fit([], [])
+    clf = FewShotClassifier(tiny_model(8), rule="knn", k=3, reject=None)
+    clf.add_embeddings(torch.nn.functional.normalize(torch.randn(4, 8), dim=1), ["a", "a", "b", "b"])
+    with pytest.raises(ParameterError, match="k="):
+        clf.kneighbors(torch.randn(16000).numpy(), k=bad, sample_rate=16000)
+    assert check_k(np.int64(3)) == 3 and check_k(MAX_K) == MAX_K

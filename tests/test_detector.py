@@ -306,7 +306,9 @@ def test_cli_classify_segments_labels_each_stretch(tmp_path, capsys):
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["start"], r["end"]) for r in rows] == [("0.0", "2.0"), ("2.0", "4.0"), ("4.0", "6.0")]
     assert [r["closest"] for r in rows] == ["word_yes", "snare", "bird"]
-    assert main([*args, "--segment-hop", "0"]) == 1 and "--segment-hop" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # a value wrong by itself: a usage error
+        main([*args, "--segment-hop", "0"])
+    assert info.value.code == 2 and "argument --segment-hop" in capsys.readouterr().err
     # Several recordings, a broken one among them: it is reported, the others are labelled as alone.
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF....WAVEfmt garbage")

@@ -1,4 +1,5 @@
-"""Fault injection with real processes: a training run killed with SIGKILL at the named points of an
+"""Fault injection with real processes: the commands given a named pipe end with a message instead of
+hanging; a training run killed with SIGKILL at the named points of an
 epoch's commit resumes to exactly the weights of a run that was never killed, and every checkpoint a
 person may pick up meanwhile (``best.pt``, ``last.pt``) loads.
 
@@ -9,6 +10,7 @@ before it replaces the file; "mid-write" kills with half of the temporary copy w
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -125,3 +127,34 @@ def test_a_run_killed_at_any_commit_point_resumes_to_the_same_weights(
         torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=key)
     leftovers = sorted(p.name for p in run_dir.iterdir() if ".tmp" in p.name)
     assert not leftovers, f"temporary files of the killed run were left behind: {leftovers}"
+
+
+EXAMPLES = ROOT / "examples"
+CLIP = EXAMPLES / "query" / "snare_sn_02.flac"
+PIPE_COMMANDS = {
+    "classify": ["classify", "--support", EXAMPLES / "support", "{pipe}", CLIP],
+    "embed": ["embed", "{pipe}", CLIP, "--out", "{tmp}/e.npy"],
+    "verify": ["verify", "{pipe}", CLIP],
+    "find": ["find", "--example", CLIP, "{pipe}"],
+}
+
+
+@pytest.mark.parametrize("through_link", [False, True], ids=["fifo", "link_to_fifo"])
+@pytest.mark.parametrize("command", sorted(PIPE_COMMANDS))
+def test_a_named_pipe_is_refused_by_name_instead_of_hanging(tmp_path, command, through_link):
+    os.mkfifo(tmp_path / "pipe")
+    pipe = tmp_path / "pipe.wav"
+    if through_link:
+        pipe.symlink_to(tmp_path / "pipe")
+    else:
+        (tmp_path / "pipe").rename(pipe)
+    args = [str(a).format(pipe=pipe, tmp=tmp_path) for a in PIPE_COMMANDS[command]]
+    try:  # nothing ever writes to the pipe: a reader that opens it waits forever
+        done = subprocess.run(
+            [sys.executable, "-m", "audiosiam", *args], cwd=ROOT, capture_output=True, text=True, timeout=180
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"audiosiam {command} given a named pipe still ran after 180 s (a hang)")
+    assert done.returncode == 1, done.stderr
+    assert f"{pipe}: is a named pipe (FIFO), not a regular file" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -8,6 +8,7 @@ Mutations are seeded: a failure names the case, and the same case is made again 
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import struct
@@ -19,9 +20,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiosiam.errors import AudiosiamError
+from audiosiam.errors import AudioLoadError, AudiosiamError, CheckpointError, GalleryError, NotRegularFileError
 from audiosiam.fewshot import FewShotClassifier
-from audiosiam.io import load_audio
+from audiosiam.io import audio_duration, load_audio, read_blocks
 from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_model, save_checkpoint
 from audiosiam.transforms import LogMelSpectrogram
 
@@ -77,6 +78,8 @@ AUDIO_FORMATS = {
     "flac": ("flac", {"format": "FLAC", "subtype": "PCM_16"}, 42),
     "ogg": ("ogg", {"format": "OGG", "subtype": "VORBIS"}, 200),
     "mp3": ("mp3", {"format": "MP3", "subtype": "MPEG_LAYER_III"}, 100),
+    # libsndfile reads GSM 6.10 in WAV as a non-seekable stream whose length it still announces
+    "gsm": ("wav", {"format": "WAV", "subtype": "GSM610"}, 60),
 }
 
 
@@ -111,6 +114,89 @@ def test_mutated_audio_files_load_or_are_refused_by_name(kind, tmp_path):
             case += 1
         seed += 1
     assert outcomes["refused"] > 0  # the mutations do damage; a fuzzer that breaks nothing tests nothing
+
+
+def test_a_non_seekable_stream_loads_whole_as_the_block_reader_reads_it(tmp_path):
+    path = tmp_path / "gsm.wav"
+    sf.write(path, speech_like(), RATE, subtype="GSM610")
+    assert not sf.SoundFile(path).seekable()
+    wave = load_audio(path, sample_rate=RATE)
+    blocks = torch.cat(list(read_blocks(path, RATE, block_seconds=0.3)))
+    assert wave.shape == (RATE,)
+    torch.testing.assert_close(wave, blocks)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a half copy says so
+    with pytest.raises(AudioLoadError, match="truncated"):
+        load_audio(path, sample_rate=RATE)
+
+
+def special_path(tmp_path: Path, kind: str) -> Path:
+    """A path that names no regular file, made for real: FIFOs, devices, folders and links to them, loops."""
+    path = tmp_path / f"{kind}.wav"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link_to_fifo":
+        os.mkfifo(tmp_path / "pipe")
+        path.symlink_to(tmp_path / "pipe")
+    elif kind == "link_to_dev_zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "link_loop":
+        path.symlink_to(tmp_path / "loop_b.wav")
+        (tmp_path / "loop_b.wav").symlink_to(path)
+    elif kind == "dangling_link":
+        path.symlink_to(tmp_path / "gone.wav")
+    elif kind == "folder":
+        path.mkdir()
+    return path
+
+
+SPECIAL_PATHS = {  # kind -> (error class, words the message must hold)
+    "fifo": (NotRegularFileError, "named pipe (FIFO), not a regular file"),
+    "link_to_fifo": (NotRegularFileError, "named pipe (FIFO), not a regular file (through the symbolic link"),
+    "link_to_dev_zero": (NotRegularFileError, "character device, not a regular file (through the symbolic link"),
+    "link_loop": (AudioLoadError, "symbolic link loop"),
+    "dangling_link": (AudioLoadError, "symbolic link to a missing file"),
+    "folder": (AudioLoadError, "is a folder"),
+}
+READERS = {
+    "load_audio": lambda p: load_audio(p, sample_rate=RATE),
+    "read_blocks": lambda p: list(read_blocks(p, RATE)),
+    "audio_duration": audio_duration,
+}
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+@pytest.mark.parametrize("kind", sorted(SPECIAL_PATHS))
+def test_paths_naming_no_regular_file_are_refused_by_name_without_blocking(tmp_path, kind, reader):
+    path = special_path(tmp_path, kind)
+    error, words = SPECIAL_PATHS[kind]
+    with deadline(SECONDS_PER_CASE, f"{reader} of a {kind}"), pytest.raises(error) as caught:
+        READERS[reader](path)
+    assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value), caught.value
+    if error is AudioLoadError:
+        assert not isinstance(caught.value, NotRegularFileError)
+
+
+@pytest.mark.parametrize("kind", sorted(SPECIAL_PATHS))
+def test_checkpoint_and_gallery_paths_naming_no_regular_file_are_refused_by_name(tmp_path, kind):
+    path = special_path(tmp_path, kind)
+    words = SPECIAL_PATHS[kind][1].replace("is a folder", "is a folder, not a")
+    with deadline(SECONDS_PER_CASE, f"load_model of a {kind}"), pytest.raises(CheckpointError) as caught:
+        load_model(path)
+    assert f"{path}: " in str(caught.value) and words in str(caught.value), caught.value
+    with deadline(SECONDS_PER_CASE, f"gallery of a {kind}"), pytest.raises(GalleryError) as caught:
+        FewShotClassifier.load(path, model=tiny_model())
+    assert f"{path}: " in str(caught.value) and words in str(caught.value), caught.value
+
+
+def test_a_model_name_that_is_a_folder_here_is_called_a_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tr").mkdir()  # `--model tr`: no preset of that name, and a folder is no checkpoint
+    with pytest.raises(CheckpointError, match=r"^tr: is a folder, not a checkpoint file, and there is no bundled"):
+        load_model("tr")
+    with pytest.raises(CheckpointError, match=r"^there is no bundled model named 'nosuch'"):
+        load_model("nosuch")
+    with pytest.raises(CheckpointError, match=r"tr: is a folder, not a checkpoint file"):
+        load_model(tmp_path / "tr")  # an absolute path
 
 
 def tiny_model() -> EmbeddingModel:

@@ -51,9 +51,9 @@ def data(tmp_path_factory):
     return root
 
 
-def run(tmp_path, data, **overrides):
+def run(tmp_path, data, log=lambda *a: None, **overrides):
     config = TrainConfig(out=str(tmp_path / "model.pt"), **{**TINY, "epochs": 2, "val_classes": 2, **overrides})
-    return train(config, [DataSource(str(data), "tones")], progress=False, log=lambda *a: None)
+    return train(config, [DataSource(str(data), "tones")], progress=False, log=log)
 
 
 def test_training_writes_model_metrics_plot_and_checkpoints(tmp_path, data):
@@ -125,11 +125,14 @@ def test_label_free_training_and_contrastive_loss(tmp_path, data, monkeypatch):
 def test_without_validation_the_lowest_loss_is_kept_whatever_its_size(tmp_path, data):
     # No held-out classes: the best checkpoint is the epoch with the lowest training loss, even when
     # every loss is above 1 (a wide margin), which once left no best checkpoint and lost the run.
-    final = run(tmp_path, data, val_classes=0, margin=4.0, epochs=2)
+    lines = []
+    final = run(tmp_path, data, log=lambda *a: lines.append(" ".join(map(str, a))), val_classes=0, margin=4.0, epochs=2)
     assert final["train_loss"] > 1.0 and (tmp_path / "model.pt").is_file()
     history = json.loads((tmp_path / "model.run" / "metrics.json").read_text())
     kept = torch.load(tmp_path / "model.pt", weights_only=False)["info"]["metrics"]
     assert kept["train_loss"] == min(h["train_loss"] for h in history)
+    # the loss as it is, not the negated score it is ranked by
+    assert f"best model (train loss {kept['train_loss']:.4f})" in "\n".join(lines)
 
 
 def test_recipe_sources(tmp_path, data):

@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -59,6 +60,54 @@ def open_share(text: str) -> float:
     if not 0.0 < value < 1.0:  # NaN fails too
         raise argparse.ArgumentTypeError(f"{text!r}: expected a share in (0, 1), e.g. 0.2")
     return value
+
+
+# Option values are checked by the parser (argparse ``type=``): a value wrong by itself is a usage error,
+# exit code 2 with the option named, before any work. Problems found once a command runs exit 1.
+
+
+def _number(text: str, kind: type):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {'a whole number' if kind is int else 'a number'}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` of a count of at least 1 (``--batch-size``, ``--epochs``, ...)."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """argparse ``type`` of a finite number above 0 (seconds, rates)."""
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be > 0")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """argparse ``type`` of a finite number of at least 0."""
+    value = _number(text, float)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
+    return value
+
+
+def neighbours(text: str) -> int:
+    """argparse ``type`` of ``-k``: 1 to ``fewshot.rules.MAX_K`` neighbours (``check_k``)."""
+    from ..fewshot.rules import check_k
+
+    try:
+        return check_k(_number(text, int), "value")
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("value=")) from None
 
 
 def add_model_option(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
@@ -155,7 +204,8 @@ def read_support_folder(root: str | Path) -> tuple[list[Path], list[str]]:
 
 def write_rows(rows: list[dict], fmt: str, stream=None, columns: Sequence[str] = ()) -> None:
     """Rows of equal keys as an aligned table, CSV or JSON; with no rows, the table and the CSV still get
-    their header line (``columns``), so a script reading the output sees the same shape either way."""
+    their header line (``columns``), so a script reading the output sees the same shape either way. CSV
+    text cells that a spreadsheet would run as formulas get a leading ``'`` (``files.spreadsheet_safe``)."""
     stream = stream or sys.stdout
     if fmt == "json":  # NaN is not JSON: a missing number is null
         json.dump(
@@ -170,10 +220,12 @@ def write_rows(rows: list[dict], fmt: str, stream=None, columns: Sequence[str] =
     if not keys:
         return
     if fmt == "csv":
+        from ..files import spreadsheet_safe
+
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
         stream.write(buffer.getvalue())
         return
     cells = [[_cell(row[k]) for k in keys] for row in rows]
@@ -186,15 +238,36 @@ def write_rows(rows: list[dict], fmt: str, stream=None, columns: Sequence[str] =
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
-    return "" if value is None else str(value)
+    return "" if value is None else printable(str(value))
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal: every character that is not printable (newline, tab, carriage return, the
+    escape that starts a terminal control code, ...) written as Python writes it in a string (``\\n``,
+    ``\\x1b``). A file or class name holding them would otherwise break a table's or a message's one line,
+    or drive the terminal. Used for human-readable output only; CSV and JSON carry the names unchanged.
+
+    Example:
+        >>> printable("a\\nb\\x1b[31m")
+        'a\\\\nb\\\\x1b[31m'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def report_failures(failures, command: str, what: str = "clip") -> None:
     """One line per input that could not be used (the error names the file), then a count."""
     for failure in failures:
-        print(f"audiosiam {command}: skipped {what}: {failure.error}", file=sys.stderr)
-    if len(failures) > 1:
-        print(f"audiosiam {command}: {len(failures)} {what}s skipped", file=sys.stderr)
+        print(f"audiosiam {command}: skipped {what}: {printable(str(failure.error))}", file=sys.stderr)
+    report_skipped(len(failures), command, what)
+
+
+def report_skipped(count: int, command: str, what: str = "clip") -> None:
+    """The count of inputs skipped, on stderr, from one on ("1 clip skipped", "3 clips skipped"): the line a
+    script or a person looks for at the end, there whatever the number."""
+    if count:
+        print(f"audiosiam {command}: {count} {what}{'' if count == 1 else 's'} skipped", file=sys.stderr)
 
 
 def parse_where(items: Sequence[str], option: str = "--where") -> dict[str, list[str]] | None:

@@ -55,7 +55,9 @@ def add_parser(subparsers) -> None:
         default=None,
         help="nearest class prototype (default, or the gallery's) or k nearest clips vote",
     )
-    p.add_argument("-k", type=int, default=None, help="neighbours for --rule knn (default: 5, or the gallery's)")
+    p.add_argument(
+        "-k", type=_common.neighbours, default=None, help="neighbours for --rule knn (default: 5, or the gallery's)"
+    )
     p.add_argument(
         "--threshold",
         type=_common.similarity_threshold,
@@ -64,7 +66,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--target-false-accept",
-        type=float,
+        type=_common.open_share,
         default=None,
         metavar="RATE",
         help="answer 'unknown' so that about this share of clips of classes never enrolled get a label, e.g. "
@@ -99,7 +101,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--segment-hop",
-        type=float,
+        type=_common.positive_number,
         default=None,
         metavar="SECONDS",
         help="with --segments: step between windows (default: the window length, segments side by side)",
@@ -230,7 +232,7 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
     for index, starts, embeddings, last, *_ in pieces:
         if isinstance(embeddings, AudioLoadError):
             failed += 1
-            print(f"audiosiam classify: skipped clip: {embeddings}", file=sys.stderr)
+            print(f"audiosiam classify: skipped clip: {_common.printable(str(embeddings))}", file=sys.stderr)
             parts = []  # what came before the error is not the whole recording
         elif len(starts):
             parts.append((starts, embeddings))
@@ -252,6 +254,5 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
     _common.write_rows(rows, args.format, columns=_columns(clf, args, ("file", "start", "end")))
     if args.report:
         _write_report(args, rows, clf, None)
-    if failed > 1:
-        print(f"audiosiam classify: {failed} clips skipped", file=sys.stderr)
+    _common.report_skipped(failed, "classify", "clip")
     return 1 if failed else 0

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="FILE", help="audio files or folders of them")
     p.add_argument("--out", required=True, metavar="NPY", help="output .npy file")
-    p.add_argument("--batch-size", type=int, default=64, help="clips per forward pass (default: 64)")
+    p.add_argument("--batch-size", type=_common.positive_int, default=64, help="clips per forward pass (default: 64)")
     _common.add_model_option(p)
     _common.add_progress_option(p)
     _common.add_format_option(p, ("table", "json"))
@@ -44,15 +44,14 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from ..classify import embed_inputs
     from ..errors import NoAudioFilesError
-    from ..files import refuse_folders, write_output
+    from ..files import refuse_folders, spreadsheet_safe, write_output
 
     refuse_folders(args.out)
     model = _common.load_model_from_args(args)
     files = _common.collect_queries(args.inputs)
-    embeddings, kept, failures = embed_inputs(
-        model, files, batch_size=args.batch_size, on_error="skip", progress=_common.show_progress(args)
+    embeddings, kept, failures = model.embed_all(
+        files, batch_size=args.batch_size, on_error="skip", progress=_common.show_progress(args)
     )
     _common.report_failures(failures, "embed")
     out = Path(args.out)
@@ -68,7 +67,7 @@ def run(args) -> int:
             writer = csv.writer(handle)
             writer.writerow(["row", "path"])
             for row, i in enumerate(kept):
-                writer.writerow([row, str(files[i])])
+                writer.writerow([row, spreadsheet_safe(str(files[i]))])
 
     write_output(index, write_index)
     if args.format == "json":

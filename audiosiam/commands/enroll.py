@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="gallery file to write (.asg)")
     p.add_argument("--add-to", metavar="FILE", help="extend this existing gallery instead of starting anew")
     p.add_argument("--rule", choices=("prototype", "knn"), default="prototype", help="decision rule stored with it")
-    p.add_argument("-k", type=int, default=5, help="neighbours for --rule knn (default: 5)")
+    p.add_argument("-k", type=_common.neighbours, default=5, help="neighbours for --rule knn (default: 5)")
     p.add_argument(
         "--strict", action="store_true", help="stop at the first unreadable clip (default: report it, enrol the others)"
     )
@@ -81,7 +81,8 @@ def run(args) -> int:
         )
         return 0
     print(f"audiosiam enroll: {len(clf.gallery_)} clips in {len(counts)} classes written to {out}")
-    print(f"  classes: {', '.join(f'{k} ({v})' for k, v in counts.items())}; unknown: {_unknown_rule(clf)}")
+    classes = ", ".join(f"{_common.printable(k)} ({v})" for k, v in counts.items())
+    print(f"  classes: {classes}; unknown: {_unknown_rule(clf)}")
     return 0
 
 

@@ -57,19 +57,27 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--group-column", default=None, help="manifest column with each clip's group, e.g. the speaker (default: none)"
     )
-    p.add_argument("--n-way", type=int, default=5, help="classes per episode (default: 5)")
+    p.add_argument("--n-way", type=_common.positive_int, default=5, help="classes per episode (default: 5)")
     p.add_argument(
-        "--k-shot", type=int, nargs="+", default=[1, 5], help="support clips per class, one or more (default: 1 5)"
+        "--k-shot",
+        type=_common.positive_int,
+        nargs="+",
+        default=[1, 5],
+        help="support clips per class, one or more (default: 1 5)",
     )
-    p.add_argument("--n-query", type=int, default=5, help="query clips per class and episode (default: 5)")
-    p.add_argument("--episodes", type=int, default=10000, help="seeded episodes per k-shot (default: 10000)")
+    p.add_argument(
+        "--n-query", type=_common.positive_int, default=5, help="query clips per class and episode (default: 5)"
+    )
+    p.add_argument(
+        "--episodes", type=_common.positive_int, default=10000, help="seeded episodes per k-shot (default: 10000)"
+    )
     p.add_argument(
         "--rule",
         choices=("prototype", "knn"),
         default="prototype",
         help="decision rule, as classify's (default: prototype)",
     )
-    p.add_argument("-k", type=int, default=5, help="neighbours for --rule knn (default: 5)")
+    p.add_argument("-k", type=_common.neighbours, default=5, help="neighbours for --rule knn (default: 5)")
     p.add_argument("--cross-group", action="store_true", help="queries from other groups than the support")
     p.add_argument(
         "--query-group",
@@ -96,7 +104,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--reliability-plot", metavar="PNG", help="with --calibration: draw the reliability diagrams")
     p.add_argument(
         "--target-false-accept",
-        type=float,
+        type=_common.open_share,
         default=None,
         metavar="RATE",
         help="with --calibration: the classifier's criterion for 'unknown', as classify's (default: the most "

@@ -92,10 +92,16 @@ def add_parser(subparsers) -> None:
         help="the calibrated threshold stays above this share of a recording's windows (default: 0.97, "
         "for sounds that fill at most ~3%% of a recording)",
     )
-    p.add_argument("--hop", type=float, default=0.16, metavar="SECONDS", help="step between windows (default: 0.16)")
+    p.add_argument(
+        "--hop",
+        type=_common.positive_number,
+        default=0.16,
+        metavar="SECONDS",
+        help="step between windows (default: 0.16)",
+    )
     p.add_argument(
         "--window",
-        type=float,
+        type=_common.positive_number,
         default=None,
         metavar="SECONDS",
         help="window length (default: the examples' median length, kept between 1 s and 2 s)",
@@ -159,9 +165,6 @@ def run(args) -> int:
     from ..files import refuse_folders
 
     refuse_folders(args.report)
-    for name, value in (("--hop", args.hop), ("--window", args.window)):
-        if value is not None and not value > 0:
-            raise ParameterError(f"{name} {value}: must be > 0 seconds")
     examples, labels = _examples(args)
     negatives = _common.collect_queries(args.negative) if args.negative else None
     detector = EventDetector(
@@ -182,7 +185,7 @@ def run(args) -> int:
     for n, (recording, curve) in enumerate(results):
         if isinstance(curve, AudioLoadError):
             failed += 1
-            print(f"audiosiam find: skipped recording: {curve}", file=sys.stderr)
+            print(f"audiosiam find: skipped recording: {_common.printable(str(curve))}", file=sys.stderr)
             continue
         found = detector.events(curve)
         events += found
@@ -214,8 +217,7 @@ def run(args) -> int:
         print(f"audiosiam find: report written to {args.report}", file=sys.stderr)
     if args.plot:
         print(f"audiosiam find: pictures written to {args.plot}/", file=sys.stderr)
-    if failed > 1:
-        print(f"audiosiam find: {failed} recordings skipped", file=sys.stderr)
+    _common.report_skipped(failed, "find", "recording")
     return 1 if failed else 0
 
 

@@ -44,6 +44,21 @@ CHOICES = {
     "normalize": ("utterance", "band"),
     "device": ("auto", "cpu", "cuda"),
 }
+# the range of each numeric setting checked by the parser (a value wrong by itself exits 2, as elsewhere)
+RANGES = {
+    "epochs": _common.positive_int,
+    "steps_per_epoch": _common.positive_int,
+    "p": _common.positive_int,
+    "k": _common.positive_int,
+    "embedding_dim": _common.positive_int,
+    "n_mels": _common.positive_int,
+    "val_episodes": _common.positive_int,
+    "time_budget_minutes": _common.positive_number,
+    "clip_seconds": _common.positive_number,
+    "lr": _common.positive_number,
+    "weight_decay": _common.non_negative_number,
+    "margin": _common.non_negative_number,
+}
 HELPS = {
     "init": "start from this model's weights (a preset name such as default, or a checkpoint)",
     "p": "classes per batch (P of a PK batch)",
@@ -148,6 +163,7 @@ def add_parser(subparsers) -> None:
                 else (str if f.name in ("init", "val_classes_of", "teacher", "teacher_cache") else int)
             )
         )
+        kind = RANGES.get(f.name, kind)
         flag = "--" + RENAMED.get(f.name, f.name.replace("_", "-"))
         choices = CHOICES.get(f.name)
         help_text = HELPS.get(f.name, f.name.replace("_", " "))

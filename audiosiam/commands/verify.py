@@ -107,7 +107,7 @@ def run(args) -> int:
             f"{decision}: similarity {similarity:.3f} {'>=' if decision == 'same' else '<'} threshold "
             f"{threshold:.3f}{chance}"
         )
-        print(f"  A: {args.a}\n  B: {args.b}")
+        print(f"  A: {_common.printable(args.a)}\n  B: {_common.printable(args.b)}")
     return 0
 
 

@@ -7,6 +7,9 @@
 * ``raven``: a Raven selection table per recording (tab-separated, Raven's own column names plus
   ``Annotation`` and ``Score``), opened in Raven Pro or Raven Lite with the recording. The frequency
   columns span the band the model analyses (0 Hz to half its sample rate).
+
+A label or file name that a spreadsheet would read as a formula (``=1+1``) is written with a leading ``'``
+in every format a spreadsheet may open (csv, audacity, raven; ``files.spreadsheet_safe``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence, TextIO
 
+from ..files import spreadsheet_safe
 from .events import Event
 
 __all__ = ["EVENT_COLUMNS", "PER_RECORDING_FORMATS", "event_rows", "write_audacity", "write_raven", "track_names"]
@@ -64,7 +68,7 @@ def write_audacity(events: Sequence[Event], stream: TextIO) -> None:
         stream (TextIO): where to write.
     """
     for e in events:
-        stream.write(f"{e.start:.6f}\t{e.end:.6f}\t{e.label}\n")
+        stream.write(f"{e.start:.6f}\t{e.end:.6f}\t{spreadsheet_safe(e.label)}\n")
 
 
 def write_raven(events: Sequence[Event], stream: TextIO, *, high_freq: float = 8000.0) -> None:
@@ -77,7 +81,8 @@ def write_raven(events: Sequence[Event], stream: TextIO, *, high_freq: float = 8
     """
     stream.write("\t".join(_RAVEN_COLUMNS) + "\n")
     for n, e in enumerate(events, start=1):
-        cells = (n, "Spectrogram 1", 1, f"{e.start:.6f}", f"{e.end:.6f}", "0.0", f"{high_freq:.1f}", e.label)
+        label = spreadsheet_safe(e.label)
+        cells = (n, "Spectrogram 1", 1, f"{e.start:.6f}", f"{e.end:.6f}", "0.0", f"{high_freq:.1f}", label)
         stream.write("\t".join(str(c) for c in cells) + f"\t{e.score:.4f}\n")
 
 

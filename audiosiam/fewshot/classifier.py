@@ -40,7 +40,7 @@ from ..errors import GalleryError, ParameterError
 from ..models.embedding import describe_input
 from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics, prior_offset
 from .gallery import Gallery, model_fingerprint
-from .rules import RULES, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
+from .rules import RULES, check_k, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
 
 __all__ = ["FewShotClassifier", "Decisions", "UNKNOWN", "EXPECTED_UNKNOWN"]
 
@@ -709,8 +709,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             ``(similarities (Q, k), indices (Q, k), labels (Q, k) of str)``; ``sources_`` maps indices to files.
         """
         self._check_fitted()
+        k = check_k(k)
         embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
-        sims, idx = self.gallery_.search(embeddings, min(int(k), len(self.gallery_)))
+        sims, idx = self.gallery_.search(embeddings, min(k, len(self.gallery_)))
         labels = np.asarray(self.gallery_.labels, dtype=object)[idx.numpy()]
         return sims.numpy(), idx.numpy(), labels
 

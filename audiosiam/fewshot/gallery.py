@@ -27,7 +27,7 @@ import torch
 
 from .._version import __version__
 from ..errors import GalleryError, ParameterError
-from ..files import atomic_write
+from ..files import atomic_write, not_a_regular_file
 
 __all__ = ["Gallery", "model_fingerprint", "FORMAT_VERSION"]
 
@@ -264,8 +264,9 @@ class Gallery:
             GalleryError: missing, corrupt, of another format version, or made by another model.
         """
         path = Path(path)
-        if not path.is_file():
-            raise GalleryError(f"{path}: no such gallery file (make one with `audiosiam enroll DIR --out {path}`)")
+        found = not_a_regular_file(path, "gallery file")
+        if found is not None:
+            raise GalleryError(f"{path}: {found[1]} (make one with `audiosiam enroll DIR --out {path}`)")
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))

@@ -27,6 +27,8 @@ from ..errors import ParameterError
 
 __all__ = [
     "RULES",
+    "MAX_K",
+    "check_k",
     "check_rule",
     "check_threshold",
     "prototypes",
@@ -40,20 +42,43 @@ __all__ = [
 RULES = ("prototype", "knn")
 
 
+# More neighbours than this is a typing slip, not a setting: votes over 10,000 clips are the class sizes.
+MAX_K = 10_000
+
+
+def check_k(k, name: str = "k") -> int:
+    """``k`` (neighbours of the ``"knn"`` rule) as an int, or ParameterError.
+
+    Args:
+        k (int): an integer from 1 to :data:`MAX_K`; not a float (2.5, 3.0, NaN), a string or a bool.
+        name (str, optional): how the caller calls it, for the message. Default: ``"k"``.
+
+    Returns:
+        int: ``k``.
+
+    Raises:
+        ParameterError: not an integer, below 1 or above :data:`MAX_K`.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ParameterError(f"{name}={k!r}: expected a whole number of neighbours, e.g. 5")
+    if not 1 <= k <= MAX_K:
+        raise ParameterError(f"{name}={k}: expected between 1 and {MAX_K:,} neighbours")
+    return int(k)
+
+
 def check_rule(rule: str, k: int = 1) -> None:
-    """Raise ParameterError unless ``rule`` is one of :data:`RULES` and ``k`` a positive integer.
+    """Raise ParameterError unless ``rule`` is one of :data:`RULES` and ``k`` passes :func:`check_k`.
 
     Args:
         rule (str): ``"prototype"`` or ``"knn"``.
         k (int, optional): the number of neighbours of ``"knn"`` (checked whatever the rule). Default: ``1``.
 
     Raises:
-        ParameterError: ``rule`` is unknown or ``k < 1``.
+        ParameterError: ``rule`` is unknown, or ``k`` is not an integer from 1 to :data:`MAX_K`.
     """
     if rule not in RULES:
         raise ParameterError(f"rule={rule!r}: expected one of {RULES}")
-    if int(k) < 1:
-        raise ParameterError(f"k={k}: must be a positive integer")
+    check_k(k)
 
 
 def check_threshold(value, name: str = "threshold") -> float:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import CheckpointError
+from ..files import not_a_regular_file
 from .checkpoint import load_checkpoint, save_checkpoint
 from .embedding import EmbeddingModel
 from .encoder import AttentiveStatsPooling, EncoderConfig, ResNetEncoder
@@ -58,8 +59,10 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str = "
     path = ASSETS / f"{name}.pt" if is_preset else Path(name)
     if is_preset and not path.is_file():
         presets = available_presets()
+        found = not_a_regular_file(name, "checkpoint file") if os.path.lexists(name) else None
+        here = f"{name}: {found[1]}, and there is " if found else "there is "  # a folder "tr", a link loop, ...
         raise CheckpointError(
-            f"no bundled model named {name!r} (bundled: {', '.join(presets) if presets else 'none'}); "
+            f"{here}no bundled model named {name!r} (bundled: {', '.join(presets) if presets else 'none'}); "
             "pass a preset name or the path of a checkpoint written by `audiosiam train`"
         )
     model = load_checkpoint(path, device=device)

@@ -21,7 +21,7 @@ import torch
 from .._version import __version__
 from ..devices import resolve_device
 from ..errors import CheckpointError
-from ..files import atomic_write
+from ..files import atomic_write, not_a_regular_file
 from ..transforms import LogMelSpectrogram
 from .aisfx import AiSfxConfig, AiSfxEncoder, AiSfxFrontEnd, aisfx_weights
 from .embedding import EmbeddingModel
@@ -208,8 +208,9 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     """
     target = resolve_device(device)  # before reading: a GPU that is not there is the first thing to say
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    found = not_a_regular_file(path, "checkpoint file")
+    if found is not None:
+        raise CheckpointError(f"{path}: {found[1]}; pass a checkpoint written by `audiosiam train` or a preset name")
     payload = read_trusted(path, "audiosiam checkpoint", "copy it again, or use another checkpoint of the run")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an audiosiam model checkpoint (no '{FORMAT}' marker)")
