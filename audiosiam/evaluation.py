@@ -34,6 +34,7 @@ from .errors import ParameterError
 from .fewshot.rules import check_rule, class_scores, equal_error_rate
 
 __all__ = [
+    "embed_items",
     "embed_dataset",
     "few_shot_accuracy",
     "verification_metrics",
@@ -47,6 +48,39 @@ __all__ = [
 
 def _unit(embeddings) -> torch.Tensor:
     return torch.nn.functional.normalize(torch.as_tensor(embeddings, dtype=torch.float32), dim=1)
+
+
+def embed_items(model, items, *, cache=None, progress: bool = True) -> torch.Tensor:
+    """Embeddings of validation clips (``ClipItem``s), read from ``cache`` when it holds as many rows, else
+    computed (and written there): what the calibration scripts and benchmarks embed.
+
+    Args:
+        model (EmbeddingModel): the encoder.
+        items (Sequence[ClipItem]): the clips, in order.
+        cache (str, Path or None, optional): a ``torch.save`` file of these clips' embeddings. Default: ``None``.
+        progress (bool, optional): a progress bar while embedding. Default: ``True``.
+
+    Returns:
+        Tensor: (N, D) L2-normalised float32 embeddings, in the items' order.
+
+    Raises:
+        ParameterError: a clip cannot be read, or ``cache`` holds another number of rows.
+    """
+    from pathlib import Path
+
+    if cache is not None and Path(cache).is_file():
+        emb = torch.load(cache)
+        if len(emb) != len(items):
+            raise ParameterError(f"{cache} holds {len(emb)} embeddings, not the {len(items)} clips asked; delete it")
+        return emb
+    emb, _, failures = model.embed_all([it.path for it in items], on_error="skip", progress=progress)
+    if failures:
+        raise ParameterError(f"{len(failures)} validation clips could not be read; the first: {failures[0].error}")
+    if cache is not None:
+        from .files import write_output
+
+        write_output(cache, lambda tmp: torch.save(emb, tmp))
+    return emb
 
 
 def embed_dataset(model, dataset, *, batch_size: int = 64, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

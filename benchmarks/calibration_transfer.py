@@ -34,7 +34,7 @@ import torch
 
 from audiosiam.data.splits import calibration_items
 from audiosiam.errors import ParameterError
-from audiosiam.evaluation import calibration_metrics
+from audiosiam.evaluation import calibration_metrics, embed_items
 from audiosiam.fewshot.fitting import fit_calibration
 
 ARMS = ("same domain", "other domains")
@@ -157,16 +157,7 @@ def main(argv=None) -> int:
         speech=True,
         domains=args.validation_sets or None,
     )
-    if args.embeddings and Path(args.embeddings).is_file():
-        emb = torch.load(args.embeddings)
-        if len(emb) != len(items):
-            raise ParameterError(f"{args.embeddings} holds the embeddings of other clips; delete it")
-    else:
-        emb, _, failures = model.embed_all([it.path for it in items], on_error="skip", progress=True)
-        if failures:
-            raise ParameterError(f"{len(failures)} validation clips could not be read; the first: {failures[0].error}")
-        if args.embeddings:
-            torch.save(emb, args.embeddings)
+    emb = embed_items(model, items, cache=args.embeddings)
     merge = dict(pair.split("=", 1) for pair in args.same_domain)
     classes = sorted({it.label for it in items})
     labels = [classes.index(it.label) for it in items]

@@ -27,14 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from audiosiam.data.splits import calibration_items
-from audiosiam.evaluation import calibration_metrics
+from audiosiam.evaluation import calibration_metrics, embed_items
 from audiosiam.models import load_model
 
 SETTINGS = (
@@ -96,16 +94,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     model = load_model(args.model)
     items = calibration_items(model.info, speech=not args.no_speech, domains=args.validation_sets)
-    if args.embeddings and Path(args.embeddings).is_file() and len(torch.load(args.embeddings)) != len(items):
-        raise SystemExit(f"{args.embeddings} holds the embeddings of other clips ({len(items)} asked); delete it")
-    if args.embeddings and Path(args.embeddings).is_file():
-        emb = torch.load(args.embeddings)
-    else:
-        t0 = time.time()
-        emb, kept, failures = model.embed_all([it.path for it in items], on_error="raise", progress=True)
-        print(f"embedded {len(items)} clips in {time.time() - t0:.0f} s", file=sys.stderr)
-        if args.embeddings:
-            torch.save(emb, args.embeddings)
+    emb = embed_items(model, items, cache=args.embeddings)
     calibration = model.info.get("calibration")
     domains = np.array([it.source for it in items], dtype=object)
     names = sorted({it.label for it in items})

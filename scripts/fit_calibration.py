@@ -27,11 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from audiosiam.data.splits import calibration_items
-from audiosiam.errors import ParameterError
-from audiosiam.evaluation import verification_metrics
+from audiosiam.evaluation import embed_items, verification_metrics
 from audiosiam.fewshot.fitting import fit_calibration
 from audiosiam.models import load_model
 from audiosiam.models.checkpoint import update_checkpoint_info
@@ -67,16 +64,9 @@ def main(argv=None) -> int:
     classes = sorted({it.label for it in items})
     labels = [classes.index(it.label) for it in items]
     domains = [merge.get(it.source, it.source) for it in items]
-    if args.embeddings and Path(args.embeddings).is_file():
-        emb = torch.load(args.embeddings)
-    else:
-        t0 = time.time()
-        emb, kept, failures = model.embed_all([it.path for it in items], on_error="skip", progress=True)
-        if failures:
-            raise ParameterError(f"{len(failures)} validation clips could not be read; the first: {failures[0].error}")
-        print(f"embedded {len(items)} clips in {time.time() - t0:.0f} s", file=sys.stderr)
-        if args.embeddings:
-            torch.save(emb, args.embeddings)
+    t0 = time.time()
+    emb = embed_items(model, items, cache=args.embeddings)
+    print(f"{len(items)} clips' embeddings in {time.time() - t0:.0f} s", file=sys.stderr)
     counts = {d: len({c for c, dd in zip(labels, domains, strict=True) if dd == d}) for d in sorted(set(domains))}
     print(f"{len(items)} clips of {len(classes)} classes; classes per domain: {counts}", file=sys.stderr)
     description = {"classes_by_domain": counts, "extra": [Path(e).name for e in args.extra]}

@@ -52,3 +52,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> str:
+    """A tiny untrained model's checkpoint (24-d embeddings; no calibration map, verification threshold 0.5)."""
+    from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
+    from audiosiam.transforms import LogMelSpectrogram
+
+    torch.manual_seed(0)
+    model = EmbeddingModel(LogMelSpectrogram(), ResNetEncoder(EncoderConfig(channels=(8, 8, 16, 16), embedding_dim=24)))
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    model.eval().save(path, verification_threshold=0.5)
+    return str(path)

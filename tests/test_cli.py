@@ -10,12 +10,12 @@ import csv
 import io
 import json
 import shutil
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_runner import cli
 
 import audiosiam
 from audiosiam.cli import _available_commands, main
@@ -24,22 +24,6 @@ from audiosiam.ops import has_ops
 from audiosiam.transforms import LogMelSpectrogram
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = EmbeddingModel(LogMelSpectrogram(), ResNetEncoder(EncoderConfig(channels=(8, 8, 16, 16), embedding_dim=24)))
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    model.eval().save(path, verification_threshold=0.5)
-    return str(path)
-
-
-def cli(*args):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_every_subcommand_teaches_with_help():

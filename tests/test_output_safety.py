@@ -12,37 +12,17 @@ import csv
 import io
 import json
 import shutil
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-import torch
+from cli_runner import cli
 
-from audiosiam.cli import main
 from audiosiam.commands._common import write_rows
 from audiosiam.files import spreadsheet_safe
-from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
-from audiosiam.transforms import LogMelSpectrogram
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # class names an attacker may choose (a folder name), each a formula to a spreadsheet
 FORMULAS = ['=HYPERLINK("http:evil","click")', "+x", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = EmbeddingModel(LogMelSpectrogram(), ResNetEncoder(EncoderConfig(channels=(8, 8, 16, 16), embedding_dim=24)))
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    model.eval().save(path, verification_threshold=0.5)
-    return str(path)
-
-
-def cli(*args):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 def csv_cells(text: str, delimiter: str = ",") -> list[str]:
