@@ -10,7 +10,7 @@ enrolled class and of as many classes never enrolled. Each setting decides with 
 (:func:`audiosiam.evaluation.calibration_metrics`, leave-one-out adaptation included):
 
 * ``no unknown`` (``--no-unknown``): always the closest class;
-* ``expected_unknown`` u in 0.05, 0.1, 0.2 (the default), 0.3, 0.5: the prior share of strangers;
+* ``expected_unknown`` u in 0.05, 0.1 (the default), 0.2, 0.3, 0.5: the prior share of strangers;
 * ``target_false_accept`` 0.05.
 
 Per domain and shot count: ``kept``, the share of the right answers of ``no unknown`` on enrolled classes

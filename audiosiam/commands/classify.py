@@ -22,7 +22,7 @@ examples:
 A clip gets the most probable answer: a class, or "unknown" (from none of them). The probabilities come
 from the model's calibration map, learnt on classes held out of its training and adapted to the examples
 (leave-one-out), under the share of clips you expect from classes never enrolled (--expected-unknown,
-default 0.2; 0.5 if half your clips may be strangers); --target-false-accept RATE answers "unknown" so
+default 0.1; 0.5 if half your clips may be strangers); --target-false-accept RATE answers "unknown" so
 that about that share of clips of classes never enrolled still get a label, --threshold by a fixed
 similarity instead. Columns: "label" the answer and "prob" its probability; "closest" the most probable
 class and "p_closest" its probability, also when the answer is unknown; "p_unknown"; "score" the cosine
@@ -78,7 +78,7 @@ def add_parser(subparsers) -> None:
         default=None,
         metavar="SHARE",
         help="share of the clips you expect from classes never enrolled, in (0, 1): the prior of the "
-        "probabilities and of 'unknown' (default: 0.2, or the gallery's; lower keeps more labels, higher "
+        "probabilities and of 'unknown' (default: 0.1, or the gallery's; lower keeps more labels, higher "
         "rejects more strangers)",
     )
     p.add_argument("--no-unknown", action="store_true", help="always answer the closest class")

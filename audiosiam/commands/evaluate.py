@@ -116,7 +116,7 @@ def add_parser(subparsers) -> None:
         default=None,
         metavar="SHARE",
         help="with --calibration: the classifier's prior share of clips from classes never enrolled, as "
-        "classify's, and the mix the open-set metrics are weighted to (default: 0.2, classify's)",
+        "classify's, and the mix the open-set metrics are weighted to (default: 0.1, classify's)",
     )
     p.add_argument(
         "--legacy-calibration",

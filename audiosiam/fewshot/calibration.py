@@ -34,8 +34,8 @@ a user who expects half of the clips to come from classes never enrolled.
 
 **The user's prior.** A user who expects a share ``u`` of the queries to come
 from classes never enrolled (``expected_unknown``) gets the same evidence under their prior: by Bayes'
-rule, the log-odds move by ``log((1 - u) / u)`` (:func:`prior_offset`; 0 at ``u = 1/2``, +1.39 at
-``u = 0.2``). ``predict`` is the most probable column under that prior.
+rule, the log-odds move by ``log((1 - u) / u)`` (:func:`prior_offset`; 0 at ``u = 1/2``, +2.20 at
+``u = 0.1``). ``predict`` is the most probable column under that prior.
 
 **The unknown criterion.** By default (``target_false_accept=None``) the prior above decides. A target
 false-accept rate ``f`` instead shifts ``beta`` (the prior offset is then not added) so that, on validation
