@@ -73,7 +73,11 @@ fi
 
 n_cpp=$(find "$repo/csrc" -name '*.cpp' | wc -l)
 n_cu=$(find "$repo/csrc" -name '*.cu' | wc -l)
-cuda_note="CUDA kernels: $([ "${AUDIOSIAM_CUDA:-}" = 1 ] && echo "on, $n_cu .cu files" || echo "when torch sees a GPU")"
+case "${AUDIOSIAM_CUDA:-}" in
+  1) cuda_note="CUDA kernels: on, $n_cu .cu files" ;;
+  0) cuda_note="CUDA kernels: off" ;;
+  *) cuda_note="CUDA kernels: if torch sees a GPU" ;;
+esac
 echo "audiosiam: building the package: $n_cpp C++ files ($cuda_note); a few minutes on 2 cores"
 rm -f "$venv"/.build-*
 start=$SECONDS
