@@ -300,3 +300,14 @@ def test_embed_all_skips_unreadable_files_and_keeps_order(model, tmp_path):
     assert str(missing) in str(failures[0].error)
     with pytest.raises(Exception, match="missing.wav"):
         model.embed_all([missing, good])
+
+
+@pytest.mark.parametrize("old", ["classify", "calibration", "decision", "gallery"])
+def test_old_module_paths_still_work_with_a_deprecation_warning(old):
+    import importlib
+    import sys
+
+    sys.modules.pop(f"audiosiam.{old}", None)
+    with pytest.warns(DeprecationWarning, match=f"audiosiam.{old} moved to audiosiam.fewshot"):
+        module = importlib.import_module(f"audiosiam.{old}")
+    assert module.__all__ and all(hasattr(module, name) for name in module.__all__)

@@ -15,11 +15,16 @@ import audiosiam
 ENTRY = re.compile(r"^(?P<indent>\s+)(?P<name>\*{0,2}\w+) \((?P<type>[^)]*(?:\)[^:]*)?)\):")
 
 
+DEPRECATED_ALIASES = {"audiosiam.calibration", "audiosiam.classify", "audiosiam.decision", "audiosiam.gallery"}
+
+
 def public_modules():
     yield audiosiam
     for info in pkgutil.walk_packages(audiosiam.__path__, "audiosiam."):
         name = info.name
         if "._" in name or name.startswith("audiosiam.commands") or name in ("audiosiam.cli", "audiosiam.__main__"):
+            continue
+        if name in DEPRECATED_ALIASES:  # re-exports of fewshot/ (checked there); importing them warns
             continue
         yield importlib.import_module(name)
 

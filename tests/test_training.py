@@ -432,6 +432,7 @@ def test_a_fine_tune_validates_on_the_classes_its_starting_model_validated_on(tm
 
 def test_fitting_the_calibration_afterwards_measures_the_weights_own_verification_threshold(tmp_path, data):
 
+    from audiosiam.data import validation_items
     from audiosiam.evaluation import verification_metrics
 
     run(tmp_path, data)
@@ -447,7 +448,7 @@ def test_fitting_the_calibration_afterwards_measures_the_weights_own_verificatio
     assert module.main([str(path), "--episodes", "40"]) == 0
     after = load_checkpoint(path)
     assert model_fingerprint(after) == model_fingerprint(model)  # weights untouched
-    items = module.validation_items(after.info, [])
+    items = validation_items(after.info, [])
     classes = sorted({it.label for it in items})
     emb = after.embed([it.path for it in items])
     expected = verification_metrics(emb, [classes.index(it.label) for it in items])["eer_threshold"]
