@@ -18,5 +18,5 @@ echo "audiosiam: Python tests"
 "$AUDIOSIAM_PY" -m pytest tests "$@"
 
 # Every benchmark once, untimed: a benchmark whose result stops being right fails the build.
-echo "audiosiam: benchmark correctness checks (pytest benchmarks --benchmark-disable)"
-"$AUDIOSIAM_PY" -m pytest benchmarks --benchmark-disable -q -p no:cacheprovider
+echo "audiosiam: benchmark correctness checks (pytest benchmarks/bench_*.py --benchmark-disable)"
+"$AUDIOSIAM_PY" -m pytest benchmarks/bench_*.py --benchmark-disable -q -p no:cacheprovider
