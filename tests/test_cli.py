@@ -634,3 +634,17 @@ def test_evaluate_calibration_measures_the_map_and_the_earlier_rule(calibrated):
     assert code == 0 and json.loads(out)["calibration 2-shot"]["rejection"].startswith("earlier rule"), err
     code, _, err = cli("evaluate", EXAMPLES / "support", "--model", calibrated, "--legacy-calibration")
     assert code == 1 and "add --calibration" in err
+
+
+def test_enroll_adds_a_folder_of_one_new_class_to_a_gallery(checkpoint, tmp_path):
+    gallery = tmp_path / "g.asg"
+    code, _, err = cli("enroll", EXAMPLES / "support", "--out", gallery, "--model", checkpoint)
+    assert code == 0, err
+    new = tmp_path / "new"
+    shutil.copytree(EXAMPLES / "support" / "snare", new / "snare_again")
+    args = ("--add-to", gallery, "--out", gallery, "--model", checkpoint, "--format", "json")
+    code, out, err = cli("enroll", new, *args)
+    assert code == 0, err
+    assert "snare_again" in json.loads(out)["classes"] and len(json.loads(out)["classes"]) == 9
+    code, _, err = cli("enroll", new, "--out", tmp_path / "alone.asg", "--model", checkpoint)  # a new gallery: two
+    assert code == 1 and "at least 2 classes" in err

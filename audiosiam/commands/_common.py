@@ -179,14 +179,15 @@ def collect_queries(items: Sequence[str]) -> list[Path]:
     return out
 
 
-def read_support_folder(root: str | Path) -> tuple[list[Path], list[str]]:
+def read_support_folder(root: str | Path, min_classes: int = 2) -> tuple[list[Path], list[str]]:
     """Clips and labels of a ``--support`` folder, read by :func:`audiosiam.data.folder_items` (its rules),
-    at least two classes (classification by example cannot tell one class from nothing), with a warning
-    about very unequal class sizes."""
+    at least ``min_classes`` classes (two for a new gallery: classification by example cannot tell one
+    class from nothing; one when adding to a gallery that has others), with a warning about very unequal
+    class sizes."""
     from ..data import folder_items
 
     try:
-        items = folder_items(root, min_classes=2, what=f"--support {root}")
+        items = folder_items(root, min_classes=min_classes, what=f"--support {root}")
     except ParameterError as exc:
         raise ParameterError(f"{exc} (to compare two clips, use `audiosiam verify A B`)") from None
     counts: dict[str, int] = {}

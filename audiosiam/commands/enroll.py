@@ -49,7 +49,8 @@ def run(args) -> int:
     from ..files import locked, refuse_folders
 
     refuse_folders(args.out)
-    paths, labels = _common.read_support_folder(args.support)
+    # adding one new class to a gallery of others is the common case: one class is enough then
+    paths, labels = _common.read_support_folder(args.support, min_classes=1 if args.add_to else 2)
     progress = _common.show_progress(args)
     on_error = "raise" if args.strict else "skip"
     # With --add-to: read, extend and write back under one lock on the output, so that two processes
