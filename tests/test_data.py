@@ -246,3 +246,13 @@ def test_a_symlink_loop_in_a_class_folder_is_not_a_class(tmp_path):
     with pytest.warns(UserWarning, match="a folder already read"):
         items = folder_items(tmp_path)
     assert sorted(i.label for i in items) == ["bell", "dog"]
+
+
+def test_an_episode_too_big_for_the_classes_names_the_settings_that_fit():
+    from audiosiam.data.samplers import EpisodicSampler
+    from audiosiam.errors import ParameterError
+
+    labels = [c for c in range(6) for _ in range(6)]  # ESC-50-like: few clips per class
+    with pytest.raises(ParameterError, match=r"6\+ clips: lower the queries \(--n-query / n_query 1\)"):
+        EpisodicSampler(labels, 5, 5, 5, 10)
+    assert len(EpisodicSampler(labels, 5, 5, 1, 10)) == 10  # the suggested setting works

@@ -241,9 +241,20 @@ class EpisodicSampler(_Seeded):
         need = k_shot + n_query
         self.classes = sorted(c for c, idx in self.by_class.items() if len(idx) >= need)
         if len(self.classes) < n_way:
+            sizes = sorted((len(idx) for idx in self.by_class.values()), reverse=True)
+            room = sizes[n_way - 1] if len(sizes) >= n_way else 0  # clips of the n_way-th largest class
+            if room >= 2:  # name the settings that fit, in the CLI's words and the API's
+                fix = (
+                    f"; {n_way} classes have {room}+ clips: lower the queries (--n-query / n_query "
+                    f"{room - k_shot}) or the shots (--k-shot / k_shot {room - n_query})"
+                    if room - k_shot >= 1 and room - n_query >= 1
+                    else f"; {n_way} classes have {room}+ clips: e.g. --k-shot 1 --n-query {room - 1}"
+                )
+            else:
+                fix = f"; fewer than {n_way} classes have 2 clips: lower --n-way / n_way or add clips"
             raise ParameterError(
                 f"only {len(self.classes)} classes have the {need} clips a {n_way}-way {k_shot}-shot "
-                f"episode with {n_query} queries needs"
+                f"episode with {n_query} queries needs{fix}"
             )
         self.n_way, self.k_shot, self.n_query, self.episodes = n_way, k_shot, n_query, episodes
 
