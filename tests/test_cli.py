@@ -648,3 +648,14 @@ def test_enroll_adds_a_folder_of_one_new_class_to_a_gallery(checkpoint, tmp_path
     assert "snare_again" in json.loads(out)["classes"] and len(json.loads(out)["classes"]) == 9
     code, _, err = cli("enroll", new, "--out", tmp_path / "alone.asg", "--model", checkpoint)  # a new gallery: two
     assert code == 1 and "at least 2 classes" in err
+
+
+def test_a_query_folder_without_audio_is_reported_and_the_other_queries_run(checkpoint, tmp_path):
+    empty = tmp_path / "dir.wav"
+    empty.mkdir()
+    good = EXAMPLES / "query" / "snare_sn_02.flac"
+    code, out, err = cli(
+        "classify", "--support", EXAMPLES / "support", empty, good, "--model", checkpoint, "--format", "csv"
+    )
+    assert code == 1 and "dir.wav" in err
+    assert [Path(r["file"]).name for r in csv.DictReader(io.StringIO(out))] == [good.name]

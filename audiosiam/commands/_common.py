@@ -164,14 +164,20 @@ def load_model_from_args(args):
 
 
 def collect_queries(items: Sequence[str]) -> list[Path]:
-    """Files as given, folders expanded to the audio files below them (sorted), in argument order."""
+    """Files as given, folders expanded to the audio files below them (sorted), in argument order. A folder
+    holding no audio is reported on stderr and passed on as it is, so that it counts as one failed query
+    (the exit code says so) while the other queries still run."""
     from ..io import find_audio_files
 
     out: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            out.extend(find_audio_files(path))
+            try:
+                out.extend(find_audio_files(path))
+            except NoAudioFilesError as exc:
+                print(f"audiosiam: {printable(str(exc))}", file=sys.stderr)
+                out.append(path)  # read per file like the rest: "is a folder", one failure
         else:
             out.append(path)  # a missing file is reported per file when it is read, not here
     if not out:
