@@ -345,7 +345,8 @@ def test_old_spellings_still_work_with_a_warning(tmp_path):
 
 
 def test_concurrent_additions_to_one_gallery_are_both_kept(checkpoint, tmp_path):
-    """Real processes: two `enroll --add-to g --out g` at once. Without the lock one update is lost."""
+    """Real processes: two `enroll --add-to G --out G` at once, G spelled two ways. Without one lock per file one
+    update is lost."""
     import subprocess
     import sys
 
@@ -358,10 +359,14 @@ def test_concurrent_additions_to_one_gallery_are_both_kept(checkpoint, tmp_path)
             shutil.copytree(EXAMPLES / "support" / name, support / side / name)
     gallery = tmp_path / "shared.asg"
     assert cli("enroll", support / "base", "--out", gallery, "--model", checkpoint)[0] == 0
-    command = [sys.executable, "-m", "audiosiam", "enroll", "--add-to", str(gallery), "--out", str(gallery)]
+    link = tmp_path / "link.asg"
+    link.symlink_to(gallery)
+    # the same gallery spelled two ways (no suffix; through a link): one lock all the same
+    spelled = {"a": str(tmp_path / "shared"), "b": str(link)}
     children = [
         subprocess.Popen(
-            [*command, str(support / side), "--model", checkpoint, "--no-progress"],
+            [sys.executable, "-m", "audiosiam", "enroll", "--add-to", spelled[side], "--out", spelled[side]]
+            + [str(support / side), "--model", checkpoint, "--no-progress"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -385,6 +390,7 @@ def test_concurrent_additions_to_one_gallery_are_both_kept(checkpoint, tmp_path)
     )
     assert code == 0
     assert set(json.loads(out)["classes"]) == set(classes)  # base + a + b: nothing lost
+    assert link.is_symlink()  # updated through the link, not replaced by a copy
 
 
 def test_threshold_options_take_similarities_only(capsys):

@@ -82,3 +82,20 @@ def test_two_processes_saving_one_gallery_never_corrupt_it(tmp_path):
     loaded = Gallery.load(path)
     assert len(loaded) == 4 and loaded.labels == list("abcd")
     assert [p.name for p in tmp_path.iterdir()] == ["shared.asg"]  # no temporary file left
+
+
+def test_every_spelling_of_a_gallery_is_one_file(tmp_path):
+    from audiosiam.fewshot.gallery import gallery_path
+
+    g = Gallery(4, "fp")
+    g.add(torch.nn.functional.normalize(torch.randn(3, 4), dim=1), ["a", "b", "a"])
+    written = g.save(tmp_path / "sub" / ".." / "g")  # no suffix, a detour: g.asg
+    assert written == (tmp_path / "g.asg").resolve() and written.is_file()
+    assert len(Gallery.load(tmp_path / "g")) == 3  # read back by the spelling it was written with
+    link = tmp_path / "link.asg"
+    link.symlink_to(written)
+    g.add(torch.nn.functional.normalize(torch.randn(1, 4), dim=1), ["c"])
+    g.save(link)  # through the link: the target changes, the link stays a link
+    assert link.is_symlink() and len(Gallery.load(written)) == 4
+    spellings = {gallery_path(p) for p in (tmp_path / "g", tmp_path / "g.asg", link, tmp_path / "sub" / ".." / "g")}
+    assert spellings == {written}  # one lock for all of them

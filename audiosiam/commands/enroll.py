@@ -46,6 +46,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..fewshot import FewShotClassifier
+    from ..fewshot.gallery import gallery_path
     from ..files import locked, refuse_folders
 
     refuse_folders(args.out)
@@ -55,7 +56,8 @@ def run(args) -> int:
     on_error = "raise" if args.strict else "skip"
     # With --add-to: read, extend and write back under one lock on the output, so that two processes
     # adding to one gallery at once both land (the second reads what the first wrote).
-    with locked(args.out) if args.add_to else contextlib.nullcontext():
+    # one lock per gallery file however --out is spelled (with or without .asg, through a link)
+    with locked(gallery_path(args.out)) if args.add_to else contextlib.nullcontext():
         if args.add_to:
             model = _common.load_model_from_args(args) if args.model else None
             clf = FewShotClassifier.load(args.add_to, model=model)

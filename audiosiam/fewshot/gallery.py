@@ -29,10 +29,27 @@ from .._version import __version__
 from ..errors import GalleryError, ParameterError
 from ..files import atomic_write, not_a_regular_file
 
-__all__ = ["Gallery", "model_fingerprint", "FORMAT_VERSION"]
+__all__ = ["Gallery", "gallery_path", "model_fingerprint", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 FAISS_THRESHOLD = 100_000
+
+
+def gallery_path(path: str | os.PathLike) -> Path:
+    """The one rule for a gallery's file name, for writing, reading and locking it: ``.asg`` appended when
+    missing, the path made absolute with symbolic links followed (so every spelling of one gallery is one file
+    and one lock, and an update through a link changes its target rather than replacing the link).
+
+    Args:
+        path (str or Path): the gallery as the user spelled it.
+
+    Returns:
+        Path: the file.
+    """
+    path = Path(path)
+    if path.suffix != ".asg" and not path.is_dir():
+        path = path.with_name(path.name + ".asg")
+    return path.resolve()
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -222,8 +239,7 @@ class Gallery:
         path = Path(path)
         if path.is_dir():  # checked before the suffix is added: "out/" must not become "out.asg" beside it
             raise GalleryError(f"{path}: is a folder; give the gallery a file name (e.g. {path}/gallery.asg)")
-        if path.suffix != ".asg":
-            path = path.with_name(path.name + ".asg")
+        path = gallery_path(path)
         meta = {
             "format": "audiosiam-gallery",
             "format_version": FORMAT_VERSION,
@@ -264,6 +280,8 @@ class Gallery:
             GalleryError: missing, corrupt, of another format version, or made by another model.
         """
         path = Path(path)
+        if not path.exists() and gallery_path(path).exists():  # "g" names the "g.asg" that `enroll --out g` wrote
+            path = gallery_path(path)
         found = not_a_regular_file(path, "gallery file")
         if found is not None:
             raise GalleryError(f"{path}: {found[1]} (make one with `audiosiam enroll DIR --out {path}`)")
