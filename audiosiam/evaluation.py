@@ -472,8 +472,8 @@ def calibration_metrics(
             clf.add_embeddings(emb[enrolled], support_names)
         columns = np.array([int(c) for c in clf.classes_])  # classes_ are sorted as strings
         q = emb[torch.as_tensor(query)]
-        scores, confidence = clf.scores_embeddings(q)
-        proba = clf.predict_proba_embeddings(q)
+        decided = clf.decide_embeddings(q)  # scored once: answers, probabilities, scores
+        proba = decided.proba
         c = len(columns)
         if proba.shape[1] == c:  # no unknown column (the earlier rule at one clip per class)
             proba = np.concatenate([proba, np.zeros((len(proba), 1))], axis=1)
@@ -487,7 +487,7 @@ def calibration_metrics(
         onehot = np.eye(c + 1)[truth_col]
         closed_brier.append(((closed[known] - onehot[known, :c]) ** 2).sum(1))
         answer = proba.argmax(1)
-        said = clf.predict_embeddings(q)
+        said = decided.labels
         open_conf.append(proba[np.arange(len(answer)), answer])
         open_right.append(answer == truth_col)
         open_brier.append(((proba - onehot) ** 2).sum(1))
@@ -496,8 +496,8 @@ def calibration_metrics(
         rejected.append(~labelled[known])
         accepted_unknown.append(labelled[~known])
         known_right.append(said[known] == np.array([str(v) for v in query_truth[known]], dtype=object))
-        rejection_score.append(1.0 - proba[:, -1] if clf.calibration_ is not None else confidence.numpy())
-        similarity.append(scores.max(dim=1).values.numpy())
+        rejection_score.append(1.0 - proba[:, -1] if clf.calibration_ is not None else decided.confidence)
+        similarity.append(decided.scores.max(axis=1))
         rejection_on += clf.rejects_
     closed_conf, closed_right = np.concatenate(closed_conf), np.concatenate(closed_right)
     open_conf, open_right, open_label = (

@@ -83,6 +83,7 @@ class Decisions:
         proba (numpy.ndarray): (Q, C + 1) probabilities with ``unknown`` last when ``rejects``, else (Q, C).
         labels (numpy.ndarray): (Q,) the answers (a class or ``"unknown"``), dtype object.
         rejects (bool): whether ``unknown`` can be answered (``proba`` has its column).
+        confidence (numpy.ndarray): (Q,) the rule's confidence (what a fixed threshold compares).
     """
 
     classes: np.ndarray
@@ -90,6 +91,7 @@ class Decisions:
     proba: np.ndarray
     labels: np.ndarray
     rejects: bool
+    confidence: np.ndarray
 
     @property
     def p_unknown(self) -> np.ndarray:
@@ -116,6 +118,9 @@ class Decisions:
             list[dict]: the rows, in query order.
         """
         ranked, c = self.ranked, len(self.classes)
+        column = {str(name): j for j, name in enumerate(self.classes)}
+        if self.rejects:
+            column[UNKNOWN] = self.proba.shape[1] - 1
         out = []
         for i, name in enumerate(names):
             best = int(ranked[i, 0])
@@ -124,9 +129,7 @@ class Decisions:
             row = {
                 "file": name,
                 "label": label,
-                "prob": float(
-                    self.proba[i, -1] if label == UNKNOWN else self.proba[i, list(self.classes).index(label)]
-                ),
+                "prob": float(self.proba[i, column[label]]),
                 "closest": str(self.classes[best]),
                 "p_closest": float(self.proba[i, best]),
                 "p_unknown": float(self.proba[i, -1]) if self.rejects else None,
@@ -587,7 +590,8 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             labels = self.classes_[scores.argmax(dim=1).numpy()]
             if self.reject is not None and self.threshold_ is not None:
                 labels = np.where(confidence.numpy() < self.threshold_, UNKNOWN, labels).astype(object)
-        return Decisions(self.classes_, scores.numpy(), proba, np.asarray(labels, dtype=object), self.rejects_)
+        labels = np.asarray(labels, dtype=object)
+        return Decisions(self.classes_, scores.numpy(), proba, labels, self.rejects_, confidence.numpy())
 
     def predict_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
         """Labels for precomputed query embeddings (``"unknown"`` where rejected): :meth:`decide_embeddings`'
