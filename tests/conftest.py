@@ -3,7 +3,7 @@
 Markers (declared in pyproject.toml, enforced with --strict-markers):
     needs_cuda          skipped where torch sees no CUDA GPU
     needs_extension     skipped where the compiled audiosiam._C is not loaded
-    needs_shared_data   skipped where ../shared/data (real recorded clips) is absent
+    needs_shared_data   skipped where the shared recordings (audiosiam.data.locations.shared_data()) are absent
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from audiosiam.data.locations import shared_data as _shared_data
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA = _shared_data()
 
 
 def _extension_loaded() -> bool:

@@ -23,28 +23,21 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from .datasets import ClipItem, manifest_items
+from .locations import shared_data
 from .sources import DataSource, validation_items
 
 __all__ = [
-    "shared_data",
     "ValidationSet",
     "validation_sets",
     "training_sources",
     "calibration_items",
     "arabic_split",
 ]
-
-
-def shared_data() -> Path:
-    """Where the project's shared recordings are: ``$AUDIOSIAM_SHARED_DATA``, else ``../shared/data`` beside the
-    source tree (a checkout's layout; an installed package has no such folder unless the variable is set)."""
-    return Path(os.environ.get("AUDIOSIAM_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
 def _ranked(names) -> list[str]:
