@@ -445,7 +445,7 @@ def test_fitting_the_calibration_afterwards_measures_the_weights_own_verificatio
         path, **{k: v for k, v in model.info.items() if k != "verification_threshold"}, verification_threshold=0.123
     )
     module = load_repo_module("scripts/fit_calibration.py", "fit_calibration_script")
-    assert module.main([str(path), "--episodes", "40"]) == 0
+    assert module.main([str(path), "--episodes", "40", "--no-validation-sets"]) == 0
     after = load_checkpoint(path)
     assert model_fingerprint(after) == model_fingerprint(model)  # weights untouched
     items = validation_items(after.info, [])
