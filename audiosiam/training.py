@@ -161,6 +161,11 @@ class TrainConfig:
         anchor_weight (float): with ``init``, weight of the same relational loss between the student and a
             frozen copy of the starting model, on the clips *outside* ``distill_sources``: keeps what the
             starting model knew where the teacher knows nothing (speech). ``0``: off. Default: ``0.0``.
+        distill_projector (bool): compute the teacher's term on a learnt linear map of the student's embedding
+            (identity at the start, dropped after training) instead of the embedding itself: the teacher's
+            ranking is taught to a view of the embedding, which leaves the embedding freer to keep what the
+            teacher knows nothing of (the projector of feature distillation; Miles and Mikolajczyk, 2024).
+            Default: ``False``.
         teacher_cache (str or None): root folder of the teacher embedding cache; ``None``:
             ``$AUDIOSIAM_TEACHER_CACHE`` or ``~/.cache/audiosiam/teacher``. Default: ``None``.
     """
@@ -206,6 +211,7 @@ class TrainConfig:
     distill_sources: list[str] | None = None  # sources whose clips the teacher is asked about (None: all)
     distill_temperature: float = 0.5
     anchor_weight: float = 0.0  # relational loss to the frozen starting model, outside distill_sources
+    distill_projector: bool = False  # the teacher's term on a learnt linear view of the embedding
     teacher_cache: str | None = None
 
 
@@ -446,6 +452,7 @@ def _commit_epoch(
     best: float,
     improved: bool,
     elapsed: float,
+    extra: dict | None = None,
 ) -> None:
     """Write an epoch's files. ``state.pt`` is the commit: it alone holds everything a resume needs (the
     weights, the optimizer, the epoch, the history), written atomically last, so a kill at any point
@@ -462,6 +469,7 @@ def _commit_epoch(
         "history": history,
         "best": best,
         "elapsed": elapsed,
+        **(extra or {}),
     }
     write_checkpoint_file(run_dir / "state.pt", state)
     _write_metrics(history, run_dir)
@@ -479,8 +487,8 @@ def _diverged(epoch: int, step: int, loss: torch.Tensor, grad_norm: torch.Tensor
     )
 
 
-def _resume(run_dir: Path, model: EmbeddingModel, optimizer) -> dict:
-    """Load a run's ``state.pt`` into ``model`` and ``optimizer``; returns it."""
+def _resume(run_dir: Path, model: EmbeddingModel, optimizer, distillation=None) -> dict:
+    """Load a run's ``state.pt`` into ``model``, ``optimizer`` and ``distillation`` (its projector); returns it."""
     state_path = run_dir / "state.pt"
     if not state_path.is_file():
         raise ParameterError(f"resume: {state_path} does not exist; start without resume")
@@ -491,6 +499,8 @@ def _resume(run_dir: Path, model: EmbeddingModel, optimizer) -> dict:
         weights = state["model"] if "model" in state else load_checkpoint(run_dir / "last.pt").state_dict()
         model.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])
+        if distillation is not None:
+            distillation.load_state_dict(state.get("distillation", {}))
         _ = int(state["epoch"]), int(state["step"]), list(state["history"])  # what a resume reads next
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -602,6 +612,29 @@ class _Distillation:
             import copy
 
             self.anchor = copy.deepcopy(model.encoder).eval().requires_grad_(False)
+        self.projector = None
+        if config.distill_projector and self.teacher_rows is not None:
+            dim = model.embedding_dim
+            self.projector = torch.nn.Linear(dim, dim, bias=False)
+            torch.nn.init.eye_(self.projector.weight)
+
+    def to(self, device) -> "_Distillation":
+        for module in (self.anchor, self.projector):
+            if module is not None:
+                module.to(device)
+        return self
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimizer trains besides the model: the projector's weights, if any."""
+        return list(self.projector.parameters()) if self.projector is not None else []
+
+    def state_dict(self) -> dict:
+        """What a resume needs besides the model and optimizer (the projector's weights)."""
+        return {"projector": self.projector.state_dict()} if self.projector is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.projector is not None:
+            self.projector.load_state_dict(state["projector"])
 
     @property
     def active(self) -> bool:
@@ -615,8 +648,9 @@ class _Distillation:
         temperature = self.config.distill_temperature
         if self.teacher_rows is not None and self.config.distill_weight > 0:
             target = self.teacher_rows[index].to(emb.device)
+            student = emb[taught] if self.projector is None else self.projector(emb[taught])
             total = total + self.config.distill_weight * relational_distillation_loss(
-                emb[taught], target[taught], temperature=temperature
+                student, target[taught], temperature=temperature
             )
         if self.anchor is not None:
             kept = ~taught
@@ -684,9 +718,7 @@ def train(
         config, sources, unlabelled, background, rank=rank, say=say, progress=progress and is_main
     )
     model = _build_model(config).to(device)
-    distillation = _Distillation(config, train_set, model, say, progress and is_main)
-    if distillation.anchor is not None:
-        distillation.anchor.to(device)
+    distillation = _Distillation(config, train_set, model, say, progress and is_main).to(device)
     net = model.encoder
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -697,7 +729,9 @@ def train(
         if config.loss == "triplet"
         else ContrastiveLoss(distance=config.distance, track_stats=True)
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [*model.parameters(), *distillation.parameters()], lr=config.lr, weight_decay=config.weight_decay
+    )
     weights = {(s.name or f"source{i}"): s.weight for i, s in enumerate(sources)} | {
         (s.name or "free"): s.weight for s in unlabelled
     }
@@ -717,7 +751,7 @@ def train(
     run_dir = out.parent / f"{out.stem}.run"
     start_epoch, step, history, best, elapsed_before = 0, 0, [], float("-inf"), 0.0
     if config.resume:
-        state = _resume(run_dir, model, optimizer)
+        state = _resume(run_dir, model, optimizer, distillation)
         start_epoch, step, history, best = state["epoch"] + 1, state["step"], state["history"], state["best"]
         elapsed_before = state["elapsed"]
         say(f"resuming after epoch {state['epoch'] + 1} (step {step})")
@@ -820,6 +854,7 @@ def train(
                 best=best,
                 improved=improved,
                 elapsed=time.time() - t0,
+                extra={"distillation": distillation.state_dict()},
             )
         if stop:
             say(f"time budget of {config.time_budget_minutes} minutes reached after epoch {epoch + 1}")

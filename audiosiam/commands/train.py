@@ -94,6 +94,7 @@ HELPS = {
     "distill_weight": "weight of the teacher's loss against the triplet/contrastive loss",
     "distill_temperature": "softmax temperature of the relational distillation loss",
     "anchor_weight": "with --model: keep the starting model's similarities on clips outside --distill-sources",
+    "distill_projector": "compute the teacher's loss on a learnt linear view of the embedding (dropped after training)",
     "teacher_cache": "teacher embedding cache folder (default: ~/.cache/audiosiam/teacher)",
 }
 
