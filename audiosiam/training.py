@@ -20,6 +20,10 @@ One function, :func:`train`, serves the command line (``audiosiam train``), scri
   epoch, history: one atomic file, the epoch's commit) so ``resume=True`` continues with nothing lost
   or repeated whatever moment a run was killed; ``metrics.csv``, ``metrics.json`` and a ``curves.png``
   plot. At the end the best checkpoint is written to ``out``.
+* A resume needs ``state.pt``, ``best.pt`` and the same training data: a run carried to another machine
+  copies those two files (about 4x the model's size: ``state.pt`` holds the weights and the optimizer's two
+  moments) into the new ``out``'s ``.run`` folder and rebuilds the corpus; ``state.pt`` records a digest of
+  the clips (source, class, file name) and a resume on other data is refused.
 
 The function reads as its seams: :func:`_datasets` (sources, augmentation, validation split),
 :func:`_build_model`, :func:`_resume`, the epoch loop, :func:`_validate`, :func:`_commit_epoch`.
@@ -28,6 +32,7 @@ The function reads as its seams: :func:`_datasets` (sources, augmentation, valid
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -487,6 +492,27 @@ def _diverged(epoch: int, step: int, loss: torch.Tensor, grad_norm: torch.Tensor
     )
 
 
+def _training_data_digest(items) -> dict:
+    """Which clips a run trains on, by source, class and file name (not the folder: a corpus rebuilt on
+    another machine, under another home, is the same corpus), so that a resume on other data is refused."""
+    digest = hashlib.sha256()
+    for line in sorted(f"{it.source}\t{it.label}\t{Path(it.path).name}" for it in items):
+        digest.update(line.encode() + b"\n")
+    return {"clips": len(items), "sha256": digest.hexdigest()}
+
+
+def _check_same_data(state: dict, data: dict, state_path: Path) -> None:
+    kept = state.get("training_data")
+    if kept is None or kept == data:  # states written before the digest existed are not checked
+        return
+    raise ParameterError(
+        f"resume: {state_path} was trained on {kept.get('clips')} clips (digest {str(kept.get('sha256'))[:12]}), "
+        f"this run reads {data['clips']} (digest {data['sha256'][:12]}): the training data differ. Rebuild the "
+        "corpus with the command the run started from (e.g. scripts/fetch_training_data.py with the same "
+        "options) and the same recipe, or start a new run without --resume"
+    )
+
+
 def _resume(run_dir: Path, model: EmbeddingModel, optimizer, distillation=None) -> dict:
     """Load a run's ``state.pt`` into ``model``, ``optimizer`` and ``distillation`` (its projector); returns it."""
     state_path = run_dir / "state.pt"
@@ -719,6 +745,7 @@ def train(
     )
     model = _build_model(config).to(device)
     distillation = _Distillation(config, train_set, model, say, progress and is_main).to(device)
+    training_data = _training_data_digest(train_set.items)
     net = model.encoder
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -752,6 +779,12 @@ def train(
     start_epoch, step, history, best, elapsed_before = 0, 0, [], float("-inf"), 0.0
     if config.resume:
         state = _resume(run_dir, model, optimizer, distillation)
+        _check_same_data(state, training_data, run_dir / "state.pt")
+        if not (run_dir / "best.pt").is_file():
+            raise ParameterError(
+                f"resume: {run_dir / 'best.pt'} is missing (the best epoch's model, which the run writes to "
+                f"{config.out} at its end): copy it with state.pt, or start a new run without --resume"
+            )
         start_epoch, step, history, best = state["epoch"] + 1, state["step"], state["history"], state["best"]
         elapsed_before = state["elapsed"]
         say(f"resuming after epoch {state['epoch'] + 1} (step {step})")
@@ -854,7 +887,7 @@ def train(
                 best=best,
                 improved=improved,
                 elapsed=time.time() - t0,
-                extra={"distillation": distillation.state_dict()},
+                extra={"distillation": distillation.state_dict(), "training_data": training_data},
             )
         if stop:
             say(f"time budget of {config.time_budget_minutes} minutes reached after epoch {epoch + 1}")

@@ -341,6 +341,23 @@ def test_resume_refuses_another_architecture_and_a_damaged_state(tmp_path, data)
         run(tmp_path, data, epochs=2, resume=True)
 
 
+def test_a_run_carried_to_another_corpus_folder_resumes_and_other_data_is_refused(tmp_path, data):
+    import shutil
+
+    run(tmp_path / "a", data, epochs=1)
+    moved = tmp_path / "elsewhere" / "tones"  # the same corpus rebuilt under another folder (another machine)
+    shutil.copytree(data, moved)
+    (tmp_path / "b" / "model.run").mkdir(parents=True)
+    shutil.copyfile(tmp_path / "a" / "model.run" / "state.pt", tmp_path / "b" / "model.run" / "state.pt")
+    with pytest.raises(ParameterError, match="best.pt is missing .* copy it with state.pt"):
+        run(tmp_path / "b", moved, epochs=2, resume=True)
+    shutil.copyfile(tmp_path / "a" / "model.run" / "best.pt", tmp_path / "b" / "model.run" / "best.pt")
+    assert run(tmp_path / "b", moved, epochs=2, resume=True)["epoch"] == 2
+    (moved / "class5" / "5.wav").unlink()  # not the same clips any more
+    with pytest.raises(ParameterError, match=r"state.pt was trained on \d+ clips .* the training data differ"):
+        run(tmp_path / "b", moved, epochs=3, resume=True)
+
+
 def test_init_from_a_checkpoint_of_another_architecture_is_explained(tmp_path, data):
     run(tmp_path / "a", data, epochs=1)
     start = tmp_path / "a" / "model.pt"
