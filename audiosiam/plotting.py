@@ -131,22 +131,31 @@ def save_figure(plt, fig, path) -> Path:
         plt.close(fig)
 
 
+KEY_ROWS = 36  # queries per column of the numbered key
+KEY_COLUMNS = 4  # columns of the key at most; further queries are numbered on the map, counted in the key
+
+
+def _short(name: str, width: int = 34) -> str:
+    return name if len(name) <= width else name[: width - 13] + "..." + name[-10:]
+
+
 def plot_gallery_and_queries(
     clf, query_embeddings, query_names: Sequence[str], predicted: Sequence[str], path: str | os.PathLike
 ) -> Path:
-    """Examples (dots), class prototypes (large circles) and queries (stars, named) in one 2-D picture.
+    """Examples (dots), class prototypes (large circles, named) and queries (stars, numbered) in one 2-D picture.
 
     A query drawn near a class's cloud and prototype got that label; one far from every cloud is the kind
     that ends up "unknown". The projection is the PCA (:func:`project_2d`) of the gallery's examples and
-    the queries together, so both shape the axes.
+    the queries together, so both shape the axes. Only what stays readable is written on the map: the
+    class names at their prototypes and a number at each query; a key beside the map gives each number's
+    file and answer (up to ``KEY_ROWS * KEY_COLUMNS`` queries; the rest are counted).
 
     Args:
         clf (FewShotClassifier): a fitted classifier; its ``gallery_`` gives the examples, labels and
             prototypes drawn.
         query_embeddings (Tensor or np.ndarray): (Q, D) embeddings of the queries, from the same model as
             the gallery (CPU).
-        query_names (Sequence[str]): Q names written next to the stars; only the last path component is
-            shown.
+        query_names (Sequence[str]): Q names listed in the key; only the last path component is shown.
         predicted (Sequence[str]): Q predicted labels; a star takes its class's colour, black for a label
             that is not a gallery class (e.g. "unknown").
         path (str or os.PathLike): where to write the picture (missing folders are created); the format
@@ -155,6 +164,8 @@ def plot_gallery_and_queries(
     Returns:
         Path: ``path``.
     """
+    import matplotlib.patheffects as effects
+
     plt = _figure()
     gallery = clf.gallery_
     classes, prototypes = gallery.prototypes()
@@ -163,22 +174,38 @@ def plot_gallery_and_queries(
     project = lambda x: (np.asarray(x, dtype=np.float64) - mean) @ components.T  # noqa: E731
     support_2d, proto_2d, query_2d = project(gallery.embeddings), project(prototypes), project(query_embeddings)
     colours = _colours(classes)
-    fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
+    n = len(query_names)
+    columns = min(KEY_COLUMNS, max(1, -(-n // KEY_ROWS)))
+    fig, (ax, key) = plt.subplots(
+        1, 2, figsize=(7.5 + 3.1 * columns, 6.5), dpi=120, gridspec_kw={"width_ratios": [7.5, 3.1 * columns]}
+    )
     labels = np.asarray(gallery.labels)
+    outline = [effects.withStroke(linewidth=2.5, foreground="white")]
     for i, name in enumerate(classes):
         mask = labels == name
-        ax.scatter(
-            support_2d[mask, 0], support_2d[mask, 1], s=30, color=colours[name], alpha=0.6, label=f"{name} (examples)"
-        )
+        ax.scatter(support_2d[mask, 0], support_2d[mask, 1], s=30, color=colours[name], alpha=0.6)
         ax.scatter(proto_2d[i, 0], proto_2d[i, 1], s=260, facecolors="none", edgecolors=colours[name], linewidths=2.2)
-    for (x, y), name, label in zip(query_2d, query_names, predicted):
-        colour = colours.get(label, "black")
-        ax.scatter([x], [y], marker="*", s=220, color=colour, edgecolors="black", linewidths=0.6)
-        ax.annotate(f"{Path(name).name} -> {label}", (x, y), xytext=(5, 5), textcoords="offset points", fontsize=7)
-    ax.set_title("Examples (dots), class prototypes (circles) and queries (stars), PCA of embeddings")
+    for number, ((x, y), label) in enumerate(zip(query_2d, predicted), 1):
+        ax.scatter([x], [y], marker="*", s=160, color=colours.get(label, "black"), edgecolors="black", linewidths=0.5)
+        ax.annotate(str(number), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=6.5, path_effects=outline)
+    for i, name in enumerate(classes):  # last, so the class names stay on top
+        ax.annotate(_short(name, 24), proto_2d[i], xytext=(0, 11), textcoords="offset points", ha="center",
+                    fontsize=8.5, fontweight="bold", color=colours[name], path_effects=outline)  # fmt: skip
+    ax.set_title("Examples (dots), class prototypes (circles) and queries (stars), PCA of embeddings", fontsize=9)
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
-    ax.legend(fontsize=7, loc="best")
+    key.axis("off")
+    key.set_xlim(0, columns)
+    key.set_ylim(KEY_ROWS + 1, 0)
+    key.text(0, 0, "queries (number: file -> answer)", fontsize=8, fontweight="bold", va="center")
+    shown = min(n, KEY_ROWS * KEY_COLUMNS)
+    rows = max(1, -(-shown // columns))  # the columns filled evenly
+    for q in range(shown):
+        column, row = divmod(q, rows)
+        text = f"{q + 1}: {_short(Path(query_names[q]).name, 30)} -> {_short(str(predicted[q]), 16)}"
+        key.text(column, row + 1, text, fontsize=6.5, va="center", color=colours.get(predicted[q], "black"))
+    if shown < n:
+        key.text(columns - 1, KEY_ROWS + 0.9, f"... and {n - shown} more", fontsize=6.5, va="center")
     return save_figure(plt, fig, path)
 
 
@@ -298,5 +325,7 @@ def plot_detection(curve, events, path: str | os.PathLike, *, recording=None) ->
     ax.set_xlabel("time (s)")
     ax.set_ylabel("cosine similarity")
     ax.set_xlim(0, max(curve.duration, 1e-3))
-    ax.legend(loc="upper right", fontsize=8, title="dashed: threshold; shaded: events", title_fontsize=8)
+    # beside the data, not on it: events are where the curves peak, wherever that is
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, borderaxespad=0.0,
+              title="dashed: threshold\nshaded: events", title_fontsize=8)  # fmt: skip
     return save_figure(plt, fig, path)

@@ -212,7 +212,10 @@ def test_bench_checks_then_times_every_kernel():
     report = json.loads(out)
     cases = [r["case"] for r in report["results"]]
     assert code == 0 and report["threads"] == 1
-    assert cases == ["pairwise euclidean fwd+bwd", "pairwise l1 fwd+bwd", "knn euclidean", "triplet batch-hard fwd+bwd"]
+    assert cases[:3] == ["pairwise euclidean fwd+bwd", "pairwise l1 fwd+bwd", "knn euclidean"]
+    # the fused loss against a naive loop and the fair baselines: vectorised PyTorch and pytorch-metric-learning
+    loss = [r["baseline"] for r in report["results"] if r["case"] == "triplet batch-hard fwd+bwd"]
+    assert loss == ["naive loop over anchors", "vectorised PyTorch (cdist + masked mining)", "pytorch-metric-learning"]
     for r in report["results"]:
         assert r["audiosiam_ms"] > 0 and r["baseline_ms"] > 0 and r["max_error"] <= 1e-4
         assert r["speedup"] == pytest.approx(r["baseline_ms"] / r["audiosiam_ms"])
@@ -228,10 +231,15 @@ def test_bench_refuses_to_time_a_wrong_kernel(monkeypatch):
 
     def broken(*args):
         for case in real(*args):
-            yield case[:5] + ((lambda: 1.0),)  # an error of 1.0 against the reference
+            yield case[:4] + ((lambda: 1.0),)  # an error of 1.0 against the reference
 
     monkeypatch.setattr(bench, "_cases", broken)
     with pytest.raises(AssertionError, match="not timing a wrong result"):
+        bench.run_benchmarks(size="quick", min_run_time=0.01)
+    # nor against a wrong baseline
+    monkeypatch.setattr(bench, "vectorised_batch_hard", lambda x, y, margin=0.2: bench.naive_batch_hard(x, y) + 0.01)
+    monkeypatch.setattr(bench, "_cases", lambda *a: (c for c in real(*a) if c[0].startswith("triplet")))
+    with pytest.raises(AssertionError, match="the baseline vectorised PyTorch .* differs"):
         bench.run_benchmarks(size="quick", min_run_time=0.01)
 
 

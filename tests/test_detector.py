@@ -177,6 +177,56 @@ def test_runs_become_events_of_the_examples_length_or_of_the_run():
     assert [e.label for e in two] == ["a", "b"]  # a window goes to the label it clears by most
 
 
+def _fine_curve(scores, thresholds, labels, hop, window, duration):
+    scores = np.asarray(scores, dtype=float).reshape(len(scores), -1)
+    return ScoreCurve(
+        "f", list(labels), np.arange(len(scores)) * hop, scores, np.asarray(thresholds), window, hop, duration
+    )
+
+
+def _overlapping(events):
+    return [
+        (a, b)
+        for i, a in enumerate(events)
+        for b in events[i + 1 :]
+        if a.label == b.label and max(a.start, b.start) < min(a.end, b.end)
+    ]
+
+
+def test_one_occurrence_is_one_event_when_its_windows_dip_or_another_label_takes_some():
+    # windows start every 0.25 s and last 1 s; the label's sounds last 2 s (a rooster's crow). Its windows
+    # dip below the threshold for two hops: two runs, whose 2 s events would overlap (0-1.75, 1.5-3.25)
+    on = [1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    (event,) = curve_events(_fine_curve(on, [0.5], "a", 0.25, 1.0, 5.0), [2.0])
+    # one run of starts 0-2.25: one event of the label's length centred on it
+    assert (event.start, event.end) == (0.625, 2.625)
+    # another label takes two windows in the middle: still one event of "a", and b's own event beside it
+    both = np.array([[0.9 * v, 0.1] for v in on])
+    both[4:6] = [0.6, 0.9]
+    events = curve_events(_fine_curve(both, [0.5, 0.5], "ab", 0.25, 1.0, 5.0), [2.0, 0.5])
+    assert [e.label for e in events if e.label == "a"] == ["a"] and not _overlapping(events)
+    # runs far apart stay apart
+    apart = curve_events(_fine_curve([1, 0, 0, 0, 0, 0, 0, 0, 1, 0], [0.5], "a", 0.25, 1.0, 5.0), [2.0])
+    assert len(apart) == 2 and not _overlapping(apart)
+
+
+def test_no_two_events_of_one_label_overlap_on_random_curves():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, labels = int(rng.integers(1, 80)), "abc"[: int(rng.integers(1, 4))]
+        hop, window = float(rng.choice([0.08, 0.16, 0.25])), float(rng.uniform(0.5, 2.0))
+        curve = _fine_curve(
+            rng.random((n, len(labels))), rng.uniform(0.3, 0.9, len(labels)), labels, hop, window, n * hop + window
+        )
+        if rng.random() < 0.5:  # with short windows placing the events
+            curve.fine_starts = np.arange(0, n * hop + window - 0.2, 0.08)
+            curve.fine_window_seconds = 0.2
+            curve.fine_scores = rng.random((len(curve.fine_starts), len(labels)))
+        events = curve_events(curve, rng.uniform(0.2, 4.0, len(labels)).tolist())
+        assert not _overlapping(events), events
+        assert events == sorted(events, key=lambda e: (e.start, e.label))
+
+
 def test_short_windows_place_an_event_where_its_stretch_matches_best():
     curve = _curve([0, 1, 1, 0, 0, 0], [0.5], duration=3.0)  # one run: windows 0.5-2.0, centre 1.25
     curve.fine_starts = np.arange(0, 2.0, 0.1)  # 0.2 s windows every 0.1 s

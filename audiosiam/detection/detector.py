@@ -30,7 +30,11 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
    bridged) become events. Every window that overlaps a sound of length ``d`` enough may light up, so a
    run whose window starts span at most a window plus ``d`` (the label's expected length) is one event
    of length ``d`` centred on the run; a longer run is a longer sound and spans the run's windows, less
-   the part of a window the label's sounds do not fill. An event's score is its run's best score.
+   the part of a window the label's sounds do not fill. An event's score is its run's best score. Runs of
+   one label whose events overlap (a sound whose windows dip below the threshold for a few hops, or are
+   taken by another label for a moment) are one occurrence: they are joined into one run and placed
+   again, until no two events of a label overlap (label files of Audacity and Raven hold one event per
+   occurrence).
 6. **Placing.** A window is far longer than a short sound, so where in its run a sound lies is unsure by
    a good part of a window. Short windows (``locate_seconds``, 0.32 s) pooled at the windows' starts from
    the same trunk frames score the stretch the run covers at a finer scale, and the event (its length
@@ -532,9 +536,28 @@ def curve_events(curve: ScoreCurve, event_seconds: Sequence[float]) -> list[Even
     on = margin[np.arange(len(best)), best] >= 0
     found = []
     for c, label in enumerate(curve.labels):
-        for run in _runs(np.flatnonzero(on & (best == c)), bridge=1):
-            found.append(_run_event(curve, c, float(event_seconds[c]), run))
+        found += _label_events(curve, c, float(event_seconds[c]), _runs(np.flatnonzero(on & (best == c)), bridge=1))
     return sorted(found, key=lambda e: (e.start, e.label))
+
+
+def _label_events(curve: ScoreCurve, c: int, event_seconds: float, runs: list[np.ndarray]) -> list[Event]:
+    """One event per run of label ``c``, runs whose events overlap joined into one run and placed again
+    (step 5 of the module docstring), until no two events of the label overlap."""
+    while True:
+        events = [_run_event(curve, c, event_seconds, run) for run in runs]
+        order = sorted(range(len(events)), key=lambda i: events[i].start)
+        groups: list[list[int]] = []
+        reach = -np.inf  # the furthest end of the group being built: any overlap with it joins the group
+        for i in order:
+            if groups and events[i].start < reach:
+                groups[-1].append(i)
+                reach = max(reach, events[i].end)
+            else:
+                groups.append([i])
+                reach = events[i].end
+        if len(groups) == len(runs):
+            return events
+        runs = [np.sort(np.concatenate([runs[i] for i in group])) for group in groups]
 
 
 def _run_event(curve: ScoreCurve, c: int, event_seconds: float, run: np.ndarray) -> Event:
