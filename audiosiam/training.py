@@ -21,8 +21,8 @@ One function, :func:`train`, serves the command line (``audiosiam train``), scri
   or repeated whatever moment a run was killed; ``metrics.csv``, ``metrics.json`` and a ``curves.png``
   plot. At the end the best checkpoint is written to ``out``.
 
-The function reads as its seams: :func:`_datasets` (sources, augmentation, validation split),
-:func:`_build_model`, :func:`_resume`, the epoch loop, :func:`_validate`, :func:`_commit_epoch`.
+The function reads as its seams: ``_datasets`` (sources, augmentation, validation split),
+``_build_model``, ``_resume``, the epoch loop, ``_validate``, ``_commit_epoch``.
 """
 
 from __future__ import annotations
