@@ -48,7 +48,7 @@ __all__ = [
     "authors_features",
 ]
 
-#: The credit and licence line that a model made of aiSFX carries (``info``) and shows.
+#: The credit and licence line of aiSFX that the ``sfx`` preset carries in ``info["attribution"]``.
 ATTRIBUTION = (
     "aiSFX by A. B. Ma and A. Lerch (ISMIR 2022), https://github.com/alisonbma/aisfx, CC BY 4.0; "
     "front end re-implemented in torch, embeddings L2-normalised, long clips embedded in 2.3 s windows"
