@@ -348,7 +348,7 @@ def expected_calibration_error(confidence, correct, *, bins: int = 15, weights=N
             of queries than the one asked); ``None``: all 1. Default: ``None``.
 
     Returns:
-        (float, list): ECE = sum over bins of (bin weight share) x |accuracy - mean confidence| (0 for no
+        (float, list): ECE = sum over bins of (bin weight share) x ``|accuracy - mean confidence|`` (0 for no
         answers), both weighted, and one ``[mean confidence, accuracy, count]`` row per non-empty bin.
     """
     conf = np.asarray(confidence, dtype=np.float64)

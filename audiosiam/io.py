@@ -50,6 +50,7 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "MIN_SAMPLE_RATE",
     "MAX_SAMPLE_RATE",
+    "MAX_PEAK",
     "load_audio",
     "find_audio_files",
     "fix_length",
@@ -62,15 +63,18 @@ __all__ = [
     "active_span",
 ]
 
+#: The file suffixes taken for audio when a folder is searched for clips.
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".rf64"}
 )
-# Outside this range a rate is a broken header, not a recording.
+#: The lowest sample rate accepted: below it a rate is a broken header, not a recording.
 MIN_SAMPLE_RATE = 1_000
+#: The highest sample rate accepted: above it a rate is a broken header, not a recording.
 MAX_SAMPLE_RATE = 768_000
 # Samples whose magnitude never exceeds this are digital silence (16-bit quantisation step is 3e-5).
 SILENCE_PEAK = 1e-6
-# Full scale is 1; a float recording peaking 60 dB above it is in the wrong units, not loud.
+#: The highest peak accepted. Full scale is 1; a float recording peaking 60 dB above it is in the wrong units,
+#: not loud (such levels turn embeddings into NaN).
 MAX_PEAK = 1000.0
 
 
@@ -163,9 +167,9 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
 
     Uses torchaudio's windowed-sinc filter (``torchaudio.functional.resample``), imported only when a
     resampling is needed, applied faster where its convolution wastes work, with the same result: for
-    ratios with few output phases (48 kHz -> 16 kHz) several steps at once (:func:`_apply_grouped`), for
+    ratios with few output phases (48 kHz -> 16 kHz) several steps at once (``_apply_grouped``), for
     ratios with many (44.1 kHz -> 16 kHz) each band of phases over the taps it does not zero
-    (:func:`_apply_banded`).
+    (``_apply_banded``).
 
     Args:
         waveform (Tensor): (..., time) float samples; every leading axis is resampled alike.

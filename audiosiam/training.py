@@ -25,8 +25,8 @@ One function, :func:`train`, serves the command line (``audiosiam train``), scri
   moments) into the new ``out``'s ``.run`` folder and rebuilds the corpus; ``state.pt`` records a digest of
   the clips (source, class, file name) and a resume on other data is refused.
 
-The function reads as its seams: :func:`_datasets` (sources, augmentation, validation split),
-:func:`_build_model`, :func:`_resume`, the epoch loop, :func:`_validate`, :func:`_commit_epoch`.
+The function reads as its seams: ``_datasets`` (sources, augmentation, validation split),
+``_build_model``, ``_resume``, the epoch loop, ``_validate``, ``_commit_epoch``.
 """
 
 from __future__ import annotations

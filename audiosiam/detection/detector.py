@@ -2,9 +2,10 @@
 
 How :class:`EventDetector` decides, step by step (each step is one function below):
 
-1. **Examples.** Each example clip is embedded as a clip (:meth:`EmbeddingModel.embed`); a label's
-   prototype is the normalised mean of its examples. Its expected event length is the median length of
-   its examples' sounding part (:func:`audiosiam.io.active_span`).
+1. **Examples.** Each example clip is embedded as a clip
+   (:meth:`~audiosiam.models.embedding.EmbeddingModel.embed`); a label's prototype is the normalised mean
+   of its examples. Its expected event length is the median length of its examples' sounding part
+   (:func:`audiosiam.io.active_span`).
 2. **Windows.** The recording is streamed and every window is embedded in one pass of the network
    (:class:`~audiosiam.models.sliding.SlidingEmbedder`). The window lasts the examples' median length,
    kept between ``min_window_seconds`` (1 s: the model was trained on clips of at least 1 s) and the

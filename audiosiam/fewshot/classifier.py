@@ -44,10 +44,11 @@ from .rules import RULES, check_k, check_rule, check_threshold, equal_error_thre
 
 __all__ = ["FewShotClassifier", "Decisions", "UNKNOWN", "EXPECTED_UNKNOWN"]
 
+#: The answer, and the last probability column, for a query from no enrolled class.
 UNKNOWN = "unknown"
-# The default share of queries from classes never enrolled: the setting that keeps at least 85% of the right
-# answers on every validation domain and shot count and still beats never answering unknown at 20% strangers
-# (benchmarks/decisions.py; its table is in the README).
+#: The default share of queries from classes never enrolled: the setting that keeps at least 85% of the right
+#: answers on every validation domain and shot count and still beats never answering unknown at 20% strangers
+#: (benchmarks/decisions.py; its table is in the README).
 EXPECTED_UNKNOWN = 0.1
 _RULES = RULES
 _CALIBRATION_CLIPS = 2000
@@ -343,6 +344,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def classes_(self) -> np.ndarray:
+        """(C,) the enrolled classes, in the order of ``predict_proba``'s columns (dtype object)."""
         return np.asarray(self.gallery_.classes, dtype=object)
 
     def _calibration_map(self) -> CalibrationMap | None:
@@ -722,6 +724,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def sources_(self) -> list[str]:
+        """Where each enrolled clip came from (its path; empty when not given), in gallery order."""
         return list(self.gallery_.sources)
 
     # ------------------------------------------------------------------ persistence

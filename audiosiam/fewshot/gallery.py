@@ -31,6 +31,7 @@ from ..files import atomic_write, not_a_regular_file
 
 __all__ = ["Gallery", "gallery_path", "model_fingerprint", "FORMAT_VERSION"]
 
+#: The version of the ``.asg`` format that this audiosiam writes and reads.
 FORMAT_VERSION = 1
 FAISS_THRESHOLD = 100_000
 

@@ -3,9 +3,10 @@
 A model with a calibration map answers "same" when P(same) >= 1/2
 (:meth:`~audiosiam.fewshot.calibration.CalibrationMap.same_probability`: the second clip asked against a class
 enrolled with the first alone), so the answer and its probability never disagree, and its verification
-threshold is the similarity where P(same) crosses 1/2 (:meth:`~audiosiam.fewshot.calibration.CalibrationMap.
-same_threshold`): what ``info`` prints, ``verify`` decides by and ``evaluate`` scores. A model without a map
-(checkpoints made before maps existed) has the equal-error threshold stored when it was trained.
+threshold is the similarity where P(same) crosses 1/2
+(:meth:`~audiosiam.fewshot.calibration.CalibrationMap.same_threshold`): what ``info`` prints, ``verify``
+decides by and ``evaluate`` scores. A model without a map (checkpoints made before maps existed) has the
+equal-error threshold stored when it was trained.
 """
 
 from __future__ import annotations

@@ -39,10 +39,12 @@ __all__ = [
     "FORMAT_VERSION",
 ]
 
+#: The ``format`` entry of every checkpoint audiosiam writes; a file without it is refused.
 FORMAT = "audiosiam-model"
+#: The version of the checkpoint format that this audiosiam writes.
 FORMAT_VERSION = 1
 
-# architecture name -> (front end class, encoder class, encoder config class)
+#: architecture name -> (front end class, encoder class, encoder config class)
 ARCHITECTURES = {
     "resnet": (LogMelSpectrogram, ResNetEncoder, EncoderConfig),
     "aisfx": (AiSfxFrontEnd, AiSfxEncoder, AiSfxConfig),

@@ -99,6 +99,10 @@ class EmbeddingModel(nn.Module):
         ParameterError: unless ``0 < min_seconds <= window_seconds``, ``hop_seconds > 0`` and ``pad`` is
             ``"center"`` or ``"end"``.
 
+    Attributes:
+        info (dict): the checkpoint's metadata; :meth:`save` writes it.
+        source (str or None): the preset name or checkpoint path it was loaded from (galleries record it).
+
     Example:
         >>> model = audiosiam.load_model()
         >>> model.embed(["a.wav", "b.wav"]).shape
@@ -133,10 +137,12 @@ class EmbeddingModel(nn.Module):
 
     @property
     def sample_rate(self) -> int:
+        """The rate in Hz that waveforms are read at (the front end's); other rates are resampled to it."""
         return self.frontend.sample_rate
 
     @property
     def embedding_dim(self) -> int:
+        """The length D of an embedding."""
         return self.encoder.embedding_dim
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
@@ -153,6 +159,8 @@ class EmbeddingModel(nn.Module):
         return self.encoder(self.frontend(waveforms))
 
     def policy(self) -> dict:
+        """The length policy (``window_seconds``, ``hop_seconds``, ``min_seconds``, and ``pad`` when not
+        ``"center"``), as a checkpoint stores it."""
         policy = dict(window_seconds=self.window_seconds, hop_seconds=self.hop_seconds, min_seconds=self.min_seconds)
         return policy if self.pad == "center" else {**policy, "pad": self.pad}
 

@@ -37,7 +37,7 @@ from .quantized import RANGES_KEY, Int8Trunk, int8_available
 
 __all__ = ["SlidingEmbedder", "WindowChunk", "PRECISIONS", "check_precision"]
 
-# The trunk's arithmetic a SlidingEmbedder can be asked for (models/quantized.py for int8).
+#: The trunk's arithmetic a SlidingEmbedder can be asked for (models/quantized.py for int8).
 PRECISIONS = ("auto", "int8", "float32")
 
 # Spectrogram frames each side of a trunk frame that can reach it: the receptive field of the bundled
@@ -54,8 +54,9 @@ class SlidingEmbedder:
 
     Args:
         model (EmbeddingModel): the model; its front end must normalise per ``"utterance"`` (every bundled
-            model does). Its weights are copied now (:meth:`~audiosiam.models.encoder.ResNetEncoder.
-            inference_trunk`): build a new embedder after training the model further.
+            model does). Its weights are copied now
+            (:meth:`~audiosiam.models.encoder.ResNetEncoder.inference_trunk`): build a new embedder after
+            training the model further.
         window_seconds (float): the wanted window length; rounded to whole trunk frames, at least one.
         hop_seconds (float): the wanted step between window starts; rounded to whole frames, at least one.
         chunk_seconds (float, optional): audio processed per forward pass; sets the memory used (about
@@ -162,7 +163,7 @@ class SlidingEmbedder:
         """Embed every window of one recording that arrives in blocks.
 
         On the CPU, consecutive chunks are embedded concurrently, each on its share of torch's intra-op
-        threads (:func:`_ordered_map`), while this thread reads the next blocks: single-image
+        threads (``_ordered_map``), while this thread reads the next blocks: single-image
         convolutions, FFTs and poolings scale poorly over threads (1.6x on 2 cores), chunks scale fully.
 
         Args:

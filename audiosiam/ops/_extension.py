@@ -138,7 +138,7 @@ def _warn_once(reason: str) -> None:
 
 
 def assert_has_ops() -> None:
-    """Raise :class:`ExtensionError` with the fix when the compiled kernels are not loaded."""
+    """Raise :class:`~audiosiam.errors.ExtensionError` with the fix when the compiled kernels are not loaded."""
     module, reason = _load()
     if module is None:
         raise ExtensionError(f"the compiled extension audiosiam._C is not loaded ({reason}); {REBUILD_HINT}")
