@@ -22,7 +22,7 @@ from .commands._common import printable
 from .errors import AudiosiamError
 
 # Order is the order shown in --help: the everyday commands first.
-SUBCOMMANDS = ("classify", "find", "verify", "enroll", "embed", "train", "evaluate", "bench", "info")
+SUBCOMMANDS = ("classify", "find", "verify", "enroll", "embed", "export", "train", "evaluate", "bench", "info")
 
 
 def _available_commands():

@@ -28,7 +28,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def test_every_subcommand_teaches_with_help():
     names = [name for name, _ in _available_commands()]
-    assert names == ["classify", "find", "verify", "enroll", "embed", "train", "evaluate", "bench", "info"]
+    assert names == ["classify", "find", "verify", "enroll", "embed", "export", "train", "evaluate", "bench", "info"]
     for name in names:
         with pytest.raises(SystemExit) as exit_info:
             cli(name, "--help")
