@@ -9,24 +9,32 @@ once the process that named it is gone.
 
 :func:`locked` serialises read-modify-write updates of one file between processes (``enroll --add-to``),
 so that two concurrent updates both land instead of one silently replacing the other.
+
+:func:`atomic_write_together` writes files that only make sense as a pair (``embed``'s ``.npy`` and its
+``.csv`` index): every temporary is complete before any target is replaced, so a failed write (a full disk)
+changes none of them; the renames run under a lock and a journal, so a writer killed between two renames is
+completed by the next one that opens the pair (:func:`finish_interrupted_commit`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import stat
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 from .errors import AudiosiamError
 
 __all__ = [
     "atomic_write",
+    "atomic_write_together",
+    "finish_interrupted_commit",
     "write_output",
     "refuse_folders",
     "locked",
@@ -61,13 +69,97 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphaned_temporaries(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    tmp = _temporary(path)
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+def _journal(path: Path) -> Path:
+    return path.with_name(f".{path.name}.commit")
+
+
+def atomic_write_together(writes: Mapping[str | os.PathLike, Callable[[Path], object]]) -> list[Path]:
+    """Write several files as one: after a failure or a kill, either all of them are the new ones or all the
+    old ones (or, for a writer killed between two renames, the next call for the same first file completes it).
+
+    Every ``write(tmp)`` runs first; only when all temporaries are complete are the targets replaced, under
+    :func:`locked` on the first path and a journal (``.<first>.commit``, naming each temporary and its
+    target) that is written before the first rename and removed after the last. A second writer waits for the
+    lock, so the pair on disk is always one writer's.
+
+    Args:
+        writes (Mapping[str or os.PathLike, Callable[[Path], object]]): target -> the function that fills its
+            temporary file (as :func:`atomic_write`); the first target names the lock and the journal.
+
+    Returns:
+        list[Path]: the targets, in order.
+
+    Raises:
+        Exception: whatever a ``write`` or the file system raises (``OSError`` for a full disk or an
+            unwritable place), with no target changed and the temporaries removed.
+    """
+    targets = [Path(p) for p in writes]
+    temporaries: list[Path] = []
+    try:
+        for target, write in zip(targets, writes.values()):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporaries.append(_temporary(target))
+            write(temporaries[-1])
+        with locked(targets[0]):
+            finish_interrupted_commit(targets[0], lock=False)
+            for target in targets:
+                _remove_orphaned_temporaries(target)
+            plan = [[str(tmp.resolve()), str(target.resolve())] for tmp, target in zip(temporaries, targets)]
+            journal = atomic_write(_journal(targets[0]), lambda j: Path(j).write_text(json.dumps(plan)))
+            for tmp, target in zip(temporaries, targets):
+                os.replace(tmp, target)
+            journal.unlink()
+    finally:
+        for tmp in temporaries:
+            tmp.unlink(missing_ok=True)
+    return targets
+
+
+def finish_interrupted_commit(path: str | os.PathLike, *, lock: bool = True) -> bool:
+    """Complete the renames of an :func:`atomic_write_together` whose writer was killed between them (its
+    journal beside ``path`` names temporaries that were all complete before the first rename).
+
+    Args:
+        path (str or os.PathLike): the first target of the group.
+        lock (bool, optional): take the group's lock (``False`` when the caller holds it). Default: ``True``.
+
+    Returns:
+        bool: whether there was an interrupted commit to complete.
+    """
+    path = Path(path)
+    journal = _journal(path)
+    if not journal.exists():
+        return False
+    with locked(path) if lock else contextlib.nullcontext():
+        try:
+            plan = json.loads(journal.read_text())
+        except (OSError, ValueError):  # removed by the writer we waited for, or unreadable
+            plan = []
+        for entry in plan if isinstance(plan, list) else []:
+            tmp, target = (Path(p) for p in entry) if _is_pair(entry) else (None, None)
+            # only a temporary of that very target, beside it: a crafted journal renames nothing else
+            m = _TEMPORARY.match(tmp.name) if tmp is not None and tmp.parent == target.parent else None
+            if m is not None and m["target"] == target.name and tmp.exists():  # not yet renamed
+                os.replace(tmp, target)
+        journal.unlink(missing_ok=True)
+    return True
+
+
+def _is_pair(entry) -> bool:
+    return isinstance(entry, list) and len(entry) == 2 and all(isinstance(p, str) for p in entry)
 
 
 def write_output(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:

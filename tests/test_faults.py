@@ -158,3 +158,113 @@ def test_a_named_pipe_is_refused_by_name_instead_of_hanging(tmp_path, command, t
     assert done.returncode == 1, done.stderr
     assert f"{pipe}: is a named pipe (FIFO), not a regular file" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- embed's .npy and .csv change together
+QUERIES = sorted((EXAMPLES / "support").glob("*/*.flac"))
+
+
+def embed_child(out: Path, inputs, checkpoint: str, *, kill_after_renames: int = 0) -> subprocess.CompletedProcess:
+    """``audiosiam embed`` in a real process; with ``kill_after_renames``, SIGKILLed right after that many
+    ``os.replace`` calls onto the pair (the first rename of a two-file commit)."""
+    driver = textwrap.dedent(
+        """
+        import os, signal, sys
+        from audiosiam.cli import main
+        n, real = int(sys.argv[1]), os.replace
+        def replace(src, dst):
+            real(src, dst)
+            if n and os.path.basename(dst).startswith("e.") and not os.path.basename(dst).endswith(".commit"):
+                replace.count = getattr(replace, "count", 0) + 1
+                if replace.count == n:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        os.replace = replace
+        sys.exit(main(sys.argv[2:]))
+        """
+    )
+    args = [sys.executable, "-c", driver, str(kill_after_renames), "embed", *map(str, inputs), "--out", str(out)]
+    return subprocess.run([*args, "--model", checkpoint], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def assert_pair(out: Path, sources) -> None:
+    from audiosiam.io import read_embeddings
+
+    embeddings, listed = read_embeddings(out)
+    assert listed == [str(s) for s in sources] and embeddings.shape[0] == len(sources)
+
+
+def test_a_full_disk_while_writing_the_index_changes_neither_file(checkpoint, tmp_path, monkeypatch):
+    import csv
+    import errno
+
+    from cli_runner import cli
+
+    out = tmp_path / "e.npy"
+    assert cli("embed", *QUERIES[:2], "--out", out, "--model", checkpoint)[0] == 0
+    before = out.read_bytes(), out.with_suffix(".csv").read_bytes()
+    real_writer = csv.writer
+
+    class FullDisk:  # the index's rows stop fitting halfway, as on a full disk
+        def __init__(self, handle):
+            self.rows, self.writer = 0, real_writer(handle)
+
+        def writerow(self, row):
+            self.rows += 1
+            if self.rows > 10:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.writer.writerow(row)
+
+        def writerows(self, rows):
+            for row in rows:
+                self.writerow(row)
+
+    monkeypatch.setattr(csv, "writer", FullDisk)
+    code, _, err = cli("embed", *QUERIES[:20], "--out", out, "--model", checkpoint)
+    assert (out.read_bytes(), out.with_suffix(".csv").read_bytes()) == before
+    assert code == 1 and "No space left on device" in err and "nothing was changed" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".e.npy.lock", "e.csv", "e.npy"]  # no temporaries left
+    assert_pair(out, QUERIES[:2])
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_leaves_the_old_pair(checkpoint, tmp_path):
+    if os.geteuid() != 0 or sys.platform != "linux":
+        pytest.skip("mounting a small tmpfs needs root on Linux")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        long_names = tmp_path / "q"
+        long_names.mkdir()
+        queries = []
+        for i, clip in enumerate(QUERIES[:20]):  # 20 rows of ~250 characters: an index of two 4 KiB pages
+            queries.append(long_names / f"{i:02d}{'x' * 200}.flac")
+            queries[-1].symlink_to(clip)
+        out = disk / "e.npy"
+        assert embed_child(out, queries[:2], checkpoint).returncode == 0
+        before = out.read_bytes(), out.with_suffix(".csv").read_bytes()
+        free = os.statvfs(disk)
+        (disk / "filler").write_bytes(bytes((free.f_bavail - 1) * free.f_frsize))  # one page left
+        done = embed_child(out, queries, checkpoint)
+        assert done.returncode == 1 and "No space left on device" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+        assert (out.read_bytes(), out.with_suffix(".csv").read_bytes()) == before
+        (disk / "filler").unlink()
+        assert_pair(out, queries[:2])
+        assert embed_child(out, queries, checkpoint).returncode == 0  # room again: the new pair lands whole
+        assert_pair(out, queries)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_an_embed_killed_between_its_two_renames_is_completed_by_the_next_reader(checkpoint, tmp_path):
+    out = tmp_path / "e.npy"
+    assert embed_child(out, QUERIES[:2], checkpoint).returncode == 0
+    done = embed_child(out, QUERIES[:5], checkpoint, kill_after_renames=1)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert (tmp_path / ".e.npy.commit").exists()  # the .npy is new, the .csv still the old one
+    assert_pair(out, QUERIES[:5])  # read_embeddings completed the commit
+    assert not (tmp_path / ".e.npy.commit").exists()
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]

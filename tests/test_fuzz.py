@@ -247,3 +247,132 @@ def test_mutated_checkpoints_load_or_are_refused_by_name(tmp_path):
                     emb = model.embed([torch.from_numpy(speech_like(0.5))], sample_rate=RATE)
                     assert torch.isfinite(emb).all(), f"checkpoint seed {seed} ({name}): non-finite embedding"
     assert refused > 0
+
+
+# ---------------------------------------------------------------- crafted galleries: bombs and fields
+def clean_gallery(tmp_path: Path) -> tuple[FewShotClassifier, Path, list[torch.Tensor]]:
+    model = tiny_model().eval()
+    clips = [torch.from_numpy(speech_like(0.5, seed=i)) * (0.5 + 0.1 * i) for i in range(6)]
+    with pytest.warns(UserWarning, match="no calibration map"):
+        clf = FewShotClassifier(model).fit(clips, ["a", "a", "b", "b", "c", "c"], sample_rate=RATE)
+    return clf, clf.save(tmp_path / "clean.asg"), clips
+
+
+def zip_bomb(path: Path, clean: Path, rows: int) -> Path:
+    """The clean gallery with ``rows`` rows of zeros declared and deflated (a file ~1/1000 of what it declares),
+    its labels, sources and metadata made to match, as a careful attacker would."""
+    import json
+    import zipfile
+
+    with np.load(clean) as data:
+        meta = json.loads(str(data["meta"]))
+    dim = meta["dim"]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name, dtype, shape in (
+            ("embeddings", "<f4", (rows, dim)),
+            ("labels", "<U1", (rows,)),
+            ("sources", "<U1", (rows,)),
+        ):
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                header = {"descr": dtype, "fortran_order": False, "shape": shape}
+                np.lib.format.write_array_header_1_0(member, header)
+                left, chunk = math_prod(shape) * np.dtype(dtype).itemsize, bytes(1 << 22)
+                while left > 0:
+                    member.write(chunk[: min(left, len(chunk))])
+                    left -= len(chunk)
+        archive.writestr("meta.npy", _npy(np.asarray(json.dumps(meta))))
+    return path
+
+
+def math_prod(shape) -> int:
+    out = 1
+    for size in shape:
+        out *= size
+    return out
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_a_gallery_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    import tracemalloc
+
+    clf, clean, _ = clean_gallery(tmp_path)
+    bomb = zip_bomb(tmp_path / "bomb.asg", clean, rows=200_000)  # 200,000 x 8 float32 + labels: 8 MB declared
+    assert bomb.stat().st_size < 60_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            GalleryError, match=r"bomb\.asg: damaged gallery \(its arrays declare [\d,]+ bytes in a file of .*zip bomb"
+        ):
+            FewShotClassifier.load(bomb, model=clf.model)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, f"{peak:,} bytes allocated to refuse a {bomb.stat().st_size:,}-byte file"
+
+
+def crafted_gallery(clean: Path, path: Path, **changes) -> Path:
+    """``clean`` with arrays replaced (``embeddings=...``) or metadata fields set (``meta__dim``,
+    ``extra__k``, ``calibration__threshold``), written as our own writer would."""
+    import json
+
+    with np.load(clean) as data:
+        arrays = {name: data[name] for name in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    for key, value in changes.items():
+        where, _, field = key.rpartition("__")
+        if not where:
+            arrays[field] = value
+            continue
+        target = {"meta": meta, "extra": meta["extra"], "calibration": meta["extra"]["calibration"]}[where]
+        target[field] = value
+    arrays["meta"] = np.asarray(json.dumps(meta))
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def test_galleries_with_crafted_fields_are_refused_by_name(tmp_path):
+    clf, clean, clips = clean_gallery(tmp_path)
+    with np.load(clean) as data:
+        emb, labels, sources = data["embeddings"], data["labels"], data["sources"]
+    cases = {  # name -> (changes, words of the refusal)
+        "scaled": ({"embeddings": emb * 1e30}, "has length 1e+30"),
+        "int64": ({"embeddings": (emb * 100).astype(np.int64)}, "holds int64 values"),
+        "complex": ({"embeddings": emb.astype(np.complex64)}, "holds complex64 values"),
+        "zero_rows": ({"embeddings": np.zeros_like(emb)}, "has length 0"),
+        "no_rows": ({"embeddings": emb[:0], "labels": labels[:0], "sources": sources[:0]}, "holds no enrolled clips"),
+        "int_labels": ({"labels": np.arange(len(labels))}, "'labels' holds int64"),
+        "unknown_label": ({"labels": np.asarray(["unknown"] * len(labels))}, "named 'unknown'"),
+        "k_2.5": ({"extra__k": 2.5}, "k=2.5"),
+        "k_str": ({"extra__k": "5"}, "k='5'"),
+        "k_true": ({"extra__k": True}, "k=True"),
+        "k_nan": ({"extra__k": float("nan")}, "k=nan"),
+        "adapt_no": ({"extra__adapt": "no"}, "adapt='no'"),
+        "version_true": ({"meta__format_version": True}, "version True"),
+        "dim_str": ({"meta__dim": "8"}, "dim='8'"),
+        "fingerprint_int": ({"meta__fingerprint": 123}, "fingerprint=123"),
+        "extra_list": ({"meta__extra": [1, 2]}, "extra=list"),
+        "model_int": ({"extra__model": 123}, "model=123"),
+        "model_list": ({"extra__model": ["a"]}, "model=['a']"),
+        "threshold_str": ({"calibration__threshold": "x"}, "threshold='x'"),
+        "threshold_nan": ({"calibration__threshold": float("nan")}, "threshold=nan"),
+        "threshold_5": ({"calibration__threshold": 5.0}, "threshold=5.0"),
+        "temperature": ({"calibration__temperature": -1.0}, "temperature=-1.0"),
+        "calibration_list": ({"extra__calibration": [1]}, "damaged calibration"),
+    }
+    for name, (changes, words) in cases.items():
+        path = crafted_gallery(clean, tmp_path / f"{name}.asg", **changes)
+        for model in (clf.model, None):  # None: the model the gallery names is loaded (or refused) first
+            if model is None and "model" not in name:
+                continue
+            with pytest.raises(GalleryError) as caught:
+                FewShotClassifier.load(path, model=model)
+            assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value), (name, caught.value)
+    assert np.isfinite(FewShotClassifier.load(clean, model=clf.model).predict_proba(clips[:2], sample_rate=RATE)).all()

@@ -55,6 +55,13 @@ _CALIBRATION_CLIPS = 2000
 _LEGACY = "legacy"
 
 
+def _number(value, name: str) -> float:
+    """A stored setting as a finite float, or ValueError (a JSON string, bool, NaN or infinity is damage)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r}: expected a finite number")
+    return float(value)
+
+
 def _softmax(scores: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.softmax(scores / temperature, dim=1)
 
@@ -778,10 +785,23 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """
         gallery = Gallery.load(path)
         meta = gallery.meta
+
+        def damaged(what: str) -> GalleryError:
+            return GalleryError(f"{path}: damaged classifier settings ({what}); enrol the clips again")
+
+        if len(gallery) == 0:
+            raise GalleryError(f"{path}: holds no enrolled clips; enrol some (`audiosiam enroll DIR --out {path}`)")
+        if UNKNOWN in gallery.labels:
+            raise damaged(f"a class is named {UNKNOWN!r}, which is reserved for rejected queries")
+        recorded, adapt = meta.get("model"), meta.get("adapt", True)
+        if not (recorded is None or isinstance(recorded, str)):
+            raise damaged(f"model={recorded!r}: expected the name or path of the model that made it")
+        if not isinstance(adapt, bool):
+            raise damaged(f"adapt={adapt!r}: expected true or false")
         if model is None:
             from ..models import load_model
 
-            model = load_model(meta.get("model"))
+            model = load_model(recorded)
         gallery.check_fingerprint(model_fingerprint(model), path)
         clf = cls(
             model,
@@ -790,41 +810,40 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             reject=meta.get("reject", "auto"),
             expected_unknown=meta.get("expected_unknown", EXPECTED_UNKNOWN),
             target_false_accept=meta.get("target_false_accept"),
-            adapt=bool(meta.get("adapt", True)),
+            adapt=adapt,
         )
         try:
             clf._check_params()
         except ParameterError as exc:
-            raise GalleryError(f"{path}: damaged classifier settings ({exc}); enrol the clips again") from None
+            raise damaged(str(exc)) from None
         clf.gallery_ = gallery
         stored = meta.get("calibration")
+        if not (stored is None or isinstance(stored, dict)):
+            raise GalleryError(f"{path}: damaged calibration (not a JSON object); enrol the clips again")
         classes, codes = gallery.label_indices()
         clf.stats_ = class_statistics(gallery.embeddings, codes, len(classes))
         clf.calibration_ = clf._calibration_map()
-        if clf.calibration_ is not None and isinstance(stored, dict) and stored.get("version") == 2:
-            try:
-                threshold = stored.get("threshold")
-                clf.threshold_ = None if threshold is None else check_threshold(threshold, "threshold")
-                clf.adapt_scale_ = float(stored.get("adapt_scale", 1.0))
-                clf.adapt_offset_ = float(stored.get("adapt_offset", 0.0))
-                clf.unknown_offset_ = float(stored.get("unknown_offset", 0.0))
-                if not all(map(math.isfinite, (clf.adapt_scale_, clf.adapt_offset_, clf.unknown_offset_))):
-                    raise ValueError("non-finite offsets")
+        try:
+            threshold = stored.get("threshold") if stored else None
+            threshold = None if threshold is None else check_threshold(_number(threshold, "threshold"), "threshold")
+            if clf.calibration_ is not None and stored and stored.get("version") == 2:
+                clf.threshold_ = threshold
+                clf.adapt_scale_ = _number(stored.get("adapt_scale", 1.0), "adapt_scale")
+                clf.adapt_offset_ = _number(stored.get("adapt_offset", 0.0), "adapt_offset")
+                clf.unknown_offset_ = _number(stored.get("unknown_offset", 0.0), "unknown_offset")
                 by_target = clf.reject == "auto" and clf.target_false_accept is not None
                 clf.prior_offset_ = 0.0 if by_target else prior_offset(clf.expected_unknown)
-            except (TypeError, ValueError) as exc:
-                raise GalleryError(f"{path}: damaged calibration ({exc}); enrol the clips again") from None
-            clf.temperature_ = None
-        elif (
-            clf.calibration_ is None
-            and isinstance(stored, dict)
-            and isinstance(stored.get("temperature"), (int, float))
-        ):
-            clf.threshold_, clf.temperature_ = stored.get("threshold"), float(stored["temperature"])
-            clf.adapt_offset_ = clf.unknown_offset_ = clf.prior_offset_ = 0.0
-            clf.adapt_scale_ = 1.0
-        else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map
-            clf._calibrate()
+                clf.temperature_ = None
+            elif clf.calibration_ is None and stored and stored.get("temperature") is not None:
+                clf.threshold_, clf.temperature_ = threshold, _number(stored["temperature"], "temperature")
+                if clf.temperature_ <= 0:
+                    raise ValueError(f"temperature={clf.temperature_}: expected a positive number")
+                clf.adapt_offset_ = clf.unknown_offset_ = clf.prior_offset_ = 0.0
+                clf.adapt_scale_ = 1.0
+            else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map
+                clf._calibrate()
+        except (TypeError, ValueError) as exc:
+            raise GalleryError(f"{path}: damaged calibration ({exc}); enrol the clips again") from None
         return clf
 
     def set_params(self, **params):
