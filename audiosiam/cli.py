@@ -87,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the system refused a read or a write the command did not foresee: named, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(
+            f"audiosiam {args.command}: error: {printable(where + (exc.strerror or str(exc)))} "
+            "(check that the place exists, is writable and has room)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"audiosiam {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -99,9 +99,11 @@ def uninterrupted(tmp_path_factory, tones):
 
 
 KILL_POINTS = [
-    # (file, its n-th write, how): named after the commit order of an epoch: last.pt, best.pt, state.pt
-    ("state.pt", 2, "before-replace"),  # epoch 2's last.pt (and best.pt) are written, its state is not
-    ("state.pt", 2, "mid-write"),
+    # (file, its n-th write, how): named after the commit order: state.pt of the start (its first write), then
+    # per epoch last.pt, best.pt, state.pt
+    ("last.pt", 1, "before-replace"),  # in epoch 1: only the start is committed (issue 34 item 14)
+    ("state.pt", 3, "before-replace"),  # epoch 2's last.pt (and best.pt) are written, its state is not
+    ("state.pt", 3, "mid-write"),
     ("best.pt", 2, "mid-write"),  # best.pt of epoch 1 must survive a torn copy
     ("last.pt", 3, "before-replace"),
 ]

@@ -376,3 +376,17 @@ def test_galleries_with_crafted_fields_are_refused_by_name(tmp_path):
                 FewShotClassifier.load(path, model=model)
             assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value), (name, caught.value)
     assert np.isfinite(FewShotClassifier.load(clean, model=clf.model).predict_proba(clips[:2], sample_rate=RATE)).all()
+
+
+@pytest.mark.parametrize("value", ["x", float("nan"), 5.0, True, [0.5]], ids=repr)
+def test_a_checkpoint_with_a_damaged_verification_threshold_is_refused_by_name(tmp_path, value):
+    model = tiny_model()
+    model.info["verification_threshold"] = value
+    path = tmp_path / "thr.pt"
+    save_checkpoint(model, path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: the model's verification threshold .* is not a similarity"):
+        load_model(path)
+    model.info = {"metrics": {"verification_threshold": value}}  # where older checkpoints kept it
+    save_checkpoint(model, path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: the model's verification threshold"):
+        load_model(path)

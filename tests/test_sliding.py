@@ -135,6 +135,8 @@ def test_a_recording_shorter_than_a_window_is_one_window(model):
 def test_bad_settings_are_named(model):
     with pytest.raises(ParameterError, match="must be > 0"):
         SlidingEmbedder(model, 0.0, 0.16)
+    with pytest.raises(ParameterError, match="at most 604800 \\(a week\\)"):  # frame counts past int64 otherwise
+        SlidingEmbedder(model, 1.0, 1e9)
     band = load_model()
     band.frontend.normalize = "band"
     with pytest.raises(ParameterError, match="'utterance'"):
