@@ -44,7 +44,7 @@ from .errors import (
     NotRegularFileError,
     ParameterError,
 )
-from .files import atomic_write_together, finish_interrupted_commit, not_a_regular_file, spreadsheet_safe
+from .files import as_path, atomic_write_together, finish_interrupted_commit, not_a_regular_file, spreadsheet_safe
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -59,6 +59,7 @@ __all__ = [
     "check_waveform",
     "read_blocks",
     "audio_duration",
+    "decoded_bytes",
     "active_span",
     "write_embeddings",
     "read_embeddings",
@@ -109,10 +110,21 @@ def check_waveform(
         Tensor: (time,) float32, at ``target_rate`` when one is given.
 
     Raises:
-        ParameterError: not 1-D, no samples, NaN/Inf, digital silence, a peak above :data:`MAX_PEAK`, or no
-            (or an implausible) ``sample_rate`` where one is needed.
+        ParameterError: not numbers (text, ``None``, objects, booleans, complex numbers), not 1-D, no samples,
+            NaN/Inf, digital silence, a peak above :data:`MAX_PEAK`, or no (or an implausible) ``sample_rate``
+            where one is needed.
     """
-    wave = torch.as_tensor(np.asarray(wave) if not torch.is_tensor(wave) else wave).to(torch.float32)
+    if not torch.is_tensor(wave):
+        try:
+            array = np.asarray(wave)
+        except (TypeError, ValueError):  # ragged nested lists
+            array = np.asarray(None)
+        if array.dtype.kind not in "iuf":  # None, text, bytes, objects, bools, complex numbers
+            raise ParameterError(f"{what}: expected a path or a 1-D waveform of numbers, got {_described(wave, array)}")
+        wave = torch.from_numpy(array if array.flags.c_contiguous else array.copy())
+    elif wave.is_complex() or wave.dtype == torch.bool:
+        raise ParameterError(f"{what}: expected a 1-D waveform of real numbers, got a {wave.dtype} tensor")
+    wave = wave.to(torch.float32)
     if wave.ndim != 1:
         raise ParameterError(f"{what}: expected a 1-D (time,) signal, got shape {tuple(wave.shape)}")
     problem = _level_problem(wave)
@@ -124,6 +136,17 @@ def check_waveform(
             raise ParameterError(f"{what}: sample_rate is required when embedding waveforms (tensors or arrays)")
         wave = resample(wave, _check_rate(sample_rate), int(target_rate))
     return wave
+
+
+def _described(value, array: np.ndarray) -> str:
+    """What a value that is no waveform is, for a message: ``None``, ``a str``, ``a list of str``."""
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple)) and value:
+        return f"a {type(value).__name__} of {type(value[0]).__name__}"
+    if isinstance(value, np.ndarray):
+        return f"an array of {value.dtype}"
+    return f"a {type(value).__name__}"
 
 
 def _check_rate(rate: int, what: str = "sample_rate") -> int:
@@ -429,6 +452,29 @@ def audio_duration(path: str | os.PathLike) -> float:
     return max(0, info.frames) / info.samplerate if info.samplerate > 0 else 0.0
 
 
+def decoded_bytes(path: str | os.PathLike) -> int:
+    """How much memory a file takes decoded whole, from its header (nothing decoded): frames x channels x 4
+    bytes of float32, what :func:`load_audio` holds before the mono mix.
+
+    Args:
+        path (str or os.PathLike): the file.
+
+    Returns:
+        int: the bytes, or -1 where the header announces no length (a stream).
+
+    Raises:
+        AudioLoadError: missing, a folder, empty or unreadable (as :func:`load_audio` words it).
+    """
+    import soundfile as sf
+
+    path_str = _regular_file(path)
+    try:
+        info = sf.info(path_str)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise _unreadable(path_str, exc) from exc
+    return info.frames * info.channels * 4 if 0 < info.frames < 2**62 else -1
+
+
 def read_blocks(
     path: str | os.PathLike,
     sample_rate: int | None = 16000,
@@ -661,8 +707,9 @@ def _regular_file(path: str | os.PathLike) -> str:
     Raises:
         AudioLoadError: missing, a folder, a link loop; :class:`~audiosiam.errors.NotRegularFileError` for a
             pipe, device or socket, also behind symbolic links.
+        ParameterError: not a path at all (a number, ``None``).
     """
-    path_str = os.fspath(path)
+    path_str = as_path(path)
     error = _irregular(path_str)
     if error is not None:
         raise error

@@ -390,3 +390,49 @@ def test_a_checkpoint_with_a_damaged_verification_threshold_is_refused_by_name(t
     save_checkpoint(model, path)
     with pytest.raises(CheckpointError, match=rf"^{path}: the model's verification threshold"):
         load_model(path)
+
+
+def test_the_api_refuses_arguments_of_the_wrong_kind_by_name(tmp_path):
+    from audiosiam.detection import EventDetector
+    from audiosiam.errors import ParameterError
+
+    model = tiny_model().eval()
+    clips = [torch.from_numpy(speech_like(0.5, seed=i)) for i in range(4)]
+    with pytest.warns(UserWarning, match="no calibration map"):
+        clf = FewShotClassifier(model).fit(iter(clips), iter("aabb"), sample_rate=RATE)  # generators are sequences
+    assert list(clf.classes_) == ["a", "b"]
+    gallery = clf.save(tmp_path / "g.asg")
+    detector = EventDetector(model).fit(clips[:2], labels="a", sample_rate=RATE)
+    calls = {  # name -> (call, words of the ParameterError)
+        "embed(5)": (lambda: model.embed(5), "got int"),
+        "embed(None)": (lambda: model.embed(None), "got None"),
+        "embed(bytes array)": (lambda: model.embed(np.array([b"a", b"b"])), "array of |S1"),
+        "embed([None])": (lambda: model.embed([None]), "inputs[0]: expected a path or a 1-D waveform of numbers"),
+        "embed(object array)": (lambda: model.embed(np.array([None, 3], dtype=object)), "got None"),
+        "embed(complex)": (lambda: model.embed(torch.ones(8000, dtype=torch.complex64), sample_rate=RATE), "complex64"),
+        "fit(X=5)": (lambda: FewShotClassifier(model).fit(5, [1]), "X: expected a sequence of clips, got int"),
+        "fit(y=None)": (lambda: FewShotClassifier(model).fit(clips, None), "y: expected one label per clip"),
+        "fit(1 and '1')": (lambda: FewShotClassifier(model).fit(clips, [1, 1, "1", "1"]), "both be the class '1'"),
+        "fit(None label)": (lambda: FewShotClassifier(model).fit(clips, [None, None, "a", "a"]), "label None"),
+        "FewShotClassifier(k=nan)": (
+            lambda: FewShotClassifier(model, k=float("nan")).fit(clips, list("aabb")),
+            "k=nan",
+        ),
+        "kneighbors(k=nan)": (lambda: clf.kneighbors(clips[:1], k=float("nan"), sample_rate=RATE), "k=nan"),
+        "predict(None)": (lambda: clf.predict(None), "X: expected a clip"),
+        "load(model=3)": (lambda: FewShotClassifier.load(gallery, model=3), "model=3: expected an EmbeddingModel"),
+        "load_model(3)": (lambda: load_model(3), "name_or_path=3: expected a file path"),
+        "load_model(['a'])": (lambda: load_model(["a"]), "got list"),
+        "load_audio(3)": (lambda: load_audio(3), "path=3: expected a file path"),
+        "load_audio(None)": (lambda: load_audio(None), "path=None"),
+        "detect(b'abc')": (lambda: detector.detect(b"abc"), "recording: expected a path or a 1-D waveform"),
+        "detect(None)": (lambda: detector.detect(None), "got None"),
+        "detect([paths])": (lambda: detector.detect(["a.wav", "b.wav"]), "got a list of str"),
+        "EventDetector.fit(None)": (lambda: EventDetector(model).fit(None), "examples: expected a clip"),
+    }
+    for name, (call, words) in calls.items():
+        with pytest.raises(ParameterError) as caught:
+            call()
+        assert words in str(caught.value), (name, caught.value)
+    with pytest.raises(GalleryError, match="made by a different model"):  # a name is loaded, then compared
+        FewShotClassifier.load(gallery, model="default")

@@ -52,7 +52,7 @@ import torch
 
 from ..errors import AudioLoadError, ParameterError
 from ..io import active_span, check_waveform, load_many, read_blocks
-from ..models.embedding import describe_input
+from ..models.embedding import as_clips, describe_input
 from ..models.sliding import SlidingEmbedder, check_precision
 from .events import Event
 
@@ -223,11 +223,15 @@ class EventDetector:
             ParameterError: no examples, a label count that does not match, or a bad waveform.
             AudioLoadError: an example or negative file that cannot be read.
         """
-        examples = list(examples)
+        examples = as_clips(examples, "examples")
         if not examples:
             raise ParameterError("examples: give at least one example clip of the sound to find")
         if labels is None or isinstance(labels, str):
             labels = [labels or DEFAULT_LABEL] * len(examples)
+        elif isinstance(labels, (int, float, bytes)) or not hasattr(labels, "__iter__"):
+            raise ParameterError(
+                f"labels: expected a label (str), one per example, or None; got {type(labels).__name__}"
+            )
         labels = [str(label) for label in labels]
         if len(labels) != len(examples):
             raise ParameterError(f"labels: {len(labels)} labels for {len(examples)} examples; give one per example")
@@ -258,8 +262,9 @@ class EventDetector:
             precision=self.precision,
             fine_window_seconds=self.locate_seconds,
         )
+        negatives = None if negatives is None else as_clips(negatives, "negatives")
         if negatives:
-            negative_scores = self._window_scores_of_clips(self._waves(list(negatives), sample_rate, "negatives"))
+            negative_scores = self._window_scores_of_clips(self._waves(negatives, sample_rate, "negatives"))
             for c, label in enumerate(self._labels):
                 label.negative_best = float(negative_scores[:, c].max())
         return self
