@@ -436,3 +436,30 @@ def test_the_api_refuses_arguments_of_the_wrong_kind_by_name(tmp_path):
         assert words in str(caught.value), (name, caught.value)
     with pytest.raises(GalleryError, match="made by a different model"):  # a name is loaded, then compared
         FewShotClassifier.load(gallery, model="default")
+
+
+@pytest.mark.parametrize("kind", ["ogg", "flac", "opus"])
+def test_an_ogg_or_flac_file_cut_anywhere_is_called_truncated(kind, tmp_path):
+    suffix, options = {
+        "ogg": ("ogg", {"format": "OGG", "subtype": "VORBIS"}),
+        "flac": ("flac", {"format": "FLAC", "subtype": "PCM_16"}),
+        "opus": ("opus", {"format": "OGG", "subtype": "OPUS"}),
+    }[kind]
+    clean = tmp_path / f"clean.{suffix}"
+    sf.write(clean, np.concatenate([speech_like(1.0, seed=i) for i in range(4)]), RATE, **options)
+    assert load_audio(clean, sample_rate=RATE).numel() > 3 * RATE
+    data = clean.read_bytes()
+    for share in (0.3, 0.5, 0.7, 0.89, 0.93, 0.97, 0.99):  # an Ogg stream cut at half decoded as a shorter clip
+        cut = tmp_path / f"cut{share}.{suffix}"
+        cut.write_bytes(data[: int(len(data) * share)])
+        for read in (lambda p: load_audio(p, sample_rate=RATE), lambda p: list(read_blocks(p, RATE))):
+            with pytest.raises(AudioLoadError, match=rf"^{cut}: truncated"):
+                read(cut)
+    if kind == "flac":  # damage inside, whole length: damaged, not truncated
+        raw = bytearray(data)
+        raw[len(raw) // 2] ^= 0xFF
+        damaged = tmp_path / "damaged.flac"
+        damaged.write_bytes(bytes(raw))
+        with pytest.raises(AudioLoadError) as caught:
+            load_audio(damaged, sample_rate=RATE)
+        assert "truncated:" not in str(caught.value), caught.value
