@@ -37,10 +37,13 @@ __all__ = [
     "finish_interrupted_commit",
     "write_output",
     "refuse_folders",
+    "refuse_unwritable",
+    "make_folder",
     "locked",
     "FileLockTimeout",
     "not_a_regular_file",
     "spreadsheet_safe",
+    "as_path",
 ]
 
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
@@ -185,24 +188,118 @@ def write_output(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     try:
         return atomic_write(path, write)
     except OSError as exc:
-        raise ParameterError(f"{path}: cannot be written ({exc.strerror or exc}); choose another place") from None
+        raise ParameterError(f"{path}: cannot be written ({_reason(exc, path)}); choose another place") from None
 
 
 def refuse_folders(*paths: str | os.PathLike | None) -> None:
-    """Refuse output paths that name an existing folder, before a command does its work (rather than
-    after minutes of embedding, or by quietly writing ``<folder>.npy`` beside it). ``None`` is skipped.
+    """Refuse output paths that name an existing folder or a place that cannot be written, before a command
+    does its work (rather than after minutes of embedding, or by quietly writing ``<folder>.npy`` beside it).
+    ``None`` is skipped.
 
     Args:
         *paths (str, os.PathLike or None): the files a command is about to write.
 
     Raises:
-        ParameterError: one of them is a folder.
+        ParameterError: one of them is a folder, or cannot be written (:func:`refuse_unwritable`).
     """
     from .errors import ParameterError
 
     for path in paths:
         if path is not None and Path(path).is_dir():
             raise ParameterError(f"{path}: is a folder; give a file name to write")
+        if path is not None:
+            refuse_unwritable(Path(path).parent, path)
+
+
+def refuse_unwritable(folder: str | os.PathLike, path: str | os.PathLike | None = None) -> None:
+    """Refuse a folder that files cannot be written into (or made in): its nearest existing part is a file, on
+    a read-only file system, or not writable by us. What ``mkdir`` and ``open`` would say after the work,
+    said before it.
+
+    Args:
+        folder (str or os.PathLike): the folder to write into; it may not exist yet.
+        path (str, os.PathLike or None, optional): the output the message names. Default: ``None`` (``folder``).
+
+    Raises:
+        ParameterError: the folder cannot be written, with why and what to do.
+    """
+    from .errors import ParameterError
+
+    why = _unwritable(Path(folder))
+    if why is not None:
+        raise ParameterError(f"{path if path is not None else folder}: cannot be written ({why}); choose another place")
+
+
+def _unwritable(folder: Path) -> str | None:
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if os.access(existing, os.W_OK | os.X_OK):
+        return None
+    try:
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            return f"{existing} is on a read-only file system"
+    except OSError:
+        pass
+    return f"no permission to write in {existing}"
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """``mkdir -p``, with a failure as a :class:`~audiosiam.errors.ParameterError` that names the folder.
+
+    Args:
+        path (str or os.PathLike): the folder.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        ParameterError: it cannot be made (a part of it is a file, a read-only file system, no permission).
+    """
+    from .errors import ParameterError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot be made ({_reason(exc, path)}); choose another place") from None
+    return path
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    """Why writing or making ``path`` failed, in words: a file where a folder should be is named as such."""
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        if exc.errno == errno.EEXIST and path.exists() and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        why = _unwritable(path.parent)
+        if why is not None:
+            return why
+    return exc.strerror or str(exc)
+
+
+def as_path(value, what: str = "path") -> str | bytes:
+    """``os.fspath(value)`` for a value that is a path (``str``, ``bytes`` or ``os.PathLike``), else a
+    :class:`~audiosiam.errors.ParameterError` naming what was given (``load_audio(3)``, ``load_model(None)``).
+
+    Args:
+        value (Any): what the caller was given.
+        what (str, optional): how the message names it. Default: ``"path"``.
+
+    Returns:
+        str or bytes: the path.
+
+    Raises:
+        ParameterError: not a path.
+    """
+    from .errors import ParameterError
+
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise ParameterError(
+            f"{what}={value!r}: expected a file path (str or pathlib.Path), got {type(value).__name__}"
+        )
+    return os.fspath(value)
 
 
 _SPECIAL_KINDS = (
@@ -321,6 +418,7 @@ def locked(path: str | os.PathLike, *, timeout: float = 120.0) -> Iterator[Path]
 
     Raises:
         FileLockTimeout: another process kept the lock for longer than ``timeout``.
+        ParameterError: the lock file cannot be made beside ``path`` (a read-only or missing place).
     """
     path = Path(path)
     try:
@@ -328,9 +426,18 @@ def locked(path: str | os.PathLike, *, timeout: float = 120.0) -> Iterator[Path]
     except ImportError:  # pragma: no cover - Windows
         yield path
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "a+b") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+b")
+    except OSError as exc:
+        from .errors import ParameterError
+
+        raise ParameterError(
+            f"{path}: cannot be locked for the update ({_reason(exc, lock_path)}: its lock file {lock_path.name} "
+            "goes beside it); choose a place audiosiam may write"
+        ) from None
+    with handle:
         deadline = time.monotonic() + timeout
         while True:
             try:

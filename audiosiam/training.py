@@ -50,7 +50,7 @@ from .data import AudioClipDataset, DataSource, PKSampler, load_background, load
 from .devices import resolve_device
 from .errors import CheckpointError, ParameterError, TrainingDivergedError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
-from .files import refuse_folders, write_output
+from .files import make_folder, refuse_folders, refuse_unwritable, write_output
 from .losses import ContrastiveLoss, TripletLoss
 from .losses.distillation import relational_distillation_loss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
@@ -466,18 +466,20 @@ def _commit_epoch(
     model.save(run_dir / "last.pt")
     if improved:
         model.save(run_dir / "best.pt")
+    _commit_state(
+        run_dir, model, optimizer, epoch=epoch, step=step, history=history, best=best, elapsed=elapsed, **(extra or {})
+    )
+    _write_metrics(history, run_dir)
+
+
+def _commit_state(run_dir: Path, model: EmbeddingModel, optimizer, **counters) -> None:
+    """Write ``state.pt``, the commit a resume reads (``epoch`` -1: the run's start, before any step)."""
     state = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
-        "epoch": epoch,
-        "step": step,
-        "history": history,
-        "best": best,
-        "elapsed": elapsed,
-        **(extra or {}),
+        **counters,
     }
     write_checkpoint_file(run_dir / "state.pt", state)
-    _write_metrics(history, run_dir)
 
 
 def _diverged(epoch: int, step: int, loss: torch.Tensor, grad_norm: torch.Tensor, files: list[str], run_dir: Path):
@@ -513,13 +515,25 @@ def _check_same_data(state: dict, data: dict, state_path: Path) -> None:
     )
 
 
+def _run_dir(out: str | os.PathLike) -> Path:
+    """The folder of a run's files: ``<stem>.run`` beside the checkpoint."""
+    out = Path(out)
+    return out.parent / f"{out.stem}.run"
+
+
 def _resume(run_dir: Path, model: EmbeddingModel, optimizer, distillation=None) -> dict:
     """Load a run's ``state.pt`` into ``model``, ``optimizer`` and ``distillation`` (its projector); returns it."""
     state_path = run_dir / "state.pt"
     if not state_path.is_file():
-        raise ParameterError(f"resume: {state_path} does not exist; start without resume")
+        raise ParameterError(
+            f"resume: {state_path} does not exist: nothing of this run was committed (a run commits its start, "
+            "then each epoch, there; one stopped while reading its data has none); start it without --resume"
+        )
     fix = "it is damaged; start the run again without --resume, or into a new --out"
     state = read_trusted(state_path, "training state", fix)
+    problem = _state_problem(state)
+    if problem is not None:
+        raise CheckpointError(f"{state_path}: damaged training state ({problem}); {fix.split('; ', 1)[1]}")
     try:
         # state.pt of older runs held no weights: they came from last.pt, which a kill could leave an epoch ahead
         weights = state["model"] if "model" in state else load_checkpoint(run_dir / "last.pt").state_dict()
@@ -527,7 +541,6 @@ def _resume(run_dir: Path, model: EmbeddingModel, optimizer, distillation=None) 
         optimizer.load_state_dict(state["optimizer"])
         if distillation is not None:
             distillation.load_state_dict(state.get("distillation", {}))
-        _ = int(state["epoch"]), int(state["step"]), list(state["history"])  # what a resume reads next
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
@@ -535,6 +548,33 @@ def _resume(run_dir: Path, model: EmbeddingModel, optimizer, distillation=None) 
             f"was started with (architecture, --embedding-dim, --n-mels), or {fix.split('; ', 1)[1]}"
         ) from None
     return state
+
+
+def _state_problem(state) -> str | None:
+    """What is wrong with the counters of a ``state.pt`` (``None``: nothing): an epoch from -1 (the run's
+    start) up, one history record per epoch, a step count, a best score that is a number (``-inf`` before
+    the first epoch) and the seconds spent."""
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a table"
+    epoch, step, history = state.get("epoch"), state.get("step"), state.get("history")
+    best, elapsed = state.get("best"), state.get("elapsed", 0.0)
+
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    if type(epoch) is not int or epoch < -1:
+        return f"epoch={epoch!r}: expected a whole number from -1"
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        return f"history={type(history).__name__}: expected a list of per-epoch records"
+    if len(history) != epoch + 1:
+        return f"epoch={epoch!r} but {len(history)} history records: expected one per epoch"
+    if type(step) is not int or step < 0:
+        return f"step={step!r}: expected a whole number from 0"
+    if not number(best) or math.isnan(best) or best == math.inf:
+        return f"best={best!r}: expected a score"
+    if not number(elapsed) or not 0 <= elapsed < math.inf:
+        return f"elapsed={elapsed!r}: expected seconds"
+    return None
 
 
 def _lr_factor(progress: float, step: int, warmup: int) -> float:
@@ -734,6 +774,7 @@ def train(
     if config.loss not in ("triplet", "contrastive"):
         raise ParameterError(f"loss={config.loss!r}: expected 'triplet' or 'contrastive'")
     refuse_folders(config.out)  # now, not after the whole run
+    refuse_unwritable(_run_dir(config.out), config.out)
     if config.epochs < 1 or not config.lr > 0 or config.weight_decay < 0:
         raise ParameterError(
             f"epochs={config.epochs}, lr={config.lr}, weight_decay={config.weight_decay}: expected "
@@ -775,21 +816,26 @@ def train(
     use_amp = device.type == "cuda"
 
     out = Path(config.out)
-    run_dir = out.parent / f"{out.stem}.run"
+    run_dir = _run_dir(out)
     start_epoch, step, history, best, elapsed_before = 0, 0, [], float("-inf"), 0.0
     if config.resume:
         state = _resume(run_dir, model, optimizer, distillation)
         _check_same_data(state, training_data, run_dir / "state.pt")
-        if not (run_dir / "best.pt").is_file():
+        if state["epoch"] >= 0 and not (run_dir / "best.pt").is_file():
             raise ParameterError(
                 f"resume: {run_dir / 'best.pt'} is missing (the best epoch's model, which the run writes to "
                 f"{config.out} at its end): copy it with state.pt, or start a new run without --resume"
             )
         start_epoch, step, history, best = state["epoch"] + 1, state["step"], state["history"], state["best"]
         elapsed_before = state["elapsed"]
-        say(f"resuming after epoch {state['epoch'] + 1} (step {step})")
+        say(f"resuming after epoch {start_epoch} (step {step})" if start_epoch else "resuming from the start")
     if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(run_dir)
+        if not config.resume:  # the start is committed too, so a run killed in its first epoch resumes
+            _commit_state(
+                run_dir, model, optimizer, epoch=-1, step=0, history=[], best=best, elapsed=0.0,
+                distillation=distillation.state_dict(), training_data=training_data,
+            )  # fmt: skip
     budget = None if config.time_budget_minutes is None else 60.0 * config.time_budget_minutes
     t0 = time.time() - elapsed_before
     # the labelled classes only: thousands of label-free clips would each be a "class" named by its path

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -99,9 +100,11 @@ def uninterrupted(tmp_path_factory, tones):
 
 
 KILL_POINTS = [
-    # (file, its n-th write, how): named after the commit order of an epoch: last.pt, best.pt, state.pt
-    ("state.pt", 2, "before-replace"),  # epoch 2's last.pt (and best.pt) are written, its state is not
-    ("state.pt", 2, "mid-write"),
+    # (file, its n-th write, how): named after the commit order: state.pt of the start (its first write), then
+    # per epoch last.pt, best.pt, state.pt
+    ("last.pt", 1, "before-replace"),  # in epoch 1: only the start is committed (issue 34 item 14)
+    ("state.pt", 3, "before-replace"),  # epoch 2's last.pt (and best.pt) are written, its state is not
+    ("state.pt", 3, "mid-write"),
     ("best.pt", 2, "mid-write"),  # best.pt of epoch 1 must survive a torn copy
     ("last.pt", 3, "before-replace"),
 ]
@@ -268,3 +271,84 @@ def test_an_embed_killed_between_its_two_renames_is_completed_by_the_next_reader
     assert_pair(out, QUERIES[:5])  # read_embeddings completed the commit
     assert not (tmp_path / ".e.npy.commit").exists()
     assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+# ---------------------------------------------------------------- Ctrl-C at any moment of start-up
+# `python -m audiosiam ARGS`, announcing first that the interpreter's own start-up (site, sitecustomize) is
+# over: a SIGINT before that is Python's, not audiosiam's, to answer.
+AS_MAIN = (
+    "import runpy, sys; print('ready', flush=True); sys.argv = ['audiosiam', *sys.argv[1:]]; "
+    "runpy.run_module('audiosiam', run_name='__main__', alter_sys=True)"
+)
+MOMENTS = 30
+
+
+def interrupted_at(args: list[str], moment: float | None) -> tuple[int, str, float]:
+    """Run the command, SIGINT it ``moment`` seconds after start-up ends (``None``: never); returns the exit
+    code, stderr and the seconds it ran after start-up."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", AS_MAIN, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline() == "ready\n"
+    began = time.monotonic()
+    if moment is not None:
+        time.sleep(moment)
+        child.send_signal(signal.SIGINT)
+    try:
+        _, err = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        pytest.fail(f"audiosiam {args[0]} still ran 60 s after Ctrl-C at {moment} s (a hang)")
+    return child.returncode, err, time.monotonic() - began
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["verify", "train"])
+def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(command, checkpoint, tones, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    args = {
+        "verify": ["verify", CLIP, CLIP, "--model", checkpoint],
+        "train": [
+            "train",
+            tones,
+            "--out",
+            tmp_path / "t.pt",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--channels",
+            "8,8,16,16",
+            "--blocks",
+            "1,1,1",
+            "--embedding-dim",
+            "16",
+            "--n-mels",
+            "32",
+            "--classes-per-batch",
+            "4",
+            "--clips-per-class",
+            "2",
+            "--clip-seconds",
+            "0.5",
+            "--val-classes",
+            "0",
+            "--num-workers",
+            "0",
+            "--no-progress",
+        ],
+    }[command]
+    args = [str(a) for a in args]
+    code, err, whole = interrupted_at(args, None)
+    assert code == 0, err
+    # 30 moments from 0.1 s to the end of the command (imports of torch, numpy, scipy, sklearn; reading;
+    # the model), two commands at a time
+    moments = [0.1 + (0.95 * whole - 0.1) * i / (MOMENTS - 1) for i in range(MOMENTS)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda m: interrupted_at(args, m), moments))
+    for moment, (code, err, _) in zip(moments, results):
+        assert "Traceback" not in err and "Exception ignored" not in err, (moment, err)
+        assert code in (130, 0), (moment, code, err)  # 0: the command ended before the signal came
+    stopped = sum(code == 130 for code, _, _ in results)
+    assert stopped >= MOMENTS * 3 // 4, f"only {stopped} of {MOMENTS} moments interrupted the command"

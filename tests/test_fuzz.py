@@ -376,3 +376,90 @@ def test_galleries_with_crafted_fields_are_refused_by_name(tmp_path):
                 FewShotClassifier.load(path, model=model)
             assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value), (name, caught.value)
     assert np.isfinite(FewShotClassifier.load(clean, model=clf.model).predict_proba(clips[:2], sample_rate=RATE)).all()
+
+
+@pytest.mark.parametrize("value", ["x", float("nan"), 5.0, True, [0.5]], ids=repr)
+def test_a_checkpoint_with_a_damaged_verification_threshold_is_refused_by_name(tmp_path, value):
+    model = tiny_model()
+    model.info["verification_threshold"] = value
+    path = tmp_path / "thr.pt"
+    save_checkpoint(model, path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: the model's verification threshold .* is not a similarity"):
+        load_model(path)
+    model.info = {"metrics": {"verification_threshold": value}}  # where older checkpoints kept it
+    save_checkpoint(model, path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: the model's verification threshold"):
+        load_model(path)
+
+
+def test_the_api_refuses_arguments_of_the_wrong_kind_by_name(tmp_path):
+    from audiosiam.detection import EventDetector
+    from audiosiam.errors import ParameterError
+
+    model = tiny_model().eval()
+    clips = [torch.from_numpy(speech_like(0.5, seed=i)) for i in range(4)]
+    with pytest.warns(UserWarning, match="no calibration map"):
+        clf = FewShotClassifier(model).fit(iter(clips), iter("aabb"), sample_rate=RATE)  # generators are sequences
+    assert list(clf.classes_) == ["a", "b"]
+    gallery = clf.save(tmp_path / "g.asg")
+    detector = EventDetector(model).fit(clips[:2], labels="a", sample_rate=RATE)
+    calls = {  # name -> (call, words of the ParameterError)
+        "embed(5)": (lambda: model.embed(5), "got int"),
+        "embed(None)": (lambda: model.embed(None), "got None"),
+        "embed(bytes array)": (lambda: model.embed(np.array([b"a", b"b"])), "array of |S1"),
+        "embed([None])": (lambda: model.embed([None]), "inputs[0]: expected a path or a 1-D waveform of numbers"),
+        "embed(object array)": (lambda: model.embed(np.array([None, 3], dtype=object)), "got None"),
+        "embed(complex)": (lambda: model.embed(torch.ones(8000, dtype=torch.complex64), sample_rate=RATE), "complex64"),
+        "fit(X=5)": (lambda: FewShotClassifier(model).fit(5, [1]), "X: expected a sequence of clips, got int"),
+        "fit(y=None)": (lambda: FewShotClassifier(model).fit(clips, None), "y: expected one label per clip"),
+        "fit(1 and '1')": (lambda: FewShotClassifier(model).fit(clips, [1, 1, "1", "1"]), "both be the class '1'"),
+        "fit(None label)": (lambda: FewShotClassifier(model).fit(clips, [None, None, "a", "a"]), "label None"),
+        "FewShotClassifier(k=nan)": (
+            lambda: FewShotClassifier(model, k=float("nan")).fit(clips, list("aabb")),
+            "k=nan",
+        ),
+        "kneighbors(k=nan)": (lambda: clf.kneighbors(clips[:1], k=float("nan"), sample_rate=RATE), "k=nan"),
+        "predict(None)": (lambda: clf.predict(None), "X: expected a clip"),
+        "load(model=3)": (lambda: FewShotClassifier.load(gallery, model=3), "model=3: expected an EmbeddingModel"),
+        "load_model(3)": (lambda: load_model(3), "name_or_path=3: expected a file path"),
+        "load_model(['a'])": (lambda: load_model(["a"]), "got list"),
+        "load_audio(3)": (lambda: load_audio(3), "path=3: expected a file path"),
+        "load_audio(None)": (lambda: load_audio(None), "path=None"),
+        "detect(b'abc')": (lambda: detector.detect(b"abc"), "recording: expected a path or a 1-D waveform"),
+        "detect(None)": (lambda: detector.detect(None), "got None"),
+        "detect([paths])": (lambda: detector.detect(["a.wav", "b.wav"]), "got a list of str"),
+        "EventDetector.fit(None)": (lambda: EventDetector(model).fit(None), "examples: expected a clip"),
+    }
+    for name, (call, words) in calls.items():
+        with pytest.raises(ParameterError) as caught:
+            call()
+        assert words in str(caught.value), (name, caught.value)
+    with pytest.raises(GalleryError, match="made by a different model"):  # a name is loaded, then compared
+        FewShotClassifier.load(gallery, model="default")
+
+
+@pytest.mark.parametrize("kind", ["ogg", "flac", "opus"])
+def test_an_ogg_or_flac_file_cut_anywhere_is_called_truncated(kind, tmp_path):
+    suffix, options = {
+        "ogg": ("ogg", {"format": "OGG", "subtype": "VORBIS"}),
+        "flac": ("flac", {"format": "FLAC", "subtype": "PCM_16"}),
+        "opus": ("opus", {"format": "OGG", "subtype": "OPUS"}),
+    }[kind]
+    clean = tmp_path / f"clean.{suffix}"
+    sf.write(clean, np.concatenate([speech_like(1.0, seed=i) for i in range(4)]), RATE, **options)
+    assert load_audio(clean, sample_rate=RATE).numel() > 3 * RATE
+    data = clean.read_bytes()
+    for share in (0.3, 0.5, 0.7, 0.89, 0.93, 0.97, 0.99):  # an Ogg stream cut at half decoded as a shorter clip
+        cut = tmp_path / f"cut{share}.{suffix}"
+        cut.write_bytes(data[: int(len(data) * share)])
+        for read in (lambda p: load_audio(p, sample_rate=RATE), lambda p: list(read_blocks(p, RATE))):
+            with pytest.raises(AudioLoadError, match=rf"^{cut}: truncated"):
+                read(cut)
+    if kind == "flac":  # damage inside, whole length: damaged, not truncated
+        raw = bytearray(data)
+        raw[len(raw) // 2] ^= 0xFF
+        damaged = tmp_path / "damaged.flac"
+        damaged.write_bytes(bytes(raw))
+        with pytest.raises(AudioLoadError) as caught:
+            load_audio(damaged, sample_rate=RATE)
+        assert "truncated:" not in str(caught.value), caught.value

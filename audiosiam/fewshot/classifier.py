@@ -37,7 +37,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..errors import GalleryError, ParameterError
-from ..models.embedding import describe_input
+from ..models.embedding import as_clips, describe_input
 from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics, prior_offset
 from .gallery import Gallery, model_fingerprint
 from .rules import RULES, check_k, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
@@ -60,6 +60,32 @@ def _number(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name}={value!r}: expected a finite number")
     return float(value)
+
+
+def _labels(y, what: str = "y") -> list[str]:
+    """Class labels as the strings a gallery stores: each a ``str`` or a whole number (``np.str_``, ``np.int64``
+    too); ``None``, floats, bools and objects are refused, and so are two labels that would become one class
+    (``1`` and ``"1"``)."""
+    if y is None or isinstance(y, (str, bytes)):
+        raise ParameterError(
+            f"{what}: expected one label per clip (a list), got {'None' if y is None else type(y).__name__}"
+        )
+    try:
+        y = list(y)
+    except TypeError:
+        raise ParameterError(f"{what}: expected one label per clip (a list), got {type(y).__name__}") from None
+    names: dict[str, Any] = {}
+    for label in y:
+        if isinstance(label, (bool, np.bool_)) or not isinstance(label, (str, int, np.integer)):
+            raise ParameterError(
+                f"{what}: the label {label!r} is a {type(label).__name__}; labels are text or whole numbers"
+            )
+        first = names.setdefault(str(label), label)
+        if isinstance(first, str) != isinstance(label, str):
+            raise ParameterError(
+                f"{what}: the labels {first!r} and {label!r} would both be the class {str(label)!r}; use one spelling"
+            )
+    return [str(label) for label in y]
 
 
 def _softmax(scores: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -236,10 +262,8 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             raise ParameterError(f"calibration={self.calibration!r}: expected None, a stored map (dict) or 'legacy'")
 
     def _embed(self, X, *, sample_rate=None, on_error="raise", progress=False):
-        if isinstance(X, (str, os.PathLike)) or (hasattr(X, "ndim") and X.ndim == 1):
-            X = [X]  # one clip, not a sequence of characters or samples
         return self._model().embed_all(
-            X, sample_rate=sample_rate, batch_size=self.batch_size, on_error=on_error, progress=progress
+            as_clips(X, "X"), sample_rate=sample_rate, batch_size=self.batch_size, on_error=on_error, progress=progress
         )
 
     # ------------------------------------------------------------------ enrolment
@@ -310,6 +334,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """
         if not hasattr(self, "gallery_"):
             return self.fit(X, y, sample_rate=sample_rate, progress=progress, on_error=on_error)
+        X, y = as_clips(X, "X", single=False), _labels(y)
         if len(X) != len(y):
             raise ParameterError(f"X and y: {len(X)} clips but {len(y)} labels")
         if len(X) == 0:
@@ -342,7 +367,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "gallery_"):
             model = self._model()
             self.gallery_ = Gallery(model.embedding_dim, model_fingerprint(model))
-        labels = [str(label) for label in labels]
+        labels = _labels(labels, "labels")
         if UNKNOWN in labels:
             raise ParameterError(f"y: {UNKNOWN!r} is reserved for rejected queries; rename that class")
         self.gallery_.add(embeddings, labels, sources)
@@ -775,9 +800,10 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
         Args:
             path (str or Path): the ``.asg`` file.
-            model (EmbeddingModel or None, optional): the model to embed queries with; ``None`` loads the
-                model the gallery was made with (a bundled preset or checkpoint path recorded in it). A
-                different model is refused. Default: ``None``.
+            model (EmbeddingModel, str, Path or None, optional): the model to embed queries with (a preset
+                name or checkpoint path is loaded); ``None`` loads the model the gallery was made with (a
+                bundled preset or checkpoint path recorded in it). A different model is refused. Default:
+                ``None``.
 
         Raises:
             GalleryError: the file is missing or damaged, or ``model`` is not the one that made it.
@@ -798,10 +824,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             raise damaged(f"model={recorded!r}: expected the name or path of the model that made it")
         if not isinstance(adapt, bool):
             raise damaged(f"adapt={adapt!r}: expected true or false")
-        if model is None:
+        if model is None or isinstance(model, (str, os.PathLike)):  # a preset name or a checkpoint path
             from ..models import load_model
 
-            model = load_model(recorded)
+            model = load_model(recorded if model is None else model)
+        elif not isinstance(model, torch.nn.Module) or not hasattr(model, "embed_all"):
+            raise ParameterError(
+                f"model={model!r}: expected an EmbeddingModel, a preset name, a checkpoint path, or None "
+                "(the gallery's own)"
+            )
         gallery.check_fingerprint(model_fingerprint(model), path)
         clf = cls(
             model,

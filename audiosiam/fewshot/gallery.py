@@ -30,7 +30,7 @@ import torch
 
 from .._version import __version__
 from ..errors import GalleryError, ParameterError
-from ..files import atomic_write, not_a_regular_file
+from ..files import as_path, atomic_write, not_a_regular_file
 
 __all__ = ["Gallery", "gallery_path", "model_fingerprint", "FORMAT_VERSION"]
 
@@ -283,7 +283,7 @@ class Gallery:
         Raises:
             GalleryError: missing, corrupt, of another format version, or made by another model.
         """
-        path = Path(path)
+        path = Path(os.fsdecode(as_path(path)))
         if not path.exists() and gallery_path(path).exists():  # "g" names the "g.asg" that `enroll --out g` wrote
             path = gallery_path(path)
         found = not_a_regular_file(path, "gallery file")

@@ -55,16 +55,12 @@ def verification_threshold(model) -> float | None:
     cal = verification_map(model)
     if cal is not None:
         return cal.same_threshold()
-    info = getattr(model, "info", None) or {}
-    stored = info.get("verification_threshold", (info.get("metrics") or {}).get("verification_threshold"))
-    if stored is None:
-        return None
-    if isinstance(stored, bool) or not isinstance(stored, (int, float)) or not -1.0 <= float(stored) <= 1.0:
-        raise CheckpointError(
-            f"the model's verification threshold {stored!r} is not a similarity in [-1, 1]; the checkpoint is "
-            "damaged (refit it with scripts/fit_calibration.py)"
-        )
-    return float(stored)
+    from ..models.checkpoint import stored_threshold
+
+    try:
+        return stored_threshold(getattr(model, "info", None) or {})
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def same_probability(model, similarity) -> np.ndarray | None:

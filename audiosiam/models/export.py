@@ -14,7 +14,7 @@ windows whose embeddings are averaged), so a clip's embedding is the one audiosi
   the mono mix (the mean of the channels), resampling to the model's rate, and the refusal of unusable
   audio (silence, NaN, absurd levels).
 * Compiled ops cannot be exported: the graph holds each one's pure-PyTorch reference
-  (:mod:`audiosiam.ops._reference`; for the log-mel front end, ``mel_power``), which gives the same values
+  (``audiosiam/ops/_reference.py``; for the log-mel front end, ``mel_power``), which gives the same values
   to float rounding. :attr:`ExportResult.reference_ops` names them.
 
 The ONNX file's ``metadata_props`` carry the sample rate, the embedding size, the input and output names and

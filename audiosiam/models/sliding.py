@@ -44,6 +44,9 @@ PRECISIONS = ("auto", "int8", "float32")
 # architecture is 71 frames (0.71 s); kept with room for deeper configs.
 _TRUNK_CONTEXT_FRAMES = 64
 
+# Lengths beyond a week are slips, not settings (frame counts that large overflow the tensors indexing them).
+MAX_SECONDS = 7 * 24 * 3600.0
+
 # Chunks embedded at once on the CPU (at most; never more than torch's intra-op threads): enough to keep
 # every core of a small machine busy, few enough that memory stays a few chunks.
 _MAX_CONCURRENT_CHUNKS = 4
@@ -85,7 +88,7 @@ class SlidingEmbedder:
             context, whatever the recording's length).
 
     Raises:
-        ParameterError: a length not positive, a front end that does not normalise per utterance, an
+        ParameterError: a length not positive or over a week, a front end that does not normalise per utterance, an
             unknown ``precision``, or ``"int8"`` where it cannot run (the reason named).
     """
 
@@ -99,12 +102,12 @@ class SlidingEmbedder:
         precision: str = "auto",
         fine_window_seconds: float | None = None,
     ):
-        if not (window_seconds > 0 and hop_seconds > 0 and chunk_seconds > 0):
+        if not all(0 < s <= MAX_SECONDS for s in (window_seconds, hop_seconds, chunk_seconds)):
             raise ParameterError(
                 f"window_seconds={window_seconds}, hop_seconds={hop_seconds}, chunk_seconds={chunk_seconds}: "
-                "all must be > 0"
+                f"all must be > 0 and at most {MAX_SECONDS:.0f} (a week)"
             )
-        if fine_window_seconds is not None and not fine_window_seconds > 0:
+        if fine_window_seconds is not None and not 0 < fine_window_seconds <= MAX_SECONDS:
             raise ParameterError(f"fine_window_seconds={fine_window_seconds}: must be > 0 (or None for no fine grid)")
         if not model.frontend.slides:
             raise ParameterError(
