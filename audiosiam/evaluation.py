@@ -237,7 +237,8 @@ def verification_metrics(
     min_dcf = float(min(dcf.min(), min(p_target, 1 - p_target)) / min(p_target, 1 - p_target))
     out = {
         "eer": eer,
-        "eer_threshold": eer_threshold,
+        # cosines of unit vectors can round a hair past +-1; a threshold is a similarity, and checkpoints refuse others
+        "eer_threshold": min(1.0, max(-1.0, float(eer_threshold))),
         "min_dcf": min_dcf,
         "p_target": p_target,
         "pairs": int(len(scores)),
