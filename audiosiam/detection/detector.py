@@ -473,7 +473,8 @@ class EventDetector:
                     window_seconds=self._embedder.window_seconds,
                     hop_seconds=self._embedder.hop_seconds,
                     duration=samples[index] / rate,
-                    audible=self._audible(starts_all, np.concatenate(energies[index])),
+                    # one flag per scored window (a foreign encoder's grid may list a start it did not score)
+                    audible=self._audible(starts_all[: len(scores_all)], np.concatenate(energies[index])),
                     **fine,
                 ),
             )
