@@ -28,7 +28,7 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
    ``benchmarks/soundscape_detection.py``; the held-out classes score it once.)
 5. **Events.** A window is *on* for the label with the largest score above its threshold (margin
    ``score - threshold``), so two labels never claim one window, and only if it is audible: its level
-   (RMS) at most :data:`QUIET_DB` (50 dB) below the examples' median sounding level. Scores do not
+   (RMS) at most ``QUIET_DB`` (50 dB) below the examples' median sounding level. Scores do not
    depend on level, so without this a recording of near-silence (dither, 1e-4 noise) lit up like any other
    background where the examples are noise-like (water). Runs of on-windows (gaps of one hop
    bridged) become events. Every window that overlaps a sound of length ``d`` enough may light up, so a
@@ -69,6 +69,7 @@ __all__ = ["EventDetector", "ScoreCurve", "typical_match", "calibrated_threshold
 DEFAULT_LABEL = "target"
 
 # A window this many dB below the examples' median sounding level (RMS) is near-silence: never an event.
+#: A window this many dB below the examples' median sounding level is too quiet to hold an event.
 QUIET_DB = 50.0
 # An expected event length is at least this (a 1-sample example would give events of no length).
 MIN_EVENT_SECONDS = 0.05

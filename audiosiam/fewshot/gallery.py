@@ -12,7 +12,7 @@ File format (``.asg``): a NumPy ``.npz`` archive read with ``allow_pickle=False`
 from someone else cannot run code. It holds ``embeddings`` (N, D) float32, ``labels`` and ``sources``
 (N,) strings, and ``meta``: a JSON string with the format version, the audiosiam version and the model
 fingerprint. Reading checks every member's declared dtype and shape before inflating it (no file may declare
-more than :data:`MAX_EXPANSION` times its size: a zip bomb is refused after reading a few hundred bytes), then
+more than ``MAX_EXPANSION`` times its size: a zip bomb is refused after reading a few hundred bytes), then
 every metadata field's type and range and that the embeddings are finite unit vectors.
 """
 
@@ -314,6 +314,7 @@ _MEMBERS = {"meta": "U", "embeddings": "f", "labels": "U", "sources": "U"}
 # Our galleries are stored uncompressed, so their arrays are about as big as the file. One compressed by
 # another tool may declare more, but a zip bomb (a few MB declaring GBs of zeros) must be refused before a
 # byte of it is inflated: its arrays may declare at most this many times the file's size (plus 1 MiB).
+#: The most a gallery's arrays may declare, as a multiple of the file's size (a zip bomb declares more).
 MAX_EXPANSION = 32
 # Embeddings are stored L2-normalised; a row further than this from unit length was not written by us.
 _NORM_TOLERANCE = 1e-3
@@ -324,7 +325,7 @@ def _read_archive(path: Path) -> tuple[dict, torch.Tensor, list[str], list[str]]
 
     Every member's declared dtype and shape is read from its header (a few hundred bytes) and checked
     against the others, the metadata and the file's size before any array is inflated, so no file can make
-    us allocate more than :data:`MAX_EXPANSION` times its size; then every metadata field's type and range
+    us allocate more than ``MAX_EXPANSION`` times its size; then every metadata field's type and range
     and the embeddings' norms are checked. Anything else raises :class:`GalleryError` naming the file.
     """
     import zipfile

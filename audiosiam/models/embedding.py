@@ -10,9 +10,10 @@ settings to get wrong. :meth:`EmbeddingModel.embed` accepts paths or waveforms o
   averaged and re-normalised;
 * a file that would take more than :data:`STREAM_BYTES` decoded whole (about 35 minutes of 16 kHz mono, 6 of
   48 kHz stereo), or whose header announces no length, is read in blocks instead and its windows embedded
-  as ``find`` and ``classify --segments`` embed a recording's (:class:`~audiosiam.models.sliding.
-  SlidingEmbedder`: in float32, the hop rounded to the trunk's 80 ms frames), then averaged: memory stays
-  a few blocks and chunks whatever the length (1 h of 48 kHz stereo: ``benchmarks/bench_find.py``), and
+  as ``find`` and ``classify --segments`` embed a recording's (a
+  :class:`~audiosiam.models.sliding.SlidingEmbedder`: in float32, the hop rounded to the trunk's 80 ms
+  frames), then averaged: memory stays a few blocks and chunks whatever the length (1 h of 48 kHz stereo:
+  ``benchmarks/bench_find.py``), and
   the embedding is the whole-file one to a cosine of about 0.995 (trunk frames see their real neighbours
   at window edges).
 """
@@ -38,6 +39,7 @@ __all__ = ["EmbeddingModel", "EmbeddingResult", "EmbedFailure", "describe_input"
 # A file that would take more than this decoded whole is embedded in a stream (module docstring): 128 MiB of
 # float32 samples, so the whole-file path's peak (the samples, their mono mix, the resampled copy) stays
 # a few hundred MB, and an hour of 48 kHz stereo (1.4 GB decoded, 4 GB peak) never loads.
+#: Files whose decoded waveform would exceed this many bytes are embedded as they stream (bounded memory).
 STREAM_BYTES = 128 << 20
 
 

@@ -41,6 +41,7 @@ from .embedding import _LENGTH_QUANTUM_SECONDS, EmbeddingModel
 __all__ = ["FORMATS", "ClipEmbedder", "ExportResult", "export_model", "exported_metadata"]
 
 # format -> the file suffix it is written with
+#: The export formats and the file suffix each one writes.
 FORMATS = {"onnx": ".onnx", "torch": ".pt2"}
 
 INPUT_NAME, OUTPUT_NAME = "waveform", "embedding"
