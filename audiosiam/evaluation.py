@@ -50,6 +50,15 @@ def _unit(embeddings) -> torch.Tensor:
     return torch.nn.functional.normalize(torch.as_tensor(embeddings, dtype=torch.float32), dim=1)
 
 
+def _bar(iterable, progress: bool, desc: str, unit: str, total: int | None = None):
+    """``iterable``, under a progress bar that goes away when done if ``progress``."""
+    if not progress:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, unit=unit, total=total, leave=False, dynamic_ncols=True)
+
+
 def embed_items(model, items, *, cache=None, progress: bool = True) -> torch.Tensor:
     """Embeddings of validation clips (``ClipItem``s), read from ``cache`` when it holds as many rows, else
     computed (and written there): what the calibration scripts and benchmarks embed.
@@ -91,13 +100,14 @@ def embed_dataset(model, dataset, *, batch_size: int = 64, progress: bool = Fals
         dataset (AudioClipDataset): the clips; each is loaded whole (``dataset.load``), not cropped or
             augmented.
         batch_size (int, optional): windows per forward pass. Default: ``64``.
-        progress (bool, optional): a progress bar over the batches. Default: ``False``.
+        progress (bool, optional): progress bars over the clips read and the batches embedded.
+            Default: ``False``.
 
     Returns:
         ``(embeddings (N, D), labels (N,))``: L2-normalised float32 embeddings on the CPU, and the
         dataset's integer class indices, in the dataset's order.
     """
-    waves = [dataset.load(i) for i in range(len(dataset))]
+    waves = [dataset.load(i) for i in _bar(range(len(dataset)), progress, "reading clips", "clip")]
     emb = model.embed(waves, sample_rate=dataset.sample_rate, batch_size=batch_size, progress=progress)
     return emb, torch.as_tensor(dataset.labels)
 
@@ -116,6 +126,7 @@ def few_shot_accuracy(
     cross_group: bool = True,
     query_groups: Sequence[str] | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
     """Mean N-way K-shot accuracy over seeded episodes, with its 95% confidence interval.
 
@@ -137,6 +148,7 @@ def few_shot_accuracy(
         query_groups (Sequence[str] or None, optional): only these groups' clips are queries (support from
             any group); needs ``groups``. Default: ``None``.
         seed (int, optional): seed of the episodes; the same seed draws the same episodes. Default: ``0``.
+        progress (bool, optional): a progress bar over the episodes. Default: ``False``.
 
     Returns:
         ``{"accuracy", "ci95", "episodes", "n_way", "k_shot", "n_query", "rule"}``; ``ci95`` is 1.96
@@ -163,7 +175,8 @@ def few_shot_accuracy(
     accs = np.empty(episodes)
     support_truth = torch.arange(n_way).repeat_interleave(k_shot)
     truth = torch.arange(n_way).repeat_interleave(n_query)
-    for e, (support, query) in enumerate(sampler):
+    episodes_bar = _bar(sampler, progress, f"{n_way}-way {k_shot}-shot episodes", "episode", episodes)
+    for e, (support, query) in enumerate(episodes_bar):
         scores, _ = class_scores(emb[query], emb[support], support_truth, n_way, rule=rule, k=k)
         accs[e] = float((scores.argmax(1) == truth).float().mean())
     return {
@@ -386,6 +399,7 @@ def calibration_metrics(
     adapt: bool = True,
     bins: int = 15,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
     """How far :class:`~audiosiam.fewshot.FewShotClassifier`'s answers and probabilities can be trusted.
 
@@ -428,6 +442,7 @@ def calibration_metrics(
         adapt (bool, optional): the classifier's leave-one-out adaptation. Default: ``True``.
         bins (int, optional): confidence bins of the calibration errors. Default: ``15``.
         seed (int, optional): seed of the episodes. Default: ``0``.
+        progress (bool, optional): a progress bar over the episodes. Default: ``False``.
 
     Returns:
         dict: the metrics above (``closed_*``, ``open_*``, ``false_accept_rate``, ``false_reject_rate``,
@@ -455,7 +470,7 @@ def calibration_metrics(
     open_conf, open_right, open_brier, open_label = [], [], [], []
     rejected, accepted_unknown, known_right, rejection_score, similarity = [], [], [], [], []
     rejection_on = 0
-    for support, query in sampler:
+    for support, query in _bar(sampler, progress, f"calibration {k_shot}-shot episodes", "episode", episodes):
         enrolled = torch.as_tensor(support)[: n_way * k_shot]  # class-major: the first n_way classes
         clf = FewShotClassifier(
             None,

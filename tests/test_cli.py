@@ -727,3 +727,18 @@ def test_an_unforeseen_system_error_is_one_named_line(checkpoint, monkeypatch, t
     monkeypatch.setattr(embed, "run", refused)
     code, _, err = cli("embed", EXAMPLES / "query", "--out", tmp_path / "e.npy")
     assert code == 1 and err.startswith(f"audiosiam embed: error: {tmp_path / 'somewhere'}: Permission denied"), err
+
+
+def test_evaluate_shows_its_progress_over_reading_embedding_and_episodes(checkpoint, monkeypatch):
+    from audiosiam.commands import _common
+
+    # on a terminal: a bar over the clips read, the batches embedded and each measure's episodes
+    monkeypatch.setattr(_common, "show_progress", lambda args: not args.no_progress)  # as if stderr were one
+    args = ["--n-way", "4", "--n-query", "1", "--k-shot", "1", "--episodes", "10", "--calibration"]
+    args += ["--calibration-episodes", "5"]
+    code, out, err = cli("evaluate", EXAMPLES / "support", "--model", checkpoint, *args)
+    assert code == 0, err
+    for bar in ("reading clips", "embedding", "4-way 1-shot episodes", "calibration 1-shot episodes"):
+        assert bar in err, bar
+    quiet = cli("evaluate", EXAMPLES / "support", "--model", checkpoint, "--no-progress", *args)
+    assert quiet[1] == out and "episodes" not in quiet[2]  # the same answers; --no-progress: no bar

@@ -173,7 +173,8 @@ def run(args) -> int:
     dataset = AudioClipDataset(sources[0].items(), clip_seconds=None, on_error="skip")
     known = _open_set_classes(dataset, max(args.k_shot)) if args.open_set else None  # checked before the work
     model = _common.load_model_from_args(args)
-    emb, labels = E.embed_dataset(model, dataset, progress=_common.show_progress(args))
+    progress = _common.show_progress(args)
+    emb, labels = E.embed_dataset(model, dataset, progress=progress)
     groups = dataset.groups if args.cross_group or args.query_group else None
     results = {
         "model": args.model or "default",
@@ -195,6 +196,7 @@ def run(args) -> int:
             cross_group=args.cross_group,
             query_groups=args.query_group or None,
             seed=args.seed,
+            progress=progress,
         )
     from ..fewshot.verification import verification_threshold
 
@@ -227,6 +229,7 @@ def run(args) -> int:
             target_false_accept=args.target_false_accept,
             expected_unknown=args.expected_unknown or EXPECTED_UNKNOWN,
             seed=args.seed,
+            progress=progress,
         )
     print(json.dumps(results, indent=2) if args.format == "json" else E.format_table(results))
     if args.json:
