@@ -282,12 +282,17 @@ def stored_threshold(info: dict) -> float | None:
     )
     if stored is None:
         return None
-    if isinstance(stored, bool) or not isinstance(stored, (int, float)) or not -1.0 <= float(stored) <= 1.0:
+    # float32 similarities of identical clips reach 1 + 6e-8: a rounding, not damage
+    if (
+        isinstance(stored, bool)
+        or not isinstance(stored, (int, float))
+        or not -1.0 - 1e-6 <= float(stored) <= 1.0 + 1e-6
+    ):
         raise ValueError(
             f"the model's verification threshold {stored!r} is not a similarity in [-1, 1]; the checkpoint is "
             "damaged (refit it with scripts/fit_calibration.py)"
         )
-    return float(stored)
+    return min(1.0, max(-1.0, float(stored)))
 
 
 def _named_weights(path: Path, source) -> dict[str, torch.Tensor]:
