@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import _interrupt
 
     process = argv is None
-    _interrupt.install()
+    _interrupt.install(process=process)
     try:
         code = _main(sys.argv[1:] if process else list(argv))
     except BaseException:  # after Ctrl-C, whatever it broke (a half-imported module) is the interrupt

@@ -352,3 +352,63 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(command,
         assert code in (130, 0), (moment, code, err)  # 0: the command ended before the signal came
     stopped = sum(code == 130 for code, _, _ in results)
     assert stopped >= MOMENTS * 3 // 4, f"only {stopped} of {MOMENTS} moments interrupted the command"
+
+
+LIBRARY_CALLBACK = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, sys.argv[2])
+    from audiosiam import _interrupt
+    _interrupt.install(process=sys.argv[1] == "process")
+    import library  # not audiosiam's code: as a library's Python code run from its C++ code
+    library.call()
+    print("went on")
+    """
+)
+
+
+@pytest.mark.parametrize("process", [True, False])
+def test_ctrl_c_outside_our_code_ends_the_command_line_at_once_and_is_raised_for_an_in_process_caller(
+    process, tmp_path
+):
+    # Raising there can reach a C++ frame that may not throw: the process aborts with -6 (CI met it in
+    # `verify`). The command line ends at once instead; an in-process caller keeps Python's behaviour.
+    (tmp_path / "library.py").write_text(
+        "import os, signal\n\ndef call():\n    os.kill(os.getpid(), signal.SIGINT)\n    return sum(range(10))\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", LIBRARY_CALLBACK, "process" if process else "caller", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "went on" not in child.stdout
+    if process:
+        assert child.returncode == 130, child.stderr
+        assert "Traceback" not in child.stderr and "interrupted" in child.stderr
+    else:
+        assert "KeyboardInterrupt" in child.stderr, child.stderr
+
+
+def test_a_ctrl_c_in_audiosiam_code_is_raised_to_unwind_it():
+    from audiosiam import _interrupt
+    from audiosiam.files import atomic_write
+
+    assert _interrupt._in_our_code(_frame_of(atomic_write))
+    assert not _interrupt._in_our_code(sys._getframe())
+
+
+def _frame_of(function):
+    """The frame of ``function`` while it runs (it is called with a writer that captures it)."""
+    import tempfile
+
+    frames = []
+
+    def capture(tmp):
+        frames.append(sys._getframe(1))
+        tmp.write_bytes(b"")
+
+    with tempfile.TemporaryDirectory() as folder:
+        function(Path(folder) / "x", capture)
+    return frames[0]
