@@ -22,7 +22,7 @@ from .commands._common import printable
 from .errors import AudiosiamError
 
 # Order is the order shown in --help: the everyday commands first.
-SUBCOMMANDS = ("classify", "find", "verify", "enroll", "embed", "train", "evaluate", "bench", "info")
+SUBCOMMANDS = ("classify", "find", "verify", "enroll", "embed", "export", "train", "evaluate", "bench", "info")
 
 
 def _available_commands():
@@ -63,7 +63,34 @@ def _one_line_warning(command: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Run the command line ``argv`` (``None``: this process's arguments; then an interrupted command ends
+    the process at once with 130, whatever its imports left behind: :mod:`audiosiam._interrupt`)."""
+    from . import _interrupt
+
+    process = argv is None
+    _interrupt.install()
+    try:
+        code = _main(sys.argv[1:] if process else list(argv))
+    except BaseException:  # after Ctrl-C, whatever it broke (a half-imported module) is the interrupt
+        if not _interrupt.interrupted():
+            raise
+        print("audiosiam: interrupted", file=sys.stderr)
+        code = 130
+    finally:
+        if not process:
+            _interrupt.uninstall()
+    if _interrupt.interrupted():
+        if process:  # now: not through the clean-up of half-imported libraries, which may hang or fail
+            _interrupt.exit_now(say=False)
+        return 130
+    if process:  # the work is done: a Ctrl-C from here on would only interrupt the interpreter's exit
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     command = _chosen_command(argv) or "audiosiam"
     try:
         parser = build_parser(_chosen_command(argv))
@@ -87,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the system refused a read or a write the command did not foresee: named, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(
+            f"audiosiam {args.command}: error: {printable(where + (exc.strerror or str(exc)))} "
+            "(check that the place exists, is writable and has room)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"audiosiam {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -250,7 +250,8 @@ def verification_metrics(
     min_dcf = float(min(dcf.min(), min(p_target, 1 - p_target)) / min(p_target, 1 - p_target))
     out = {
         "eer": eer,
-        "eer_threshold": eer_threshold,
+        # cosines of unit vectors can round a hair past +-1; a threshold is a similarity, and checkpoints refuse others
+        "eer_threshold": min(1.0, max(-1.0, float(eer_threshold))),
         "min_dcf": min_dcf,
         "p_target": p_target,
         "pairs": int(len(scores)),
@@ -361,7 +362,7 @@ def expected_calibration_error(confidence, correct, *, bins: int = 15, weights=N
             of queries than the one asked); ``None``: all 1. Default: ``None``.
 
     Returns:
-        (float, list): ECE = sum over bins of (bin weight share) x |accuracy - mean confidence| (0 for no
+        (float, list): ECE = sum over bins of (bin weight share) x ``|accuracy - mean confidence|`` (0 for no
         answers), both weighted, and one ``[mean confidence, accuracy, count]`` row per non-empty bin.
     """
     conf = np.asarray(confidence, dtype=np.float64)

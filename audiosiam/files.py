@@ -9,30 +9,41 @@ once the process that named it is gone.
 
 :func:`locked` serialises read-modify-write updates of one file between processes (``enroll --add-to``),
 so that two concurrent updates both land instead of one silently replacing the other.
+
+:func:`atomic_write_together` writes files that only make sense as a pair (``embed``'s ``.npy`` and its
+``.csv`` index): every temporary is complete before any target is replaced, so a failed write (a full disk)
+changes none of them; the renames run under a lock and a journal, so a writer killed between two renames is
+completed by the next one that opens the pair (:func:`finish_interrupted_commit`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import stat
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 from .errors import AudiosiamError
 
 __all__ = [
     "atomic_write",
+    "atomic_write_together",
+    "finish_interrupted_commit",
     "write_output",
     "refuse_folders",
+    "refuse_unwritable",
+    "make_folder",
     "locked",
     "FileLockTimeout",
     "not_a_regular_file",
     "spreadsheet_safe",
+    "as_path",
 ]
 
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
@@ -61,13 +72,97 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphaned_temporaries(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    tmp = _temporary(path)
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+def _journal(path: Path) -> Path:
+    return path.with_name(f".{path.name}.commit")
+
+
+def atomic_write_together(writes: Mapping[str | os.PathLike, Callable[[Path], object]]) -> list[Path]:
+    """Write several files as one: after a failure or a kill, either all of them are the new ones or all the
+    old ones (or, for a writer killed between two renames, the next call for the same first file completes it).
+
+    Every ``write(tmp)`` runs first; only when all temporaries are complete are the targets replaced, under
+    :func:`locked` on the first path and a journal (``.<first>.commit``, naming each temporary and its
+    target) that is written before the first rename and removed after the last. A second writer waits for the
+    lock, so the pair on disk is always one writer's.
+
+    Args:
+        writes (Mapping[str or os.PathLike, Callable[[Path], object]]): target -> the function that fills its
+            temporary file (as :func:`atomic_write`); the first target names the lock and the journal.
+
+    Returns:
+        list[Path]: the targets, in order.
+
+    Raises:
+        Exception: whatever a ``write`` or the file system raises (``OSError`` for a full disk or an
+            unwritable place), with no target changed and the temporaries removed.
+    """
+    targets = [Path(p) for p in writes]
+    temporaries: list[Path] = []
+    try:
+        for target, write in zip(targets, writes.values()):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporaries.append(_temporary(target))
+            write(temporaries[-1])
+        with locked(targets[0]):
+            finish_interrupted_commit(targets[0], lock=False)
+            for target in targets:
+                _remove_orphaned_temporaries(target)
+            plan = [[str(tmp.resolve()), str(target.resolve())] for tmp, target in zip(temporaries, targets)]
+            journal = atomic_write(_journal(targets[0]), lambda j: Path(j).write_text(json.dumps(plan)))
+            for tmp, target in zip(temporaries, targets):
+                os.replace(tmp, target)
+            journal.unlink()
+    finally:
+        for tmp in temporaries:
+            tmp.unlink(missing_ok=True)
+    return targets
+
+
+def finish_interrupted_commit(path: str | os.PathLike, *, lock: bool = True) -> bool:
+    """Complete the renames of an :func:`atomic_write_together` whose writer was killed between them (its
+    journal beside ``path`` names temporaries that were all complete before the first rename).
+
+    Args:
+        path (str or os.PathLike): the first target of the group.
+        lock (bool, optional): take the group's lock (``False`` when the caller holds it). Default: ``True``.
+
+    Returns:
+        bool: whether there was an interrupted commit to complete.
+    """
+    path = Path(path)
+    journal = _journal(path)
+    if not journal.exists():
+        return False
+    with locked(path) if lock else contextlib.nullcontext():
+        try:
+            plan = json.loads(journal.read_text())
+        except (OSError, ValueError):  # removed by the writer we waited for, or unreadable
+            plan = []
+        for entry in plan if isinstance(plan, list) else []:
+            tmp, target = (Path(p) for p in entry) if _is_pair(entry) else (None, None)
+            # only a temporary of that very target, beside it: a crafted journal renames nothing else
+            m = _TEMPORARY.match(tmp.name) if tmp is not None and tmp.parent == target.parent else None
+            if m is not None and m["target"] == target.name and tmp.exists():  # not yet renamed
+                os.replace(tmp, target)
+        journal.unlink(missing_ok=True)
+    return True
+
+
+def _is_pair(entry) -> bool:
+    return isinstance(entry, list) and len(entry) == 2 and all(isinstance(p, str) for p in entry)
 
 
 def write_output(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
@@ -93,24 +188,118 @@ def write_output(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     try:
         return atomic_write(path, write)
     except OSError as exc:
-        raise ParameterError(f"{path}: cannot be written ({exc.strerror or exc}); choose another place") from None
+        raise ParameterError(f"{path}: cannot be written ({_reason(exc, path)}); choose another place") from None
 
 
 def refuse_folders(*paths: str | os.PathLike | None) -> None:
-    """Refuse output paths that name an existing folder, before a command does its work (rather than
-    after minutes of embedding, or by quietly writing ``<folder>.npy`` beside it). ``None`` is skipped.
+    """Refuse output paths that name an existing folder or a place that cannot be written, before a command
+    does its work (rather than after minutes of embedding, or by quietly writing ``<folder>.npy`` beside it).
+    ``None`` is skipped.
 
     Args:
         *paths (str, os.PathLike or None): the files a command is about to write.
 
     Raises:
-        ParameterError: one of them is a folder.
+        ParameterError: one of them is a folder, or cannot be written (:func:`refuse_unwritable`).
     """
     from .errors import ParameterError
 
     for path in paths:
         if path is not None and Path(path).is_dir():
             raise ParameterError(f"{path}: is a folder; give a file name to write")
+        if path is not None:
+            refuse_unwritable(Path(path).parent, path)
+
+
+def refuse_unwritable(folder: str | os.PathLike, path: str | os.PathLike | None = None) -> None:
+    """Refuse a folder that files cannot be written into (or made in): its nearest existing part is a file, on
+    a read-only file system, or not writable by us. What ``mkdir`` and ``open`` would say after the work,
+    said before it.
+
+    Args:
+        folder (str or os.PathLike): the folder to write into; it may not exist yet.
+        path (str, os.PathLike or None, optional): the output the message names. Default: ``None`` (``folder``).
+
+    Raises:
+        ParameterError: the folder cannot be written, with why and what to do.
+    """
+    from .errors import ParameterError
+
+    why = _unwritable(Path(folder))
+    if why is not None:
+        raise ParameterError(f"{path if path is not None else folder}: cannot be written ({why}); choose another place")
+
+
+def _unwritable(folder: Path) -> str | None:
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if os.access(existing, os.W_OK | os.X_OK):
+        return None
+    try:
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            return f"{existing} is on a read-only file system"
+    except OSError:
+        pass
+    return f"no permission to write in {existing}"
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """``mkdir -p``, with a failure as a :class:`~audiosiam.errors.ParameterError` that names the folder.
+
+    Args:
+        path (str or os.PathLike): the folder.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        ParameterError: it cannot be made (a part of it is a file, a read-only file system, no permission).
+    """
+    from .errors import ParameterError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot be made ({_reason(exc, path)}); choose another place") from None
+    return path
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    """Why writing or making ``path`` failed, in words: a file where a folder should be is named as such."""
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        if exc.errno == errno.EEXIST and path.exists() and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        why = _unwritable(path.parent)
+        if why is not None:
+            return why
+    return exc.strerror or str(exc)
+
+
+def as_path(value, what: str = "path") -> str | bytes:
+    """``os.fspath(value)`` for a value that is a path (``str``, ``bytes`` or ``os.PathLike``), else a
+    :class:`~audiosiam.errors.ParameterError` naming what was given (``load_audio(3)``, ``load_model(None)``).
+
+    Args:
+        value (Any): what the caller was given.
+        what (str, optional): how the message names it. Default: ``"path"``.
+
+    Returns:
+        str or bytes: the path.
+
+    Raises:
+        ParameterError: not a path.
+    """
+    from .errors import ParameterError
+
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise ParameterError(
+            f"{what}={value!r}: expected a file path (str or pathlib.Path), got {type(value).__name__}"
+        )
+    return os.fspath(value)
 
 
 _SPECIAL_KINDS = (
@@ -229,6 +418,7 @@ def locked(path: str | os.PathLike, *, timeout: float = 120.0) -> Iterator[Path]
 
     Raises:
         FileLockTimeout: another process kept the lock for longer than ``timeout``.
+        ParameterError: the lock file cannot be made beside ``path`` (a read-only or missing place).
     """
     path = Path(path)
     try:
@@ -236,9 +426,18 @@ def locked(path: str | os.PathLike, *, timeout: float = 120.0) -> Iterator[Path]
     except ImportError:  # pragma: no cover - Windows
         yield path
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "a+b") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+b")
+    except OSError as exc:
+        from .errors import ParameterError
+
+        raise ParameterError(
+            f"{path}: cannot be locked for the update ({_reason(exc, lock_path)}: its lock file {lock_path.name} "
+            "goes beside it); choose a place audiosiam may write"
+        ) from None
+    with handle:
         deadline = time.monotonic() + timeout
         while True:
             try:

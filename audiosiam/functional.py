@@ -17,6 +17,7 @@ from .ops.spectral import mel_power
 
 __all__ = ["mel_filterbank", "log_mel_spectrogram", "log_mel_from_filterbank", "normalize_sliding", "NORMALIZATIONS"]
 
+#: The ``normalize`` settings of :func:`log_mel_spectrogram`: none, per utterance, or per mel band.
 NORMALIZATIONS = (None, "utterance", "band")
 
 
@@ -101,8 +102,10 @@ def log_mel_from_filterbank(
     flat = waveform.reshape(-1, shape[-1])
     if flat.dtype not in (torch.float32, torch.float64):
         flat = flat.float()
-    rows = max(1, _CHUNK_SAMPLES // shape[-1])
     settings = dict(n_fft=n_fft, hop_length=hop_length, top_db=top_db, amin=amin, normalize=normalize)
+    if torch.compiler.is_exporting():  # one pass for any batch and length: no branch on the sizes in the graph
+        return _log_mel_rows(flat, window, filterbank, **settings).reshape(*shape[:-1], filterbank.shape[1], -1)
+    rows = max(1, _CHUNK_SAMPLES // shape[-1])
     if flat.shape[0] <= rows:
         db = _log_mel_rows(flat, window, filterbank, **settings)
     elif flat.requires_grad and torch.is_grad_enabled():  # out= is not differentiable
@@ -187,7 +190,8 @@ def _log_mel_rows(
     ``_PIECE_FRAMES`` at a time from the once-padded rows, each frame computed as in the whole; the floor
     and the normalisation then see every frame.
     """
-    if flat.shape[-1] > _LONG_SAMPLES and not (flat.requires_grad and torch.is_grad_enabled()):
+    pieces = not torch.compiler.is_exporting() and not (flat.requires_grad and torch.is_grad_enabled())
+    if pieces and flat.shape[-1] > _LONG_SAMPLES:
         frames = 1 + flat.shape[-1] // hop_length
         db = flat.new_empty(flat.shape[0], filterbank.shape[1], frames) if out is None else out
         padded = torch.nn.functional.pad(flat, (n_fft // 2, n_fft // 2))  # what center=True pads
@@ -212,7 +216,7 @@ def _clip_std(centred: torch.Tensor) -> torch.Tensor:
     takes 30x longer on the CPU (2.3 ms for 64 one-second clips here).
     """
     rows = centred.flatten(-2)
-    var = (rows * rows).sum(dim=-1) / max(rows.shape[-1] - 1, 1)
+    var = (rows * rows).sum(dim=-1) / torch.sym_max(rows.shape[-1] - 1, 1)  # sym_max: no guard when exported
     return var.sqrt().clamp_min(1e-5)[..., None, None]
 
 

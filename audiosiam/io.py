@@ -44,12 +44,13 @@ from .errors import (
     NotRegularFileError,
     ParameterError,
 )
-from .files import not_a_regular_file
+from .files import as_path, atomic_write_together, finish_interrupted_commit, not_a_regular_file, spreadsheet_safe
 
 __all__ = [
     "AUDIO_EXTENSIONS",
     "MIN_SAMPLE_RATE",
     "MAX_SAMPLE_RATE",
+    "MAX_PEAK",
     "load_audio",
     "find_audio_files",
     "fix_length",
@@ -59,18 +60,24 @@ __all__ = [
     "check_waveform",
     "read_blocks",
     "audio_duration",
+    "decoded_bytes",
     "active_span",
+    "write_embeddings",
+    "read_embeddings",
 ]
 
+#: The file suffixes taken for audio when a folder is searched for clips.
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".rf64"}
 )
-# Outside this range a rate is a broken header, not a recording.
+#: The lowest sample rate accepted: below it a rate is a broken header, not a recording.
 MIN_SAMPLE_RATE = 1_000
+#: The highest sample rate accepted: above it a rate is a broken header, not a recording.
 MAX_SAMPLE_RATE = 768_000
 # Samples whose magnitude never exceeds this are digital silence (16-bit quantisation step is 3e-5).
 SILENCE_PEAK = 1e-6
-# Full scale is 1; a float recording peaking 60 dB above it is in the wrong units, not loud.
+#: The highest peak accepted. Full scale is 1; a float recording peaking 60 dB above it is in the wrong units,
+#: not loud (such levels turn embeddings into NaN).
 MAX_PEAK = 1000.0
 
 
@@ -107,10 +114,21 @@ def check_waveform(
         Tensor: (time,) float32, at ``target_rate`` when one is given.
 
     Raises:
-        ParameterError: not 1-D, no samples, NaN/Inf, digital silence, a peak above :data:`MAX_PEAK`, or no
-            (or an implausible) ``sample_rate`` where one is needed.
+        ParameterError: not numbers (text, ``None``, objects, booleans, complex numbers), not 1-D, no samples,
+            NaN/Inf, digital silence, a peak above :data:`MAX_PEAK`, or no (or an implausible) ``sample_rate``
+            where one is needed.
     """
-    wave = torch.as_tensor(np.asarray(wave) if not torch.is_tensor(wave) else wave).to(torch.float32)
+    if not torch.is_tensor(wave):
+        try:
+            array = np.asarray(wave)
+        except (TypeError, ValueError):  # ragged nested lists
+            array = np.asarray(None)
+        if array.dtype.kind not in "iuf":  # None, text, bytes, objects, bools, complex numbers
+            raise ParameterError(f"{what}: expected a path or a 1-D waveform of numbers, got {_described(wave, array)}")
+        wave = torch.from_numpy(array if array.flags.c_contiguous else array.copy())
+    elif wave.is_complex() or wave.dtype == torch.bool:
+        raise ParameterError(f"{what}: expected a 1-D waveform of real numbers, got a {wave.dtype} tensor")
+    wave = wave.to(torch.float32)
     if wave.ndim != 1:
         raise ParameterError(f"{what}: expected a 1-D (time,) signal, got shape {tuple(wave.shape)}")
     problem = _level_problem(wave)
@@ -122,6 +140,17 @@ def check_waveform(
             raise ParameterError(f"{what}: sample_rate is required when embedding waveforms (tensors or arrays)")
         wave = resample(wave, _check_rate(sample_rate), int(target_rate))
     return wave
+
+
+def _described(value, array: np.ndarray) -> str:
+    """What a value that is no waveform is, for a message: ``None``, ``a str``, ``a list of str``."""
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple)) and value:
+        return f"a {type(value).__name__} of {type(value[0]).__name__}"
+    if isinstance(value, np.ndarray):
+        return f"an array of {value.dtype}"
+    return f"a {type(value).__name__}"
 
 
 def _check_rate(rate: int, what: str = "sample_rate") -> int:
@@ -163,9 +192,9 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
 
     Uses torchaudio's windowed-sinc filter (``torchaudio.functional.resample``), imported only when a
     resampling is needed, applied faster where its convolution wastes work, with the same result: for
-    ratios with few output phases (48 kHz -> 16 kHz) several steps at once (:func:`_apply_grouped`), for
+    ratios with few output phases (48 kHz -> 16 kHz) several steps at once (``_apply_grouped``), for
     ratios with many (44.1 kHz -> 16 kHz) each band of phases over the taps it does not zero
-    (:func:`_apply_banded`).
+    (``_apply_banded``).
 
     Args:
         waveform (Tensor): (..., time) float samples; every leading axis is resampled alike.
@@ -352,6 +381,9 @@ def load_audio(
     if normalize not in (None, "peak", "loudness"):
         raise ParameterError(f"normalize={normalize!r}: expected None, 'peak' or 'loudness'")
     path_str = _regular_file(path)
+    cut = _cut_off(path_str)
+    if cut is not None:
+        raise AudioLoadError(path_str, cut, "copy or download the file again")
     try:
         data, file_rate, container, subtype = _read_float32(path_str)
     except _Truncated as exc:
@@ -427,6 +459,29 @@ def audio_duration(path: str | os.PathLike) -> float:
     return max(0, info.frames) / info.samplerate if info.samplerate > 0 else 0.0
 
 
+def decoded_bytes(path: str | os.PathLike) -> int:
+    """How much memory a file takes decoded whole, from its header (nothing decoded): frames x channels x 4
+    bytes of float32, what :func:`load_audio` holds before the mono mix.
+
+    Args:
+        path (str or os.PathLike): the file.
+
+    Returns:
+        int: the bytes, or -1 where the header announces no length (a stream).
+
+    Raises:
+        AudioLoadError: missing, a folder, empty or unreadable (as :func:`load_audio` words it).
+    """
+    import soundfile as sf
+
+    path_str = _regular_file(path)
+    try:
+        info = sf.info(path_str)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise _unreadable(path_str, exc) from exc
+    return info.frames * info.channels * 4 if 0 < info.frames < 2**62 else -1
+
+
 def read_blocks(
     path: str | os.PathLike,
     sample_rate: int | None = 16000,
@@ -470,6 +525,9 @@ def read_blocks(
     if not block_seconds > 0:
         raise ParameterError(f"block_seconds={block_seconds}: must be > 0")
     path_str = _regular_file(path)
+    cut = _cut_off(path_str)
+    if cut is not None:
+        raise AudioLoadError(path_str, cut, "copy or download the file again")
     # libmpg123's notes are silenced while it decodes, never while the caller works between blocks (that
     # would swallow the caller's own warnings and progress bars for the whole recording).
     quiet = _native_stderr_silenced if path_str.lower().endswith(_MPEG_SUFFIXES) else contextlib.nullcontext
@@ -549,6 +607,9 @@ def _decoded(f, path_str: str, block: int, decoders: int, quiet) -> Iterator[np.
 
 
 def _damaged(path_str: str, seconds: float, exc: Exception) -> AudioLoadError:
+    cut = _cut_off(path_str, decode_failed=True)
+    if cut is not None:
+        return AudioLoadError(path_str, cut, "copy or download the file again")
     return AudioLoadError(
         path_str,
         f"damaged or truncated: decoding failed at {seconds:.1f} s ({exc})",
@@ -659,8 +720,9 @@ def _regular_file(path: str | os.PathLike) -> str:
     Raises:
         AudioLoadError: missing, a folder, a link loop; :class:`~audiosiam.errors.NotRegularFileError` for a
             pipe, device or socket, also behind symbolic links.
+        ParameterError: not a path at all (a number, ``None``).
     """
-    path_str = os.fspath(path)
+    path_str = as_path(path)
     error = _irregular(path_str)
     if error is not None:
         raise error
@@ -674,6 +736,9 @@ def _unreadable(path_str: str, exc: Exception) -> AudioLoadError:
         return error
     if os.path.getsize(path_str) == 0:
         return EmptyAudioError(path_str, "is an empty file (0 bytes)", "copy or export it again")
+    cut = _cut_off(path_str, decode_failed=True)
+    if cut is not None:
+        return AudioLoadError(path_str, cut, "copy or download the file again")
     detail = str(exc).replace(f"Error opening {path_str!r}: ", "").strip().rstrip(".")  # the path is said once
     if "does not exist or is not a regular file" in detail:  # libsndfile's words for content it cannot parse
         detail = "its content is damaged or in no format libsndfile knows"
@@ -682,6 +747,147 @@ def _unreadable(path_str: str, exc: Exception) -> AudioLoadError:
         f"not a readable audio file ({detail})",
         "supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF; re-export or convert it (e.g. with sox or ffmpeg)",
     )
+
+
+def _cut_off(path_str: str, decode_failed: bool = False) -> str | None:
+    """How an Ogg or FLAC file shows it was cut off, from its container (``None``: it does not, or it is
+    neither). Ogg: its last page is cut, or lacks the end-of-stream flag every complete Ogg stream ends with
+    (libsndfile decodes such a file as a shorter clip). FLAC (asked once decoding failed, ``decode_failed``):
+    its last frame starts short of the length its STREAMINFO announces, or is incomplete (its CRC-16)."""
+    try:
+        with open(path_str, "rb") as handle:
+            magic = handle.read(4)
+            if magic == b"OggS":
+                return _ogg_cut_off(handle)
+            if magic == b"fLaC" and decode_failed:
+                return _flac_cut_off(handle)
+    except OSError:
+        pass
+    return None
+
+
+def _ogg_cut_off(handle) -> str | None:
+    size = handle.seek(0, os.SEEK_END)
+    start = max(0, size - 65_307 - 27)  # the longest Ogg page, so the tail holds the last page's start
+    handle.seek(start)
+    tail = handle.read()
+    at = len(tail)
+    while (at := tail.rfind(b"OggS", 0, at)) >= 0:
+        if at + 27 > len(tail) or tail[at + 4] != 0 or tail[at + 5] > 7:  # not a page header (version 0, flags)
+            continue
+        segments = tail[at + 26]
+        table = tail[at + 27 : at + 27 + segments]
+        end = at + 27 + segments + sum(table)
+        if len(table) < segments or end > len(tail):
+            return f"truncated: its last Ogg page is cut off ({start + at:,} bytes in, the file ends at {size:,})"
+        if not tail[at + 5] & 0x04:
+            return "truncated: its last Ogg page lacks the end-of-stream mark (the rest of the stream is missing)"
+        return None
+    return None
+
+
+def _flac_cut_off(handle) -> str | None:
+    handle.seek(4)
+    header = handle.read(4 + 34)
+    if len(header) < 38 or header[0] & 0x7F != 0:  # STREAMINFO comes first
+        return None
+    info = int.from_bytes(header[4:], "big")
+    max_block = (info >> 240) & 0xFFFF  # the fields from the top: block sizes (16, 16), frame sizes (24, 24),
+    max_frame = (info >> 192) & 0xFFFFFF  # rate (20), channels (3), bits (5), total samples (36), MD5 (128)
+    rate = (info >> 172) & 0xFFFFF
+    total = (info >> 128) & 0xFFFFFFFFF
+    if total == 0 or rate == 0:  # a stream that announces no length
+        return None
+    size = handle.seek(0, os.SEEK_END)
+    reach = min(max_frame or 1 << 20, 1 << 20)
+    start = max(0, size - 3 * reach - 16)  # the tail holds the last two frames whole, and the cut one
+    handle.seek(start)
+    tail = handle.read()
+    # Frame headers in the tail (bytes of audio can pass for one, CRC-8 and all, 1 in 256 times): the last
+    # real one is the later of two consecutive frames whose numbering and CRC-16 agree.
+    found, at = [], -1
+    while (at := tail.find(b"\xff", at + 1)) >= 0:
+        frame = _flac_frame_header(tail, at, max_block)
+        if frame is not None:
+            found.append((at, *frame))
+    last = None
+    for i in range(len(found) - 1, -1, -1):
+        at, first, samples = found[i]
+        for later in found[i + 1 :]:
+            crc = int.from_bytes(tail[later[0] - 2 : later[0]], "big")
+            if later[1] == first + samples and _crc16(tail[at : later[0] - 2]) == crc:
+                last = later
+                break
+        if last is not None:
+            break
+    if last is None:
+        return None
+    at, first, samples = last
+    if _crc16(tail[at:-2]) == int.from_bytes(tail[-2:], "big") and first + samples >= total:
+        return None  # the last frame, whole
+    return f"truncated: it ends in its frame at {first / rate:.1f} s of the {total / rate:.1f} s its header announces"
+
+
+def _flac_frame_header(data: bytes, at: int, max_block: int) -> tuple[int, int] | None:
+    """``(first sample, samples)`` of the FLAC frame whose header starts at ``data[at]``, or ``None`` where
+    no valid header (its CRC-8 checked) starts there."""
+    if at + 6 > len(data) or data[at + 1] & 0xFE != 0xF8:
+        return None
+    variable, size_code, rate_code = data[at + 1] & 1, data[at + 2] >> 4, data[at + 2] & 0x0F
+    if size_code == 0 or rate_code == 15:
+        return None
+    lead = data[at + 4]  # the frame (or sample) number, UTF-8 coded
+    extra = 0 if lead < 0x80 else next((n for n in range(1, 7) if lead < (0xFF00 >> (n + 1)) & 0xFF), None)
+    if extra is None or at + 5 + extra > len(data):
+        return None
+    number = lead & (0x7F >> extra if extra else 0x7F)
+    for byte in data[at + 5 : at + 5 + extra]:
+        if byte & 0xC0 != 0x80:
+            return None
+        number = number << 6 | byte & 0x3F
+    pos = at + 5 + extra
+    if size_code == 1:
+        samples = 192
+    elif size_code <= 5:
+        samples = 576 << (size_code - 2)
+    elif size_code <= 7:
+        width = size_code - 5
+        samples = int.from_bytes(data[pos : pos + width], "big") + 1
+        pos += width
+    else:
+        samples = 256 << (size_code - 8)
+    pos += {12: 1, 13: 2, 14: 2}.get(rate_code, 0)
+    if pos >= len(data) or _crc8(data[at:pos]) != data[pos]:
+        return None
+    return (number if variable else number * max_block), samples
+
+
+def _crc8(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+@functools.lru_cache(maxsize=1)
+def _crc16_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        table.append(crc)
+    return table
+
+
+def _crc16(data: bytes) -> int:
+    """FLAC's frame CRC-16 (polynomial 0x8005)."""
+    table, crc = _crc16_table(), 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
+    return crc
 
 
 TRUNCATION_FRACTION = 0.9
@@ -1010,3 +1216,98 @@ def _transform_by_length(
         for i, row in zip(members, transform(torch.stack([waves[i] for i in members])).unbind(0)):
             out[i] = row
     return out
+
+
+def write_embeddings(path: str | os.PathLike, embeddings, sources: Sequence[str]) -> tuple[Path, Path]:
+    """Write ``embed``'s output pair as one: ``path`` (``.npy`` appended when missing: float32, (N, D)) and
+    its index ``path`` with ``.csv`` (columns ``row,path``: which input each row is, cells made
+    :func:`~audiosiam.files.spreadsheet_safe`). A failure (a full disk) changes neither file; a writer killed
+    between the two renames is completed by the next write or :func:`read_embeddings` of the pair.
+
+    Args:
+        path (str or os.PathLike): the ``.npy`` file.
+        embeddings (Tensor or array): (N, D) embeddings.
+        sources (sequence of str): N descriptions of the rows (file paths).
+
+    Returns:
+        tuple[Path, Path]: the ``.npy`` and ``.csv`` files.
+
+    Raises:
+        ParameterError: ``path`` is a folder or the pair cannot be written (the error names the file).
+    """
+    import csv
+
+    out = Path(path)
+    if out.suffix != ".npy":  # numpy would add it anyway: name the file it really is
+        out = out.with_name(out.name + ".npy")
+    index = out.with_suffix(".csv")
+    array = np.asarray(embeddings.detach().cpu() if torch.is_tensor(embeddings) else embeddings, dtype=np.float32)
+    if array.ndim != 2 or array.shape[0] != len(sources):
+        raise ParameterError(f"embeddings: expected {len(sources)} rows (one per source), got shape {array.shape}")
+    for target in (out, index):
+        if target.is_dir():
+            raise ParameterError(f"{target}: is a folder; give a file name to write")
+
+    def write_index(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["row", "path"])
+            writer.writerows([row, spreadsheet_safe(str(source))] for row, source in enumerate(sources))
+
+    try:
+        atomic_write_together({out: lambda tmp: np.save(tmp, array), index: write_index})
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) and not Path(exc.filename).name.startswith(".") else out
+        raise ParameterError(
+            f"{where}: cannot be written ({exc.strerror or exc}); nothing was changed, choose another place"
+        ) from None
+    return out, index
+
+
+def read_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """Read a pair written by :func:`write_embeddings` (``audiosiam embed``), completing an interrupted write
+    first and refusing a pair whose halves do not match.
+
+    Args:
+        path (str or os.PathLike): the ``.npy`` file (its ``.csv`` index beside it).
+
+    Returns:
+        tuple[numpy.ndarray, list[str]]: the (N, D) float32 embeddings and, per row, its source.
+
+    Raises:
+        ParameterError: a file is missing or damaged, or the index does not describe the array's rows.
+    """
+    import csv
+
+    out = Path(path)
+    index = out.with_suffix(".csv")
+    try:
+        finish_interrupted_commit(out)
+    except OSError as exc:  # a read-only folder: cannot complete it, so cannot trust the pair
+        raise ParameterError(
+            f"{out}: its write was interrupted and cannot be completed here ({exc.strerror or exc}); "
+            "run `audiosiam embed` again"
+        ) from None
+    for target in (out, index):
+        found = not_a_regular_file(target)
+        if found is not None:
+            raise ParameterError(f"{target}: {found[1]} (write it with `audiosiam embed FILES --out {out}`)")
+    try:
+        array = np.load(out, allow_pickle=False, mmap_mode="r")
+        with open(index, newline="") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"{out}: not a readable embedding pair ({exc}); run `audiosiam embed` again") from None
+    body = rows[1:]
+    numbered = all(len(r) == 2 and r[0] == str(i) for i, r in enumerate(body))
+    if rows[:1] != [["row", "path"]] or not numbered or array.ndim != 2 or len(body) != array.shape[0]:
+        raise ParameterError(
+            f"{out}: its index {index.name} lists {len(body)} rows for {array.shape[0] if array.ndim else 0} "
+            "embeddings, or is damaged; the two files are not one pair: run `audiosiam embed` again"
+        )
+    from .files import _FORMULA_STARTS
+
+    def source(cell: str) -> str:  # undo spreadsheet_safe's quote
+        return cell[1:] if cell[:1] == "'" and cell[1:].startswith(_FORMULA_STARTS) else cell
+
+    return np.array(array, dtype=np.float32), [source(r[1]) for r in body]

@@ -18,22 +18,27 @@ One function, :func:`train`, serves the command line (``audiosiam train``), scri
   the warm-up lasts at most a tenth of the training time.
 * A time budget holds the whole run: before training, the steps after it (the last validation, the
   calibration map, the int8 ranges) are timed on a small share of their work, and training stops early
-  enough to leave them that time (:class:`_Budget`).
+  enough to leave them that time (``_Budget``).
 * Each epoch: few-shot accuracy (5-way 1-shot, seeded episodes) and EER on the held-out classes;
   ``best.pt`` (by accuracy) and ``last.pt`` checkpoints; ``state.pt`` (weights, optimizer, schedule,
   epoch, history: one atomic file, the epoch's commit) so ``resume=True`` continues with nothing lost
   or repeated whatever moment a run was killed; ``metrics.csv``, ``metrics.json`` and a ``curves.png``
   plot. At the end the best checkpoint gets its calibration map and int8 ranges in the run folder and is
-  then written to ``out`` in one atomic replace (``out`` appears once, complete: :func:`_finish`); the
-  closing lines say when the model is weak (:func:`_weakness`).
+  then written to ``out`` in one atomic replace (``out`` appears once, complete: ``_finish``); the
+  closing lines say when the model is weak (``_weakness``).
+* A resume needs ``state.pt``, ``best.pt`` and the same training data: a run carried to another machine
+  copies those two files (about 4x the model's size: ``state.pt`` holds the weights and the optimizer's two
+  moments) into the new ``out``'s ``.run`` folder and rebuilds the corpus; ``state.pt`` records a digest of
+  the clips (source, class, file name) and a resume on other data is refused.
 
-The function reads as its seams: :func:`_datasets` (sources, augmentation, validation split),
-:func:`_build_model`, :func:`_resume`, the epoch loop, :func:`_validate`, :func:`_commit_epoch`.
+The function reads as its seams: ``_datasets`` (sources, augmentation, validation split),
+``_build_model``, ``_resume``, the epoch loop, ``_validate``, ``_commit_epoch``.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -51,7 +56,7 @@ from .data import AudioClipDataset, DataSource, PKSampler, load_background, load
 from .devices import resolve_device
 from .errors import CheckpointError, ParameterError, TrainingDivergedError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
-from .files import refuse_folders, write_output
+from .files import make_folder, refuse_folders, refuse_unwritable, write_output
 from .losses import ContrastiveLoss, TripletLoss
 from .losses.distillation import relational_distillation_loss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
@@ -170,6 +175,11 @@ class TrainConfig:
         anchor_weight (float): with ``init``, weight of the same relational loss between the student and a
             frozen copy of the starting model, on the clips *outside* ``distill_sources``: keeps what the
             starting model knew where the teacher knows nothing (speech). ``0``: off. Default: ``0.0``.
+        distill_projector (bool): compute the teacher's term on a learnt linear map of the student's embedding
+            (identity at the start, dropped after training) instead of the embedding itself: the teacher's
+            ranking is taught to a view of the embedding, which leaves the embedding freer to keep what the
+            teacher knows nothing of (the projector of feature distillation; Miles and Mikolajczyk, 2024).
+            Default: ``False``.
         teacher_cache (str or None): root folder of the teacher embedding cache; ``None``:
             ``$AUDIOSIAM_TEACHER_CACHE`` or ``~/.cache/audiosiam/teacher``. Default: ``None``.
     """
@@ -215,6 +225,7 @@ class TrainConfig:
     distill_sources: list[str] | None = None  # sources whose clips the teacher is asked about (None: all)
     distill_temperature: float = 0.5
     anchor_weight: float = 0.0  # relational loss to the frozen starting model, outside distill_sources
+    distill_projector: bool = False  # the teacher's term on a learnt linear view of the embedding
     teacher_cache: str | None = None
 
 
@@ -465,7 +476,7 @@ def _weak_ways(n_classes: int) -> int:
 def _finish(out: Path, run_dir: Path, val_set, files: list[str], config: TrainConfig, say):
     """The steps after training: the best checkpoint's calibration map and int8 ranges, measured on a copy in
     the run folder that then replaces ``out`` in one step, so ``out`` appears once, complete (a kill on
-    the way leaves the previous ``out``, or none). Returns :func:`_calibrate_checkpoint`'s answer."""
+    the way leaves the previous ``out``, or none). Returns ``_calibrate_checkpoint``'s answer."""
     final = run_dir / "final.pt"
     write_output(final, lambda tmp: shutil.copyfile(run_dir / "best.pt", tmp))
     calibrated = None
@@ -600,7 +611,7 @@ class _Budget:
 
     Args:
         minutes (float): the budget.
-        finishing (float): seconds the steps after training take (:func:`_finishing_seconds`, with a margin).
+        finishing (float): seconds the steps after training take (``_finishing_seconds``, with a margin).
         spent (float): seconds already spent before training (reading the data, timing the finishing steps).
     A resumed run's earlier training time counts against the budget (``t0`` includes it).
     """
@@ -646,6 +657,7 @@ def _commit_epoch(
     best: float,
     improved: bool,
     elapsed: float,
+    extra: dict | None = None,
 ) -> None:
     """Write an epoch's files. ``state.pt`` is the commit: it alone holds everything a resume needs (the
     weights, the optimizer, the epoch, the history), written atomically last, so a kill at any point
@@ -654,17 +666,20 @@ def _commit_epoch(
     model.save(run_dir / "last.pt")
     if improved:
         model.save(run_dir / "best.pt")
+    _commit_state(
+        run_dir, model, optimizer, epoch=epoch, step=step, history=history, best=best, elapsed=elapsed, **(extra or {})
+    )
+    _write_metrics(history, run_dir)
+
+
+def _commit_state(run_dir: Path, model: EmbeddingModel, optimizer, **counters) -> None:
+    """Write ``state.pt``, the commit a resume reads (``epoch`` -1: the run's start, before any step)."""
     state = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
-        "epoch": epoch,
-        "step": step,
-        "history": history,
-        "best": best,
-        "elapsed": elapsed,
+        **counters,
     }
     write_checkpoint_file(run_dir / "state.pt", state)
-    _write_metrics(history, run_dir)
 
 
 def _diverged(epoch: int, step: int, loss: torch.Tensor, grad_norm: torch.Tensor, files: list[str], run_dir: Path):
@@ -679,19 +694,53 @@ def _diverged(epoch: int, step: int, loss: torch.Tensor, grad_norm: torch.Tensor
     )
 
 
-def _resume(run_dir: Path, model: EmbeddingModel, optimizer) -> dict:
-    """Load a run's ``state.pt`` into ``model`` and ``optimizer``; returns it."""
+def _training_data_digest(items) -> dict:
+    """Which clips a run trains on, by source, class and file name (not the folder: a corpus rebuilt on
+    another machine, under another home, is the same corpus), so that a resume on other data is refused."""
+    digest = hashlib.sha256()
+    for line in sorted(f"{it.source}\t{it.label}\t{Path(it.path).name}" for it in items):
+        digest.update(line.encode() + b"\n")
+    return {"clips": len(items), "sha256": digest.hexdigest()}
+
+
+def _check_same_data(state: dict, data: dict, state_path: Path) -> None:
+    kept = state.get("training_data")
+    if kept is None or kept == data:  # states written before the digest existed are not checked
+        return
+    raise ParameterError(
+        f"resume: {state_path} was trained on {kept.get('clips')} clips (digest {str(kept.get('sha256'))[:12]}), "
+        f"this run reads {data['clips']} (digest {data['sha256'][:12]}): the training data differ. Rebuild the "
+        "corpus with the command the run started from (e.g. scripts/fetch_training_data.py with the same "
+        "options) and the same recipe, or start a new run without --resume"
+    )
+
+
+def _run_dir(out: str | os.PathLike) -> Path:
+    """The folder of a run's files: ``<stem>.run`` beside the checkpoint."""
+    out = Path(out)
+    return out.parent / f"{out.stem}.run"
+
+
+def _resume(run_dir: Path, model: EmbeddingModel, optimizer, distillation=None) -> dict:
+    """Load a run's ``state.pt`` into ``model``, ``optimizer`` and ``distillation`` (its projector); returns it."""
     state_path = run_dir / "state.pt"
     if not state_path.is_file():
-        raise ParameterError(f"resume: {state_path} does not exist; start without resume")
+        raise ParameterError(
+            f"resume: {state_path} does not exist: nothing of this run was committed (a run commits its start, "
+            "then each epoch, there; one stopped while reading its data has none); start it without --resume"
+        )
     fix = "it is damaged; start the run again without --resume, or into a new --out"
     state = read_trusted(state_path, "training state", fix)
+    problem = _state_problem(state)
+    if problem is not None:
+        raise CheckpointError(f"{state_path}: damaged training state ({problem}); {fix.split('; ', 1)[1]}")
     try:
         # state.pt of older runs held no weights: they came from last.pt, which a kill could leave an epoch ahead
         weights = state["model"] if "model" in state else load_checkpoint(run_dir / "last.pt").state_dict()
         model.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])
-        _ = int(state["epoch"]), int(state["step"]), list(state["history"])  # what a resume reads next
+        if distillation is not None:
+            distillation.load_state_dict(state.get("distillation", {}))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
@@ -699,6 +748,33 @@ def _resume(run_dir: Path, model: EmbeddingModel, optimizer) -> dict:
             f"was started with (architecture, --embedding-dim, --n-mels), or {fix.split('; ', 1)[1]}"
         ) from None
     return state
+
+
+def _state_problem(state) -> str | None:
+    """What is wrong with the counters of a ``state.pt`` (``None``: nothing): an epoch from -1 (the run's
+    start) up, one history record per epoch, a step count, a best score that is a number (``-inf`` before
+    the first epoch) and the seconds spent."""
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a table"
+    epoch, step, history = state.get("epoch"), state.get("step"), state.get("history")
+    best, elapsed = state.get("best"), state.get("elapsed", 0.0)
+
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    if type(epoch) is not int or epoch < -1:
+        return f"epoch={epoch!r}: expected a whole number from -1"
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        return f"history={type(history).__name__}: expected a list of per-epoch records"
+    if len(history) != epoch + 1:
+        return f"epoch={epoch!r} but {len(history)} history records: expected one per epoch"
+    if type(step) is not int or step < 0:
+        return f"step={step!r}: expected a whole number from 0"
+    if not number(best) or math.isnan(best) or best == math.inf:
+        return f"best={best!r}: expected a score"
+    if not number(elapsed) or not 0 <= elapsed < math.inf:
+        return f"elapsed={elapsed!r}: expected seconds"
+    return None
 
 
 def _lr_factor(progress: float, step: int, warmup: int, warmup_share: float | None = None) -> float:
@@ -829,6 +905,29 @@ class _Distillation:
             import copy
 
             self.anchor = copy.deepcopy(model.encoder).eval().requires_grad_(False)
+        self.projector = None
+        if config.distill_projector and self.teacher_rows is not None:
+            dim = model.embedding_dim
+            self.projector = torch.nn.Linear(dim, dim, bias=False)
+            torch.nn.init.eye_(self.projector.weight)
+
+    def to(self, device) -> "_Distillation":
+        for module in (self.anchor, self.projector):
+            if module is not None:
+                module.to(device)
+        return self
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimizer trains besides the model: the projector's weights, if any."""
+        return list(self.projector.parameters()) if self.projector is not None else []
+
+    def state_dict(self) -> dict:
+        """What a resume needs besides the model and optimizer (the projector's weights)."""
+        return {"projector": self.projector.state_dict()} if self.projector is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.projector is not None:
+            self.projector.load_state_dict(state["projector"])
 
     @property
     def active(self) -> bool:
@@ -842,8 +941,9 @@ class _Distillation:
         temperature = self.config.distill_temperature
         if self.teacher_rows is not None and self.config.distill_weight > 0:
             target = self.teacher_rows[index].to(emb.device)
+            student = emb[taught] if self.projector is None else self.projector(emb[taught])
             total = total + self.config.distill_weight * relational_distillation_loss(
-                emb[taught], target[taught], temperature=temperature
+                student, target[taught], temperature=temperature
             )
         if self.anchor is not None:
             kept = ~taught
@@ -902,6 +1002,7 @@ def train(
     if config.loss not in ("triplet", "contrastive"):
         raise ParameterError(f"loss={config.loss!r}: expected 'triplet' or 'contrastive'")
     refuse_folders(config.out)  # now, not after the whole run
+    refuse_unwritable(_run_dir(config.out), config.out)
     if config.epochs < 1 or not config.lr > 0 or config.weight_decay < 0:
         raise ParameterError(
             f"epochs={config.epochs}, lr={config.lr}, weight_decay={config.weight_decay}: expected "
@@ -912,9 +1013,8 @@ def train(
         config, sources, unlabelled, background, rank=rank, say=say, progress=progress and is_main
     )
     model = _build_model(config).to(device)
-    distillation = _Distillation(config, train_set, model, say, progress and is_main)
-    if distillation.anchor is not None:
-        distillation.anchor.to(device)
+    distillation = _Distillation(config, train_set, model, say, progress and is_main).to(device)
+    training_data = _training_data_digest(train_set.items)
     net = model.encoder
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -925,7 +1025,9 @@ def train(
         if config.loss == "triplet"
         else ContrastiveLoss(distance=config.distance, track_stats=True)
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [*model.parameters(), *distillation.parameters()], lr=config.lr, weight_decay=config.weight_decay
+    )
     weights = {(s.name or f"source{i}"): s.weight for i, s in enumerate(sources)} | {
         (s.name or "free"): s.weight for s in unlabelled
     }
@@ -942,15 +1044,26 @@ def train(
     use_amp = device.type == "cuda"
 
     out = Path(config.out)
-    run_dir = out.parent / f"{out.stem}.run"
+    run_dir = _run_dir(out)
     start_epoch, step, history, best, elapsed_before = 0, 0, [], float("-inf"), 0.0
     if config.resume:
-        state = _resume(run_dir, model, optimizer)
+        state = _resume(run_dir, model, optimizer, distillation)
+        _check_same_data(state, training_data, run_dir / "state.pt")
+        if state["epoch"] >= 0 and not (run_dir / "best.pt").is_file():
+            raise ParameterError(
+                f"resume: {run_dir / 'best.pt'} is missing (the best epoch's model, which the run writes to "
+                f"{config.out} at its end): copy it with state.pt, or start a new run without --resume"
+            )
         start_epoch, step, history, best = state["epoch"] + 1, state["step"], state["history"], state["best"]
         elapsed_before = state["elapsed"]
-        say(f"resuming after epoch {state['epoch'] + 1} (step {step})")
+        say(f"resuming after epoch {start_epoch} (step {step})" if start_epoch else "resuming from the start")
     if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(run_dir)
+        if not config.resume:  # the start is committed too, so a run killed in its first epoch resumes
+            _commit_state(
+                run_dir, model, optimizer, epoch=-1, step=0, history=[], best=best, elapsed=0.0,
+                distillation=distillation.state_dict(), training_data=training_data,
+            )  # fmt: skip
     train_files = [it.path for it in train_set.items]
     budget = None
     if config.time_budget_minutes is not None:
@@ -1058,6 +1171,7 @@ def train(
                 best=best,
                 improved=improved,
                 elapsed=time.time() - t0,
+                extra={"distillation": distillation.state_dict(), "training_data": training_data},
             )
         if stop:
             say(f"time budget: training stopped in epoch {epoch + 1}")

@@ -34,6 +34,7 @@ __all__ = [
     "MixBatch",
     "SpecAugment",
     "Compose",
+    "synthetic_room_responses",
 ]
 
 

@@ -13,19 +13,18 @@ Run:  python -m pytest benchmarks/bench_classify.py --benchmark-columns=median,o
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
 import audiosiam
+from audiosiam.data.locations import shared_data
 from audiosiam.fewshot import FewShotClassifier
 
 from conftest import median_seconds
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech_commands_dev"
+SHARED = shared_data() / "speech_commands_dev"
 N_CLIPS = 64
 
 

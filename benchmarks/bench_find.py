@@ -10,8 +10,14 @@ Run:  python -m pytest benchmarks/bench_find.py --benchmark-columns=median
   ``extra_info`` holds "x real time" (audio seconds per second), the peak resident-memory growth and the
   CPU seconds of one search (all threads: steadier than the wall time where the machine's speed drifts).
 
+* ``test_embed_hour_48k_stereo``: one clip embedding of an hour of 48 kHz stereo FLAC (``embed``,
+  ``classify`` and ``verify`` on a whole file: ``EmbeddingModel.embed``, which streams a file that long
+  through the same windows as ``find``); ``extra_info`` holds its peak resident-memory growth (it loaded
+  the file whole before, ~4 GB).
+
 The recording is one hour of 16 kHz 16-bit mono WAV: steady noise with a short sound every few
-seconds (the bundled example clips), so the detector has events to decide about.
+seconds (the bundled example clips), so the detector has events to decide about; the stereo hour is the
+same content at 48 kHz, its right channel at half the level.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import pytest
 import soundfile as sf
 
 import audiosiam
-from audiosiam.io import load_audio, read_blocks
+from audiosiam.io import load_audio, read_blocks, resample
 
 from conftest import median_seconds, peak_extra_bytes, run_timed
 
@@ -44,6 +50,16 @@ def hour_file(tmp_path_factory):
                 clip = clips[rng.integers(len(clips))][: 2 * RATE]
                 block[start : start + len(clip)] += 0.3 * clip
             f.write(np.clip(block, -1, 1))
+    return path
+
+
+@pytest.fixture(scope="module")
+def hour_48k_stereo(tmp_path_factory, hour_file):
+    path = tmp_path_factory.mktemp("embed") / "hour_48k_stereo.flac"
+    with sf.SoundFile(path, "w", 48000, 2, "PCM_16", format="FLAC") as f:
+        for block in read_blocks(hour_file, RATE):
+            up = resample(block, RATE, 48000).numpy()
+            f.write(np.clip(np.stack([up, 0.5 * up], axis=1), -1, 1))
     return path
 
 
@@ -72,3 +88,15 @@ def test_find_hour(benchmark, hour_file, precision):
     after = os.times()
     benchmark.extra_info["cpu_seconds"] = (after.user - before.user) + (after.system - before.system)
     benchmark.extra_info["events"] = len(events)
+
+
+def test_embed_hour_48k_stereo(benchmark, hour_48k_stereo):
+    import torch
+
+    model = audiosiam.load_model()
+    embedding = run_timed(benchmark, lambda: model.embed(hour_48k_stereo), rounds=1)
+    assert embedding.shape == (1, model.embedding_dim) and torch.isfinite(embedding).all()
+    if median_seconds(benchmark) is not None:
+        benchmark.extra_info["x_real_time"] = HOUR / median_seconds(benchmark)
+    benchmark.extra_info["peak_extra_mib"] = (peak_extra_bytes(lambda: model.embed(hour_48k_stereo)) or 0) / 2**20
+    benchmark.extra_info["file_mib"] = hour_48k_stereo.stat().st_size / 2**20

@@ -15,19 +15,18 @@ and 64 five-second 16 kHz FLAC files (real Speech Commands recordings when ../sh
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from audiosiam.data.locations import shared_data
 from audiosiam.io import load_many
 from audiosiam.transforms import LogMelSpectrogram
 
 from conftest import median_seconds
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech_commands_dev"
+SHARED = shared_data() / "speech_commands_dev"
 N = 64
 
 

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Does a calibration map hold beyond the domain it was fitted on? Same-domain against other-domain maps.
 
-    python benchmarks/calibration_transfer.py MODEL [--same-domain A=B] [--k-shot 1 3 5] [--json OUT]
+    python benchmarks/calibration_transfer.py MODEL [--same-domain A=B] [--validation-sets DOMAIN ...]
+        [--no-validation-sets] [--no-speech] [--k-shot 1 3 5] [--json OUT]
 
 A model's probabilities come from one calibration map fitted on its validation classes
 (``scripts/fit_calibration.py``). This benchmark measures how much of a map's calibration survives a
 change of domain, on those validation classes alone (never a test suite), so that a change of the map
-can be judged on data it was not fitted on. For every domain (a source of ``info["validation_classes"]``;
-``--same-domain A=B`` joins source A to B, as the fitting script does) the classes are split in two
+can be judged on data it was not fitted on. For every domain (a source of ``info["validation_classes"]``, or
+a multi-source validation row: every row unless ``--validation-sets`` names some or ``--no-validation-sets``,
+the options of ``scripts/fit_calibration.py``; ``--same-domain A=B`` joins source A to B) the classes are split in two
 seeded halves, and each half is scored twice, on the same seeded open-set episodes
 (:func:`audiosiam.evaluation.calibration_metrics`: the shipped classifier, leave-one-out adaptation
 included), by
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiosiam.data.splits import calibration_items
+from audiosiam.data.splits import add_validation_arguments, validation_clips
 from audiosiam.errors import ParameterError
 from audiosiam.evaluation import calibration_metrics, embed_items
 from audiosiam.fewshot.fitting import fit_calibration
@@ -132,18 +134,10 @@ def format_rows(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("model", help="preset name or checkpoint")
-    p.add_argument("--same-domain", action="append", default=[], metavar="A=B", help="source A's classes join B's")
     p.add_argument("--k-shot", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--fit-episodes", type=int, default=1500)
     p.add_argument("--episodes", type=int, default=300, help="scored episodes per half and shot count")
-    p.add_argument(
-        "--validation-sets",
-        nargs="*",
-        metavar="DOMAIN",
-        default=None,
-        help="add the multi-source validation rows (all, or those of these domains), as scripts/fit_calibration.py",
-    )
-    p.add_argument("--embeddings", help="cache file of the validation embeddings (read if present, else written)")
+    add_validation_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the rows here as well")
     args = p.parse_args(argv)
@@ -151,17 +145,9 @@ def main(argv=None) -> int:
     import audiosiam
 
     model = audiosiam.load_model(args.model)
-    items = calibration_items(
-        model.info,
-        multi_source=args.validation_sets is not None,
-        speech=True,
-        domains=args.validation_sets or None,
-    )
-    emb = embed_items(model, items, cache=args.embeddings)
-    merge = dict(pair.split("=", 1) for pair in args.same_domain)
-    classes = sorted({it.label for it in items})
-    labels = [classes.index(it.label) for it in items]
-    domains = [merge.get(it.source, it.source) for it in items]
+    chosen = validation_clips(args, model.info)
+    emb = embed_items(model, chosen.items, cache=args.embeddings)
+    labels, domains = chosen.labels, chosen.domains
     rows = transfer_rows(
         emb, labels, domains, shots=args.k_shot, fit_episodes=args.fit_episodes, episodes=args.episodes,
         seed=args.seed,

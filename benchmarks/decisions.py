@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What each setting of ``unknown`` costs and buys: right answers kept against strangers rejected.
 
-    python benchmarks/decisions.py MODEL [--k-shot 1 3 5] [--episodes 300] [--json OUT]
+    python benchmarks/decisions.py MODEL [--k-shot 1 3 5] [--episodes 300] [--validation-sets DOMAIN ...]
+        [--no-speech] [--same-domain A=B] [--json OUT]
 
 On the validation domains of a model (:func:`audiosiam.data.splits.calibration_items`: its own validation
 classes and the multi-source rows; classes it never trained on), seeded open-set episodes enrol ``n_way``
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiosiam.data.splits import calibration_items
+from audiosiam.data.splits import add_validation_arguments, validation_clips
 from audiosiam.evaluation import calibration_metrics, embed_items
 from audiosiam.models import load_model
 
@@ -81,24 +82,15 @@ def main(argv=None) -> int:
     p.add_argument("model", help="bundled preset name or checkpoint path")
     p.add_argument("--k-shot", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--episodes", type=int, default=300, help="episodes per domain, shot count and setting")
-    p.add_argument("--no-speech", action="store_true", help="leave out the speech rows (for the sfx model)")
-    p.add_argument(
-        "--validation-sets",
-        nargs="+",
-        metavar="DOMAIN",
-        default=None,
-        help="only these multi-source rows (as scripts/fit_calibration.py; default: every row)",
-    )
-    p.add_argument("--embeddings", help="cache file of the validation embeddings (read if present, else written)")
+    add_validation_arguments(p)
     p.add_argument("--json", help="also write the rows as JSON")
     args = p.parse_args(argv)
     model = load_model(args.model)
-    items = calibration_items(model.info, speech=not args.no_speech, domains=args.validation_sets)
-    emb = embed_items(model, items, cache=args.embeddings)
+    chosen = validation_clips(args, model.info)
+    emb = embed_items(model, chosen.items, cache=args.embeddings)
     calibration = model.info.get("calibration")
-    domains = np.array([it.source for it in items], dtype=object)
-    names = sorted({it.label for it in items})
-    labels = np.array([names.index(it.label) for it in items])
+    domains = np.array(chosen.domains, dtype=object)
+    labels = np.array(chosen.labels)
     rows = []
     for domain in sorted(set(domains)):
         inside = np.flatnonzero(domains == domain)

@@ -23,9 +23,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from audiosiam.data.locations import shared_data
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_RECIPE = HERE / "recipes" / "fsdd_digits_0-4.json"
-DEFAULT_MANIFEST = HERE.parents[1] / "shared" / "data" / "fsdd" / "manifest.csv"
+DEFAULT_MANIFEST = shared_data() / "fsdd" / "manifest.csv"
 
 
 def _run(args: list[str]) -> None:

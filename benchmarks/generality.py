@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from audiosiam.data import AudioClipDataset, manifest_items  # noqa: E402
+from audiosiam.data.locations import shared_data, training_data  # noqa: E402
 from audiosiam.data.splits import validation_sets  # noqa: E402
 from audiosiam.errors import ParameterError  # noqa: E402
 from audiosiam.evaluation import few_shot_accuracy  # noqa: E402
@@ -250,13 +251,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--data",
         type=Path,
-        default=Path.home() / ".cache/audiosiam/training-data",
+        default=training_data(),
         help="the corpus built by scripts/fetch_training_data.py (default: %(default)s)",
     )
     parser.add_argument(
         "--shared-data",
         type=Path,
-        default=REPO.parent / "shared" / "data",
+        default=shared_data(),
         help="the project's shared recordings (default: %(default)s)",
     )
     parser.add_argument("--episodes", type=int, default=2000, help="episodes per cell (default: %(default)s)")

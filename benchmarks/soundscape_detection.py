@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from audiosiam import load_audio, load_model  # noqa: E402
+from audiosiam.data.locations import training_data  # noqa: E402
 from audiosiam.detection import (  # noqa: E402
     EventDetector,
     ScoreCurve,
@@ -61,7 +62,7 @@ from audiosiam.detection.events import Event  # noqa: E402
 from audiosiam.functional import log_mel_spectrogram  # noqa: E402
 from audiosiam.models.sliding import PRECISIONS  # noqa: E402
 
-DATA = Path.home() / ".cache" / "audiosiam" / "training-data" / "manifests"
+DATA = training_data() / "manifests"
 RATE = 16000
 
 

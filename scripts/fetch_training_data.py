@@ -61,6 +61,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from audiosiam.data.locations import shared_data, training_data
+
 AUDIO = {".ogg", ".oga", ".wav", ".flac", ".aiff", ".aif", ".opus", ".mp3"}
 RATE = 16000
 MAX_SECONDS = 30.0
@@ -852,18 +854,17 @@ def build(
 
 
 def main(argv=None) -> int:
-    repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--cache",
         type=Path,
-        default=Path.home() / ".cache/audiosiam/training-data",
+        default=training_data(),
         help="where packages, cleaned clips and manifests go (default: %(default)s)",
     )
     parser.add_argument(
         "--shared-data",
         type=Path,
-        default=repo.parent / "shared" / "data",
+        default=shared_data(),
         help="the project's shared recordings (default: %(default)s)",
     )
     parser.add_argument("--workers", type=int, default=2, help="decoding processes (default: %(default)s)")

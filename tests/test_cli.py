@@ -28,7 +28,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def test_every_subcommand_teaches_with_help():
     names = [name for name, _ in _available_commands()]
-    assert names == ["classify", "find", "verify", "enroll", "embed", "train", "evaluate", "bench", "info"]
+    assert names == ["classify", "find", "verify", "enroll", "embed", "export", "train", "evaluate", "bench", "info"]
     for name in names:
         with pytest.raises(SystemExit) as exit_info:
             cli(name, "--help")
@@ -426,6 +426,10 @@ BAD_OPTION_VALUES = [  # (command line, the option argparse names): each a usage
     (["evaluate", "d", "--n-way", "0"], "--n-way"),
     (["train", "d", "--out", "m.pt", "--epochs", "0"], "--epochs"),
     (["train", "d", "--out", "m.pt", "--lr", "-1"], "--lr"),
+    (["train", "d", "--out", "m.pt", "--blocks", "a"], "--blocks"),
+    (["train", "d", "--out", "m.pt", "--channels", "8,,16"], "--channels"),
+    (["classify", "--support", "s", "q", "--segments", "--segment-hop", "1e9"], "--segment-hop"),
+    (["find", "--example", "e", "r", "--hop", "1e9"], "--hop"),
 ]
 
 
@@ -673,6 +677,56 @@ def test_a_query_folder_without_audio_is_reported_and_the_other_queries_run(chec
     )
     assert code == 1 and "dir.wav" in err
     assert [Path(r["file"]).name for r in csv.DictReader(io.StringIO(out))] == [good.name]
+
+
+def test_unwritable_output_places_are_named_before_the_work(checkpoint, tmp_path, make_read_only, monkeypatch):
+    support, clip = EXAMPLES / "support", EXAMPLES / "query" / "snare_sn_02.flac"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    assert cli("enroll", support, "--out", ro / "G.asg", "--model", checkpoint)[0] == 0
+    make_read_only(ro)
+    a_file = tmp_path / "file.wav"
+    a_file.write_bytes(b"")
+    find = ("find", "--example", clip, clip, "--format", "raven")
+    for args, named, why in (
+        (("enroll", support, "--add-to", ro / "G.asg", "--out", ro / "G.asg"), ro / "G.asg", "read-only"),
+        (("enroll", support, "--out", ro / "H.asg"), ro / "H.asg", "read-only"),
+        (("embed", clip, "--out", ro / "e.npy"), ro / "e.npy", "read-only"),
+        (("embed", clip, "--out", a_file / "sub.npy"), a_file / "sub.npy", f"{a_file} is a file, not a folder"),
+        ((*find, "--out", ro / "tracks"), ro / "tracks", "read-only"),
+        ((*find, "--out", a_file / "sub"), a_file / "sub", f"{a_file} is a file, not a folder"),
+        ((*find, "--plot", ro / "pictures"), ro / "pictures", "read-only"),
+        (("train", support, "--out", ro / "t.pt", "--epochs", "1"), ro / "t.pt", "read-only"),
+        (("train", support, "--out", a_file / "t.pt", "--epochs", "1"), a_file / "t.pt", "is a file, not a folder"),
+    ):
+        extra = () if args[0] == "train" else ("--model", checkpoint)
+        code, _, err = cli(*args, *extra, "--no-progress")
+        assert code == 1 and f"error: {named}: cannot be" in err and why in err, (args, err)
+        assert "Traceback" not in err
+
+
+def test_a_folder_that_cannot_be_made_names_the_file_in_the_way(tmp_path):
+    from audiosiam.errors import ParameterError
+    from audiosiam.files import make_folder
+
+    a_file = tmp_path / "file.wav"
+    a_file.write_bytes(b"")
+    with pytest.raises(ParameterError, match=rf"^{a_file}/sub: cannot be made \({a_file} is a file, not a folder\)"):
+        make_folder(a_file / "sub")
+    assert make_folder(tmp_path / "a" / "b").is_dir()
+
+
+def test_an_unforeseen_system_error_is_one_named_line(checkpoint, monkeypatch, tmp_path):
+    import errno
+
+    from audiosiam.commands import embed
+
+    def refused(args):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "somewhere"))
+
+    monkeypatch.setattr(embed, "run", refused)
+    code, _, err = cli("embed", EXAMPLES / "query", "--out", tmp_path / "e.npy")
+    assert code == 1 and err.startswith(f"audiosiam embed: error: {tmp_path / 'somewhere'}: Permission denied"), err
 
 
 def test_evaluate_shows_its_progress_over_reading_embedding_and_episodes(checkpoint, monkeypatch):

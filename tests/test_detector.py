@@ -369,3 +369,33 @@ def test_cli_classify_segments_labels_each_stretch(tmp_path, capsys):
     assert [(r["file"], r["start"], r["closest"]) for r in again] == [
         (r["file"], r["start"], r["closest"]) for r in rows + rows
     ]
+
+
+def test_near_silence_a_one_sample_example_and_a_one_sample_recording(tmp_path, capsys):
+    water = EventDetector().fit(_support("water"), labels="water")  # noise-like examples match any noise
+    rng = np.random.default_rng(0)
+    dither = (rng.integers(-1, 2, RATE * 30) / 32768).astype(np.float32)  # 1 LSB of 16 bits
+    faint = (1e-4 * rng.standard_normal(RATE * 30)).astype(np.float32)
+    for name, wave in (("dither", dither), ("faint", faint)):
+        assert water.detect(torch.from_numpy(wave), sample_rate=RATE) == [], name
+        curve = water.score(torch.from_numpy(wave), sample_rate=RATE)
+        assert curve.audible is not None and not curve.audible.any()
+    loud = (0.05 * rng.standard_normal(RATE * 30)).astype(np.float32)  # the same noise, audible: scored as before
+    assert water.score(torch.from_numpy(loud), sample_rate=RATE).audible.all()
+
+    click = np.zeros(1, np.float32)
+    click[0] = 0.5
+    sf.write(tmp_path / "one.wav", click, RATE)
+    clicks = EventDetector().fit([tmp_path / "one.wav"], labels="click")
+    assert clicks.event_seconds_ == [pytest.approx(0.05)]  # no event of no length
+    recording = np.concatenate([loud[: RATE * 5], np.zeros(RATE, np.float32)])
+    recording[RATE * 2 : RATE * 2 + 300] += 0.6
+    assert all(e.end - e.start >= 0.05 - 1e-9 for e in clicks.detect(torch.from_numpy(recording), sample_rate=RATE))
+
+    sf.write(tmp_path / "tiny.wav", click, RATE)
+    with pytest.raises(AudioLoadError, match=r"tiny\.wav: holds 1 samples .* too short to search"):
+        water.detect(tmp_path / "tiny.wav")
+    with pytest.raises(ParameterError, match="recording: holds 1 samples"):
+        water.detect(torch.from_numpy(click), sample_rate=RATE)
+    code = main(["find", *[a for p in _support("water") for a in ("--example", str(p))], str(tmp_path / "tiny.wav")])
+    assert code == 1 and "tiny.wav: holds 1 samples" in capsys.readouterr().err

@@ -119,7 +119,8 @@ def two_sources(tmp_path_factory):
     return root
 
 
-def test_training_with_a_teacher_and_an_anchor_caches_and_logs_the_term(tmp_path, two_sources):
+def _distilled_run(tmp_path, two_sources, **overrides):
+    """The two sources and a tiny run's config that distils the ``sounds`` source from the fixture's teacher."""
     sources = [DataSource(str(two_sources / "sounds"), "sounds"), DataSource(str(two_sources / "words"), "words")]
     config = TrainConfig(
         out=str(tmp_path / "model.pt"),
@@ -135,10 +136,14 @@ def test_training_with_a_teacher_and_an_anchor_caches_and_logs_the_term(tmp_path
         warmup_steps=1,
         teacher=str(two_sources / "teacher.pt"),
         distill_sources=["sounds"],
-        anchor_weight=0.5,
-        init=str(two_sources / "start.pt"),
         teacher_cache=str(tmp_path / "cache"),
+        **overrides,
     )
+    return sources, config
+
+
+def test_training_with_a_teacher_and_an_anchor_caches_and_logs_the_term(tmp_path, two_sources):
+    sources, config = _distilled_run(tmp_path, two_sources, anchor_weight=0.5, init=str(two_sources / "start.pt"))
     messages = []
     record = train(config, sources, progress=False, log=messages.append)
     assert record["distill_loss"] > 0 and math.isfinite(record["train_loss"])
@@ -151,3 +156,17 @@ def test_training_with_a_teacher_and_an_anchor_caches_and_logs_the_term(tmp_path
     for bad in (dict(distill_sources=["nope"]), dict(anchor_weight=1.0, init=None), dict(distill_weight=-1.0)):
         with pytest.raises(ParameterError):
             train(TrainConfig(**{**config.__dict__, **bad}), sources, progress=False, log=lambda *a: None)
+
+
+def test_a_projector_is_trained_kept_in_the_state_and_resumed(tmp_path, two_sources):
+    sources, config = _distilled_run(tmp_path, two_sources, distill_projector=True)
+    train(config, sources, progress=False, log=lambda *a: None)
+    state = torch.load(tmp_path / "model.run" / "state.pt", weights_only=True)
+    weight = state["distillation"]["projector"]["weight"]
+    assert weight.shape == (16, 16) and not torch.equal(weight, torch.eye(16))  # it learnt, from the identity
+    config.epochs, config.resume = 2, True
+    train(config, sources, progress=False, log=lambda *a: None)
+    resumed = torch.load(tmp_path / "model.run" / "state.pt", weights_only=True)
+    assert resumed["epoch"] == 1 and not torch.equal(resumed["distillation"]["projector"]["weight"], weight)
+    # the shipped model carries no projector: it is a training device only
+    assert not any("projector" in k for k in torch.load(tmp_path / "model.pt", weights_only=False)["state_dict"])

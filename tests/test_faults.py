@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -99,9 +100,11 @@ def uninterrupted(tmp_path_factory, tones):
 
 
 KILL_POINTS = [
-    # (file, its n-th write, how): named after the commit order of an epoch: last.pt, best.pt, state.pt
-    ("state.pt", 2, "before-replace"),  # epoch 2's last.pt (and best.pt) are written, its state is not
-    ("state.pt", 2, "mid-write"),
+    # (file, its n-th write, how): named after the commit order: state.pt of the start (its first write), then
+    # per epoch last.pt, best.pt, state.pt
+    ("last.pt", 1, "before-replace"),  # in epoch 1: only the start is committed (issue 34 item 14)
+    ("state.pt", 3, "before-replace"),  # epoch 2's last.pt (and best.pt) are written, its state is not
+    ("state.pt", 3, "mid-write"),
     ("best.pt", 2, "mid-write"),  # best.pt of epoch 1 must survive a torn copy
     ("last.pt", 3, "before-replace"),
 ]
@@ -158,3 +161,194 @@ def test_a_named_pipe_is_refused_by_name_instead_of_hanging(tmp_path, command, t
     assert done.returncode == 1, done.stderr
     assert f"{pipe}: is a named pipe (FIFO), not a regular file" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- embed's .npy and .csv change together
+QUERIES = sorted((EXAMPLES / "support").glob("*/*.flac"))
+
+
+def embed_child(out: Path, inputs, checkpoint: str, *, kill_after_renames: int = 0) -> subprocess.CompletedProcess:
+    """``audiosiam embed`` in a real process; with ``kill_after_renames``, SIGKILLed right after that many
+    ``os.replace`` calls onto the pair (the first rename of a two-file commit)."""
+    driver = textwrap.dedent(
+        """
+        import os, signal, sys
+        from audiosiam.cli import main
+        n, real = int(sys.argv[1]), os.replace
+        def replace(src, dst):
+            real(src, dst)
+            if n and os.path.basename(dst).startswith("e.") and not os.path.basename(dst).endswith(".commit"):
+                replace.count = getattr(replace, "count", 0) + 1
+                if replace.count == n:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        os.replace = replace
+        sys.exit(main(sys.argv[2:]))
+        """
+    )
+    args = [sys.executable, "-c", driver, str(kill_after_renames), "embed", *map(str, inputs), "--out", str(out)]
+    return subprocess.run([*args, "--model", checkpoint], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def assert_pair(out: Path, sources) -> None:
+    from audiosiam.io import read_embeddings
+
+    embeddings, listed = read_embeddings(out)
+    assert listed == [str(s) for s in sources] and embeddings.shape[0] == len(sources)
+
+
+def test_a_full_disk_while_writing_the_index_changes_neither_file(checkpoint, tmp_path, monkeypatch):
+    import csv
+    import errno
+
+    from cli_runner import cli
+
+    out = tmp_path / "e.npy"
+    assert cli("embed", *QUERIES[:2], "--out", out, "--model", checkpoint)[0] == 0
+    before = out.read_bytes(), out.with_suffix(".csv").read_bytes()
+    real_writer = csv.writer
+
+    class FullDisk:  # the index's rows stop fitting halfway, as on a full disk
+        def __init__(self, handle):
+            self.rows, self.writer = 0, real_writer(handle)
+
+        def writerow(self, row):
+            self.rows += 1
+            if self.rows > 10:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.writer.writerow(row)
+
+        def writerows(self, rows):
+            for row in rows:
+                self.writerow(row)
+
+    monkeypatch.setattr(csv, "writer", FullDisk)
+    code, _, err = cli("embed", *QUERIES[:20], "--out", out, "--model", checkpoint)
+    assert (out.read_bytes(), out.with_suffix(".csv").read_bytes()) == before
+    assert code == 1 and "No space left on device" in err and "nothing was changed" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".e.npy.lock", "e.csv", "e.npy"]  # no temporaries left
+    assert_pair(out, QUERIES[:2])
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_leaves_the_old_pair(checkpoint, tmp_path):
+    if os.geteuid() != 0 or sys.platform != "linux":
+        pytest.skip("mounting a small tmpfs needs root on Linux")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        long_names = tmp_path / "q"
+        long_names.mkdir()
+        queries = []
+        for i, clip in enumerate(QUERIES[:20]):  # 20 rows of ~250 characters: an index of two 4 KiB pages
+            queries.append(long_names / f"{i:02d}{'x' * 200}.flac")
+            queries[-1].symlink_to(clip)
+        out = disk / "e.npy"
+        assert embed_child(out, queries[:2], checkpoint).returncode == 0
+        before = out.read_bytes(), out.with_suffix(".csv").read_bytes()
+        free = os.statvfs(disk)
+        (disk / "filler").write_bytes(bytes((free.f_bavail - 1) * free.f_frsize))  # one page left
+        done = embed_child(out, queries, checkpoint)
+        assert done.returncode == 1 and "No space left on device" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+        assert (out.read_bytes(), out.with_suffix(".csv").read_bytes()) == before
+        (disk / "filler").unlink()
+        assert_pair(out, queries[:2])
+        assert embed_child(out, queries, checkpoint).returncode == 0  # room again: the new pair lands whole
+        assert_pair(out, queries)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_an_embed_killed_between_its_two_renames_is_completed_by_the_next_reader(checkpoint, tmp_path):
+    out = tmp_path / "e.npy"
+    assert embed_child(out, QUERIES[:2], checkpoint).returncode == 0
+    done = embed_child(out, QUERIES[:5], checkpoint, kill_after_renames=1)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert (tmp_path / ".e.npy.commit").exists()  # the .npy is new, the .csv still the old one
+    assert_pair(out, QUERIES[:5])  # read_embeddings completed the commit
+    assert not (tmp_path / ".e.npy.commit").exists()
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+# ---------------------------------------------------------------- Ctrl-C at any moment of start-up
+# `python -m audiosiam ARGS`, announcing first that the interpreter's own start-up (site, sitecustomize) is
+# over: a SIGINT before that is Python's, not audiosiam's, to answer.
+AS_MAIN = (
+    "import runpy, sys; print('ready', flush=True); sys.argv = ['audiosiam', *sys.argv[1:]]; "
+    "runpy.run_module('audiosiam', run_name='__main__', alter_sys=True)"
+)
+MOMENTS = 30
+
+
+def interrupted_at(args: list[str], moment: float | None) -> tuple[int, str, float]:
+    """Run the command, SIGINT it ``moment`` seconds after start-up ends (``None``: never); returns the exit
+    code, stderr and the seconds it ran after start-up."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", AS_MAIN, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline() == "ready\n"
+    began = time.monotonic()
+    if moment is not None:
+        time.sleep(moment)
+        child.send_signal(signal.SIGINT)
+    try:
+        _, err = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        pytest.fail(f"audiosiam {args[0]} still ran 60 s after Ctrl-C at {moment} s (a hang)")
+    return child.returncode, err, time.monotonic() - began
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["verify", "train"])
+def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(command, checkpoint, tones, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    args = {
+        "verify": ["verify", CLIP, CLIP, "--model", checkpoint],
+        "train": [
+            "train",
+            tones,
+            "--out",
+            tmp_path / "t.pt",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--channels",
+            "8,8,16,16",
+            "--blocks",
+            "1,1,1",
+            "--embedding-dim",
+            "16",
+            "--n-mels",
+            "32",
+            "--classes-per-batch",
+            "4",
+            "--clips-per-class",
+            "2",
+            "--clip-seconds",
+            "0.5",
+            "--val-classes",
+            "0",
+            "--num-workers",
+            "0",
+            "--no-progress",
+        ],
+    }[command]
+    args = [str(a) for a in args]
+    code, err, whole = interrupted_at(args, None)
+    assert code == 0, err
+    # 30 moments from 0.1 s to the end of the command (imports of torch, numpy, scipy, sklearn; reading;
+    # the model), two commands at a time
+    moments = [0.1 + (0.95 * whole - 0.1) * i / (MOMENTS - 1) for i in range(MOMENTS)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda m: interrupted_at(args, m), moments))
+    for moment, (code, err, _) in zip(moments, results):
+        assert "Traceback" not in err and "Exception ignored" not in err, (moment, err)
+        assert code in (130, 0), (moment, code, err)  # 0: the command ended before the signal came
+    stopped = sum(code == 130 for code, _, _ in results)
+    assert stopped >= MOMENTS * 3 // 4, f"only {stopped} of {MOMENTS} moments interrupted the command"

@@ -247,3 +247,219 @@ def test_mutated_checkpoints_load_or_are_refused_by_name(tmp_path):
                     emb = model.embed([torch.from_numpy(speech_like(0.5))], sample_rate=RATE)
                     assert torch.isfinite(emb).all(), f"checkpoint seed {seed} ({name}): non-finite embedding"
     assert refused > 0
+
+
+# ---------------------------------------------------------------- crafted galleries: bombs and fields
+def clean_gallery(tmp_path: Path) -> tuple[FewShotClassifier, Path, list[torch.Tensor]]:
+    model = tiny_model().eval()
+    clips = [torch.from_numpy(speech_like(0.5, seed=i)) * (0.5 + 0.1 * i) for i in range(6)]
+    with pytest.warns(UserWarning, match="no calibration map"):
+        clf = FewShotClassifier(model).fit(clips, ["a", "a", "b", "b", "c", "c"], sample_rate=RATE)
+    return clf, clf.save(tmp_path / "clean.asg"), clips
+
+
+def zip_bomb(path: Path, clean: Path, rows: int) -> Path:
+    """The clean gallery with ``rows`` rows of zeros declared and deflated (a file ~1/1000 of what it declares),
+    its labels, sources and metadata made to match, as a careful attacker would."""
+    import json
+    import zipfile
+
+    with np.load(clean) as data:
+        meta = json.loads(str(data["meta"]))
+    dim = meta["dim"]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name, dtype, shape in (
+            ("embeddings", "<f4", (rows, dim)),
+            ("labels", "<U1", (rows,)),
+            ("sources", "<U1", (rows,)),
+        ):
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                header = {"descr": dtype, "fortran_order": False, "shape": shape}
+                np.lib.format.write_array_header_1_0(member, header)
+                left, chunk = math_prod(shape) * np.dtype(dtype).itemsize, bytes(1 << 22)
+                while left > 0:
+                    member.write(chunk[: min(left, len(chunk))])
+                    left -= len(chunk)
+        archive.writestr("meta.npy", _npy(np.asarray(json.dumps(meta))))
+    return path
+
+
+def math_prod(shape) -> int:
+    out = 1
+    for size in shape:
+        out *= size
+    return out
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_a_gallery_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    import tracemalloc
+
+    clf, clean, _ = clean_gallery(tmp_path)
+    bomb = zip_bomb(tmp_path / "bomb.asg", clean, rows=200_000)  # 200,000 x 8 float32 + labels: 8 MB declared
+    assert bomb.stat().st_size < 60_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            GalleryError, match=r"bomb\.asg: damaged gallery \(its arrays declare [\d,]+ bytes in a file of .*zip bomb"
+        ):
+            FewShotClassifier.load(bomb, model=clf.model)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, f"{peak:,} bytes allocated to refuse a {bomb.stat().st_size:,}-byte file"
+
+
+def crafted_gallery(clean: Path, path: Path, **changes) -> Path:
+    """``clean`` with arrays replaced (``embeddings=...``) or metadata fields set (``meta__dim``,
+    ``extra__k``, ``calibration__threshold``), written as our own writer would."""
+    import json
+
+    with np.load(clean) as data:
+        arrays = {name: data[name] for name in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    for key, value in changes.items():
+        where, _, field = key.rpartition("__")
+        if not where:
+            arrays[field] = value
+            continue
+        target = {"meta": meta, "extra": meta["extra"], "calibration": meta["extra"]["calibration"]}[where]
+        target[field] = value
+    arrays["meta"] = np.asarray(json.dumps(meta))
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def test_galleries_with_crafted_fields_are_refused_by_name(tmp_path):
+    clf, clean, clips = clean_gallery(tmp_path)
+    with np.load(clean) as data:
+        emb, labels, sources = data["embeddings"], data["labels"], data["sources"]
+    cases = {  # name -> (changes, words of the refusal)
+        "scaled": ({"embeddings": emb * 1e30}, "has length 1e+30"),
+        "int64": ({"embeddings": (emb * 100).astype(np.int64)}, "holds int64 values"),
+        "complex": ({"embeddings": emb.astype(np.complex64)}, "holds complex64 values"),
+        "zero_rows": ({"embeddings": np.zeros_like(emb)}, "has length 0"),
+        "no_rows": ({"embeddings": emb[:0], "labels": labels[:0], "sources": sources[:0]}, "holds no enrolled clips"),
+        "int_labels": ({"labels": np.arange(len(labels))}, "'labels' holds int64"),
+        "unknown_label": ({"labels": np.asarray(["unknown"] * len(labels))}, "named 'unknown'"),
+        "k_2.5": ({"extra__k": 2.5}, "k=2.5"),
+        "k_str": ({"extra__k": "5"}, "k='5'"),
+        "k_true": ({"extra__k": True}, "k=True"),
+        "k_nan": ({"extra__k": float("nan")}, "k=nan"),
+        "adapt_no": ({"extra__adapt": "no"}, "adapt='no'"),
+        "version_true": ({"meta__format_version": True}, "version True"),
+        "dim_str": ({"meta__dim": "8"}, "dim='8'"),
+        "fingerprint_int": ({"meta__fingerprint": 123}, "fingerprint=123"),
+        "extra_list": ({"meta__extra": [1, 2]}, "extra=list"),
+        "model_int": ({"extra__model": 123}, "model=123"),
+        "model_list": ({"extra__model": ["a"]}, "model=['a']"),
+        "threshold_str": ({"calibration__threshold": "x"}, "threshold='x'"),
+        "threshold_nan": ({"calibration__threshold": float("nan")}, "threshold=nan"),
+        "threshold_5": ({"calibration__threshold": 5.0}, "threshold=5.0"),
+        "temperature": ({"calibration__temperature": -1.0}, "temperature=-1.0"),
+        "calibration_list": ({"extra__calibration": [1]}, "damaged calibration"),
+    }
+    for name, (changes, words) in cases.items():
+        path = crafted_gallery(clean, tmp_path / f"{name}.asg", **changes)
+        for model in (clf.model, None):  # None: the model the gallery names is loaded (or refused) first
+            if model is None and "model" not in name:
+                continue
+            with pytest.raises(GalleryError) as caught:
+                FewShotClassifier.load(path, model=model)
+            assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value), (name, caught.value)
+    assert np.isfinite(FewShotClassifier.load(clean, model=clf.model).predict_proba(clips[:2], sample_rate=RATE)).all()
+
+
+@pytest.mark.parametrize("value", ["x", float("nan"), 5.0, True, [0.5]], ids=repr)
+def test_a_checkpoint_with_a_damaged_verification_threshold_is_refused_by_name(tmp_path, value):
+    model = tiny_model()
+    model.info["verification_threshold"] = value
+    path = tmp_path / "thr.pt"
+    save_checkpoint(model, path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: the model's verification threshold .* is not a similarity"):
+        load_model(path)
+    model.info = {"metrics": {"verification_threshold": value}}  # where older checkpoints kept it
+    save_checkpoint(model, path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: the model's verification threshold"):
+        load_model(path)
+
+
+def test_the_api_refuses_arguments_of_the_wrong_kind_by_name(tmp_path):
+    from audiosiam.detection import EventDetector
+    from audiosiam.errors import ParameterError
+
+    model = tiny_model().eval()
+    clips = [torch.from_numpy(speech_like(0.5, seed=i)) for i in range(4)]
+    with pytest.warns(UserWarning, match="no calibration map"):
+        clf = FewShotClassifier(model).fit(iter(clips), iter("aabb"), sample_rate=RATE)  # generators are sequences
+    assert list(clf.classes_) == ["a", "b"]
+    gallery = clf.save(tmp_path / "g.asg")
+    detector = EventDetector(model).fit(clips[:2], labels="a", sample_rate=RATE)
+    calls = {  # name -> (call, words of the ParameterError)
+        "embed(5)": (lambda: model.embed(5), "got int"),
+        "embed(None)": (lambda: model.embed(None), "got None"),
+        "embed(bytes array)": (lambda: model.embed(np.array([b"a", b"b"])), "array of |S1"),
+        "embed([None])": (lambda: model.embed([None]), "inputs[0]: expected a path or a 1-D waveform of numbers"),
+        "embed(object array)": (lambda: model.embed(np.array([None, 3], dtype=object)), "inputs[0]: expected a path"),
+        "embed(complex)": (lambda: model.embed(torch.ones(8000, dtype=torch.complex64), sample_rate=RATE), "complex64"),
+        "fit(X=5)": (lambda: FewShotClassifier(model).fit(5, [1]), "X: expected a sequence of clips, got int"),
+        "fit(y=None)": (lambda: FewShotClassifier(model).fit(clips, None), "y: expected one label per clip"),
+        "fit(1 and '1')": (lambda: FewShotClassifier(model).fit(clips, [1, 1, "1", "1"]), "both be the class '1'"),
+        "fit(None label)": (lambda: FewShotClassifier(model).fit(clips, [None, None, "a", "a"]), "label None"),
+        "FewShotClassifier(k=nan)": (
+            lambda: FewShotClassifier(model, k=float("nan")).fit(clips, list("aabb")),
+            "k=nan",
+        ),
+        "kneighbors(k=nan)": (lambda: clf.kneighbors(clips[:1], k=float("nan"), sample_rate=RATE), "k=nan"),
+        "predict(None)": (lambda: clf.predict(None), "X: expected a clip"),
+        "load(model=3)": (lambda: FewShotClassifier.load(gallery, model=3), "model=3: expected an EmbeddingModel"),
+        "load_model(3)": (lambda: load_model(3), "name_or_path=3: expected a file path"),
+        "load_model(['a'])": (lambda: load_model(["a"]), "got list"),
+        "load_audio(3)": (lambda: load_audio(3), "path=3: expected a file path"),
+        "load_audio(None)": (lambda: load_audio(None), "path=None"),
+        "detect(b'abc')": (lambda: detector.detect(b"abc"), "recording: expected a path or a 1-D waveform"),
+        "detect(None)": (lambda: detector.detect(None), "got None"),
+        "detect([paths])": (lambda: detector.detect(["a.wav", "b.wav"]), "got a list of str"),
+        "EventDetector.fit(None)": (lambda: EventDetector(model).fit(None), "examples: expected a clip"),
+    }
+    for name, (call, words) in calls.items():
+        with pytest.raises(ParameterError) as caught:
+            call()
+        assert words in str(caught.value), (name, caught.value)
+    with pytest.raises(GalleryError, match="made by a different model"):  # a name is loaded, then compared
+        FewShotClassifier.load(gallery, model="default")
+
+
+@pytest.mark.parametrize("kind", ["ogg", "flac", "opus"])
+def test_an_ogg_or_flac_file_cut_anywhere_is_called_truncated(kind, tmp_path):
+    suffix, options = {
+        "ogg": ("ogg", {"format": "OGG", "subtype": "VORBIS"}),
+        "flac": ("flac", {"format": "FLAC", "subtype": "PCM_16"}),
+        "opus": ("opus", {"format": "OGG", "subtype": "OPUS"}),
+    }[kind]
+    clean = tmp_path / f"clean.{suffix}"
+    sf.write(clean, np.concatenate([speech_like(1.0, seed=i) for i in range(4)]), RATE, **options)
+    assert load_audio(clean, sample_rate=RATE).numel() > 3 * RATE
+    data = clean.read_bytes()
+    for share in (0.3, 0.5, 0.7, 0.89, 0.93, 0.97, 0.99):  # an Ogg stream cut at half decoded as a shorter clip
+        cut = tmp_path / f"cut{share}.{suffix}"
+        cut.write_bytes(data[: int(len(data) * share)])
+        for read in (lambda p: load_audio(p, sample_rate=RATE), lambda p: list(read_blocks(p, RATE))):
+            with pytest.raises(AudioLoadError, match=rf"^{cut}: truncated"):
+                read(cut)
+    if kind == "flac":  # damage inside, whole length: damaged, not truncated
+        raw = bytearray(data)
+        raw[len(raw) // 2] ^= 0xFF
+        damaged = tmp_path / "damaged.flac"
+        damaged.write_bytes(bytes(raw))
+        with pytest.raises(AudioLoadError) as caught:
+            load_audio(damaged, sample_rate=RATE)
+        assert "truncated:" not in str(caught.value), caught.value

@@ -135,6 +135,8 @@ def test_a_recording_shorter_than_a_window_is_one_window(model):
 def test_bad_settings_are_named(model):
     with pytest.raises(ParameterError, match="must be > 0"):
         SlidingEmbedder(model, 0.0, 0.16)
+    with pytest.raises(ParameterError, match="at most 604800 \\(a week\\)"):  # frame counts past int64 otherwise
+        SlidingEmbedder(model, 1.0, 1e9)
     band = load_model()
     band.frontend.normalize = "band"
     with pytest.raises(ParameterError, match="'utterance'"):
@@ -209,3 +211,34 @@ def test_the_fine_grid_is_pooled_from_the_same_frames_at_the_same_starts_however
     assert list(SlidingEmbedder(model, 1.0, 0.16).embed_each([[wave]]))[0].fine_starts is None
     with pytest.raises(ParameterError, match="fine_window_seconds"):
         SlidingEmbedder(model, 1.0, 0.16, fine_window_seconds=0.0)
+
+
+def test_a_file_too_long_to_load_whole_is_embedded_in_a_stream(model, tmp_path, monkeypatch):
+    import soundfile as sf
+
+    import audiosiam.models.embedding as embedding
+    from audiosiam.io import load_audio
+
+    clips = [load_audio(p, sample_rate=48000) for p in sorted((EXAMPLES / "support").glob("*/*.flac"))]
+    recording = torch.cat(clips[::2]).numpy()  # 12 clips one after the other, ~30 s
+    long = tmp_path / "long.wav"
+    sf.write(long, np.stack([recording, 0.5 * recording], axis=1), 48000, subtype="PCM_16")  # 48 kHz stereo
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(long.read_bytes()[: long.stat().st_size // 2])
+    short = EXAMPLES / "query" / "snare_sn_02.flac"
+    whole = model.embed([short, long])
+    monkeypatch.setattr(embedding, "STREAM_BYTES", 1 << 20)  # now 5 MB of samples is too long to load whole
+    real_load_many = embedding.load_many
+
+    def loads(paths, *args, **kwargs):
+        assert [str(p) for p in paths] == [str(short)], f"decoded whole: {paths}"
+        return real_load_many(paths, *args, **kwargs)
+
+    monkeypatch.setattr(embedding, "load_many", loads)
+    streamed, kept, failures = model.embed_all([short, broken, long], on_error="skip")
+    assert kept == [0, 2] and [f.index for f in failures] == [1] and "truncated" in str(failures[0].error)
+    torch.testing.assert_close(streamed[0], whole[0])  # the short clip: as before
+    assert float(streamed[1] @ whole[1]) > 0.99  # the long one: the whole-file embedding, to the windows' edges
+    torch.testing.assert_close(streamed.norm(dim=1), torch.ones(2))
+    with pytest.raises(embedding.AudioLoadError, match="broken.wav: truncated"):
+        model.embed([long, broken])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from audiosiam.data.locations import shared_data
 from audiosiam.data.sources import source_items
-from audiosiam.data.splits import arabic_split, calibration_items, shared_data, training_sources, validation_sets
+from audiosiam.data.splits import arabic_split, calibration_items, training_sources, validation_sets
 from audiosiam.errors import ParameterError
 
 pytestmark = pytest.mark.needs_shared_data

@@ -341,6 +341,23 @@ def test_resume_refuses_another_architecture_and_a_damaged_state(tmp_path, data)
         run(tmp_path, data, epochs=2, resume=True)
 
 
+def test_a_run_carried_to_another_corpus_folder_resumes_and_other_data_is_refused(tmp_path, data):
+    import shutil
+
+    run(tmp_path / "a", data, epochs=1)
+    moved = tmp_path / "elsewhere" / "tones"  # the same corpus rebuilt under another folder (another machine)
+    shutil.copytree(data, moved)
+    (tmp_path / "b" / "model.run").mkdir(parents=True)
+    shutil.copyfile(tmp_path / "a" / "model.run" / "state.pt", tmp_path / "b" / "model.run" / "state.pt")
+    with pytest.raises(ParameterError, match="best.pt is missing .* copy it with state.pt"):
+        run(tmp_path / "b", moved, epochs=2, resume=True)
+    shutil.copyfile(tmp_path / "a" / "model.run" / "best.pt", tmp_path / "b" / "model.run" / "best.pt")
+    assert run(tmp_path / "b", moved, epochs=2, resume=True)["epoch"] == 2
+    (moved / "class5" / "5.wav").unlink()  # not the same clips any more
+    with pytest.raises(ParameterError, match=r"state.pt was trained on \d+ clips .* the training data differ"):
+        run(tmp_path / "b", moved, epochs=3, resume=True)
+
+
 def test_init_from_a_checkpoint_of_another_architecture_is_explained(tmp_path, data):
     run(tmp_path / "a", data, epochs=1)
     start = tmp_path / "a" / "model.pt"
@@ -445,7 +462,7 @@ def test_fitting_the_calibration_afterwards_measures_the_weights_own_verificatio
         path, **{k: v for k, v in model.info.items() if k != "verification_threshold"}, verification_threshold=0.123
     )
     module = load_repo_module("scripts/fit_calibration.py", "fit_calibration_script")
-    assert module.main([str(path), "--episodes", "40"]) == 0
+    assert module.main([str(path), "--episodes", "40", "--no-validation-sets"]) == 0
     after = load_checkpoint(path)
     assert model_fingerprint(after) == model_fingerprint(model)  # weights untouched
     items = validation_items(after.info, [])
@@ -454,6 +471,55 @@ def test_fitting_the_calibration_afterwards_measures_the_weights_own_verificatio
     expected = verification_metrics(emb, [classes.index(it.label) for it in items])["eer_threshold"]
     assert after.info["verification_threshold"] == pytest.approx(expected, abs=1e-6) != 0.123
     assert set(after.info["calibration"]) == {"prototype", "knn"}
+
+
+def test_a_run_stopped_in_its_first_epoch_resumes_from_its_start(tmp_path, data, monkeypatch):
+    import audiosiam.training as training
+
+    run(tmp_path / "a", data, epochs=2)
+    real_commit = training._commit_epoch
+
+    def stop(*args, **kwargs):  # stopped before epoch 1 commits: only the run's start is in state.pt
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_commit_epoch", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", data, epochs=2)
+    monkeypatch.setattr(training, "_commit_epoch", real_commit)
+    said = []
+    run(tmp_path / "b", data, epochs=2, resume=True, log=said.append)
+    assert "resuming from the start" in said
+    a = load_checkpoint(tmp_path / "a" / "model.run" / "last.pt").state_dict()
+    b = load_checkpoint(tmp_path / "b" / "model.run" / "last.pt").state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+DAMAGED_COUNTERS = [  # (field of state.pt, value, words of the refusal)
+    ("best", "x", "best='x'"),
+    ("best", float("nan"), "best=nan"),
+    ("epoch", -5, "epoch=-5"),
+    ("epoch", 10**9, "epoch=1000000000 but 1 history records"),
+    ("epoch", True, "epoch=True"),
+    ("history", "x", "history=str"),
+    ("step", -1, "step=-1"),
+    ("elapsed", float("inf"), "elapsed=inf"),
+]
+
+
+def test_resume_refuses_a_state_with_damaged_counters(tmp_path, data):
+    import re
+
+    from audiosiam.errors import CheckpointError
+    from audiosiam.models.checkpoint import read_trusted, write_checkpoint_file
+
+    run(tmp_path, data, epochs=1, val_classes=0)
+    path = tmp_path / "model.run" / "state.pt"
+    state = read_trusted(path, "training state", "")
+    for field, value, words in DAMAGED_COUNTERS:
+        write_checkpoint_file(path, {**state, field: value})
+        with pytest.raises(CheckpointError, match=rf"state\.pt: damaged training state \({re.escape(words)}"):
+            run(tmp_path, data, epochs=2, resume=True, val_classes=0)
 
 
 def _budgets(monkeypatch):

@@ -100,6 +100,28 @@ def non_negative_number(text: str) -> float:
     return value
 
 
+def seconds(text: str) -> float:
+    """argparse ``type`` of a window length or step in seconds: above 0, at most a week
+    (``models.sliding.MAX_SECONDS``: `--segment-hop 1e9` is a slip, and overflows the frame indices)."""
+    from ..models.sliding import MAX_SECONDS
+
+    value = positive_number(text)
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text}: at most {MAX_SECONDS:.0f} seconds (a week)")
+    return value
+
+
+def whole_numbers(text: str) -> list[int]:
+    """argparse ``type`` of a comma-separated list of counts of at least 1 (``--channels``, ``--blocks``)."""
+    values = [part.strip() for part in text.split(",")]
+    try:
+        return [positive_int(part) for part in values]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected whole numbers of at least 1 separated by commas, e.g. 2,2,2"
+        ) from None
+
+
 def neighbours(text: str) -> int:
     """argparse ``type`` of ``-k``: 1 to ``fewshot.rules.MAX_K`` neighbours (``check_k``)."""
     from ..fewshot.rules import check_k

@@ -101,7 +101,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--segment-hop",
-        type=_common.positive_number,
+        type=_common.seconds,
         default=None,
         metavar="SECONDS",
         help="with --segments: step between windows (default: the window length, segments side by side)",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
-from pathlib import Path
 
 from . import _common
 
@@ -16,8 +14,9 @@ examples:
   audiosiam embed a.wav b.flac --out ab.npy --model mine.pt
 
 Writes OUT (float32, shape (N, D), rows L2-normalised, so a dot product is the cosine similarity) and
-OUT with .csv beside it (columns row,path) saying which file each row is. Unreadable files are reported on
-stderr and left out; the exit code is then 1.
+OUT with .csv beside it (columns row,path) saying which file each row is; the two are written as one
+pair (a failed write changes neither; audiosiam.io.read_embeddings reads them back, checked). Unreadable
+files are reported on stderr and left out; the exit code is then 1.
 """
 
 
@@ -42,10 +41,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
-
     from ..errors import NoAudioFilesError
-    from ..files import refuse_folders, spreadsheet_safe, write_output
+    from ..files import refuse_folders
+    from ..io import write_embeddings
 
     refuse_folders(args.out)
     model = _common.load_model_from_args(args)
@@ -54,22 +52,9 @@ def run(args) -> int:
         files, batch_size=args.batch_size, on_error="skip", progress=_common.show_progress(args)
     )
     _common.report_failures(failures, "embed")
-    out = Path(args.out)
-    if out.suffix != ".npy":  # numpy would add it anyway: say the name it really writes
-        out = out.with_name(out.name + ".npy")
     if not kept:
-        raise NoAudioFilesError(f"none of the {len(files)} files could be embedded; nothing written to {out}")
-    write_output(out, lambda tmp: np.save(tmp, embeddings.numpy().astype(np.float32)))
-    index = out.with_suffix(".csv")
-
-    def write_index(tmp):
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["row", "path"])
-            for row, i in enumerate(kept):
-                writer.writerow([row, spreadsheet_safe(str(files[i]))])
-
-    write_output(index, write_index)
+        raise NoAudioFilesError(f"none of the {len(files)} files could be embedded; nothing written to {args.out}")
+    out, index = write_embeddings(args.out, embeddings, [str(files[i]) for i in kept])
     if args.format == "json":
         print(
             json.dumps(

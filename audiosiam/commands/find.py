@@ -94,14 +94,14 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--hop",
-        type=_common.positive_number,
+        type=_common.seconds,
         default=0.16,
         metavar="SECONDS",
         help="step between windows (default: 0.16)",
     )
     p.add_argument(
         "--window",
-        type=_common.positive_number,
+        type=_common.seconds,
         default=None,
         metavar="SECONDS",
         help="window length (default: the examples' median length, kept between 1 s and 2 s)",
@@ -159,10 +159,13 @@ def run(args) -> int:
         )
     if args.out and not per_recording:
         raise ParameterError("--out is for --format audacity or raven; other formats print to stdout (redirect it)")
+    from ..files import refuse_folders, refuse_unwritable
+
     for folder in (args.out, args.plot):  # refused now, not after the work
         if folder and Path(folder).exists() and not Path(folder).is_dir():
             raise ParameterError(f"{folder}: exists and is not a folder; give a folder to write into")
-    from ..files import refuse_folders
+        if folder:
+            refuse_unwritable(folder)
 
     refuse_folders(args.report)
     examples, labels = _examples(args)
@@ -223,7 +226,7 @@ def run(args) -> int:
 
 def _write_track(args, events, name: str) -> None:
     from ..detection.formats import write_audacity, write_raven
-    from ..files import write_output
+    from ..files import make_folder, write_output
 
     writer = write_audacity if args.format == "audacity" else write_raven
     if args.out is None:
@@ -234,8 +237,7 @@ def _write_track(args, events, name: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             writer(events, f)
 
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    write_output(Path(args.out) / name, fill)
+    write_output(make_folder(args.out) / name, fill)
 
 
 def _progress_bar(args, recordings, audio_duration):

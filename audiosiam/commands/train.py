@@ -98,6 +98,7 @@ HELPS = {
     "distill_weight": "weight of the teacher's loss against the triplet/contrastive loss",
     "distill_temperature": "softmax temperature of the relational distillation loss",
     "anchor_weight": "with --model: keep the starting model's similarities on clips outside --distill-sources",
+    "distill_projector": "compute the teacher's loss on a learnt linear view of the embedding (dropped after training)",
     "teacher_cache": "teacher embedding cache folder (default: ~/.cache/audiosiam/teacher)",
 }
 
@@ -181,11 +182,13 @@ def add_parser(subparsers) -> None:
             _common.add_deprecated(p, "--" + f.name.replace("_", "-"), flag, f.name, type=kind)
     p.add_argument(
         "--channels",
+        type=_common.whole_numbers,
         default=",".join(map(str, defaults.channels)),
         help=f"encoder widths: stem,stage1,... (default: {','.join(map(str, defaults.channels))})",
     )
     p.add_argument(
         "--blocks",
+        type=_common.whole_numbers,
         default=",".join(map(str, defaults.blocks)),
         help=f"residual blocks per stage (default: {','.join(map(str, defaults.blocks))})",
     )
@@ -221,8 +224,7 @@ def run(args) -> int:
     unlabelled += [DataSource(d) for d in args.unlabelled]
     background += list(args.background)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    values["channels"] = [int(c) for c in args.channels.split(",")]
-    values["blocks"] = [int(b) for b in args.blocks.split(",")]
+    values["channels"], values["blocks"] = args.channels, args.blocks  # lists (whole_numbers; defaults parsed too)
     values["val_sources"] = args.val_sources.split(",") if args.val_sources else None
     values["distill_sources"] = args.distill_sources.split(",") if args.distill_sources else None
     config = TrainConfig(**values)

@@ -81,6 +81,12 @@ class AudioClipDataset(torch.utils.data.Dataset):
     Raises:
         ParameterError: an unknown ``on_error`` or ``crop``, or ``clip_seconds`` not positive.
         NoAudioFilesError: ``items`` is empty.
+
+    Attributes:
+        items (list[ClipItem]): the clips, in the order of the indices.
+        classes (list[str]): the class names, sorted; a label is a position in this list.
+        labels (list[int]): the class index of each clip.
+        skipped (list[tuple[str, str]]): ``(path, reason)`` of each clip left out with ``on_error="skip"``.
     """
 
     def __init__(
@@ -127,10 +133,12 @@ class AudioClipDataset(torch.utils.data.Dataset):
 
     @property
     def paths(self) -> list[str]:
+        """The path of each clip, in item order."""
         return [item.path for item in self.items]
 
     @property
     def groups(self) -> list[str]:
+        """The group of each clip (a speaker, a recording session), in item order."""
         return [item.group for item in self.items]
 
     def __len__(self) -> int:

@@ -23,28 +23,24 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from .datasets import ClipItem, manifest_items
+from .locations import shared_data
 from .sources import DataSource, validation_items
 
 __all__ = [
-    "shared_data",
     "ValidationSet",
     "validation_sets",
     "training_sources",
     "calibration_items",
+    "add_validation_arguments",
+    "ValidationClips",
+    "validation_clips",
     "arabic_split",
 ]
-
-
-def shared_data() -> Path:
-    """Where the project's shared recordings are: ``$AUDIOSIAM_SHARED_DATA``, else ``../shared/data`` beside the
-    source tree (a checkout's layout; an installed package has no such folder unless the variable is set)."""
-    return Path(os.environ.get("AUDIOSIAM_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
 def _ranked(names) -> list[str]:
@@ -247,3 +243,89 @@ def calibration_items(
             "no validation clips: the checkpoint lists none; pass extra sources or the multi-source rows"
         )
     return items
+
+
+def add_validation_arguments(parser) -> None:
+    """The options that choose a model's validation clips, one vocabulary for every program that fits or
+    judges calibration and decisions (``scripts/fit_calibration.py``, ``benchmarks/calibration_transfer.py``,
+    ``benchmarks/decisions.py``): ``--validation-sets``, ``--no-validation-sets``, ``--no-speech``,
+    ``--same-domain`` and ``--embeddings``. Read them back with :func:`validation_clips`.
+
+    Args:
+        parser (argparse.ArgumentParser): the program's parser.
+    """
+    group = parser.add_argument_group("validation clips (the model's own validation classes, plus)")
+    rows = group.add_mutually_exclusive_group()
+    rows.add_argument(
+        "--validation-sets",
+        nargs="+",
+        metavar="DOMAIN",
+        default=None,
+        help="only these multi-source validation rows (default: every row; see audiosiam/data/splits.py)",
+    )
+    rows.add_argument(
+        "--no-validation-sets", action="store_true", help="none of the multi-source rows: the model's own classes"
+    )
+    group.add_argument(
+        "--no-speech", action="store_true", help="leave out the speech rows (a model that knows no speech: sfx)"
+    )
+    group.add_argument(
+        "--same-domain", action="append", default=[], metavar="A=B", help="domain A's classes count as domain B's"
+    )
+    group.add_argument("--embeddings", help="cache file of the validation embeddings (read if present, else written)")
+
+
+@dataclass(frozen=True)
+class ValidationClips:
+    """The clips :func:`validation_clips` chose, with an integer label and a domain per clip.
+
+    Attributes:
+        items (list[ClipItem]): the clips.
+        labels (list[int]): each clip's class, an index into ``classes``.
+        classes (list[str]): the class names, sorted.
+        domains (list[str]): each clip's domain, after ``--same-domain`` merges.
+    """
+
+    items: list[ClipItem]
+    labels: list[int]
+    classes: list[str]
+    domains: list[str]
+
+
+def validation_clips(args, info: dict, extra=()) -> ValidationClips:
+    """The clips the options of :func:`add_validation_arguments` choose for a model.
+
+    Args:
+        args (argparse.Namespace): the parsed options.
+        info (dict): the model's checkpoint info (its own validation classes).
+        extra (Sequence[str], optional): recipes or manifests of more unseen classes. Default: ``()``.
+
+    Returns:
+        ValidationClips: the clips, their labels and domains.
+
+    Raises:
+        ParameterError: a ``--same-domain`` that is not ``A=B``, an unknown domain, or no clip at all.
+    """
+    from ..errors import ParameterError
+
+    merge = {}
+    for pair in args.same_domain:
+        a, sep, b = pair.partition("=")
+        if not (sep and a and b):
+            raise ParameterError(f"--same-domain {pair!r}: expected A=B (domain A's classes count as B's)")
+        merge[a] = b
+    items = calibration_items(
+        info,
+        extra,
+        multi_source=not args.no_validation_sets,
+        speech=not args.no_speech,
+        domains=args.validation_sets,
+    )
+    classes = sorted({it.label for it in items})
+    index = {name: i for i, name in enumerate(classes)}
+    return ValidationClips(
+        items=items,
+        labels=[index[it.label] for it in items],
+        classes=classes,
+        domains=[merge.get(it.source, it.source) for it in items],
+    )

@@ -23,17 +23,11 @@ import numpy as np
 import torch
 
 from ..files import atomic_write
+from .locations import teacher_cache
 
-__all__ = ["TeacherCache", "default_cache_folder", "teacher_identity"]
+__all__ = ["TeacherCache", "teacher_identity"]
 
 CACHE_VERSION = 1  # bump when what an entry holds changes
-
-
-def default_cache_folder() -> Path:
-    """``$AUDIOSIAM_TEACHER_CACHE``, else ``~/.cache/audiosiam/teacher`` (``$XDG_CACHE_HOME`` honoured)."""
-    if os.environ.get("AUDIOSIAM_TEACHER_CACHE"):
-        return Path(os.environ["AUDIOSIAM_TEACHER_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "audiosiam" / "teacher"
 
 
 def teacher_identity(model) -> str:
@@ -77,7 +71,7 @@ class TeacherCache:
     Args:
         teacher (EmbeddingModel): the teacher model (in eval mode while embedding).
         folder (str, os.PathLike or None, optional): the cache's root; the teacher's entries go to a
-            sub-folder named by :func:`teacher_identity`. ``None``: :func:`default_cache_folder`.
+            sub-folder named by :func:`teacher_identity`. ``None``: :func:`~audiosiam.data.locations.teacher_cache`.
             Default: ``None``.
 
     Attributes:
@@ -86,7 +80,7 @@ class TeacherCache:
 
     def __init__(self, teacher, folder: str | os.PathLike | None = None):
         self.teacher = teacher
-        self.folder = Path(folder if folder is not None else default_cache_folder()) / teacher_identity(teacher)
+        self.folder = Path(folder if folder is not None else teacher_cache()) / teacher_identity(teacher)
         self.computed = 0
 
     def _entry(self, key: str) -> Path:

@@ -2,9 +2,10 @@
 
 How :class:`EventDetector` decides, step by step (each step is one function below):
 
-1. **Examples.** Each example clip is embedded as a clip (:meth:`EmbeddingModel.embed`); a label's
-   prototype is the normalised mean of its examples. Its expected event length is the median length of
-   its examples' sounding part (:func:`audiosiam.io.active_span`).
+1. **Examples.** Each example clip is embedded as a clip
+   (:meth:`~audiosiam.models.embedding.EmbeddingModel.embed`); a label's prototype is the normalised mean
+   of its examples. Its expected event length is the median length of its examples' sounding part
+   (:func:`audiosiam.io.active_span`).
 2. **Windows.** The recording is streamed and every window is embedded in one pass of the network
    (:class:`~audiosiam.models.sliding.SlidingEmbedder`). The window lasts the examples' median length,
    kept between ``min_window_seconds`` (1 s: the model was trained on clips of at least 1 s) and the
@@ -26,7 +27,10 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
    rule with one fixed value. (Chosen on soundscapes of training classes,
    ``benchmarks/soundscape_detection.py``; the held-out classes score it once.)
 5. **Events.** A window is *on* for the label with the largest score above its threshold (margin
-   ``score - threshold``), so two labels never claim one window. Runs of on-windows (gaps of one hop
+   ``score - threshold``), so two labels never claim one window, and only if it is audible: its level
+   (RMS) at most ``QUIET_DB`` (50 dB) below the examples' median sounding level. Scores do not
+   depend on level, so without this a recording of near-silence (dither, 1e-4 noise) lit up like any other
+   background where the examples are noise-like (water). Runs of on-windows (gaps of one hop
    bridged) become events. Every window that overlaps a sound of length ``d`` enough may light up, so a
    run whose window starts span at most a window plus ``d`` (the label's expected length) is one event
    of length ``d`` centred on the run; a longer run is a longer sound and spans the run's windows, less
@@ -56,13 +60,21 @@ import torch
 
 from ..errors import AudioLoadError, ParameterError
 from ..io import active_span, check_waveform, load_many, read_blocks
-from ..models.embedding import describe_input
+from ..models.embedding import as_clips, describe_input
 from ..models.sliding import SlidingEmbedder, check_precision
 from .events import Event
 
 __all__ = ["EventDetector", "ScoreCurve", "typical_match", "calibrated_threshold", "curve_events"]
 
 DEFAULT_LABEL = "target"
+
+# A window this many dB below the examples' median sounding level (RMS) is near-silence: never an event.
+#: A window this many dB below the examples' median sounding level is too quiet to hold an event.
+QUIET_DB = 50.0
+# An expected event length is at least this (a 1-sample example would give events of no length).
+MIN_EVENT_SECONDS = 0.05
+# A recording shorter than this holds nothing to search (a window of a few frames of audio); said by name.
+MIN_RECORDING_SECONDS = 0.1
 
 
 @dataclass
@@ -83,6 +95,8 @@ class ScoreCurve:
             centres. Default: ``None``.
         fine_scores (ndarray or None): (m, len(labels)) their scores. Default: ``None``.
         fine_window_seconds (float or None): their length. Default: ``None``.
+        audible (ndarray or None): (n,) whether each window is loud enough to hold an event (step 5 of the
+            module docstring); ``None``: every window is. Default: ``None``.
     """
 
     file: str
@@ -96,6 +110,7 @@ class ScoreCurve:
     fine_starts: np.ndarray | None = None
     fine_scores: np.ndarray | None = None
     fine_window_seconds: float | None = None
+    audible: np.ndarray | None = None
 
     @property
     def centres(self) -> np.ndarray:
@@ -227,17 +242,24 @@ class EventDetector:
             ParameterError: no examples, a label count that does not match, or a bad waveform.
             AudioLoadError: an example or negative file that cannot be read.
         """
-        examples = list(examples)
+        examples = as_clips(examples, "examples")
         if not examples:
             raise ParameterError("examples: give at least one example clip of the sound to find")
         if labels is None or isinstance(labels, str):
             labels = [labels or DEFAULT_LABEL] * len(examples)
+        elif isinstance(labels, (int, float, bytes)) or not hasattr(labels, "__iter__"):
+            raise ParameterError(
+                f"labels: expected a label (str), one per example, or None; got {type(labels).__name__}"
+            )
         labels = [str(label) for label in labels]
         if len(labels) != len(examples):
             raise ParameterError(f"labels: {len(labels)} labels for {len(examples)} examples; give one per example")
         waves = self._waves(examples, sample_rate, "examples")
         rate = self.model.sample_rate
-        lengths = np.array([np.subtract(*active_span(w, rate)[::-1]) / rate for w in waves])
+        spans = [active_span(w, rate) for w in waves]
+        lengths = np.array([(stop - start) / rate for start, stop in spans])
+        levels = [float(w[start:stop].double().pow(2).mean().sqrt()) for w, (start, stop) in zip(waves, spans)]
+        self.quiet_level_ = float(np.median(levels)) * 10 ** (-QUIET_DB / 20)
         embeddings = self.model.embed(waves, sample_rate=rate)
         names = sorted(set(labels))
         label_index = np.array([names.index(label) for label in labels])
@@ -252,7 +274,12 @@ class EventDetector:
             own = embeddings[torch.as_tensor(label_index == c)]
             prototype = torch.nn.functional.normalize(own.mean(0), dim=0)
             self._labels.append(
-                _Label(name, prototype, typical_match(own, fallback), float(np.median(lengths[label_index == c])))
+                _Label(
+                    name,
+                    prototype,
+                    typical_match(own, fallback),
+                    max(MIN_EVENT_SECONDS, float(np.median(lengths[label_index == c]))),
+                )
             )
         self._embedder = SlidingEmbedder(
             self.model,
@@ -262,8 +289,9 @@ class EventDetector:
             precision=self.precision,
             fine_window_seconds=self.locate_seconds,
         )
+        negatives = None if negatives is None else as_clips(negatives, "negatives")
         if negatives:
-            negative_scores = self._window_scores_of_clips(self._waves(list(negatives), sample_rate, "negatives"))
+            negative_scores = self._window_scores_of_clips(self._waves(negatives, sample_rate, "negatives"))
             for c, label in enumerate(self._labels):
                 label.negative_best = float(negative_scores[:, c].max())
         return self
@@ -373,17 +401,31 @@ class EventDetector:
         rate = self.model.sample_rate
         recordings = list(recordings)
         samples = [0] * len(recordings)
+        frame = self._embedder.samples_per_frame
+        energies: list[list[np.ndarray]] = [[] for _ in recordings]  # sums of squares per trunk frame
 
         def blocks_of(index: int, recording) -> Iterator[torch.Tensor]:
             if isinstance(recording, (str, os.PathLike)):
                 source: Iterable[torch.Tensor] = read_blocks(recording, rate, block_seconds=self.chunk_seconds)
             else:
                 wave = check_waveform(recording, sample_rate, rate, what="recording")
+                if wave.numel() < MIN_RECORDING_SECONDS * rate:
+                    raise ParameterError(f"recording: {_too_short(wave.numel(), rate)}")
                 step = int(self.chunk_seconds * rate)
                 source = (wave[i : i + step] for i in range(0, wave.numel(), step))
+            tail = np.zeros(0)
             for block in source:
                 samples[index] += block.numel()
+                joined = np.concatenate([tail, block.double().numpy()])
+                whole = joined.size // frame * frame
+                energies[index].append(np.square(joined[:whole]).reshape(-1, frame).sum(1))
+                tail = joined[whole:]
                 yield block
+            energies[index].append(np.array([np.square(tail).sum()]))
+            if samples[index] < MIN_RECORDING_SECONDS * rate:  # a file: its error ends only this recording
+                from ..errors import EmptyAudioError
+
+                raise EmptyAudioError(str(recording), _too_short(samples[index], rate), "nothing to search in it")
 
         starts: list[np.ndarray] = []
         scores: list[np.ndarray] = []
@@ -394,6 +436,7 @@ class EventDetector:
         for index, window_starts, embeddings, last, fine_window_starts, fine_embeddings in pieces:
             if isinstance(embeddings, BaseException):
                 starts, scores, fine_starts, fine_scores, done = [], [], [], [], 0.0
+                energies[index] = []
                 yield recordings[index], embeddings
                 continue
             if fine_window_starts is not None:
@@ -431,9 +474,21 @@ class EventDetector:
                     window_seconds=self._embedder.window_seconds,
                     hop_seconds=self._embedder.hop_seconds,
                     duration=samples[index] / rate,
+                    # one flag per scored window (a foreign encoder's grid may list a start it did not score)
+                    audible=self._audible(starts_all[: len(scores_all)], np.concatenate(energies[index])),
                     **fine,
                 ),
             )
+            energies[index] = []
+
+    def _audible(self, starts: np.ndarray, energy: np.ndarray) -> np.ndarray:
+        """(n,) whether each window's RMS reaches :attr:`quiet_level_` (from its trunk frames' energies)."""
+        frame, frames = self._embedder.samples_per_frame, self._embedder.window
+        total = np.concatenate([[0.0], np.cumsum(energy)])
+        first = np.clip(np.rint(starts / self._embedder.frame_seconds).astype(np.int64), 0, energy.size)
+        last = np.minimum(first + frames, energy.size)
+        rms = np.sqrt((total[last] - total[first]) / np.maximum(1, (last - first) * frame))
+        return rms >= getattr(self, "quiet_level_", 0.0)
 
     def _thresholds(self, scores: np.ndarray) -> np.ndarray:
         if self.threshold is not None:
@@ -476,6 +531,10 @@ class EventDetector:
             ParameterError: a bad waveform, or the detector is not fitted.
         """
         return self.events(self.score(recording, sample_rate=sample_rate))
+
+
+def _too_short(samples: int, rate: int) -> str:
+    return f"holds {samples} samples ({samples / rate:.4f} s), too short to search (at least {MIN_RECORDING_SECONDS} s)"
 
 
 def typical_match(embeddings: torch.Tensor, fallback: float) -> float:
@@ -534,6 +593,8 @@ def curve_events(curve: ScoreCurve, event_seconds: Sequence[float]) -> list[Even
     margin = curve.scores - curve.thresholds[None]
     best = margin.argmax(axis=1)
     on = margin[np.arange(len(best)), best] >= 0
+    if curve.audible is not None:
+        on &= curve.audible
     found = []
     for c, label in enumerate(curve.labels):
         found += _label_events(curve, c, float(event_seconds[c]), _runs(np.flatnonzero(on & (best == c)), bridge=1))

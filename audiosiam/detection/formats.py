@@ -23,7 +23,9 @@ from .events import Event
 
 __all__ = ["EVENT_COLUMNS", "PER_RECORDING_FORMATS", "event_rows", "write_audacity", "write_raven", "track_names"]
 
+#: The keys of an event row (:func:`event_rows`) and the columns of the table, csv and json formats.
 EVENT_COLUMNS = ("file", "label", "start", "end", "score")
+#: The formats written as one file per recording, and the suffix each file name takes.
 PER_RECORDING_FORMATS = {"audacity": ".txt", "raven": ".Table.1.selections.txt"}
 _RAVEN_COLUMNS = (
     "Selection",

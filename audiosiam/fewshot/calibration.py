@@ -77,6 +77,7 @@ __all__ = [
     "prior_offset",
 ]
 
+#: The names of the map's features, in the order of its weights (the module docstring defines them).
 FEATURES = ("bias", "top", "margin", "log_shots", "top*log_shots", "margin*log_shots", "cohesion", "log_way",
             "top*log_way", "separation", "top*separation", "top^2", "margin^2", "top*cohesion")  # fmt: skip
 VERSION = 1

@@ -37,21 +37,55 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..errors import GalleryError, ParameterError
-from ..models.embedding import describe_input
+from ..models.embedding import as_clips, describe_input
 from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics, prior_offset
 from .gallery import Gallery, model_fingerprint
 from .rules import RULES, check_k, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
 
 __all__ = ["FewShotClassifier", "Decisions", "UNKNOWN", "EXPECTED_UNKNOWN"]
 
+#: The answer, and the last probability column, for a query from no enrolled class.
 UNKNOWN = "unknown"
-# The default share of queries from classes never enrolled: the setting that keeps at least 85% of the right
-# answers on every validation domain and shot count and still beats never answering unknown at 20% strangers
-# (benchmarks/decisions.py; its table is in the README).
+#: The default share of queries from classes never enrolled: the setting that keeps at least 85% of the right
+#: answers on every validation domain and shot count and still beats never answering unknown at 20% strangers
+#: (benchmarks/decisions.py; its table is in the README).
 EXPECTED_UNKNOWN = 0.1
 _RULES = RULES
 _CALIBRATION_CLIPS = 2000
 _LEGACY = "legacy"
+
+
+def _number(value, name: str) -> float:
+    """A stored setting as a finite float, or ValueError (a JSON string, bool, NaN or infinity is damage)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r}: expected a finite number")
+    return float(value)
+
+
+def _labels(y, what: str = "y") -> list[str]:
+    """Class labels as the strings a gallery stores: each a ``str`` or a whole number (``np.str_``, ``np.int64``
+    too); ``None``, floats, bools and objects are refused, and so are two labels that would become one class
+    (``1`` and ``"1"``)."""
+    if y is None or isinstance(y, (str, bytes)):
+        raise ParameterError(
+            f"{what}: expected one label per clip (a list), got {'None' if y is None else type(y).__name__}"
+        )
+    try:
+        y = list(y)
+    except TypeError:
+        raise ParameterError(f"{what}: expected one label per clip (a list), got {type(y).__name__}") from None
+    names: dict[str, Any] = {}
+    for label in y:
+        if isinstance(label, (bool, np.bool_)) or not isinstance(label, (str, int, np.integer)):
+            raise ParameterError(
+                f"{what}: the label {label!r} is a {type(label).__name__}; labels are text or whole numbers"
+            )
+        first = names.setdefault(str(label), label)
+        if isinstance(first, str) != isinstance(label, str):
+            raise ParameterError(
+                f"{what}: the labels {first!r} and {label!r} would both be the class {str(label)!r}; use one spelling"
+            )
+    return [str(label) for label in y]
 
 
 def _softmax(scores: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -228,10 +262,8 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             raise ParameterError(f"calibration={self.calibration!r}: expected None, a stored map (dict) or 'legacy'")
 
     def _embed(self, X, *, sample_rate=None, on_error="raise", progress=False):
-        if isinstance(X, (str, os.PathLike)) or (hasattr(X, "ndim") and X.ndim == 1):
-            X = [X]  # one clip, not a sequence of characters or samples
         return self._model().embed_all(
-            X, sample_rate=sample_rate, batch_size=self.batch_size, on_error=on_error, progress=progress
+            as_clips(X, "X"), sample_rate=sample_rate, batch_size=self.batch_size, on_error=on_error, progress=progress
         )
 
     # ------------------------------------------------------------------ enrolment
@@ -302,6 +334,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """
         if not hasattr(self, "gallery_"):
             return self.fit(X, y, sample_rate=sample_rate, progress=progress, on_error=on_error)
+        X, y = as_clips(X, "X", single=False), _labels(y)
         if len(X) != len(y):
             raise ParameterError(f"X and y: {len(X)} clips but {len(y)} labels")
         if len(X) == 0:
@@ -334,7 +367,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "gallery_"):
             model = self._model()
             self.gallery_ = Gallery(model.embedding_dim, model_fingerprint(model))
-        labels = [str(label) for label in labels]
+        labels = _labels(labels, "labels")
         if UNKNOWN in labels:
             raise ParameterError(f"y: {UNKNOWN!r} is reserved for rejected queries; rename that class")
         self.gallery_.add(embeddings, labels, sources)
@@ -343,6 +376,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def classes_(self) -> np.ndarray:
+        """(C,) the enrolled classes, in the order of ``predict_proba``'s columns (dtype object)."""
         return np.asarray(self.gallery_.classes, dtype=object)
 
     def _calibration_map(self) -> CalibrationMap | None:
@@ -722,6 +756,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def sources_(self) -> list[str]:
+        """Where each enrolled clip came from (its path; empty when not given), in gallery order."""
         return list(self.gallery_.sources)
 
     # ------------------------------------------------------------------ persistence
@@ -765,9 +800,10 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
         Args:
             path (str or Path): the ``.asg`` file.
-            model (EmbeddingModel or None, optional): the model to embed queries with; ``None`` loads the
-                model the gallery was made with (a bundled preset or checkpoint path recorded in it). A
-                different model is refused. Default: ``None``.
+            model (EmbeddingModel, str, Path or None, optional): the model to embed queries with (a preset
+                name or checkpoint path is loaded); ``None`` loads the model the gallery was made with (a
+                bundled preset or checkpoint path recorded in it). A different model is refused. Default:
+                ``None``.
 
         Raises:
             GalleryError: the file is missing or damaged, or ``model`` is not the one that made it.
@@ -775,10 +811,28 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """
         gallery = Gallery.load(path)
         meta = gallery.meta
-        if model is None:
+
+        def damaged(what: str) -> GalleryError:
+            return GalleryError(f"{path}: damaged classifier settings ({what}); enrol the clips again")
+
+        if len(gallery) == 0:
+            raise GalleryError(f"{path}: holds no enrolled clips; enrol some (`audiosiam enroll DIR --out {path}`)")
+        if UNKNOWN in gallery.labels:
+            raise damaged(f"a class is named {UNKNOWN!r}, which is reserved for rejected queries")
+        recorded, adapt = meta.get("model"), meta.get("adapt", True)
+        if not (recorded is None or isinstance(recorded, str)):
+            raise damaged(f"model={recorded!r}: expected the name or path of the model that made it")
+        if not isinstance(adapt, bool):
+            raise damaged(f"adapt={adapt!r}: expected true or false")
+        if model is None or isinstance(model, (str, os.PathLike)):  # a preset name or a checkpoint path
             from ..models import load_model
 
-            model = load_model(meta.get("model"))
+            model = load_model(recorded if model is None else model)
+        elif not isinstance(model, torch.nn.Module) or not hasattr(model, "embed_all"):
+            raise ParameterError(
+                f"model={model!r}: expected an EmbeddingModel, a preset name, a checkpoint path, or None "
+                "(the gallery's own)"
+            )
         gallery.check_fingerprint(model_fingerprint(model), path)
         clf = cls(
             model,
@@ -787,41 +841,40 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             reject=meta.get("reject", "auto"),
             expected_unknown=meta.get("expected_unknown", EXPECTED_UNKNOWN),
             target_false_accept=meta.get("target_false_accept"),
-            adapt=bool(meta.get("adapt", True)),
+            adapt=adapt,
         )
         try:
             clf._check_params()
         except ParameterError as exc:
-            raise GalleryError(f"{path}: damaged classifier settings ({exc}); enrol the clips again") from None
+            raise damaged(str(exc)) from None
         clf.gallery_ = gallery
         stored = meta.get("calibration")
+        if not (stored is None or isinstance(stored, dict)):
+            raise GalleryError(f"{path}: damaged calibration (not a JSON object); enrol the clips again")
         classes, codes = gallery.label_indices()
         clf.stats_ = class_statistics(gallery.embeddings, codes, len(classes))
         clf.calibration_ = clf._calibration_map()
-        if clf.calibration_ is not None and isinstance(stored, dict) and stored.get("version") == 2:
-            try:
-                threshold = stored.get("threshold")
-                clf.threshold_ = None if threshold is None else check_threshold(threshold, "threshold")
-                clf.adapt_scale_ = float(stored.get("adapt_scale", 1.0))
-                clf.adapt_offset_ = float(stored.get("adapt_offset", 0.0))
-                clf.unknown_offset_ = float(stored.get("unknown_offset", 0.0))
-                if not all(map(math.isfinite, (clf.adapt_scale_, clf.adapt_offset_, clf.unknown_offset_))):
-                    raise ValueError("non-finite offsets")
+        try:
+            threshold = stored.get("threshold") if stored else None
+            threshold = None if threshold is None else check_threshold(_number(threshold, "threshold"), "threshold")
+            if clf.calibration_ is not None and stored and stored.get("version") == 2:
+                clf.threshold_ = threshold
+                clf.adapt_scale_ = _number(stored.get("adapt_scale", 1.0), "adapt_scale")
+                clf.adapt_offset_ = _number(stored.get("adapt_offset", 0.0), "adapt_offset")
+                clf.unknown_offset_ = _number(stored.get("unknown_offset", 0.0), "unknown_offset")
                 by_target = clf.reject == "auto" and clf.target_false_accept is not None
                 clf.prior_offset_ = 0.0 if by_target else prior_offset(clf.expected_unknown)
-            except (TypeError, ValueError) as exc:
-                raise GalleryError(f"{path}: damaged calibration ({exc}); enrol the clips again") from None
-            clf.temperature_ = None
-        elif (
-            clf.calibration_ is None
-            and isinstance(stored, dict)
-            and isinstance(stored.get("temperature"), (int, float))
-        ):
-            clf.threshold_, clf.temperature_ = stored.get("threshold"), float(stored["temperature"])
-            clf.adapt_offset_ = clf.unknown_offset_ = clf.prior_offset_ = 0.0
-            clf.adapt_scale_ = 1.0
-        else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map
-            clf._calibrate()
+                clf.temperature_ = None
+            elif clf.calibration_ is None and stored and stored.get("temperature") is not None:
+                clf.threshold_, clf.temperature_ = threshold, _number(stored["temperature"], "temperature")
+                if clf.temperature_ <= 0:
+                    raise ValueError(f"temperature={clf.temperature_}: expected a positive number")
+                clf.adapt_offset_ = clf.unknown_offset_ = clf.prior_offset_ = 0.0
+                clf.adapt_scale_ = 1.0
+            else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map
+                clf._calibrate()
+        except (TypeError, ValueError) as exc:
+            raise GalleryError(f"{path}: damaged calibration ({exc}); enrol the clips again") from None
         return clf
 
     def set_params(self, **params):

@@ -11,13 +11,16 @@ multi-threaded BLAS), which is what a 100k+ gallery needs. Both return the same 
 File format (``.asg``): a NumPy ``.npz`` archive read with ``allow_pickle=False``, so opening a gallery
 from someone else cannot run code. It holds ``embeddings`` (N, D) float32, ``labels`` and ``sources``
 (N,) strings, and ``meta``: a JSON string with the format version, the audiosiam version and the model
-fingerprint.
+fingerprint. Reading checks every member's declared dtype and shape before inflating it (no file may declare
+more than ``MAX_EXPANSION`` times its size: a zip bomb is refused after reading a few hundred bytes), then
+every metadata field's type and range and that the embeddings are finite unit vectors.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -27,10 +30,11 @@ import torch
 
 from .._version import __version__
 from ..errors import GalleryError, ParameterError
-from ..files import atomic_write, not_a_regular_file
+from ..files import as_path, atomic_write, not_a_regular_file
 
 __all__ = ["Gallery", "gallery_path", "model_fingerprint", "FORMAT_VERSION"]
 
+#: The version of the ``.asg`` format that this audiosiam writes and reads.
 FORMAT_VERSION = 1
 FAISS_THRESHOLD = 100_000
 
@@ -279,52 +283,128 @@ class Gallery:
         Raises:
             GalleryError: missing, corrupt, of another format version, or made by another model.
         """
-        path = Path(path)
+        path = Path(os.fsdecode(as_path(path)))
         if not path.exists() and gallery_path(path).exists():  # "g" names the "g.asg" that `enroll --out g` wrote
             path = gallery_path(path)
         found = not_a_regular_file(path, "gallery file")
         if found is not None:
             raise GalleryError(f"{path}: {found[1]} (make one with `audiosiam enroll DIR --out {path}`)")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                embeddings = torch.from_numpy(np.array(data["embeddings"], dtype=np.float32))
-                labels = [str(x) for x in data["labels"]]
-                sources = [str(x) for x in data["sources"]]
+            meta, embeddings, labels, sources = _read_archive(path)
+        except GalleryError:
+            raise
         except Exception as exc:  # truncated (BadZipFile, EOFError), renamed .npy, crafted content, ...
             raise GalleryError(
                 f"{path}: not a readable audiosiam gallery ({type(exc).__name__}: {exc}); it is "
                 "damaged or not a gallery: enrol the clips again (`audiosiam enroll`)"
             ) from None
-        if not isinstance(meta, dict):
-            raise GalleryError(f"{path}: not a readable audiosiam gallery (no metadata); enrol the clips again")
-        if meta.get("format") != "audiosiam-gallery" or meta.get("format_version") != FORMAT_VERSION:
-            raise GalleryError(
-                f"{path}: gallery format {meta.get('format')!r} version {meta.get('format_version')!r}, "
-                f"this audiosiam reads version {FORMAT_VERSION}; enrol the clips again with this version"
-            )
-        try:
-            gallery = cls(int(meta["dim"]), str(meta["fingerprint"]))
-            gallery.meta = dict(meta.get("extra") or {})
-        except (KeyError, TypeError, ValueError, ParameterError) as exc:
-            raise GalleryError(
-                f"{path}: damaged gallery metadata ({type(exc).__name__}: {exc}); enrol the clips again"
-            ) from None
+        gallery = cls(meta["dim"], meta["fingerprint"])
+        gallery.meta = meta["extra"]
         if fingerprint is not None:
             gallery.check_fingerprint(fingerprint, path)
-        if (
-            embeddings.ndim != 2
-            or embeddings.shape[0] != len(labels)
-            or len(sources) != len(labels)
-            or embeddings.shape[1] != gallery.dim
-        ):
-            raise GalleryError(
-                f"{path}: inconsistent gallery ({tuple(embeddings.shape)} embeddings of width "
-                f"{gallery.dim}, {len(labels)} labels, {len(sources)} sources); enrol the clips again"
-            )
-        if not torch.isfinite(embeddings).all():
-            raise GalleryError(f"{path}: holds NaN or infinite embeddings; enrol the clips again")
         gallery.embeddings = embeddings
         gallery.labels = labels
         gallery.sources = sources
         return gallery
+
+
+# What a gallery's archive holds: member -> the kinds of NumPy dtype it may have (floats for embeddings,
+# unicode strings for the rest: never objects, ints, bools or complex numbers).
+_MEMBERS = {"meta": "U", "embeddings": "f", "labels": "U", "sources": "U"}
+# Our galleries are stored uncompressed, so their arrays are about as big as the file. One compressed by
+# another tool may declare more, but a zip bomb (a few MB declaring GBs of zeros) must be refused before a
+# byte of it is inflated: its arrays may declare at most this many times the file's size (plus 1 MiB).
+#: The most a gallery's arrays may declare, as a multiple of the file's size (a zip bomb declares more).
+MAX_EXPANSION = 32
+# Embeddings are stored L2-normalised; a row further than this from unit length was not written by us.
+_NORM_TOLERANCE = 1e-3
+
+
+def _read_archive(path: Path) -> tuple[dict, torch.Tensor, list[str], list[str]]:
+    """The checked content of a gallery file: ``(meta, embeddings, labels, sources)``.
+
+    Every member's declared dtype and shape is read from its header (a few hundred bytes) and checked
+    against the others, the metadata and the file's size before any array is inflated, so no file can make
+    us allocate more than ``MAX_EXPANSION`` times its size; then every metadata field's type and range
+    and the embeddings' norms are checked. Anything else raises :class:`GalleryError` naming the file.
+    """
+    import zipfile
+
+    def damaged(problem: str) -> GalleryError:
+        return GalleryError(f"{path}: damaged gallery ({problem}); enrol the clips again (`audiosiam enroll`)")
+
+    budget = MAX_EXPANSION * path.stat().st_size + (1 << 20)
+    with zipfile.ZipFile(path) as archive:
+        members, declared = {}, 0
+        for name, kind in _MEMBERS.items():
+            try:
+                info = archive.getinfo(f"{name}.npy")
+            except KeyError:
+                raise damaged(f"no {name!r} array") from None
+            with archive.open(info) as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else None
+                read_header = read_header or np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(handle)
+            if dtype.kind != kind or dtype.hasobject:
+                expected = "floating-point numbers" if kind == "f" else "text"
+                raise damaged(f"{name!r} holds {dtype} values, expected {expected}")
+            if any(size < 0 for size in shape):
+                raise damaged(f"{name!r} declares the shape {shape}")
+            declared += math.prod(shape) * dtype.itemsize
+            members[name] = (info, shape)
+        if declared > budget:
+            raise damaged(
+                f"its arrays declare {declared:,} bytes in a file of {path.stat().st_size:,} bytes, more than "
+                f"{MAX_EXPANSION} times its size: a damaged or crafted archive (a zip bomb), not read"
+            )
+        if members["meta"][1] != ():
+            raise damaged(f"'meta' has shape {members['meta'][1]}, expected one JSON text")
+
+        def read(name: str) -> np.ndarray:
+            with archive.open(members[name][0]) as handle:
+                return np.lib.format.read_array(handle, allow_pickle=False)
+
+        meta = _checked_meta(json.loads(str(read("meta"))), path)
+        n_rows = members["labels"][1][0] if len(members["labels"][1]) == 1 else -1
+        shapes = {name: members[name][1] for name in ("embeddings", "labels", "sources")}
+        if shapes != {"embeddings": (n_rows, meta["dim"]), "labels": (n_rows,), "sources": (n_rows,)}:
+            raise GalleryError(
+                f"{path}: inconsistent gallery (embeddings {shapes['embeddings']} of width {meta['dim']}, labels "
+                f"{shapes['labels']}, sources {shapes['sources']}); enrol the clips again"
+            )
+        embeddings = torch.from_numpy(np.ascontiguousarray(read("embeddings"), dtype=np.float32))
+        labels = read("labels").tolist()
+        sources = read("sources").tolist()
+    if not torch.isfinite(embeddings).all():
+        raise GalleryError(f"{path}: holds NaN or infinite embeddings; enrol the clips again")
+    norms = embeddings.double().norm(dim=1)
+    off = (norms - 1).abs() > _NORM_TOLERANCE
+    if off.any():
+        row = int(off.nonzero()[0])
+        raise damaged(f"embedding {row} has length {float(norms[row]):.3g}, but a gallery stores unit vectors")
+    return meta, embeddings, labels, sources
+
+
+def _checked_meta(meta, path: Path) -> dict:
+    """The gallery's metadata with the fields :meth:`Gallery.load` uses checked by type and range (a JSON
+    ``true`` is no version 1, a string no width)."""
+    if not isinstance(meta, dict):
+        raise GalleryError(f"{path}: not a readable audiosiam gallery (no metadata); enrol the clips again")
+    version = meta.get("format_version")
+    if meta.get("format") != "audiosiam-gallery" or type(version) is not int or version != FORMAT_VERSION:
+        raise GalleryError(
+            f"{path}: gallery format {meta.get('format')!r} version {version!r}, "
+            f"this audiosiam reads version {FORMAT_VERSION}; enrol the clips again with this version"
+        )
+    dim, fingerprint, extra = meta.get("dim"), meta.get("fingerprint"), meta.get("extra")
+    problem = None
+    if type(dim) is not int or not 1 <= dim <= 1 << 16:
+        problem = f"dim={dim!r}: expected an embedding width from 1 to 65,536"
+    elif not isinstance(fingerprint, str):
+        problem = f"fingerprint={fingerprint!r}: expected the model's fingerprint (text)"
+    elif not (extra is None or isinstance(extra, dict)):
+        problem = f"extra={type(extra).__name__}: expected the classifier's settings (a JSON object)"
+    if problem is not None:
+        raise GalleryError(f"{path}: damaged gallery metadata ({problem}); enrol the clips again")
+    return {**meta, "extra": dict(extra or {})}

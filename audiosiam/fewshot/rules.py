@@ -39,10 +39,11 @@ __all__ = [
     "equal_error_rate",
 ]
 
+#: The decision rules (``rule=``): the nearest class prototype, or a vote of the k nearest clips.
 RULES = ("prototype", "knn")
 
 
-# More neighbours than this is a typing slip, not a setting: votes over 10,000 clips are the class sizes.
+#: More neighbours than this is a typing slip, not a setting: votes over 10,000 clips are the class sizes.
 MAX_K = 10_000
 
 

@@ -3,9 +3,10 @@
 A model with a calibration map answers "same" when P(same) >= 1/2
 (:meth:`~audiosiam.fewshot.calibration.CalibrationMap.same_probability`: the second clip asked against a class
 enrolled with the first alone), so the answer and its probability never disagree, and its verification
-threshold is the similarity where P(same) crosses 1/2 (:meth:`~audiosiam.fewshot.calibration.CalibrationMap.
-same_threshold`): what ``info`` prints, ``verify`` decides by and ``evaluate`` scores. A model without a map
-(checkpoints made before maps existed) has the equal-error threshold stored when it was trained.
+threshold is the similarity where P(same) crosses 1/2
+(:meth:`~audiosiam.fewshot.calibration.CalibrationMap.same_threshold`): what ``info`` prints, ``verify``
+decides by and ``evaluate`` scores. A model without a map (checkpoints made before maps existed) has the
+equal-error threshold stored when it was trained.
 """
 
 from __future__ import annotations
@@ -54,16 +55,12 @@ def verification_threshold(model) -> float | None:
     cal = verification_map(model)
     if cal is not None:
         return cal.same_threshold()
-    info = getattr(model, "info", None) or {}
-    stored = info.get("verification_threshold", (info.get("metrics") or {}).get("verification_threshold"))
-    if stored is None:
-        return None
-    if isinstance(stored, bool) or not isinstance(stored, (int, float)) or not -1.0 <= float(stored) <= 1.0:
-        raise CheckpointError(
-            f"the model's verification threshold {stored!r} is not a similarity in [-1, 1]; the checkpoint is "
-            "damaged (refit it with scripts/fit_calibration.py)"
-        )
-    return float(stored)
+    from ..models.checkpoint import stored_threshold
+
+    try:
+        return stored_threshold(getattr(model, "info", None) or {})
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def same_probability(model, similarity) -> np.ndarray | None:

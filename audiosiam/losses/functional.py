@@ -45,8 +45,11 @@ __all__ = [
     "DISTANCES",
 ]
 
+#: The ``mining`` settings of :func:`triplet_loss`: which triplets of a batch count.
 MININGS = ("batch_hard", "batch_all", "semi_hard")
+#: The ``reduction`` settings of the losses (``mean_nonzero``: the mean over the terms above zero).
 REDUCTIONS = ("mean", "sum", "none", "mean_nonzero")
+#: The ``distance`` settings of the losses.
 DISTANCES = ("euclidean", "cosine")
 
 

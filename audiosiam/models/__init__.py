@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import CheckpointError
-from ..files import not_a_regular_file
+from ..files import as_path, not_a_regular_file
 from .checkpoint import load_checkpoint, save_checkpoint
 from .embedding import EmbeddingModel
 from .encoder import AttentiveStatsPooling, EncoderConfig, ResNetEncoder
@@ -52,8 +52,9 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str = "
 
     Raises:
         CheckpointError: unknown preset name, missing or incompatible file.
+        ParameterError: ``name_or_path`` is neither a name nor a path (a number, a list).
     """
-    name = "default" if name_or_path is None else os.fspath(name_or_path)
+    name = "default" if name_or_path is None else os.fsdecode(as_path(name_or_path, "name_or_path"))
     # A file that exists is a checkpoint, whatever its name (mine.pth, model.ckpt); a bare word is a preset.
     is_preset = not Path(name).is_file() and os.sep not in name and not Path(name).suffix
     path = ASSETS / f"{name}.pt" if is_preset else Path(name)

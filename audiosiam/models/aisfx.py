@@ -48,12 +48,13 @@ __all__ = [
     "authors_features",
 ]
 
+#: The credit and licence line of aiSFX that the ``sfx`` preset carries in ``info["attribution"]``.
 ATTRIBUTION = (
     "aiSFX by A. B. Ma and A. Lerch (ISMIR 2022), https://github.com/alisonbma/aisfx, CC BY 4.0; "
     "front end re-implemented in torch, embeddings L2-normalised, long clips embedded in 2.3 s windows"
 )
 
-# sha256 of aisfx 0.1.2's models/checkpoint.pth, the release this module was checked against
+#: sha256 of aisfx 0.1.2's models/checkpoint.pth, the release this module was checked against
 WEIGHTS_SHA256 = "499ea75909c932a2f94c35fa722fa4fabc5bcb7e84917209cc5f7402627b7eb5"
 
 # Their normalisation constant: the largest log-mel value over their training sets ("spec_norm='original'").
@@ -222,10 +223,16 @@ class AiSfxConfig:
     base_channels: int = 64
 
     def to_dict(self) -> dict:
+        """The configuration as plain values, as a checkpoint stores it."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "AiSfxConfig":
+        """The configuration that :meth:`to_dict` gave ``d``.
+
+        Args:
+            d (dict): the plain values, as a checkpoint stores them.
+        """
         return cls(**d)
 
 
@@ -267,6 +274,7 @@ class AiSfxEncoder(nn.Module):
 
     @property
     def embedding_dim(self) -> int:
+        """The length D of an embedding."""
         return 8 * self.config.base_channels
 
     @property

@@ -21,7 +21,7 @@ import torch
 from .._version import __version__
 from ..devices import resolve_device
 from ..errors import CheckpointError
-from ..files import atomic_write, not_a_regular_file
+from ..files import as_path, atomic_write, not_a_regular_file
 from ..transforms import LogMelSpectrogram
 from .aisfx import AiSfxConfig, AiSfxEncoder, AiSfxFrontEnd, aisfx_weights
 from .embedding import EmbeddingModel
@@ -34,15 +34,18 @@ __all__ = [
     "write_checkpoint_file",
     "update_checkpoint_info",
     "architecture_of",
+    "stored_threshold",
     "ARCHITECTURES",
     "FORMAT",
     "FORMAT_VERSION",
 ]
 
+#: The ``format`` entry of every checkpoint audiosiam writes; a file without it is refused.
 FORMAT = "audiosiam-model"
+#: The version of the checkpoint format that this audiosiam writes.
 FORMAT_VERSION = 1
 
-# architecture name -> (front end class, encoder class, encoder config class)
+#: architecture name -> (front end class, encoder class, encoder config class)
 ARCHITECTURES = {
     "resnet": (LogMelSpectrogram, ResNetEncoder, EncoderConfig),
     "aisfx": (AiSfxFrontEnd, AiSfxEncoder, AiSfxConfig),
@@ -204,10 +207,10 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     Raises:
         CheckpointError: the file is missing, not a checkpoint, corrupt, of a newer format, or holds
             non-finite weights.
-        ParameterError: ``device`` is not a device of this machine.
+        ParameterError: ``device`` is not a device of this machine, or ``path`` is no path.
     """
     target = resolve_device(device)  # before reading: a GPU that is not there is the first thing to say
-    path = Path(path)
+    path = Path(os.fsdecode(as_path(path)))
     found = not_a_regular_file(path, "checkpoint file")
     if found is not None:
         raise CheckpointError(f"{path}: {found[1]}; pass a checkpoint written by `audiosiam train` or a preset name")
@@ -227,6 +230,15 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
             f"{path}: architecture {architecture!r}, this audiosiam ({__version__}) knows "
             f"{', '.join(ARCHITECTURES)}; install a newer audiosiam"
         )
+    info = payload.get("info") or {}
+    if not isinstance(info, dict):
+        raise CheckpointError(
+            f"{path}: its 'info' is a {type(info).__name__}, not a table of settings; use another checkpoint"
+        )
+    try:
+        stored_threshold(info)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     state = payload.get("state_dict")
     if state is None:
         state = _named_weights(path, payload.get("weights_from"))
@@ -234,7 +246,7 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     try:
         frontend = frontend_class(**payload["frontend"])
         encoder = encoder_class(config_class.from_dict(payload["encoder"]))
-        model = EmbeddingModel(frontend, encoder, **payload["policy"], info=payload.get("info") or {})
+        model = EmbeddingModel(frontend, encoder, **payload["policy"], info=info)
         model.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: checkpoint contents do not fit this audiosiam's model ({exc})") from exc
@@ -249,6 +261,38 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
             "infinite values (a diverged training run); use an earlier checkpoint of the run"
         )
     return model.to(target).eval()
+
+
+def stored_threshold(info: dict) -> float | None:
+    """The equal-error verification threshold stored in a checkpoint's ``info`` (at its top, or in its
+    ``metrics``), checked: ``None`` when there is none.
+
+    Args:
+        info (dict): the checkpoint's ``info``.
+
+    Returns:
+        float or None: a cosine similarity in [-1, 1].
+
+    Raises:
+        ValueError: a stored value that is not a number in [-1, 1] (NaN, 5.0, ``"x"``, ``true``).
+    """
+    metrics = info.get("metrics")
+    stored = info.get(
+        "verification_threshold", metrics.get("verification_threshold") if isinstance(metrics, dict) else None
+    )
+    if stored is None:
+        return None
+    # float32 similarities of identical clips reach 1 + 6e-8: a rounding, not damage
+    if (
+        isinstance(stored, bool)
+        or not isinstance(stored, (int, float))
+        or not -1.0 - 1e-6 <= float(stored) <= 1.0 + 1e-6
+    ):
+        raise ValueError(
+            f"the model's verification threshold {stored!r} is not a similarity in [-1, 1]; the checkpoint is "
+            "damaged (refit it with scripts/fit_calibration.py)"
+        )
+    return min(1.0, max(-1.0, float(stored)))
 
 
 def _named_weights(path: Path, source) -> dict[str, torch.Tensor]:

@@ -7,7 +7,15 @@ settings to get wrong. :meth:`EmbeddingModel.embed` accepts paths or waveforms o
 * clips up to ``window_seconds`` are embedded whole (padded at the end to a multiple of 0.25 s, so
   similar lengths share a batch; the result never depends on what else is in the batch);
 * longer clips are cut into ``window_seconds`` windows every ``hop_seconds``; the window embeddings are
-  averaged and re-normalised.
+  averaged and re-normalised;
+* a file that would take more than :data:`STREAM_BYTES` decoded whole (about 35 minutes of 16 kHz mono, 6 of
+  48 kHz stereo), or whose header announces no length, is read in blocks instead and its windows embedded
+  as ``find`` and ``classify --segments`` embed a recording's (a
+  :class:`~audiosiam.models.sliding.SlidingEmbedder`: in float32, the hop rounded to the trunk's 80 ms
+  frames), then averaged: memory stays a few blocks and chunks whatever the length (1 h of 48 kHz stereo:
+  ``benchmarks/bench_find.py``), and
+  the embedding is the whole-file one to a cosine of about 0.995 (trunk frames see their real neighbours
+  at window edges).
 """
 
 from __future__ import annotations
@@ -21,12 +29,18 @@ from typing import Any, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from ..errors import ParameterError
-from ..io import check_waveform, fix_length, load_many, sliding_windows
+from ..errors import AudioLoadError, ParameterError
+from ..io import check_waveform, decoded_bytes, fix_length, load_many, read_blocks, sliding_windows
 from ..transforms import LogMelSpectrogram
 from .encoder import EncoderConfig, ResNetEncoder
 
-__all__ = ["EmbeddingModel", "EmbeddingResult", "EmbedFailure", "describe_input"]
+__all__ = ["EmbeddingModel", "EmbeddingResult", "EmbedFailure", "describe_input", "as_clips", "STREAM_BYTES"]
+
+# A file that would take more than this decoded whole is embedded in a stream (module docstring): 128 MiB of
+# float32 samples, so the whole-file path's peak (the samples, their mono mix, the resampled copy) stays
+# a few hundred MB, and an hour of 48 kHz stereo (1.4 GB decoded, 4 GB peak) never loads.
+#: Files whose decoded waveform would exceed this many bytes are embedded as they stream (bounded memory).
+STREAM_BYTES = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,46 @@ def describe_input(item: Any) -> str:
     return f"<waveform {tuple(getattr(item, 'shape', ()))}>"
 
 
+def as_clips(inputs: Any, what: str = "inputs", *, single: bool = True) -> list:
+    """The clips of an argument that takes one clip or a sequence of them, as a list; anything else is a
+    :class:`~audiosiam.errors.ParameterError` naming what was given (``embed(5)``, ``fit(None, ...)``).
+
+    Args:
+        inputs (Any): a path, a 1-D waveform, or an iterable of them (a list, a generator, a 1-D array of
+            paths as text).
+        what (str, optional): how the message names the argument. Default: ``"inputs"``.
+        single (bool, optional): a lone path or waveform is one clip (``[inputs]``); ``False``: only a
+            sequence is accepted. Default: ``True``.
+
+    Returns:
+        list: the clips (each still to be checked by the reader: a path by ``load_audio``, a waveform by
+        ``check_waveform``).
+
+    Raises:
+        ParameterError: neither a clip nor an iterable of them (a number, ``None``, bytes).
+    """
+    import numpy as np
+
+    if single and (isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)):
+        kind = getattr(getattr(inputs, "dtype", None), "kind", "")
+        if kind != "U":  # a 1-D array of text is paths, not samples
+            return [inputs]
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind == "U":
+        return [str(x) for x in inputs.reshape(-1)]
+    if isinstance(inputs, (str, bytes, bytearray, dict)) or inputs is None:
+        raise ParameterError(
+            f"{what}: expected {'a clip (a path or a 1-D waveform) or ' if single else ''}a sequence of clips, "
+            f"got {'None' if inputs is None else type(inputs).__name__}"
+        )
+    try:
+        return list(inputs)
+    except TypeError:
+        raise ParameterError(
+            f"{what}: expected {'a clip (a path or a 1-D waveform) or ' if single else ''}a sequence of clips, "
+            f"got {type(inputs).__name__}"
+        ) from None
+
+
 _LENGTH_QUANTUM_SECONDS = 0.25
 
 # EmbeddingModel's pad -> io.fix_length's mode
@@ -98,6 +152,10 @@ class EmbeddingModel(nn.Module):
     Raises:
         ParameterError: unless ``0 < min_seconds <= window_seconds``, ``hop_seconds > 0`` and ``pad`` is
             ``"center"`` or ``"end"``.
+
+    Attributes:
+        info (dict): the checkpoint's metadata; :meth:`save` writes it.
+        source (str or None): the preset name or checkpoint path it was loaded from (galleries record it).
 
     Example:
         >>> model = audiosiam.load_model()
@@ -133,10 +191,12 @@ class EmbeddingModel(nn.Module):
 
     @property
     def sample_rate(self) -> int:
+        """The rate in Hz that waveforms are read at (the front end's); other rates are resampled to it."""
         return self.frontend.sample_rate
 
     @property
     def embedding_dim(self) -> int:
+        """The length D of an embedding."""
         return self.encoder.embedding_dim
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
@@ -153,6 +213,8 @@ class EmbeddingModel(nn.Module):
         return self.encoder(self.frontend(waveforms))
 
     def policy(self) -> dict:
+        """The length policy (``window_seconds``, ``hop_seconds``, ``min_seconds``, and ``pad`` when not
+        ``"center"``), as a checkpoint stores it."""
         policy = dict(window_seconds=self.window_seconds, hop_seconds=self.hop_seconds, min_seconds=self.min_seconds)
         return policy if self.pad == "center" else {**policy, "pad": self.pad}
 
@@ -198,29 +260,44 @@ class EmbeddingModel(nn.Module):
         Returns:
             :class:`EmbeddingResult`: (K, D) L2-normalised float32 embeddings on the CPU of the K inputs
             that worked, their positions in ``inputs``, and one :class:`EmbedFailure` per input that did not.
+
+        Raises:
+            ParameterError: ``inputs`` is not a sequence of clips, a bad setting, or (with ``on_error="raise"``)
+                a waveform that is not one (text, ``None``, NaN, silence).
+            AudioLoadError: (with ``on_error="raise"``) a file that cannot be used.
         """
         if batch_size < 1:
             raise ParameterError(f"batch_size={batch_size}: must be >= 1")
         if on_error not in ("raise", "skip"):
             raise ParameterError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
-        items = list(inputs)
+        items = as_clips(inputs, single=False)
         files = [i for i, item in enumerate(items) if isinstance(item, (str, os.PathLike))]
+        streamed = self._embed_streamed(items, files)  # i -> embedding or error, for files too long to load
+        whole = [i for i in files if i not in streamed]
         decoded = (
             dict(
                 zip(
-                    files,
+                    whole,
                     load_many(
-                        [items[i] for i in files],
+                        [items[i] for i in whole],
                         self.sample_rate,
                         on_error="return" if on_error == "skip" else "raise",
                     ),
                 )
             )
-            if files
+            if whole
             else {}
         )
         waves, kept, failures = [], [], []
         for i, item in enumerate(items):
+            if i in streamed:
+                if isinstance(streamed[i], AudioLoadError):
+                    if on_error == "raise":
+                        raise streamed[i]
+                    failures.append(EmbedFailure(i, describe_input(item), streamed[i]))
+                else:
+                    kept.append(i)
+                continue
             try:
                 wave = (
                     decoded.pop(i)
@@ -236,7 +313,45 @@ class EmbeddingModel(nn.Module):
                 continue
             waves.append(wave)
             kept.append(i)
-        return EmbeddingResult(self._embed_waveforms(waves, batch_size, progress), kept, failures)
+        embeddings = self._embed_waveforms(waves, batch_size, progress)
+        if streamed:  # the rows in input order
+            loaded = iter(embeddings)
+            embeddings = (
+                torch.stack([streamed[i] if i in streamed else next(loaded) for i in kept]) if kept else embeddings
+            )
+        return EmbeddingResult(embeddings, kept, failures)
+
+    def _embed_streamed(self, items: list, files: list[int]) -> dict[int, torch.Tensor | AudioLoadError]:
+        """The files among ``items[files]`` too long to decode whole (:data:`STREAM_BYTES`), each embedded as
+        the average of its windows streamed through a :class:`~audiosiam.models.sliding.SlidingEmbedder`
+        (module docstring): position -> (D,) embedding, or the error that ended the file."""
+        if not getattr(self.frontend, "slides", False):  # cannot slide: such a model loads every file whole
+            return {}
+        long = []
+        for i in files:
+            try:
+                size = decoded_bytes(items[i])
+            except AudioLoadError:
+                continue  # the whole-file path says what is wrong with it, as for any file
+            if size < 0 or size > STREAM_BYTES:
+                long.append(i)
+        if not long:
+            return {}
+        from .sliding import SlidingEmbedder
+
+        was_training = self.training
+        self.eval()
+        embedder = SlidingEmbedder(self, self.window_seconds, self.hop_seconds, precision="float32")
+        sums = {i: torch.zeros(self.embedding_dim) for i in long}
+        errors: dict[int, AudioLoadError] = {}
+        recordings = (read_blocks(items[i], self.sample_rate) for i in long)
+        for chunk in embedder.embed_each(recordings, catch=(AudioLoadError,)):
+            if isinstance(chunk.embeddings, AudioLoadError):
+                errors[long[chunk.index]] = chunk.embeddings
+            else:
+                sums[long[chunk.index]] += chunk.embeddings.sum(0)
+        self.train(was_training)
+        return {i: errors.get(i, nn.functional.normalize(sums[i], dim=0)) for i in long}
 
     def _embed_waveforms(self, waves: list[torch.Tensor], batch_size: int, progress: bool) -> torch.Tensor:
         was_training = self.training
@@ -283,9 +398,8 @@ class EmbeddingModel(nn.Module):
             AudioLoadError: a file could not be used.
             ParameterError: a waveform could not.
         """
-        single = isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)
         return self.embed_all(
-            [inputs] if single else list(inputs), sample_rate=sample_rate, batch_size=batch_size, progress=progress
+            as_clips(inputs), sample_rate=sample_rate, batch_size=batch_size, progress=progress
         ).embeddings
 
     def similarity(self, a: Any, b: Any, *, sample_rate: int | None = None) -> float | torch.Tensor:

@@ -52,12 +52,18 @@ class EncoderConfig:
     attention_dim: int = 128
 
     def to_dict(self) -> dict:
+        """The configuration as plain values, as a checkpoint stores it."""
         d = asdict(self)
         d["channels"], d["blocks"] = list(self.channels), list(self.blocks)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "EncoderConfig":
+        """The configuration that :meth:`to_dict` gave ``d``.
+
+        Args:
+            d (dict): the plain values, as a checkpoint stores them.
+        """
         d = dict(d)
         d["channels"], d["blocks"] = tuple(d["channels"]), tuple(d["blocks"])
         return cls(**d)
@@ -232,6 +238,7 @@ class ResNetEncoder(nn.Module):
 
     @property
     def embedding_dim(self) -> int:
+        """The length D of an embedding."""
         return self.config.embedding_dim
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

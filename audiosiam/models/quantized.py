@@ -43,7 +43,7 @@ from .encoder import ResNetEncoder
 
 __all__ = ["RANGES_KEY", "Int8Trunk", "int8_available", "trunk_points", "fit_activation_ranges", "fit_int8_ranges"]
 
-# Where a checkpoint keeps the activation ranges: ``info[RANGES_KEY] = {point: [low, high]}``.
+#: Where a checkpoint keeps the activation ranges: ``info[RANGES_KEY] = {point: [low, high]}``.
 RANGES_KEY = "int8_ranges"
 
 # torch picks the integer kernels by a process-wide setting when weights are packed; packed weights keep

@@ -37,12 +37,15 @@ from .quantized import RANGES_KEY, Int8Trunk, int8_available
 
 __all__ = ["SlidingEmbedder", "WindowChunk", "PRECISIONS", "check_precision"]
 
-# The trunk's arithmetic a SlidingEmbedder can be asked for (models/quantized.py for int8).
+#: The trunk's arithmetic a SlidingEmbedder can be asked for (models/quantized.py for int8).
 PRECISIONS = ("auto", "int8", "float32")
 
 # Spectrogram frames each side of a trunk frame that can reach it: the receptive field of the bundled
 # architecture is 71 frames (0.71 s); kept with room for deeper configs.
 _TRUNK_CONTEXT_FRAMES = 64
+
+# Lengths beyond a week are slips, not settings (frame counts that large overflow the tensors indexing them).
+MAX_SECONDS = 7 * 24 * 3600.0
 
 # Chunks embedded at once on the CPU (at most; never more than torch's intra-op threads): enough to keep
 # every core of a small machine busy, few enough that memory stays a few chunks.
@@ -54,8 +57,9 @@ class SlidingEmbedder:
 
     Args:
         model (EmbeddingModel): the model; its front end must normalise per ``"utterance"`` (every bundled
-            model does). Its weights are copied now (:meth:`~audiosiam.models.encoder.ResNetEncoder.
-            inference_trunk`): build a new embedder after training the model further.
+            model does). Its weights are copied now
+            (:meth:`~audiosiam.models.encoder.ResNetEncoder.inference_trunk`): build a new embedder after
+            training the model further.
         window_seconds (float): the wanted window length; rounded to whole trunk frames, at least one.
         hop_seconds (float): the wanted step between window starts; rounded to whole frames, at least one.
         chunk_seconds (float, optional): audio processed per forward pass; sets the memory used (about
@@ -84,7 +88,7 @@ class SlidingEmbedder:
             context, whatever the recording's length).
 
     Raises:
-        ParameterError: a length not positive, a front end that does not normalise per utterance, an
+        ParameterError: a length not positive or over a week, a front end that does not normalise per utterance, an
             unknown ``precision``, or ``"int8"`` where it cannot run (the reason named).
     """
 
@@ -98,12 +102,12 @@ class SlidingEmbedder:
         precision: str = "auto",
         fine_window_seconds: float | None = None,
     ):
-        if not (window_seconds > 0 and hop_seconds > 0 and chunk_seconds > 0):
+        if not all(0 < s <= MAX_SECONDS for s in (window_seconds, hop_seconds, chunk_seconds)):
             raise ParameterError(
                 f"window_seconds={window_seconds}, hop_seconds={hop_seconds}, chunk_seconds={chunk_seconds}: "
-                "all must be > 0"
+                f"all must be > 0 and at most {MAX_SECONDS:.0f} (a week)"
             )
-        if fine_window_seconds is not None and not fine_window_seconds > 0:
+        if fine_window_seconds is not None and not 0 < fine_window_seconds <= MAX_SECONDS:
             raise ParameterError(f"fine_window_seconds={fine_window_seconds}: must be > 0 (or None for no fine grid)")
         if not model.frontend.slides:
             raise ParameterError(
@@ -162,7 +166,7 @@ class SlidingEmbedder:
         """Embed every window of one recording that arrives in blocks.
 
         On the CPU, consecutive chunks are embedded concurrently, each on its share of torch's intra-op
-        threads (:func:`_ordered_map`), while this thread reads the next blocks: single-image
+        threads (``_ordered_map``), while this thread reads the next blocks: single-image
         convolutions, FFTs and poolings scale poorly over threads (1.6x on 2 cores), chunks scale fully.
 
         Args:

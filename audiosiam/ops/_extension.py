@@ -27,6 +27,7 @@ class ExtensionFallbackWarning(UserWarning):
 
 _STATE: tuple | None = None  # (module or None, reason or None), set on first use
 _FORCE_REFERENCE = False  # set inside ``reference_ops()``
+_REFERENCED: set[str] | None = None  # the ops that ran their reference inside the innermost ``reference_ops()``
 
 
 @contextlib.contextmanager
@@ -34,14 +35,16 @@ def reference_ops():
     """Run every op's pure-PyTorch reference inside this block, without the fallback warning.
 
     For side-by-side comparisons and debugging: ``with reference_ops(): loss = triplet_loss(...)``.
-    A process-wide switch, not per thread.
+    A process-wide switch, not per thread. The block receives the set of the ops that ran their reference
+    in it (``with reference_ops() as ran:``); the exporter names them (:mod:`audiosiam.models.export`).
     """
-    global _FORCE_REFERENCE
-    saved, _FORCE_REFERENCE = _FORCE_REFERENCE, True
+    global _FORCE_REFERENCE, _REFERENCED
+    saved = _FORCE_REFERENCE, _REFERENCED
+    _FORCE_REFERENCE, _REFERENCED = True, set()
     try:
-        yield
+        yield _REFERENCED
     finally:
-        _FORCE_REFERENCE = saved
+        _FORCE_REFERENCE, _REFERENCED = saved
 
 
 def _load():
@@ -95,6 +98,8 @@ def use_compiled(op: str, *tensors, devices: tuple[str, ...] = ("cpu", "cuda")) 
         *tensors (Tensor): the op's tensor inputs, whose devices are checked.
         devices (tuple of str, optional): the device types the op has kernels for. Default: ``("cpu", "cuda")``.
     """
+    if _FORCE_REFERENCE and _REFERENCED is not None:
+        _REFERENCED.add(op)
     return has_ops() and all(t.device.type in devices for t in tensors)
 
 
@@ -138,7 +143,7 @@ def _warn_once(reason: str) -> None:
 
 
 def assert_has_ops() -> None:
-    """Raise :class:`ExtensionError` with the fix when the compiled kernels are not loaded."""
+    """Raise :class:`~audiosiam.errors.ExtensionError` with the fix when the compiled kernels are not loaded."""
     module, reason = _load()
     if module is None:
         raise ExtensionError(f"the compiled extension audiosiam._C is not loaded ({reason}); {REBUILD_HINT}")

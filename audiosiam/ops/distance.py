@@ -19,6 +19,7 @@ from ._extension import call, use_compiled
 
 __all__ = ["METRICS", "parse_metric", "pairwise_distance", "paired_distance", "knn"]
 
+#: The metrics of the distance ops (``metric=``); aliases such as ``"l2"`` map onto them (:func:`parse_metric`).
 METRICS = ("euclidean", "sqeuclidean", "cosine", "l1")
 _ALIASES = {
     "l2": "euclidean",

@@ -22,10 +22,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AudioSources", "Sound", "encode_vorbis"]
+__all__ = ["AudioSources", "Sound", "encode_vorbis", "EMBED_SECONDS", "EMBED_BUDGET_BYTES", "CONTEXT_SECONDS"]
 
+#: The longest clip or stretch, in seconds, whose audio is put inside the page.
 EMBED_SECONDS = 30.0
+#: The most audio, in bytes, that one page holds; sounds past it are linked.
 EMBED_BUDGET_BYTES = 48 * 2**20
+#: Seconds of the recording played on each side of a found event.
 CONTEXT_SECONDS = 0.5
 _MAX_RATE = 48000  # Vorbis at higher rates only makes the page larger
 

@@ -49,7 +49,7 @@ def spectrogram_uri(
     n_mels: int = 40,
 ) -> str | None:
     """A small log-mel spectrogram of a file, or of ``start`` to ``end`` seconds of it
-    (:func:`audiosiam.plotting.overview_spectrogram`), as a PNG ``data:`` URI, a pixel per column and band.
+    (``audiosiam.plotting.overview_spectrogram``), as a PNG ``data:`` URI, a pixel per column and band.
 
     Args:
         path (str or os.PathLike): the audio file.
