@@ -14,12 +14,18 @@ One function, :func:`train`, serves the command line (``audiosiam train``), scri
   equaliser and mixing with another class's clip), log-mel, SpecAugment, encoder, loss.
   Under DDP the embeddings of all ranks are gathered (differentiably) before mining.
 * Schedule: AdamW, linear warm-up, cosine decay over the run. With a time budget the decay follows
-  elapsed time instead of steps (then the run is not bit-reproducible; with ``epochs`` it is, on CPU).
+  elapsed time instead of steps (then the run is not bit-reproducible; with ``epochs`` it is, on CPU), and
+  the warm-up lasts at most a tenth of the training time.
+* A time budget holds the whole run: before training, the steps after it (the last validation, the
+  calibration map, the int8 ranges) are timed on a small share of their work, and training stops early
+  enough to leave them that time (``_Budget``).
 * Each epoch: few-shot accuracy (5-way 1-shot, seeded episodes) and EER on the held-out classes;
   ``best.pt`` (by accuracy) and ``last.pt`` checkpoints; ``state.pt`` (weights, optimizer, schedule,
   epoch, history: one atomic file, the epoch's commit) so ``resume=True`` continues with nothing lost
   or repeated whatever moment a run was killed; ``metrics.csv``, ``metrics.json`` and a ``curves.png``
-  plot. At the end the best checkpoint is written to ``out``.
+  plot. At the end the best checkpoint gets its calibration map and int8 ranges in the run folder and is
+  then written to ``out`` in one atomic replace (``out`` appears once, complete: ``_finish``); the
+  closing lines say when the model is weak (``_weakness``).
 * A resume needs ``state.pt``, ``best.pt`` and the same training data: a run carried to another machine
   copies those two files (about 4x the model's size: ``state.pt`` holds the weights and the optimizer's two
   moments) into the new ``out``'s ``.run`` folder and rebuilds the corpus; ``state.pt`` records a digest of
@@ -89,9 +95,11 @@ class TrainConfig:
         epochs (int): passes of ``steps_per_epoch`` steps, at least 1. Default: ``20``.
         steps_per_epoch (int or None): steps (PK batches) per epoch; ``None``: about one pass over the
             training clips. Default: ``None``.
-        time_budget_minutes (float or None): stop cleanly after this many minutes (the epoch under way is
-            validated and saved); the learning rate decays over it (or over the steps, whichever is further
-            along), so the run is not bit-reproducible. ``None``: no budget. Default: ``None``.
+        time_budget_minutes (float or None): the whole run's time, from reading the data to writing ``out``:
+            training stops (the epoch under way is validated and saved) early enough to leave the finishing
+            steps their measured time; the learning rate decays over the training time (or over the steps,
+            whichever is further along), so the run is not bit-reproducible, and the warm-up lasts at most a
+            tenth of it. ``None``: no budget. Default: ``None``.
         p (int): classes per batch (P of a PK batch), capped at the number of usable classes. Default: ``32``.
         k (int): clips per class in a batch (K of a PK batch), at least 2; also how many entries each
             label-free clip gets, so a batch can draw several views of it. Default: ``4``.
@@ -104,7 +112,8 @@ class TrainConfig:
         lr (float): peak learning rate (AdamW), after the warm-up and before the cosine decay; positive.
             Default: ``2e-3``.
         weight_decay (float): AdamW weight decay, >= 0. Default: ``0.05``.
-        warmup_steps (int): linear warm-up steps. Default: ``100``.
+        warmup_steps (int): linear warm-up steps (with a time budget: or a tenth of the training time, whichever
+            ends first, with a warning). Default: ``100``.
         embedding_dim (int): embedding size D. Default: ``192``.
         n_mels (int): mel bands of the front end. Default: ``64``.
         normalize (str): log-mel normalisation: ``"utterance"`` or ``"band"`` (see :mod:`audiosiam.functional`).
@@ -412,9 +421,10 @@ def _validate(model: EmbeddingModel, val_set: AudioClipDataset, config: TrainCon
     )
 
 
-def _calibrate_checkpoint(path, val_set: AudioClipDataset, episodes: int, seed: int, say) -> None:
+def _calibrate_checkpoint(path, val_set: AudioClipDataset, episodes: int, seed: int, say):
     """Fit the calibration maps of the checkpoint at ``path`` (both rules) on the validation classes, each
-    source its own domain, and write it back atomically (the weights are those read)."""
+    source its own domain, and write it back atomically (the weights are those read). Returns
+    ``(embeddings, labels, maps)`` of the validation clips, or ``None`` when no map could be fitted."""
     from .fewshot.fitting import fit_calibration
     from .fewshot.rules import RULES
 
@@ -428,22 +438,212 @@ def _calibrate_checkpoint(path, val_set: AudioClipDataset, episodes: int, seed: 
         }
     except ParameterError as exc:
         say(f"no calibration map: {exc}")
-        return
+        return None
     model.save(path, calibration=maps)
     say(f"calibration map fitted on {len(val_set.classes)} validation classes ({episodes} episodes per rule)")
+    return emb, labels, maps
+
+
+def _int8_applies(model: EmbeddingModel) -> bool:
+    from .models.quantized import int8_available
+
+    return int8_available() and model.frontend.normalize == "utterance"
 
 
 def _fit_int8_ranges(path, files: list[str], seed: int, say) -> None:
     """Measure the int8 ranges of the checkpoint at ``path`` on its training clips (long recordings then
     run its trunk in 8-bit integers: ``models/quantized.py``) and write it back atomically."""
-    from .models.quantized import RANGES_KEY, fit_int8_ranges, int8_available
+    from .models.quantized import RANGES_KEY, fit_int8_ranges
 
     model = load_checkpoint(path)
-    if not int8_available() or model.frontend.normalize != "utterance":
+    if not _int8_applies(model):
         say("no int8 ranges: long recordings will run this model in float32")
         return
     model.save(path, **{RANGES_KEY: fit_int8_ranges(model, files, seed=seed)})
     say("int8 ranges measured on the training clips (for long recordings)")
+
+
+# the weak-model check of the closing summary: episodes of the calibrated classifier on the validation clips
+WEAK_EPISODES, WEAK_SHOTS, WEAK_QUERIES = 100, 3, 2
+WEAK_MARGIN = 0.1  # an accuracy less than this above chance is "near chance"
+WEAK_UNKNOWN = 0.9  # answering unknown to this share of clips of enrolled classes is "everything unknown"
+
+
+def _weak_ways(n_classes: int) -> int:
+    return min(5, n_classes // 2)
+
+
+def _finish(out: Path, run_dir: Path, val_set, files: list[str], config: TrainConfig, say):
+    """The steps after training: the best checkpoint's calibration map and int8 ranges, measured on a copy in
+    the run folder that then replaces ``out`` in one step, so ``out`` appears once, complete (a kill on
+    the way leaves the previous ``out``, or none). Returns ``_calibrate_checkpoint``'s answer."""
+    final = run_dir / "final.pt"
+    write_output(final, lambda tmp: shutil.copyfile(run_dir / "best.pt", tmp))
+    calibrated = None
+    if val_set is not None and config.calibration_episodes > 0:
+        calibrated = _calibrate_checkpoint(final, val_set, config.calibration_episodes, config.seed, say)
+    _fit_int8_ranges(final, files, config.seed, say)
+    write_output(out, lambda tmp: shutil.copyfile(final, tmp))
+    final.unlink(missing_ok=True)
+    return calibrated
+
+
+def _weakness(best_accuracy: float | None, n_classes: int, calibrated, seed: int) -> list[str]:
+    """Why the written model is weak, in words (empty when it is not): a held-out accuracy near chance, or a
+    classifier that answers ``unknown`` to nearly every clip of a class it enrolled."""
+    from .evaluation import calibration_metrics
+    from .fewshot.classifier import EXPECTED_UNKNOWN
+
+    reasons = []
+    ways = min(5, n_classes)
+    if best_accuracy is not None and ways >= 2 and best_accuracy < 1 / ways + WEAK_MARGIN:
+        reasons.append(f"its held-out {ways}-way 1-shot accuracy, {best_accuracy:.2f}, is near chance ({1 / ways:.2f})")
+    if calibrated is not None and _weak_ways(n_classes) >= 1:
+        emb, labels, maps = calibrated
+        try:
+            rate = calibration_metrics(
+                emb,
+                labels,
+                n_way=_weak_ways(n_classes),
+                k_shot=WEAK_SHOTS,
+                n_query=WEAK_QUERIES,
+                episodes=WEAK_EPISODES,
+                calibration=maps,
+                expected_unknown=EXPECTED_UNKNOWN,
+                seed=seed,
+            )["false_reject_rate"]
+        except ParameterError:  # too few clips per class for these episodes: not judged
+            rate = None
+        if rate is not None and rate >= WEAK_UNKNOWN:
+            reasons.append(
+                f"classify answers unknown to {rate:.0%} of held-out clips of the classes it enrolled "
+                f"({WEAK_SHOTS} clips each)"
+            )
+    return reasons
+
+
+def _scaled_time(call, small: float, large: float) -> float:
+    """Seconds ``call(large)`` would take: ``call(small)`` timed after an untimed warm-up on a tenth of it
+    (imports, first-call set-up), scaled by ``large / small``. Counts are rounded by ``call``, at least 1."""
+    call(small / 10)
+    start = time.perf_counter()
+    call(small)
+    return (time.perf_counter() - start) * large / small
+
+
+def _finishing_seconds(model: EmbeddingModel, val_set, files: list[str], config: TrainConfig) -> dict[str, float]:
+    """About how long the steps after the training loop take, timed now on a small share of each (their cost
+    does not depend on the weights): the last validation, the calibration map (embedding the validation
+    clips, fitting both rules, the weak-model check) and the int8 ranges. ``{step: seconds}``."""
+    import copy
+
+    import soundfile as sf
+
+    from .evaluation import calibration_metrics
+    from .fewshot.fitting import fit_calibration
+    from .fewshot.rules import RULES
+    from .models.quantized import fit_int8_ranges
+
+    cost = {}
+    model = copy.deepcopy(model).cpu().eval()  # the finishing steps read the checkpoint on the CPU
+    if val_set is not None:
+        n_classes = len(val_set.classes)
+        waves = [val_set.load(i) for i in range(min(len(val_set), 32))]
+        embed = _scaled_time(
+            lambda n: model.embed(waves[: max(1, round(n))], sample_rate=val_set.sample_rate), len(waves), len(val_set)
+        )
+        # stand-in embeddings of the validation set's size: the episodes cost the same whatever the values
+        fake = torch.randn(len(val_set), model.embedding_dim, generator=torch.Generator().manual_seed(0))
+        fake, labels = torch.nn.functional.normalize(fake, dim=1), torch.as_tensor(val_set.labels)
+        episodes = _scaled_time(
+            lambda n: few_shot_accuracy(
+                fake, labels, n_way=min(5, n_classes), k_shot=1, n_query=5, episodes=max(1, round(n))
+            ),
+            min(config.val_episodes, 50),
+            config.val_episodes,
+        )
+        start = time.perf_counter()
+        verification_metrics(fake, labels)
+        cost["validation"] = embed + episodes + time.perf_counter() - start
+        if config.calibration_episodes > 0:
+            domains = [item.source for item in val_set.items]
+            maps = {}
+
+            def fit(n):
+                maps.update(
+                    {
+                        r: fit_calibration(fake, labels, domains=domains, rule=r, episodes=max(5, round(n))).to_dict()
+                        for r in RULES
+                    }
+                )
+
+            def check(n):
+                calibration_metrics(fake, labels, n_way=_weak_ways(n_classes), k_shot=WEAK_SHOTS,
+                                    n_query=WEAK_QUERIES, episodes=max(1, round(n)), calibration=maps)  # fmt: skip
+
+            try:
+                fitting = _scaled_time(fit, min(config.calibration_episodes, 100), config.calibration_episodes)
+                weak = _scaled_time(check, 10, WEAK_EPISODES) if _weak_ways(n_classes) >= 1 else 0.0
+            except ParameterError:  # no map will be fitted: only the embedding is spent
+                fitting = weak = 0.0
+            cost["calibration"] = embed + fitting + weak
+    if _int8_applies(model):
+        seconds = 0.0  # the audio fit_int8_ranges reads: each clip's first 10 s, up to 30 minutes
+        for path in dict.fromkeys(files):
+            try:
+                seconds += min(10.0, sf.info(path).duration)
+            except (RuntimeError, OSError):
+                pass
+            if seconds >= 30 * 60:
+                break
+        if seconds > 0:
+            cost["int8 ranges"] = _scaled_time(
+                lambda minutes: fit_int8_ranges(model, files, minutes=minutes, seed=config.seed),
+                min(1.0, seconds / 60),
+                min(30.0, seconds / 60),
+            )
+    return cost
+
+
+class _Budget:
+    """A time budget that holds the whole run (``time_budget_minutes``): training stops after ``training``
+    seconds (of ``time.time() - t0``), leaving the setup already spent and the finishing steps their time.
+
+    Args:
+        minutes (float): the budget.
+        finishing (float): seconds the steps after training take (``_finishing_seconds``, with a margin).
+        spent (float): seconds already spent before training (reading the data, timing the finishing steps).
+    A resumed run's earlier training time counts against the budget (``t0`` includes it).
+    """
+
+    WARMUP_SHARE = 0.1  # the warm-up lasts at most this share of the training time
+    MARGIN = 1.25  # the finishing steps' measured time is stretched by this, for a busy machine
+    LEAST_SHARE = 0.25  # training gets at least this share of the budget, whatever the finishing takes
+
+    def __init__(self, minutes: float, finishing: float, spent: float):
+        self.total = 60.0 * minutes
+        self.finishing = finishing * self.MARGIN
+        left = self.total - self.finishing - spent
+        self.squeezed = left < self.LEAST_SHARE * self.total
+        self.training = max(left, self.LEAST_SHARE * self.total)
+        self.spent = spent
+        self.warned = False
+
+    def describe(self) -> str:
+        steps = "the last validation, calibration map and int8 ranges"
+        if self.squeezed:
+            return (
+                f"time budget {self.total / 60:g} min: {steps} take about {self.finishing:.0f} s, more than the budget "
+                f"leaves after {self.spent:.0f} s of setup; training for {self.LEAST_SHARE:.0%} of it, so the run "
+                f"will take about {(self.spent + self.LEAST_SHARE * self.total + self.finishing) / 60:.1f} min"
+            )
+        return (
+            f"time budget {self.total / 60:g} min: training stops after {self.training / 60:.1f} min, leaving about "
+            f"{self.finishing:.0f} s for {steps} (timed now on a share of each; {self.spent:.0f} s of setup spent)"
+        )
+
+    def over(self, elapsed: float) -> bool:
+        return elapsed > self.training
 
 
 def _commit_epoch(
@@ -577,8 +777,12 @@ def _state_problem(state) -> str | None:
     return None
 
 
-def _lr_factor(progress: float, step: int, warmup: int) -> float:
+def _lr_factor(progress: float, step: int, warmup: int, warmup_share: float | None = None) -> float:
+    """The learning rate's share of its peak: linear warm-up over ``warmup`` steps (or, given ``warmup_share``,
+    until ``progress`` reaches it, whichever comes first), then a cosine decay over ``progress`` 0 to 1."""
     warm = min(1.0, (step + 1) / max(1, warmup))
+    if warmup_share is not None:
+        warm = max(warm, min(1.0, progress / warmup_share))
     return warm * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -614,6 +818,29 @@ def _write_metrics(history: list[dict], run_dir: Path) -> None:
     write_output(run_dir / "metrics.csv", write_csv)
     write_output(run_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(history, indent=2)))
     _plot_curves(history, run_dir / "curves.png")
+
+
+def _warn_short_warmup(budget: _Budget, progress: float, step: int, warmup: int) -> None:
+    """Warn once when the budget's tenth ends the warm-up before ``warmup`` steps (the budget allows fewer)."""
+    if budget.warned or progress < budget.WARMUP_SHARE or step + 1 >= warmup:
+        return
+    budget.warned = True
+    warnings.warn(
+        f"--warmup-steps {warmup} is more than this time budget allows (about {round(step / progress)} steps in "
+        f"all at this pace): the warm-up lasted a tenth of the training time, {step} steps",
+        stacklevel=3,
+    )
+
+
+def _shared(value: float, world: int, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (so all ranks stop training at the same step)."""
+    if world == 1:
+        return value
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, 0)
+    return float(tensor.item())
 
 
 def _distributed_setup():
@@ -764,6 +991,7 @@ def train(
             without a ``state.pt``.
         TrainingDivergedError: a step's loss or gradient was not finite (nothing of it was applied).
     """
+    started = time.time()
     rank, world = _distributed_setup()
     is_main = rank == 0
     say = log if is_main else (lambda *a, **k: None)
@@ -836,13 +1064,21 @@ def train(
                 run_dir, model, optimizer, epoch=-1, step=0, history=[], best=best, elapsed=0.0,
                 distillation=distillation.state_dict(), training_data=training_data,
             )  # fmt: skip
-    budget = None if config.time_budget_minutes is None else 60.0 * config.time_budget_minutes
+    train_files = [it.path for it in train_set.items]
+    budget = None
+    if config.time_budget_minutes is not None:
+        finishing = sum(_finishing_seconds(model, val_set, train_files, config).values()) if is_main else 0.0
+        budget = _Budget(config.time_budget_minutes, _shared(finishing, world, device), time.time() - started)
+        say(budget.describe())
     t0 = time.time() - elapsed_before
     # the labelled classes only: thousands of label-free clips would each be a "class" named by its path
     train_classes = sorted({it.label for it in train_set.items if not it.label_free})
     label_free_clips = len({it.path for it in train_set.items if it.label_free})
 
     for epoch in range(start_epoch, config.epochs):
+        if budget is not None and epoch > start_epoch and budget.over(time.time() - t0):
+            say(f"time budget: training stopped after epoch {epoch} (its validation ended the training time)")
+            break
         train_set.set_epoch(epoch)
         sampler.set_epoch(epoch)
         model.train()
@@ -861,9 +1097,11 @@ def train(
             waves, labels = waves.to(device, non_blocking=True), labels.to(device)
             progress_frac = step / max(1, total_steps)
             if budget is not None:
-                progress_frac = max(progress_frac, (time.time() - t0) / budget)
+                progress_frac = max(progress_frac, (time.time() - t0) / budget.training)
+                _warn_short_warmup(budget, progress_frac, step, config.warmup_steps)
+            warmup_share = budget.WARMUP_SHARE if budget is not None else None
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * _lr_factor(progress_frac, step, config.warmup_steps)
+                group["lr"] = config.lr * _lr_factor(progress_frac, step, config.warmup_steps, warmup_share)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 feats = model.frontend(waves)
                 if spec_augment is not None:
@@ -888,7 +1126,7 @@ def train(
                 iterator.set_postfix(
                     loss=f"{losses[-1]:.3f}", active=f"{active[-1]:.2f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}"
                 )
-            if budget is not None and time.time() - t0 > budget:
+            if budget is not None and budget.over(time.time() - t0):
                 stop = True
                 break
         record = {
@@ -936,16 +1174,27 @@ def train(
                 extra={"distillation": distillation.state_dict(), "training_data": training_data},
             )
         if stop:
-            say(f"time budget of {config.time_budget_minutes} minutes reached after epoch {epoch + 1}")
+            say(f"time budget: training stopped in epoch {epoch + 1}")
             break
     if is_main:
-        write_output(out, lambda tmp: shutil.copyfile(run_dir / "best.pt", tmp))
-        if val_set is not None and config.calibration_episodes > 0:
-            _calibrate_checkpoint(out, val_set, config.calibration_episodes, config.seed, say)
-        _fit_int8_ranges(out, [it.path for it in train_set.items], config.seed, say)
+        if budget is not None:
+            say(
+                f"finishing: calibration map and int8 ranges (with the last validation, about "
+                f"{budget.finishing:.0f} s of the budget; {(time.time() - started) / 60:.1f} min spent so far)"
+            )
+        calibrated = _finish(out, run_dir, val_set, train_files, config, say)
         # without validation the epochs are ranked by the negated loss: say the loss itself
         kept = f"val accuracy {best:.4f}" if val_set is not None else f"train loss {-best:.4f}"
-        say(f"best model ({kept}) written to {out}; curves, metrics and checkpoints in {run_dir}")
+        took = f" in {(time.time() - started) / 60:.1f} min" if budget is not None else ""
+        say(f"best model ({kept}) written to {out}{took}; curves, metrics and checkpoints in {run_dir}")
+        n_classes = len(val_set.classes) if val_set is not None else 0
+        weak = _weakness(best if val_set is not None else None, n_classes, calibrated, config.seed)
+        if weak:
+            warnings.warn(
+                f"this model is weak: {'; '.join(weak)}. Train longer (--time-budget-minutes, --epochs), on more "
+                "clips per class, or start from a trained model (--model default)",
+                stacklevel=2,
+            )
     if world > 1:
         import torch.distributed as dist
 

@@ -520,3 +520,142 @@ def test_resume_refuses_a_state_with_damaged_counters(tmp_path, data):
         write_checkpoint_file(path, {**state, field: value})
         with pytest.raises(CheckpointError, match=rf"state\.pt: damaged training state \({re.escape(words)}"):
             run(tmp_path, data, epochs=2, resume=True, val_classes=0)
+
+
+def _budgets(monkeypatch):
+    """Every ``_Budget`` a run makes, kept for a look afterwards."""
+    import audiosiam.training as training
+
+    made = []
+
+    class Kept(training._Budget):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(training, "_Budget", Kept)
+    return made
+
+
+class _Clock:
+    """``time`` for the training module with a clock that moves 0.1 s at each look: a run's timing logic
+    without the machine's speed in it."""
+
+    now = 1000.0
+
+    @classmethod
+    def time(cls) -> float:
+        cls.now += 0.1
+        return cls.now
+
+    perf_counter = time
+
+
+def test_a_time_budget_leaves_the_finishing_steps_their_time_and_out_appears_once(tmp_path, data, monkeypatch):
+    import audiosiam.training as training
+
+    budgets = _budgets(monkeypatch)
+    monkeypatch.setattr(training, "time", _Clock)
+    # the finishing steps said to take 8 s (x 1.25 margin): of a 15 s budget, training gets what is left
+    monkeypatch.setattr(training, "_finishing_seconds", lambda *a: {"calibration": 8.0})
+    out = tmp_path / "model.pt"
+    fit_int8 = training._fit_int8_ranges
+
+    def finishing_unseen(path, *args):  # OUT is not there while the finishing steps run
+        assert not out.exists() and path != out
+        fit_int8(path, *args)
+
+    monkeypatch.setattr(training, "_fit_int8_ranges", finishing_unseen)
+    lines = []
+    with pytest.warns(UserWarning, match="--warmup-steps 100 is more than this time budget allows"):
+        run(tmp_path, data, log=lines.append, epochs=10_000, time_budget_minutes=0.25, warmup_steps=100)
+    (budget,) = budgets
+    assert budget.finishing == 10.0 and 0 < budget.spent < 1 and not budget.squeezed
+    assert budget.training == pytest.approx(15.0 - 10.0 - budget.spent)  # what training gets of the budget
+    said = next(line for line in lines if line.startswith("time budget "))  # said before training
+    assert f"training stops after {budget.training / 60:.1f} min, leaving about 10 s for the last validation" in said
+    history = json.loads((tmp_path / "model.run" / "metrics.json").read_text())
+    assert 1 < len(history) < 10_000 and any(line.startswith("time budget: training stopped") for line in lines)
+    # no epoch starts once the training time is over; the one that crosses it stops at its step
+    assert all(h["elapsed_minutes"] * 60 <= budget.training for h in history[:-1])
+    assert history[-1]["elapsed_minutes"] * 60 < budget.training + 0.5
+    assert history[-1]["lr"] < 0.15 * 2e-3  # the cosine ran over the training time, not the whole budget
+    model = load_checkpoint(out)
+    assert "calibration" in model.info and not (tmp_path / "model.run" / "final.pt").exists()
+    if int8_available():
+        assert "int8_ranges" in model.info
+
+
+def test_a_budget_smaller_than_its_finishing_steps_says_how_long_the_run_will_take(tmp_path, data, monkeypatch):
+    import audiosiam.training as training
+
+    budgets, lines = _budgets(monkeypatch), []
+    monkeypatch.setattr(training, "time", _Clock)
+    monkeypatch.setattr(training, "_finishing_seconds", lambda *a: {"calibration": 20.0})
+    run(tmp_path, data, log=lines.append, epochs=10_000, time_budget_minutes=0.25, calibration_episodes=0)
+    (budget,) = budgets
+    assert budget.squeezed and budget.training == 15.0 / 4  # a quarter of the budget trains, whatever is left
+    said = next(line for line in lines if line.startswith("time budget "))
+    run_minutes = (budget.spent + 15.0 / 4 + 25.0) / 60
+    assert "take about 25 s, more than the budget leaves" in said and f"about {run_minutes:.1f} min" in said
+
+
+def test_a_time_budget_run_ends_within_the_budget_or_the_time_it_states(tmp_path, data, monkeypatch):
+    import time
+
+    budgets, lines = _budgets(monkeypatch), []
+    start = time.perf_counter()
+    run(tmp_path, data, log=lines.append, epochs=10_000, time_budget_minutes=0.1, warmup_steps=1)
+    wall = time.perf_counter() - start
+    (budget,) = budgets
+    # measured on a share of each, before training: the last validation, the calibration map, the int8 ranges
+    said = next(line for line in lines if line.startswith("time budget "))
+    assert budget.finishing > 0 and ("take about" if budget.squeezed else "leaving about") in said
+    stated = budget.spent + budget.training + budget.finishing  # the budget, or more when it says so
+    assert stated == pytest.approx(max(budget.total, budget.spent + budget.total / 4 + budget.finishing))
+    assert wall < stated + 30.0  # generous: a shared machine; the logic is held by the test above
+
+
+def test_finishing_steps_are_timed_on_a_share_of_each(data, monkeypatch):
+    import audiosiam.training as training
+
+    config = TrainConfig(**{**TINY, "val_classes": 2})
+    train_set, val_set, *_ = training._datasets(config, [DataSource(str(data), "tones")], [], [], rank=0,
+                                               say=lambda *a: None, progress=False)  # fmt: skip
+    model = training._build_model(config)
+    cost = training._finishing_seconds(model, val_set, [it.path for it in train_set.items], config)
+    assert set(cost) == {"validation", "calibration"} | ({"int8 ranges"} if int8_available() else set())
+    assert all(v > 0 for v in cost.values()) and model.training  # the model itself is left as it was
+    assert set(training._finishing_seconds(model, None, [], TrainConfig(**TINY))) <= {"int8 ranges"}
+
+
+def test_warm_up_ends_at_its_steps_or_a_tenth_of_a_budget():
+    from audiosiam.training import _lr_factor
+
+    assert _lr_factor(0.0, 0, 100) == pytest.approx(0.01)
+    assert _lr_factor(0.05, 4, 100, warmup_share=0.1) == pytest.approx(0.5 * 0.5 * (1 + math.cos(math.pi * 0.05)))
+    assert _lr_factor(0.1, 9, 100, warmup_share=0.1) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.1)))
+    assert _lr_factor(0.1, 9, 5, warmup_share=0.1) == _lr_factor(0.1, 9, 5)  # the steps end it first
+
+
+def test_the_closing_summary_says_when_the_model_is_weak(tmp_path, data, monkeypatch):
+    import audiosiam.evaluation as evaluation
+    from audiosiam.training import _weakness
+
+    assert _weakness(0.95, 5, None, 0) == [] and _weakness(None, 0, None, 0) == []
+    (reason,) = _weakness(0.25, 5, None, 0)
+    assert "5-way 1-shot accuracy, 0.25, is near chance (0.20)" in reason
+    monkeypatch.setattr(evaluation, "calibration_metrics", lambda *a, **k: {"false_reject_rate": 0.97})
+    with pytest.warns(UserWarning, match="this model is weak: classify answers unknown to 97%"):
+        run(tmp_path, data, epochs=1)
+
+
+def test_train_shows_progress_bars_only_on_a_terminal(tmp_path, data, monkeypatch):
+    from cli_runner import cli
+
+    import audiosiam.training as training
+
+    seen = []
+    monkeypatch.setattr(training, "train", lambda *a, progress, **k: seen.append(progress) or {})
+    assert cli("train", data, "--out", tmp_path / "m.pt")[0] == 0  # stderr is not a terminal here
+    assert seen == [False]

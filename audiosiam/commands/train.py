@@ -25,8 +25,10 @@ examples:
   # two processes (DDP; gloo on CPU, NCCL on GPU)
   torchrun --nproc_per_node=2 -m audiosiam train data/ --out model.pt
 
-Writes OUT (the best checkpoint by held-out few-shot accuracy) and OUT's stem + ".run/" with last.pt,
-best.pt, state.pt (for --resume), metrics.csv, metrics.json and curves.png.
+Writes OUT (the best checkpoint by held-out few-shot accuracy, with its calibration map and int8 ranges;
+it appears once, complete, at the end) and OUT's stem + ".run/" with last.pt, best.pt, state.pt (for
+--resume), metrics.csv, metrics.json and curves.png. The last lines warn when the model is weak (held-out
+accuracy near chance, or `unknown` to nearly every clip of an enrolled class).
 """
 
 
@@ -65,14 +67,16 @@ HELPS = {
     "k": "clips per class in a batch (K of a PK batch)",
     "epochs": "passes of --steps-per-epoch steps",
     "steps_per_epoch": "steps per epoch (default: about one pass)",
-    "time_budget_minutes": "stop cleanly after this many minutes; the learning rate decays over it",
+    "time_budget_minutes": "the whole run's minutes, setup and finishing steps (calibration, int8 ranges) "
+    "included: training stops early enough to leave them their time, timed at the start; the learning rate "
+    "decays over the training time",
     "loss": "training loss",
     "mining": "triplet mining",
     "margin": "triplet margin",
     "distance": "distance between embeddings",
     "lr": "peak learning rate (AdamW)",
     "weight_decay": "AdamW weight decay",
-    "warmup_steps": "linear warm-up steps",
+    "warmup_steps": "linear warm-up steps (with a time budget: at most a tenth of the training time)",
     "embedding_dim": "embedding size",
     "n_mels": "mel bands",
     "normalize": "log-mel normalisation",
@@ -224,5 +228,5 @@ def run(args) -> int:
     values["val_sources"] = args.val_sources.split(",") if args.val_sources else None
     values["distill_sources"] = args.distill_sources.split(",") if args.distill_sources else None
     config = TrainConfig(**values)
-    train(config, labelled, unlabelled=unlabelled, background=background, progress=not args.no_progress)
+    train(config, labelled, unlabelled=unlabelled, background=background, progress=_common.show_progress(args))
     return 0
