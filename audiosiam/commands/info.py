@@ -16,14 +16,15 @@ examples:
   audiosiam info --format json
 
 If "compiled core" says "not loaded", every op runs its pure-PyTorch reference: correct, but slower.
-The line says why and how to rebuild.
+The line says why and how to rebuild. "CPU level" is the instruction set the CPU kernels run with: the
+highest this CPU has (default: any x86-64; avx2; avx512); AUDIOSIAM_CPU_CAPABILITY=default|avx2 lowers it.
 """
 
 OPTIONAL = ("torchaudio", "numpy", "soundfile", "librosa", "faiss-cpu", "scikit-learn", "matplotlib", "tqdm")
 
 
 # The one-line summary `audiosiam --help` shows.
-HELP = "versions, compiled-core build (CUDA, OpenMP, SIMD) and models"
+HELP = "versions, compiled-core build (CUDA, OpenMP, CPU level) and models"
 
 
 def add_parser(subparsers) -> None:
@@ -147,8 +148,9 @@ def format_report(r: dict) -> str:
         core = (
             f"loaded; CUDA kernels {'yes' if build.get('cuda') else 'no'}, OpenMP "
             f"{'yes (%s threads)' % build.get('openmp_max_threads') if build.get('openmp') else 'no'}, "
-            f"SIMD {build.get('simd')}, built against torch {build.get('torch_version')} with "
-            f"compiler {build.get('compiler')}"
+            f"CPU level {build.get('cpu_capability')} (this CPU and build: "
+            f"{', '.join(build.get('cpu_capabilities', []))}), built against torch {build.get('torch_version')} "
+            f"with compiler {build.get('compiler')}"
         )
     else:
         from ..ops._extension import REBUILD_HINT
