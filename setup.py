@@ -18,6 +18,7 @@ import platform
 import sys
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -151,5 +152,16 @@ def _with_cpu_levels(base):
     return BuildWithCpuLevels
 
 
+class BuildPyWithExamples(build_py):
+    """Also copies examples/ (the README's example clips) into the built package as audiosiam/examples/, so
+    that a wheel carries them (``audiosiam info`` says where they are). An editable install reads the
+    source tree's examples/ instead, and gets no copy."""
+
+    def run(self):
+        super().run()
+        if not getattr(self, "editable_mode", False) and os.path.isdir(os.path.join(ROOT, "examples")):
+            self.copy_tree(os.path.join(ROOT, "examples"), os.path.join(self.build_lib, "audiosiam", "examples"))
+
+
 ext_modules, cmdclass = _extensions()
-setup(ext_modules=ext_modules, cmdclass=cmdclass)
+setup(ext_modules=ext_modules, cmdclass={**cmdclass, "build_py": BuildPyWithExamples})

@@ -82,6 +82,16 @@ def _describe_model(name_or_path: str | None) -> dict:
     }
 
 
+def examples_dir() -> str | None:
+    """The example clips (``support/``, ``query/``): inside the installed package (a wheel), or beside it in a
+    source checkout; ``None`` where neither holds them."""
+    package = Path(__file__).resolve().parents[1]
+    for folder in (package / "examples", package.parent / "examples"):
+        if (folder / "support").is_dir() and (folder / "query").is_dir():
+            return str(folder)
+    return None
+
+
 def collect(model: str | None = None) -> dict:
     import torch
 
@@ -101,6 +111,7 @@ def collect(model: str | None = None) -> dict:
         "cuda_available": torch.cuda.is_available(),
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "compiled_core": build,
+        "examples": examples_dir(),
         "packages": {name: _version(name) for name in OPTIONAL},
     }
     if build.get("loaded") and build.get("torch_version") and not torch.__version__.startswith(build["torch_version"]):
@@ -163,6 +174,12 @@ def format_report(r: dict) -> str:
         f"torch          {r['torch']}, {r['torch_threads']} CPU threads, CUDA available: {r['cuda_available']} "
         f"(GPUs: {gpus})",
         f"compiled core  {core}",
+        "examples       "
+        + (
+            f"{r['examples']} (audiosiam classify --support {r['examples']}/support {r['examples']}/query)"
+            if r.get("examples")
+            else "not installed"
+        ),
         "packages       " + ", ".join(f"{k} {v or 'not installed'}" for k, v in r["packages"].items()),
     ]
     if "warning" in r:
