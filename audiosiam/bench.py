@@ -264,7 +264,7 @@ def format_table(results: list[BenchResult], *, device: str, threads: int) -> st
     info = build_info()
     lines = [
         f"audiosiam kernels vs PyTorch on {device}, {threads} thread(s), float32; "
-        f"SIMD {info.get('simd', '?')}, torch {torch.__version__}",
+        f"CPU level {info.get('cpu_capability', '?')}, torch {torch.__version__}",
         f"{'case':<28} {'size':<30} {'audiosiam':>10} {'baseline':>10} {'speedup':>8}  baseline",
     ]
     for r in results:

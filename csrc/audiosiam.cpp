@@ -2,7 +2,7 @@
 //
 // Importing it loads this shared library, which runs the static registrations of every op
 // (TORCH_LIBRARY_FRAGMENT in csrc/ops/*.cpp, TORCH_LIBRARY_IMPL in csrc/ops/{cpu,cuda}/), so the ops
-// appear under torch.ops.audiosiam.*. The module itself only reports how it was built.
+// appear under torch.ops.audiosiam.*. The module itself reports how it was built and which CPU level runs.
 
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
@@ -13,26 +13,12 @@
 #include <omp.h>
 #endif
 
+#include "ops/cpu_dispatch.h"
+
 // The namespace is declared once here; each op adds its schema with TORCH_LIBRARY_FRAGMENT.
 TORCH_LIBRARY(audiosiam, m) {}
 
 namespace {
-
-std::string simd_level() {
-#if defined(__AVX512F__)
-  return "AVX512";
-#elif defined(__AVX2__)
-  return "AVX2";
-#elif defined(__AVX__)
-  return "AVX";
-#elif defined(__SSE4_2__)
-  return "SSE4.2";
-#elif defined(__ARM_NEON)
-  return "NEON";
-#else
-  return "scalar";
-#endif
-}
 
 pybind11::dict build_info() {
   pybind11::dict info;
@@ -49,7 +35,14 @@ pybind11::dict build_info() {
   info["openmp_max_threads"] = 1;
 #endif
   info["torch_threads"] = at::get_num_threads();
-  info["simd"] = simd_level();
+  // The CPU kernels' level (csrc/ops/cpu/kernels.h); a bad AUDIOSIAM_CPU_CAPABILITY is reported, not raised,
+  // so that `audiosiam info` can show it.
+  try {
+    info["cpu_capability"] = audiosiam::cpu::capability();
+  } catch (const c10::Error& e) {
+    info["cpu_capability"] = "error: " + e.msg();
+  }
+  info["cpu_capabilities"] = audiosiam::cpu::capabilities();
   info["torch_version"] = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
                           "." + std::to_string(TORCH_VERSION_PATCH);
   info["compiler"] = std::string(__VERSION__);
@@ -61,5 +54,10 @@ pybind11::dict build_info() {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "audiosiam compiled core: registers the torch.ops.audiosiam.* kernels";
   m.def("build_info", &build_info,
-        "How this extension was built: CUDA on/off, OpenMP threads, SIMD level, torch version.");
+        "How this extension was built: CUDA on/off, OpenMP threads, CPU levels, torch version.");
+  m.def("cpu_capability", &audiosiam::cpu::capability,
+        "The CPU level the kernels run at: default, avx2 or avx512 (AUDIOSIAM_CPU_CAPABILITY can lower it).");
+  m.def("cpu_capabilities", &audiosiam::cpu::capabilities, "The CPU levels this build has and this CPU runs.");
+  m.def("_set_cpu_capability", &audiosiam::cpu::set_capability, pybind11::arg("level"),
+        "For the op tests only: run the kernels of `level` from now on; returns the level that ran before.");
 }

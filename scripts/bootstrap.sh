@@ -60,7 +60,7 @@ build_key="$(
   cd "$repo" && {
     find csrc -type f -print0 | sort -z | xargs -0 sha256sum
     sha256sum setup.py pyproject.toml CMakeLists.txt 2>/dev/null || true
-    echo "$repo ${AUDIOSIAM_CUDA:-auto} ${AUDIOSIAM_PORTABLE:-} ${AUDIOSIAM_NO_EXTENSION:-}"
+    echo "$repo ${AUDIOSIAM_CUDA:-auto} ${AUDIOSIAM_NO_EXTENSION:-}"
     "$AUDIOSIAM_PY" -c 'import torch; print(torch.__version__, torch.cuda.is_available())' 2>/dev/null
   } | sha256sum | cut -c1-16
 )"

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from audiosiam.data.locations import shared_data as _shared_data
+from op_tester import ACTIVE_CPU_LEVEL, CPU_LEVELS, at_cpu_level
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = _shared_data()
@@ -40,6 +41,21 @@ def pytest_collection_modifyitems(config, items):
                 extension_missing = not _extension_loaded()
             if extension_missing:
                 item.add_marker(pytest.mark.skip(reason="audiosiam._C is not loaded"))
+
+
+@pytest.fixture(params=CPU_LEVELS or ["-"], ids=lambda level: f"cpu-{level}")
+def cpu_level(request):
+    """Runs the test once per CPU level this build and CPU have (the kernels of each level are separate
+    machine code: csrc/ops/cpu/kernels.h); on CUDA, and without the compiled core, once."""
+    level = request.param
+    params = request.node.callspec.params if hasattr(request.node, "callspec") else {}
+    if level == ACTIVE_CPU_LEVEL or level == "-":
+        yield level
+    elif params.get("device", "cpu") != "cpu" or params.get("compiled") is False:
+        pytest.skip("CPU levels: the compiled CPU kernels only")
+    else:
+        with at_cpu_level(level):
+            yield level
 
 
 @pytest.fixture(autouse=True)

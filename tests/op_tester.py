@@ -4,7 +4,10 @@ A subclass describes one public op of ``audiosiam.ops``: how to make its inputs 
 how to call it (:meth:`OpTester.call`), its definition in float64 (:meth:`OpTester.expected`, from
 ``audiosiam.ops._reference``), its variants (metrics, margins, ...) and the compiled ops behind it with
 sample arguments for ``opcheck`` (forward *and* private backward ops). The tests below then run for it
-on every device, on the compiled and the reference path:
+on every device, on the compiled and the reference path, the compiled CPU path at every CPU level this
+build and CPU have (``compiled`` runs the process's level, ``compiled-avx2`` and ``compiled-default`` the
+lower ones, switched with the test-only ``audiosiam._C._set_cpu_capability``: one process instead of a
+torch import per level):
 
 * values against the float64 definition, in float32, float64, float16 and bfloat16;
 * non-contiguous inputs give what contiguous ones give;
@@ -24,10 +27,36 @@ import contextlib
 import pytest
 import torch
 
-from audiosiam.ops import has_ops, reference_ops
+from audiosiam.ops import _extension, has_ops, reference_ops
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)]
-PATHS = ["compiled", "reference"]
+
+
+def cpu_levels() -> tuple[str, list[str]]:
+    """The CPU level the kernels run at in this process, and every level this build and CPU have (highest
+    first); ``("", [])`` without the compiled core."""
+    module = _extension._load()[0]
+    if module is None:
+        return "", []
+    return module.cpu_capability(), list(reversed(module.cpu_capabilities()))
+
+
+ACTIVE_CPU_LEVEL, CPU_LEVELS = cpu_levels()
+COMPILED_PATHS = ["compiled"] + [f"compiled-{level}" for level in CPU_LEVELS if level != ACTIVE_CPU_LEVEL]
+PATHS = COMPILED_PATHS + ["reference"]
+
+
+@contextlib.contextmanager
+def at_cpu_level(level: str):
+    """Run the CPU kernels of ``level`` inside this block (the test-only switch), then the level before."""
+    module = _extension._load()[0]
+    before = module._set_cpu_capability(level)
+    try:
+        yield
+    finally:
+        module._set_cpu_capability(before)
+
+
 FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
 # Half-precision inputs are computed in float32; against the float64 definition of the same (rounded)
@@ -42,13 +71,18 @@ TOLERANCES = {
 }
 
 
-def on_path(path: str):
-    """The context that selects ``path``; skips the compiled path where it cannot run."""
+def on_path(path: str, device: str = "cpu"):
+    """The context that selects ``path``; skips the compiled path where it cannot run, and the CPU levels
+    below the process's on CUDA (whose kernels have one)."""
     if path == "reference":
         return reference_ops()
     if not has_ops():
         pytest.skip("audiosiam._C is not loaded")
-    return contextlib.nullcontext()
+    if path == "compiled":
+        return contextlib.nullcontext()
+    if device != "cpu":
+        pytest.skip("CPU levels: the CPU kernels only")
+    return at_cpu_level(path.removeprefix("compiled-"))
 
 
 def as_tuple(out) -> tuple:
@@ -131,7 +165,7 @@ class OpTester(abc.ABC):
         for dtype in self.dtypes:
             for variant in self.variants():
                 tensors = self.make(device, dtype, self.rows, **variant)
-                with on_path(path):
+                with on_path(path, device):
                     got = self.call(*tensors, **variant)
                 want = self.expected(*(self.promote(t) for t in tensors), **variant)
                 self.compare(got, want, dtype, f"{dtype} {variant}")
@@ -141,7 +175,7 @@ class OpTester(abc.ABC):
     def test_non_contiguous_inputs(self, device, path):
         for variant in self.variants():
             tensors = self.make(device, self.dtypes[0], self.rows, **variant)
-            with on_path(path):
+            with on_path(path, device):
                 want = self.call(*tensors, **variant)
                 got = self.call(*(non_contiguous(t) for t in tensors), **variant)
             self.compare(got, want, self.dtypes[0], f"non-contiguous {variant}")
@@ -151,7 +185,7 @@ class OpTester(abc.ABC):
     def test_empty_inputs(self, device, path):
         for variant in self.variants():
             tensors = self.make(device, self.dtypes[0], 0, **variant)
-            with on_path(path):
+            with on_path(path, device):
                 out = as_tuple(self.call(*tensors, **variant))
             assert all(o.shape[0] == 0 for o in out), f"{variant}: {[tuple(o.shape) for o in out]}"
 
@@ -170,18 +204,19 @@ class OpTester(abc.ABC):
                 return as_tuple(self.call(*args, **variant))[0]
 
             floats = [tensors[i].detach().clone().requires_grad_() for i in slots]
-            with on_path(path):
+            with on_path(path, device):
                 assert torch.autograd.gradcheck(first_output, floats), variant
 
     @pytest.mark.needs_extension
     @pytest.mark.parametrize("device", DEVICES)
-    def test_compiled_gradients_match_the_reference(self, device):
+    @pytest.mark.parametrize("path", COMPILED_PATHS)
+    def test_compiled_gradients_match_the_reference(self, device, path):
         for variant in self.variants():
             tensors = self.make(device, self.dtypes[0], self.rows, **variant)
             grads = []
-            for path in PATHS:
+            for side in (path, "reference"):
                 floats = [t.detach().clone().requires_grad_() if is_float(t) else t for t in tensors]
-                with on_path(path):
+                with on_path(side, device):
                     out = as_tuple(self.call(*floats, **variant))[0]
                 upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
                 leaves = [f for f in floats if is_float(f)]

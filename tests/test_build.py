@@ -12,14 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def setup_module_sources(with_cuda: bool) -> list[str]:
+def setup_module_sources(with_cuda: bool) -> tuple[list[str], list[str]]:
+    """setup.py's sources compiled once each, and those compiled once per CPU level."""
     spec = importlib.util.spec_from_file_location("audiosiam_setup", ROOT / "setup.py")
     text = (ROOT / "setup.py").read_text()
-    # Evaluate only the source-list helper: running setup.py itself would start a build.
+    # Evaluate only the source-list helpers: running setup.py itself would start a build.
     namespace = {"__file__": str(ROOT / "setup.py")}
     exec(compile(text.split("def _pip_cuda_include_dirs")[0], "setup.py", "exec"), namespace)
     assert spec is not None
-    return namespace["extension_sources"](with_cuda)
+    return namespace["extension_sources"](with_cuda), namespace["cpu_level_sources"]()
 
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
@@ -30,13 +31,12 @@ def test_setup_py_and_cmake_compile_the_same_sources():
         text=True,
         check=True,
     )
-    cmake_list = [
-        line.removeprefix("-- ").strip()
-        for line in (result.stdout + result.stderr).splitlines()
-        if line.strip().startswith("-- csrc/")
-    ]
-    assert cmake_list == setup_module_sources(with_cuda=True)
-    assert any(s.endswith(".cu") for s in cmake_list) and "csrc/audiosiam.cpp" in cmake_list
+    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines()]
+    cmake_once = [line.removeprefix("-- ") for line in lines if line.startswith("-- csrc/")]
+    cmake_per_level = [line.removeprefix("-- per level: ") for line in lines if line.startswith("-- per level: csrc/")]
+    assert (cmake_once, cmake_per_level) == setup_module_sources(with_cuda=True)
+    assert any(s.endswith(".cu") for s in cmake_once) and "csrc/audiosiam.cpp" in cmake_once
+    assert "csrc/ops/cpu/knn_kernel.cpp" in cmake_per_level and "csrc/ops/cpu_dispatch.cpp" in cmake_once
 
 
 @pytest.mark.needs_extension
@@ -47,9 +47,10 @@ def test_build_info_reports_the_build():
 
     info = build_info()
     assert info["loaded"] is True
-    assert {"cuda", "openmp", "openmp_max_threads", "simd", "torch_version", "torch_threads"} <= set(info)
+    assert {"cuda", "openmp", "openmp_max_threads", "cpu_capability", "torch_version", "torch_threads"} <= set(info)
     assert info["torch_version"] == torch.__version__.split("+")[0]
-    assert info["simd"] in {"AVX512", "AVX2", "AVX", "SSE4.2", "NEON", "scalar"}
+    assert info["cpu_capability"] in info["cpu_capabilities"]
+    assert info["cpu_capabilities"][0] == "default" and set(info["cpu_capabilities"]) <= {"default", "avx2", "avx512"}
 
 
 def test_a_second_bootstrap_of_an_unchanged_tree_compiles_nothing():

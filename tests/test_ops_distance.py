@@ -125,7 +125,7 @@ class TestKnn(OpTester):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("kind", ["random", "duplicates", "all_equal", "huge", "tiny"])
-def test_values_match_float64_reference(device, metric, kind):
+def test_values_match_float64_reference(device, metric, kind, cpu_level):
     x, y = inputs(kind)
     got = torch.ops.audiosiam.pairwise_distance(x.to(device), y.to(device), metric).cpu().double()
     want = ref64(x, y, metric)
@@ -136,7 +136,7 @@ def test_values_match_float64_reference(device, metric, kind):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_self_distance_diagonal_is_exactly_zero_and_better_than_cdist(device):
+def test_self_distance_diagonal_is_exactly_zero_and_better_than_cdist(device, cpu_level):
     x = torch.randn(256, 128, device=device)
     for metric in ("euclidean", "sqeuclidean", "l1"):
         assert torch.count_nonzero(pairwise_distance(x, metric=metric).diagonal()) == 0
@@ -146,7 +146,7 @@ def test_self_distance_diagonal_is_exactly_zero_and_better_than_cdist(device):
     assert cdist_diag > 10 * ours or cdist_diag > 1e-4
 
 
-def test_zero_distance_has_zero_subgradient_not_nan():
+def test_zero_distance_has_zero_subgradient_not_nan(cpu_level):
     x = torch.ones(3, 4, requires_grad=True)
     pairwise_distance(x).sum().backward()
     assert torch.equal(x.grad, torch.zeros(3, 4))
@@ -158,7 +158,7 @@ def test_zero_distance_has_zero_subgradient_not_nan():
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("metric", METRICS)
-def test_knn_matches_reference_with_lower_index_ties(device, metric):
+def test_knn_matches_reference_with_lower_index_ties(device, metric, cpu_level):
     q, r = inputs("duplicates", n=25, m=60, d=8)
     r = torch.cat([r, r[:7]])  # exact duplicates in the reference: equal distances
     d, i = knn(q.to(device), r.to(device), 9, metric=metric)
@@ -175,10 +175,10 @@ def test_knn_matches_reference_with_lower_index_ties(device, metric):
 @pytest.mark.parametrize("kind", ["random", "duplicates", "all_equal", "huge", "tiny", "clustered"])
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_knn_screening_never_loses_a_neighbour(device, kind, metric, dtype):
+def test_knn_screening_never_loses_a_neighbour(device, kind, metric, dtype, cpu_level):
     """The CPU kernel screens euclidean candidates with dot products; the answer must still be exact.
 
-    fp32 (AVX-512 builds) runs our own 8 x 32 dot-product tiles: 20 queries are two whole tiles and a
+    fp32 at the AVX-512 level runs our own 8 x 32 dot-product tiles: 20 queries are two whole tiles and a
     partial one, and 9,000 references are four packed blocks of 2,048 and a partial block whose last
     panel is partly empty. fp64 runs the BLAS path: three blocks of 4,096. The data kinds cover
     cancellation (huge norms), many equal distances (duplicates, all equal) and near-ties (tight clusters).
@@ -201,7 +201,7 @@ def test_knn_screening_never_loses_a_neighbour(device, kind, metric, dtype):
         assert torch.equal(i.cpu(), ri)
 
 
-def test_knn_with_more_queries_than_one_screening_block():
+def test_knn_with_more_queries_than_one_screening_block(cpu_level):
     """The fp32 CPU kernel keeps the screens of 8,192 queries at a time; the queries after the first
     block must get their own neighbours, in their own rows of the output."""
     g = torch.Generator().manual_seed(5)
@@ -228,8 +228,8 @@ def test_knn_refuses_non_finite_rows(compiled, monkeypatch):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
-def test_blocked_fp32_kernel_with_leftover_rows_and_columns(threads, metric):
-    """Where D is a multiple of 16, the CPU kernel computes 4 x 4 blocks of pairs (AVX-512 builds); rows
+def test_blocked_fp32_kernel_with_leftover_rows_and_columns(threads, metric, cpu_level):
+    """Where D is a multiple of 16, the CPU kernel computes 4 x 4 blocks of pairs (the AVX-512 level); rows
     and columns beyond whole blocks, and a y tile of 64 rows plus 6, must come out the same."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -248,7 +248,7 @@ def test_blocked_fp32_kernel_with_leftover_rows_and_columns(threads, metric):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("metric", METRICS)
-def test_self_distance_op_matches_both_sided_reference(device, threads, metric):
+def test_self_distance_op_matches_both_sided_reference(device, threads, metric, cpu_level):
     """``pairwise_distance(x)`` runs ``self_distance``: the CPU kernel computes the tiles on and above the
     diagonal and mirrors them, and the backward uses (G + G^T) in one product. Sizes cover a single row,
     leftovers of the 4 x 4 blocks and of the 16-row blocks, and a triangle that splits unevenly."""

@@ -100,7 +100,7 @@ class TestTripletSemiHardNegatives(OpTester):
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_batch_hard_ties_go_to_the_lower_index(compiled):
+def test_batch_hard_ties_go_to_the_lower_index(compiled, cpu_level):
     x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
     y = torch.tensor([0, 0, 0, 1, 1])  # anchor 0: positives 1 and 2 tie at distance 1; negatives 3 and 4 at 2
     if compiled:
@@ -112,7 +112,7 @@ def test_batch_hard_ties_go_to_the_lower_index(compiled):
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_semi_hard_picks_by_hand(compiled):
+def test_semi_hard_picks_by_hand(compiled, cpu_level):
     x = torch.tensor([[0.0], [1.0], [1.1], [1.5], [3.0]], dtype=torch.float64)
     y = torch.tensor([0, 0, 1, 1, 2])
     dist = torch.cdist(x, x)

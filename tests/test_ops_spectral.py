@@ -59,7 +59,7 @@ class TestMelPower(OpTester):
     "rows,bins,n_mels", [(1, 257, 64), (13, 257, 64), (101, 257, 40), (9, 5, 3), (17, 33, 16), (8, 513, 128)]
 )
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
-def test_kernel_matches_reference_with_mel_filterbanks(rows, bins, n_mels, dtype):
+def test_kernel_matches_reference_with_mel_filterbanks(rows, bins, n_mels, dtype, cpu_level):
     spec = spectra(rows, bins, dtype=dtype)
     real = torch.float32 if dtype == torch.complex64 else torch.float64
     fb = mel_filterbank(16000, 2 * (bins - 1), n_mels).to(real) if bins > 5 else random_filterbank(bins, n_mels, real)
@@ -71,7 +71,7 @@ def test_kernel_matches_reference_with_mel_filterbanks(rows, bins, n_mels, dtype
 
 
 @pytest.mark.needs_extension
-def test_kernel_matches_reference_with_dense_signed_filterbank_and_batch_dims():
+def test_kernel_matches_reference_with_dense_signed_filterbank_and_batch_dims(cpu_level):
     spec = spectra(2, 3, 19, 45, dtype=torch.complex128)
     fb = random_filterbank(45, 37, torch.float64)
     got = mel_power(spec, fb)
@@ -81,7 +81,7 @@ def test_kernel_matches_reference_with_dense_signed_filterbank_and_batch_dims():
 
 
 @pytest.mark.needs_extension
-def test_non_contiguous_spectrum_and_transposed_stft_frames():
+def test_non_contiguous_spectrum_and_transposed_stft_frames(cpu_level):
     wave = torch.randn(3, 8000, generator=torch.Generator().manual_seed(2))
     spec = torch.stft(wave, 512, 160, window=torch.hann_window(512), return_complex=True)  # (3, bins, frames)
     fb = mel_filterbank(16000, 512, 64)
@@ -91,7 +91,7 @@ def test_non_contiguous_spectrum_and_transposed_stft_frames():
     torch.testing.assert_close(mel_power(strided, fb), reference_mel_power(strided, fb), rtol=1e-5, atol=1e-4)
 
 
-def test_empty_and_zero_spectra():
+def test_empty_and_zero_spectra(cpu_level):
     fb = mel_filterbank(16000, 512, 64)
     assert mel_power(spectra(0, 257), fb).shape == (0, 64)
     assert torch.all(mel_power(torch.zeros(4, 257, dtype=torch.complex64), fb) == 0)

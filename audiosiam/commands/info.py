@@ -16,14 +16,15 @@ examples:
   audiosiam info --format json
 
 If "compiled core" says "not loaded", every op runs its pure-PyTorch reference: correct, but slower.
-The line says why and how to rebuild.
+The line says why and how to rebuild. "CPU level" is the instruction set the CPU kernels run with: the
+highest this CPU has (default: any x86-64; avx2; avx512); AUDIOSIAM_CPU_CAPABILITY=default|avx2 lowers it.
 """
 
 OPTIONAL = ("torchaudio", "numpy", "soundfile", "librosa", "faiss-cpu", "scikit-learn", "matplotlib", "tqdm")
 
 
 # The one-line summary `audiosiam --help` shows.
-HELP = "versions, compiled-core build (CUDA, OpenMP, SIMD) and models"
+HELP = "versions, compiled-core build (CUDA, OpenMP, CPU level) and models"
 
 
 def add_parser(subparsers) -> None:
@@ -81,6 +82,16 @@ def _describe_model(name_or_path: str | None) -> dict:
     }
 
 
+def examples_dir() -> str | None:
+    """The example clips (``support/``, ``query/``): inside the installed package (a wheel), or beside it in a
+    source checkout; ``None`` where neither holds them."""
+    package = Path(__file__).resolve().parents[1]
+    for folder in (package / "examples", package.parent / "examples"):
+        if (folder / "support").is_dir() and (folder / "query").is_dir():
+            return str(folder)
+    return None
+
+
 def collect(model: str | None = None) -> dict:
     import torch
 
@@ -100,6 +111,7 @@ def collect(model: str | None = None) -> dict:
         "cuda_available": torch.cuda.is_available(),
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "compiled_core": build,
+        "examples": examples_dir(),
         "packages": {name: _version(name) for name in OPTIONAL},
     }
     if build.get("loaded") and build.get("torch_version") and not torch.__version__.startswith(build["torch_version"]):
@@ -147,8 +159,9 @@ def format_report(r: dict) -> str:
         core = (
             f"loaded; CUDA kernels {'yes' if build.get('cuda') else 'no'}, OpenMP "
             f"{'yes (%s threads)' % build.get('openmp_max_threads') if build.get('openmp') else 'no'}, "
-            f"SIMD {build.get('simd')}, built against torch {build.get('torch_version')} with "
-            f"compiler {build.get('compiler')}"
+            f"CPU level {build.get('cpu_capability')} (this CPU and build: "
+            f"{', '.join(build.get('cpu_capabilities', []))}), built against torch {build.get('torch_version')} "
+            f"with compiler {build.get('compiler')}"
         )
     else:
         from ..ops._extension import REBUILD_HINT
@@ -161,6 +174,12 @@ def format_report(r: dict) -> str:
         f"torch          {r['torch']}, {r['torch_threads']} CPU threads, CUDA available: {r['cuda_available']} "
         f"(GPUs: {gpus})",
         f"compiled core  {core}",
+        "examples       "
+        + (
+            f"{r['examples']} (audiosiam classify --support {r['examples']}/support {r['examples']}/query)"
+            if r.get("examples")
+            else "not installed"
+        ),
         "packages       " + ", ".join(f"{k} {v or 'not installed'}" for k, v in r["packages"].items()),
     ]
     if "warning" in r:

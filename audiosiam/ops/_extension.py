@@ -150,7 +150,9 @@ def assert_has_ops() -> None:
 
 
 def build_info() -> dict:
-    """How the loaded extension was built (CUDA, OpenMP threads, SIMD, torch version), or why it is absent."""
+    """How the loaded extension was built (CUDA, OpenMP threads, torch version) and which CPU level its kernels
+    run at (``cpu_capability``, of ``cpu_capabilities``: the levels this CPU and build have), or why it is
+    absent."""
     module, reason = _load()
     if module is None:
         return {"loaded": False, "reason": reason}

@@ -1,11 +1,15 @@
 // C++ test of the ops through the PyTorch dispatcher (no Python): values against a direct computation
-// in double, the exact zero self-distance, argument errors, and knn tie-breaking.
+// in double, the exact zero self-distance, argument errors, knn tie-breaking, and the CPU level that ran
+// them (ctest runs this once per level, chosen with AUDIOSIAM_CPU_CAPABILITY).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <string>
+
+#include "ops/cpu_dispatch.h"
 
 namespace {
 
@@ -70,6 +74,14 @@ int main() {
     raised = std::string(e.what()).find("'metric'") != std::string::npos;
   }
   expect(raised, "unknown metric names the argument");
+
+  // The level asked for ran, or, where this CPU lacks it, the highest one it has.
+  const std::string level = audiosiam::cpu::capability();
+  const auto levels = audiosiam::cpu::capabilities();
+  const char* env = std::getenv("AUDIOSIAM_CPU_CAPABILITY");
+  const std::string asked = env && *env ? env : levels.back();
+  const bool has_asked = std::find(levels.begin(), levels.end(), asked) != levels.end();
+  expect(level == (has_asked ? asked : levels.back()), "the kernels ran at CPU level " + level + " (asked: " + asked + ")");
 
   std::cout << (failures ? "FAILED" : "all passed") << "\n";
   return failures ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -8,8 +8,11 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels.h"
+
 namespace audiosiam {
 namespace cpu {
+namespace AUDIOSIAM_CPU_CAPABILITY {
 
 template <typename scalar_t, bool kAbs>
 inline scalar_t difference_sum(const scalar_t* a, const scalar_t* b, int64_t d) {
@@ -31,5 +34,6 @@ inline scalar_t difference_sum(const scalar_t* a, const scalar_t* b, int64_t d) 
   return tail;
 }
 
+}  // namespace AUDIOSIAM_CPU_CAPABILITY
 }  // namespace cpu
 }  // namespace audiosiam

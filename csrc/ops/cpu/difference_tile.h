@@ -3,7 +3,7 @@
 // (pairwise_distance, its self-distance form, the fused batch-hard loss) computes them through here, so
 // one fast path serves them all.
 //
-// Fast path (fp32 squared differences, D % 16 == 0, AVX-512 build): blocks of 4 x 4 pairs, each loaded
+// Fast path (fp32 squared differences, D % 16 == 0, the AVX-512 level): blocks of 4 x 4 pairs, each loaded
 // vector serving four pairs, so the loop is bound by arithmetic, not loads. Sixteen accumulators plus
 // eight loaded vectors fit the 32 AVX-512 registers (plain C++ with the same blocking spilled and ran 4.5x
 // slower). Everything else, and the leftover rows and columns, goes through difference_sum. Both paths
@@ -22,6 +22,7 @@
 
 namespace audiosiam {
 namespace cpu {
+namespace AUDIOSIAM_CPU_CAPABILITY {
 
 #if defined(__AVX512F__)
 // Lane t of the result is the sum of the 16 lanes of v[t]: a tree of 15 vector additions (with shuffles
@@ -96,5 +97,6 @@ void difference_tile(const scalar_t* x, int64_t i0, int64_t i1, const scalar_t* 
   }
 }
 
+}  // namespace AUDIOSIAM_CPU_CAPABILITY
 }  // namespace cpu
 }  // namespace audiosiam

@@ -18,7 +18,6 @@
 // of a query block, then select. Either way only tiles of the (queries x references) matrix ever exist.
 
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -34,8 +33,11 @@
 
 #include "../distance.h"
 #include "difference_sum.h"
+#include "kernels.h"
 
 namespace audiosiam {
+namespace cpu {
+namespace AUDIOSIAM_CPU_CAPABILITY {
 namespace {
 
 // Tiles of 1024 queries x 4096 references (16 MB in fp32): large enough for BLAS to run near its peak.
@@ -159,7 +161,7 @@ void knn_euclidean(const at::Tensor& query, const at::Tensor& ref, int64_t k, bo
             for (int64_t j = c; j < c_end; ++j) any |= !(row[j - rb] > screen.limit);
             if (!any) continue;
             for (int64_t j = c; j < c_end; ++j)
-              screen.offer(row[j - rb], j, [&] { return cpu::difference_sum<scalar_t, false>(qp + i * d, rp + j * d, d); });
+              screen.offer(row[j - rb], j, [&] { return difference_sum<scalar_t, false>(qp + i * d, rp + j * d, d); });
           }
         }
       });
@@ -169,7 +171,7 @@ void knn_euclidean(const at::Tensor& query, const at::Tensor& ref, int64_t k, bo
 }
 
 #if defined(__AVX512F__)
-// fp32 with AVX-512: the same screen, fed by our own dot-product kernel instead of a BLAS call, so that no
+// fp32 at the AVX-512 level: the same screen, fed by our own dot-product kernel instead of a BLAS call, so that no
 // (queries x references) tile is ever written to memory and read back: each 8 x 32 block of dot products
 // is screened while it is still in registers. (On the AMD benchmark machine torch's MKL also runs this
 // product more slowly: 58 GFLOP/s, against about 80 for OpenBLAS, which FAISS uses, and 85 here.)
@@ -256,7 +258,7 @@ void knn_euclidean_avx512(const at::Tensor& query, const at::Tensor& ref, int64_
               _mm512_store_ps(partial[r] + kPanel, v1);
               const float* qi = qp + (i0 + r) * d;
               for (int64_t c = 0; c < cols; ++c)
-                screen.offer(partial[r][c], j0 + c, [&] { return cpu::difference_sum<float, false>(qi, rp + (j0 + c) * d, d); });
+                screen.offer(partial[r][c], j0 + c, [&] { return difference_sum<float, false>(qi, rp + (j0 + c) * d, d); });
             }
           }
         }
@@ -284,7 +286,7 @@ void knn_full(const at::Tensor& query, const at::Tensor& ref, int64_t k, Metric 
         TopK<scalar_t> best(k);
         const scalar_t* cos_row = metric == Metric::Cosine ? cosine.data_ptr<scalar_t>() + (i - qb) * nr : nullptr;
         for (int64_t j = 0; j < nr; ++j) {
-          const scalar_t v = cos_row ? cos_row[j] : cpu::difference_sum<scalar_t, true>(qp + i * d, rp + j * d, d);
+          const scalar_t v = cos_row ? cos_row[j] : difference_sum<scalar_t, true>(qp + i * d, rp + j * d, d);
           if (v <= best.worst()) best.offer(v, j);
         }
         best.write(out_d.data_ptr<scalar_t>() + i * k, out_i.data_ptr<int64_t>() + i * k, [](scalar_t v) { return v; });
@@ -293,8 +295,10 @@ void knn_full(const at::Tensor& query, const at::Tensor& ref, int64_t k, Metric 
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> knn_cpu(const at::Tensor& query_in, const at::Tensor& ref_in, int64_t k,
-                                           c10::string_view metric_name) {
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> knn(const at::Tensor& query_in, const at::Tensor& ref_in, int64_t k,
+                                       c10::string_view metric_name) {
   check_knn_args(query_in, ref_in, k);
   const Metric metric = parse_metric(std::string(metric_name));
   auto query = query_in.contiguous(), ref = ref_in.contiguous();
@@ -316,7 +320,6 @@ std::tuple<at::Tensor, at::Tensor> knn_cpu(const at::Tensor& query_in, const at:
   return {out_d, out_i};
 }
 
-}  // namespace
+}  // namespace AUDIOSIAM_CPU_CAPABILITY
+}  // namespace cpu
 }  // namespace audiosiam
-
-TORCH_LIBRARY_IMPL(audiosiam, CPU, m) { m.impl("knn", &audiosiam::knn_cpu); }

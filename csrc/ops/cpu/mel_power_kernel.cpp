@@ -6,13 +6,12 @@
 // their powers are computed once into a small buffer, then each group is, per bin of its run, one
 // multiply-add of a register of 16 weights by that bin's power, for each of the 8 frames (8 independent
 // sums hide the multiply-add latency). 64 bands over 257 bins take 266 such steps per frame, where a
-// dense product takes 257 x 4. 64 one-second clips (6,464 frames): 1.2 ms on one core here, against
-// 5.1 ms for the reference (the power, then a dense product). Threads take runs of frames. Builds for
-// AVX2 without AVX-512 take each group as two 8-float registers, 4 frames at a time.
+// dense product takes 257 x 4 (timings against the reference, the power then a dense product:
+// benchmarks/bench_frontend.py). Threads take runs of frames. The AVX2
+// level takes each group as two 8-float registers, 4 frames at a time.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
@@ -22,7 +21,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels.h"
+
 namespace audiosiam {
+namespace cpu {
+namespace AUDIOSIAM_CPU_CAPABILITY {
 namespace {
 
 constexpr int64_t kLanes = 16;  // bands per group
@@ -141,7 +144,9 @@ void mel_power_kernel(const scalar_t* spectrum, const Plan<scalar_t>& plan, int6
   });
 }
 
-at::Tensor mel_power_cpu(const at::Tensor& spectrum, const at::Tensor& filterbank) {
+}  // namespace
+
+at::Tensor mel_power(const at::Tensor& spectrum, const at::Tensor& filterbank) {
   TORCH_CHECK_VALUE(spectrum.dim() == 3 && spectrum.size(2) == 2, "audiosiam: argument 'spectrum': expected ",
                     "(rows, bins, 2), the real view of complex spectra, got shape ", spectrum.sizes());
   TORCH_CHECK_VALUE(filterbank.dim() == 2 && filterbank.size(0) == spectrum.size(1), "audiosiam: argument ",
@@ -163,9 +168,6 @@ at::Tensor mel_power_cpu(const at::Tensor& spectrum, const at::Tensor& filterban
   return out;
 }
 
-}  // namespace
+}  // namespace AUDIOSIAM_CPU_CAPABILITY
+}  // namespace cpu
 }  // namespace audiosiam
-
-TORCH_LIBRARY_IMPL(audiosiam, CPU, m) {
-  m.impl("mel_power", &audiosiam::mel_power_cpu);
-}

@@ -1,7 +1,6 @@
 // CPU kernels of pairwise_distance and its backward.
 
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,8 +9,11 @@
 
 #include "../distance.h"
 #include "difference_tile.h"
+#include "kernels.h"
 
 namespace audiosiam {
+namespace cpu {
+namespace AUDIOSIAM_CPU_CAPABILITY {
 namespace {
 
 // Rows of y per tile: 64 rows of D=128 floats is 32 KB, which stays in L1/L2 while every x row of the
@@ -24,8 +26,8 @@ template <typename scalar_t, bool kAbs, bool kSqrt>
 void difference_kernel_impl(const scalar_t* x, const scalar_t* y, scalar_t* out, int64_t n, int64_t m, int64_t d) {
   at::parallel_for(0, n, 8, [&](int64_t begin, int64_t end) {
     for (int64_t jb = 0; jb < m; jb += kTileRows)
-      cpu::difference_tile<scalar_t, kAbs, kSqrt>(x, begin, end, y, jb, std::min(m, jb + kTileRows), d,
-                                                  out + begin * m + jb, m);
+      difference_tile<scalar_t, kAbs, kSqrt>(x, begin, end, y, jb, std::min(m, jb + kTileRows), d,
+                                             out + begin * m + jb, m);
   });
 }
 
@@ -39,7 +41,7 @@ void self_difference_kernel_impl(const scalar_t* x, scalar_t* out, int64_t n, in
     const int64_t i0 = b * kSelfBlockRows, i1 = std::min(n, i0 + kSelfBlockRows);
     for (int64_t jb = i0; jb < n; jb += kTileRows) {
       const int64_t je = std::min(n, jb + kTileRows);
-      cpu::difference_tile<scalar_t, kAbs, kSqrt>(x, i0, i1, x, jb, je, d, out + i0 * n + jb, n);
+      difference_tile<scalar_t, kAbs, kSqrt>(x, i0, i1, x, jb, je, d, out + i0 * n + jb, n);
       for (int64_t j = std::max(jb, i1); j < je; ++j)
         for (int64_t i = i0; i < i1; ++i) out[j * n + i] = out[i * n + j];
     }
@@ -70,7 +72,9 @@ void dispatch_metric(Metric metric, const scalar_t* x, const scalar_t* y, scalar
     run(std::false_type{}, std::false_type{});
 }
 
-at::Tensor pairwise_distance_cpu(const at::Tensor& x_in, const at::Tensor& y_in, c10::string_view metric_name) {
+}  // namespace
+
+at::Tensor pairwise_distance(const at::Tensor& x_in, const at::Tensor& y_in, c10::string_view metric_name) {
   check_pair(x_in, "x", y_in, "y");
   const Metric metric = parse_metric(std::string(metric_name));
   if (metric == Metric::Cosine) return cosine_distance(x_in, y_in);
@@ -85,7 +89,7 @@ at::Tensor pairwise_distance_cpu(const at::Tensor& x_in, const at::Tensor& y_in,
   return out;
 }
 
-at::Tensor self_distance_cpu(const at::Tensor& x_in, c10::string_view metric_name) {
+at::Tensor self_distance(const at::Tensor& x_in, c10::string_view metric_name) {
   check_matrix(x_in, "x");
   const Metric metric = parse_metric(std::string(metric_name));
   if (metric == Metric::Cosine) return cosine_self_distance(x_in);
@@ -98,6 +102,8 @@ at::Tensor self_distance_cpu(const at::Tensor& x_in, c10::string_view metric_nam
   });
   return out;
 }
+
+namespace {
 
 // grad_x[i] = sum_j g[i, j] sign(x[i] - y[j]);  grad_y[j] = -sum_i g[i, j] sign(x[i] - y[j]).
 // One pass over the pairs computes each sign once and feeds both sums: rows of x are split between
@@ -183,23 +189,19 @@ at::Tensor distance_weights_cpu(const at::Tensor& grad, const at::Tensor& dist, 
 
 const BackwardKernels kBackwardKernels{&l1_grad_cpu, &distance_weights_cpu};
 
-std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
-                                                                  const at::Tensor& y, const at::Tensor& dist,
-                                                                  c10::string_view metric) {
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> pairwise_distance_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                              const at::Tensor& y, const at::Tensor& dist,
+                                                              c10::string_view metric) {
   return pairwise_distance_backward_impl(grad, x, y, dist, std::string(metric), kBackwardKernels);
 }
 
-at::Tensor self_distance_backward_cpu(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dist,
-                                      c10::string_view metric) {
+at::Tensor self_distance_backward(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dist,
+                                  c10::string_view metric) {
   return self_distance_backward_impl(grad, x, dist, std::string(metric), kBackwardKernels);
 }
 
-}  // namespace
+}  // namespace AUDIOSIAM_CPU_CAPABILITY
+}  // namespace cpu
 }  // namespace audiosiam
-
-TORCH_LIBRARY_IMPL(audiosiam, CPU, m) {
-  m.impl("pairwise_distance", &audiosiam::pairwise_distance_cpu);
-  m.impl("_pairwise_distance_backward", &audiosiam::pairwise_distance_backward_cpu);
-  m.impl("self_distance", &audiosiam::self_distance_cpu);
-  m.impl("_self_distance_backward", &audiosiam::self_distance_backward_cpu);
-}

@@ -3,15 +3,17 @@
 // into a contiguous buffer and every positive sweeps it in a loop the compiler vectorises.
 
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <numeric>
 #include <vector>
 
 #include "../triplet.h"
+#include "kernels.h"
 
 namespace audiosiam {
+namespace cpu {
+namespace AUDIOSIAM_CPU_CAPABILITY {
 namespace {
 
 // Rows ordered by label (stably), and for each row the range [first, last) of that order holding its
@@ -86,9 +88,11 @@ void batch_all_impl(const scalar_t* dist, const int64_t* labels, int64_t b, doub
   });
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> triplet_batch_all_cpu(const at::Tensor& dist_in,
-                                                                                 const at::Tensor& labels_in,
-                                                                                 double margin, bool soft) {
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> triplet_batch_all(const at::Tensor& dist_in,
+                                                                             const at::Tensor& labels_in,
+                                                                             double margin, bool soft) {
   check_distance_batch(dist_in, labels_in);
   auto dist = dist_in.contiguous(), labels = labels_in.contiguous();
   const int64_t b = dist.size(0);
@@ -101,7 +105,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> triplet_batch_all_cpu
   return out.tuple();
 }
 
-}  // namespace
+}  // namespace AUDIOSIAM_CPU_CAPABILITY
+}  // namespace cpu
 }  // namespace audiosiam
-
-TORCH_LIBRARY_IMPL(audiosiam, CPU, m) { m.impl("triplet_batch_all", &audiosiam::triplet_batch_all_cpu); }

@@ -7,7 +7,6 @@
 // lower index whichever order the pairs arrive in, and the result does not depend on the thread count.
 
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,8 +16,11 @@
 
 #include "../triplet.h"
 #include "difference_tile.h"
+#include "kernels.h"
 
 namespace audiosiam {
+namespace cpu {
+namespace AUDIOSIAM_CPU_CAPABILITY {
 namespace {
 
 constexpr int64_t kAnchorRows = 16;  // rows per block: small enough that the triangle splits evenly
@@ -57,9 +59,9 @@ HardestChoices<scalar_t> hardest_choices(const scalar_t* x, const int64_t* label
     for (int64_t jb = i0; jb < b; jb += kColumnTile) {
       const int64_t je = std::min(b, jb + kColumnTile);
       if (squared)
-        cpu::difference_tile<scalar_t, false, false>(x, i0, i1, x, jb, je, d, tile, kColumnTile);
+        difference_tile<scalar_t, false, false>(x, i0, i1, x, jb, je, d, tile, kColumnTile);
       else
-        cpu::difference_tile<scalar_t, false, true>(x, i0, i1, x, jb, je, d, tile, kColumnTile);
+        difference_tile<scalar_t, false, true>(x, i0, i1, x, jb, je, d, tile, kColumnTile);
       for (int64_t i = i0; i < i1; ++i)
         for (int64_t j = std::max(jb, i + 1); j < je; ++j) {  // pairs with j > i; each is both anchors' offer
           const scalar_t dist = tile[(i - i0) * kColumnTile + (j - jb)];
@@ -91,7 +93,9 @@ HardestChoices<scalar_t> hardest_choices(const scalar_t* x, const int64_t* label
   return result ? std::move(*result) : HardestChoices<scalar_t>(b);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> triplet_batch_hard_cpu(
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> triplet_batch_hard(
     const at::Tensor& embeddings_in, const at::Tensor& labels_in, double margin, double scale, bool squared, bool soft) {
   check_batch(embeddings_in, labels_in);
   auto x = embeddings_in.contiguous();
@@ -114,10 +118,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> triplet_b
   return {terms, pos, neg, d_ap, d_an};
 }
 
-at::Tensor triplet_batch_hard_backward_cpu(const at::Tensor& grad_terms, const at::Tensor& embeddings,
-                                           const at::Tensor& positive, const at::Tensor& negative,
-                                           const at::Tensor& d_ap, const at::Tensor& d_an, double margin, double scale,
-                                           bool squared, bool soft) {
+at::Tensor triplet_batch_hard_backward(const at::Tensor& grad_terms, const at::Tensor& embeddings,
+                                       const at::Tensor& positive, const at::Tensor& negative, const at::Tensor& d_ap,
+                                       const at::Tensor& d_an, double margin, double scale, bool squared, bool soft) {
   auto x = embeddings.contiguous();
   auto g = grad_terms.contiguous();
   auto grad = at::zeros_like(x);
@@ -149,10 +152,6 @@ at::Tensor triplet_batch_hard_backward_cpu(const at::Tensor& grad_terms, const a
   return grad;
 }
 
-}  // namespace
+}  // namespace AUDIOSIAM_CPU_CAPABILITY
+}  // namespace cpu
 }  // namespace audiosiam
-
-TORCH_LIBRARY_IMPL(audiosiam, CPU, m) {
-  m.impl("triplet_batch_hard", &audiosiam::triplet_batch_hard_cpu);
-  m.impl("_triplet_batch_hard_backward", &audiosiam::triplet_batch_hard_backward_cpu);
-}

@@ -7,7 +7,6 @@
 // SemiHardChoice (triplet.h), which the CUDA kernel and the reference make.
 
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -18,8 +17,11 @@
 #include <vector>
 
 #include "../triplet.h"
+#include "kernels.h"
 
 namespace audiosiam {
+namespace cpu {
+namespace AUDIOSIAM_CPU_CAPABILITY {
 namespace {
 
 // min of v[t] over lo < v[t] < hi, +inf if none.
@@ -77,7 +79,9 @@ void semi_hard_impl(const scalar_t* dist, const int64_t* labels, int64_t b, doub
   });
 }
 
-at::Tensor triplet_semi_hard_negatives_cpu(const at::Tensor& dist_in, const at::Tensor& labels_in, double margin) {
+}  // namespace
+
+at::Tensor triplet_semi_hard_negatives(const at::Tensor& dist_in, const at::Tensor& labels_in, double margin) {
   check_distance_batch(dist_in, labels_in);
   auto dist = dist_in.contiguous(), labels = labels_in.contiguous();
   const int64_t b = dist.size(0);
@@ -89,9 +93,6 @@ at::Tensor triplet_semi_hard_negatives_cpu(const at::Tensor& dist_in, const at::
   return out;
 }
 
-}  // namespace
+}  // namespace AUDIOSIAM_CPU_CAPABILITY
+}  // namespace cpu
 }  // namespace audiosiam
-
-TORCH_LIBRARY_IMPL(audiosiam, CPU, m) {
-  m.impl("triplet_semi_hard_negatives", &audiosiam::triplet_semi_hard_negatives_cpu);
-}
