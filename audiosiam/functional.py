@@ -121,12 +121,11 @@ def log_mel_from_filterbank(
 
 # Clips are transformed in groups of at most this many samples (20 s at 16 kHz): the STFT's intermediates
 # (frames, complex spectrum, power) then take a few MB that the allocator reuses and the cache holds,
-# instead of hundreds of MB mapped fresh from the OS on every call (64 five-second clips: 121 -> ~45 ms
-# on 2 cores here).
+# instead of hundreds of MB mapped fresh from the OS on every call (timings: benchmarks/bench_frontend.py).
 _CHUNK_SAMPLES = 320_000
 
 # Longer clips (a long recording's chunk) are transformed in pieces of this many frames, for the same
-# reason: 63 s at once took 27-28 ms on one core here, in 5 s pieces 15-16.5 ms (runs alternated).
+# reason: the pieces' intermediates stay in cache where a whole minute's would not.
 _LONG_SAMPLES, _PIECE_FRAMES = 320_000, 512
 
 

@@ -223,9 +223,9 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
 
 # torchaudio resamples as one convolution with a filter per output phase (``new / gcd`` of them) and a
 # stride of ``orig / gcd``. With few phases (48 kHz -> 16 kHz: one) that convolution has one or two output
-# channels, which oneDNN runs slowly (3.2 s per hour of 48 kHz audio on one core here). ``_apply_grouped``
-# applies the same filters to ``group`` consecutive steps at once, about this many output channels: 48 ->
-# 16 kHz 6.5x faster (0.5 s per hour), 32 -> 16 and 8 -> 16 kHz about 2x. (Tried 4 to 256: 8-16 best.)
+# channels, which oneDNN runs far below its speed on wide layers. ``_apply_grouped`` applies the same
+# filters to ``group`` consecutive steps at once, about this many output channels, so that the convolution
+# is wide enough for its fast path (8-16 measured best; timings in benchmarks/RESULTS.md, front end).
 _OUTPUTS_PER_STEP = 16
 
 
@@ -324,7 +324,7 @@ def _apply_banded(waveform: torch.Tensor, bands: tuple, width: int, down: int, u
     steps = (padded_length - taps) // down + 1  # torchaudio's output steps
     out = padded.new_empty(batch, steps, up)
     bands = [(lo, filters.to(flat.device)) for lo, filters in bands]
-    for row in range(batch):  # 2-D products: a batched one copied the strided view first (2x slower)
+    for row in range(batch):  # 2-D products: a batched product would copy the strided view first
         phase = 0
         for lo, filters in bands:
             view = padded[row].as_strided((steps, filters.shape[0]), (down, 1), padded[row].storage_offset() + lo)
@@ -502,8 +502,8 @@ def read_blocks(
             Default: ``16000``.
         block_seconds (float, optional): about this many seconds per block (> 0). Default: ``60.0``.
         decoders (int or None, optional): threads decoding a FLAC file, each with its own handle on every
-            ``decoders``-th block (the same samples: FLAC seeks exactly; an hour of 48 kHz stereo decodes in
-            half the time on 2 cores). Other formats are read in this thread: a WAV block is a copy, and
+            ``decoders``-th block (the same samples: FLAC seeks exactly; decoding is the long part of reading a
+            long FLAC file, and it parallelises). Other formats are read in this thread: a WAV block is a copy, and
             the other compressed formats' seeking has not been checked exact for every encoder. ``None``: 2
             where there are 2 cores or more, else 1. Default: ``None``.
 

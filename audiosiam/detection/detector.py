@@ -21,9 +21,9 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
    thereby assumed to fill at most about 3% of a recording; where it fills more, the quieter or less
    typical of its occurrences are missed first (lower ``background_quantile``, or pass ``threshold``).
    ``negatives`` (clips of what is *not* wanted) raise it to just above their best window score, so
-   nothing that scores like them is found. (Chosen on training-class soundscapes with 5 s stretches of
-   their background as negatives: F 0.730 / 0.288 / 0.882 on environmental / kinds / word soundscapes,
-   against 0.674 / 0.279 / 0.841 for halfway between that score and ``p``.) ``threshold=`` replaces the
+   nothing that scores like them is found (chosen against halfway between that score and ``p`` on
+   training-class soundscapes with 5 s stretches of their background as negatives: benchmarks/RESULTS.md,
+   finding sounds). ``threshold=`` replaces the
    rule with one fixed value. (Chosen on soundscapes of training classes,
    ``benchmarks/soundscape_detection.py``; the held-out classes score it once.)
 5. **Events.** A window is *on* for the label with the largest score above its threshold (margin

@@ -145,14 +145,15 @@ class AttentiveStatsPooling(nn.Module):
             list[Tensor]: per window length, (1 + (T - window) // hop, 2C) as :meth:`windows` returns.
         """
         channels = x.shape[0]
-        # The 1x1 convolutions as matrix products: Conv1d takes its im2col path for a single long sequence
-        # (3.6 ms for a minute of frames against 1.2 ms).
+        # The 1x1 convolutions as matrix products: for a single long sequence Conv1d takes its im2col path,
+        # which copies the input first; addmm reads it in place.
         first, second = self.attention[0], self.attention[2]
         hidden = torch.addmm(first.bias[:, None], first.weight[:, :, 0], x).tanh_()
         logits = torch.addmm(second.bias[:, None], second.weight[:, :, 0], hidden)  # (C, T)
         # A window's softmax is unchanged by any shift of its logits, so one shift per channel serves all
-        # windows, and the three weighted sums become box sums (no (windows, C, window) tensors): 5-6x less
-        # work than pooling each window. They are written into one buffer, not stacked afterwards.
+        # windows, and the three weighted sums become box sums (no (windows, C, window) tensors): work
+        # proportional to the frames, not to frames x window as pooling each window would be. They are
+        # written into one buffer, not stacked afterwards.
         moments = x.new_empty(3, channels, x.shape[1])
         weights = torch.sub(logits, logits.amax(dim=1, keepdim=True), out=moments[0]).exp_()
         torch.mul(weights, x, out=moments[1])

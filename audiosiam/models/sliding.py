@@ -15,8 +15,8 @@ convolutional trunk once, and each window is pooled from the trunk frames it cov
   chunks fall: a recording streamed in chunks gives the windows of the whole recording processed at once,
   to float rounding (tests/test_sliding.py). Memory is set by ``chunk_seconds``, not by the recording;
 * on the CPU, a few consecutive chunks are embedded at once, each on its share of the threads (a single
-  long image scales poorly over threads: the trunk runs 1.6x faster on 2 cores than on one, two chunks
-  side by side nearly 2x), while the calling thread reads the next blocks.
+  long image scales poorly over threads: its layers are too thin to split well, where independent chunks
+  are not), while the calling thread reads the next blocks.
 
 A window differs from the same stretch embedded as a clip in one way: its trunk frames see their real
 neighbours where a clip's edges see zero padding.
