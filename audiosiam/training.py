@@ -453,7 +453,8 @@ def _int8_applies(model: EmbeddingModel) -> bool:
 def _fit_int8_ranges(path, files: list[str], seed: int, say) -> None:
     """Measure the int8 ranges of the checkpoint at ``path`` on its training clips (long recordings then
     run its trunk in 8-bit integers: ``models/quantized.py``) and write it back atomically."""
-    from .models.quantized import RANGES_KEY, fit_int8_ranges
+    from .models.int8_ranges import fit_int8_ranges
+    from .models.quantized import RANGES_KEY
 
     model = load_checkpoint(path)
     if not _int8_applies(model):
@@ -542,7 +543,7 @@ def _finishing_seconds(model: EmbeddingModel, val_set, files: list[str], config:
     from .evaluation import calibration_metrics
     from .fewshot.fitting import fit_calibration
     from .fewshot.rules import RULES
-    from .models.quantized import fit_int8_ranges
+    from .models.int8_ranges import fit_int8_ranges
 
     cost = {}
     model = copy.deepcopy(model).cpu().eval()  # the finishing steps read the checkpoint on the CPU

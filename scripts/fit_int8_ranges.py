@@ -18,7 +18,8 @@ from audiosiam.data.sources import DataSource
 from audiosiam.errors import ParameterError
 from audiosiam.models import load_model
 from audiosiam.models.checkpoint import update_checkpoint_info
-from audiosiam.models.quantized import RANGES_KEY, fit_int8_ranges
+from audiosiam.models.int8_ranges import fit_int8_ranges
+from audiosiam.models.quantized import RANGES_KEY
 
 
 def training_files(info: dict) -> list[str]:

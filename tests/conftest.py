@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from audiosiam.data.locations import shared_data as _shared_data
+
 from op_tester import ACTIVE_CPU_LEVEL, CPU_LEVELS, at_cpu_level
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -14,14 +14,8 @@ from audiosiam.io import load_audio
 from audiosiam.models import load_model
 from audiosiam.models.checkpoint import read_trusted, update_checkpoint_info
 from audiosiam.models.embedding import EmbeddingModel
-from audiosiam.models.quantized import (
-    RANGES_KEY,
-    Int8Trunk,
-    fit_activation_ranges,
-    fit_int8_ranges,
-    int8_available,
-    trunk_points,
-)
+from audiosiam.models.int8_ranges import fit_activation_ranges, fit_int8_ranges
+from audiosiam.models.quantized import RANGES_KEY, Int8Trunk, int8_available, trunk_points
 from audiosiam.models.sliding import SlidingEmbedder
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

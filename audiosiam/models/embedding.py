@@ -33,6 +33,7 @@ from ..errors import AudioLoadError, ParameterError
 from ..io import check_waveform, decoded_bytes, fix_length, load_many, read_blocks, sliding_windows
 from ..transforms import LogMelSpectrogram
 from .encoder import EncoderConfig, ResNetEncoder
+from .sliding import SlidingEmbedder
 
 __all__ = ["EmbeddingModel", "EmbeddingResult", "EmbedFailure", "describe_input", "as_clips", "STREAM_BYTES"]
 
@@ -337,8 +338,6 @@ class EmbeddingModel(nn.Module):
                 long.append(i)
         if not long:
             return {}
-        from .sliding import SlidingEmbedder
-
         was_training = self.training
         self.eval()
         embedder = SlidingEmbedder(self, self.window_seconds, self.hop_seconds, precision="float32")
@@ -432,6 +431,8 @@ class EmbeddingModel(nn.Module):
         Returns:
             str: ``path``.
         """
+        # Imported here, the one import that climbs back: checkpoint.py owns the file format and builds an
+        # EmbeddingModel when loading, and `model.save(path)` is the convenience users reach for.
         from .checkpoint import save_checkpoint
 
         self.info.update(extra_info)

@@ -336,7 +336,7 @@ def _why_not_int8(model, device: torch.device) -> str | None:
     if not model.info.get(RANGES_KEY):
         return (
             "the checkpoint has no int8 ranges (info['int8_ranges']; `audiosiam train` writes them, and "
-            "audiosiam.models.quantized.fit_int8_ranges measures them for an older checkpoint)"
+            "audiosiam.models.int8_ranges.fit_int8_ranges measures them for an older checkpoint)"
         )
     if not int8_available():
         return "this torch build has no oneDNN integer kernels"
