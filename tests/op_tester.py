@@ -116,6 +116,15 @@ class OpTester(abc.ABC):
         """The non-tensor settings to test, each passed to :meth:`make` and :meth:`call`."""
         return [{}]
 
+    def pytest_generate_tests(self, metafunc):
+        """Each dtype and each variant its own test, with an id that names it: one failure hides no other."""
+        if "dtype" in metafunc.fixturenames:
+            metafunc.parametrize("dtype", self.dtypes, ids=[str(d).removeprefix("torch.") for d in self.dtypes])
+        if "variant" in metafunc.fixturenames:
+            variants = self.variants()
+            ids = ["-".join(f"{k}={v}" for k, v in variant.items()) or "default" for variant in variants]
+            metafunc.parametrize("variant", variants, ids=ids)
+
     @abc.abstractmethod
     def make(self, device: str, dtype: torch.dtype, rows: int, **variant) -> tuple:
         """The op's tensor inputs (a fixed seed per call)."""
@@ -161,67 +170,61 @@ class OpTester(abc.ABC):
     # -------------------------------------------------------------------------------------- tests
     @pytest.mark.parametrize("device", DEVICES)
     @pytest.mark.parametrize("path", PATHS)
-    def test_values_match_the_definition(self, device, path):
-        for dtype in self.dtypes:
-            for variant in self.variants():
-                tensors = self.make(device, dtype, self.rows, **variant)
-                with on_path(path, device):
-                    got = self.call(*tensors, **variant)
-                want = self.expected(*(self.promote(t) for t in tensors), **variant)
-                self.compare(got, want, dtype, f"{dtype} {variant}")
+    def test_values_match_the_definition(self, device, path, dtype, variant):
+        tensors = self.make(device, dtype, self.rows, **variant)
+        with on_path(path, device):
+            got = self.call(*tensors, **variant)
+        want = self.expected(*(self.promote(t) for t in tensors), **variant)
+        self.compare(got, want, dtype, f"{dtype} {variant}")
 
     @pytest.mark.parametrize("device", DEVICES)
     @pytest.mark.parametrize("path", PATHS)
-    def test_non_contiguous_inputs(self, device, path):
-        for variant in self.variants():
-            tensors = self.make(device, self.dtypes[0], self.rows, **variant)
-            with on_path(path, device):
-                want = self.call(*tensors, **variant)
-                got = self.call(*(non_contiguous(t) for t in tensors), **variant)
-            self.compare(got, want, self.dtypes[0], f"non-contiguous {variant}")
+    def test_non_contiguous_inputs(self, device, path, variant):
+        tensors = self.make(device, self.dtypes[0], self.rows, **variant)
+        with on_path(path, device):
+            want = self.call(*tensors, **variant)
+            got = self.call(*(non_contiguous(t) for t in tensors), **variant)
+        self.compare(got, want, self.dtypes[0], f"non-contiguous {variant}")
 
     @pytest.mark.parametrize("device", DEVICES)
     @pytest.mark.parametrize("path", PATHS)
-    def test_empty_inputs(self, device, path):
-        for variant in self.variants():
-            tensors = self.make(device, self.dtypes[0], 0, **variant)
-            with on_path(path, device):
-                out = as_tuple(self.call(*tensors, **variant))
-            assert all(o.shape[0] == 0 for o in out), f"{variant}: {[tuple(o.shape) for o in out]}"
+    def test_empty_inputs(self, device, path, variant):
+        tensors = self.make(device, self.dtypes[0], 0, **variant)
+        with on_path(path, device):
+            out = as_tuple(self.call(*tensors, **variant))
+        assert all(o.shape[0] == 0 for o in out), f"{variant}: {[tuple(o.shape) for o in out]}"
 
     @pytest.mark.parametrize("device", DEVICES)
     @pytest.mark.parametrize("path", PATHS)
-    def test_gradcheck_float64(self, device, path):
+    def test_gradcheck_float64(self, device, path, variant):
         double = torch.complex128 if self.dtypes[0].is_complex else torch.float64
-        for variant in self.variants():
-            tensors = self.make(device, double, self.grad_rows, **variant)
-            slots = [i for i, t in enumerate(tensors) if is_float(t)]
+        tensors = self.make(device, double, self.grad_rows, **variant)
+        slots = [i for i, t in enumerate(tensors) if is_float(t)]
 
-            def first_output(*floats, tensors=tensors, slots=slots, variant=variant):
-                args = list(tensors)
-                for i, f in zip(slots, floats):
-                    args[i] = f
-                return as_tuple(self.call(*args, **variant))[0]
+        def first_output(*floats):
+            args = list(tensors)
+            for i, f in zip(slots, floats):
+                args[i] = f
+            return as_tuple(self.call(*args, **variant))[0]
 
-            floats = [tensors[i].detach().clone().requires_grad_() for i in slots]
-            with on_path(path, device):
-                assert torch.autograd.gradcheck(first_output, floats), variant
+        floats = [tensors[i].detach().clone().requires_grad_() for i in slots]
+        with on_path(path, device):
+            assert torch.autograd.gradcheck(first_output, floats), variant
 
     @pytest.mark.needs_extension
     @pytest.mark.parametrize("device", DEVICES)
     @pytest.mark.parametrize("path", COMPILED_PATHS)
-    def test_compiled_gradients_match_the_reference(self, device, path):
-        for variant in self.variants():
-            tensors = self.make(device, self.dtypes[0], self.rows, **variant)
-            grads = []
-            for side in (path, "reference"):
-                floats = [t.detach().clone().requires_grad_() if is_float(t) else t for t in tensors]
-                with on_path(side, device):
-                    out = as_tuple(self.call(*floats, **variant))[0]
-                upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
-                leaves = [f for f in floats if is_float(f)]
-                grads.append(torch.autograd.grad(out, leaves, upstream))
-            self.compare(grads[0], grads[1], self.dtypes[0], f"gradients {variant}")
+    def test_compiled_gradients_match_the_reference(self, device, path, variant):
+        tensors = self.make(device, self.dtypes[0], self.rows, **variant)
+        grads = []
+        for side in (path, "reference"):
+            floats = [t.detach().clone().requires_grad_() if is_float(t) else t for t in tensors]
+            with on_path(side, device):
+                out = as_tuple(self.call(*floats, **variant))[0]
+            upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
+            leaves = [f for f in floats if is_float(f)]
+            grads.append(torch.autograd.grad(out, leaves, upstream))
+        self.compare(grads[0], grads[1], self.dtypes[0], f"gradients {variant}")
 
     @pytest.mark.needs_extension
     @pytest.mark.parametrize("device", DEVICES)
