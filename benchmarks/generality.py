@@ -153,7 +153,7 @@ def baseline_features(waves: list[torch.Tensor], sample_rate: int) -> torch.Tens
 def teacher_features(paths: list[str]) -> torch.Tensor:
     """aiSFX's embeddings as its authors compute them (``aisfx.inference``, librosa front end, 50% block hop,
     partial last block dropped), the mean of each file's blocks: their code path, with the network of
-    :class:`~audiosiam.models.aisfx.AiSfxEncoder` (checked equal to theirs in ``tests/test_aisfx.py``)."""
+    :class:`~audiosiam.models.aisfx.AiSfxEncoder` (checked equal to theirs in ``tests/models/test_aisfx.py``)."""
     import librosa
     import numpy as np
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the reference (Sphinx: the README's quickstart, the command line, ARCHITECTURE.md and a page per
 # public module) into build/docs; open build/docs/index.html. Warnings are errors, as in the test suite
-# (tests/test_docs.py): a broken cross-reference or a docstring that does not render fails the build.
+# (tests/packaging/test_docs.py): a broken cross-reference or a docstring that does not render fails the build.
 #   bash scripts/docs.sh              # extra arguments go to sphinx-build (-E: rebuild every page)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -62,7 +62,7 @@ class ClipEmbedder(nn.Module):
     (the last one aligned to the clip's end); a clip shorter than ``minimum`` is centred in its window
     (``pad="center"``) or starts it (``pad="end"``). Zeros fill what lies outside the clip. The windows
     are embedded by the model's ``forward``, summed per clip and L2-normalised: what
-    ``EmbeddingModel._segments`` and ``_embed_waveforms`` do, window by window (tests/test_export.py
+    ``EmbeddingModel._segments`` and ``_embed_waveforms`` do, window by window (tests/models/test_export.py
     compares them at every boundary).
 
     Args:

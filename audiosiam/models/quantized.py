@@ -4,7 +4,7 @@ The trunk is three quarters of the work of searching a long recording (``find``)
 already runs near this CPU's peak multiply-add rate, so only less arithmetic makes it faster: with 8-bit
 weights and activations, oneDNN's integer convolutions do the same work in about 0.6x the time (1.6-1.7x
 on one core of the AVX2 development machine, 120 s of audio), and the windows' embeddings stay within a
-cosine of 0.9996 of the float ones on average, 0.996 at worst (``tests/test_quantized.py``; detection
+cosine of 0.9996 of the float ones on average, 0.996 at worst (``tests/models/test_quantized.py``; detection
 accuracy, unchanged, in ``docs/experiments/2026-12-01-find-int8-trunk.md``).
 
 The rule, static post-training quantization:

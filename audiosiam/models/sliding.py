@@ -13,7 +13,7 @@ convolutional trunk once, and each window is pooled from the trunk frames it cov
 * the audio arrives in blocks and is processed in chunks of ``chunk_seconds`` with enough context on both
   sides (the trunk's receptive field and half a window) that the result does not depend on where the
   chunks fall: a recording streamed in chunks gives the windows of the whole recording processed at once,
-  to float rounding (tests/test_sliding.py). Memory is set by ``chunk_seconds``, not by the recording;
+  to float rounding (tests/models/test_sliding.py). Memory is set by ``chunk_seconds``, not by the recording;
 * on the CPU, a few consecutive chunks are embedded at once, each on its share of the threads (a single
   long image scales poorly over threads: its layers are too thin to split well, where independent chunks
   are not), while the calling thread reads the next blocks.

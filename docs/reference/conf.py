@@ -29,7 +29,7 @@ nitpicky = True
 # Names of other libraries (no network at build time, so no intersphinx) are shown as text: see
 # audiosiam_docs.resolve_reference, which also resolves re-exported names.
 
-autoclass_content = "both"  # the class docstring and __init__'s (tests/test_docstrings.py reads both)
+autoclass_content = "both"  # the class docstring and __init__'s (tests/packaging/test_docstrings.py reads both)
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 napoleon_google_docstring = True

@@ -41,7 +41,7 @@ HELP_WIDTH = "100"  # argparse wraps --help to $COLUMNS: fixed, so the page does
 def public_modules() -> list[str]:
     """Names of the public modules: ``audiosiam`` and every module under it that has an ``__all__``, less
     private ones (a ``_`` part), the command line (documented by its ``--help``) and the deprecated aliases:
-    the modules whose ``__all__`` ``tests/test_docstrings.py`` checks."""
+    the modules whose ``__all__`` ``tests/packaging/test_docstrings.py`` checks."""
     import audiosiam
 
     names = ["audiosiam"]

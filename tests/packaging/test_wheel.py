@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from cli_runner import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SETTING = os.environ.get("AUDIOSIAM_TEST_WHEEL", "")
 COMPILERS = ("cc", "c++", "gcc", "g++", "clang", "clang++", "nvcc")

@@ -25,7 +25,7 @@ from audiosiam.models import load_checkpoint
 
 from audio_fixtures import write
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 DRIVER = textwrap.dedent(
     """

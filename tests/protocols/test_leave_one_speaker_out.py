@@ -17,7 +17,7 @@ import torch
 
 from audio_fixtures import write
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_TRAINING = [
     "--epochs",
     "1",

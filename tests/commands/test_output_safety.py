@@ -20,7 +20,7 @@ from cli_runner import cli
 from audiosiam.commands._common import write_rows
 from audiosiam.files import spreadsheet_safe
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # class names an attacker may choose (a folder name), each a formula to a spreadsheet
 FORMULAS = ['=HYPERLINK("http:evil","click")', "+x", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
 

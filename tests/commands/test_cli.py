@@ -1,6 +1,6 @@
 """The command line end to end, on the real example clips, with a small untrained checkpoint.
 
-(Accuracy of the bundled model is tested in tests/test_bundled_model.py; here the plumbing is: every
+(Accuracy of the bundled model is tested in tests/models/test_bundled_model.py; here the plumbing is: every
 command's output, formats, error reports and exit codes.)
 """
 
@@ -23,7 +23,7 @@ from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
 from audiosiam.ops import has_ops
 from audiosiam.transforms import LogMelSpectrogram
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_every_subcommand_teaches_with_help():

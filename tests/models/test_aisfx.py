@@ -17,7 +17,7 @@ from audiosiam.models import EmbeddingModel, load_checkpoint
 from audiosiam.models.aisfx import AiSfxEncoder, AiSfxFrontEnd, _package_file, aisfx_weights, authors_features
 from audiosiam.models.sliding import SlidingEmbedder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 pytestmark = pytest.mark.skipif(

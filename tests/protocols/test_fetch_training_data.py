@@ -16,7 +16,7 @@ from repo_files import load_repo_module
 
 from audio_fixtures import sweep, write
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fetch_training_data.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fetch_training_data.py"
 
 
 @pytest.fixture(scope="module")

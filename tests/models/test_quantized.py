@@ -18,7 +18,7 @@ from audiosiam.models.int8_ranges import fit_activation_ranges, fit_int8_ranges
 from audiosiam.models.quantized import RANGES_KEY, Int8Trunk, int8_available, trunk_points
 from audiosiam.models.sliding import SlidingEmbedder
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RATE = 16000
 
 pytestmark = pytest.mark.skipif(not int8_available(), reason="this torch build has no oneDNN integer kernels")

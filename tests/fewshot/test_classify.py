@@ -2,9 +2,9 @@
 
 The encoder here is a small, fixed spectral model (mean log-mel spectrum) so that the classifier's own
 logic is tested on clips whose right answer is known: pure tones of different pitches. The bundled model
-is tested end to end in tests/test_bundled_model.py. The spectral model carries no calibration map, so
+is tested end to end in tests/models/test_bundled_model.py. The spectral model carries no calibration map, so
 these tests cover the earlier rule, the fallback for such models (its warning is expected here); the map
-is tested in tests/test_calibration.py.
+is tested in tests/fewshot/test_calibration.py.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from audiosiam.models.encoder import AttentiveStatsPooling, EncoderConfig, ResNe
 from audiosiam.models.sliding import SlidingEmbedder
 
 RATE = 16000
-EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import audiosiam
 from audiosiam.commands._common import read_support_folder
 from audiosiam.fewshot import UNKNOWN, FewShotClassifier
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")

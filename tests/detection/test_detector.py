@@ -28,7 +28,7 @@ from audiosiam.detection.formats import event_rows, track_names, write_audacity,
 from audiosiam.errors import AudioLoadError, ParameterError
 
 RATE = 16000
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _noise(seconds: float, seed: int) -> torch.Tensor:

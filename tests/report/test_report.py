@@ -23,7 +23,7 @@ import torch
 from audiosiam.cli import main
 from audiosiam.report.audio import EMBED_SECONDS, AudioSources
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RATE = 16000
 
 # Names a page must show as text: markup, an event handler, quotes and ampersands, unicode.

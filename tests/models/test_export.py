@@ -27,7 +27,7 @@ from audiosiam.models.export import ClipEmbedder, export_model
 
 ort = pytest.importorskip("onnxruntime")
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SUPPORT = sorted(EXAMPLES.glob("support/*/*.flac"))
 QUERIES = sorted(EXAMPLES.glob("query/*.flac"))
 CLIPS = SUPPORT + QUERIES

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from repo_files import load_repo_module
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
