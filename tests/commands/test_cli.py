@@ -139,7 +139,8 @@ def test_verify_and_embed(checkpoint, tmp_path):
     npy = tmp_path / "emb.npy"
     code, _, _ = cli("embed", EXAMPLES / "support", "--out", npy, "--model", checkpoint)
     emb = np.load(npy)
-    rows = list(csv.DictReader(open(tmp_path / "emb.csv")))
+    with open(tmp_path / "emb.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
     assert code == 0 and emb.shape == (24, 24) and len(rows) == 24
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
 
