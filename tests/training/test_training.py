@@ -395,7 +395,8 @@ def test_automatic_validation_steps_aside_when_there_are_too_few_classes(tmp_pat
 def test_the_manifest_example_of_train_help_runs_as_written(tmp_path, shared_data):
     import shlex
 
-    from audiosiam.cli import main
+    from cli_runner import cli
+
     from audiosiam.commands.train import EXAMPLES
 
     lines = EXAMPLES.replace("\\\n", " ").splitlines()  # join continued lines
@@ -404,7 +405,8 @@ def test_the_manifest_example_of_train_help_runs_as_written(tmp_path, shared_dat
     args = [str(shared_data / "fsdd" / "manifest.csv") if a == "fsdd/manifest.csv" else a for a in args]
     args[args.index("--out") + 1] = str(tmp_path / "fsdd04.pt")
     tiny = ["--epochs", "1", "--steps-per-epoch", "1", "--channels", "8,8,16,16", "--blocks", "1,1,1"]
-    assert main([*args, *tiny, "--embedding-dim", "16", "--no-progress"]) == 0
+    code, _, err = cli(*args, *tiny, "--embedding-dim", "16", "--no-progress")
+    assert code == 0, err
     assert (tmp_path / "fsdd04.pt").is_file()
 
 
