@@ -550,6 +550,7 @@ def calibrated(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 def test_verify_reports_the_probability_of_same(calibrated, checkpoint):
     a, b = EXAMPLES / "support" / "snare" / "sn_06.flac", sorted((EXAMPLES / "support" / "bird").iterdir())[0]
     code, out, _ = cli("verify", a, a, "--model", calibrated, "--format", "json")

@@ -25,6 +25,8 @@ from audiosiam.models import load_checkpoint
 
 from audio_fixtures import write
 
+pytestmark = pytest.mark.slow  # subprocesses, training runs and exports: the full suite only
+
 ROOT = Path(__file__).resolve().parents[2]
 
 DRIVER = textwrap.dedent(

@@ -86,6 +86,7 @@ def test_the_rule_by_hand():
     np.testing.assert_allclose(shifted[:, 0] / shifted[:, 1], p[:, 0] / p[:, 1])
 
 
+@pytest.mark.slow
 def test_a_map_round_trips_and_a_damaged_one_is_refused(fitted):
     back = CalibrationMap.from_dict(fitted.to_dict())
     assert back == fitted
@@ -112,6 +113,7 @@ def test_episodes_stay_in_one_domain_and_cover_the_shots():
         next(open_set_episodes(np.zeros(10, dtype=int)))
 
 
+@pytest.mark.slow
 def test_fitted_map_is_calibrated_on_unseen_synthetic_classes(fitted):
     emb, labels = clusters(30, 14, seed=2)  # other classes, same generator
     for shot in (1, 5):
@@ -126,6 +128,7 @@ def test_fitted_map_is_calibrated_on_unseen_synthetic_classes(fitted):
     assert 0.35 < blind["open_auroc"] < 0.65  # without structure the map cannot tell known from unknown
 
 
+@pytest.mark.slow
 def test_target_false_accept_is_met_on_new_classes(fitted):
     emb, labels = clusters(30, 14, seed=3)
     for target in (0.05, 0.3):
@@ -192,6 +195,7 @@ def test_enrolment_clips_adapt_the_map_when_there_are_enough(fitted):
     assert (off.adapt_scale_, off.adapt_offset_) == (1.0, 0.0)
 
 
+@pytest.mark.slow
 def test_knn_rule_uses_its_own_map():
     emb, labels = clusters(30, 12, seed=6)
     cal = fit_calibration(emb, labels, rule="knn", k=3, episodes=200)
@@ -233,6 +237,7 @@ def test_same_probability_rises_with_similarity(fitted):
     assert np.isnan(FewShotClassifier(None, calibration="legacy").same_probability(0.5)).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["prototype", "knn"])
 def test_a_thousand_class_gallery_is_answered_not_rejected(rule):
     """A map fitted on episodes of at most 10 classes, used on 1,000 well-separated classes: the gallery is

@@ -58,6 +58,7 @@ def test_model_fingerprint_tracks_weights():
     assert model_fingerprint(a) != model_fingerprint(tiny_model(1))
 
 
+@pytest.mark.slow
 def test_two_processes_saving_one_gallery_never_corrupt_it(tmp_path):
     """Real processes, each saving its own gallery to the same path 15 times: every save succeeds and
     the file is always one of the two complete galleries."""

@@ -227,6 +227,7 @@ def test_fused_batch_hard_matches_reference(device, distance, squared, soft, red
     assert fused_stats == pytest.approx(ref_stats)
 
 
+@pytest.mark.slow
 @pytest.mark.needs_extension
 def test_fused_batch_hard_gradcheck_and_compile():
     x, y = batch(b=16, d=6)

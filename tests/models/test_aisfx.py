@@ -30,6 +30,7 @@ def sfx():
     return audiosiam.load_model("sfx")
 
 
+@pytest.mark.slow
 def test_front_end_matches_the_librosa_recipe_on_real_clips():
     # documented tolerance: 1e-4 absolute on features whose range is [0, ~1]
     for path in sorted((EXAMPLES / "support").rglob("*.flac"))[:4]:

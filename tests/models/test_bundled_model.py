@@ -69,6 +69,7 @@ def test_examples_are_classified_by_example(model):
         check_answers(answers, stranger_unknown=stranger_unknown)
 
 
+@pytest.mark.slow
 def test_quickstart_command_prints_the_table(tmp_path):
     plot = tmp_path / "plot.png"
     result = subprocess.run(
@@ -98,6 +99,7 @@ def test_quickstart_command_prints_the_table(tmp_path):
     assert plot.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared_data
 def test_unseen_spoken_digits(model, shared_data):
     from audiosiam.data import ManifestDataset
@@ -117,6 +119,7 @@ def test_unseen_spoken_digits(model, shared_data):
     assert one_shot["accuracy"] > 0.5 and five_shot["accuracy"] > 0.7
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared_data
 def test_speaker_preset_tells_speakers_apart_where_the_default_does_not(model, shared_data):
     """The `speaker` preset answers "who is speaking", which the default is trained to ignore.

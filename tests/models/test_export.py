@@ -25,6 +25,8 @@ from audiosiam.errors import AudiosiamError, CheckpointError, ParameterError
 from audiosiam.models import EmbeddingModel, load_model
 from audiosiam.models.export import ClipEmbedder, export_model
 
+pytestmark = pytest.mark.slow  # subprocesses, training runs and exports: the full suite only
+
 ort = pytest.importorskip("onnxruntime")
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

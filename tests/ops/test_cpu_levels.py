@@ -71,6 +71,7 @@ def test_the_environment_variable_chooses_a_level_never_above_the_cpus(level):
         assert ran == CPU_LEVELS[0] and f"AUDIOSIAM_CPU_CAPABILITY={level} asks for more" in warning
 
 
+@pytest.mark.slow
 def test_a_name_that_is_no_level_is_an_error_that_says_what_is():
     result = run_python(CODE, "avx3")
     assert result.returncode != 0

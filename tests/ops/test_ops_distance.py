@@ -292,6 +292,7 @@ def test_argument_errors_name_the_argument():
         knn(x, x, 5)
 
 
+@pytest.mark.slow
 def test_fallback_without_extension_warns_once_and_is_correct():
     code = (
         "import warnings, torch\n"

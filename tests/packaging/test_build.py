@@ -53,6 +53,7 @@ def test_build_info_reports_the_build():
     assert info["cpu_capabilities"][0] == "default" and set(info["cpu_capabilities"]) <= {"default", "avx2", "avx512"}
 
 
+@pytest.mark.slow
 def test_a_second_bootstrap_of_an_unchanged_tree_compiles_nothing():
     """``source scripts/bootstrap.sh`` after a build of this clone, sources unchanged, finishes in seconds."""
     import os

@@ -58,6 +58,7 @@ def test_the_pages_are_the_modules_whose_all_is_checked(docs_ext):
     assert set(docs_ext.public_modules()) == checked
 
 
+@pytest.mark.slow
 def test_broken_and_private_references_and_undocumented_constants_fail(tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "conf.py").write_text(

@@ -21,6 +21,7 @@ def _clusters(rng, n_classes, spread, clips=8, dim=16):
     return emb, np.repeat(np.arange(n_classes), clips)
 
 
+@pytest.mark.slow
 def test_a_domain_unlike_the_fitting_one_loses_calibration():
     rng = np.random.default_rng(0)
     tight, tight_labels = _clusters(rng, 8, 0.3)  # easy: every class far from the others

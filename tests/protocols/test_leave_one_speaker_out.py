@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from audio_fixtures import write
@@ -49,6 +50,7 @@ def _digit(digit: int, speaker: int, take: int) -> np.ndarray:
     return (0.3 * x + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_sweep_trains_without_the_speaker_evaluates_on_them_and_resumes(tmp_path):
     rows = []
     for digit in range(10):

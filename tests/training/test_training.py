@@ -56,6 +56,7 @@ def run(tmp_path, data, log=lambda *a: None, **overrides):
     return train(config, [DataSource(str(data), "tones")], progress=False, log=log)
 
 
+@pytest.mark.slow
 def test_training_writes_model_metrics_plot_and_checkpoints(tmp_path, data):
     final = run(tmp_path, data)
     assert (tmp_path / "model.pt").is_file()
@@ -79,6 +80,7 @@ def test_training_writes_model_metrics_plot_and_checkpoints(tmp_path, data):
         assert SlidingEmbedder(model, 0.5, 0.16).precision == "int8"
 
 
+@pytest.mark.slow
 def test_resume_continues_with_nothing_lost(tmp_path, data, monkeypatch):
     import audiosiam.training as training
 
@@ -105,6 +107,7 @@ def test_resume_continues_with_nothing_lost(tmp_path, data, monkeypatch):
     assert [h["epoch"] for h in history] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_label_free_training_and_contrastive_loss(tmp_path, data, monkeypatch):
     # Label-free positives are two augmented crops of one clip; speed perturbation makes them differ in voice
     # too, and must actually run on the training clips, not only be recorded.
@@ -210,6 +213,7 @@ def test_class_weights_balance_sources_and_label_free_share():
     assert flat[0] == pytest.approx(flat[5]) and sum(flat.values()) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_environmental_augmentations_run_on_the_training_clips(tmp_path, data, monkeypatch):
     # reverb, equaliser and mixing with another class's clip must act on what the encoder sees
     from audiosiam import transforms
@@ -311,6 +315,7 @@ def test_a_diverging_step_stops_the_run_naming_its_files_and_keeps_the_last_good
     load_checkpoint(tmp_path / "model.run" / "last.pt")  # finite, loads
 
 
+@pytest.mark.slow
 def test_a_checkpoint_with_non_finite_weights_is_refused(tmp_path, data):
     from audiosiam.errors import CheckpointError
 
@@ -329,6 +334,7 @@ def test_epochs_and_learning_rate_are_checked_before_any_work(tmp_path, data):
             run(tmp_path, data, **bad)
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_architecture_and_a_damaged_state(tmp_path, data):
     from audiosiam.errors import CheckpointError
 
@@ -341,6 +347,7 @@ def test_resume_refuses_another_architecture_and_a_damaged_state(tmp_path, data)
         run(tmp_path, data, epochs=2, resume=True)
 
 
+@pytest.mark.slow
 def test_a_run_carried_to_another_corpus_folder_resumes_and_other_data_is_refused(tmp_path, data):
     import shutil
 
@@ -358,6 +365,7 @@ def test_a_run_carried_to_another_corpus_folder_resumes_and_other_data_is_refuse
         run(tmp_path / "b", moved, epochs=3, resume=True)
 
 
+@pytest.mark.slow
 def test_init_from_a_checkpoint_of_another_architecture_is_explained(tmp_path, data):
     run(tmp_path / "a", data, epochs=1)
     start = tmp_path / "a" / "model.pt"
@@ -365,6 +373,7 @@ def test_init_from_a_checkpoint_of_another_architecture_is_explained(tmp_path, d
         run(tmp_path / "b", data, epochs=1, init=str(start), embedding_dim=24)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_named_and_keeps_the_last_good_epoch(tmp_path, data, monkeypatch):
     import errno
 
@@ -426,6 +435,7 @@ def test_training_on_a_gpu_that_is_not_there_is_refused_first(tmp_path, data):
         run(tmp_path, data, epochs=1, device="cuda")
 
 
+@pytest.mark.slow
 def test_a_fine_tune_validates_on_the_classes_its_starting_model_validated_on(tmp_path, data):
     run(tmp_path / "a", data, epochs=1)
     start = tmp_path / "a" / "model.pt"
@@ -449,6 +459,7 @@ def test_a_fine_tune_validates_on_the_classes_its_starting_model_validated_on(tm
         train(config, [DataSource(str(more), "tones")], progress=False, log=lambda *a: None)
 
 
+@pytest.mark.slow
 def test_fitting_the_calibration_afterwards_measures_the_weights_own_verification_threshold(tmp_path, data):
 
     from audiosiam.data import validation_items
@@ -475,6 +486,7 @@ def test_fitting_the_calibration_afterwards_measures_the_weights_own_verificatio
     assert set(after.info["calibration"]) == {"prototype", "knn"}
 
 
+@pytest.mark.slow
 def test_a_run_stopped_in_its_first_epoch_resumes_from_its_start(tmp_path, data, monkeypatch):
     import audiosiam.training as training
 
@@ -553,6 +565,7 @@ class _Clock:
     perf_counter = time
 
 
+@pytest.mark.slow
 def test_a_time_budget_leaves_the_finishing_steps_their_time_and_out_appears_once(tmp_path, data, monkeypatch):
     import audiosiam.training as training
 
@@ -602,6 +615,7 @@ def test_a_budget_smaller_than_its_finishing_steps_says_how_long_the_run_will_ta
     assert "take about 25 s, more than the budget leaves" in said and f"about {run_minutes:.1f} min" in said
 
 
+@pytest.mark.slow
 def test_a_time_budget_run_ends_within_the_budget_or_the_time_it_states(tmp_path, data, monkeypatch):
     import time
 
@@ -618,6 +632,7 @@ def test_a_time_budget_run_ends_within_the_budget_or_the_time_it_states(tmp_path
     assert wall < stated + 30.0  # generous: a shared machine; the logic is held by the test above
 
 
+@pytest.mark.slow
 def test_finishing_steps_are_timed_on_a_share_of_each(data, monkeypatch):
     import audiosiam.training as training
 
@@ -640,6 +655,7 @@ def test_warm_up_ends_at_its_steps_or_a_tenth_of_a_budget():
     assert _lr_factor(0.1, 9, 5, warmup_share=0.1) == _lr_factor(0.1, 9, 5)  # the steps end it first
 
 
+@pytest.mark.slow
 def test_the_closing_summary_says_when_the_model_is_weak(tmp_path, data, monkeypatch):
     import audiosiam.evaluation as evaluation
     from audiosiam.training import _weakness
