@@ -39,6 +39,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "audiosiam" / "cpu-levels-native"
 D = 128
+STALE_LOCK_SECONDS = 30 * 60
 
 
 def make_inputs(path: Path) -> None:
@@ -122,6 +123,12 @@ def native_library() -> str:
     from torch.utils import cpp_extension
 
     NATIVE_DIR.mkdir(parents=True, exist_ok=True)
+    lock = NATIVE_DIR / "lock"
+    # torch's builder waits for as long as its lock file exists, and a build killed midway leaves it behind;
+    # no build of these sources takes anywhere near STALE_LOCK_SECONDS
+    if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+        print(f"removing {lock}, left by a build that ended {STALE_LOCK_SECONDS // 60}+ minutes ago", flush=True)
+        lock.unlink(missing_ok=True)
     per_level = sorted(glob.glob(str(ROOT / "csrc/ops/cpu/*.cpp")))
     unity = NATIVE_DIR / "cpu_kernels.cpp"
     text = "".join(f'#include "{s}"\n' for s in per_level)
