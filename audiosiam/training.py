@@ -266,10 +266,10 @@ def _split_classes(
 
 
 def _classes_of(checkpoint: str, dataset: AudioClipDataset) -> set[str]:
-    """The validation classes recorded in ``checkpoint`` (``info["validation_classes"]``) that this data has."""
+    """The validation classes recorded in ``checkpoint`` (``info.validation_classes``) that this data has."""
     from .models import load_model
 
-    recorded = load_model(checkpoint).info.get("validation_classes")
+    recorded = load_model(checkpoint).info.validation_classes
     if not recorded:
         raise ParameterError(
             f"val_classes_of={checkpoint!r}: the checkpoint records no validation classes; use --val-classes instead"

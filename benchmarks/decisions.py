@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     model = load_model(args.model)
     chosen = validation_clips(args, model.info)
     emb = embed_items(model, chosen.items, cache=args.embeddings)
-    calibration = model.info.get("calibration")
+    calibration = model.info.calibration
     domains = np.array(chosen.domains, dtype=object)
     labels = np.array(chosen.labels)
     rows = []

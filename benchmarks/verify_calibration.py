@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     p_same = FewShotClassifier(model).same_probability(sims)
     right = (p_same >= 0.5) == truth
     ece, _ = expected_calibration_error(np.maximum(p_same, 1 - p_same), right)
-    threshold = model.info.get("verification_threshold")
+    threshold = model.info.verification_threshold
     result = {
         "model": args.model,
         "data": args.data,

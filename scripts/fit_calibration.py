@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         )
 
     verification = verification_metrics(emb, labels)
-    before = model.info.get("verification_threshold")
+    before = model.info.verification_threshold
     update_checkpoint_info(args.checkpoint, calibration=maps, verification_threshold=verification["eer_threshold"])
     print(
         f"verification: EER {verification['eer']:.4f} at similarity {verification['eer_threshold']:.4f} "

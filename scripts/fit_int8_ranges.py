@@ -18,14 +18,15 @@ from audiosiam.data.sources import DataSource
 from audiosiam.errors import ParameterError
 from audiosiam.models import load_model
 from audiosiam.models.checkpoint import update_checkpoint_info
+from audiosiam.models.info import ModelInfo
 from audiosiam.models.int8_ranges import fit_int8_ranges
 from audiosiam.models.quantized import RANGES_KEY
 
 
-def training_files(info: dict) -> list[str]:
+def training_files(info: ModelInfo) -> list[str]:
     """Every audio file of the checkpoint's training sources, label-free ones and backgrounds included."""
-    sources = [DataSource(**s) for s in (info.get("sources") or []) + (info.get("unlabelled") or [])]
-    sources += [DataSource(path=p) for p in info.get("background") or []]
+    sources = [DataSource(**s) for s in info.sources + info.unlabelled]
+    sources += [DataSource(path=p) for p in info.background]
     files = sorted({f for source in sources for f in source.files()})
     if not files:
         raise ParameterError("the checkpoint names no training sources (info['sources']); nothing to measure on")

@@ -199,6 +199,7 @@ def run(args) -> int:
             progress=progress,
         )
     from ..fewshot.verification import verification_threshold
+    from ..models.info import model_info
 
     results["verification"] = E.verification_metrics(
         emb, labels, seed=args.seed, threshold=verification_threshold(model)
@@ -206,7 +207,7 @@ def run(args) -> int:
     results["retrieval"] = E.retrieval_metrics(emb, labels)
     for k_shot in args.k_shot if args.open_set else ():
         results[f"open-set {k_shot}-shot"] = E.open_set_auroc(emb, labels, known, k_shot=k_shot, seed=args.seed)
-    calibration = None if args.legacy_calibration else (getattr(model, "info", None) or {}).get("calibration")
+    calibration = None if args.legacy_calibration else model_info(model).calibration
     if args.calibration and calibration is None and not args.legacy_calibration:
         print(
             "audiosiam evaluate: this model carries no calibration map; measuring the earlier rule "

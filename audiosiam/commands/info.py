@@ -57,7 +57,7 @@ def _describe_model(name_or_path: str | None) -> dict:
 
     model = load_model(name_or_path)
     info = model.info
-    metrics = info.get("metrics") or {}
+    metrics = info.metrics
     return {
         "model": name_or_path or "default",
         "source": str(getattr(model, "source", "")),
@@ -66,12 +66,12 @@ def _describe_model(name_or_path: str | None) -> dict:
         "sample_rate": model.sample_rate,
         "window_seconds": model.window_seconds,
         "verification_threshold": verification_threshold(model),
-        "trained_with_audiosiam": info.get("audiosiam_version"),
-        "training_minutes": info.get("training_minutes"),
-        "training_classes": len(info.get("label_set") or []),
-        "validation_classes": len(info.get("validation_classes") or []),
-        "calibration_map": "calibration" in info,
-        "int8_long_recordings": bool(info.get("int8_ranges")),
+        "trained_with_audiosiam": info.audiosiam_version,
+        "training_minutes": info.training_minutes,
+        "training_classes": len(info.label_set),
+        "validation_classes": len(info.validation_classes),
+        "calibration_map": info.calibration is not None,
+        "int8_long_recordings": info.int8_ranges is not None,
         "best_epoch": metrics.get("epoch"),
         "validation_metrics": {
             # the epoch's own equal-error threshold is not the model's (that is verification_threshold)

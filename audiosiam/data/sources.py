@@ -24,6 +24,7 @@ import torch
 
 from ..errors import NoAudioFilesError, ParameterError
 from ..io import find_audio_files, load_audio
+from ..models.info import ModelInfo
 from .datasets import ClipItem, folder_items, manifest_columns, manifest_items
 
 __all__ = ["DataSource", "load_sources", "source_items", "load_background", "validation_items"]
@@ -247,10 +248,11 @@ def validation_items(info: dict, extra: Sequence[str] = ()) -> list[ClipItem]:
     Raises:
         ParameterError: an ``extra`` class the model trained on, or no clip at all.
     """
-    held = set(info.get("validation_classes") or [])
-    sources = [DataSource(**s) for s in info.get("sources") or []]
+    info = ModelInfo(info)
+    held = set(info.validation_classes)
+    sources = [DataSource(**s) for s in info.sources]
     items = [it for it in source_items(sources) if it.label in held] if held else []
-    trained = set(info.get("label_set") or [])
+    trained = set(info.label_set)
     for path in extra:
         labelled, _, _ = load_sources([path])
         more = source_items(labelled)

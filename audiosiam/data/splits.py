@@ -228,8 +228,9 @@ def calibration_items(
     from dataclasses import replace
 
     from ..errors import ParameterError
+    from ..models.info import ModelInfo
 
-    items = validation_items(info, extra) if info.get("validation_classes") or extra else []
+    items = validation_items(info, extra) if ModelInfo(info).validation_classes or extra else []
     if multi_source:
         rows = validation_sets(root)
         unknown = sorted(set(domains or ()) - {row.domain for row in rows})

@@ -61,6 +61,7 @@ import torch
 from ..errors import AudioLoadError, ParameterError
 from ..io import active_span, check_waveform, load_many, read_blocks
 from ..models.embedding import as_clips, describe_input
+from ..models.info import model_info
 from ..models.sliding import SlidingEmbedder, check_precision
 from .events import Event
 
@@ -268,7 +269,8 @@ class EventDetector:
                 np.median(lengths), self.min_window_seconds, max(self.min_window_seconds, self.model.window_seconds)
             )
         )
-        fallback = float(self.model.info.get("verification_threshold", 0.5))
+        stored = model_info(self.model).verification_threshold
+        fallback = 0.5 if stored is None else stored
         self._labels = []
         for c, name in enumerate(names):
             own = embeddings[torch.as_tensor(label_index == c)]

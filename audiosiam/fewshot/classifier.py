@@ -38,6 +38,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..errors import GalleryError, ParameterError
 from ..models.embedding import as_clips, describe_input
+from ..models.info import model_info
 from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics, prior_offset
 from .gallery import Gallery, model_fingerprint
 from .rules import RULES, check_k, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
@@ -383,7 +384,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """The map of this classifier's rule, or ``None`` (the earlier rule; warned once per model)."""
         stored = self.calibration
         if stored is None:
-            stored = (getattr(self._model(), "info", None) or {}).get("calibration")
+            stored = model_info(self._model()).calibration
         if stored == _LEGACY:
             return None
         if isinstance(stored, dict):

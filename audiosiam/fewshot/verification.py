@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CheckpointError
+from ..models.info import model_info
 from .calibration import CalibrationMap
 
 __all__ = ["verification_map", "verification_threshold", "same_probability"]
@@ -32,7 +33,7 @@ def verification_map(model) -> CalibrationMap | None:
     Raises:
         CheckpointError: the stored map is damaged.
     """
-    stored = (getattr(model, "info", None) or {}).get("calibration")
+    stored = model_info(model).calibration
     if not isinstance(stored, dict):
         return None
     entry = stored if "weights" in stored else stored.get("prototype")
@@ -55,10 +56,8 @@ def verification_threshold(model) -> float | None:
     cal = verification_map(model)
     if cal is not None:
         return cal.same_threshold()
-    from ..models.checkpoint import stored_threshold
-
     try:
-        return stored_threshold(getattr(model, "info", None) or {})
+        return model_info(model).verification_threshold
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
 

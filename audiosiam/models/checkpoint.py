@@ -26,6 +26,7 @@ from ..transforms import LogMelSpectrogram
 from .aisfx import AiSfxConfig, AiSfxEncoder, AiSfxFrontEnd, aisfx_weights
 from .embedding import EmbeddingModel
 from .encoder import EncoderConfig, ResNetEncoder
+from .info import ModelInfo
 
 __all__ = [
     "save_checkpoint",
@@ -265,7 +266,8 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
 
 def stored_threshold(info: dict) -> float | None:
     """The equal-error verification threshold stored in a checkpoint's ``info`` (at its top, or in its
-    ``metrics``), checked: ``None`` when there is none.
+    ``metrics``), checked: ``None`` when there is none (:attr:`ModelInfo.verification_threshold
+    <audiosiam.models.info.ModelInfo.verification_threshold>`).
 
     Args:
         info (dict): the checkpoint's ``info``.
@@ -276,23 +278,7 @@ def stored_threshold(info: dict) -> float | None:
     Raises:
         ValueError: a stored value that is not a number in [-1, 1] (NaN, 5.0, ``"x"``, ``true``).
     """
-    metrics = info.get("metrics")
-    stored = info.get(
-        "verification_threshold", metrics.get("verification_threshold") if isinstance(metrics, dict) else None
-    )
-    if stored is None:
-        return None
-    # float32 similarities of identical clips reach 1 + 6e-8: a rounding, not damage
-    if (
-        isinstance(stored, bool)
-        or not isinstance(stored, (int, float))
-        or not -1.0 - 1e-6 <= float(stored) <= 1.0 + 1e-6
-    ):
-        raise ValueError(
-            f"the model's verification threshold {stored!r} is not a similarity in [-1, 1]; the checkpoint is "
-            "damaged (refit it with scripts/fit_calibration.py)"
-        )
-    return min(1.0, max(-1.0, float(stored)))
+    return ModelInfo(info).verification_threshold
 
 
 def _named_weights(path: Path, source) -> dict[str, torch.Tensor]:

@@ -33,6 +33,7 @@ from ..errors import AudioLoadError, ParameterError
 from ..io import check_waveform, decoded_bytes, fix_length, load_many, read_blocks, sliding_windows
 from ..transforms import LogMelSpectrogram
 from .encoder import EncoderConfig, ResNetEncoder
+from .info import ModelInfo
 from .sliding import SlidingEmbedder
 
 __all__ = ["EmbeddingModel", "EmbeddingResult", "EmbedFailure", "describe_input", "as_clips", "STREAM_BYTES"]
@@ -155,7 +156,6 @@ class EmbeddingModel(nn.Module):
             ``"center"`` or ``"end"``.
 
     Attributes:
-        info (dict): the checkpoint's metadata; :meth:`save` writes it.
         source (str or None): the preset name or checkpoint path it was loaded from (galleries record it).
 
     Example:
@@ -187,8 +187,19 @@ class EmbeddingModel(nn.Module):
             raise ParameterError(f"pad={pad!r}: expected one of {', '.join(_PADDING)}")
         self.window_seconds, self.hop_seconds, self.min_seconds = window_seconds, hop_seconds, min_seconds
         self.pad = pad
-        self.info: dict = dict(info or {})
+        self.info = info or {}
         self.source: str | None = None  # preset name or checkpoint path it was loaded from
+
+    @property
+    def info(self) -> ModelInfo:
+        """The checkpoint's metadata: a ``dict`` with typed views of its entries
+        (:class:`~audiosiam.models.info.ModelInfo`); :meth:`save` writes it, and a ``dict`` assigned to it is
+        wrapped."""
+        return self._info
+
+    @info.setter
+    def info(self, value) -> None:
+        self._info = ModelInfo(value or {})
 
     @property
     def sample_rate(self) -> int:

@@ -33,7 +33,8 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 import torch
 
 from ..errors import ParameterError
-from .quantized import RANGES_KEY, Int8Trunk, int8_available
+from .info import model_info
+from .quantized import Int8Trunk, int8_available
 
 __all__ = ["SlidingEmbedder", "WindowChunk", "PRECISIONS", "check_precision"]
 
@@ -326,14 +327,14 @@ def _trunk(model, device: torch.device, precision: str) -> tuple[str, torch.nn.M
         raise ParameterError(f"precision='int8': {why_not}; use precision='float32'")
     if precision == "float32" or why_not:
         return "float32", model.encoder.inference_trunk().to(device)
-    return "int8", Int8Trunk(model.encoder, model.info[RANGES_KEY])
+    return "int8", Int8Trunk(model.encoder, model_info(model).int8_ranges)
 
 
 def _why_not_int8(model, device: torch.device) -> str | None:
     """Why the int8 trunk cannot run for ``model`` on ``device``; ``None`` when it can."""
     if device.type != "cpu":
         return f"the model is on {device.type}; int8 runs on the CPU"
-    if not model.info.get(RANGES_KEY):
+    if model_info(model).int8_ranges is None:
         return (
             "the checkpoint has no int8 ranges (info['int8_ranges']; `audiosiam train` writes them, and "
             "audiosiam.models.int8_ranges.fit_int8_ranges measures them for an older checkpoint)"
