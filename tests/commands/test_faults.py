@@ -342,18 +342,19 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(command,
         ],
     }[command]
     args = [str(a) for a in args]
-    code, err, whole = interrupted_at(args, None)
-    assert code == 0, err
-    # 30 moments from 0.1 s to the end of the command (imports of torch, numpy, scipy, sklearn; reading;
-    # the model), two commands at a time
-    moments = [0.1 + (0.95 * whole - 0.1) * i / (MOMENTS - 1) for i in range(MOMENTS)]
+    runs = [interrupted_at(args, None) for _ in range(2)]  # the first also warms the file cache
+    assert all(code == 0 for code, _, _ in runs), runs[0][1]
+    whole = min(seconds for _, _, seconds in runs)
+    # 30 moments from 0.1 s to near the end of the command (imports of torch, numpy, scipy, sklearn;
+    # reading; the model), two commands at a time
+    moments = [0.1 + (0.8 * whole - 0.1) * i / (MOMENTS - 1) for i in range(MOMENTS)]
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda m: interrupted_at(args, m), moments))
     for moment, (code, err, _) in zip(moments, results):
         assert "Traceback" not in err and "Exception ignored" not in err, (moment, err)
         assert code in (130, 0), (moment, code, err)  # 0: the command ended before the signal came
     stopped = sum(code == 130 for code, _, _ in results)
-    assert stopped >= MOMENTS * 3 // 4, f"only {stopped} of {MOMENTS} moments interrupted the command"
+    assert stopped >= MOMENTS // 2, f"only {stopped} of {MOMENTS} moments interrupted the command"
 
 
 LIBRARY_CALLBACK = textwrap.dedent(
