@@ -437,6 +437,17 @@ def load_audio(
     return wave.contiguous()
 
 
+def _header(path: str | os.PathLike):
+    """soundfile's reading of a file's header (nothing decoded); a bad file is an AudioLoadError."""
+    import soundfile as sf
+
+    path_str = _regular_file(path)
+    try:
+        return sf.info(path_str)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise _unreadable(path_str, exc) from exc
+
+
 def audio_duration(path: str | os.PathLike) -> float:
     """A file's length in seconds from its header (nothing decoded).
 
@@ -449,13 +460,7 @@ def audio_duration(path: str | os.PathLike) -> float:
     Raises:
         AudioLoadError: missing, a folder, empty or unreadable (as :func:`load_audio` words it).
     """
-    import soundfile as sf
-
-    path_str = _regular_file(path)
-    try:
-        info = sf.info(path_str)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise _unreadable(path_str, exc) from exc
+    info = _header(path)
     return max(0, info.frames) / info.samplerate if info.samplerate > 0 else 0.0
 
 
@@ -472,13 +477,7 @@ def decoded_bytes(path: str | os.PathLike) -> int:
     Raises:
         AudioLoadError: missing, a folder, empty or unreadable (as :func:`load_audio` words it).
     """
-    import soundfile as sf
-
-    path_str = _regular_file(path)
-    try:
-        info = sf.info(path_str)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise _unreadable(path_str, exc) from exc
+    info = _header(path)
     return info.frames * info.channels * 4 if 0 < info.frames < 2**62 else -1
 
 

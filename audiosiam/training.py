@@ -54,9 +54,10 @@ import torch
 from ._version import __version__
 from .data import AudioClipDataset, DataSource, PKSampler, load_background, load_sources, make_loader, source_items
 from .devices import resolve_device
-from .errors import CheckpointError, ParameterError, TrainingDivergedError
+from .errors import AudioLoadError, CheckpointError, ParameterError, TrainingDivergedError
 from .evaluation import embed_dataset, few_shot_accuracy, verification_metrics
 from .files import make_folder, refuse_folders, refuse_unwritable, write_output
+from .io import audio_duration
 from .losses import ContrastiveLoss, TripletLoss
 from .losses.distillation import relational_distillation_loss
 from .models import EmbeddingModel, EncoderConfig, ResNetEncoder, load_checkpoint
@@ -538,8 +539,6 @@ def _finishing_seconds(model: EmbeddingModel, val_set, files: list[str], config:
     clips, fitting both rules, the weak-model check) and the int8 ranges. ``{step: seconds}``."""
     import copy
 
-    import soundfile as sf
-
     from .evaluation import calibration_metrics
     from .fewshot.fitting import fit_calibration
     from .fewshot.rules import RULES
@@ -592,8 +591,8 @@ def _finishing_seconds(model: EmbeddingModel, val_set, files: list[str], config:
         seconds = 0.0  # the audio fit_int8_ranges reads: each clip's first 10 s, up to 30 minutes
         for path in dict.fromkeys(files):
             try:
-                seconds += min(10.0, sf.info(path).duration)
-            except (RuntimeError, OSError):
+                seconds += min(10.0, audio_duration(path))
+            except AudioLoadError:
                 pass
             if seconds >= 30 * 60:
                 break

@@ -131,10 +131,10 @@ def above_baseline_outside_the_levels(library: str) -> dict[str, str]:
     by_name: dict[str, list[int]] = {}
     for address, name in names.items():
         by_name.setdefault(name, []).append(address)
-    for stub, name in names.items():  # a call through the PLT may reach any copy of that name
+    for plt_entry, name in names.items():  # a call through the PLT may reach any copy of that name
         if name.endswith("@plt"):
             for address in by_name.get(name.removesuffix("@plt"), []):
-                callers.setdefault(address, set()).update(callers.get(stub, ()))
+                callers.setdefault(address, set()).update(callers.get(plt_entry, ()))
     assert len(names) > 200  # the whole library was read
     tainted = {a for a in first_beyond if not LEVEL_FUNCTION.search(names[a])}
     frontier = list(tainted)
