@@ -21,8 +21,7 @@ import torch
 import audiosiam
 from audiosiam.data.locations import shared_data
 from audiosiam.fewshot import FewShotClassifier
-
-from conftest import median_seconds
+from benchmarks.measure import median_seconds
 
 SHARED = shared_data() / "speech_commands_dev"
 N_CLIPS = 64

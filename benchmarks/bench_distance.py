@@ -14,8 +14,7 @@ import torch
 from audiosiam.bench import fwd_bwd_step as fwd_bwd
 from audiosiam.ops import _reference as reference
 from audiosiam.ops import has_ops, knn, pairwise_distance
-
-from conftest import run_timed
+from benchmarks.measure import run_timed
 
 pytestmark = pytest.mark.skipif(not has_ops(), reason="needs the compiled extension")
 

@@ -27,8 +27,7 @@ import torch
 
 import audiosiam
 from audiosiam.models.export import export_model
-
-from conftest import median_seconds, run_timed
+from benchmarks.measure import median_seconds, run_timed
 
 ort = pytest.importorskip("onnxruntime")
 

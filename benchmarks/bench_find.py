@@ -31,8 +31,7 @@ import soundfile as sf
 
 import audiosiam
 from audiosiam.io import load_audio, read_blocks, resample
-
-from conftest import median_seconds, peak_extra_bytes, run_timed
+from benchmarks.measure import median_seconds, peak_extra_bytes, run_timed
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RATE, HOUR = 16000, 3600

@@ -23,8 +23,7 @@ import torch
 from audiosiam.data.locations import shared_data
 from audiosiam.io import load_many
 from audiosiam.transforms import LogMelSpectrogram
-
-from conftest import median_seconds
+from benchmarks.measure import median_seconds
 
 SHARED = shared_data() / "speech_commands_dev"
 N = 64

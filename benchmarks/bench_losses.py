@@ -23,8 +23,7 @@ import torch
 from audiosiam.bench import naive_batch_hard, vectorised_batch_hard  # the baselines `audiosiam bench` shows
 from audiosiam.losses import functional, triplet_loss
 from audiosiam.ops import reference_ops
-
-from conftest import peak_extra_bytes, run_timed
+from benchmarks.measure import peak_extra_bytes, run_timed
 
 
 def pk_batch(b, seed=0):

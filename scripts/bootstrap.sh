@@ -12,8 +12,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python_bin="${PYTHON:-python3}"
-"$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
-  echo "audiosiam: needs Python 3.10 or newer; '$python_bin' is $("$python_bin" --version 2>&1). Set PYTHON=/path/to/python3.11." >&2
+"$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "audiosiam: needs Python 3.11 or newer; '$python_bin' is $("$python_bin" --version 2>&1). Set PYTHON=/path/to/python3.11." >&2
   exit 1
 }
 

@@ -8,6 +8,8 @@
   ``$AUDIOSIAM_TRAINING_DATA``, else ``cache_root()/training-data``.
 * :func:`teacher_cache`, the distillation teacher's embeddings: ``$AUDIOSIAM_TEACHER_CACHE``, else
   ``cache_root()/teacher``.
+* :func:`source_checkout`, the repository the package is imported from (its recipes and benchmarks), if it is
+  one.
 
 Each is read when called, so a test or a script that sets the variable sees it. The shipped package needs
 none of them: an installed package has no ``../shared/data`` unless the variable points at one.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["shared_data", "cache_root", "training_data", "teacher_cache"]
+__all__ = ["shared_data", "cache_root", "training_data", "teacher_cache", "source_checkout"]
 
 
 def _from_env(name: str) -> Path | None:
@@ -61,3 +63,13 @@ def teacher_cache() -> Path:
         Path: the root under which each teacher's entries live (:class:`~audiosiam.data.teacher_cache.TeacherCache`).
     """
     return _from_env("AUDIOSIAM_TEACHER_CACHE") or cache_root() / "teacher"
+
+
+def source_checkout() -> Path | None:
+    """The source checkout the package is imported from, or None for an installed package.
+
+    Returns:
+        Path | None: the repository's root (it holds ``benchmarks/`` and its recipes), where there is one.
+    """
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "benchmarks" / "recipes").is_dir() else None

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from repo_files import load_repo_module
 
 from audiosiam.errors import ParameterError
-
-
-def _benchmark():
-    return load_repo_module("benchmarks/calibration_transfer.py")
+from benchmarks import calibration_transfer
 
 
 def _clusters(rng, n_classes, spread, clips=8, dim=16):
@@ -29,7 +25,7 @@ def test_a_domain_unlike_the_fitting_one_loses_calibration():
     emb = np.concatenate([tight, loose])
     labels = np.concatenate([tight_labels, loose_labels + 8])
     domains = ["tight"] * len(tight) + ["loose"] * len(loose)
-    rows = _benchmark().transfer_rows(emb, labels, domains, shots=(1, 3), fit_episodes=300, episodes=80)
+    rows = calibration_transfer.transfer_rows(emb, labels, domains, shots=(1, 3), fit_episodes=300, episodes=80)
     got = {(r["domain"], r["shots"], r["arm"]): r for r in rows}
     assert set(got) == {(d, k, a) for d in ("loose", "tight") for k in (1, 3) for a in ("same domain", "other domains")}
     for r in rows:
@@ -45,4 +41,6 @@ def test_one_domain_is_refused():
     rng = np.random.default_rng(1)
     emb, labels = _clusters(rng, 6, 0.5)
     with pytest.raises(ParameterError, match="two domains"):
-        _benchmark().transfer_rows(emb, labels, ["only"] * len(labels), shots=(1,), fit_episodes=50, episodes=10)
+        calibration_transfer.transfer_rows(
+            emb, labels, ["only"] * len(labels), shots=(1,), fit_episodes=50, episodes=10
+        )

@@ -7,14 +7,10 @@ import csv
 import json
 from pathlib import Path
 
-from repo_files import load_repo_module
+from benchmarks import soundscape_detection
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-
-
-def _benchmark():
-    return load_repo_module("benchmarks/soundscape_detection.py")
 
 
 def _manifest(path: Path, rows: list[tuple[Path, str]]) -> Path:
@@ -40,7 +36,7 @@ def test_seeds_pool_as_separate_runs(tmp_path):
     common = ["--events", str(events), "--background", str(background), "--shots", "2", "--targets", "1"]
     common += ["--distractors", "1", "--seconds", "12", "--max-classes", "2", "--background-quantile", "0.9"]
     common += ["--negatives", "1"]  # drawn per seed too
-    bench = _benchmark()
+    bench = soundscape_detection
     results = {}
     for name, seeds in (("both", ["0", "1"]), ("zero", ["0"]), ("one", ["1"])):
         out = tmp_path / f"{name}.json"
@@ -56,7 +52,7 @@ def test_seeds_pool_as_separate_runs(tmp_path):
 
 
 def test_negatives_are_stretches_of_the_background_drawn_aside():
-    bench = _benchmark()
+    bench = soundscape_detection
     bg = bench.torch.arange(16000 * 12, dtype=bench.torch.float32)
     stretches = bench.background_stretches(bg, 3, bench.np.random.default_rng([0, 1]))
     assert [s.numel() for s in stretches] == [5 * 16000] * 3

@@ -1,4 +1,4 @@
-"""The corpus builder's rules (scripts/fetch_training_data.py) on a small fake package tree: labels from
+"""The corpus builder's rules (audiosiam/data/corpus/builder.py) on a small fake package tree: labels from
 variant names, held-out kinds of sound, silence trimming and duplicate removal."""
 
 from __future__ import annotations
@@ -12,24 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from repo_files import load_repo_module
+
+from audiosiam.data.corpus import builder
+from audiosiam.errors import AudiosiamError
 
 from audio_fixtures import sweep, write
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fetch_training_data.py"
 
-
-@pytest.fixture(scope="module")
-def fetch():
-    return load_repo_module("scripts/fetch_training_data.py")
-
-
-def test_variant_key_strips_trailing_numbers_only(fetch):
-    assert fetch.variant_key(Path("sounds/wolf-hit-2.ogg")) == "sounds/wolf-hit"
-    assert fetch.variant_key(Path("bird1_00.ogg")) == "bird1"
-    assert fetch.variant_key(Path("archer_attack12.wav")) == "archer_attack"
-    assert fetch.variant_key(Path("bow-miss.ogg")) == "bow-miss"
-    assert fetch.variant_key(Path("7.ogg")) == "7"  # a name that is only a number stays itself
+def test_variant_key_strips_trailing_numbers_only():
+    assert builder.variant_key(Path("sounds/wolf-hit-2.ogg")) == "sounds/wolf-hit"
+    assert builder.variant_key(Path("bird1_00.ogg")) == "bird1"
+    assert builder.variant_key(Path("archer_attack12.wav")) == "archer_attack"
+    assert builder.variant_key(Path("bow-miss.ogg")) == "bow-miss"
+    assert builder.variant_key(Path("7.ogg")) == "7"  # a name that is only a number stays itself
 
 
 def tone(freq, seconds=0.6, pad=0.0, gain=1.0, seed=0):
@@ -40,8 +35,8 @@ def tone(freq, seconds=0.6, pad=0.0, gain=1.0, seed=0):
     return np.concatenate([silence, x, silence]).astype(np.float32)
 
 
-def test_labels_held_out_kinds_trimming_and_duplicates(fetch, tmp_path):
-    package = fetch.Package("fakegame-data", "environmental", ("sounds",))
+def test_labels_held_out_kinds_trimming_and_duplicates(tmp_path):
+    package = builder.Package("fakegame-data", "environmental", ("sounds",))
     root = tmp_path / "unpacked"
     sounds = root / "fakegame-data" / "sounds"
     write(sounds / "saw-1.wav", tone(300, pad=1.0, seed=1))  # padded with a second of silence each side
@@ -52,14 +47,14 @@ def test_labels_held_out_kinds_trimming_and_duplicates(fetch, tmp_path):
     write(sounds / "bird_2.wav", sweep(0.5))
     write(sounds / "lonely.wav", tone(900, seed=5))
     write(sounds / "quiet.wav", np.zeros(16000, dtype=np.float32))  # digital silence: refused
-    clips = fetch.label_package(package, root)
+    clips = builder.label_package(package, root)
     labels = {Path(c.original).name: c.label for c in clips}
     assert labels["saw-1.wav"] == labels["saw-2.wav"] == "saw" and labels["bird_1.wav"] == "bird"
     assert labels["lonely.wav"] == ""  # a class of one clip is label-free
-    fetch.held_out(clips)
+    builder.held_out(clips)
     held = {Path(c.original).name for c in clips if c.held_out}
     assert held == {"bird_1.wav", "bird_2.wav"} and {c.category for c in clips if c.held_out} == {"bird"}
-    drops = fetch.clean(clips, tmp_path / "cache", workers=1)
+    drops = builder.clean(clips, tmp_path / "cache", workers=1)
     kept = {Path(c.original).name: c for c in clips}
     assert set(kept) == {"saw-1.wav", "saw-2.wav", "bird_1.wav", "bird_2.wav", "lonely.wav"}
     assert drops == {
@@ -71,62 +66,62 @@ def test_labels_held_out_kinds_trimming_and_duplicates(fetch, tmp_path):
     assert rate == 16000 and len(trimmed) < 0.8 * 16000  # the silence padding is gone
     assert kept["saw-1.wav"].seconds == pytest.approx(len(trimmed) / 16000, abs=1e-3)
     # a second run reuses the cleaned files and gives the same answer
-    again = fetch.label_package(package, root)
-    fetch.held_out(again)
-    assert fetch.clean(again, tmp_path / "cache", workers=1) == drops
+    again = builder.label_package(package, root)
+    builder.held_out(again)
+    assert builder.clean(again, tmp_path / "cache", workers=1) == drops
 
 
-def test_a_file_listed_twice_is_cleaned_once_by_parallel_workers(fetch, tmp_path):
+def test_a_file_listed_twice_is_cleaned_once_by_parallel_workers(tmp_path):
     # a drum kit's drumkit.xml can name one sample in two layers: two clips, one output file
     write(tmp_path / "kit" / "ride_04.flac", tone(500, seed=3))
     write(tmp_path / "kit" / "snare.flac", tone(700, seed=4))
     clips = [
-        fetch.Clip("hydrogen-drumkits", "music", str(tmp_path / "kit" / name), f"Kit/{label}", "Kit")
+        builder.Clip("hydrogen-drumkits", "music", str(tmp_path / "kit" / name), f"Kit/{label}", "Kit")
         for name, label in (("ride_04.flac", "ride"), ("ride_04.flac", "ride"), ("snare.flac", "snare"))
         for _ in range(8)  # enough copies that, one job per clip, both workers would write them at once
     ]
-    fetch.held_out(clips)
-    drops = fetch.clean(clips, tmp_path / "cache", workers=2)
+    builder.held_out(clips)
+    drops = builder.clean(clips, tmp_path / "cache", workers=2)
     assert sorted(Path(c.original).name for c in clips) == ["ride_04.flac", "snare.flac"]
     assert drops == {("hydrogen-drumkits", "exact duplicate"): 22}
     assert not list((tmp_path / "cache").rglob("*.tmp*"))
 
 
-def test_sounds_inside_game_archives_are_extracted_later_archives_winning(fetch, tmp_path):
+def test_sounds_inside_game_archives_are_extracted_later_archives_winning(tmp_path):
     import zipfile
 
-    package = fetch.Package("arena-data", "environmental", ("sound",), archive="games/*/*.pk3", members="sound/")
+    package = builder.Package("arena-data", "environmental", ("sound",), archive="games/*/*.pk3", members="sound/")
     target = tmp_path / "arena-data"
     for folder, name, payload in (("base", "pak0.pk3", b"old"), ("base", "pak1.pk3", b"new")):
         (target / "games" / folder).mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(target / "games" / folder / name, "w") as z:
             z.writestr("sound/weapons/shot1.wav", payload)
             z.writestr("maps/level.bsp", b"not a sound")
-    fetch.extract_archives(package, target)
+    builder.extract_archives(package, target)
     assert (target / "sound/weapons/shot1.wav").read_bytes() == b"new"  # pak1 loads after pak0
     assert not (target / "maps").exists() and not list(target.rglob("*.pk3"))
     with pytest.raises(SystemExit, match="no archive matches"):
-        fetch.extract_archives(package, tmp_path / "empty")
+        builder.extract_archives(package, tmp_path / "empty")
 
 
-def test_a_package_added_later_never_takes_a_clip_from_the_earlier_manifests(fetch, tmp_path, monkeypatch):
+def test_a_package_added_later_never_takes_a_clip_from_the_earlier_manifests(tmp_path, monkeypatch):
     root = tmp_path / "unpacked"
     for name in ("zeta-data", "alpha-data"):  # alpha sorts first, but was added later
         write(root / name / "sounds" / "saw-1.wav", tone(300, seed=1))  # the same sound in both packages
         write(root / name / "sounds" / "saw-2.wav", tone(420, seed=2))
-    monkeypatch.setattr(fetch, "ADDED", {"alpha-data"})
+    monkeypatch.setattr(builder, "ADDED", {"alpha-data"})
     clips = [
         c
         for name in ("zeta-data", "alpha-data")
-        for c in fetch.label_package(fetch.Package(name, "environmental", ("sounds",)), root)
+        for c in builder.label_package(builder.Package(name, "environmental", ("sounds",)), root)
     ]
-    fetch.held_out(clips)
-    drops = fetch.clean(clips, tmp_path / "cache", workers=1)
+    builder.held_out(clips)
+    drops = builder.clean(clips, tmp_path / "cache", workers=1)
     assert drops == {("alpha-data", "exact duplicate"): 2}
     assert {c.source for c in clips} == {"zeta-data"}
 
 
-def test_strict_held_out_leaves_the_held_out_kinds_under_other_names_out_of_training_and_of_the_suite(fetch):
+def test_strict_held_out_leaves_the_held_out_kinds_under_other_names_out_of_training_and_of_the_suite():
     # names as the packages ship them: the kinds the bundled models were found to have trained on
     near = {
         "0ad-data/audio/actor/fauna/animal/cattle_01.ogg": "cow",
@@ -151,28 +146,28 @@ def test_strict_held_out_leaves_the_held_out_kinds_under_other_names_out_of_trai
 
     def clips():
         return [
-            fetch.Clip("somegame-data", "environmental", f"/unpacked/{name}", "x")
+            builder.Clip("somegame-data", "environmental", f"/unpacked/{name}", "x")
             for name in [*near, *unrelated, *held]
         ]
 
     strict = clips()
-    fetch.held_out(strict, strict=True)
+    builder.held_out(strict, strict=True)
     by_name = {c.original.removeprefix("/unpacked/"): c for c in strict}
     assert {n: by_name[n].near_held_out for n in near} == near
     assert not any(by_name[n].held_out or by_name[n].category for n in near)  # not in the suite either
     assert all(not by_name[n].near_held_out and not by_name[n].held_out for n in unrelated)
     assert all(by_name[n].held_out and by_name[n].category and not by_name[n].near_held_out for n in held)
-    assert {c.original.removeprefix("/unpacked/") for c in fetch.trained_on(strict)} == set(unrelated)
+    assert {c.original.removeprefix("/unpacked/") for c in builder.trained_on(strict)} == set(unrelated)
     # without the flag the rule is the one the bundled models were trained under
     plain = clips()
-    fetch.held_out(plain)
+    builder.held_out(plain)
     assert not any(c.near_held_out for c in plain)
-    assert len(fetch.trained_on(plain)) == len(near) + len(unrelated)
+    assert len(builder.trained_on(plain)) == len(near) + len(unrelated)
     assert [(c.held_out, c.category) for c in plain] == [(c.held_out, c.category) for c in strict]
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
-def test_fetch_unpacks_into_a_fresh_cache_and_a_rerun_does_nothing(fetch, tmp_path):
+def test_fetch_unpacks_into_a_fresh_cache_and_a_rerun_does_nothing(tmp_path):
     # a real (tiny) package, already downloaded: fetch must unpack it into a cache with no unpacked/ yet
     tree = tmp_path / "build" / "alpha-data"
     (tree / "DEBIAN").mkdir(parents=True)
@@ -184,18 +179,18 @@ def test_fetch_unpacks_into_a_fresh_cache_and_a_rerun_does_nothing(fetch, tmp_pa
     (cache / "debs").mkdir(parents=True)
     deb = cache / "debs" / "alpha-data_1.0_all.deb"
     subprocess.run(["dpkg-deb", "--build", str(tree), str(deb)], check=True, capture_output=True)
-    package = fetch.Package("alpha-data", "environmental", ("usr/share/alpha/sounds",))
-    root = fetch.fetch(cache, (package,))
+    package = builder.Package("alpha-data", "environmental", ("usr/share/alpha/sounds",))
+    root = builder.fetch(cache, (package,))
     assert (root / "alpha-data/usr/share/alpha/sounds/dog1.wav").is_file()
     assert (root / ".alpha-data.done").exists()
     deb.unlink()  # a rerun trusts the marker: nothing to download or unpack
-    assert fetch.fetch(cache, (package,)) == root
+    assert builder.fetch(cache, (package,)) == root
 
 
-def test_kinds_across_packages_take_only_trainable_clips_of_kinds_that_several_packages_recorded(fetch):
+def test_kinds_across_packages_take_only_trainable_clips_of_kinds_that_several_packages_recorded():
     def clip(original, label="", **kw):
         source = original.split("/")[0]
-        return fetch.Clip(source, "environmental", original, label, path=f"/c/{original}", **kw)
+        return builder.Clip(source, "environmental", original, label, path=f"/c/{original}", **kw)
 
     clips = [
         clip("0ad-data/audio/actor/fauna/animal/horse_attack1.ogg", "horse_attack"),
@@ -214,7 +209,7 @@ def test_kinds_across_packages_take_only_trainable_clips_of_kinds_that_several_p
         clip("wesnoth/sounds/horse-hit.ogg", held_out=True),  # the validation suite's
         clip("redeclipse/data/sounds/ambience/wind.ogg"),  # wind: one package only
     ]
-    kinds = fetch.kinds_of(clips)
+    kinds = builder.kinds_of(clips)
     got = {c.original.split("/")[-1]: c for c in kinds}
     assert {c.label for c in kinds} == {"horse", "bow_arrow"}
     assert set(got) == {
@@ -228,12 +223,12 @@ def test_kinds_across_packages_take_only_trainable_clips_of_kinds_that_several_p
     assert clips[0].label == "horse_attack"  # the corpus's own clips keep their classes
 
 
-def test_build_with_kinds_writes_their_manifest_and_recipe_source(fetch, tmp_path, monkeypatch):
+def test_build_with_kinds_writes_their_manifest_and_recipe_source(tmp_path, monkeypatch):
     # two tiny packages, already unpacked (their markers written), one kind recorded by both
     cache = tmp_path / "cache"
     packages = (
-        fetch.Package("alpha-data", "environmental", ("sounds",)),
-        fetch.Package("zeta-data", "environmental", ("sounds",)),
+        builder.Package("alpha-data", "environmental", ("sounds",)),
+        builder.Package("zeta-data", "environmental", ("sounds",)),
     )
     names = {
         "alpha-data": ("horse_neigh.wav", "horse-canter.wav", "clock.wav"),
@@ -243,15 +238,60 @@ def test_build_with_kinds_writes_their_manifest_and_recipe_source(fetch, tmp_pat
         for m, name in enumerate(files):
             write(cache / "unpacked" / package / "sounds" / name, tone(150 + 90 * (3 * n + m), seed=3 * n + m))
         (cache / "unpacked" / f".{package}.done").touch()
-    monkeypatch.setattr(fetch, "PACKAGES", packages)
-    monkeypatch.setattr(fetch, "ADDED", set())
-    recipe = json.loads(fetch.build(cache, tmp_path / "shared", workers=1, kinds=True).read_text())
+    monkeypatch.setattr(builder, "PACKAGES", packages)
+    monkeypatch.setattr(builder, "ADDED", set())
+    recipe = json.loads(builder.build(cache, tmp_path / "shared", workers=1, kinds=True).read_text())
     kinds = next(s for s in recipe["sources"] if s["name"] == "sound_kinds")
-    assert kinds["weight"] == fetch.KIND_WEIGHT and kinds["group_column"] == "group"
+    assert kinds["weight"] == builder.KIND_WEIGHT and kinds["group_column"] == "group"
     with open(kinds["path"]) as handle:
         rows = list(csv.DictReader(handle))
     assert {(r["label"], r["group"]) for r in rows} == {("horse", "alpha-data"), ("horse", "zeta-data")}
     assert len(rows) == 4 and "kind across packages" in (cache / "survey.md").read_text()
     # without --kinds: no such source, the corpus the bundled models were trained on
-    recipe = json.loads(fetch.build(cache, tmp_path / "shared", workers=1).read_text())
+    recipe = json.loads(builder.build(cache, tmp_path / "shared", workers=1).read_text())
     assert "sound_kinds" not in {s["name"] for s in recipe["sources"]}
+
+
+def test_with_added_takes_the_packages_added_up_to_a_date(monkeypatch):
+    packages = (
+        builder.Package("base-data", "environmental", ("s",)),
+        builder.Package("early-data", "environmental", ("s",), added="2026-12-01"),
+        builder.Package("late-data", "environmental", ("s",), added="2026-12-07"),
+    )
+    monkeypatch.setattr(builder, "PACKAGES", packages)
+
+    def names(with_added):
+        return [p.name for p in builder.added_packages(with_added)]
+
+    assert names(False) == ["base-data"]
+    assert names(True) == ["base-data", "early-data", "late-data"]
+    assert names("2026-12-01") == ["base-data", "early-data"]  # the corpus of a model trained then
+    assert names("2026-11-30") == ["base-data"]
+    with pytest.raises(AudiosiamError, match="expected a date"):
+        builder.added_packages("December")
+
+
+def test_the_catalogue_is_well_formed():
+    """catalogue.toml read as the builder sees it: every pattern compiles, every package names a known rule
+    and domain, no package twice, and the held-out kinds never overlap the kinds trained across packages."""
+    import re
+
+    from audiosiam.data.corpus import catalogue
+
+    names = [p.name for p in catalogue.PACKAGES]
+    assert len(names) == len(set(names)) and "0ad-data" in names and "berusky2-data" in catalogue.ADDED
+    for p in catalogue.PACKAGES:
+        assert p.domain in {"environmental", "music", "speech"} and p.roots, p.name
+        assert p.rule in builder.RULES, p.name
+        for rx in p.skip:
+            re.compile(rx)
+        assert not p.added or re.fullmatch(r"\d{4}-\d{2}-\d{2}", p.added), p.name
+    for table in (catalogue.HELD_OUT_CATEGORIES, catalogue.HELD_OUT_SYNONYMS, catalogue.TRAIN_KINDS):
+        for rx in table.values():
+            re.compile(rx)
+    assert set(catalogue.HELD_OUT_SYNONYMS) <= set(catalogue.HELD_OUT_CATEGORIES)
+    assert not set(catalogue.HELD_OUT_CATEGORIES) & set(catalogue.TRAIN_KINDS)
+    assert 0 < catalogue.HELD_OUT_FRACTION < 1 and catalogue.HELD_OUT_SOURCES == ("widelands-data",)
+    # Berusky 2's Czech names of held-out kinds stay out of training under --strict-held-out
+    for name, kind in (("sound/ptak6.wav", "bird"), ("sound/hrom2.wav", "thunder"), ("sound/voda1.wav", "water")):
+        assert re.search(catalogue.HELD_OUT_SYNONYMS[kind], name), name
