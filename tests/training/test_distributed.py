@@ -32,16 +32,16 @@ def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
 
     torch.set_num_threads(1)
     seen = []
-    import audiosiam.training as training
+    import audiosiam.training.loop as loop
 
-    real_gather = training._gather
+    real_gather = loop.gather
 
     def spy(embeddings, labels, world_size):  # record the batch size the loss really sees
         gathered = real_gather(embeddings, labels, world_size)
         seen.append((embeddings.shape[0], gathered[0].shape[0]))
         return gathered
 
-    training._gather = spy
+    loop.gather = spy
     config = TrainConfig(out=out, **{**TINY, "epochs": 1, "val_classes": 2})
     train(config, [DataSource(data, "tones")], progress=False, log=lambda *a: None)
     assert all(total == world * local for local, total in seen), seen

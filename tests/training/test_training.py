@@ -8,14 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from repo_files import load_repo_module
 
 from audiosiam.errors import ParameterError
 from audiosiam.fewshot.gallery import model_fingerprint
 from audiosiam.models import load_checkpoint
 from audiosiam.models.quantized import int8_available, trunk_points
 from audiosiam.models.sliding import SlidingEmbedder
-from audiosiam.training import DataSource, TrainConfig, load_sources, train
+from audiosiam.training import DataSource, TrainConfig, load_sources, plot_curves, train
 
 from audio_fixtures import write
 
@@ -51,9 +50,9 @@ def data(tmp_path_factory):
     return root
 
 
-def run(tmp_path, data, log=lambda *a: None, **overrides):
+def run(tmp_path, data, log=lambda *a: None, callbacks=(plot_curves,), **overrides):
     config = TrainConfig(out=str(tmp_path / "model.pt"), **{**TINY, "epochs": 2, "val_classes": 2, **overrides})
-    return train(config, [DataSource(str(data), "tones")], progress=False, log=log)
+    return train(config, [DataSource(str(data), "tones")], progress=False, log=log, callbacks=callbacks)
 
 
 @pytest.mark.slow
@@ -81,23 +80,20 @@ def test_training_writes_model_metrics_plot_and_checkpoints(tmp_path, data):
 
 
 @pytest.mark.slow
-def test_resume_continues_with_nothing_lost(tmp_path, data, monkeypatch):
-    import audiosiam.training as training
-
+def test_resume_continues_with_nothing_lost(tmp_path, data):
     straight = tmp_path / "a"
     run(straight, data, epochs=3)
     split = tmp_path / "b"
-    real_write = training._write_metrics
+    seen = []
 
-    def interrupt_after_two_epochs(history, run_dir):  # the state of epoch 2 is saved before this runs
-        real_write(history, run_dir)
+    def interrupt_after_two_epochs(history, run_dir):  # a callback runs once the epoch is committed
+        seen.append((len(history), (run_dir / "metrics.json").is_file()))
         if len(history) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_write_metrics", interrupt_after_two_epochs)
     with pytest.raises(KeyboardInterrupt):
-        run(split, data, epochs=3)
-    monkeypatch.setattr(training, "_write_metrics", real_write)
+        run(split, data, epochs=3, callbacks=(interrupt_after_two_epochs,))
+    assert seen == [(1, True), (2, True)] and not (split / "model.run" / "curves.png").exists()
     run(split, data, epochs=3, resume=True)
     a = load_checkpoint(straight / "model.run" / "last.pt").state_dict()
     b = load_checkpoint(split / "model.run" / "last.pt").state_dict()
@@ -200,7 +196,7 @@ def fake_dataset(classes):
 
 
 def test_class_weights_balance_sources_and_label_free_share():
-    from audiosiam.training import _class_weights
+    from audiosiam.training.data import class_weights as _class_weights
 
     Fake = fake_dataset(
         ["words/yes", "words/no", "drums/a", "drums/b", "drums/c", "drums/d", "unlabelled/x/1", "unlabelled/y/2"]
@@ -235,7 +231,7 @@ def test_environmental_augmentations_run_on_the_training_clips(tmp_path, data, m
 
 
 def test_class_weights_follow_source_weights_for_labelled_and_label_free_sources(tmp_path):
-    from audiosiam.training import _class_weights
+    from audiosiam.training.data import class_weights as _class_weights
 
     Fake = fake_dataset(
         ["env/a", "env/b", "words/yes", "unlabelled/free_env/x", "unlabelled/free_speech/y", "unlabelled/free_speech/z"]
@@ -261,7 +257,7 @@ def test_class_weights_follow_source_weights_for_labelled_and_label_free_sources
 
 def test_validation_classes_only_from_the_named_sources(tmp_path, data):
     from audiosiam.data import AudioClipDataset, ClipItem
-    from audiosiam.training import _split_classes
+    from audiosiam.training.data import split_classes as _split_classes
 
     items = [
         ClipItem(f"{i}.wav", f"{src}/{c}", source=src)
@@ -279,7 +275,7 @@ def test_validation_classes_only_from_the_named_sources(tmp_path, data):
 def test_a_file_listed_by_two_sources_is_held_out_under_both_names(tmp_path, data):
     # the same files as finer classes (tones/classN) and as coarser ones (kinds/low, kinds/high): a file of a
     # validation class must not come back into training under its other name
-    from audiosiam.training import _datasets
+    from audiosiam.training.data import build_datasets as _datasets
 
     files = sorted(data.rglob("*.wav"))
     manifest = tmp_path / "kinds.csv"
@@ -420,9 +416,9 @@ def test_the_manifest_example_of_train_help_runs_as_written(tmp_path, shared_dat
 
 
 def test_an_output_that_is_a_folder_is_refused_before_training(tmp_path, data, monkeypatch):
-    import audiosiam.training as training
+    import audiosiam.training.loop as loop
 
-    monkeypatch.setattr(training, "_build_model", lambda *a: pytest.fail("trained before checking --out"))
+    monkeypatch.setattr(loop, "build_model", lambda *a: pytest.fail("trained before checking --out"))
     (tmp_path / "out").mkdir()
     config = TrainConfig(out=str(tmp_path / "out"), **{**TINY, "epochs": 1, "val_classes": 0})
     with pytest.raises(ParameterError, match="out: is a folder"):
@@ -474,7 +470,8 @@ def test_fitting_the_calibration_afterwards_measures_the_weights_own_verificatio
     model.save(
         path, **{k: v for k, v in model.info.items() if k != "verification_threshold"}, verification_threshold=0.123
     )
-    module = load_repo_module("scripts/fit_calibration.py", "fit_calibration_script")
+    from scripts import fit_calibration as module
+
     assert module.main([str(path), "--episodes", "40", "--no-validation-sets"]) == 0
     after = load_checkpoint(path)
     assert model_fingerprint(after) == model_fingerprint(model)  # weights untouched
@@ -488,18 +485,18 @@ def test_fitting_the_calibration_afterwards_measures_the_weights_own_verificatio
 
 @pytest.mark.slow
 def test_a_run_stopped_in_its_first_epoch_resumes_from_its_start(tmp_path, data, monkeypatch):
-    import audiosiam.training as training
+    import audiosiam.training.loop as loop
 
     run(tmp_path / "a", data, epochs=2)
-    real_commit = training._commit_epoch
+    real_commit = loop.commit_epoch
 
     def stop(*args, **kwargs):  # stopped before epoch 1 commits: only the run's start is in state.pt
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_commit_epoch", stop)
+    monkeypatch.setattr(loop, "commit_epoch", stop)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", data, epochs=2)
-    monkeypatch.setattr(training, "_commit_epoch", real_commit)
+    monkeypatch.setattr(loop, "commit_epoch", real_commit)
     said = []
     run(tmp_path / "b", data, epochs=2, resume=True, log=said.append)
     assert "resuming from the start" in said
@@ -538,16 +535,16 @@ def test_resume_refuses_a_state_with_damaged_counters(tmp_path, data):
 
 def _budgets(monkeypatch):
     """Every ``_Budget`` a run makes, kept for a look afterwards."""
-    import audiosiam.training as training
+    import audiosiam.training.loop as loop
 
     made = []
 
-    class Kept(training._Budget):
+    class Kept(loop.Budget):
         def __init__(self, *args):
             super().__init__(*args)
             made.append(self)
 
-    monkeypatch.setattr(training, "_Budget", Kept)
+    monkeypatch.setattr(loop, "Budget", Kept)
     return made
 
 
@@ -567,20 +564,21 @@ class _Clock:
 
 @pytest.mark.slow
 def test_a_time_budget_leaves_the_finishing_steps_their_time_and_out_appears_once(tmp_path, data, monkeypatch):
-    import audiosiam.training as training
+    import audiosiam.training.finish as finish
+    import audiosiam.training.loop as loop
 
     budgets = _budgets(monkeypatch)
-    monkeypatch.setattr(training, "time", _Clock)
+    monkeypatch.setattr(loop, "time", _Clock)
     # the finishing steps said to take 8 s (x 1.25 margin): of a 15 s budget, training gets what is left
-    monkeypatch.setattr(training, "_finishing_seconds", lambda *a: {"calibration": 8.0})
+    monkeypatch.setattr(loop, "finishing_seconds", lambda *a: {"calibration": 8.0})
     out = tmp_path / "model.pt"
-    fit_int8 = training._fit_int8_ranges
+    fit_int8 = finish.measure_int8_ranges
 
     def finishing_unseen(path, *args):  # OUT is not there while the finishing steps run
         assert not out.exists() and path != out
         fit_int8(path, *args)
 
-    monkeypatch.setattr(training, "_fit_int8_ranges", finishing_unseen)
+    monkeypatch.setattr(finish, "measure_int8_ranges", finishing_unseen)
     lines = []
     with pytest.warns(UserWarning, match="--warmup-steps 100 is more than this time budget allows"):
         run(tmp_path, data, log=lines.append, epochs=10_000, time_budget_minutes=0.25, warmup_steps=100)
@@ -602,11 +600,11 @@ def test_a_time_budget_leaves_the_finishing_steps_their_time_and_out_appears_onc
 
 
 def test_a_budget_smaller_than_its_finishing_steps_says_how_long_the_run_will_take(tmp_path, data, monkeypatch):
-    import audiosiam.training as training
+    import audiosiam.training.loop as loop
 
     budgets, lines = _budgets(monkeypatch), []
-    monkeypatch.setattr(training, "time", _Clock)
-    monkeypatch.setattr(training, "_finishing_seconds", lambda *a: {"calibration": 20.0})
+    monkeypatch.setattr(loop, "time", _Clock)
+    monkeypatch.setattr(loop, "finishing_seconds", lambda *a: {"calibration": 20.0})
     run(tmp_path, data, log=lines.append, epochs=10_000, time_budget_minutes=0.25, calibration_episodes=0)
     (budget,) = budgets
     assert budget.squeezed and budget.training == 15.0 / 4  # a quarter of the budget trains, whatever is left
@@ -634,20 +632,22 @@ def test_a_time_budget_run_ends_within_the_budget_or_the_time_it_states(tmp_path
 
 @pytest.mark.slow
 def test_finishing_steps_are_timed_on_a_share_of_each(data, monkeypatch):
-    import audiosiam.training as training
+    from audiosiam.training.budget import finishing_seconds
+    from audiosiam.training.data import build_datasets
+    from audiosiam.training.model import build_model
 
     config = TrainConfig(**{**TINY, "val_classes": 2})
-    train_set, val_set, *_ = training._datasets(config, [DataSource(str(data), "tones")], [], [], rank=0,
+    train_set, val_set, *_ = build_datasets(config, [DataSource(str(data), "tones")], [], [], rank=0,
                                                say=lambda *a: None, progress=False)  # fmt: skip
-    model = training._build_model(config)
-    cost = training._finishing_seconds(model, val_set, [it.path for it in train_set.items], config)
+    model = build_model(config)
+    cost = finishing_seconds(model, val_set, [it.path for it in train_set.items], config)
     assert set(cost) == {"validation", "calibration"} | ({"int8 ranges"} if int8_available() else set())
     assert all(v > 0 for v in cost.values()) and model.training  # the model itself is left as it was
-    assert set(training._finishing_seconds(model, None, [], TrainConfig(**TINY))) <= {"int8 ranges"}
+    assert set(finishing_seconds(model, None, [], TrainConfig(**TINY))) <= {"int8 ranges"}
 
 
 def test_warm_up_ends_at_its_steps_or_a_tenth_of_a_budget():
-    from audiosiam.training import _lr_factor
+    from audiosiam.training.schedule import lr_factor as _lr_factor
 
     assert _lr_factor(0.0, 0, 100) == pytest.approx(0.01)
     assert _lr_factor(0.05, 4, 100, warmup_share=0.1) == pytest.approx(0.5 * 0.5 * (1 + math.cos(math.pi * 0.05)))
@@ -658,7 +658,7 @@ def test_warm_up_ends_at_its_steps_or_a_tenth_of_a_budget():
 @pytest.mark.slow
 def test_the_closing_summary_says_when_the_model_is_weak(tmp_path, data, monkeypatch):
     import audiosiam.evaluation as evaluation
-    from audiosiam.training import _weakness
+    from audiosiam.training.finish import weakness as _weakness
 
     assert _weakness(0.95, 5, None, 0) == [] and _weakness(None, 0, None, 0) == []
     (reason,) = _weakness(0.25, 5, None, 0)

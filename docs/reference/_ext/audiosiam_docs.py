@@ -348,7 +348,7 @@ class CommandLineReference(SphinxDirective):
                 text += ["", title, "-" * len(title), "", summary[:1].upper() + summary[1:] + ".", ""]
                 text += [".. code-block:: text", ""] + _indented(sub.choices[name].format_help())
         # the page is read again when any of the package's files changes (an option's default may live in
-        # training.py), so an incremental build cannot keep an old --help
+        # training/config.py), so an incremental build cannot keep an old --help
         for path in sorted(Path(cli.__file__).parent.rglob("*.py")):
             self.env.note_dependency(str(path))
         container = nodes.section()
