@@ -82,7 +82,7 @@ def test_broken_and_private_references_and_undocumented_constants_fail(tmp_path)
 
         Resolved where it is defined: :class:`EventDetector`, :class:`audiosiam.EventDetector`. Another
         library's, shown as text: :class:`numpy.ndarray`, :class:`torch.Tensor`.
-        Broken: :func:`audiosiam.io.no_such_function`. Private: :func:`audiosiam.io._decoded`.
+        Broken: :func:`audiosiam.io.no_such_function`. Private: :func:`audiosiam.io.stream._decoded`.
 
         .. autodata:: constants.DOCUMENTED
         .. autodata:: constants.UNDOCUMENTED
@@ -92,7 +92,7 @@ def test_broken_and_private_references_and_undocumented_constants_fail(tmp_path)
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
     assert result.returncode != 0
     assert any("audiosiam.io.no_such_function" in w for w in warnings), result.stderr
-    assert any("audiosiam.io._decoded" in w for w in warnings), result.stderr
+    assert any("audiosiam.io.stream._decoded" in w for w in warnings), result.stderr
     assert any("constants.UNDOCUMENTED" in w and "'#:'" in w for w in warnings), result.stderr
     for fine in ("EventDetector", "numpy", "torch", "constants.DOCUMENTED"):
         assert not any(fine in w for w in warnings), f"{fine}: {result.stderr}"

@@ -245,18 +245,18 @@ def _canonical_name(obj, fallback: str) -> str:
 
 
 def constant_comment(app, what, name, obj, options, lines) -> None:
-    """``autodoc-process-docstring``: a public constant is documented by a ``#:`` comment above it (in a
-    private module when it is defined there: ``__version__``); without one, autodoc would show its type's
-    docstring (``str(object='') -> str``): fail, naming the constant."""
+    """``autodoc-process-docstring``: a public constant is documented by a ``#:`` comment above it (in the
+    submodule that defines it when a package re-exports it: ``__version__``, ``io.MAX_PEAK``); without one,
+    autodoc would show its type's docstring (``str(object='') -> str``): fail, naming the constant."""
     if what != "data" or not lines or lines != _docstring_lines(type(obj)):
         return
     from sphinx.pycode import ModuleAnalyzer
 
     lines.clear()
     module_name, _, attr = name.rpartition(".")
-    for private in sorted(m for m in sys.modules if m.startswith(module_name + "._")):
-        if getattr(sys.modules[private], attr, None) is obj:
-            lines += ModuleAnalyzer.for_module(private).find_attr_docs().get(("", attr), [])
+    for home in sorted(m for m in sys.modules if m.startswith(module_name + ".")):
+        if not lines and getattr(sys.modules[home], attr, None) is obj:
+            lines += ModuleAnalyzer.for_module(home).find_attr_docs().get(("", attr), [])
     if not lines:
         where = getattr(sys.modules.get(module_name), "__file__", module_name)
         logger.warning("%s (%s) is public but has no '#:' comment above it to document it", name, where)

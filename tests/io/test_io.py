@@ -374,10 +374,10 @@ def test_resample_is_torchaudios_whichever_way_it_is_applied(orig, new):
     batch shape and dtype."""
     import torchaudio.functional as AF
 
-    from audiosiam import io
     from audiosiam.io import resample
+    from audiosiam.io.resampling import _banded_filter, _grouped_filter
 
-    few, many = io._grouped_filter(orig, new, torch.float32), io._banded_filter(orig, new, torch.float32)
+    few, many = _grouped_filter(orig, new, torch.float32), _banded_filter(orig, new, torch.float32)
     assert (few is not None) or (many is not None), "every ratio here takes one of the fast paths"
 
     g = torch.Generator().manual_seed(orig)
