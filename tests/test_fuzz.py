@@ -310,7 +310,7 @@ def test_a_gallery_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
         with pytest.raises(
             GalleryError, match=r"bomb\.asg: damaged gallery \(its arrays declare [\d,]+ bytes in a file of .*zip bomb"
         ):
-            FewShotClassifier.load(bomb, model=clf.model)
+            FewShotClassifier.load(bomb, model=clf.model_)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -369,13 +369,13 @@ def test_galleries_with_crafted_fields_are_refused_by_name(tmp_path):
     }
     for name, (changes, words) in cases.items():
         path = crafted_gallery(clean, tmp_path / f"{name}.asg", **changes)
-        for model in (clf.model, None):  # None: the model the gallery names is loaded (or refused) first
+        for model in (clf.model_, None):  # None: the model the gallery names is loaded (or refused) first
             if model is None and "model" not in name:
                 continue
             with pytest.raises(GalleryError) as caught:
                 FewShotClassifier.load(path, model=model)
             assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value), (name, caught.value)
-    assert np.isfinite(FewShotClassifier.load(clean, model=clf.model).predict_proba(clips[:2], sample_rate=RATE)).all()
+    assert np.isfinite(FewShotClassifier.load(clean, model=clf.model_).predict_proba(clips[:2], sample_rate=RATE)).all()
 
 
 @pytest.mark.parametrize("value", ["x", float("nan"), 5.0, True, [0.5]], ids=repr)
@@ -418,7 +418,10 @@ def test_the_api_refuses_arguments_of_the_wrong_kind_by_name(tmp_path):
             lambda: FewShotClassifier(model, k=float("nan")).fit(clips, list("aabb")),
             "k=nan",
         ),
-        "kneighbors(k=nan)": (lambda: clf.kneighbors(clips[:1], k=float("nan"), sample_rate=RATE), "k=nan"),
+        "kneighbors(n_neighbors=nan)": (
+            lambda: clf.kneighbors(clips[:1], n_neighbors=float("nan"), sample_rate=RATE),
+            "n_neighbors=nan",
+        ),
         "predict(None)": (lambda: clf.predict(None), "X: expected a clip"),
         "load(model=3)": (lambda: FewShotClassifier.load(gallery, model=3), "model=3: expected an EmbeddingModel"),
         "load_model(3)": (lambda: load_model(3), "name_or_path=3: expected a file path"),

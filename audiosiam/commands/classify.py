@@ -161,7 +161,7 @@ def run(args) -> int:
     queries = _common.collect_queries(args.queries)
     if args.segments:
         return _classify_segments(clf, queries, args, progress)
-    embeddings, kept, failures = clf.model.embed_all(queries, on_error="skip", progress=progress)
+    embeddings, kept, failures = clf.model_.embed_all(queries, on_error="skip", progress=progress)
     _common.report_failures(failures, "classify")
     rows = []
     if len(kept):
@@ -215,11 +215,11 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
 
     if args.plot:
         raise ParameterError("--plot draws whole clips; it cannot be combined with --segments")
-    window = clf.model.window_seconds
+    window = clf.model_.window_seconds
     hop = window if args.segment_hop is None else args.segment_hop
     if not hop > 0:
         raise ParameterError(f"--segment-hop {hop}: must be > 0 seconds")
-    embedder = SlidingEmbedder(clf.model, window, hop, precision=args.precision)
+    embedder = SlidingEmbedder(clf.model_, window, hop, precision=args.precision)
     rows, failed = [], 0
     bar = None
     if progress:
@@ -227,7 +227,7 @@ def _classify_segments(clf, queries, args, progress: bool) -> int:
 
         bar = tqdm(total=len(queries), desc="segments", unit="file", leave=False)
     # Recordings one after the other, their chunks embedded side by side (SlidingEmbedder.embed_each).
-    pieces = embedder.embed_each((read_blocks(p, clf.model.sample_rate) for p in queries), catch=(AudioLoadError,))
+    pieces = embedder.embed_each((read_blocks(p, clf.model_.sample_rate) for p in queries), catch=(AudioLoadError,))
     parts: list = []
     for index, starts, embeddings, last, *_ in pieces:
         if isinstance(embeddings, AudioLoadError):

@@ -41,7 +41,7 @@ from ..models.embedding import as_clips, describe_input
 from ..models.info import model_info
 from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics, prior_offset
 from .gallery import Gallery, model_fingerprint
-from .rules import RULES, check_k, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
+from .rules import check_k, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
 
 __all__ = ["FewShotClassifier", "Decisions", "UNKNOWN", "EXPECTED_UNKNOWN"]
 
@@ -51,8 +51,9 @@ UNKNOWN = "unknown"
 #: answers on every validation domain and shot count and still beats never answering unknown at 20% strangers
 #: (benchmarks/decisions.py; its table is in the README).
 EXPECTED_UNKNOWN = 0.1
-_RULES = RULES
 _CALIBRATION_CLIPS = 2000
+# the settings the calibration depends on: a change of any (set_params) re-calibrates at the next use
+_CALIBRATION_SETTINGS = ("rule", "k", "reject", "expected_unknown", "target_false_accept", "adapt", "calibration")
 _LEGACY = "legacy"
 
 
@@ -183,8 +184,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     """Label audio clips by their similarity to a few enrolled examples per class.
 
     Args:
-        model (EmbeddingModel or None, optional): the model that embeds enrolment clips and queries;
-            ``None`` loads the bundled default (:func:`audiosiam.load_model`) when first needed.
+        model (EmbeddingModel, str or None, optional): the model that embeds enrolment clips and queries,
+            or a preset name or checkpoint path; ``None``: the bundled default (:func:`audiosiam.load_model`).
+            A name is loaded when first needed, into ``model_``; ``model`` itself is never changed.
             Default: ``None``.
         rule (str, optional): ``"prototype"`` (nearest class mean) or ``"knn"`` (see
             :mod:`audiosiam.fewshot.rules`). Default: ``"prototype"``.
@@ -207,6 +209,10 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             (``model.info["calibration"]``), a dict is a map as a checkpoint stores it (one per rule, or
             one map), ``"legacy"`` forces the earlier rule. Default: ``None``.
         batch_size (int, optional): windows per forward pass when embedding. Default: ``64``.
+
+    Settings changed with ``set_params`` after :meth:`fit` take effect at the next use: the classifier
+    re-calibrates on the clips it enrolled (nothing is embedded again). ``set_params`` itself only sets, as
+    scikit-learn's contract asks. A new ``model`` needs a new :meth:`fit`.
 
     Raises:
         ParameterError: (at :meth:`fit`) an unknown ``rule``, ``k < 1`` or an invalid ``reject``.
@@ -243,11 +249,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ set-up
     def _model(self):
-        if self.model is None:
+        """The model ``model`` names (``model_``): itself, or the preset or checkpoint it names, loaded once;
+        ``model`` itself is never changed (scikit-learn's contract)."""
+        if not hasattr(self, "model_") or self._model_of_ is not self.model:
             from ..models import load_model
 
-            self.model = load_model()
-        return self.model
+            given = self.model
+            self.model_ = load_model(given) if given is None or isinstance(given, (str, os.PathLike)) else given
+            self._model_of_ = given
+        return self.model_
 
     def _check_params(self) -> None:
         check_rule(self.rule, self.k)
@@ -391,7 +401,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             entry = stored if "weights" in stored else stored.get(self.rule)
             if entry is not None:
                 return CalibrationMap.from_dict(entry)
-        model = self.model
+        model = self._model()
         if not getattr(model, "_audiosiam_warned_uncalibrated", False):
             warnings.warn(
                 f"audiosiam: this model carries no calibration map for rule {self.rule!r} (a checkpoint made before "
@@ -407,7 +417,19 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                     pass
         return None
 
+    def _settings(self) -> dict:
+        return {name: getattr(self, name) for name in _CALIBRATION_SETTINGS}
+
+    def _calibrated(self) -> None:
+        """Re-calibrate a fitted classifier whose settings changed since it was calibrated (``set_params``
+        only sets them, as scikit-learn asks; the enrolled embeddings are reused, nothing is embedded)."""
+        fitted = hasattr(self, "gallery_") and len(self.gallery_)
+        if fitted and getattr(self, "_calibrated_with_", None) != self._settings():
+            self._check_params()
+            self._calibrate()
+
     def _calibrate(self) -> None:
+        self._calibrated_with_ = self._settings()
         g = self.gallery_
         classes, codes = g.label_indices()
         self.stats_ = class_statistics(g.embeddings, codes, len(classes))
@@ -575,6 +597,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     def _check_fitted(self) -> None:
         if not hasattr(self, "gallery_") or len(self.gallery_) == 0:
             raise GalleryError("this classifier has no enrolled clips: call fit(clips, labels) first")
+        self._calibrated()
 
     def scores_embeddings(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Class scores (Q, C) and the confidence (Q,) used for rejection, for precomputed query embeddings.
@@ -597,6 +620,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     @property
     def rejects_(self) -> bool:
         """Whether this classifier can answer ``"unknown"`` (and ``predict_proba`` has an unknown column)."""
+        self._check_fitted()
         return self.reject is not None and (self.calibration_ is not None or self.threshold_ is not None)
 
     @property
@@ -737,23 +761,48 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
         return self.predict_proba_embeddings(embeddings)
 
-    def kneighbors(self, X, k: int = 5, *, sample_rate: int | None = None):
-        """The ``k`` most similar enrolled clips of each query.
+    def kneighbors(
+        self,
+        X,
+        n_neighbors: int = 5,
+        return_distance: bool = True,
+        *,
+        sample_rate: int | None = None,
+        k: int | None = None,
+    ):
+        """The ``n_neighbors`` nearest enrolled clips of each query, as scikit-learn's ``kneighbors`` gives
+        them: cosine distances (1 - cosine similarity, nearest first) and gallery indices.
 
         Args:
             X (str, Path, Tensor, array or a sequence of them): one clip or several (paths or 1-D waveforms).
-            k (int, optional): neighbours per query, capped at the gallery size. Default: ``5``.
+            n_neighbors (int, optional): neighbours per query, capped at the gallery size. Default: ``5``.
+            return_distance (bool, optional): return the distances with the indices. Default: ``True``.
             sample_rate (int or None, optional): rate of the waveforms among ``X``. Default: ``None``.
+            k (int or None, optional): deprecated spelling of ``n_neighbors``. Default: ``None``.
 
         Returns:
-            ``(similarities (Q, k), indices (Q, k), labels (Q, k) of str)``; ``sources_`` maps indices to files.
+            ``(distances (Q, n), indices (Q, n))``, or ``indices`` alone; ``labels_[indices]`` and
+            ``sources_`` say what and where the neighbours are.
         """
+        if k is not None:
+            warnings.warn(
+                "kneighbors(k=...) is now kneighbors(n_neighbors=...), and it returns (distances, indices) as "
+                "scikit-learn's does; the labels are labels_[indices]",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            n_neighbors = k
         self._check_fitted()
-        k = check_k(k)
+        n_neighbors = check_k(n_neighbors, "n_neighbors")
         embeddings, _, _ = self._embed(X, sample_rate=sample_rate)
-        sims, idx = self.gallery_.search(embeddings, min(k, len(self.gallery_)))
-        labels = np.asarray(self.gallery_.labels, dtype=object)[idx.numpy()]
-        return sims.numpy(), idx.numpy(), labels
+        sims, idx = self.gallery_.search(embeddings, min(n_neighbors, len(self.gallery_)))
+        return (1.0 - sims.numpy(), idx.numpy()) if return_distance else idx.numpy()
+
+    @property
+    def labels_(self) -> np.ndarray:
+        """The label of each enrolled clip, in gallery order (what :meth:`kneighbors`' indices point at)."""
+        self._check_fitted()
+        return np.asarray(self.gallery_.labels, dtype=object)
 
     @property
     def sources_(self) -> list[str]:
@@ -874,25 +923,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                 clf.adapt_scale_ = 1.0
             else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map
                 clf._calibrate()
+            clf._calibrated_with_ = clf._settings()
         except (TypeError, ValueError) as exc:
             raise GalleryError(f"{path}: damaged calibration ({exc}); enrol the clips again") from None
         return clf
-
-    def set_params(self, **params):
-        """scikit-learn's ``set_params``; a change of rule, k, rejection or calibration settings re-calibrates
-        a fitted classifier.
-
-        Args:
-            **params (Any): constructor parameters by name (``model``, ``rule``, ``k``, ``reject``,
-                ``expected_unknown``, ``target_false_accept``, ``adapt``, ``calibration``, ``batch_size``).
-
-        Returns:
-            FewShotClassifier: ``self``.
-        """
-        keys = ("rule", "k", "reject", "expected_unknown", "target_false_accept", "adapt", "calibration")
-        changed = any(key in keys and getattr(self, key) != value for key, value in params.items())
-        super().set_params(**params)
-        if changed and hasattr(self, "gallery_") and len(self.gallery_):
-            self._check_params()
-            self._calibrate()
-        return self

@@ -214,9 +214,25 @@ def test_a_loaded_gallery_keeps_its_calibration_and_settings(model, support, tmp
     assert not calls  # restored, not recomputed
     assert (back.rule, back.k, back.threshold_, back.temperature_) == ("knn", 3, clf.threshold_, clf.temperature_)
     back.set_params(k=3)
+    back.predict_proba(support[0][:1], sample_rate=RATE)
     assert not calls  # nothing changed
     back.set_params(k=2)
-    assert calls == [1]  # a changed setting re-calibrates
+    assert not calls  # set_params only sets (scikit-learn's contract)
+    back.predict_proba(support[0][:1], sample_rate=RATE)
+    assert calls  # the changed setting re-calibrates at the next use
+
+
+def test_set_params_takes_effect_at_the_next_use_and_fit_keeps_the_constructor_model(model, support):
+    clf = FewShotClassifier(model).fit(*support, sample_rate=RATE)
+    query = support[0][:2]
+    assert list(clf.predict_proba(query, sample_rate=RATE).shape) == [2, len(clf.classes_) + 1]
+    clf.set_params(reject=None)  # no unknown column from now on, without enrolling again
+    assert list(clf.predict_proba(query, sample_rate=RATE).shape) == [2, len(clf.classes_)]
+    assert clf.get_params()["reject"] is None and clf.model is model and clf.model_ is model
+    named = FewShotClassifier("default")
+    assert named.get_params()["model"] == "default"
+    named._model()
+    assert named.model == "default" and named.model_.embedding_dim > 0  # the name stays the parameter
 
 
 def hand_map() -> dict:
@@ -311,3 +327,18 @@ def test_old_module_paths_still_work_with_a_deprecation_warning(old):
     with pytest.warns(DeprecationWarning, match=f"audiosiam.{old} moved to audiosiam.fewshot"):
         module = importlib.import_module(f"audiosiam.{old}")
     assert module.__all__ and all(hasattr(module, name) for name in module.__all__)
+
+
+def test_kneighbors_answers_as_scikit_learns_cosine_distances_and_indices(model, support):
+    clips, labels = support
+    clf = FewShotClassifier(model).fit(clips, labels, sample_rate=RATE)
+    distances, idx = clf.kneighbors(clips[:2], n_neighbors=3, sample_rate=RATE)
+    assert distances.shape == idx.shape == (2, 3) and (np.diff(distances, axis=1) >= -1e-6).all()
+    assert list(idx[:, 0]) == [0, 1] and np.allclose(distances[:, 0], 0.0, atol=1e-5)  # each clip is enrolled
+    emb = model.embed(clips[:2], sample_rate=RATE)
+    expected = 1.0 - (emb @ clf.gallery_.embeddings.T).numpy()
+    np.testing.assert_allclose(distances, np.take_along_axis(expected, idx, axis=1), atol=1e-5)
+    assert list(clf.labels_[idx[:, 0]]) == labels[:2]
+    assert (clf.kneighbors(clips[:2], 3, False, sample_rate=RATE) == idx).all()
+    with pytest.warns(DeprecationWarning, match="n_neighbors"):
+        assert (clf.kneighbors(clips[:2], k=3, sample_rate=RATE)[1] == idx).all()

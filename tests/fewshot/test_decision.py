@@ -95,6 +95,6 @@ def test_neighbour_counts_must_be_whole_and_plausible(bad):
         FewShotClassifier(object(), rule="knn", k=bad).fit([], [])
     clf = FewShotClassifier(tiny_model(8), rule="knn", k=3, reject=None)
     clf.add_embeddings(torch.nn.functional.normalize(torch.randn(4, 8), dim=1), ["a", "a", "b", "b"])
-    with pytest.raises(ParameterError, match="k="):
-        clf.kneighbors(torch.randn(16000).numpy(), k=bad, sample_rate=16000)
+    with pytest.raises(ParameterError, match="n_neighbors="):
+        clf.kneighbors(torch.randn(16000).numpy(), n_neighbors=bad, sample_rate=16000)
     assert check_k(np.int64(3)) == 3 and check_k(MAX_K) == MAX_K
