@@ -13,7 +13,7 @@ so that two concurrent updates both land instead of one silently replacing the o
 :func:`atomic_write_together` writes files that only make sense as a pair (``embed``'s ``.npy`` and its
 ``.csv`` index): every temporary is complete before any target is replaced, so a failed write (a full disk)
 changes none of them; the renames run under a lock and a journal, so a writer killed between two renames is
-completed by the next one that opens the pair (:func:`finish_interrupted_commit`).
+completed by the next one that opens the pair (``finish_interrupted_commit``).
 """
 
 from __future__ import annotations
@@ -31,20 +31,7 @@ from typing import Callable, Iterator, Mapping
 
 from .errors import AudiosiamError
 
-__all__ = [
-    "atomic_write",
-    "atomic_write_together",
-    "finish_interrupted_commit",
-    "write_output",
-    "refuse_folders",
-    "refuse_unwritable",
-    "make_folder",
-    "locked",
-    "FileLockTimeout",
-    "not_a_regular_file",
-    "spreadsheet_safe",
-    "as_path",
-]
+__all__ = ["atomic_write", "atomic_write_together", "write_output", "locked", "FileLockTimeout"]
 
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 
@@ -200,7 +187,7 @@ def refuse_folders(*paths: str | os.PathLike | None) -> None:
         *paths (str, os.PathLike or None): the files a command is about to write.
 
     Raises:
-        ParameterError: one of them is a folder, or cannot be written (:func:`refuse_unwritable`).
+        ParameterError: one of them is a folder, or cannot be written (``refuse_unwritable``).
     """
     from .errors import ParameterError
 

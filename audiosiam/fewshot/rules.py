@@ -28,9 +28,6 @@ from ..errors import ParameterError
 __all__ = [
     "RULES",
     "MAX_K",
-    "check_k",
-    "check_rule",
-    "check_threshold",
     "prototypes",
     "prototype_scores",
     "knn_scores",
@@ -68,7 +65,7 @@ def check_k(k, name: str = "k") -> int:
 
 
 def check_rule(rule: str, k: int = 1) -> None:
-    """Raise ParameterError unless ``rule`` is one of :data:`RULES` and ``k`` passes :func:`check_k`.
+    """Raise ParameterError unless ``rule`` is one of :data:`RULES` and ``k`` passes ``check_k``.
 
     Args:
         rule (str): ``"prototype"`` or ``"knn"``.

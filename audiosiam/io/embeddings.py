@@ -18,7 +18,7 @@ from ..files import atomic_write_together, finish_interrupted_commit, not_a_regu
 def write_embeddings(path: str | os.PathLike, embeddings, sources: Sequence[str]) -> tuple[Path, Path]:
     """Write ``embed``'s output pair as one: ``path`` (``.npy`` appended when missing: float32, (N, D)) and
     its index ``path`` with ``.csv`` (columns ``row,path``: which input each row is, cells made
-    :func:`~audiosiam.files.spreadsheet_safe`). A failure (a full disk) changes neither file; a writer killed
+    ``spreadsheet_safe``). A failure (a full disk) changes neither file; a writer killed
     between the two renames is completed by the next write or :func:`read_embeddings` of the pair.
 
     Args:

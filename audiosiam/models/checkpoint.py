@@ -31,10 +31,7 @@ from .info import ModelInfo
 __all__ = [
     "save_checkpoint",
     "load_checkpoint",
-    "read_trusted",
-    "write_checkpoint_file",
     "update_checkpoint_info",
-    "architecture_of",
     "stored_threshold",
     "ARCHITECTURES",
     "FORMAT",

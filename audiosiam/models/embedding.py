@@ -36,7 +36,7 @@ from .encoder import EncoderConfig, ResNetEncoder
 from .info import ModelInfo
 from .sliding import SlidingEmbedder
 
-__all__ = ["EmbeddingModel", "EmbeddingResult", "EmbedFailure", "describe_input", "as_clips", "STREAM_BYTES"]
+__all__ = ["EmbeddingModel", "EmbeddingResult", "EmbedFailure", "STREAM_BYTES"]
 
 # A file that would take more than this decoded whole is embedded in a stream (module docstring): 128 MiB of
 # float32 samples, so the whole-file path's peak (the samples, their mono mix, the resampled copy) stays
@@ -51,7 +51,7 @@ class EmbedFailure:
 
     Attributes:
         index (int): its position in the inputs.
-        source (str): what it was, as :func:`describe_input` names it.
+        source (str): what it was, as ``describe_input`` names it.
         error (Exception): why: an ``AudioLoadError`` for a file, a ``ParameterError`` for a waveform.
     """
 

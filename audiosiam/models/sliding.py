@@ -36,7 +36,7 @@ from ..errors import ParameterError
 from .info import model_info
 from .quantized import Int8Trunk, int8_available
 
-__all__ = ["SlidingEmbedder", "WindowChunk", "PRECISIONS", "check_precision"]
+__all__ = ["SlidingEmbedder", "WindowChunk", "PRECISIONS"]
 
 #: The trunk's arithmetic a SlidingEmbedder can be asked for (models/quantized.py for int8).
 PRECISIONS = ("auto", "int8", "float32")

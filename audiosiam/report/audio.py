@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AudioSources", "Sound", "encode_vorbis", "EMBED_SECONDS", "EMBED_BUDGET_BYTES", "CONTEXT_SECONDS"]
+__all__ = ["EMBED_SECONDS", "EMBED_BUDGET_BYTES", "CONTEXT_SECONDS"]
 
 #: The longest clip or stretch, in seconds, whose audio is put inside the page.
 EMBED_SECONDS = 30.0

@@ -16,8 +16,6 @@ from pathlib import Path
 
 from .._version import __version__
 
-__all__ = ["render", "write_page"]
-
 
 @lru_cache(maxsize=1)
 def _environment():

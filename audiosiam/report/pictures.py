@@ -10,8 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["plotted", "spectrogram_uri"]
-
 
 def png_uri(data: bytes) -> str:
     """PNG bytes as a ``data:`` URI for an ``<img src>``."""
