@@ -132,8 +132,8 @@ class EventDetector:
     """Find where sounds like a few examples occur in recordings (the rule: module docstring).
 
     Args:
-        model (EmbeddingModel or None, optional): the embedding model; ``None``: the bundled default.
-            Default: ``None``.
+        model (EmbeddingModel, str or None, optional): the embedding model, or a preset name or checkpoint
+            path; ``None``: the bundled default. Loaded at :meth:`fit` into ``model_``. Default: ``None``.
         hop_seconds (float, optional): step between window starts, rounded to the model's frame step (80 ms
             for the bundled models). Default: ``0.16``.
         window_seconds (float or None, optional): window length; ``None``: from the examples (module
@@ -181,10 +181,6 @@ class EventDetector:
     ):
         from ..fewshot.rules import check_threshold
 
-        if model is None:
-            from ..models import load_model
-
-            model = load_model()
         for name, value in (("hop_seconds", hop_seconds), ("min_window_seconds", min_window_seconds)):
             if not value > 0:
                 raise ParameterError(f"{name}={value}: must be > 0")
@@ -198,7 +194,7 @@ class EventDetector:
         self.background_quantile = background_quantile
         if window_seconds is not None and not window_seconds > 0:
             raise ParameterError(f"window_seconds={window_seconds}: must be > 0 (or None to follow the examples)")
-        self.model = model.eval()
+        self.model = model  # resolved at fit (model_): a name stays a name
         self.hop_seconds, self.window_seconds, self.min_window_seconds = hop_seconds, window_seconds, min_window_seconds
         self.threshold = None if threshold is None else check_threshold(threshold, "threshold")
         self.chunk_seconds = chunk_seconds
@@ -209,11 +205,11 @@ class EventDetector:
     # ------------------------------------------------------------------ fitting
     def _waves(self, clips: Sequence[Any], sample_rate: int | None, what: str) -> list[torch.Tensor]:
         files = [c for c in clips if isinstance(c, (str, os.PathLike))]
-        decoded = iter(load_many(files, self.model.sample_rate)) if files else iter(())
+        decoded = iter(load_many(files, self.model_.sample_rate)) if files else iter(())
         return [
             next(decoded)
             if isinstance(c, (str, os.PathLike))
-            else check_waveform(c, sample_rate, self.model.sample_rate, what=f"{what}[{i}]")
+            else check_waveform(c, sample_rate, self.model_.sample_rate, what=f"{what}[{i}]")
             for i, c in enumerate(clips)
         ]
 
@@ -255,21 +251,24 @@ class EventDetector:
         labels = [str(label) for label in labels]
         if len(labels) != len(examples):
             raise ParameterError(f"labels: {len(labels)} labels for {len(examples)} examples; give one per example")
+        from ..models import resolve_model
+
+        self.model_ = resolve_model(self.model).eval()
         waves = self._waves(examples, sample_rate, "examples")
-        rate = self.model.sample_rate
+        rate = self.model_.sample_rate
         spans = [active_span(w, rate) for w in waves]
         lengths = np.array([(stop - start) / rate for start, stop in spans])
         levels = [float(w[start:stop].double().pow(2).mean().sqrt()) for w, (start, stop) in zip(waves, spans)]
         self.quiet_level_ = float(np.median(levels)) * 10 ** (-QUIET_DB / 20)
-        embeddings = self.model.embed(waves, sample_rate=rate)
+        embeddings = self.model_.embed(waves, sample_rate=rate)
         names = sorted(set(labels))
         label_index = np.array([names.index(label) for label in labels])
         window = self.window_seconds or float(
             np.clip(
-                np.median(lengths), self.min_window_seconds, max(self.min_window_seconds, self.model.window_seconds)
+                np.median(lengths), self.min_window_seconds, max(self.min_window_seconds, self.model_.window_seconds)
             )
         )
-        stored = model_info(self.model).verification_threshold
+        stored = model_info(self.model_).verification_threshold
         fallback = 0.5 if stored is None else stored
         self._labels = []
         for c, name in enumerate(names):
@@ -284,7 +283,7 @@ class EventDetector:
                 )
             )
         self._embedder = SlidingEmbedder(
-            self.model,
+            self.model_,
             window,
             self.hop_seconds,
             chunk_seconds=self.chunk_seconds,
@@ -400,7 +399,7 @@ class EventDetector:
             ParameterError: a bad waveform, or the detector is not fitted.
         """
         self._check_fitted()
-        rate = self.model.sample_rate
+        rate = self.model_.sample_rate
         recordings = list(recordings)
         samples = [0] * len(recordings)
         frame = self._embedder.samples_per_frame

@@ -252,11 +252,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """The model ``model`` names (``model_``): itself, or the preset or checkpoint it names, loaded once;
         ``model`` itself is never changed (scikit-learn's contract)."""
         if not hasattr(self, "model_") or self._model_of_ is not self.model:
-            from ..models import load_model
+            from ..models import resolve_model
 
-            given = self.model
-            self.model_ = load_model(given) if given is None or isinstance(given, (str, os.PathLike)) else given
-            self._model_of_ = given
+            self.model_, self._model_of_ = resolve_model(self.model), self.model
         return self.model_
 
     def _check_params(self) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "available_presets",
     "load_checkpoint",
     "load_model",
+    "resolve_model",
     "save_checkpoint",
 ]
 
@@ -69,4 +70,30 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str = "
     model = load_checkpoint(path, device=device)
     # galleries record where their model came from: a path that works from any folder
     model.source = name if is_preset else str(path.resolve())
+    return model
+
+
+def resolve_model(model) -> EmbeddingModel:
+    """The model an estimator's ``model`` parameter names, the one rule the classifier, the embedder and the
+    detector share (each resolves it at ``fit``, into ``model_``, and never changes ``model`` itself).
+
+    Args:
+        model (EmbeddingModel, str, Path or None): a model (returned as it is), a preset name or checkpoint
+            path (loaded by :func:`load_model`), or ``None`` (the bundled default).
+
+    Returns:
+        EmbeddingModel: the model.
+
+    Raises:
+        CheckpointError: the name or path cannot be loaded.
+        ParameterError: ``model`` is none of these.
+    """
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    if not hasattr(model, "embedding_dim"):
+        from ..errors import ParameterError
+
+        raise ParameterError(
+            f"model={model!r}: expected an EmbeddingModel, a preset name, a checkpoint path, or None (the default)"
+        )
     return model

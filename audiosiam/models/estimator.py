@@ -58,9 +58,9 @@ class AudioEmbedder(TransformerMixin, BaseEstimator):
             ParameterError: ``X`` is empty or not a sequence of clips.
         """
         _check_clips(X)
-        from . import load_model
+        from . import resolve_model
 
-        self.model_ = load_model(self.model) if self.model is None or isinstance(self.model, str) else self.model
+        self.model_ = resolve_model(self.model)
         self.n_features_out_ = self.model_.embedding_dim
         return self
 
