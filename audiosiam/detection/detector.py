@@ -51,7 +51,6 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -59,8 +58,8 @@ import numpy as np
 import torch
 
 from ..errors import AudioLoadError, ParameterError
-from ..io import active_span, check_waveform, load_many, read_blocks
-from ..models.embedding import as_clips, describe_input
+from ..io import active_span, check_waveform, read_blocks
+from ..io.inputs import as_clips, describe_input, is_path, read_clips
 from ..models.info import model_info
 from ..models.sliding import SlidingEmbedder, check_precision
 from .events import Event
@@ -204,14 +203,7 @@ class EventDetector:
 
     # ------------------------------------------------------------------ fitting
     def _waves(self, clips: Sequence[Any], sample_rate: int | None, what: str) -> list[torch.Tensor]:
-        files = [c for c in clips if isinstance(c, (str, os.PathLike))]
-        decoded = iter(load_many(files, self.model_.sample_rate)) if files else iter(())
-        return [
-            next(decoded)
-            if isinstance(c, (str, os.PathLike))
-            else check_waveform(c, sample_rate, self.model_.sample_rate, what=f"{what}[{i}]")
-            for i, c in enumerate(clips)
-        ]
+        return read_clips(clips, self.model_.sample_rate, sample_rate=sample_rate, what=what)
 
     def fit(
         self,
@@ -406,7 +398,7 @@ class EventDetector:
         energies: list[list[np.ndarray]] = [[] for _ in recordings]  # sums of squares per trunk frame
 
         def blocks_of(index: int, recording) -> Iterator[torch.Tensor]:
-            if isinstance(recording, (str, os.PathLike)):
+            if is_path(recording):
                 source: Iterable[torch.Tensor] = read_blocks(recording, rate, block_seconds=self.chunk_seconds)
             else:
                 wave = check_waveform(recording, sample_rate, rate, what="recording")

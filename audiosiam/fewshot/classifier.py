@@ -37,7 +37,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..errors import GalleryError, ParameterError
-from ..models.embedding import as_clips, describe_input
+from ..io.inputs import as_clips, describe_input
 from ..models.info import model_info
 from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics, prior_offset
 from .gallery import Gallery, model_fingerprint

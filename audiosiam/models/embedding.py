@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from ..errors import AudioLoadError, ParameterError
-from ..io import check_waveform, decoded_bytes, fix_length, load_many, read_blocks, sliding_windows
+from ..io import decoded_bytes, fix_length, read_blocks, sliding_windows
+from ..io.inputs import as_clips, describe_input, is_one_clip, is_path, read_clips
 from ..transforms import LogMelSpectrogram
 from .encoder import EncoderConfig, ResNetEncoder
 from .info import ModelInfo
@@ -72,60 +73,6 @@ class EmbeddingResult(NamedTuple):
     embeddings: torch.Tensor  # (K, D), rows L2-normalised
     kept: list[int]  # positions in the inputs of the K rows
     failures: list[EmbedFailure]
-
-
-def describe_input(item: Any) -> str:
-    """A path as given, or a waveform's shape: how messages and reports name an input.
-
-    Args:
-        item (str, Path, Tensor or array): an input of :meth:`EmbeddingModel.embed_all`.
-
-    Returns:
-        str: e.g. ``"clips/a.wav"`` or ``"<waveform (16000,)>"``.
-    """
-    if isinstance(item, (str, os.PathLike)):
-        return os.fspath(item)
-    return f"<waveform {tuple(getattr(item, 'shape', ()))}>"
-
-
-def as_clips(inputs: Any, what: str = "inputs", *, single: bool = True) -> list:
-    """The clips of an argument that takes one clip or a sequence of them, as a list; anything else is a
-    :class:`~audiosiam.errors.ParameterError` naming what was given (``embed(5)``, ``fit(None, ...)``).
-
-    Args:
-        inputs (Any): a path, a 1-D waveform, or an iterable of them (a list, a generator, a 1-D array of
-            paths as text).
-        what (str, optional): how the message names the argument. Default: ``"inputs"``.
-        single (bool, optional): a lone path or waveform is one clip (``[inputs]``); ``False``: only a
-            sequence is accepted. Default: ``True``.
-
-    Returns:
-        list: the clips (each still to be checked by the reader: a path by ``load_audio``, a waveform by
-        ``check_waveform``).
-
-    Raises:
-        ParameterError: neither a clip nor an iterable of them (a number, ``None``, bytes).
-    """
-    import numpy as np
-
-    if single and (isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)):
-        kind = getattr(getattr(inputs, "dtype", None), "kind", "")
-        if kind != "U":  # a 1-D array of text is paths, not samples
-            return [inputs]
-    if isinstance(inputs, np.ndarray) and inputs.dtype.kind == "U":
-        return [str(x) for x in inputs.reshape(-1)]
-    if isinstance(inputs, (str, bytes, bytearray, dict)) or inputs is None:
-        raise ParameterError(
-            f"{what}: expected {'a clip (a path or a 1-D waveform) or ' if single else ''}a sequence of clips, "
-            f"got {'None' if inputs is None else type(inputs).__name__}"
-        )
-    try:
-        return list(inputs)
-    except TypeError:
-        raise ParameterError(
-            f"{what}: expected {'a clip (a path or a 1-D waveform) or ' if single else ''}a sequence of clips, "
-            f"got {type(inputs).__name__}"
-        ) from None
 
 
 _LENGTH_QUANTUM_SECONDS = 0.25
@@ -283,47 +230,25 @@ class EmbeddingModel(nn.Module):
         if on_error not in ("raise", "skip"):
             raise ParameterError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
         items = as_clips(inputs, single=False)
-        files = [i for i, item in enumerate(items) if isinstance(item, (str, os.PathLike))]
+        files = [i for i, item in enumerate(items) if is_path(item)]
         streamed = self._embed_streamed(items, files)  # i -> embedding or error, for files too long to load
-        whole = [i for i in files if i not in streamed]
-        decoded = (
-            dict(
-                zip(
-                    whole,
-                    load_many(
-                        [items[i] for i in whole],
-                        self.sample_rate,
-                        on_error="return" if on_error == "skip" else "raise",
-                    ),
-                )
-            )
-            if whole
-            else {}
+        read = read_clips(
+            items,
+            self.sample_rate,
+            sample_rate=sample_rate,
+            on_error="return" if on_error == "skip" else "raise",
+            skip=set(streamed),
         )
         waves, kept, failures = [], [], []
         for i, item in enumerate(items):
-            if i in streamed:
-                if isinstance(streamed[i], AudioLoadError):
-                    if on_error == "raise":
-                        raise streamed[i]
-                    failures.append(EmbedFailure(i, describe_input(item), streamed[i]))
-                else:
-                    kept.append(i)
-                continue
-            try:
-                wave = (
-                    decoded.pop(i)
-                    if i in decoded
-                    else check_waveform(item, sample_rate, self.sample_rate, what=f"inputs[{i}]")
-                )
-            except ParameterError as exc:
+            got = streamed.get(i, read[i])
+            if isinstance(got, Exception):
                 if on_error == "raise":
-                    raise
-                wave = exc
-            if isinstance(wave, Exception):
-                failures.append(EmbedFailure(i, describe_input(item), wave))
+                    raise got
+                failures.append(EmbedFailure(i, describe_input(item), got))
                 continue
-            waves.append(wave)
+            if i not in streamed:
+                waves.append(got)
             kept.append(i)
         embeddings = self._embed_waveforms(waves, batch_size, progress)
         if streamed:  # the rows in input order
@@ -428,8 +353,7 @@ class EmbeddingModel(nn.Module):
         ea = self.embed(a, sample_rate=sample_rate)
         eb = self.embed(b, sample_rate=sample_rate)
         sims = ea @ eb.T
-        single = lambda x: isinstance(x, (str, os.PathLike)) or (hasattr(x, "ndim") and x.ndim == 1)  # noqa: E731
-        return float(sims[0, 0]) if single(a) and single(b) else sims
+        return float(sims[0, 0]) if is_one_clip(a) and is_one_clip(b) else sims
 
     def save(self, path: str | os.PathLike, **extra_info) -> str:
         """Write a checkpoint (see :mod:`audiosiam.models.checkpoint`); ``extra_info`` is merged into ``info``.

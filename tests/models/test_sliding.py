@@ -228,13 +228,15 @@ def test_a_file_too_long_to_load_whole_is_embedded_in_a_stream(model, tmp_path, 
     short = EXAMPLES / "query" / "snare_sn_02.flac"
     whole = model.embed([short, long])
     monkeypatch.setattr(embedding, "STREAM_BYTES", 1 << 20)  # now 5 MB of samples is too long to load whole
-    real_load_many = embedding.load_many
+    import audiosiam.io.inputs as inputs
+
+    real_load_many = inputs.load_many
 
     def loads(paths, *args, **kwargs):
         assert [str(p) for p in paths] == [str(short)], f"decoded whole: {paths}"
         return real_load_many(paths, *args, **kwargs)
 
-    monkeypatch.setattr(embedding, "load_many", loads)
+    monkeypatch.setattr(inputs, "load_many", loads)  # the one reader of clips
     streamed, kept, failures = model.embed_all([short, broken, long], on_error="skip")
     assert kept == [0, 2] and [f.index for f in failures] == [1] and "truncated" in str(failures[0].error)
     torch.testing.assert_close(streamed[0], whole[0])  # the short clip: as before
