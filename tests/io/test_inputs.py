@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from audio_fixtures import sine, write
-
 from audiosiam.errors import AudioLoadError, ParameterError
 from audiosiam.io.inputs import as_clips, describe_input, is_one_clip, read_clips
+
+from audio_fixtures import sine, write
 
 
 def test_a_mix_of_files_and_waveforms_is_read_in_order(tmp_path):
