@@ -3,9 +3,9 @@
 from .cache import WaveformCache
 from .datasets import (
     AudioClipDataset,
-    AudioFolderDataset,
+    AudioFolderDataset,  # noqa: F401  (deprecated: AudioClipDataset.from_folder)
     ClipItem,
-    ManifestDataset,
+    ManifestDataset,  # noqa: F401  (deprecated: AudioClipDataset.from_manifest)
     combine_datasets,
     folder_items,
     manifest_columns,
@@ -17,11 +17,9 @@ from .sources import DataSource, load_background, load_sources, source_items, va
 
 __all__ = [
     "AudioClipDataset",
-    "AudioFolderDataset",
     "ClipItem",
     "DataSource",
     "EpisodicSampler",
-    "ManifestDataset",
     "PKSampler",
     "PairSampler",
     "WaveformCache",

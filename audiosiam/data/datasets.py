@@ -25,7 +25,7 @@ from ..errors import AudioLoadError, NoAudioFilesError, ParameterError
 from ..io import find_audio_files, fix_length, load_audio
 from .cache import WaveformCache
 
-__all__ = ["ClipItem", "AudioClipDataset", "AudioFolderDataset", "ManifestDataset", "combine_datasets"]
+__all__ = ["ClipItem", "AudioClipDataset", "combine_datasets"]
 
 # Classes with fewer clips than this cannot form an anchor-positive pair; they are reported.
 MIN_CLIPS_PER_CLASS = 2
@@ -308,6 +308,58 @@ class AudioClipDataset(torch.utils.data.Dataset):
             lines.append(f"{len(self.skipped)} unreadable clips skipped")
         return "\n".join(lines)
 
+    @classmethod
+    def from_folder(cls, root: str | os.PathLike, **kwargs) -> "AudioClipDataset":
+        """The dataset of ``root/<class>/**/<audio file>`` (see :func:`folder_items` for nesting).
+
+        Args:
+            root (str or os.PathLike): the folder of class subfolders.
+            **kwargs (Any): options of :class:`AudioClipDataset` (``sample_rate``, ``clip_seconds``, ...).
+
+        Returns:
+            AudioClipDataset: the dataset.
+        """
+        return cls(folder_items(root), **kwargs)
+
+    @classmethod
+    def from_manifest(
+        cls,
+        csv_path: str | os.PathLike,
+        *,
+        label_column: str | Sequence[str] = "label",
+        path_column: str = "path",
+        where: dict[str, Sequence[str]] | None = None,
+        exclude: dict[str, Sequence[str]] | None = None,
+        group_column: str | None = None,
+        **kwargs,
+    ) -> "AudioClipDataset":
+        """The dataset of a CSV manifest (``path`` plus label columns; see :func:`manifest_items`).
+
+        Args:
+            csv_path (str or os.PathLike): the manifest; relative paths are relative to its folder.
+            label_column (str or Sequence[str], optional): the column naming the class, or several joined with
+                ``"|"``. Default: ``"label"``.
+            path_column (str, optional): the column holding each clip's file. Default: ``"path"``.
+            where (dict[str, Sequence[str]] or None, optional): keep only rows whose column value is listed.
+                Default: ``None``.
+            exclude (dict[str, Sequence[str]] or None, optional): drop the rows whose column value is listed.
+                Default: ``None``.
+            group_column (str or None, optional): column recorded as the group. Default: ``None``.
+            **kwargs (Any): options of :class:`AudioClipDataset` (``sample_rate``, ``clip_seconds``, ...).
+
+        Returns:
+            AudioClipDataset: the dataset.
+        """
+        items = manifest_items(
+            csv_path,
+            label_column=label_column,
+            path_column=path_column,
+            where=where,
+            exclude=exclude,
+            group_column=group_column,
+        )
+        return cls(items, **kwargs)
+
     def subset(self, keep: Callable[[ClipItem], bool]) -> "AudioClipDataset":
         """A dataset of the items for which ``keep(item)`` is true, with the same settings.
 
@@ -409,17 +461,14 @@ def folder_items(root: str | os.PathLike, *, min_classes: int = 1, what: str | N
     return items
 
 
-def AudioFolderDataset(root: str | os.PathLike, **kwargs) -> AudioClipDataset:
-    """Dataset of ``root/<class>/**/<audio file>`` (see :func:`folder_items` for nesting).
-
-    Args:
-        root (str or os.PathLike): the folder of class subfolders.
-        **kwargs (Any): options of :class:`AudioClipDataset` (``sample_rate``, ``clip_seconds``, ...).
-
-    Returns:
-        AudioClipDataset: the dataset.
-    """
-    return AudioClipDataset(folder_items(root), **kwargs)
+def AudioFolderDataset(root: str | os.PathLike, **kwargs) -> AudioClipDataset:  # noqa: N802 (the old name)
+    """Deprecated spelling of :meth:`AudioClipDataset.from_folder` (a function named like a class)."""
+    warnings.warn(
+        "AudioFolderDataset(...) is now AudioClipDataset.from_folder(...); the old name goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return AudioClipDataset.from_folder(root, **kwargs)
 
 
 def manifest_columns(csv_path: str | os.PathLike) -> list[str]:
@@ -502,44 +551,14 @@ def manifest_items(
     return items
 
 
-def ManifestDataset(
-    csv_path: str | os.PathLike,
-    *,
-    label_column: str | Sequence[str] = "label",
-    path_column: str = "path",
-    where: dict[str, Sequence[str]] | None = None,
-    exclude: dict[str, Sequence[str]] | None = None,
-    group_column: str | None = None,
-    **kwargs,
-) -> AudioClipDataset:
-    """Dataset from a CSV manifest (``path`` plus label columns; see :func:`manifest_items`).
-
-    Args:
-        csv_path (str or os.PathLike): the manifest; relative paths are relative to its folder.
-        label_column (str or Sequence[str], optional): the column naming the class, or several joined with
-            ``"|"``. Default: ``"label"``.
-        path_column (str, optional): the column holding each clip's file. Default: ``"path"``.
-        where (dict[str, Sequence[str]] or None, optional): keep only rows whose column value is listed.
-            Default: ``None``.
-        exclude (dict[str, Sequence[str]] or None, optional): drop the rows whose column value is listed.
-            Default: ``None``.
-        group_column (str or None, optional): column recorded as the group. Default: ``None``.
-        **kwargs (Any): options of :class:`AudioClipDataset` (``sample_rate``, ``clip_seconds``, ...).
-
-    Returns:
-        AudioClipDataset: the dataset.
-    """
-    return AudioClipDataset(
-        manifest_items(
-            csv_path,
-            label_column=label_column,
-            path_column=path_column,
-            where=where,
-            exclude=exclude,
-            group_column=group_column,
-        ),
-        **kwargs,
+def ManifestDataset(csv_path: str | os.PathLike, **kwargs) -> AudioClipDataset:  # noqa: N802 (the old name)
+    """Deprecated spelling of :meth:`AudioClipDataset.from_manifest` (a function named like a class)."""
+    warnings.warn(
+        "ManifestDataset(...) is now AudioClipDataset.from_manifest(...); the old name goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
     )
+    return AudioClipDataset.from_manifest(csv_path, **kwargs)
 
 
 def combine_datasets(

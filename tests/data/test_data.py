@@ -12,9 +12,8 @@ import pytest
 import torch
 
 from audiosiam.data import (
-    AudioFolderDataset,
+    AudioClipDataset,
     EpisodicSampler,
-    ManifestDataset,
     PairSampler,
     PKSampler,
     WaveformCache,
@@ -38,7 +37,7 @@ def tree(tmp_path):
 
 
 def test_folder_dataset_labels_groups_and_fixed_length(tree):
-    ds = AudioFolderDataset(tree, clip_seconds=0.4, crop="center")
+    ds = AudioClipDataset.from_folder(tree, clip_seconds=0.4, crop="center")
     assert ds.classes == ["class0", "class1", "class2"]
     assert Counter(ds.labels) == {0: 4, 1: 4, 2: 4}
     assert set(ds.groups) == {"ann", "bob"}
@@ -54,14 +53,14 @@ def test_manifest_dataset_with_filter_and_joined_labels(tree, tmp_path):
         w.writerow(["path", "sound", "speaker"])
         for p in sorted(tree.rglob("*.wav")):
             w.writerow([os.path.relpath(p, tmp_path), p.parts[-3], p.parts[-2]])
-    ds = ManifestDataset(
+    ds = AudioClipDataset.from_manifest(
         manifest, label_column=["sound", "speaker"], where={"speaker": ["ann"]}, group_column="speaker"
     )
     assert ds.classes == ["class0|ann", "class1|ann", "class2|ann"]
     assert len(ds) == 6 and set(ds.groups) == {"ann"}
     with pytest.raises(ParameterError, match=r"column\(s\) \['digit'\] not found"):
-        ManifestDataset(manifest, label_column="digit")
-    rest = ManifestDataset(
+        AudioClipDataset.from_manifest(manifest, label_column="digit")
+    rest = AudioClipDataset.from_manifest(
         manifest,
         label_column="sound",
         where={"sound": ["class0", "class1"]},
@@ -70,15 +69,15 @@ def test_manifest_dataset_with_filter_and_joined_labels(tree, tmp_path):
     )
     assert rest.classes == ["class0", "class1"] and len(rest) == 4 and set(rest.groups) == {"bob"}
     with pytest.raises(NoAudioFilesError, match="exclude"):
-        ManifestDataset(manifest, label_column="sound", exclude={"speaker": ["ann", "bob"]})
+        AudioClipDataset.from_manifest(manifest, label_column="sound", exclude={"speaker": ["ann", "bob"]})
 
 
 def test_skip_policy_warns_once_and_reports(tree):
     (tree / "class1" / "ann" / "0.wav").write_text("broken")
-    strict = AudioFolderDataset(tree)
+    strict = AudioClipDataset.from_folder(tree)
     with pytest.raises(AudioLoadError, match="0.wav"):
         strict.validate()
-    lenient = AudioFolderDataset(tree, on_error="skip")
+    lenient = AudioClipDataset.from_folder(tree, on_error="skip")
     with pytest.warns(UserWarning) as record:
         lenient.validate()
     messages = [str(w.message) for w in record]
@@ -91,11 +90,11 @@ def test_skip_policy_warns_once_and_reports(tree):
 def test_empty_inputs_are_explained(tmp_path):
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     with pytest.raises(NoAudioFilesError, match="no audio files"), pytest.warns(UserWarning, match="cls: class folder"):
-        AudioFolderDataset(tmp_path / "empty")  # the empty class is named, then the empty dataset refused
+        AudioClipDataset.from_folder(tmp_path / "empty")  # the empty class is named, then the empty dataset refused
 
 
 def test_crops_are_reproducible_per_epoch(tree):
-    ds = AudioFolderDataset(tree, clip_seconds=0.2, crop="random", seed=3)
+    ds = AudioClipDataset.from_folder(tree, clip_seconds=0.2, crop="random", seed=3)
     idx = 3  # a 0.5 s clip, so the 0.2 s crop can move
     a, b = ds[idx][0], ds[idx][0]
     assert torch.equal(a, b)
@@ -119,7 +118,7 @@ def test_disk_cache_hits_and_invalidates(tmp_path):
 
 
 def test_pk_batches(tree):
-    labels = AudioFolderDataset(tree).labels
+    labels = AudioClipDataset.from_folder(tree).labels
     sampler = PKSampler(labels, p=2, k=3, batches=5, seed=1)
     batches = list(sampler)
     assert len(batches) == 5
@@ -190,8 +189,8 @@ def test_query_groups_hold_one_group_for_queries():
 
 
 def test_combined_sources_keep_equal_names_apart_and_load_in_batches(tree):
-    a = AudioFolderDataset(tree, clip_seconds=0.25)
-    combined = combine_datasets({"x": a, "y": AudioFolderDataset(tree)})
+    a = AudioClipDataset.from_folder(tree, clip_seconds=0.25)
+    combined = combine_datasets({"x": a, "y": AudioClipDataset.from_folder(tree)})
     assert len(combined.classes) == 6 and combined.classes[0] == "x/class0"
     loader = make_loader(combined, PKSampler(combined.labels, p=3, k=2, batches=2))
     waves, labels = next(iter(loader))
@@ -200,7 +199,7 @@ def test_combined_sources_keep_equal_names_apart_and_load_in_batches(tree):
 
 @pytest.mark.needs_shared_data
 def test_real_manifest(shared_data):
-    ds = ManifestDataset(
+    ds = AudioClipDataset.from_manifest(
         shared_data / "fsdd" / "manifest.csv",
         label_column="digit",
         where={"digit": ["7"]},
@@ -256,3 +255,15 @@ def test_an_episode_too_big_for_the_classes_names_the_settings_that_fit():
     with pytest.raises(ParameterError, match=r"6\+ clips: lower the queries \(--n-query / n_query 1\)"):
         EpisodicSampler(labels, 5, 5, 5, 10)
     assert len(EpisodicSampler(labels, 5, 5, 1, 10)) == 10  # the suggested setting works
+
+
+def test_the_old_dataset_functions_still_work_and_say_their_new_names(tmp_path):
+    from audiosiam.data import AudioFolderDataset, ManifestDataset
+
+    for c in ("a", "b"):
+        write(tmp_path / c / "1.wav", sine(440 if c == "a" else 880, 0.3))
+    with pytest.warns(DeprecationWarning, match="AudioClipDataset.from_folder"):
+        assert len(AudioFolderDataset(tmp_path)) == 2
+    (tmp_path / "m.csv").write_text("path,label\na/1.wav,a\nb/1.wav,b\n")
+    with pytest.warns(DeprecationWarning, match="AudioClipDataset.from_manifest"):
+        assert ManifestDataset(tmp_path / "m.csv").classes == AudioClipDataset.from_manifest(tmp_path / "m.csv").classes

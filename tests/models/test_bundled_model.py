@@ -102,10 +102,10 @@ def test_quickstart_command_prints_the_table(tmp_path):
 @pytest.mark.slow
 @pytest.mark.needs_shared_data
 def test_unseen_spoken_digits(model, shared_data):
-    from audiosiam.data import ManifestDataset
+    from audiosiam.data import AudioClipDataset
     from audiosiam.evaluation import embed_dataset, few_shot_accuracy
 
-    digits = ManifestDataset(
+    digits = AudioClipDataset.from_manifest(
         shared_data / "fsdd" / "manifest.csv",
         label_column="digit",
         where={"digit": ["5", "6", "7", "8", "9"]},
@@ -127,10 +127,10 @@ def test_speaker_preset_tells_speakers_apart_where_the_default_does_not(model, s
     FSDD's six speakers were never speaker labels in training (MODEL_CARD.md): 5-way 1-shot speaker
     identification across all their digits, chance 20%.
     """
-    from audiosiam.data import ManifestDataset
+    from audiosiam.data import AudioClipDataset
     from audiosiam.evaluation import embed_dataset, few_shot_accuracy
 
-    speakers = ManifestDataset(
+    speakers = AudioClipDataset.from_manifest(
         shared_data / "fsdd" / "manifest.csv",
         label_column="speaker",
         where={"take": [str(t) for t in range(0, 50, 5)]},
