@@ -461,14 +461,23 @@ def folder_items(root: str | os.PathLike, *, min_classes: int = 1, what: str | N
     return items
 
 
-def AudioFolderDataset(root: str | os.PathLike, **kwargs) -> AudioClipDataset:  # noqa: N802 (the old name)
-    """Deprecated spelling of :meth:`AudioClipDataset.from_folder` (a function named like a class)."""
-    warnings.warn(
-        "AudioFolderDataset(...) is now AudioClipDataset.from_folder(...); the old name goes in the next release",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return AudioClipDataset.from_folder(root, **kwargs)
+def _renamed(old: str, new: Callable) -> Callable:
+    """A deprecated spelling of ``new`` under its old name: it warns, naming the new one, then calls it."""
+
+    def alias(*args, **kwargs):
+        warnings.warn(
+            f"{old}(...) is now {new.__qualname__}(...); the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return new(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated spelling of :meth:`{new.__qualname__}` (a function named like a class)."
+    return alias
+
+
+AudioFolderDataset = _renamed("AudioFolderDataset", AudioClipDataset.from_folder)
 
 
 def manifest_columns(csv_path: str | os.PathLike) -> list[str]:
@@ -551,14 +560,7 @@ def manifest_items(
     return items
 
 
-def ManifestDataset(csv_path: str | os.PathLike, **kwargs) -> AudioClipDataset:  # noqa: N802 (the old name)
-    """Deprecated spelling of :meth:`AudioClipDataset.from_manifest` (a function named like a class)."""
-    warnings.warn(
-        "ManifestDataset(...) is now AudioClipDataset.from_manifest(...); the old name goes in the next release",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return AudioClipDataset.from_manifest(csv_path, **kwargs)
+ManifestDataset = _renamed("ManifestDataset", AudioClipDataset.from_manifest)
 
 
 def combine_datasets(
