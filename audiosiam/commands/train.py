@@ -42,7 +42,7 @@ RENAMED = {"init": "model", "p": "classes-per-batch", "k": "clips-per-class"}
 CHOICES = {
     "loss": ("triplet", "contrastive"),
     "mining": ("batch_hard", "batch_all", "semi_hard"),
-    "distance": ("euclidean", "cosine"),
+    "metric": ("euclidean", "sqeuclidean", "cosine"),
     "normalize": ("utterance", "band"),
     "device": ("auto", "cpu", "cuda"),
 }
@@ -73,7 +73,7 @@ HELPS = {
     "loss": "training loss",
     "mining": "triplet mining",
     "margin": "triplet margin",
-    "distance": "distance between embeddings",
+    "metric": "distance between embeddings (as audiosiam.ops.pairwise_distance names them)",
     "lr": "peak learning rate (AdamW)",
     "weight_decay": "AdamW weight decay",
     "warmup_steps": "linear warm-up steps (with a time budget: at most a tenth of the training time)",
@@ -180,6 +180,7 @@ def add_parser(subparsers) -> None:
             p.add_argument(flag, dest=f.name, type=kind, default=default, choices=choices, help=help_text)
         if f.name in RENAMED:  # the old spelling, for one release
             _common.add_deprecated(p, "--" + f.name.replace("_", "-"), flag, f.name, type=kind)
+    _common.add_deprecated(p, "--distance", "--metric", "metric", choices=("euclidean", "cosine"))
     p.add_argument(
         "--channels",
         type=_common.whole_numbers,

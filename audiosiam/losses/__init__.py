@@ -3,7 +3,7 @@ and contrastive, as functions and as modules; relational distillation from a tea
 
 from .distillation import relational_distillation_loss
 from .functional import (
-    DISTANCES,
+    METRICS,
     MININGS,
     REDUCTIONS,
     contrastive_loss,
@@ -14,7 +14,7 @@ from .functional import (
 from .modules import ContrastiveLoss, TripletLoss
 
 __all__ = [
-    "DISTANCES",
+    "METRICS",
     "MININGS",
     "REDUCTIONS",
     "ContrastiveLoss",

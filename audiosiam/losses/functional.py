@@ -1,7 +1,8 @@
 """Triplet and contrastive losses over a labelled batch of embeddings, with online mining.
 
 Each loss is chosen by three named options, in the spirit of pytorch-metric-learning but not its
-composable objects: ``distance`` (euclidean, optionally squared, or cosine), ``mining`` (which triplets
+composable objects: ``metric`` (euclidean, squared euclidean or cosine: :data:`METRICS`, the names of
+:func:`audiosiam.ops.pairwise_distance`), ``mining`` (which triplets
 count) and ``reduction`` (how their values become one number). They are options rather than objects
 because the fast paths fuse them: batch-hard mining, its distances and its reduction run as one compiled
 kernel that a user-supplied miner could not enter.
@@ -27,11 +28,20 @@ Conventions, the same for every mining:
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
 from ..errors import ParameterError
-from ..ops import paired_distance, pairwise_distance, triplet_batch_all, triplet_batch_hard, triplet_semi_hard_negatives
+from ..ops import (
+    paired_distance,
+    pairwise_distance,
+    parse_metric,
+    triplet_batch_all,
+    triplet_batch_hard,
+    triplet_semi_hard_negatives,
+)
 from ..ops._reference import hinge as _hinge  # the triplet term is defined once, beside the mining references
 from ..ops._reference import triplet_masks
 
@@ -42,18 +52,52 @@ __all__ = [
     "contrastive_pair_loss",
     "MININGS",
     "REDUCTIONS",
-    "DISTANCES",
+    "METRICS",
 ]
 
 #: The ``mining`` settings of :func:`triplet_loss`: which triplets of a batch count.
 MININGS = ("batch_hard", "batch_all", "semi_hard")
 #: The ``reduction`` settings of the losses (``mean_nonzero``: the mean over the terms above zero).
 REDUCTIONS = ("mean", "sum", "none", "mean_nonzero")
-#: The ``distance`` settings of the losses.
-DISTANCES = ("euclidean", "cosine")
+#: The ``metric`` settings of the losses: distances between embeddings, named as :func:`audiosiam.ops.pairwise_distance`
+#: names them (``"cosine"`` is 1 - cosine similarity).
+METRICS = ("euclidean", "sqeuclidean", "cosine")
+DISTANCES = ("euclidean", "cosine")  # deprecated: the ``distance=`` of earlier releases, now ``metric=``
 
 
-def _check(embeddings: torch.Tensor, labels: torch.Tensor, distance: str, reduction: str) -> None:
+def resolve_metric(metric: str, distance: str | None = None, squared: bool | None = None, stacklevel: int = 3) -> str:
+    """The loss's metric, from ``metric`` or the deprecated ``distance`` / ``squared`` pair (with a warning
+    that names the new spelling).
+
+    Args:
+        metric (str): one of :data:`METRICS` (or an alias :func:`audiosiam.ops.parse_metric` knows).
+        distance (str or None, optional): deprecated: ``"euclidean"`` or ``"cosine"``. Default: ``None``.
+        squared (bool or None, optional): deprecated: squared euclidean. Default: ``None``.
+        stacklevel (int, optional): where the deprecation warning points. Default: ``3``.
+
+    Returns:
+        str: one of :data:`METRICS`.
+
+    Raises:
+        ParameterError: an unknown metric (or distance).
+    """
+    if distance is not None or squared is not None:
+        if distance is not None and distance not in DISTANCES:
+            raise ParameterError(f"distance={distance!r}: expected one of {DISTANCES} (or metric=, one of {METRICS})")
+        metric = "cosine" if distance == "cosine" else ("sqeuclidean" if squared else "euclidean")
+        warnings.warn(
+            f"distance= and squared= are now metric= (this call: metric={metric!r}); the old names go in the next "
+            "release",
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
+    name = parse_metric(metric)
+    if name not in METRICS:
+        raise ParameterError(f"metric={metric!r}: the losses take one of {METRICS}")
+    return name
+
+
+def _check(embeddings: torch.Tensor, labels: torch.Tensor, reduction: str) -> None:
     if embeddings.ndim != 2:
         raise ParameterError(f"embeddings: expected shape (batch, dim), got {tuple(embeddings.shape)}")
     if labels.ndim != 1 or labels.shape[0] != embeddings.shape[0]:
@@ -62,20 +106,13 @@ def _check(embeddings: torch.Tensor, labels: torch.Tensor, distance: str, reduct
         raise ParameterError(f"labels: expected an integer tensor, got {labels.dtype}")
     if labels.device != embeddings.device:
         raise ParameterError(f"labels: on {labels.device}, but embeddings are on {embeddings.device}")
-    if distance not in DISTANCES:
-        raise ParameterError(f"distance={distance!r}: expected one of {DISTANCES}")
     if reduction not in REDUCTIONS:
         raise ParameterError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")
 
 
-def _metric(distance: str, squared: bool) -> str:
-    """The pairwise_distance metric of a loss's ``distance`` and ``squared`` arguments."""
-    return "cosine" if distance == "cosine" else ("sqeuclidean" if squared else "euclidean")
-
-
-def _distances(embeddings: torch.Tensor, distance: str, squared: bool) -> torch.Tensor:
+def _distances(embeddings: torch.Tensor, metric: str) -> torch.Tensor:
     x = embeddings if embeddings.dtype in (torch.float32, torch.float64) else embeddings.float()
-    return pairwise_distance(x, metric=_metric(distance, squared))
+    return pairwise_distance(x, metric=metric)
 
 
 def _reduce(values: torch.Tensor, valid: torch.Tensor, reduction: str, anchor_of=None, batch: int = 0) -> torch.Tensor:
@@ -117,11 +154,12 @@ def triplet_loss(
     *,
     margin: float = 0.2,
     mining: str = "batch_hard",
-    distance: str = "euclidean",
-    squared: bool = False,
+    metric: str = "euclidean",
     soft_margin: bool = False,
     reduction: str = "mean",
     return_stats: bool = False,
+    distance: str | None = None,
+    squared: bool | None = None,
 ):
     """Triplet loss ``max(0, d(a, p) - d(a, n) + margin)`` with online mining in a labelled batch.
 
@@ -133,15 +171,16 @@ def triplet_loss(
             ``"batch_all"`` (every valid triplet, O(B^2) memory), ``"semi_hard"`` (per anchor-positive pair:
             the nearest negative farther than the positive, FaceNet; the nearest negative where none is).
             Default: ``"batch_hard"``.
-        distance (str, optional): ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+        metric (str, optional): ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"`` (1 - cosine similarity).
             Default: ``"euclidean"``.
-        squared (bool, optional): squared euclidean distances (no effect with ``"cosine"``). Default: ``False``.
         soft_margin (bool, optional): ``softplus(d(a, p) - d(a, n))`` instead of the hinge. Default: ``False``.
         reduction (str, optional): ``"mean"``, ``"sum"``, ``"none"`` or ``"mean_nonzero"``; see the module
             docstring. ``"none"`` gives one value per anchor (B,): its term (batch-hard) or the mean of its
             terms (batch-all, semi-hard), 0 where it has none. Default: ``"mean"``.
         return_stats (bool, optional): also return the logging dict (a device synchronisation on a GPU).
             Default: ``False``.
+        distance (str or None, optional): deprecated spelling of ``metric`` (with ``squared``). Default: ``None``.
+        squared (bool or None, optional): deprecated: ``metric="sqeuclidean"``. Default: ``None``.
 
     Returns:
         The loss (scalar, or (B,) with ``reduction="none"``), differentiable with respect to
@@ -155,20 +194,21 @@ def triplet_loss(
     Example:
         >>> triplet_loss(torch.randn(8, 4), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), mining="batch_all")
     """
-    _check(embeddings, labels, distance, reduction)
+    metric = resolve_metric(metric, distance, squared)
+    _check(embeddings, labels, reduction)
     if mining not in MININGS:
         raise ParameterError(f"mining={mining!r}: expected one of {MININGS}")
     if margin < 0:
         raise ParameterError(f"margin={margin}: must be >= 0")
     if mining == "batch_hard":
         terms, positive, _, d_ap, d_an = triplet_batch_hard(
-            embeddings, labels, margin=margin, metric=_metric(distance, squared), soft=soft_margin
+            embeddings, labels, margin=margin, metric=metric, soft=soft_margin
         )
         valid = positive >= 0
         out = _reduce(terms, valid, reduction)
         return (out, _stats(terms, valid, d_ap, d_an)) if return_stats else out
     out, stats = mined_triplet_loss(
-        _distances(embeddings, distance, squared),
+        _distances(embeddings, metric),
         labels,
         mining=mining,
         margin=margin,
@@ -252,10 +292,11 @@ def triplet_margin_loss(
     negative: torch.Tensor,
     *,
     margin: float = 0.2,
-    distance: str = "euclidean",
-    squared: bool = False,
+    metric: str = "euclidean",
     soft_margin: bool = False,
     reduction: str = "mean",
+    distance: str | None = None,
+    squared: bool | None = None,
 ) -> torch.Tensor:
     """Triplet loss over explicit (anchor, positive, negative) rows, each (B, D), as
     ``torch.nn.TripletMarginLoss`` takes them (exact zero distance, zero subgradient there).
@@ -265,18 +306,19 @@ def triplet_margin_loss(
         positive (Tensor): (B, D), of the anchor's dtype and device.
         negative (Tensor): (B, D), of the anchor's dtype and device.
         margin (float, optional): the margin (ignored with ``soft_margin``). Default: ``0.2``.
-        distance (str, optional): ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+        metric (str, optional): ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"`` (1 - cosine similarity).
             Default: ``"euclidean"``.
-        squared (bool, optional): squared euclidean distances (no effect with ``"cosine"``). Default: ``False``.
         soft_margin (bool, optional): ``softplus(d(a, p) - d(a, n))`` instead of the hinge. Default: ``False``.
         reduction (str, optional): as :func:`triplet_loss`; ``"none"`` gives one term per triplet (B,).
             Default: ``"mean"``.
+        distance (str or None, optional): deprecated spelling of ``metric`` (with ``squared``). Default: ``None``.
+        squared (bool or None, optional): deprecated: ``metric="sqeuclidean"``. Default: ``None``.
 
     Returns:
         Tensor: the loss, a scalar or (B,), differentiable with respect to the three inputs.
 
     Raises:
-        ParameterError: the three shapes differ or are not (B, D), or ``distance`` or ``reduction`` is
+        ParameterError: the three shapes differ or are not (B, D), or ``metric`` or ``reduction`` is
             not one of its choices.
     """
     if not (anchor.shape == positive.shape == negative.shape) or anchor.ndim != 2:
@@ -284,11 +326,9 @@ def triplet_margin_loss(
             f"anchor/positive/negative: expected three equal (B, D) shapes, got "
             f"{tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}"
         )
-    if distance not in DISTANCES or reduction not in REDUCTIONS:
-        raise ParameterError(
-            f"distance={distance!r}, reduction={reduction!r}: expected one of {DISTANCES} and {REDUCTIONS}"
-        )
-    metric = _metric(distance, squared)
+    metric = resolve_metric(metric, distance, squared)
+    if reduction not in REDUCTIONS:
+        raise ParameterError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")
     d_ap = paired_distance(anchor, positive, metric=metric)
     d_an = paired_distance(anchor, negative, metric=metric)
     terms = _hinge(d_ap - d_an, margin, soft_margin)
@@ -350,9 +390,10 @@ def contrastive_loss(
     pos_margin: float = 0.0,
     neg_margin: float = 1.0,
     power: int = 2,
-    distance: str = "euclidean",
+    metric: str = "euclidean",
     reduction: str = "mean",
     return_stats: bool = False,
+    distance: str | None = None,
 ):
     """Contrastive loss over every pair (i < j) of a labelled batch; see :func:`contrastive_pair_loss`.
 
@@ -362,13 +403,14 @@ def contrastive_loss(
         pos_margin (float, optional): positive pairs closer than this cost nothing. Default: ``0.0``.
         neg_margin (float, optional): negative pairs farther than this cost nothing. Default: ``1.0``.
         power (int, optional): the exponent of both hinges. Default: ``2``.
-        distance (str, optional): ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+        metric (str, optional): ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"`` (1 - cosine similarity).
             Default: ``"euclidean"``.
         reduction (str, optional): as :func:`triplet_loss`, over the B (B - 1) / 2 pairs. With ``"none"``
             the result is the (B, B) matrix of pair terms (zero on and below the diagonal).
             Default: ``"mean"``.
         return_stats (bool, optional): also return the logging dict (mean distances over the positive and
             the negative pairs; ``"valid"`` is the number of pairs). Default: ``False``.
+        distance (str or None, optional): deprecated spelling of ``metric``. Default: ``None``.
 
     Returns:
         The loss (scalar, or (B, B) with ``reduction="none"``), differentiable with respect to
@@ -376,10 +418,11 @@ def contrastive_loss(
 
     Raises:
         ParameterError: ``embeddings`` is not (B, D), ``labels`` not (B,) integer on the same device, or
-            ``distance`` or ``reduction`` is not one of its choices.
+            ``metric`` or ``reduction`` is not one of its choices.
     """
-    _check(embeddings, labels, distance, reduction)
-    dist = _distances(embeddings, distance, squared=False)
+    metric = resolve_metric(metric, distance)
+    _check(embeddings, labels, reduction)
+    dist = _distances(embeddings, metric)
     b = dist.shape[0]
     upper = torch.triu(torch.ones(b, b, dtype=torch.bool, device=dist.device), diagonal=1)
     same = labels[:, None] == labels[None, :]

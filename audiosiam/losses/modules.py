@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .functional import contrastive_loss, contrastive_pair_loss, triplet_loss, triplet_margin_loss
+from .functional import contrastive_loss, contrastive_pair_loss, resolve_metric, triplet_loss, triplet_margin_loss
 
 __all__ = ["TripletLoss", "ContrastiveLoss"]
 
@@ -22,15 +22,16 @@ class TripletLoss(nn.Module):
         margin (float, optional): the margin, >= 0 (ignored with ``soft_margin``). Default: ``0.2``.
         mining (str, optional): ``"batch_hard"``, ``"batch_all"`` or ``"semi_hard"``, for labelled batches
             (explicit triplets need none). Default: ``"batch_hard"``.
-        distance (str, optional): ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+        metric (str, optional): ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"`` (1 - cosine similarity).
             Default: ``"euclidean"``.
-        squared (bool, optional): squared euclidean distances (no effect with ``"cosine"``). Default: ``False``.
         soft_margin (bool, optional): ``softplus(d(a, p) - d(a, n))`` instead of the hinge. Default: ``False``.
         reduction (str, optional): ``"mean"``, ``"sum"``, ``"none"`` or ``"mean_nonzero"``. Default: ``"mean"``.
         track_stats (bool, optional): keep the logging dict of each labelled call in ``last_stats``.
             Default: ``False``.
+        distance (str or None, optional): deprecated spelling of ``metric`` (with ``squared``). Default: ``None``.
+        squared (bool or None, optional): deprecated: ``metric="sqeuclidean"``. Default: ``None``.
 
-    The options are checked when the loss is called, not here.
+    The other options are checked when the loss is called, not here.
 
     Example:
         >>> criterion = TripletLoss(margin=0.2, mining="batch_hard")
@@ -42,15 +43,16 @@ class TripletLoss(nn.Module):
         *,
         margin: float = 0.2,
         mining: str = "batch_hard",
-        distance: str = "euclidean",
-        squared: bool = False,
+        metric: str = "euclidean",
         soft_margin: bool = False,
         reduction: str = "mean",
         track_stats: bool = False,
+        distance: str | None = None,
+        squared: bool | None = None,
     ):
         super().__init__()
-        self.margin, self.mining, self.distance = margin, mining, distance
-        self.squared, self.soft_margin, self.reduction = squared, soft_margin, reduction
+        self.margin, self.mining, self.metric = margin, mining, resolve_metric(metric, distance, squared)
+        self.soft_margin, self.reduction = soft_margin, reduction
         self.track_stats = track_stats
         self.last_stats: dict = {}
 
@@ -69,8 +71,7 @@ class TripletLoss(nn.Module):
             labels,
             margin=self.margin,
             mining=self.mining,
-            distance=self.distance,
-            squared=self.squared,
+            metric=self.metric,
             soft_margin=self.soft_margin,
             reduction=self.reduction,
             return_stats=self.track_stats,
@@ -94,15 +95,14 @@ class TripletLoss(nn.Module):
             positive,
             negative,
             margin=self.margin,
-            distance=self.distance,
-            squared=self.squared,
+            metric=self.metric,
             soft_margin=self.soft_margin,
             reduction=self.reduction,
         )
 
     def extra_repr(self) -> str:
         return (
-            f"margin={self.margin}, mining={self.mining!r}, distance={self.distance!r}, squared={self.squared}, "
+            f"margin={self.margin}, mining={self.mining!r}, metric={self.metric!r}, "
             f"soft_margin={self.soft_margin}, reduction={self.reduction!r}"
         )
 
@@ -116,11 +116,12 @@ class ContrastiveLoss(nn.Module):
         pos_margin (float, optional): positive pairs closer than this cost nothing. Default: ``0.0``.
         neg_margin (float, optional): negative pairs farther than this cost nothing. Default: ``1.0``.
         power (int, optional): the exponent of both hinges. Default: ``2``.
-        distance (str, optional): ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+        metric (str, optional): ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"`` (1 - cosine similarity).
             Default: ``"euclidean"``.
         reduction (str, optional): ``"mean"``, ``"sum"``, ``"none"`` or ``"mean_nonzero"``. Default: ``"mean"``.
         track_stats (bool, optional): keep the logging dict of each labelled call in ``last_stats``.
             Default: ``False``.
+        distance (str or None, optional): deprecated spelling of ``metric``. Default: ``None``.
     """
 
     def __init__(
@@ -129,13 +130,14 @@ class ContrastiveLoss(nn.Module):
         pos_margin: float = 0.0,
         neg_margin: float = 1.0,
         power: int = 2,
-        distance: str = "euclidean",
+        metric: str = "euclidean",
         reduction: str = "mean",
         track_stats: bool = False,
+        distance: str | None = None,
     ):
         super().__init__()
         self.pos_margin, self.neg_margin, self.power = pos_margin, neg_margin, power
-        self.distance, self.reduction, self.track_stats = distance, reduction, track_stats
+        self.metric, self.reduction, self.track_stats = resolve_metric(metric, distance), reduction, track_stats
         self.last_stats: dict = {}
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -154,7 +156,7 @@ class ContrastiveLoss(nn.Module):
             pos_margin=self.pos_margin,
             neg_margin=self.neg_margin,
             power=self.power,
-            distance=self.distance,
+            metric=self.metric,
             reduction=self.reduction,
             return_stats=self.track_stats,
         )
@@ -174,9 +176,8 @@ class ContrastiveLoss(nn.Module):
         """
         from ..ops import paired_distance
 
-        metric = "cosine" if self.distance == "cosine" else "euclidean"
         return contrastive_pair_loss(
-            paired_distance(a, b, metric=metric),
+            paired_distance(a, b, metric=self.metric),
             same,
             pos_margin=self.pos_margin,
             neg_margin=self.neg_margin,

@@ -33,7 +33,8 @@ class TrainConfig:
         mining (str): triplet mining: ``"batch_hard"``, ``"batch_all"`` or ``"semi_hard"`` (triplet loss
             only). Default: ``"batch_hard"``.
         margin (float): triplet margin (triplet loss only). Default: ``0.2``.
-        distance (str): distance between embeddings: ``"euclidean"`` or ``"cosine"``. Default: ``"euclidean"``.
+        metric (str): distance between embeddings: ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"``.
+            Default: ``"euclidean"``.
         lr (float): peak learning rate (AdamW), after the warm-up and before the cosine decay; positive.
             Default: ``2e-3``.
         weight_decay (float): AdamW weight decay, >= 0. Default: ``0.05``.
@@ -119,7 +120,7 @@ class TrainConfig:
     loss: str = "triplet"
     mining: str = "batch_hard"
     margin: float = 0.2
-    distance: str = "euclidean"
+    metric: str = "euclidean"
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 100

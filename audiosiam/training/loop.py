@@ -200,9 +200,9 @@ def prepare(config: TrainConfig, sources, unlabelled, background, *, progress: b
             model.encoder, device_ids=[device.index] if device.type == "cuda" else None
         )
     criterion = (
-        TripletLoss(margin=config.margin, mining=config.mining, distance=config.distance, track_stats=True)
+        TripletLoss(margin=config.margin, mining=config.mining, metric=config.metric, track_stats=True)
         if config.loss == "triplet"
-        else ContrastiveLoss(distance=config.distance, track_stats=True)
+        else ContrastiveLoss(metric=config.metric, track_stats=True)
     )
     optimizer = torch.optim.AdamW(
         [*model.parameters(), *distillation.parameters()], lr=config.lr, weight_decay=config.weight_decay

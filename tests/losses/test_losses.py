@@ -107,15 +107,13 @@ def test_coincident_points_have_finite_gradients(mining):
 
 @pytest.mark.parametrize("mining", ["batch_hard", "batch_all", "semi_hard"])
 @pytest.mark.parametrize(
-    "distance,squared,soft",
-    [("euclidean", False, False), ("euclidean", True, False), ("cosine", False, False), ("euclidean", False, True)],
+    "metric,soft",
+    [("euclidean", False), ("sqeuclidean", False), ("cosine", False), ("euclidean", True)],
 )
-def test_gradcheck_float64(mining, distance, squared, soft):
+def test_gradcheck_float64(mining, metric, soft):
     x, y = batch(b=10, d=4)
     x.requires_grad_()
-    assert torch.autograd.gradcheck(
-        lambda e: triplet_loss(e, y, mining=mining, distance=distance, squared=squared, soft_margin=soft), (x,)
-    )
+    assert torch.autograd.gradcheck(lambda e: triplet_loss(e, y, mining=mining, metric=metric, soft_margin=soft), (x,))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -198,29 +196,19 @@ def test_pml_batch_hard_miner_equals_batch_hard():
 @pytest.mark.needs_extension
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
-    "distance,squared,soft",
-    [
-        ("euclidean", False, False),
-        ("euclidean", True, False),
-        ("cosine", False, False),
-        ("euclidean", False, True),
-        ("cosine", False, True),
-    ],
+    "metric,soft",
+    [("euclidean", False), ("sqeuclidean", False), ("cosine", False), ("euclidean", True), ("cosine", True)],
 )
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none", "mean_nonzero"])
-def test_fused_batch_hard_matches_reference(device, distance, squared, soft, reduction, monkeypatch):
+def test_fused_batch_hard_matches_reference(device, metric, soft, reduction, monkeypatch):
     x0, y = batch(b=40, d=12, classes=7, seed=3)
     x0, y = x0.to(device), y.to(device)
     x = x0.clone().requires_grad_()
-    fused, fused_stats = triplet_loss(
-        x, y, distance=distance, squared=squared, soft_margin=soft, reduction=reduction, return_stats=True
-    )
+    fused, fused_stats = triplet_loss(x, y, metric=metric, soft_margin=soft, reduction=reduction, return_stats=True)
     fused.sum().backward()
     xr = x0.clone().requires_grad_()
     with reference_ops():
-        ref, ref_stats = triplet_loss(
-            xr, y, distance=distance, squared=squared, soft_margin=soft, reduction=reduction, return_stats=True
-        )
+        ref, ref_stats = triplet_loss(xr, y, metric=metric, soft_margin=soft, reduction=reduction, return_stats=True)
     ref.sum().backward()
     torch.testing.assert_close(fused, ref)
     torch.testing.assert_close(x.grad, xr.grad)
@@ -269,3 +257,23 @@ def test_compiled_batch_all_gradcheck():
     x.requires_grad_()
     for soft in (False, True):
         assert torch.autograd.gradcheck(lambda e: triplet_loss(e, y, mining="batch_all", soft_margin=soft), (x,))
+
+
+def test_distance_and_squared_are_the_old_spelling_of_metric():
+    from audiosiam.losses import ContrastiveLoss, TripletLoss, contrastive_loss
+
+    x, y = batch(b=12, d=6)
+    for old, metric in (({"distance": "cosine"}, "cosine"), ({"squared": True}, "sqeuclidean"), ({}, "euclidean")):
+        new = triplet_loss(x, y, metric=metric)
+        if old:
+            with pytest.warns(DeprecationWarning, match=f"metric={metric!r}"):
+                torch.testing.assert_close(triplet_loss(x, y, **old), new)
+            with pytest.warns(DeprecationWarning):
+                assert TripletLoss(**old).metric == metric
+    with pytest.warns(DeprecationWarning):
+        torch.testing.assert_close(contrastive_loss(x, y, distance="cosine"), contrastive_loss(x, y, metric="cosine"))
+    assert ContrastiveLoss(metric="L2").metric == "euclidean"  # the aliases of pairwise_distance
+    with pytest.raises(ParameterError, match="the losses take one of"):
+        triplet_loss(x, y, metric="l1")
+    with pytest.raises(ParameterError, match="distance=.manhattan."):
+        triplet_loss(x, y, distance="manhattan")
