@@ -11,7 +11,7 @@ from ..errors import (
 
 
 def active_span(
-    wave: torch.Tensor, rate: int, *, floor_db: float = 40.0, frame_seconds: float = 0.01
+    wave: torch.Tensor, sample_rate: int, *, floor_db: float = 40.0, frame_seconds: float = 0.01
 ) -> tuple[int, int]:
     """Where a clip is sounding: from the first to the last frame within ``floor_db`` of its loudest frame.
 
@@ -20,7 +20,7 @@ def active_span(
 
     Args:
         wave (Tensor): (time,) or (channels, time) samples; channels are averaged to judge.
-        rate (int): its sample rate in Hz.
+        sample_rate (int): its sample rate in Hz.
         floor_db (float, optional): frames quieter than this many dB below the loudest are silence.
             Default: ``40.0``.
         frame_seconds (float, optional): the length of the frames judged. Default: ``0.01``.
@@ -29,7 +29,7 @@ def active_span(
         tuple[int, int]: ``(start, stop)`` sample indices; the whole clip when it is shorter than a frame
         or silent throughout.
     """
-    frame = max(1, int(frame_seconds * rate))
+    frame = max(1, int(frame_seconds * sample_rate))
     mono = (wave if wave.ndim == 1 else wave.mean(0)).double()
     n = mono.shape[-1] // frame
     if n == 0:
