@@ -22,8 +22,10 @@ Conventions, the same for every mining:
 * Reductions: ``"mean"`` over valid terms, ``"sum"``, ``"none"`` (one value per anchor or pair, 0 for
   invalid ones), ``"mean_nonzero"`` (mean over terms with a positive loss: pytorch-metric-learning's
   default ``AvgNonZeroReducer``; 0 when none is positive).
-* ``return_stats=True`` also returns a dict for logging: the fraction of active (positive-loss) terms
-  among valid ones, and the mean anchor-positive and anchor-negative distances.
+* Each function returns the loss and nothing else. The numbers to log (the fraction of active
+  (positive-loss) terms among valid ones, the mean anchor-positive and anchor-negative distances) are the
+  modules' ``last_stats`` (``TripletLoss(track_stats=True)``): reading them is a device synchronisation.
+  ``return_stats=True`` still returns ``(loss, stats)`` for one release, with a warning.
 """
 
 from __future__ import annotations
@@ -177,15 +179,14 @@ def triplet_loss(
         reduction (str, optional): ``"mean"``, ``"sum"``, ``"none"`` or ``"mean_nonzero"``; see the module
             docstring. ``"none"`` gives one value per anchor (B,): its term (batch-hard) or the mean of its
             terms (batch-all, semi-hard), 0 where it has none. Default: ``"mean"``.
-        return_stats (bool, optional): also return the logging dict (a device synchronisation on a GPU).
-            Default: ``False``.
+        return_stats (bool, optional): deprecated: ``(loss, stats)`` instead of the loss (use
+            ``TripletLoss(track_stats=True).last_stats``). Default: ``False``.
         distance (str or None, optional): deprecated spelling of ``metric`` (with ``squared``). Default: ``None``.
         squared (bool or None, optional): deprecated: ``metric="sqeuclidean"``. Default: ``None``.
 
     Returns:
-        The loss (scalar, or (B,) with ``reduction="none"``), differentiable with respect to
-        ``embeddings``; with ``return_stats``, ``(loss, stats)`` where ``stats`` holds ``"active_fraction"``,
-        ``"mean_positive_distance"``, ``"mean_negative_distance"`` and ``"valid"`` (the number of valid terms).
+        Tensor: the loss (scalar, or (B,) with ``reduction="none"``), differentiable with respect to
+        ``embeddings``.
 
     Raises:
         ParameterError: ``embeddings`` is not (B, D), ``labels`` not (B,) integer on the same device, an
@@ -195,6 +196,38 @@ def triplet_loss(
         >>> triplet_loss(torch.randn(8, 4), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), mining="batch_all")
     """
     metric = resolve_metric(metric, distance, squared)
+    loss, stats = triplet_loss_and_stats(
+        embeddings, labels, margin=margin, mining=mining, metric=metric, soft_margin=soft_margin,
+        reduction=reduction, stats=_stats_asked(return_stats),
+    )  # fmt: skip
+    return (loss, stats) if return_stats else loss
+
+
+def _stats_asked(return_stats: bool) -> bool:
+    if return_stats:
+        warnings.warn(
+            "return_stats=True is deprecated: a loss function returns the loss; the numbers to log are the "
+            "modules' last_stats (TripletLoss / ContrastiveLoss with track_stats=True)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return return_stats
+
+
+def triplet_loss_and_stats(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    margin: float,
+    mining: str,
+    metric: str,
+    soft_margin: bool,
+    reduction: str,
+    stats: bool,
+) -> tuple[torch.Tensor, dict | None]:
+    """:func:`triplet_loss` and, when ``stats``, its logging dict (``"active_fraction"``,
+    ``"mean_positive_distance"``, ``"mean_negative_distance"``, ``"valid"``); ``None`` otherwise. What
+    :class:`~audiosiam.losses.TripletLoss` calls; ``metric`` already resolved."""
     _check(embeddings, labels, reduction)
     if mining not in MININGS:
         raise ParameterError(f"mining={mining!r}: expected one of {MININGS}")
@@ -206,17 +239,16 @@ def triplet_loss(
         )
         valid = positive >= 0
         out = _reduce(terms, valid, reduction)
-        return (out, _stats(terms, valid, d_ap, d_an)) if return_stats else out
-    out, stats = mined_triplet_loss(
+        return out, (_stats(terms, valid, d_ap, d_an) if stats else None)
+    return mined_triplet_loss(
         _distances(embeddings, metric),
         labels,
         mining=mining,
         margin=margin,
         soft_margin=soft_margin,
         reduction=reduction,
-        return_stats=return_stats,
+        return_stats=stats,
     )
-    return (out, stats) if return_stats else out
 
 
 def mined_triplet_loss(
@@ -408,19 +440,40 @@ def contrastive_loss(
         reduction (str, optional): as :func:`triplet_loss`, over the B (B - 1) / 2 pairs. With ``"none"``
             the result is the (B, B) matrix of pair terms (zero on and below the diagonal).
             Default: ``"mean"``.
-        return_stats (bool, optional): also return the logging dict (mean distances over the positive and
-            the negative pairs; ``"valid"`` is the number of pairs). Default: ``False``.
+        return_stats (bool, optional): deprecated: ``(loss, stats)`` instead of the loss (use
+            ``ContrastiveLoss(track_stats=True).last_stats``). Default: ``False``.
         distance (str or None, optional): deprecated spelling of ``metric``. Default: ``None``.
 
     Returns:
-        The loss (scalar, or (B, B) with ``reduction="none"``), differentiable with respect to
-        ``embeddings``; with ``return_stats``, ``(loss, stats)``.
+        Tensor: the loss (scalar, or (B, B) with ``reduction="none"``), differentiable with respect to
+        ``embeddings``.
 
     Raises:
         ParameterError: ``embeddings`` is not (B, D), ``labels`` not (B,) integer on the same device, or
             ``metric`` or ``reduction`` is not one of its choices.
     """
     metric = resolve_metric(metric, distance)
+    loss, stats = contrastive_loss_and_stats(
+        embeddings, labels, pos_margin=pos_margin, neg_margin=neg_margin, power=power, metric=metric,
+        reduction=reduction, stats=_stats_asked(return_stats),
+    )  # fmt: skip
+    return (loss, stats) if return_stats else loss
+
+
+def contrastive_loss_and_stats(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    pos_margin: float,
+    neg_margin: float,
+    power: int,
+    metric: str,
+    reduction: str,
+    stats: bool,
+) -> tuple[torch.Tensor, dict | None]:
+    """:func:`contrastive_loss` and, when ``stats``, its logging dict (mean distances over the positive and
+    the negative pairs; ``"valid"`` is the number of pairs); ``None`` otherwise. What
+    :class:`~audiosiam.losses.ContrastiveLoss` calls; ``metric`` already resolved."""
     _check(embeddings, labels, reduction)
     dist = _distances(embeddings, metric)
     b = dist.shape[0]
@@ -431,14 +484,14 @@ def contrastive_loss(
         out = torch.where(upper, terms, torch.zeros_like(terms))
     else:
         out = _reduce(terms, upper, reduction)
-    if not return_stats:
-        return out
+    if not stats:
+        return out, None
     terms, dist = terms.detach(), dist.detach()
     pos, neg = upper & same, upper & ~same
-    stats = {
+    logged = {
         "active_fraction": float((terms[upper] > 0).float().mean()) if upper.any() else 0.0,
         "mean_positive_distance": float(dist[pos].mean()) if pos.any() else 0.0,
         "mean_negative_distance": float(dist[neg].mean()) if neg.any() else 0.0,
         "valid": int(upper.sum()),
     }
-    return out, stats
+    return out, logged

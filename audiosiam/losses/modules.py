@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .functional import contrastive_loss, contrastive_pair_loss, resolve_metric, triplet_loss, triplet_margin_loss
+from .functional import (
+    contrastive_loss_and_stats,
+    contrastive_pair_loss,
+    resolve_metric,
+    triplet_loss_and_stats,
+    triplet_margin_loss,
+)
 
 __all__ = ["TripletLoss", "ContrastiveLoss"]
 
@@ -66,7 +72,7 @@ class TripletLoss(nn.Module):
         Returns:
             Tensor: the loss, a scalar or (B,) with ``reduction="none"``.
         """
-        out = triplet_loss(
+        loss, stats = triplet_loss_and_stats(
             embeddings,
             labels,
             margin=self.margin,
@@ -74,9 +80,9 @@ class TripletLoss(nn.Module):
             metric=self.metric,
             soft_margin=self.soft_margin,
             reduction=self.reduction,
-            return_stats=self.track_stats,
+            stats=self.track_stats,
         )
-        return _keep_stats(self, out)
+        return _keep_stats(self, loss, stats)
 
     def triplets(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
         """The loss of explicit triplets; :func:`~audiosiam.losses.triplet_margin_loss` (``mining`` and
@@ -150,7 +156,7 @@ class ContrastiveLoss(nn.Module):
         Returns:
             Tensor: the loss, a scalar or (B, B) with ``reduction="none"``.
         """
-        out = contrastive_loss(
+        loss, stats = contrastive_loss_and_stats(
             embeddings,
             labels,
             pos_margin=self.pos_margin,
@@ -158,9 +164,9 @@ class ContrastiveLoss(nn.Module):
             power=self.power,
             metric=self.metric,
             reduction=self.reduction,
-            return_stats=self.track_stats,
+            stats=self.track_stats,
         )
-        return _keep_stats(self, out)
+        return _keep_stats(self, loss, stats)
 
     def pairs(self, a: torch.Tensor, b: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
         """The loss of given pairs ``(a[i], b[i])``; :func:`~audiosiam.losses.contrastive_pair_loss` of their
@@ -186,9 +192,8 @@ class ContrastiveLoss(nn.Module):
         )
 
 
-def _keep_stats(loss_module, out):
+def _keep_stats(loss_module, loss, stats):
     """The loss of a labelled call; with ``track_stats`` its logging dict is kept in ``last_stats``."""
-    if not loss_module.track_stats:
-        return out
-    loss, loss_module.last_stats = out
+    if stats is not None:
+        loss_module.last_stats = stats
     return loss

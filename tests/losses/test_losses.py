@@ -148,9 +148,20 @@ def test_contrastive_is_hadsell_over_all_pairs():
 
 
 def test_stats_for_logging():
+
     x, y = batch()
-    _, stats = triplet_loss(x, y, mining="batch_all", return_stats=True)
+    tracked = TripletLoss(mining="batch_all", track_stats=True)
+    loss = tracked(x, y)
+    stats = tracked.last_stats
     assert 0 <= stats["active_fraction"] <= 1 and stats["mean_negative_distance"] > 0 and stats["valid"] > 0
+    assert torch.is_tensor(triplet_loss(x, y, mining="batch_all"))  # a function returns the loss, only
+    with pytest.warns(DeprecationWarning, match="last_stats"):
+        old, old_stats = triplet_loss(x, y, mining="batch_all", return_stats=True)  # for one release
+    torch.testing.assert_close(old, loss)
+    assert old_stats == stats
+    pairs = ContrastiveLoss(track_stats=True)
+    with pytest.warns(DeprecationWarning):
+        assert contrastive_loss(x, y, return_stats=True)[1] == (pairs(x, y), pairs.last_stats)[1]
 
 
 def test_bad_arguments_are_explained():
@@ -204,11 +215,15 @@ def test_fused_batch_hard_matches_reference(device, metric, soft, reduction, mon
     x0, y = batch(b=40, d=12, classes=7, seed=3)
     x0, y = x0.to(device), y.to(device)
     x = x0.clone().requires_grad_()
-    fused, fused_stats = triplet_loss(x, y, metric=metric, soft_margin=soft, reduction=reduction, return_stats=True)
+    options = dict(metric=metric, soft_margin=soft, reduction=reduction, track_stats=True)
+    tracked = TripletLoss(**options)
+    fused = tracked(x, y)
+    fused_stats = tracked.last_stats
     fused.sum().backward()
     xr = x0.clone().requires_grad_()
     with reference_ops():
-        ref, ref_stats = triplet_loss(xr, y, metric=metric, soft_margin=soft, reduction=reduction, return_stats=True)
+        ref = tracked(xr, y)
+        ref_stats = tracked.last_stats
     ref.sum().backward()
     torch.testing.assert_close(fused, ref)
     torch.testing.assert_close(x.grad, xr.grad)
@@ -236,15 +251,14 @@ def test_compiled_mining_matches_reference(device, mining, soft, reduction, labe
     y = {"random": y, "no_negatives": torch.zeros_like(y), "no_positives": torch.arange(40)}[labels]
     x0, y = x0.to(device), y.to(device)
     x = x0.clone().requires_grad_()
-    ours, ours_stats = triplet_loss(
-        x, y, mining=mining, soft_margin=soft, reduction=reduction, margin=0.5, return_stats=True
-    )
+    tracked = TripletLoss(mining=mining, soft_margin=soft, reduction=reduction, margin=0.5, track_stats=True)
+    ours = tracked(x, y)
+    ours_stats = tracked.last_stats
     ours.sum().backward()
     xr = x0.clone().requires_grad_()
     with reference_ops():
-        ref, ref_stats = triplet_loss(
-            xr, y, mining=mining, soft_margin=soft, reduction=reduction, margin=0.5, return_stats=True
-        )
+        ref = tracked(xr, y)
+        ref_stats = tracked.last_stats
     ref.sum().backward()
     torch.testing.assert_close(ours, ref)
     torch.testing.assert_close(x.grad, xr.grad)
