@@ -2,8 +2,16 @@
 
 import warnings
 
-from .fewshot.calibration import *  # noqa: F403
-from .fewshot.calibration import __all__ as _moved
+from .fewshot.calibration import (  # the names it had when it moved
+    FEATURES,
+    CalibrationMap,
+    ClassStatistics,
+    FeatureLimits,
+    adapt_log_odds,
+    class_statistics,
+    decision_features,
+    prior_offset,
+)
 from .fewshot.fitting import fit_calibration, open_set_episodes
 
 warnings.warn(
@@ -12,4 +20,15 @@ warnings.warn(
     DeprecationWarning,
     stacklevel=2,
 )
-__all__ = [*_moved, "fit_calibration", "open_set_episodes"]
+__all__ = [
+    "FEATURES",
+    "ClassStatistics",
+    "FeatureLimits",
+    "CalibrationMap",
+    "class_statistics",
+    "decision_features",
+    "adapt_log_odds",
+    "prior_offset",
+    "fit_calibration",
+    "open_set_episodes",
+]

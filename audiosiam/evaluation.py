@@ -34,7 +34,6 @@ from .errors import ParameterError
 from .fewshot.rules import check_rule, class_scores, equal_error_rate
 
 __all__ = [
-    "embed_items",
     "embed_dataset",
     "few_shot_accuracy",
     "verification_metrics",
@@ -42,7 +41,6 @@ __all__ = [
     "open_set_auroc",
     "calibration_metrics",
     "expected_calibration_error",
-    "format_table",
 ]
 
 

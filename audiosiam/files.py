@@ -31,8 +31,6 @@ from typing import Callable, Iterator, Mapping
 
 from .errors import AudiosiamError
 
-__all__ = ["atomic_write", "atomic_write_together", "write_output", "locked", "FileLockTimeout"]
-
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 
 

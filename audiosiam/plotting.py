@@ -13,14 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = [
-    "project_2d",
-    "plot_embeddings",
-    "plot_gallery_and_queries",
-    "plot_reliability",
-    "plot_detection",
-    "picture_format",
-]
+__all__ = ["project_2d", "plot_embeddings", "plot_gallery_and_queries", "plot_reliability", "plot_detection"]
 
 
 def project_2d(embeddings: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,7 +13,8 @@ import argparse
 import sys
 import time
 
-from audiosiam.data import load_sources, source_items
+from audiosiam.data import load_sources
+from audiosiam.data.sources import source_items
 from audiosiam.data.teacher_cache import TeacherCache
 from audiosiam.errors import AudiosiamError
 from audiosiam.models import load_model

@@ -25,7 +25,7 @@ from ..errors import AudioLoadError, NoAudioFilesError, ParameterError
 from ..io import find_audio_files, fix_length, load_audio
 from .cache import WaveformCache
 
-__all__ = ["ClipItem", "AudioClipDataset", "combine_datasets"]
+__all__ = ["ClipItem", "AudioClipDataset", "combine_datasets", "folder_items", "manifest_items", "manifest_columns"]
 
 # Classes with fewer clips than this cannot form an anchor-positive pair; they are reported.
 MIN_CLIPS_PER_CLASS = 2
@@ -310,7 +310,7 @@ class AudioClipDataset(torch.utils.data.Dataset):
 
     @classmethod
     def from_folder(cls, root: str | os.PathLike, **kwargs) -> "AudioClipDataset":
-        """The dataset of ``root/<class>/**/<audio file>`` (see :func:`folder_items` for nesting).
+        """The dataset of ``root/<class>/**/<audio file>`` (nesting: :func:`~audiosiam.data.datasets.folder_items`).
 
         Args:
             root (str or os.PathLike): the folder of class subfolders.
@@ -333,7 +333,7 @@ class AudioClipDataset(torch.utils.data.Dataset):
         group_column: str | None = None,
         **kwargs,
     ) -> "AudioClipDataset":
-        """The dataset of a CSV manifest (``path`` plus label columns; see :func:`manifest_items`).
+        """The dataset of a CSV manifest (``path`` and label columns: :func:`~audiosiam.data.datasets.manifest_items`).
 
         Args:
             csv_path (str or os.PathLike): the manifest; relative paths are relative to its folder.

@@ -31,17 +31,6 @@ from .datasets import ClipItem, manifest_items
 from .locations import shared_data
 from .sources import DataSource, validation_items
 
-__all__ = [
-    "ValidationSet",
-    "validation_sets",
-    "training_sources",
-    "calibration_items",
-    "add_validation_arguments",
-    "ValidationClips",
-    "validation_clips",
-    "arabic_split",
-]
-
 
 def _ranked(names) -> list[str]:
     return sorted(set(names), key=lambda n: hashlib.sha1(n.encode()).hexdigest())

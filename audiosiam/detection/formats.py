@@ -21,7 +21,7 @@ from typing import Iterable, Sequence, TextIO
 from ..files import spreadsheet_safe
 from .events import Event
 
-__all__ = ["EVENT_COLUMNS", "PER_RECORDING_FORMATS", "event_rows", "write_audacity", "write_raven", "track_names"]
+__all__ = ["EVENT_COLUMNS", "event_rows", "write_audacity", "write_raven"]
 
 #: The keys of an event row (:func:`event_rows`) and the columns of the table, csv and json formats.
 EVENT_COLUMNS = ("file", "label", "start", "end", "score")

@@ -32,7 +32,7 @@ from .._version import __version__
 from ..errors import GalleryError, ParameterError
 from ..files import as_path, atomic_write, not_a_regular_file
 
-__all__ = ["Gallery", "gallery_path", "model_fingerprint", "FORMAT_VERSION"]
+__all__ = ["Gallery", "model_fingerprint"]
 
 #: The version of the ``.asg`` format that this audiosiam writes and reads.
 FORMAT_VERSION = 1

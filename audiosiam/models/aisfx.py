@@ -38,7 +38,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import CheckpointError, ParameterError
 
-__all__ = ["AiSfxConfig", "AiSfxEncoder", "AiSfxFrontEnd", "ATTRIBUTION", "WEIGHTS_SHA256", "aisfx_weights"]
+__all__ = ["ATTRIBUTION"]
 
 #: The credit and licence line of aiSFX that the ``sfx`` preset carries in ``info["attribution"]``.
 ATTRIBUTION = (

@@ -28,15 +28,7 @@ from .embedding import EmbeddingModel
 from .encoder import EncoderConfig, ResNetEncoder
 from .info import ModelInfo
 
-__all__ = [
-    "save_checkpoint",
-    "load_checkpoint",
-    "update_checkpoint_info",
-    "stored_threshold",
-    "ARCHITECTURES",
-    "FORMAT",
-    "FORMAT_VERSION",
-]
+__all__ = ["save_checkpoint", "load_checkpoint"]
 
 #: The ``format`` entry of every checkpoint audiosiam writes; a file without it is refused.
 FORMAT = "audiosiam-model"

@@ -8,7 +8,8 @@ from typing import Sequence
 
 import torch
 
-from ..data import AudioClipDataset, load_background, source_items
+from ..data import AudioClipDataset
+from ..data.sources import load_background, source_items
 from ..errors import ParameterError
 from ..transforms import (
     AddNoise,

@@ -16,10 +16,10 @@ from audiosiam.data import (
     EpisodicSampler,
     PairSampler,
     PKSampler,
-    WaveformCache,
     combine_datasets,
     make_loader,
 )
+from audiosiam.data.cache import WaveformCache
 from audiosiam.errors import AudioLoadError, NoAudioFilesError, ParameterError
 
 from audio_fixtures import noise, sine, write
@@ -215,7 +215,7 @@ def test_one_folder_reader_for_training_and_support(tmp_path):
     # hidden folders skipped, stray top-level files warned about, second level recorded as the group;
     # the --support reader of classify/enroll is this same function with two classes required
     from audiosiam.commands._common import read_support_folder
-    from audiosiam.data import folder_items
+    from audiosiam.data.datasets import folder_items
 
     from audio_fixtures import sine, write
 
@@ -234,7 +234,7 @@ def test_one_folder_reader_for_training_and_support(tmp_path):
 
 
 def test_a_symlink_loop_in_a_class_folder_is_not_a_class(tmp_path):
-    from audiosiam.data import folder_items
+    from audiosiam.data.datasets import folder_items
 
     from audio_fixtures import sine, write
 

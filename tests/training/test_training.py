@@ -458,7 +458,7 @@ def test_a_fine_tune_validates_on_the_classes_its_starting_model_validated_on(tm
 @pytest.mark.slow
 def test_fitting_the_calibration_afterwards_measures_the_weights_own_verification_threshold(tmp_path, data):
 
-    from audiosiam.data import validation_items
+    from audiosiam.data.sources import validation_items
     from audiosiam.evaluation import verification_metrics
 
     run(tmp_path, data)
