@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ParameterError
 from ..files import as_path, not_a_regular_file
 from .checkpoint import load_checkpoint, save_checkpoint
 from .embedding import EmbeddingModel
@@ -91,8 +91,6 @@ def resolve_model(model) -> EmbeddingModel:
     if model is None or isinstance(model, (str, os.PathLike)):
         return load_model(model)
     if not hasattr(model, "embedding_dim"):
-        from ..errors import ParameterError
-
         raise ParameterError(
             f"model={model!r}: expected an EmbeddingModel, a preset name, a checkpoint path, or None (the default)"
         )

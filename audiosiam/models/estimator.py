@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ParameterError
+from ..io.inputs import as_clips
 
 __all__ = ["AudioEmbedder"]
 
@@ -91,8 +92,6 @@ class AudioEmbedder(TransformerMixin, BaseEstimator):
 
 def _check_clips(X) -> None:
     """Refuse what cannot be a sequence of clips before any model is loaded: a string (one path given bare),
-    a scalar, or nothing."""
-    if isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
-        raise ParameterError(f"X: expected a sequence of clips (paths or 1-D waveforms), got {type(X).__name__}")
-    if len(X) == 0:
+    a scalar, or nothing (io.inputs' rule for an argument of clips)."""
+    if not as_clips(X, "X", single=False):
         raise ParameterError("X: no clips (an empty sequence); pass at least one path or waveform")

@@ -150,6 +150,9 @@ class Run:
     sampler: PKSampler
     loader: object
     training_data: dict  # the digest a resume checks
+    train_files: list[str]  # the training clips' paths (the int8 ranges are measured on them)
+    train_classes: list[str]  # the labelled classes only: thousands of label-free clips would each be one
+    label_free_clips: int
 
     @property
     def is_main(self) -> bool:
@@ -162,10 +165,6 @@ class Run:
     @property
     def run_dir(self) -> Path:
         return run_dir_of(self.config.out)
-
-    @property
-    def train_files(self) -> list[str]:
-        return [it.path for it in self.train_set.items]
 
 
 @dataclass
@@ -225,6 +224,9 @@ def prepare(config: TrainConfig, sources, unlabelled, background, *, progress: b
         criterion=criterion, optimizer=optimizer, sampler=sampler,
         loader=make_loader(train_set, sampler, num_workers=config.num_workers, device=device),
         training_data=training_data_digest(train_set.items),
+        train_files=[it.path for it in train_set.items],
+        train_classes=sorted({it.label for it in train_set.items if not it.label_free}),
+        label_free_clips=len({it.path for it in train_set.items if it.label_free}),
     )  # fmt: skip
 
 
@@ -327,16 +329,14 @@ def commit(run: Run, counters: Counters, epoch: int, *, elapsed: float) -> None:
     record = counters.history[-1]
     run.say(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
     score = record.get("val_accuracy", -record["train_loss"])
-    items = run.train_set.items
     run.model.info = {
         "audiosiam_version": __version__,
         "training_config": asdict(run.config),
         "sources": [asdict(s) for s in run.sources],
         "unlabelled": [asdict(s) for s in run.unlabelled],
         "background": list(run.background),
-        # the labelled classes only: thousands of label-free clips would each be a "class" named by its path
-        "label_set": sorted({it.label for it in items if not it.label_free}),
-        "label_free_clips": len({it.path for it in items if it.label_free}),
+        "label_set": run.train_classes,
+        "label_free_clips": run.label_free_clips,
         "validation_classes": sorted(run.held),
         "metrics": dict(record),
         "training_minutes": record["elapsed_minutes"],
