@@ -249,6 +249,25 @@ def test_mutated_checkpoints_load_or_are_refused_by_name(tmp_path):
     assert refused > 0
 
 
+@pytest.mark.parametrize(
+    ("weight", "value", "said"),
+    [
+        ("encoder.stem.1.running_var", -1.0, "negative BatchNorm variances in encoder.stem.1.running_var"),
+        ("encoder.stem.0.weight", 1.7e37, "encoder.stem.0.weight over 1e+08 in magnitude"),
+    ],
+)
+def test_checkpoints_with_weights_no_training_writes_are_refused(tmp_path, weight, value, said):
+    # what one flipped sign or exponent bit on disk makes: finite weights whose forward pass is NaN
+    model = tiny_model().eval()
+    with torch.no_grad():
+        model.state_dict()[weight].view(-1)[0] = value
+    path = Path(save_checkpoint(model, tmp_path / "flipped.pt"))
+    with pytest.raises(CheckpointError, match="the file is corrupt") as info:
+        load_model(path)
+    assert said in str(info.value)
+    assert_named(info.value, path)
+
+
 # ---------------------------------------------------------------- crafted galleries: bombs and fields
 def clean_gallery(tmp_path: Path) -> tuple[FewShotClassifier, Path, list[torch.Tensor]]:
     model = tiny_model().eval()

@@ -196,7 +196,7 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
 
     Raises:
         CheckpointError: the file is missing, not a checkpoint, corrupt, of a newer format, or holds
-            non-finite weights.
+            non-finite weights, weights no training run writes (a corrupted file).
         ParameterError: ``device`` is not a device of this machine, or ``path`` is no path.
     """
     target = resolve_device(device)  # before reading: a GPU that is not there is the first thing to say
@@ -240,17 +240,41 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
         model.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: checkpoint contents do not fit this audiosiam's model ({exc})") from exc
-    bad = [
-        name
-        for name, t in state.items()
-        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())
-    ]
-    if bad:
-        raise CheckpointError(
-            f"{path}: weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} hold NaN or "
-            "infinite values (a diverged training run); use an earlier checkpoint of the run"
-        )
+    problem = implausible_weights(state)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     return model.to(target).eval()
+
+
+# No training run writes a weight this large (the shipped models' largest is about 10); one flipped exponent
+# bit on disk does, and a float32 forward pass then overflows to NaN.
+LARGEST_PLAUSIBLE_WEIGHT = 1e8
+
+
+def implausible_weights(state: dict) -> str | None:
+    """What makes a state dict's weights impossible for a trained model, said for its error message, or
+    ``None``: NaN or infinite values (a diverged run), magnitudes over :data:`LARGEST_PLAUSIBLE_WEIGHT` or
+    negative BatchNorm variances (both the marks of a corrupted file, and both give NaN embeddings).
+    """
+
+    def listed(names: list[str]) -> str:
+        return f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+
+    floats = {name: t for name, t in state.items() if torch.is_tensor(t) and t.is_floating_point()}
+    non_finite = [name for name, t in floats.items() if not bool(torch.isfinite(t).all())]
+    if non_finite:
+        return (
+            f"weights {listed(non_finite)} hold NaN or infinite values (a diverged training run); "
+            "use an earlier checkpoint of the run"
+        )
+    huge = [name for name, t in floats.items() if t.numel() and float(t.abs().max()) > LARGEST_PLAUSIBLE_WEIGHT]
+    negative = [name for name, t in floats.items() if name.endswith("running_var") and bool((t < 0).any())]
+    if huge or negative:
+        what = (f"weights {listed(huge)} over {LARGEST_PLAUSIBLE_WEIGHT:g} in magnitude" if huge else "") + (
+            f"{'; ' if huge else ''}negative BatchNorm variances in {listed(negative)}" if negative else ""
+        )
+        return f"{what}: no training run writes these, the file is corrupt; copy it again or retrain"
+    return None
 
 
 def stored_threshold(info: dict) -> float | None:
