@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -110,6 +111,13 @@ def embed_dataset(model, dataset, *, batch_size: int = 64, progress: bool = Fals
     return emb, torch.as_tensor(dataset.labels)
 
 
+def _old_name_k(n_neighbors: int, k: int | None) -> int:
+    if k is None:
+        return n_neighbors
+    warnings.warn("k=... is now n_neighbors=...; the old name goes in the next release", DeprecationWarning, 3)
+    return k
+
+
 def few_shot_accuracy(
     embeddings,
     labels,
@@ -119,12 +127,13 @@ def few_shot_accuracy(
     n_query: int = 5,
     episodes: int = 1000,
     rule: str = "prototype",
-    k: int = 1,
+    n_neighbors: int = 1,
     groups: Sequence[str] | None = None,
     cross_group: bool = True,
     query_groups: Sequence[str] | None = None,
     seed: int = 0,
     progress: bool = False,
+    k: int | None = None,
 ) -> dict:
     """Mean N-way K-shot accuracy over seeded episodes, with its 95% confidence interval.
 
@@ -136,9 +145,10 @@ def few_shot_accuracy(
         n_query (int, optional): query clips per class; only classes with ``k_shot + n_query`` clips take
             part. Default: ``5``.
         episodes (int, optional): how many episodes are averaged. Default: ``1000``.
-        rule (str, optional): ``"prototype"`` or ``"knn"`` with ``k`` neighbours, the rules of
+        rule (str, optional): ``"prototype"`` or ``"knn"`` with ``n_neighbors`` neighbours, the rules of
             :mod:`audiosiam.fewshot.rules` that classification runs. Default: ``"prototype"``.
-        k (int, optional): neighbours of ``"knn"``. Default: ``1``.
+        n_neighbors (int, optional): neighbours of ``"knn"`` (``k`` is its old name, for one release).
+            Default: ``1``.
         groups (Sequence[str] or None, optional): (N,) group names (e.g. speakers); with ``cross_group``,
             queries never share a group with their episode's support. Default: ``None``.
         cross_group (bool, optional): keep query and support groups apart (no effect without ``groups``).
@@ -147,16 +157,18 @@ def few_shot_accuracy(
             any group); needs ``groups``. Default: ``None``.
         seed (int, optional): seed of the episodes; the same seed draws the same episodes. Default: ``0``.
         progress (bool, optional): a progress bar over the episodes. Default: ``False``.
+        k (int, optional): the old name of ``n_neighbors``, for one release. Default: ``None``.
 
     Returns:
         ``{"accuracy", "ci95", "episodes", "n_way", "k_shot", "n_query", "rule"}``; ``ci95`` is 1.96
         standard errors over episodes (0 for a single episode).
 
     Raises:
-        ParameterError: a bad ``rule`` or ``k``, counts below 1, bad groups, or fewer than ``n_way``
+        ParameterError: a bad ``rule`` or ``n_neighbors``, counts below 1, bad groups, or fewer than ``n_way``
             classes with enough clips.
     """
-    check_rule(rule, k)
+    check_rule(rule, _old_name_k(n_neighbors, k), "k" if k is not None else "n_neighbors")
+    k = n_neighbors if k is None else k
     emb = _unit(embeddings)
     labels = [int(v) for v in torch.as_tensor(labels).tolist()]
     sampler = EpisodicSampler(
@@ -390,7 +402,7 @@ def calibration_metrics(
     n_query: int = 5,
     episodes: int = 1000,
     rule: str = "prototype",
-    k: int = 5,
+    n_neighbors: int = 5,
     calibration: dict | str | None = None,
     target_false_accept: float | None = None,
     expected_unknown: float = 0.5,
@@ -398,6 +410,7 @@ def calibration_metrics(
     bins: int = 15,
     seed: int = 0,
     progress: bool = False,
+    k: int | None = None,
 ) -> dict:
     """How far :class:`~audiosiam.fewshot.FewShotClassifier`'s answers and probabilities can be trusted.
 
@@ -426,7 +439,8 @@ def calibration_metrics(
         n_query (int, optional): query clips per class and episode. Default: ``5``.
         episodes (int, optional): seeded episodes. Default: ``1000``.
         rule (str, optional): the classifier's rule, ``"prototype"`` or ``"knn"``. Default: ``"prototype"``.
-        k (int, optional): neighbours of ``"knn"``. Default: ``5``.
+        n_neighbors (int, optional): neighbours of ``"knn"`` (``k`` is its old name, for one release).
+            Default: ``5``.
         calibration (dict, str or None, optional): the calibration map of the model that made the
             embeddings (``model.info["calibration"]``); ``None`` or ``"legacy"``: the earlier rule fitted on
             the enrolment clips alone. Default: ``None``.
@@ -441,6 +455,7 @@ def calibration_metrics(
         bins (int, optional): confidence bins of the calibration errors. Default: ``15``.
         seed (int, optional): seed of the episodes. Default: ``0``.
         progress (bool, optional): a progress bar over the episodes. Default: ``False``.
+        k (int, optional): the old name of ``n_neighbors``, for one release. Default: ``None``.
 
     Returns:
         dict: the metrics above (``closed_*``, ``open_*``, ``false_accept_rate``, ``false_reject_rate``,
@@ -457,7 +472,8 @@ def calibration_metrics(
 
     from .fewshot import UNKNOWN, FewShotClassifier, Gallery
 
-    check_rule(rule, k)
+    check_rule(rule, _old_name_k(n_neighbors, k), "k" if k is not None else "n_neighbors")
+    k = n_neighbors if k is None else k
     emb = _unit(embeddings)
     label_list = [int(v) for v in torch.as_tensor(labels).tolist()]
     sampler = EpisodicSampler(label_list, 2 * n_way, k_shot, n_query, episodes, seed=seed)

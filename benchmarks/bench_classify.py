@@ -107,7 +107,7 @@ def large_gallery(model):
 @pytest.mark.parametrize("rule", ["prototype", "knn"])
 def test_classify_against_large_gallery(benchmark, model, large_gallery, rule):
     emb, labels, queries, truth = large_gallery
-    clf = FewShotClassifier(model, rule=rule, k=5).add_embeddings(emb, labels)
+    clf = FewShotClassifier(model, rule=rule, n_neighbors=5).add_embeddings(emb, labels)
     predicted = clf.predict_embeddings(queries)
     assert (predicted == truth).mean() > 0.99  # the answer is right before its time counts
     benchmark.pedantic(clf.predict_embeddings, args=(queries,), rounds=5, iterations=1, warmup_rounds=1)

@@ -126,7 +126,7 @@ def baseline_curve(
     detector: EventDetector, wave: torch.Tensor, examples: list[torch.Tensor], negatives: list[torch.Tensor] = ()
 ) -> ScoreCurve:
     """The baseline's scores on the detector's window grid, with the detector's threshold rule (negatives
-    included), and on its fine grid (windows of its placing length at the same starts), so events are placed
+    included), and on its locating grid (windows of its placing length at the same starts), so events are placed
     by the same rule."""
     window = round(detector.window_seconds_ * 100)  # 10 ms log-mel frames
     hop = round(detector.hop_seconds_ * 100)
@@ -143,14 +143,14 @@ def baseline_curve(
     threshold = calibrated_threshold(
         scores[:, 0], typical_match(ex, fallback), negative_best, background_quantile=detector.background_quantile
     )
-    fine = {}
+    locating = {}
     if detector.locate_seconds_ is not None:  # placing windows at the windows' starts, as the detector's
         length = round(detector.locate_seconds_ * 100)
-        fine_scores = _statistics_scores(db, length, hop, raw)[0]
-        fine = {
-            "fine_starts": np.arange(fine_scores.shape[0]) * hop / 100,
-            "fine_scores": fine_scores,
-            "fine_window_seconds": length / 100,
+        locate_scores = _statistics_scores(db, length, hop, raw)[0]
+        locating = {
+            "locate_starts": np.arange(locate_scores.shape[0]) * hop / 100,
+            "locate_scores": locate_scores,
+            "locate_seconds": length / 100,
         }
     return ScoreCurve(
         file="soundscape",
@@ -161,7 +161,7 @@ def baseline_curve(
         window_seconds=window / 100,
         hop_seconds=hop / 100,
         duration=wave.numel() / RATE,
-        **fine,
+        **locating,
     )
 
 

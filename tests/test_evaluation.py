@@ -24,8 +24,10 @@ def test_few_shot_accuracy_separated_vs_random():
     chance = E.few_shot_accuracy(noise, labels, episodes=400)
     assert abs(chance["accuracy"] - 0.2) < 0.05  # 5-way chance
     assert chance["ci95"] > 0
-    knn = E.few_shot_accuracy(emb, labels, k_shot=5, rule="knn", k=3, episodes=100)
+    knn = E.few_shot_accuracy(emb, labels, k_shot=5, rule="knn", n_neighbors=3, episodes=100)
     assert knn["accuracy"] > 0.99
+    with pytest.warns(DeprecationWarning, match=r"k=\.\.\. is now n_neighbors"):
+        assert E.few_shot_accuracy(emb, labels, k_shot=5, rule="knn", k=3, episodes=100) == knn  # old name
 
 
 def test_few_shot_is_seeded():

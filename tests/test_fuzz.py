@@ -369,10 +369,10 @@ def test_galleries_with_crafted_fields_are_refused_by_name(tmp_path):
         "no_rows": ({"embeddings": emb[:0], "labels": labels[:0], "sources": sources[:0]}, "holds no enrolled clips"),
         "int_labels": ({"labels": np.arange(len(labels))}, "'labels' holds int64"),
         "unknown_label": ({"labels": np.asarray(["unknown"] * len(labels))}, "named 'unknown'"),
-        "k_2.5": ({"extra__k": 2.5}, "k=2.5"),
-        "k_str": ({"extra__k": "5"}, "k='5'"),
-        "k_true": ({"extra__k": True}, "k=True"),
-        "k_nan": ({"extra__k": float("nan")}, "k=nan"),
+        "k_2.5": ({"extra__k": 2.5}, "n_neighbors=2.5"),
+        "k_str": ({"extra__k": "5"}, "n_neighbors='5'"),
+        "k_true": ({"extra__k": True}, "n_neighbors=True"),
+        "k_nan": ({"extra__k": float("nan")}, "n_neighbors=nan"),
         "adapt_no": ({"extra__adapt": "no"}, "adapt='no'"),
         "version_true": ({"meta__format_version": True}, "version True"),
         "dim_str": ({"meta__dim": "8"}, "dim='8'"),
@@ -433,9 +433,9 @@ def test_the_api_refuses_arguments_of_the_wrong_kind_by_name(tmp_path):
         "fit(y=None)": (lambda: FewShotClassifier(model).fit(clips, None), "y: expected one label per clip"),
         "fit(1 and '1')": (lambda: FewShotClassifier(model).fit(clips, [1, 1, "1", "1"]), "both be the class '1'"),
         "fit(None label)": (lambda: FewShotClassifier(model).fit(clips, [None, None, "a", "a"]), "label None"),
-        "FewShotClassifier(k=nan)": (
-            lambda: FewShotClassifier(model, k=float("nan")).fit(clips, list("aabb")),
-            "k=nan",
+        "FewShotClassifier(n_neighbors=nan)": (
+            lambda: FewShotClassifier(model, n_neighbors=float("nan")).fit(clips, list("aabb")),
+            "n_neighbors=nan",
         ),
         "kneighbors(n_neighbors=nan)": (
             lambda: clf.kneighbors(clips[:1], n_neighbors=float("nan"), sample_rate=RATE),

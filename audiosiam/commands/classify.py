@@ -141,7 +141,7 @@ def run(args) -> int:
         asked = args.no_unknown or args.threshold is not None
         clf.set_params(
             rule=args.rule or clf.rule,
-            k=args.k or clf.k,
+            n_neighbors=args.k or clf.n_neighbors,
             reject=reject if asked else clf.reject,
             expected_unknown=args.expected_unknown or clf.expected_unknown,
             target_false_accept=target if target is not None else clf.target_false_accept,
@@ -151,7 +151,7 @@ def run(args) -> int:
         clf = FewShotClassifier(
             _common.load_model_from_args(args),
             rule=args.rule or "prototype",
-            k=args.k or 5,
+            n_neighbors=args.k or 5,
             reject=reject,
             target_false_accept=target,
             **({"expected_unknown": args.expected_unknown} if args.expected_unknown else {}),

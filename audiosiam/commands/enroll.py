@@ -63,7 +63,7 @@ def run(args) -> int:
             clf = FewShotClassifier.load(args.add_to, model=model)
             clf.add(paths, labels, progress=progress, on_error=on_error)
         else:
-            clf = FewShotClassifier(_common.load_model_from_args(args), rule=args.rule, k=args.k)
+            clf = FewShotClassifier(_common.load_model_from_args(args), rule=args.rule, n_neighbors=args.k)
             clf.fit(paths, labels, progress=progress, on_error=on_error)
         _common.report_failures(clf.enrol_failures_, "enroll", what="example")
         out = clf.save(args.out)

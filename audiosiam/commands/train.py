@@ -38,7 +38,9 @@ HELP = "train an encoder (triplet or contrastive loss)"
 
 # One vocabulary across commands: --model is the model a command starts from (here: the weights to
 # fine-tune), -k/--k-shot count neighbours and shots elsewhere, so the PK batch shape says what it is.
-RENAMED = {"init": "model", "p": "classes-per-batch", "k": "clips-per-class"}
+RENAMED = {"init": "model"}
+# the one-letter spellings of a PK batch's shape, before they took the names of TrainConfig's fields
+OLD_FLAGS = {"classes_per_batch": "--p", "clips_per_class": "--k"}
 CHOICES = {
     "loss": ("triplet", "contrastive"),
     "mining": ("batch_hard", "batch_all", "semi_hard"),
@@ -50,10 +52,8 @@ CHOICES = {
 RANGES = {
     "epochs": _common.positive_int,
     "steps_per_epoch": _common.positive_int,
-    "p": _common.positive_int,
-    "k": _common.positive_int,
-    "embedding_dim": _common.positive_int,
-    "n_mels": _common.positive_int,
+    "classes_per_batch": _common.positive_int,
+    "clips_per_class": _common.positive_int,
     "val_episodes": _common.positive_int,
     "time_budget_minutes": _common.positive_number,
     "clip_seconds": _common.positive_number,
@@ -61,10 +61,17 @@ RANGES = {
     "weight_decay": _common.non_negative_number,
     "margin": _common.non_negative_number,
 }
+# the encoder's shape: (parser type, help)
+ARCHITECTURE = {
+    "n_mels": (_common.positive_int, "mel bands"),
+    "channels": (_common.whole_numbers, "encoder widths: stem,stage1,..."),
+    "blocks": (_common.whole_numbers, "residual blocks per stage"),
+    "embedding_dim": (_common.positive_int, "embedding size"),
+}
 HELPS = {
     "init": "start from this model's weights (a preset name such as default, or a checkpoint)",
-    "p": "classes per batch (P of a PK batch)",
-    "k": "clips per class in a batch (K of a PK batch)",
+    "classes_per_batch": "classes per batch (P of a PK batch)",
+    "clips_per_class": "clips per class in a batch (K of a PK batch)",
     "epochs": "passes of --steps-per-epoch steps",
     "steps_per_epoch": "steps per epoch (default: about one pass)",
     "time_budget_minutes": "the whole run's minutes, setup and finishing steps (calibration, int8 ranges) "
@@ -77,8 +84,6 @@ HELPS = {
     "lr": "peak learning rate (AdamW)",
     "weight_decay": "AdamW weight decay",
     "warmup_steps": "linear warm-up steps (with a time budget: at most a tenth of the training time)",
-    "embedding_dim": "embedding size",
-    "n_mels": "mel bands",
     "normalize": "log-mel normalisation",
     "augment": "waveform and SpecAugment augmentation",
     "speed_perturb": "play half the clips up to this much faster or slower, e.g. 0.15 (0: off)",
@@ -156,7 +161,7 @@ def add_parser(subparsers) -> None:
     )
     defaults = TrainConfig()
     for f in fields(TrainConfig):
-        if f.name in ("out", "resume", "channels", "blocks", "val_sources", "distill_sources"):
+        if f.name in ("out", "resume", "val_sources", "distill_sources", *ARCHITECTURE):
             continue
         default = getattr(defaults, f.name)
         kind = (
@@ -178,21 +183,21 @@ def add_parser(subparsers) -> None:
             p.add_argument(flag, dest=f.name, default=default, action=argparse.BooleanOptionalAction, help=help_text)
         else:
             p.add_argument(flag, dest=f.name, type=kind, default=default, choices=choices, help=help_text)
-        if f.name in RENAMED:  # the old spelling, for one release
-            _common.add_deprecated(p, "--" + f.name.replace("_", "-"), flag, f.name, type=kind)
+        old = OLD_FLAGS.get(f.name) or ("--" + f.name.replace("_", "-") if f.name in RENAMED else None)
+        if old:  # the old spelling, for one release
+            _common.add_deprecated(p, old, flag, f.name, type=kind)
     _common.add_deprecated(p, "--distance", "--metric", "metric", choices=("euclidean", "cosine"))
-    p.add_argument(
-        "--channels",
-        type=_common.whole_numbers,
-        default=",".join(map(str, defaults.channels)),
-        help=f"encoder widths: stem,stage1,... (default: {','.join(map(str, defaults.channels))})",
-    )
-    p.add_argument(
-        "--blocks",
-        type=_common.whole_numbers,
-        default=",".join(map(str, defaults.blocks)),
-        help=f"residual blocks per stage (default: {','.join(map(str, defaults.blocks))})",
-    )
+    # The architecture of a fine-tune is its starting model's: these default to None, read in run().
+    for name, (kind, what) in ARCHITECTURE.items():
+        default = getattr(defaults, name)
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            default=None,
+            help=f"{what} (default: --model's, else {shown})",
+        )
     p.add_argument(
         "--val-sources",
         default=None,
@@ -210,6 +215,20 @@ def add_parser(subparsers) -> None:
     _common.add_progress_option(p)
 
 
+def architecture(args) -> dict:
+    """The encoder options the user gave; those left out are the starting model's (``--model``), else the
+    defaults, so a fine-tune needs none of them."""
+    from ..training import TrainConfig
+    from ..training.model import architecture_of
+
+    given = {name: getattr(args, name) for name in ARCHITECTURE if getattr(args, name) is not None}
+    if len(given) == len(ARCHITECTURE):
+        return given
+    start = architecture_of(args.init) if args.init else {}
+    defaults = TrainConfig()
+    return {name: given.get(name, start.get(name, getattr(defaults, name))) for name in ARCHITECTURE}
+
+
 def run(args) -> int:
     from ..data import DataSource, load_sources
     from ..training import TrainConfig, train
@@ -225,7 +244,7 @@ def run(args) -> int:
     unlabelled += [DataSource(d) for d in args.unlabelled]
     background += list(args.background)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    values["channels"], values["blocks"] = args.channels, args.blocks  # lists (whole_numbers; defaults parsed too)
+    values.update(architecture(args))
     values["val_sources"] = args.val_sources.split(",") if args.val_sources else None
     values["distill_sources"] = args.distill_sources.split(",") if args.distill_sources else None
     config = TrainConfig(**values)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from typing import Collection, Iterator, Sequence
 
@@ -39,56 +40,79 @@ class _Seeded:
 
 
 class PKSampler(_Seeded):
-    """Yields batches (lists of dataset indices) of ``p`` classes with ``k`` clips each.
+    """Yields batches (lists of dataset indices) of ``classes_per_batch`` classes (P) with ``clips_per_class``
+    clips (K) each.
 
     Classes with fewer than two clips cannot supply a positive and are never drawn. A class with fewer
-    than ``k`` clips contributes all of them plus repeats (a repeated clip gets another crop and
+    than ``clips_per_class`` clips contributes all of them plus repeats (a repeated clip gets another crop and
     augmentation, so it is still a useful positive).
 
     Args:
         labels (Sequence[int]): class index of every dataset item; at least two classes need two or more
             clips.
-        p (int): classes per batch (>= 1; capped at the number of usable classes).
-        k (int): clips per class (>= 2, so every anchor has a positive).
+        classes_per_batch (int): P, classes per batch (>= 1; capped at the number of usable classes).
+            Default: ``None``, which only the old ``p`` may stand for.
+        clips_per_class (int): K, clips per class (>= 2, so every anchor has a positive). Default: ``None``,
+            which only the old ``k`` may stand for.
         batches (int or None, optional): batches per epoch; ``None``: enough to show every clip about once
-            (``len(labels) // (p * k)``, at least 1). Default: ``None``.
+            (``len(labels) // (P * K)``, at least 1). Default: ``None``.
         seed (int, optional): base seed; the batches of an epoch depend only on it and ``set_epoch``.
             Default: ``0``.
         class_weights (dict[int, float] or None, optional): relative probability of drawing each class (by
             class index), e.g. to keep thousands of single-clip label-free classes from crowding out the
-            labelled ones. A class missing from the dict has weight 0 and is never drawn; at least ``p``
+            labelled ones. A class missing from the dict has weight 0 and is never drawn; at least P
             usable classes need a positive weight. ``None``: every usable class equally likely.
             Default: ``None``.
+        p (int, optional): the old name of ``classes_per_batch``, for one release. Default: ``None``.
+        k (int, optional): the old name of ``clips_per_class``, for one release. Default: ``None``.
 
     Raises:
-        ParameterError: ``p < 1`` or ``k < 2``, fewer than two usable classes, or ``class_weights`` negative
-            or positive for fewer than ``p`` usable classes.
+        ParameterError: P < 1 or K < 2, fewer than two usable classes, or ``class_weights`` negative
+            or positive for fewer than P usable classes.
     """
 
     def __init__(
         self,
         labels: Sequence[int],
-        p: int,
-        k: int,
+        classes_per_batch: int | None = None,
+        clips_per_class: int | None = None,
         *,
         batches: int | None = None,
         seed: int = 0,
         class_weights: dict[int, float] | None = None,
+        p: int | None = None,
+        k: int | None = None,
     ):
         super().__init__(seed)
+        if p is not None or k is not None:
+            warnings.warn(
+                "PKSampler(p=..., k=...) is now PKSampler(classes_per_batch=..., clips_per_class=...); the old "
+                "names go in the next release",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        p = classes_per_batch if p is None else p
+        k = clips_per_class if k is None else k
+        if p is None or k is None:
+            raise ParameterError("PKSampler: give classes_per_batch and clips_per_class")
         if p < 1 or k < 2:
-            raise ParameterError(f"p={p}, k={k}: need p >= 1 classes and k >= 2 clips per class")
+            raise ParameterError(
+                f"classes_per_batch={p}, clips_per_class={k}: need at least 1 class and 2 clips per class"
+            )
         self.by_class = {c: idx for c, idx in _by_class(labels).items() if len(idx) >= 2}
         if len(self.by_class) < 2:
             raise ParameterError("labels: need at least two classes with two or more clips each for PK batches")
         self.classes = sorted(self.by_class)
-        self.p, self.k = min(p, len(self.classes)), k
-        self.batches = batches or max(1, len(labels) // (self.p * self.k))
+        self.classes_per_batch, self.clips_per_class = min(p, len(self.classes)), k
+        self.batches = batches or max(1, len(labels) // (self.classes_per_batch * self.clips_per_class))
         self.weights = None
         if class_weights is not None:
             self.weights = torch.tensor([float(class_weights.get(c, 0.0)) for c in self.classes], dtype=torch.float64)
-            if (self.weights < 0).any() or int((self.weights > 0).sum()) < self.p:
-                raise ParameterError(f"class_weights: need at least p={self.p} usable classes with positive weight")
+            if (self.weights < 0).any() or int((self.weights > 0).sum()) < self.classes_per_batch:
+                raise ParameterError(
+                    f"class_weights: need at least classes_per_batch={self.classes_per_batch} usable classes with "
+                    "positive weight"
+                )
 
     def __len__(self) -> int:
         return self.batches
@@ -97,16 +121,16 @@ class PKSampler(_Seeded):
         g = self._generator()
         for _ in range(self.batches):
             if self.weights is None:
-                chosen = torch.randperm(len(self.classes), generator=g)[: self.p]
+                chosen = torch.randperm(len(self.classes), generator=g)[: self.classes_per_batch]
             else:
-                chosen = torch.multinomial(self.weights, self.p, replacement=False, generator=g)
+                chosen = torch.multinomial(self.weights, self.classes_per_batch, replacement=False, generator=g)
             batch = []
             for c in chosen.tolist():
                 members = self.by_class[self.classes[c]]
                 order = torch.randperm(len(members), generator=g).tolist()
-                while len(order) < self.k:
+                while len(order) < self.clips_per_class:
                     order += torch.randperm(len(members), generator=g).tolist()
-                batch.extend(members[j] for j in order[: self.k])
+                batch.extend(members[j] for j in order[: self.clips_per_class])
             yield batch
 
 

@@ -51,6 +51,7 @@ How :class:`EventDetector` decides, step by step (each step is one function belo
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -90,11 +91,11 @@ class ScoreCurve:
         window_seconds (float): the windows' length.
         hop_seconds (float): the step between window starts.
         duration (float): the recording's length in seconds.
-        fine_starts (ndarray or None): (m,) start times of the short windows that place events (the windows'
+        locate_starts (ndarray or None): (m,) start times of the short windows that place events (the windows'
             starts; every hop over a recording shorter than one window); ``None``: events stay at their runs'
             centres. Default: ``None``.
-        fine_scores (ndarray or None): (m, len(labels)) their scores. Default: ``None``.
-        fine_window_seconds (float or None): their length. Default: ``None``.
+        locate_scores (ndarray or None): (m, len(labels)) their scores. Default: ``None``.
+        locate_seconds (float or None): their length. Default: ``None``.
         audible (ndarray or None): (n,) whether each window is loud enough to hold an event (step 5 of the
             module docstring); ``None``: every window is. Default: ``None``.
     """
@@ -107,15 +108,24 @@ class ScoreCurve:
     window_seconds: float
     hop_seconds: float
     duration: float
-    fine_starts: np.ndarray | None = None
-    fine_scores: np.ndarray | None = None
-    fine_window_seconds: float | None = None
+    locate_starts: np.ndarray | None = None
+    locate_scores: np.ndarray | None = None
+    locate_seconds: float | None = None
     audible: np.ndarray | None = None
 
     @property
     def centres(self) -> np.ndarray:
         """(n,) the middle of each window, in seconds: where a plot puts its score."""
         return self.starts + self.window_seconds / 2
+
+    # the old names of the locating windows' fields, read-only, for one release
+    fine_starts = property(lambda self: self._renamed("fine_starts", "locate_starts"))
+    fine_scores = property(lambda self: self._renamed("fine_scores", "locate_scores"))
+    fine_window_seconds = property(lambda self: self._renamed("fine_window_seconds", "locate_seconds"))
+
+    def _renamed(self, old: str, new: str):
+        warnings.warn(f"ScoreCurve.{old} is now {new}; the old name goes in the next release", DeprecationWarning, 2)
+        return getattr(self, new)
 
 
 @dataclass
@@ -280,7 +290,7 @@ class EventDetector:
             self.hop_seconds,
             chunk_seconds=self.chunk_seconds,
             precision=self.precision,
-            fine_window_seconds=self.locate_seconds,
+            locate_seconds=self.locate_seconds,
         )
         negatives = None if negatives is None else as_clips(negatives, "negatives")
         if negatives:
@@ -320,8 +330,8 @@ class EventDetector:
         """The placing windows' length in use (``locate_seconds`` rounded to whole trunk frames, at most the
         window); ``None`` when events stay at their runs' centres."""
         self._check_fitted()
-        fine = self._embedder.fine_window
-        return None if fine is None else fine * self._embedder.frame_seconds
+        window = self._embedder.locate_window
+        return None if window is None else window * self._embedder.frame_seconds
 
     @property
     def precision_(self) -> str:
@@ -422,19 +432,19 @@ class EventDetector:
 
         starts: list[np.ndarray] = []
         scores: list[np.ndarray] = []
-        fine_starts: list[np.ndarray] = []
-        fine_scores: list[np.ndarray] = []
+        locate_starts: list[np.ndarray] = []
+        locate_scores: list[np.ndarray] = []
         done = 0.0
         pieces = self._embedder.embed_each((blocks_of(i, r) for i, r in enumerate(recordings)), catch=catch)
-        for index, window_starts, embeddings, last, fine_window_starts, fine_embeddings in pieces:
+        for index, window_starts, embeddings, last, locating_window_starts, locate_embeddings in pieces:
             if isinstance(embeddings, BaseException):
-                starts, scores, fine_starts, fine_scores, done = [], [], [], [], 0.0
+                starts, scores, locate_starts, locate_scores, done = [], [], [], [], 0.0
                 energies[index] = []
                 yield recordings[index], embeddings
                 continue
-            if fine_window_starts is not None:
-                fine_starts.append(fine_window_starts.numpy())
-                fine_scores.append(self._scores(fine_embeddings))
+            if locating_window_starts is not None:
+                locate_starts.append(locating_window_starts.numpy())
+                locate_scores.append(self._scores(locate_embeddings))
             if len(window_starts):
                 starts.append(window_starts.numpy())
                 scores.append(self._scores(embeddings))
@@ -449,13 +459,13 @@ class EventDetector:
             done = 0.0
             starts_all = np.concatenate(starts) if starts else np.zeros(0)
             scores_all = np.concatenate(scores) if scores else np.zeros((0, len(self._labels)))
-            fine_window = self.locate_seconds_
-            fine = {
-                "fine_starts": None if fine_window is None else np.concatenate(fine_starts),
-                "fine_scores": None if fine_window is None else np.concatenate(fine_scores),
-                "fine_window_seconds": fine_window,
+            locate_window = self.locate_seconds_
+            locating = {
+                "locate_starts": None if locate_window is None else np.concatenate(locate_starts),
+                "locate_scores": None if locate_window is None else np.concatenate(locate_scores),
+                "locate_seconds": locate_window,
             }
-            starts, scores, fine_starts, fine_scores = [], [], [], []
+            starts, scores, locate_starts, locate_scores = [], [], [], []
             yield (
                 recordings[index],
                 ScoreCurve(
@@ -469,7 +479,7 @@ class EventDetector:
                     duration=samples[index] / rate,
                     # one flag per scored window (a foreign encoder's grid may list a start it did not score)
                     audible=self._audible(starts_all[: len(scores_all)], np.concatenate(energies[index])),
-                    **fine,
+                    **locating,
                 ),
             )
             energies[index] = []
@@ -638,22 +648,22 @@ def _run_event(curve: ScoreCurve, c: int, event_seconds: float, run: np.ndarray)
 
 
 def _located_centre(curve: ScoreCurve, c: int, begin: float, end: float) -> float | None:
-    """Where in ``[begin, end]`` label ``c`` matches best at the fine scale (step 6 of the module docstring):
-    the centre of the fine windows inside it, weighted by the square of each one's score above their
-    median; ``None`` without fine windows there (or none above the median)."""
-    if curve.fine_scores is None or curve.fine_starts is None or not len(curve.fine_starts):
+    """Where in ``[begin, end]`` label ``c`` matches best at the locating scale (step 6 of the module docstring):
+    the centre of the locating windows inside it, weighted by the square of each one's score above their
+    median; ``None`` without locating windows there (or none above the median)."""
+    if curve.locate_scores is None or curve.locate_starts is None or not len(curve.locate_starts):
         return None
-    length, tolerance = float(curve.fine_window_seconds), 1e-6
-    lo = int(np.searchsorted(curve.fine_starts, begin - tolerance))
-    hi = int(np.searchsorted(curve.fine_starts, end - length + tolerance, side="right"))
+    length, tolerance = float(curve.locate_seconds), 1e-6
+    lo = int(np.searchsorted(curve.locate_starts, begin - tolerance))
+    hi = int(np.searchsorted(curve.locate_starts, end - length + tolerance, side="right"))
     if hi <= lo:
         return None
-    scores = curve.fine_scores[lo:hi, c]
+    scores = curve.locate_scores[lo:hi, c]
     weights = np.clip(scores - np.median(scores), 0.0, None) ** 2
     total = float(weights.sum())
     if total <= 0:
         return None
-    return float((weights * (curve.fine_starts[lo:hi] + length / 2)).sum() / total)
+    return float((weights * (curve.locate_starts[lo:hi] + length / 2)).sum() / total)
 
 
 def _runs(indices: np.ndarray, bridge: int) -> list[np.ndarray]:

@@ -53,7 +53,16 @@ UNKNOWN = "unknown"
 EXPECTED_UNKNOWN = 0.1
 _CALIBRATION_CLIPS = 2000
 # the settings the calibration depends on: a change of any (set_params) re-calibrates at the next use
-_CALIBRATION_SETTINGS = ("rule", "k", "reject", "expected_unknown", "target_false_accept", "adapt", "calibration")
+_CALIBRATION_SETTINGS = (
+    "rule",
+    "n_neighbors",
+    "k",
+    "reject",
+    "expected_unknown",
+    "target_false_accept",
+    "adapt",
+    "calibration",
+)
 _LEGACY = "legacy"
 
 
@@ -190,7 +199,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             Default: ``None``.
         rule (str, optional): ``"prototype"`` (nearest class mean) or ``"knn"`` (see
             :mod:`audiosiam.fewshot.rules`). Default: ``"prototype"``.
-        k (int, optional): neighbours for ``rule="knn"`` (capped at the gallery size); unused by
+        n_neighbors (int, optional): neighbours for ``rule="knn"`` (capped at the gallery size); unused by
             ``"prototype"``. Default: ``5``.
         reject (str, float or None, optional): ``"auto"``: ``unknown`` by the calibration map (module
             docstring); a float is a fixed cosine-similarity threshold; ``None`` never answers unknown (and
@@ -208,6 +217,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         calibration (dict, str or None, optional): the map: ``None`` takes the model's
             (``model.info["calibration"]``), a dict is a map as a checkpoint stores it (one per rule, or
             one map), ``"legacy"`` forces the earlier rule. Default: ``None``.
+        k (int, optional): the old name of ``n_neighbors``, for one release. Default: ``None``.
         batch_size (int, optional): windows per forward pass when embedding. Default: ``64``.
 
     Settings changed with ``set_params`` after :meth:`fit` take effect at the next use: the classifier
@@ -229,17 +239,19 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         model=None,
         *,
         rule: str = "prototype",
-        k: int = 5,
+        n_neighbors: int = 5,
         reject: str | float | None = "auto",
         expected_unknown: float = EXPECTED_UNKNOWN,
         target_false_accept: float | None = None,
         adapt: bool = True,
         calibration: dict | str | None = None,
         batch_size: int = 64,
+        k: int | None = None,
     ):
         self.model = model
         self.rule = rule
-        self.k = k
+        self.n_neighbors = n_neighbors
+        self.k = k  # the old name of n_neighbors, for one release (read by _neighbors)
         self.reject = reject
         self.expected_unknown = expected_unknown
         self.target_false_accept = target_false_accept
@@ -257,8 +269,19 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             self.model_, self._model_of_ = resolve_model(self.model), self.model
         return self.model_
 
+    def _neighbors(self) -> int:
+        """``n_neighbors``, or the deprecated ``k`` where one was given."""
+        if self.k is None:
+            return self.n_neighbors
+        warnings.warn(
+            "FewShotClassifier(k=...) is now n_neighbors=...; the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return self.k
+
     def _check_params(self) -> None:
-        check_rule(self.rule, self.k)
+        check_rule(self.rule, self._neighbors(), "k" if self.k is not None else "n_neighbors")
         if not (self.reject is None or self.reject == "auto" or isinstance(self.reject, (int, float))):
             raise ParameterError(f"reject={self.reject!r}: expected 'auto', a similarity threshold, or None")
         if isinstance(self.reject, (int, float)):
@@ -527,7 +550,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             sims[torch.arange(len(part)), part] = -math.inf
             if drop_class:
                 sims = sims.masked_fill(codes[part, None] == codes[None, :], -math.inf)
-            k = min(int(self.k), int(torch.isfinite(sims).sum(1).min()))
+            k = min(int(self._neighbors()), int(torch.isfinite(sims).sum(1).min()))
             if k < 1:
                 continue
             top = sims.topk(k, dim=1)
@@ -565,7 +588,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             own = scores[rows, ys]
             best_other = scores.index_put((rows, ys), torch.tensor(-math.inf)).max(dim=1).values
         else:
-            k = min(int(self.k), n - 1)
+            k = min(int(self._neighbors()), n - 1)
             scores = torch.zeros(len(sel), c)
             if k >= 1:
                 sims, idx = g.search(emb, k + 1)
@@ -612,7 +635,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         classes, codes = g.label_indices()
         if self.rule == "prototype":
             return prototype_scores(q, g.prototypes()[1])
-        sims, idx = g.search(q, min(int(self.k), len(g)))  # FAISS for large galleries; the rule is decision's
+        sims, idx = g.search(
+            q, min(int(self._neighbors()), len(g))
+        )  # FAISS for large galleries; the rule is decision's
         return knn_scores(sims, codes[idx], len(classes))
 
     @property
@@ -824,7 +849,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         self.gallery_.meta = {
             "rule": self.rule,
-            "k": int(self.k),
+            "k": int(self._neighbors()),  # the file's key, as galleries of every version spell it
             "reject": self.reject,
             "expected_unknown": self.expected_unknown,
             "target_false_accept": self.target_false_accept,
@@ -885,7 +910,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         clf = cls(
             model,
             rule=meta.get("rule", "prototype"),
-            k=meta.get("k", 5),
+            n_neighbors=meta.get("k", 5),
             reject=meta.get("reject", "auto"),
             expected_unknown=meta.get("expected_unknown", EXPECTED_UNKNOWN),
             target_false_accept=meta.get("target_false_accept"),

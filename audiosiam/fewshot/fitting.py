@@ -47,6 +47,11 @@ def open_set_episodes(
     ``min_shots..max_shots`` and a number of classes ``n`` from ``ways`` (both uniformly, lowered until the domain
     has ``2 n`` classes of ``k + n_query`` clips), then ``n`` enrolled and ``n`` other classes of it.
 
+    Why not :class:`~audiosiam.data.EpisodicSampler`, which draws the evaluation's episodes: a map must be
+    fitted on episodes of every shape a user meets (shots and classes vary per episode, domains never mix),
+    where an evaluation fixes N-way K-shot to report one number. The shipped maps were fitted on exactly
+    this seeded stream; drawing it otherwise would change them with no gain.
+
     Args:
         labels (Sequence[int]): (N,) class of every clip.
         domains (Sequence[str] or None, optional): (N,) domain of every clip (one per class); episodes never

@@ -64,19 +64,20 @@ def check_k(k, name: str = "k") -> int:
     return int(k)
 
 
-def check_rule(rule: str, k: int = 1) -> None:
+def check_rule(rule: str, k: int = 1, name: str = "k") -> None:
     """Raise ParameterError unless ``rule`` is one of :data:`RULES` and ``k`` passes ``check_k``.
 
     Args:
         rule (str): ``"prototype"`` or ``"knn"``.
         k (int, optional): the number of neighbours of ``"knn"`` (checked whatever the rule). Default: ``1``.
+        name (str, optional): how the caller calls ``k``, for the message. Default: ``"k"``.
 
     Raises:
         ParameterError: ``rule`` is unknown, or ``k`` is not an integer from 1 to :data:`MAX_K`.
     """
     if rule not in RULES:
         raise ParameterError(f"rule={rule!r}: expected one of {RULES}")
-    check_k(k)
+    check_k(k, name)
 
 
 def check_threshold(value, name: str = "threshold") -> float:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, NamedTuple
@@ -70,10 +71,12 @@ class SlidingEmbedder:
             a cosine of ~0.999 of the float ones), which needs the CPU and a checkpoint with ``info["int8_ranges"]``;
             ``"float32"``; ``"auto"``: int8 where it can run, else float32. Afterwards the attribute holds
             the one in use, ``"int8"`` or ``"float32"``. Default: ``"auto"``.
-        fine_window_seconds (float or None, optional): also pool windows of this length (rounded to whole
+        locate_seconds (float or None, optional): also pool windows of this length (rounded to whole
             frames, at most the window) at the same starts, from the same trunk frames: a finer score curve
             for placing events within a stretch the windows found (``EventDetector``). The trunk does not run
             again; pooling and head run twice. ``None``: none. Default: ``None``.
+        fine_window_seconds (float or None, optional): the old name of ``locate_seconds``, for one release.
+            Default: ``None``.
 
     Attributes:
         frame_seconds (float): seconds per trunk frame (0.08 for the bundled models).
@@ -81,7 +84,7 @@ class SlidingEmbedder:
         hop (int): frames between window starts.
         window_seconds (float): ``window * frame_seconds``, the length actually used.
         hop_seconds (float): ``hop * frame_seconds``.
-        fine_window (int or None): frames per fine window (``None``: no fine grid).
+        locate_window (int or None): frames per locating window (``None``: no locating grid).
         concurrent_chunks (int): chunks the last :meth:`embed` embedded at once (on the CPU, up to 4 and
             at most torch's intra-op threads, each chunk on its share of them; 1 on a GPU).
         peak_buffered_seconds (float): the most audio the last :meth:`embed` held at once (its memory
@@ -101,15 +104,24 @@ class SlidingEmbedder:
         *,
         chunk_seconds: float = 120.0,
         precision: str = "auto",
+        locate_seconds: float | None = None,
         fine_window_seconds: float | None = None,
     ):
+        if fine_window_seconds is not None:  # the old spelling, for one release
+            warnings.warn(
+                "SlidingEmbedder(fine_window_seconds=...) is now locate_seconds=...; the old name goes in the next "
+                "release",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            locate_seconds = fine_window_seconds if locate_seconds is None else locate_seconds
         if not all(0 < s <= MAX_SECONDS for s in (window_seconds, hop_seconds, chunk_seconds)):
             raise ParameterError(
                 f"window_seconds={window_seconds}, hop_seconds={hop_seconds}, chunk_seconds={chunk_seconds}: "
                 f"all must be > 0 and at most {MAX_SECONDS:.0f} (a week)"
             )
-        if fine_window_seconds is not None and not 0 < fine_window_seconds <= MAX_SECONDS:
-            raise ParameterError(f"fine_window_seconds={fine_window_seconds}: must be > 0 (or None for no fine grid)")
+        if locate_seconds is not None and not 0 < locate_seconds <= MAX_SECONDS:
+            raise ParameterError(f"locate_seconds={locate_seconds}: must be > 0 (or None for no locating grid)")
         if not model.frontend.slides:
             raise ParameterError(
                 f"the model's front end normalises with {getattr(model.frontend, 'normalize', None)!r}; sliding "
@@ -123,10 +135,8 @@ class SlidingEmbedder:
         self.hop = max(1, round(hop_seconds / self.frame_seconds))
         self.window_seconds = self.window * self.frame_seconds
         self.hop_seconds = self.hop * self.frame_seconds
-        self.fine_window = (
-            None
-            if fine_window_seconds is None
-            else min(self.window, max(1, round(fine_window_seconds / self.frame_seconds)))
+        self.locate_window = (
+            None if locate_seconds is None else min(self.window, max(1, round(locate_seconds / self.frame_seconds)))
         )
         self.chunk = max(1, round(chunk_seconds / self.frame_seconds / self.hop)) * self.hop  # starts per chunk
         self.context = math.ceil((self.window * stride / 2 + _TRUNK_CONTEXT_FRAMES) / stride)  # frames each side
@@ -200,9 +210,9 @@ class SlidingEmbedder:
                 that end that recording, not the call (unreadable files among many). Default: ``()``.
 
         Yields:
-            WindowChunk: per chunk in order, ``(index, starts, embeddings, last, fine_starts,
-            fine_embeddings)``: the windows as :meth:`embed` yields them, ``index`` the recording's position,
-            ``last`` true for its final chunk, and the fine grid's windows (``None`` without one). A
+            WindowChunk: per chunk in order, ``(index, starts, embeddings, last, locate_starts,
+            locate_embeddings)``: the windows as :meth:`embed` yields them, ``index`` the recording's position,
+            ``last`` true for its final chunk, and the locating grid's windows (``None`` without one). A
             recording without samples yields one empty chunk. A recording whose reading raised an error of
             ``catch`` ends with a chunk whose ``embeddings`` is the error (``starts`` empty, ``last`` true;
             its earlier chunks are not complete).
@@ -227,13 +237,13 @@ class SlidingEmbedder:
         def work(job) -> WindowChunk:
             index, item = job
             if isinstance(item, _Chunk):
-                starts, embeddings, fine_starts, fine_embeddings = self._embed_chunk(item)
-                return WindowChunk(index, starts, embeddings, item.last, fine_starts, fine_embeddings)
+                starts, embeddings, locate_starts, locate_embeddings = self._embed_chunk(item)
+                return WindowChunk(index, starts, embeddings, item.last, locate_starts, locate_embeddings)
             empty, no_windows = torch.zeros(0, dtype=torch.float64), torch.zeros(0, self.model.embedding_dim)
             if item is not None:
                 return WindowChunk(index, empty, item, True)
-            fine = (empty, no_windows) if self.fine_window else (None, None)
-            return WindowChunk(index, empty, no_windows, True, *fine)
+            locate = (empty, no_windows) if self.locate_window else (None, None)
+            return WindowChunk(index, empty, no_windows, True, *locate)
 
         yield from _ordered_map(work, jobs(), workers)
 
@@ -279,27 +289,27 @@ class SlidingEmbedder:
     def _embed_chunk(
         self, chunk: _Chunk
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """(window starts, embeddings, fine starts, fine embeddings) of one chunk: its windows, or the whole
-        piece as one window; the fine grid ``None`` without one."""
-        encoder, fine = self.model.encoder, self.fine_window
+        """(window starts, embeddings, locating starts, locating embeddings) of one chunk: its windows, or the whole
+        piece as one window; the locating grid ``None`` without one."""
+        encoder, locate = self.model.encoder, self.locate_window
         with torch.inference_mode():
             if chunk.frames is None:
                 frames = self._frames(chunk.samples)
                 embeddings = encoder.embed_frames(frames[None]).float().cpu()
-                if fine is None:
+                if locate is None:
                     return chunk.starts, embeddings, None, None
-                if frames.shape[1] < fine:  # shorter than a fine window too: the one window serves
+                if frames.shape[1] < locate:  # shorter than a locating window too: the one window serves
                     return chunk.starts, embeddings, chunk.starts, embeddings
-                fine_embeddings = encoder.embed_windows(frames, fine, self.hop).float().cpu()
-                starts = torch.arange(len(fine_embeddings), dtype=torch.float64) * self.hop_seconds
-                return chunk.starts, embeddings, starts, fine_embeddings
+                locate_embeddings = encoder.embed_windows(frames, locate, self.hop).float().cpu()
+                starts = torch.arange(len(locate_embeddings), dtype=torch.float64) * self.hop_seconds
+                return chunk.starts, embeddings, starts, locate_embeddings
             span = self._frames(chunk.samples, (chunk.offset, chunk.offset + chunk.frames))
-            if fine is None:
+            if locate is None:
                 return chunk.starts, encoder.embed_windows(span, self.window, self.hop).float().cpu(), None, None
-            # Fine windows start where the chunk's windows start, pooled with them (the attention and sums shared).
-            embeddings, fine_embeddings = encoder.embed_windows_of(span, (self.window, fine), self.hop)
-            fine_embeddings = fine_embeddings[: len(chunk.starts)]
-            return chunk.starts, embeddings.float().cpu(), chunk.starts, fine_embeddings.float().cpu()
+            # Locating windows start where the chunk's windows start, pooled with them (the attention and sums shared).
+            embeddings, locate_embeddings = encoder.embed_windows_of(span, (self.window, locate), self.hop)
+            locate_embeddings = locate_embeddings[: len(chunk.starts)]
+            return chunk.starts, embeddings.float().cpu(), chunk.starts, locate_embeddings.float().cpu()
 
 
 def check_precision(precision: str) -> str:
@@ -388,18 +398,18 @@ class WindowChunk(NamedTuple):
         embeddings (Tensor or BaseException): (n, D) float32 embeddings on the CPU, or the error that ended
             the recording.
         last (bool): the recording's final chunk.
-        fine_starts (Tensor or None): (m,) start times of the fine windows: ``starts``, except for a
-            recording shorter than one window (its one window holds fine windows every hop); ``None``
-            without a fine grid.
-        fine_embeddings (Tensor or None): (m, D) their embeddings.
+        locate_starts (Tensor or None): (m,) start times of the locating windows: ``starts``, except for a
+            recording shorter than one window (its one window holds locating windows every hop); ``None``
+            without a locating grid.
+        locate_embeddings (Tensor or None): (m, D) their embeddings.
     """
 
     index: int
     starts: torch.Tensor
     embeddings: torch.Tensor | BaseException
     last: bool
-    fine_starts: torch.Tensor | None = None
-    fine_embeddings: torch.Tensor | None = None
+    locate_starts: torch.Tensor | None = None
+    locate_embeddings: torch.Tensor | None = None
 
 
 class _Chunk(NamedTuple):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import InitVar, dataclass, field
 
 SAMPLE_RATE = 16000  # the rate every trained model's front end reads
 
@@ -11,8 +12,7 @@ SAMPLE_RATE = 16000  # the rate every trained model's front end reads
 class TrainConfig:
     """Everything that defines a training run (saved in checkpoints).
 
-    The fields are the options of ``audiosiam train`` (``p``, ``k`` and ``init`` spelt
-    ``--classes-per-batch``, ``--clips-per-class`` and ``--model`` there).
+    The fields are the options of ``audiosiam train`` (``init`` spelt ``--model`` there).
 
     Attributes:
         out (str): where the best checkpoint is written; the run's files go to the folder ``<stem>.run``
@@ -25,9 +25,10 @@ class TrainConfig:
             steps their measured time; the learning rate decays over the training time (or over the steps,
             whichever is further along), so the run is not bit-reproducible, and the warm-up lasts at most a
             tenth of it. ``None``: no budget. Default: ``None``.
-        p (int): classes per batch (P of a PK batch), capped at the number of usable classes. Default: ``32``.
-        k (int): clips per class in a batch (K of a PK batch), at least 2; also how many entries each
-            label-free clip gets, so a batch can draw several views of it. Default: ``4``.
+        classes_per_batch (int): classes per batch (P of a PK batch), capped at the number of usable
+            classes. Default: ``32``.
+        clips_per_class (int): clips per class in a batch (K of a PK batch), at least 2; also how many
+            entries each label-free clip gets, so a batch can draw several views of it. Default: ``4``.
         clip_seconds (float): length of the random training crops. Default: ``1.0``.
         loss (str): training loss: ``"triplet"`` or ``"contrastive"``. Default: ``"triplet"``.
         mining (str): triplet mining: ``"batch_hard"``, ``"batch_all"`` or ``"semi_hard"`` (triplet loss
@@ -108,14 +109,16 @@ class TrainConfig:
             Default: ``False``.
         teacher_cache (str or None): root folder of the teacher embedding cache; ``None``:
             ``$AUDIOSIAM_TEACHER_CACHE`` or ``~/.cache/audiosiam/teacher``. Default: ``None``.
+        p (int or None): the old name of ``classes_per_batch``, for one release. Default: ``None``.
+        k (int or None): the old name of ``clips_per_class``, for one release. Default: ``None``.
     """
 
     out: str = "model.pt"
     epochs: int = 20
     steps_per_epoch: int | None = None
     time_budget_minutes: float | None = None
-    p: int = 32
-    k: int = 4
+    classes_per_batch: int = 32
+    clips_per_class: int = 4
     clip_seconds: float = 1.0
     loss: str = "triplet"
     mining: str = "batch_hard"
@@ -153,3 +156,17 @@ class TrainConfig:
     anchor_weight: float = 0.0  # relational loss to the frozen starting model, outside distill_sources
     distill_projector: bool = False  # the teacher's term on a learnt linear view of the embedding
     teacher_cache: str | None = None
+    # the old names of classes_per_batch and clips_per_class, for one release
+    p: InitVar[int | None] = None
+    k: InitVar[int | None] = None
+
+    def __post_init__(self, p: int | None, k: int | None) -> None:
+        if p is not None or k is not None:
+            warnings.warn(
+                "TrainConfig(p=..., k=...) is now TrainConfig(classes_per_batch=..., clips_per_class=...); the old "
+                "names go in the next release",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self.classes_per_batch = self.classes_per_batch if p is None else p
+            self.clips_per_class = self.clips_per_class if k is None else k

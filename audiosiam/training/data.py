@@ -141,7 +141,7 @@ def build_datasets(config: TrainConfig, sources, unlabelled, background, *, rank
         config, SAMPLE_RATE, load_background(background, SAMPLE_RATE) if background else []
     )
     full = AudioClipDataset(
-        source_items(sources, unlabelled, copies=config.k),
+        source_items(sources, unlabelled, copies=config.clips_per_class),
         sample_rate=SAMPLE_RATE,
         clip_seconds=config.clip_seconds,
         crop="random",

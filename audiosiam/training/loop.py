@@ -211,8 +211,8 @@ def prepare(config: TrainConfig, sources, unlabelled, background, *, progress: b
     }
     sampler = PKSampler(
         train_set.labels,
-        config.p,
-        config.k,
+        config.classes_per_batch,
+        config.clips_per_class,
         batches=config.steps_per_epoch,
         seed=config.seed + 1000 * rank,
         class_weights=class_weights(train_set, config.unlabelled_share, config.balance_sources, weights),

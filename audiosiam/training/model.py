@@ -12,6 +12,20 @@ from ..transforms import (
 from .config import SAMPLE_RATE, TrainConfig
 
 
+def architecture_of(init: str) -> dict:
+    """The architecture options (``n_mels``, ``channels``, ``blocks``, ``embedding_dim``) of the model a
+    run would fine-tune, a preset name or a checkpoint path, as :class:`TrainConfig` spells them."""
+    from ..models import load_model
+
+    encoder = load_model(init).encoder.config
+    return {
+        "n_mels": encoder.n_mels,
+        "channels": list(encoder.channels),
+        "blocks": list(encoder.blocks),
+        "embedding_dim": encoder.embedding_dim,
+    }
+
+
 def build_model(config: TrainConfig) -> EmbeddingModel:
     frontend = LogMelSpectrogram(SAMPLE_RATE, n_mels=config.n_mels, normalize=config.normalize)
     encoder = ResNetEncoder(
@@ -36,8 +50,8 @@ def build_model(config: TrainConfig) -> EmbeddingModel:
         if differ or start.frontend.n_mels != frontend.n_mels:
             raise ParameterError(
                 f"init={config.init!r}: its encoder has {', '.join(differ) or f'n_mels {start.frontend.n_mels}'}; "
-                "to fine-tune it, leave the architecture options (--channels, --blocks, --embedding-dim, --n-mels) "
-                "at the values it was trained with"
+                "to fine-tune it, leave out the architecture options (--channels, --blocks, --embedding-dim, "
+                "--n-mels) or give the values it was trained with"
             )
         model.load_state_dict(start.state_dict())
     return model

@@ -345,12 +345,36 @@ def test_old_spellings_still_work_with_a_warning(tmp_path):
     args = build_parser("train").parse_args(
         ["train", "d/", "--out", "m.pt", "--init", "default", "--k", "3", "--p", "8"]
     )
-    assert (args.init, args.k, args.p) == ("default", 3, 8)
+    assert (args.init, args.clips_per_class, args.classes_per_batch) == ("default", 3, 8)
     args = build_parser("train").parse_args(
         ["train", "d/", "--out", "m.pt", "--model", "default", "--clips-per-class", "3"]
     )
-    assert (args.init, args.k) == ("default", 3)
+    assert (args.init, args.clips_per_class) == ("default", 3)
     assert isinstance(args, argparse.Namespace)
+
+
+def test_a_fine_tune_takes_its_models_architecture_unless_told_otherwise(tmp_path):
+    from audiosiam.cli import build_parser
+    from audiosiam.commands.train import architecture
+    from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
+    from audiosiam.transforms import LogMelSpectrogram
+
+    deeper = tmp_path / "deeper.pt"
+    EmbeddingModel(
+        LogMelSpectrogram(16000, n_mels=32),
+        ResNetEncoder(EncoderConfig(n_mels=32, channels=(8, 8, 16, 16), blocks=(1, 2, 2), embedding_dim=24)),
+    ).save(deeper)
+    parse = build_parser("train").parse_args
+    assert architecture(parse(["train", "d/", "--out", "m.pt", "--model", str(deeper)])) == {
+        "n_mels": 32,
+        "channels": [8, 8, 16, 16],
+        "blocks": [1, 2, 2],
+        "embedding_dim": 24,
+    }
+    told = architecture(parse(["train", "d/", "--out", "m.pt", "--model", str(deeper), "--embedding-dim", "48"]))
+    assert told["embedding_dim"] == 48 and told["blocks"] == [1, 2, 2]  # what is given wins (and is refused later)
+    fresh = architecture(parse(["train", "d/", "--out", "m.pt", "--blocks", "2,2,2"]))
+    assert fresh == {"n_mels": 64, "channels": [32, 48, 96, 160], "blocks": [2, 2, 2], "embedding_dim": 192}
 
 
 def test_concurrent_additions_to_one_gallery_are_both_kept(checkpoint, tmp_path):

@@ -64,8 +64,9 @@ DRIVER = textwrap.dedent(
 
     os.replace, torch.save = replace, save
     torch.set_num_threads(1)
-    config = TrainConfig(out=out, channels=[8, 8, 16, 16], blocks=[1, 1, 1], embedding_dim=16, n_mels=32, p=4, k=2,
-                         clip_seconds=0.5, steps_per_epoch=3, val_episodes=20, warmup_steps=2, epochs=3,
+    config = TrainConfig(out=out, channels=[8, 8, 16, 16], blocks=[1, 1, 1], embedding_dim=16, n_mels=32,
+                         classes_per_batch=4, clips_per_class=2, clip_seconds=0.5, steps_per_epoch=3,
+                         val_episodes=20, warmup_steps=2, epochs=3,
                          val_classes=0, num_workers=0, resume=resume == "1")
     train(config, [DataSource(data, "tones")], progress=False, log=lambda *a: None)
     """

@@ -119,17 +119,21 @@ def test_disk_cache_hits_and_invalidates(tmp_path):
 
 def test_pk_batches(tree):
     labels = AudioClipDataset.from_folder(tree).labels
-    sampler = PKSampler(labels, p=2, k=3, batches=5, seed=1)
+    sampler = PKSampler(labels, classes_per_batch=2, clips_per_class=3, batches=5, seed=1)
     batches = list(sampler)
     assert len(batches) == 5
     for batch in batches:
         counts = Counter(labels[i] for i in batch)
         assert len(counts) == 2 and set(counts.values()) == {3}
-    assert batches == list(PKSampler(labels, p=2, k=3, batches=5, seed=1))
+    assert batches == list(PKSampler(labels, 2, 3, batches=5, seed=1))
+    with pytest.warns(DeprecationWarning, match=r"PKSampler\(p=\.\.\., k=\.\.\.\) is now"):
+        assert batches == list(PKSampler(labels, p=2, k=3, batches=5, seed=1))  # the old names, one release
     sampler.set_epoch(1)
     assert list(sampler) != batches
     with pytest.raises(ParameterError, match="two classes"):
-        PKSampler([0, 1, 2], p=2, k=2)
+        PKSampler([0, 1, 2], 2, 2)
+    with pytest.raises(ParameterError, match="clips_per_class=1: need at least 1 class and 2 clips"):
+        PKSampler(labels, 2, 1)
 
 
 def test_pair_batches_are_balanced():
@@ -192,7 +196,7 @@ def test_combined_sources_keep_equal_names_apart_and_load_in_batches(tree):
     a = AudioClipDataset.from_folder(tree, clip_seconds=0.25)
     combined = combine_datasets({"x": a, "y": AudioClipDataset.from_folder(tree)})
     assert len(combined.classes) == 6 and combined.classes[0] == "x/class0"
-    loader = make_loader(combined, PKSampler(combined.labels, p=3, k=2, batches=2))
+    loader = make_loader(combined, PKSampler(combined.labels, 3, 2, batches=2))
     waves, labels = next(iter(loader))
     assert waves.shape == (6, 4000) and labels.shape == (6,)
 

@@ -177,7 +177,7 @@ def test_runs_become_events_of_the_examples_length_or_of_the_run():
     assert [e.label for e in two] == ["a", "b"]  # a window goes to the label it clears by most
 
 
-def _fine_curve(scores, thresholds, labels, hop, window, duration):
+def _located_curve(scores, thresholds, labels, hop, window, duration):
     scores = np.asarray(scores, dtype=float).reshape(len(scores), -1)
     return ScoreCurve(
         "f", list(labels), np.arange(len(scores)) * hop, scores, np.asarray(thresholds), window, hop, duration
@@ -197,16 +197,16 @@ def test_one_occurrence_is_one_event_when_its_windows_dip_or_another_label_takes
     # windows start every 0.25 s and last 1 s; the label's sounds last 2 s (a rooster's crow). Its windows
     # dip below the threshold for two hops: two runs, whose 2 s events would overlap (0-1.75, 1.5-3.25)
     on = [1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
-    (event,) = curve_events(_fine_curve(on, [0.5], "a", 0.25, 1.0, 5.0), [2.0])
+    (event,) = curve_events(_located_curve(on, [0.5], "a", 0.25, 1.0, 5.0), [2.0])
     # one run of starts 0-2.25: one event of the label's length centred on it
     assert (event.start, event.end) == (0.625, 2.625)
     # another label takes two windows in the middle: still one event of "a", and b's own event beside it
     both = np.array([[0.9 * v, 0.1] for v in on])
     both[4:6] = [0.6, 0.9]
-    events = curve_events(_fine_curve(both, [0.5, 0.5], "ab", 0.25, 1.0, 5.0), [2.0, 0.5])
+    events = curve_events(_located_curve(both, [0.5, 0.5], "ab", 0.25, 1.0, 5.0), [2.0, 0.5])
     assert [e.label for e in events if e.label == "a"] == ["a"] and not _overlapping(events)
     # runs far apart stay apart
-    apart = curve_events(_fine_curve([1, 0, 0, 0, 0, 0, 0, 0, 1, 0], [0.5], "a", 0.25, 1.0, 5.0), [2.0])
+    apart = curve_events(_located_curve([1, 0, 0, 0, 0, 0, 0, 0, 1, 0], [0.5], "a", 0.25, 1.0, 5.0), [2.0])
     assert len(apart) == 2 and not _overlapping(apart)
 
 
@@ -215,13 +215,13 @@ def test_no_two_events_of_one_label_overlap_on_random_curves():
     for _ in range(300):
         n, labels = int(rng.integers(1, 80)), "abc"[: int(rng.integers(1, 4))]
         hop, window = float(rng.choice([0.08, 0.16, 0.25])), float(rng.uniform(0.5, 2.0))
-        curve = _fine_curve(
+        curve = _located_curve(
             rng.random((n, len(labels))), rng.uniform(0.3, 0.9, len(labels)), labels, hop, window, n * hop + window
         )
         if rng.random() < 0.5:  # with short windows placing the events
-            curve.fine_starts = np.arange(0, n * hop + window - 0.2, 0.08)
-            curve.fine_window_seconds = 0.2
-            curve.fine_scores = rng.random((len(curve.fine_starts), len(labels)))
+            curve.locate_starts = np.arange(0, n * hop + window - 0.2, 0.08)
+            curve.locate_seconds = 0.2
+            curve.locate_scores = rng.random((len(curve.locate_starts), len(labels)))
         events = curve_events(curve, rng.uniform(0.2, 4.0, len(labels)).tolist())
         assert not _overlapping(events), events
         assert events == sorted(events, key=lambda e: (e.start, e.label))
@@ -229,11 +229,11 @@ def test_no_two_events_of_one_label_overlap_on_random_curves():
 
 def test_short_windows_place_an_event_where_its_stretch_matches_best():
     curve = _curve([0, 1, 1, 0, 0, 0], [0.5], duration=3.0)  # one run: windows 0.5-2.0, centre 1.25
-    curve.fine_starts = np.arange(0, 2.0, 0.1)  # 0.2 s windows every 0.1 s
-    curve.fine_window_seconds = 0.2
+    curve.locate_starts = np.arange(0, 2.0, 0.1)  # 0.2 s windows every 0.1 s
+    curve.locate_seconds = 0.2
     fine = np.full(20, 0.2)
     fine[13:16] = [0.6, 1.0, 0.6]  # best at the window starting at 1.4 s, its neighbours alike: centre 1.5 s
-    curve.fine_scores = fine[:, None]
+    curve.locate_scores = fine[:, None]
     (event,) = curve_events(curve, [0.4])
     assert (round(event.start, 3), round(event.end, 3)) == (1.3, 1.7)  # its length kept, centred on 1.5
     fine[3] = 1.0  # a match outside the stretch the windows cover does not count
@@ -244,9 +244,13 @@ def test_short_windows_place_an_event_where_its_stretch_matches_best():
     fine[18] = 1.0  # best at the stretch's very end: the event stays inside the stretch
     (event,) = curve_events(curve, [0.4])
     assert (round(event.start, 3), round(event.end, 3)) == (1.6, 2.0)
-    curve.fine_scores = np.full((20, 1), 0.2)  # nothing stands out: the run's centre
+    curve.locate_scores = np.full((20, 1), 0.2)  # nothing stands out: the run's centre
     (event,) = curve_events(curve, [0.4])
     assert (round(event.start, 3), round(event.end, 3)) == (1.05, 1.45)
+    with pytest.warns(DeprecationWarning, match="ScoreCurve.fine_window_seconds is now locate_seconds"):
+        assert curve.fine_window_seconds == 0.2  # the old names, for one release
+    with pytest.warns(DeprecationWarning, match="fine_scores is now locate_scores"):
+        assert curve.fine_scores is curve.locate_scores
 
 
 def test_events_found_are_placed_on_the_sounds(scene, yes_detector):
@@ -256,8 +260,8 @@ def test_events_found_are_placed_on_the_sounds(scene, yes_detector):
     for detector in (yes_detector, unplaced):
         found = detector.detect(wave, sample_rate=RATE)
         assert score_events(_as(found), truth, min_iou=0.5)["tp"] == 3
-    assert yes_detector.score(wave, sample_rate=RATE).fine_window_seconds == pytest.approx(0.32)
-    assert unplaced.score(wave, sample_rate=RATE).fine_scores is None
+    assert yes_detector.score(wave, sample_rate=RATE).locate_seconds == pytest.approx(0.32)
+    assert unplaced.score(wave, sample_rate=RATE).locate_scores is None
     with pytest.raises(ParameterError, match="locate_seconds"):
         EventDetector(locate_seconds=0)
 

@@ -199,7 +199,7 @@ def test_enrolment_clips_adapt_the_map_when_there_are_enough(fitted):
 def test_knn_rule_uses_its_own_map():
     emb, labels = clusters(30, 12, seed=6)
     cal = fit_calibration(emb, labels, rule="knn", k=3, episodes=200)
-    clf = FewShotClassifier(None, rule="knn", k=3, calibration={"knn": cal.to_dict()})
+    clf = FewShotClassifier(None, rule="knn", n_neighbors=3, calibration={"knn": cal.to_dict()})
     clf.gallery_ = Gallery(16, "test")
     clf.add_embeddings(emb[:60], [str(int(v)) for v in labels[:60]])
     proba = clf.predict_proba_embeddings(emb[60:90])
@@ -249,7 +249,7 @@ def test_a_thousand_class_gallery_is_answered_not_rejected(rule):
     g = torch.Generator().manual_seed(3)
     centres = torch.nn.functional.normalize(gallery.view(1000, 4, -1).mean(1), dim=1)
     queries = torch.nn.functional.normalize(centres + 0.3 * torch.randn(1000, 64, generator=g) / 4, dim=1)
-    clf = FewShotClassifier(None, rule=rule, k=3, calibration={rule: cal.to_dict()})
+    clf = FewShotClassifier(None, rule=rule, n_neighbors=3, calibration={rule: cal.to_dict()})
     clf.gallery_ = Gallery(64, "test")
     clf.add_embeddings(gallery, [str(int(c)) for c in codes])
     answers = clf.predict_embeddings(queries)

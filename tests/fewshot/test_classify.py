@@ -83,7 +83,7 @@ def support():
 
 @pytest.mark.parametrize("rule", ["prototype", "knn"])
 def test_tones_are_labelled_and_strangers_are_unknown(model, support, rule):
-    clf = FewShotClassifier(model, rule=rule, k=3).fit(*support, sample_rate=RATE)
+    clf = FewShotClassifier(model, rule=rule, n_neighbors=3).fit(*support, sample_rate=RATE)
     queries = [tone(f * 1.005, seed=100 + i) for i, f in enumerate(CLASSES.values())]
     queries += [tone(650, seed=7), tone(7000, seed=8)]  # pitches nobody enrolled
     predicted = clf.predict(queries, sample_rate=RATE)
@@ -159,11 +159,11 @@ def test_incremental_add_equals_fit_on_everything(model, support):
 
 
 def test_save_load_round_trip_without_embedding_again(model, support, tmp_path):
-    clf = FewShotClassifier(model, rule="knn", k=2).fit(*support, sample_rate=RATE)
+    clf = FewShotClassifier(model, rule="knn", n_neighbors=2).fit(*support, sample_rate=RATE)
     path = clf.save(tmp_path / "tones")
     assert path.name == "tones.asg"
     loaded = FewShotClassifier.load(path, model=model)
-    assert (loaded.rule, loaded.k) == ("knn", 2)
+    assert (loaded.rule, loaded.n_neighbors) == ("knn", 2)
     queries = [tone(f, seed=300 + i) for i, f in enumerate(CLASSES.values())]
     assert list(loaded.predict(queries, sample_rate=RATE)) == list(clf.predict(queries, sample_rate=RATE))
     assert loaded.threshold_ == pytest.approx(clf.threshold_)
@@ -206,17 +206,22 @@ def test_damaged_galleries_are_refused_by_name(model, support, tmp_path):
 
 
 def test_a_loaded_gallery_keeps_its_calibration_and_settings(model, support, tmp_path, monkeypatch):
-    clf = FewShotClassifier(model, rule="knn", k=3).fit(*support, sample_rate=RATE)
+    clf = FewShotClassifier(model, rule="knn", n_neighbors=3).fit(*support, sample_rate=RATE)
     path = clf.save(tmp_path / "g.asg")
     calls = []
     monkeypatch.setattr(FewShotClassifier, "_calibrate", lambda self: calls.append(1))
     back = FewShotClassifier.load(path, model=model)
     assert not calls  # restored, not recomputed
-    assert (back.rule, back.k, back.threshold_, back.temperature_) == ("knn", 3, clf.threshold_, clf.temperature_)
-    back.set_params(k=3)
+    assert (back.rule, back.n_neighbors, back.threshold_, back.temperature_) == (
+        "knn",
+        3,
+        clf.threshold_,
+        clf.temperature_,
+    )
+    back.set_params(n_neighbors=3)
     back.predict_proba(support[0][:1], sample_rate=RATE)
     assert not calls  # nothing changed
-    back.set_params(k=2)
+    back.set_params(n_neighbors=2)
     assert not calls  # set_params only sets (scikit-learn's contract)
     back.predict_proba(support[0][:1], sample_rate=RATE)
     assert calls  # the changed setting re-calibrates at the next use

@@ -50,12 +50,14 @@ def test_evaluation_measures_the_classifier_that_classification_runs(rule):
     emb = torch.nn.functional.normalize(
         torch.randn(48, 8, generator=g) + 0.6 * torch.randn(6, 8, generator=g)[labels], dim=1
     )
-    measured = few_shot_accuracy(emb, labels, n_way=3, k_shot=4, n_query=2, episodes=60, rule=rule, k=3, seed=5)
+    measured = few_shot_accuracy(
+        emb, labels, n_way=3, k_shot=4, n_query=2, episodes=60, rule=rule, n_neighbors=3, seed=5
+    )
     sampler = EpisodicSampler(labels.tolist(), 3, 4, 2, 60, seed=5)
     model, correct = tiny_model(8), []
     for support, query in sampler:
         names = [f"c{i // 4}" for i in range(len(support))]
-        clf = FewShotClassifier(model, rule=rule, k=3, reject=None).add_embeddings(emb[support], names)
+        clf = FewShotClassifier(model, rule=rule, n_neighbors=3, reject=None).add_embeddings(emb[support], names)
         truth = np.array([f"c{i // 2}" for i in range(len(query))], dtype=object)
         correct.append(float((clf.predict_embeddings(emb[query]) == truth).mean()))
     assert measured["accuracy"] == pytest.approx(float(np.mean(correct)), abs=1e-6)
@@ -91,9 +93,11 @@ def test_neighbour_counts_must_be_whole_and_plausible(bad):
 
     with pytest.raises(ParameterError, match="k="):
         check_k(bad)
-    with pytest.raises(ParameterError, match="k="):
-        FewShotClassifier(object(), rule="knn", k=bad).fit([], [])
-    clf = FewShotClassifier(tiny_model(8), rule="knn", k=3, reject=None)
+    with pytest.raises(ParameterError, match="n_neighbors="):
+        FewShotClassifier(object(), rule="knn", n_neighbors=bad).fit([], [])
+    with pytest.warns(DeprecationWarning, match=r"FewShotClassifier\(k=\.\.\.\) is now n_neighbors"):
+        assert FewShotClassifier(tiny_model(8), rule="knn", k=2)._neighbors() == 2  # the old name
+    clf = FewShotClassifier(tiny_model(8), rule="knn", n_neighbors=3, reject=None)
     clf.add_embeddings(torch.nn.functional.normalize(torch.randn(4, 8), dim=1), ["a", "a", "b", "b"])
     with pytest.raises(ParameterError, match="n_neighbors="):
         clf.kneighbors(torch.randn(16000).numpy(), n_neighbors=bad, sample_rate=16000)

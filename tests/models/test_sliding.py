@@ -186,31 +186,33 @@ def test_several_recordings_one_after_the_other(model):
     assert isinstance(by_index[2][-1][1], OSError)
 
 
-def _fine(embedder, wave, block):
+def _located(embedder, wave, block):
     chunks = list(embedder.embed_each([[wave[i : i + block] for i in range(0, wave.numel(), block)]]))
-    return torch.cat([c.fine_starts for c in chunks]), torch.cat([c.fine_embeddings for c in chunks])
+    return torch.cat([c.locate_starts for c in chunks]), torch.cat([c.locate_embeddings for c in chunks])
 
 
-def test_the_fine_grid_is_pooled_from_the_same_frames_at_the_same_starts_however_the_chunks_fall(model):
+def test_the_locating_grid_is_pooled_from_the_same_frames_at_the_same_starts_however_the_chunks_fall(model):
     wave = torch.from_numpy(np.random.default_rng(2).standard_normal(RATE * 20).astype(np.float32)) * 0.05
     wave[RATE * 5 : RATE * 6] *= 20
-    whole = SlidingEmbedder(model, 1.0, 0.16, chunk_seconds=100, precision="float32", fine_window_seconds=0.32)
-    starts, embeddings = _fine(whole, wave, wave.numel())
+    whole = SlidingEmbedder(model, 1.0, 0.16, chunk_seconds=100, precision="float32", locate_seconds=0.32)
+    starts, embeddings = _located(whole, wave, wave.numel())
     main_starts, _ = _run(whole, wave, wave.numel())
-    assert whole.fine_window == 4 and torch.equal(starts, main_starts)
+    assert whole.locate_window == 4 and torch.equal(starts, main_starts)
     with torch.inference_mode():  # the short windows of the long windows' trunk frames, not a new pass
         expected = model.encoder.embed_windows(whole._frames(wave), 4, whole.hop)[: len(starts)]
     torch.testing.assert_close(embeddings, expected, atol=2e-5, rtol=1e-4)
-    streamed = SlidingEmbedder(model, 1.0, 0.16, chunk_seconds=3, precision="float32", fine_window_seconds=0.32)
-    starts2, embeddings2 = _fine(streamed, wave, 12345)
+    streamed = SlidingEmbedder(model, 1.0, 0.16, chunk_seconds=3, precision="float32", locate_seconds=0.32)
+    starts2, embeddings2 = _located(streamed, wave, 12345)
     torch.testing.assert_close(starts2, starts)
     torch.testing.assert_close(embeddings2, embeddings, atol=2e-5, rtol=1e-4)
-    # A recording shorter than a window still gets fine windows; no fine grid unless asked for.
+    # A recording shorter than a window still gets locating windows; no locating grid unless asked for.
     short = list(whole.embed_each([[wave[: RATE // 2]]]))[0]
-    assert len(short.starts) == 1 and len(short.fine_starts) == (7 - 4) // 2 + 1  # 0.5 s: 7 trunk frames
-    assert list(SlidingEmbedder(model, 1.0, 0.16).embed_each([[wave]]))[0].fine_starts is None
-    with pytest.raises(ParameterError, match="fine_window_seconds"):
-        SlidingEmbedder(model, 1.0, 0.16, fine_window_seconds=0.0)
+    assert len(short.starts) == 1 and len(short.locate_starts) == (7 - 4) // 2 + 1  # 0.5 s: 7 trunk frames
+    assert list(SlidingEmbedder(model, 1.0, 0.16).embed_each([[wave]]))[0].locate_starts is None
+    with pytest.raises(ParameterError, match="locate_seconds"):
+        SlidingEmbedder(model, 1.0, 0.16, locate_seconds=0.0)
+    with pytest.warns(DeprecationWarning, match=r"fine_window_seconds=\.\.\.\) is now locate_seconds"):
+        assert SlidingEmbedder(model, 1.0, 0.16, fine_window_seconds=0.32).locate_window == 4  # the old spelling
 
 
 def test_a_file_too_long_to_load_whole_is_embedded_in_a_stream(model, tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -23,8 +24,8 @@ TINY = dict(
     blocks=[1, 1, 1],
     embedding_dim=16,
     n_mels=32,
-    p=4,
-    k=2,
+    classes_per_batch=4,
+    clips_per_class=2,
     clip_seconds=0.5,
     steps_per_epoch=3,
     val_episodes=20,
@@ -324,6 +325,13 @@ def test_a_checkpoint_with_non_finite_weights_is_refused(tmp_path, data):
         load_checkpoint(tmp_path / "nan.pt")
 
 
+def test_the_old_names_of_the_pk_batch_shape_still_work_with_a_warning():
+    with pytest.warns(DeprecationWarning, match=r"TrainConfig\(p=\.\.\., k=\.\.\.\) is now"):
+        config = TrainConfig(p=8, k=3)
+    assert (config.classes_per_batch, config.clips_per_class) == (8, 3)
+    assert "p" not in dataclasses.asdict(config)  # checkpoints record the new names only
+
+
 def test_epochs_and_learning_rate_are_checked_before_any_work(tmp_path, data):
     for bad in ({"epochs": 0}, {"lr": -1.0}):
         with pytest.raises(ParameterError, match="at least 1 epoch, a positive learning rate"):
@@ -365,7 +373,7 @@ def test_a_run_carried_to_another_corpus_folder_resumes_and_other_data_is_refuse
 def test_init_from_a_checkpoint_of_another_architecture_is_explained(tmp_path, data):
     run(tmp_path / "a", data, epochs=1)
     start = tmp_path / "a" / "model.pt"
-    with pytest.raises(ParameterError, match=r"init=.*embedding_dim 16 \(this run: 24\).*leave the architecture"):
+    with pytest.raises(ParameterError, match=r"init=.*embedding_dim 16 \(this run: 24\).*leave out the architecture"):
         run(tmp_path / "b", data, epochs=1, init=str(start), embedding_dim=24)
 
 
