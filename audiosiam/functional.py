@@ -15,7 +15,7 @@ import torch
 from .errors import ParameterError
 from .ops.spectral import mel_power
 
-__all__ = ["mel_filterbank", "log_mel_spectrogram", "log_mel_from_filterbank", "normalize_sliding", "NORMALIZATIONS"]
+__all__ = ["mel_filterbank", "log_mel_spectrogram", "log_mel_from_filterbank", "normalize_sliding"]
 
 #: The ``normalize`` settings of :func:`log_mel_spectrogram`: none, per utterance, or per mel band.
 NORMALIZATIONS = (None, "utterance", "band")

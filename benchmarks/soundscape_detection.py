@@ -51,13 +51,11 @@ from audiosiam.data.locations import training_data  # noqa: E402
 from audiosiam.detection import (  # noqa: E402
     EventDetector,
     ScoreCurve,
-    calibrated_threshold,
-    curve_events,
     make_soundscape,
     random_placements,
     score_events,
-    typical_match,
 )
+from audiosiam.detection.detector import calibrated_threshold, curve_events, typical_match  # noqa: E402
 from audiosiam.detection.events import Event  # noqa: E402
 from audiosiam.functional import log_mel_spectrogram  # noqa: E402
 from audiosiam.models.sliding import PRECISIONS  # noqa: E402

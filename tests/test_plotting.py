@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import audiosiam.plotting as plotting
-from audiosiam.detection import ScoreCurve, curve_events
+from audiosiam.detection import ScoreCurve
+from audiosiam.detection.detector import curve_events
 from audiosiam.fewshot import FewShotClassifier, Gallery
 
 

@@ -1,7 +1,7 @@
 """Finding sounds in long recordings: the detector, events, their scoring, and soundscapes to score on.
 
 * :mod:`.detector`: :class:`EventDetector` (``fit`` a few examples, ``detect`` in recordings of any
-  length) and the decision rule it is made of (:func:`calibrated_threshold`, :func:`curve_events`).
+  length) and the decision rule it is made of (its module docstring, step by step).
 
 * :mod:`.events`: :class:`Event` (file, label, start, end, score) and :func:`score_events`, event-based
   precision, recall and F-measure with the DCASE few-shot detection rule (a detection counts when its
@@ -11,20 +11,8 @@
   :func:`random_placements` draws non-overlapping times and SNRs.
 """
 
-from .detector import EventDetector, ScoreCurve, calibrated_threshold, curve_events, typical_match
-from .events import Event, match_events, score_events
+from .detector import EventDetector, ScoreCurve
+from .events import Event, score_events
 from .soundscapes import Placement, make_soundscape, random_placements
 
-__all__ = [
-    "EventDetector",
-    "ScoreCurve",
-    "calibrated_threshold",
-    "curve_events",
-    "typical_match",
-    "Event",
-    "match_events",
-    "score_events",
-    "Placement",
-    "make_soundscape",
-    "random_placements",
-]
+__all__ = ["EventDetector", "ScoreCurve", "Event", "score_events", "Placement", "make_soundscape", "random_placements"]

@@ -65,7 +65,7 @@ from ..models.info import model_info
 from ..models.sliding import SlidingEmbedder, check_precision
 from .events import Event
 
-__all__ = ["EventDetector", "ScoreCurve", "typical_match", "calibrated_threshold", "curve_events"]
+__all__ = ["EventDetector", "ScoreCurve"]
 
 DEFAULT_LABEL = "target"
 
@@ -119,9 +119,15 @@ class ScoreCurve:
         return self.starts + self.window_seconds / 2
 
     # the old names of the locating windows' fields, read-only, for one release
-    fine_starts = property(lambda self: self._renamed("fine_starts", "locate_starts"))
-    fine_scores = property(lambda self: self._renamed("fine_scores", "locate_scores"))
-    fine_window_seconds = property(lambda self: self._renamed("fine_window_seconds", "locate_seconds"))
+    fine_starts = property(
+        lambda self: self._renamed("fine_starts", "locate_starts"), doc="Deprecated: :attr:`locate_starts`."
+    )
+    fine_scores = property(
+        lambda self: self._renamed("fine_scores", "locate_scores"), doc="Deprecated: :attr:`locate_scores`."
+    )
+    fine_window_seconds = property(
+        lambda self: self._renamed("fine_window_seconds", "locate_seconds"), doc="Deprecated: :attr:`locate_seconds`."
+    )
 
     def _renamed(self, old: str, new: str):
         warnings.warn(f"ScoreCurve.{old} is now {new}; the old name goes in the next release", DeprecationWarning, 2)
@@ -507,7 +513,7 @@ class EventDetector:
 
     # ------------------------------------------------------------------ events
     def events(self, curve: ScoreCurve) -> list[Event]:
-        """Turn a score curve into events (step 5 of the module docstring): :func:`curve_events` with the
+        """Turn a score curve into events (step 5 of the module docstring): ``curve_events`` with the
         examples' lengths.
 
         Args:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["Event", "match_events", "score_events"]
+__all__ = ["Event", "score_events"]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ The package is a file per idea: ``decode`` (a whole file), ``stream`` (long reco
 from __future__ import annotations
 
 from .checks import MAX_PEAK, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, check_waveform
-from .decode import audio_duration, decoded_bytes, load_audio
+from .decode import audio_duration, load_audio
 from .discovery import AUDIO_EXTENSIONS, find_audio_files, load_many
 from .embeddings import read_embeddings, write_embeddings
 from .framing import active_span, fix_length, sliding_windows
@@ -34,20 +34,19 @@ from .resampling import resample
 from .stream import read_blocks
 
 __all__ = [
-    "AUDIO_EXTENSIONS",
     "MIN_SAMPLE_RATE",
     "MAX_SAMPLE_RATE",
     "MAX_PEAK",
+    "fix_length",
+    "AUDIO_EXTENSIONS",
     "load_audio",
     "find_audio_files",
-    "fix_length",
     "sliding_windows",
     "resample",
     "load_many",
     "check_waveform",
     "read_blocks",
     "audio_duration",
-    "decoded_bytes",
     "active_span",
     "write_embeddings",
     "read_embeddings",

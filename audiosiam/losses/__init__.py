@@ -3,7 +3,6 @@ and contrastive, as functions and as modules; relational distillation from a tea
 
 from .distillation import relational_distillation_loss
 from .functional import (
-    METRICS,
     MININGS,
     REDUCTIONS,
     contrastive_loss,
@@ -14,7 +13,6 @@ from .functional import (
 from .modules import ContrastiveLoss, TripletLoss
 
 __all__ = [
-    "METRICS",
     "MININGS",
     "REDUCTIONS",
     "ContrastiveLoss",

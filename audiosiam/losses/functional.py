@@ -1,7 +1,7 @@
 """Triplet and contrastive losses over a labelled batch of embeddings, with online mining.
 
 Each loss is chosen by three named options, in the spirit of pytorch-metric-learning but not its
-composable objects: ``metric`` (euclidean, squared euclidean or cosine: :data:`METRICS`, the names of
+composable objects: ``metric`` (euclidean, squared euclidean or cosine: :data:`audiosiam.ops.METRICS`, the names of
 :func:`audiosiam.ops.pairwise_distance`), ``mining`` (which triplets
 count) and ``reduction`` (how their values become one number). They are options rather than objects
 because the fast paths fuse them: batch-hard mining, its distances and its reduction run as one compiled
@@ -39,23 +39,15 @@ from ..errors import ParameterError
 from ..ops import (
     paired_distance,
     pairwise_distance,
-    parse_metric,
     triplet_batch_all,
     triplet_batch_hard,
     triplet_semi_hard_negatives,
 )
 from ..ops._reference import hinge as _hinge  # the triplet term is defined once, beside the mining references
 from ..ops._reference import triplet_masks
+from ..ops.distance import parse_metric
 
-__all__ = [
-    "triplet_loss",
-    "triplet_margin_loss",
-    "contrastive_loss",
-    "contrastive_pair_loss",
-    "MININGS",
-    "REDUCTIONS",
-    "METRICS",
-]
+__all__ = ["triplet_loss", "triplet_margin_loss", "contrastive_loss", "contrastive_pair_loss", "MININGS", "REDUCTIONS"]
 
 #: The ``mining`` settings of :func:`triplet_loss`: which triplets of a batch count.
 MININGS = ("batch_hard", "batch_all", "semi_hard")
@@ -72,13 +64,13 @@ def resolve_metric(metric: str, distance: str | None = None, squared: bool | Non
     that names the new spelling).
 
     Args:
-        metric (str): one of :data:`METRICS` (or an alias :func:`audiosiam.ops.parse_metric` knows).
+        metric (str): one of :data:`audiosiam.ops.METRICS` (or an alias :func:`audiosiam.ops.parse_metric` knows).
         distance (str or None, optional): deprecated: ``"euclidean"`` or ``"cosine"``. Default: ``None``.
         squared (bool or None, optional): deprecated: squared euclidean. Default: ``None``.
         stacklevel (int, optional): where the deprecation warning points. Default: ``3``.
 
     Returns:
-        str: one of :data:`METRICS`.
+        str: one of :data:`audiosiam.ops.METRICS`.
 
     Raises:
         ParameterError: an unknown metric (or distance).

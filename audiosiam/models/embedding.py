@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from ..errors import AudioLoadError, ParameterError
-from ..io import decoded_bytes, fix_length, read_blocks, sliding_windows
+from ..io import fix_length, read_blocks, sliding_windows
+from ..io.decode import decoded_bytes
 from ..io.inputs import as_clips, describe_input, is_one_clip, is_path, read_clips
 from ..transforms import LogMelSpectrogram
 from .encoder import EncoderConfig, ResNetEncoder

@@ -7,7 +7,7 @@ its pure-PyTorch reference in ``_reference.py`` otherwise. Every compiled op's f
 is registered with ``torch.library`` in ``_registrations.py``.
 """
 
-from ._extension import ExtensionFallbackWarning, assert_has_ops, build_info, has_ops, reference_ops
+from ._extension import ExtensionFallbackWarning, build_info, has_ops, reference_ops
 from .distance import METRICS, knn, paired_distance, pairwise_distance, parse_metric
 from .losses import triplet_batch_all, triplet_batch_hard, triplet_semi_hard_negatives
 from .spectral import mel_power
@@ -15,7 +15,6 @@ from .spectral import mel_power
 __all__ = [
     "METRICS",
     "ExtensionFallbackWarning",
-    "assert_has_ops",
     "build_info",
     "has_ops",
     "knn",

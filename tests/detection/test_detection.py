@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from audiosiam.detection import Event, Placement, make_soundscape, match_events, random_placements, score_events
+from audiosiam.detection import Event, Placement, make_soundscape, random_placements, score_events
+from audiosiam.detection.events import match_events
 from audiosiam.errors import ParameterError
 
 RATE = 16000

@@ -246,7 +246,7 @@ def _canonical_name(obj, fallback: str) -> str:
 
 def constant_comment(app, what, name, obj, options, lines) -> None:
     """``autodoc-process-docstring``: a public constant is documented by a ``#:`` comment above it (in the
-    submodule that defines it when a package re-exports it: ``__version__``, ``io.MAX_PEAK``); without one,
+    submodule that defines it when a package re-exports it: ``__version__``, ``io.AUDIO_EXTENSIONS``); without one,
     autodoc would show its type's docstring (``str(object='') -> str``): fail, naming the constant."""
     if what != "data" or not lines or lines != _docstring_lines(type(obj)):
         return
