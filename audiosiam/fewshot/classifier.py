@@ -39,8 +39,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from ..errors import GalleryError, ParameterError
 from ..io.inputs import as_clips, describe_input
 from ..models.info import model_info
-from .calibration import CalibrationMap, ClassStatistics, adapt_log_odds, class_statistics, prior_offset
+from .calibration import CalibrationMap, adapt_log_odds, class_statistics, prior_offset
 from .gallery import Gallery, model_fingerprint
+from .leave_one_out import legacy_scores, map_log_odds
 from .rules import check_k, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
 
 __all__ = ["FewShotClassifier", "Decisions", "UNKNOWN", "EXPECTED_UNKNOWN"]
@@ -51,7 +52,6 @@ UNKNOWN = "unknown"
 #: answers on every validation domain and shot count and still beats never answering unknown at 20% strangers
 #: (benchmarks/decisions.py; its table is in the README).
 EXPECTED_UNKNOWN = 0.1
-_CALIBRATION_CLIPS = 2000
 # the settings the calibration depends on: a change of any (set_params) re-calibrates at the next use
 _CALIBRATION_SETTINGS = (
     "rule",
@@ -463,7 +463,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         self.temperature_ = None
         self.threshold_ = None if self.reject in (None, "auto") else float(self.reject)
         if self.adapt:
-            known, unknown = self._leave_one_out_logits()
+            known, unknown = map_log_odds(self.gallery_, self.rule, self._neighbors(), self.stats_, self.calibration_)
             self.adapt_scale_, self.adapt_offset_ = adapt_log_odds(known, unknown)
         if self.reject == "auto" and self.target_false_accept is not None:
             self.unknown_offset_ = self.calibration_.unknown_offset(self.target_false_accept, self.stats_.shots)
@@ -471,7 +471,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             self.prior_offset_ = prior_offset(self.expected_unknown)
 
     def _calibrate_legacy(self) -> None:
-        genuine, impostor, scores, targets = self._leave_one_out()
+        genuine, impostor, scores, targets = legacy_scores(self.gallery_, self.rule, self._neighbors())
         self.temperature_ = _fit_temperature(scores, targets) if len(targets) else 0.05
         self.loo_genuine_, self.loo_impostor_ = genuine, impostor
         self.threshold_ = None
@@ -487,132 +487,6 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                 )
         elif self.reject is not None:
             self.threshold_ = float(self.reject)
-
-    def _leave_one_out_logits(self) -> tuple[np.ndarray, np.ndarray]:
-        """The map's known log-odds of enrolled clips asked leave-one-out (module docstring of
-        :mod:`audiosiam.fewshot.calibration`): against the gallery without the clip (those whose class keeps a
-        clip) and against the gallery without its class (when another class is left).
-
-        At most ``_CALIBRATION_CLIPS`` clips (a seeded random subset) are asked.
-        """
-        g = self.gallery_
-        classes, codes = g.label_indices()
-        n, c = len(g), len(classes)
-        sel = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:_CALIBRATION_CLIPS].sort().values
-        emb, ys = g.embeddings[sel].double(), codes[sel]
-        rows = torch.arange(len(sel))
-        counts = torch.bincount(codes, minlength=c).double()
-        sums = torch.zeros(c, g.dim, dtype=torch.float64).index_add_(0, codes, g.embeddings.double())
-        total, n_all = sums.sum(0), float(n)
-        cross = float(total.pow(2).sum() - sums.pow(2).sum())  # twice the summed cosines of cross-class pairs
-        pairs = n_all**2 - float(counts.pow(2).sum())  # twice their number
-        shots = counts.expand(len(sel), c).clone()
-        cohesion = torch.as_tensor(self.stats_.cohesion).expand(len(sel), c).clone()
-        shots[rows, ys] -= 1
-        own_sum = sums[ys] - emb  # the clip's class without it
-        m = shots[rows, ys]
-        nan = torch.tensor(math.nan, dtype=torch.float64)
-        cohesion[rows, ys] = torch.where(m >= 2, (own_sum.pow(2).sum(1) - m) / (m * (m - 1)).clamp_min(1), nan)
-        others = total - sums[ys]  # the clips of the other classes
-        sep_pairs = pairs - 2 * (n_all - counts[ys])
-        separation = torch.where(sep_pairs > 0, (cross - 2 * (emb * others).sum(1)) / sep_pairs.clamp_min(1), nan)
-        if self.rule == "prototype":
-            protos = torch.nn.functional.normalize(sums, dim=1)
-            scores = emb @ protos.T
-            scores[rows, ys] = (emb * own_sum).sum(1) / own_sum.norm(dim=1).clamp_min(1e-12)
-        else:
-            scores = self._knn_leave_one_out(g, codes, sel, c)
-        cal = self.calibration_
-        has_mate = m >= 1
-        stats = ClassStatistics(shots[has_mate].numpy(), cohesion[has_mate].numpy(), separation[has_mate].numpy())
-        known = cal.known_logit(scores[has_mate].numpy(), stats)[0]
-        if c < 2:
-            return known, np.empty(0)
-        without = (
-            scores if self.rule == "prototype" else self._knn_leave_one_out(g, codes, sel, c, drop_class=True)
-        ).clone()
-        without[rows, ys] = -math.inf  # its class is not enrolled
-        sep_pairs = pairs - 2 * counts[ys] * (n_all - counts[ys])
-        separation = torch.where(
-            sep_pairs > 0, (cross - 2 * (sums[ys] * others).sum(1)) / sep_pairs.clamp_min(1), nan
-        )  # the gallery without the clip's class
-        full = ClassStatistics(counts.expand(len(sel), c).numpy(), cohesion.numpy(), separation.numpy())
-        full.cohesion[rows.numpy(), ys.numpy()] = math.nan  # not used: the class is absent from these rows
-        unknown = cal.known_logit(without.numpy(), full)[0]
-        return known, unknown
-
-    def _knn_leave_one_out(self, g: Gallery, codes, sel, c: int, *, drop_class: bool = False, block: int = 256):
-        """k-NN scores of clips ``sel`` against the gallery without them (or without their class)."""
-        out = torch.zeros(len(sel), c, dtype=torch.float64)
-        for start in range(0, len(sel), block):
-            part = sel[start : start + block]
-            sims = g.embeddings[part] @ g.embeddings.T  # float32: a block of a large gallery stays small
-            sims[torch.arange(len(part)), part] = -math.inf
-            if drop_class:
-                sims = sims.masked_fill(codes[part, None] == codes[None, :], -math.inf)
-            k = min(int(self._neighbors()), int(torch.isfinite(sims).sum(1).min()))
-            if k < 1:
-                continue
-            top = sims.topk(k, dim=1)
-            out[start : start + block] = knn_scores(top.values.double(), codes[top.indices], c)[0]
-        return out
-
-    def _leave_one_out(self):
-        """Scores of enrolled clips against the gallery without them (see the module docstring).
-
-        At most ``_CALIBRATION_CLIPS`` clips (a seeded random subset) are scored, which bounds the cost
-        on 100k-clip galleries and changes a threshold only by sampling noise.
-
-        Returns:
-            ``(genuine, impostor, scores, targets)``: own-class confidences of clips whose class has
-            another member, best other-class confidences, and the class scores with true class indices
-            used to fit the temperature.
-        """
-        g = self.gallery_
-        classes, codes = g.label_indices()
-        n, c = len(g), len(classes)
-        generator = torch.Generator().manual_seed(0)
-        sel = torch.randperm(n, generator=generator)[:_CALIBRATION_CLIPS].sort().values
-        emb, ys = g.embeddings[sel], codes[sel]
-        rows = torch.arange(len(sel))
-        has_mate = torch.bincount(codes, minlength=c)[ys] >= 2
-        if self.rule == "prototype":
-            sums = torch.zeros(c, g.dim).index_add_(0, codes, g.embeddings)
-            raw = emb @ sums.T
-            norms = sums.norm(dim=1).expand(len(sel), c).clone()
-            own_raw = raw[rows, ys]
-            # The clip's own class without it: sum - e, whose norm follows from |e| = 1.
-            norms[rows, ys] = (sums[ys].pow(2).sum(1) - 2 * own_raw + 1.0).clamp_min(0).sqrt()
-            raw[rows, ys] = own_raw - 1.0
-            scores = raw / norms.clamp_min(1e-12)
-            own = scores[rows, ys]
-            best_other = scores.index_put((rows, ys), torch.tensor(-math.inf)).max(dim=1).values
-        else:
-            k = min(int(self._neighbors()), n - 1)
-            scores = torch.zeros(len(sel), c)
-            if k >= 1:
-                sims, idx = g.search(emb, k + 1)
-                keep = idx != sel[:, None]
-                keep[keep.all(dim=1), -1] = False  # self not among them (duplicates): drop the farthest
-                sims, idx = sims[keep].view(-1, k), idx[keep].view(-1, k)
-                scores.scatter_add_(1, codes[idx], sims / k)
-            own, best_other = self._nearest_same_and_other(g, codes, sel)
-        impostor = best_other[torch.isfinite(best_other)]
-        return own[has_mate].numpy(), impostor.numpy(), scores[has_mate].numpy(), ys[has_mate].numpy()
-
-    @staticmethod
-    def _nearest_same_and_other(g: Gallery, codes: torch.Tensor, sel: torch.Tensor, block: int = 256):
-        """For clips ``sel``: similarity of the nearest other clip of the same class and of another class."""
-        own = torch.full((len(sel),), -math.inf)
-        other = torch.full((len(sel),), -math.inf)
-        for start in range(0, len(sel), block):
-            part = sel[start : start + block]
-            sims = g.embeddings[part] @ g.embeddings.T
-            sims[torch.arange(len(part)), part] = -math.inf
-            same = codes[part, None] == codes[None, :]
-            own[start : start + block] = sims.masked_fill(~same, -math.inf).max(dim=1).values
-            other[start : start + block] = sims.masked_fill(same, -math.inf).max(dim=1).values
-        return own, other
 
     # ------------------------------------------------------------------ queries
     def _check_fitted(self) -> None:
