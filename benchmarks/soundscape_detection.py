@@ -55,7 +55,7 @@ from audiosiam.detection import (  # noqa: E402
     random_placements,
     score_events,
 )
-from audiosiam.detection.detector import calibrated_threshold, curve_events, typical_match  # noqa: E402
+from audiosiam.detection.curves import calibrated_threshold, curve_events, typical_match  # noqa: E402
 from audiosiam.detection.events import Event  # noqa: E402
 from audiosiam.functional import log_mel_spectrogram  # noqa: E402
 from audiosiam.models.sliding import PRECISIONS  # noqa: E402

@@ -8,7 +8,7 @@ import torch
 
 import audiosiam.plotting as plotting
 from audiosiam.detection import ScoreCurve
-from audiosiam.detection.detector import curve_events
+from audiosiam.detection.curves import curve_events
 from audiosiam.fewshot import FewShotClassifier, Gallery
 
 

@@ -2,6 +2,8 @@
 
 * :mod:`.detector`: :class:`EventDetector` (``fit`` a few examples, ``detect`` in recordings of any
   length) and the decision rule it is made of (its module docstring, step by step).
+* :mod:`.curves`: :class:`ScoreCurve` (every window's score for every label in one recording) and the
+  rule's steps that read nothing else (thresholds, events, placing).
 
 * :mod:`.events`: :class:`Event` (file, label, start, end, score) and :func:`score_events`, event-based
   precision, recall and F-measure with the DCASE few-shot detection rule (a detection counts when its
@@ -11,7 +13,8 @@
   :func:`random_placements` draws non-overlapping times and SNRs.
 """
 
-from .detector import EventDetector, ScoreCurve
+from .curves import ScoreCurve
+from .detector import EventDetector
 from .events import Event, score_events
 from .soundscapes import Placement, make_soundscape, random_placements
 

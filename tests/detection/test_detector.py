@@ -15,7 +15,7 @@ import torch
 from audiosiam import EventDetector, load_audio
 from audiosiam.cli import main
 from audiosiam.detection import Event, ScoreCurve, make_soundscape, random_placements, score_events
-from audiosiam.detection.detector import calibrated_threshold, curve_events, typical_match
+from audiosiam.detection.curves import calibrated_threshold, curve_events, typical_match
 from audiosiam.detection.formats import event_rows, track_names, write_audacity, write_raven
 from audiosiam.errors import AudioLoadError, ParameterError
 
