@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ._deprecated import renamed
 from .data.samplers import EpisodicSampler
 from .errors import ParameterError
 from .fewshot.rules import check_rule, class_scores, equal_error_rate
@@ -114,7 +115,7 @@ def embed_dataset(model, dataset, *, batch_size: int = 64, progress: bool = Fals
 def _old_name_k(n_neighbors: int, k: int | None) -> int:
     if k is None:
         return n_neighbors
-    warnings.warn("k=... is now n_neighbors=...; the old name goes in the next release", DeprecationWarning, 3)
+    renamed("k=...", "n_neighbors=...", stacklevel=4)
     return k
 
 
@@ -466,7 +467,6 @@ def calibration_metrics(
     Raises:
         ParameterError: fewer than ``2 * n_way`` classes have ``k_shot + n_query`` clips, or bad counts.
     """
-    import warnings
 
     from sklearn.metrics import roc_auc_score
 

@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from .._deprecated import renamed
 from ..errors import AudioLoadError, NoAudioFilesError, ParameterError
 from ..io import find_audio_files, fix_length, load_audio
 from .cache import WaveformCache
@@ -465,11 +466,7 @@ def _renamed(old: str, new: Callable) -> Callable:
     """A deprecated spelling of ``new`` under its old name: it warns, naming the new one, then calls it."""
 
     def alias(*args, **kwargs):
-        warnings.warn(
-            f"{old}(...) is now {new.__qualname__}(...); the old name goes in the next release",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        renamed(f"{old}(...)", f"{new.__qualname__}(...)")
         return new(*args, **kwargs)
 
     alias.__name__ = alias.__qualname__ = old

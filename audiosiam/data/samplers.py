@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from typing import Collection, Iterator, Sequence
 
 import torch
 
+from .._deprecated import renamed
 from ..errors import ParameterError
 
 __all__ = ["PKSampler", "PairSampler", "EpisodicSampler"]
@@ -85,12 +85,7 @@ class PKSampler(_Seeded):
     ):
         super().__init__(seed)
         if p is not None or k is not None:
-            warnings.warn(
-                "PKSampler(p=..., k=...) is now PKSampler(classes_per_batch=..., clips_per_class=...); the old "
-                "names go in the next release",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+            renamed("PKSampler(p=..., k=...)", "PKSampler(classes_per_batch=..., clips_per_class=...)")
         p = classes_per_batch if p is None else p
         k = clips_per_class if k is None else k
         if p is None or k is None:

@@ -4,13 +4,13 @@ recording's window scores, so they are tested, plotted and benchmarked on curves
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from .._deprecated import renamed
 from .events import Event
 
 __all__ = ["ScoreCurve"]
@@ -68,7 +68,7 @@ class ScoreCurve:
     )
 
     def _renamed(self, old: str, new: str):
-        warnings.warn(f"ScoreCurve.{old} is now {new}; the old name goes in the next release", DeprecationWarning, 2)
+        renamed(f"ScoreCurve.{old}", new, stacklevel=4)
         return getattr(self, new)
 
 

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from .._deprecated import renamed
 from ..errors import GalleryError, ParameterError
 from ..io.inputs import as_clips, describe_input
 from ..models.info import model_info
@@ -273,11 +274,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """``n_neighbors``, or the deprecated ``k`` where one was given."""
         if self.k is None:
             return self.n_neighbors
-        warnings.warn(
-            "FewShotClassifier(k=...) is now n_neighbors=...; the old name goes in the next release",
-            DeprecationWarning,
-            stacklevel=3,
-        )
+        renamed("FewShotClassifier(k=...)", "n_neighbors=...", stacklevel=4)
         return self.k
 
     def _check_params(self) -> None:

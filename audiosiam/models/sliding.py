@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, NamedTuple
 
 import torch
 
+from .._deprecated import renamed
 from ..errors import ParameterError
 from .info import model_info
 from .quantized import Int8Trunk, int8_available
@@ -108,12 +108,7 @@ class SlidingEmbedder:
         fine_window_seconds: float | None = None,
     ):
         if fine_window_seconds is not None:  # the old spelling, for one release
-            warnings.warn(
-                "SlidingEmbedder(fine_window_seconds=...) is now locate_seconds=...; the old name goes in the next "
-                "release",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+            renamed("SlidingEmbedder(fine_window_seconds=...)", "locate_seconds=...")
             locate_seconds = fine_window_seconds if locate_seconds is None else locate_seconds
         if not all(0 < s <= MAX_SECONDS for s in (window_seconds, hop_seconds, chunk_seconds)):
             raise ParameterError(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import InitVar, dataclass, field
+
+from .._deprecated import renamed
 
 SAMPLE_RATE = 16000  # the rate every trained model's front end reads
 
@@ -162,11 +163,8 @@ class TrainConfig:
 
     def __post_init__(self, p: int | None, k: int | None) -> None:
         if p is not None or k is not None:
-            warnings.warn(
-                "TrainConfig(p=..., k=...) is now TrainConfig(classes_per_batch=..., clips_per_class=...); the old "
-                "names go in the next release",
-                DeprecationWarning,
-                stacklevel=3,
+            renamed(
+                "TrainConfig(p=..., k=...)", "TrainConfig(classes_per_batch=..., clips_per_class=...)", stacklevel=4
             )
             self.classes_per_batch = self.classes_per_batch if p is None else p
             self.clips_per_class = self.clips_per_class if k is None else k

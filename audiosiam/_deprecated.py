@@ -1,0 +1,14 @@
+"""The one way a renamed argument, attribute or function is said to still work for one release."""
+
+from __future__ import annotations
+
+import warnings
+
+
+def renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
+    """Warn (``DeprecationWarning``) that ``old``, as the user wrote it, is now ``new``.
+
+    ``stacklevel`` counts from the caller of this function: 3 names the line that called the function
+    which calls this one, the user's line.
+    """
+    warnings.warn(f"{old} is now {new}; the old name goes in the next release", DeprecationWarning, stacklevel)
