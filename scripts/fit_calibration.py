@@ -33,7 +33,7 @@ from audiosiam.data.splits import add_validation_arguments, validation_clips
 from audiosiam.evaluation import embed_items, verification_metrics
 from audiosiam.fewshot.fitting import fit_calibration
 from audiosiam.models import load_model
-from audiosiam.models.checkpoint import update_checkpoint_info
+from audiosiam.models.checkpoint_file import update_checkpoint_info
 
 
 def main(argv=None) -> int:

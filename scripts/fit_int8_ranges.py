@@ -17,7 +17,7 @@ import sys
 from audiosiam.data.sources import DataSource
 from audiosiam.errors import ParameterError
 from audiosiam.models import load_model
-from audiosiam.models.checkpoint import update_checkpoint_info
+from audiosiam.models.checkpoint_file import update_checkpoint_info
 from audiosiam.models.info import ModelInfo
 from audiosiam.models.int8_ranges import fit_int8_ranges
 from audiosiam.models.quantized import RANGES_KEY

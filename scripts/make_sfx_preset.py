@@ -17,7 +17,7 @@ from pathlib import Path
 
 from audiosiam._version import __version__
 from audiosiam.models.aisfx import ATTRIBUTION, WEIGHTS_SHA256, AiSfxConfig, AiSfxEncoder, AiSfxFrontEnd, aisfx_weights
-from audiosiam.models.checkpoint import FORMAT, FORMAT_VERSION, read_trusted, write_checkpoint_file
+from audiosiam.models.checkpoint_file import FORMAT, FORMAT_VERSION, read_trusted, write_checkpoint_file
 from audiosiam.models.embedding import EmbeddingModel
 
 REPO = Path(__file__).resolve().parents[1]

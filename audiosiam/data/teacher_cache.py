@@ -39,7 +39,7 @@ def teacher_identity(model) -> str:
     Returns:
         str: a digest of its architecture, front-end config, encoder config, length policy and weights.
     """
-    from ..models.checkpoint import architecture_of
+    from ..models.checkpoint_file import architecture_of
 
     digest = hashlib.sha256()
     described = {

@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import CheckpointError, ParameterError
+from .checkpoint_file import read_trusted
 
 __all__ = ["ATTRIBUTION"]
 
@@ -256,6 +257,9 @@ class AiSfxEncoder(nn.Module):
         config (AiSfxConfig or None, optional): the architecture; ``None``: ``AiSfxConfig()``. Default: ``None``.
     """
 
+    #: the name a checkpoint records for this architecture (models.checkpoint.ARCHITECTURES)
+    architecture = "aisfx"
+
     def __init__(self, config: AiSfxConfig | None = None):
         super().__init__()
         self.config = config = config or AiSfxConfig()
@@ -410,8 +414,6 @@ def aisfx_weights(path: str | Path | None = None, *, sha256: str | None = None) 
         CheckpointError: the package is missing, the file differs from ``sha256`` or cannot be read.
     """
     import numpy as np
-
-    from .checkpoint import read_trusted
 
     path = Path(path) if path is not None else _package_file()
     if not path.is_file():

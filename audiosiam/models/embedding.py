@@ -34,6 +34,7 @@ from ..io import fix_length, read_blocks, sliding_windows
 from ..io.decode import decoded_bytes
 from ..io.inputs import as_clips, describe_input, is_one_clip, is_path, read_clips
 from ..transforms import LogMelSpectrogram
+from .checkpoint_file import save_checkpoint
 from .encoder import EncoderConfig, ResNetEncoder
 from .info import ModelInfo
 from .sliding import SlidingEmbedder
@@ -367,9 +368,5 @@ class EmbeddingModel(nn.Module):
         Returns:
             str: ``path``.
         """
-        # Imported here, the one import that climbs back: checkpoint.py owns the file format and builds an
-        # EmbeddingModel when loading, and `model.save(path)` is the convenience users reach for.
-        from .checkpoint import save_checkpoint
-
         self.info.update(extra_info)
         return save_checkpoint(self, path)

@@ -213,6 +213,9 @@ class ResNetEncoder(nn.Module):
         ParameterError: ``config.channels`` is not one entry longer than ``config.blocks``.
     """
 
+    #: the name a checkpoint records for this architecture (models.checkpoint.ARCHITECTURES)
+    architecture = "resnet"
+
     def __init__(self, config: EncoderConfig | None = None):
         super().__init__()
         self.config = config = config or EncoderConfig()

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import CheckpointError, ParameterError
 from ..files import write_output
 from ..models import EmbeddingModel, load_checkpoint
-from ..models.checkpoint import read_trusted, write_checkpoint_file
+from ..models.checkpoint_file import read_trusted, write_checkpoint_file
 
 
 def commit_epoch(

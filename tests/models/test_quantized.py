@@ -12,7 +12,7 @@ from audiosiam.detection import EventDetector
 from audiosiam.errors import CheckpointError, ParameterError
 from audiosiam.io import load_audio
 from audiosiam.models import load_model
-from audiosiam.models.checkpoint import read_trusted, update_checkpoint_info
+from audiosiam.models.checkpoint_file import read_trusted, update_checkpoint_info
 from audiosiam.models.embedding import EmbeddingModel
 from audiosiam.models.int8_ranges import fit_activation_ranges, fit_int8_ranges
 from audiosiam.models.quantized import RANGES_KEY, Int8Trunk, int8_available, trunk_points

@@ -530,7 +530,7 @@ def test_resume_refuses_a_state_with_damaged_counters(tmp_path, data):
     import re
 
     from audiosiam.errors import CheckpointError
-    from audiosiam.models.checkpoint import read_trusted, write_checkpoint_file
+    from audiosiam.models.checkpoint_file import read_trusted, write_checkpoint_file
 
     run(tmp_path, data, epochs=1, val_classes=0)
     path = tmp_path / "model.run" / "state.pt"
