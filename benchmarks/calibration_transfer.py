@@ -36,7 +36,8 @@ import torch
 
 from audiosiam.data.splits import add_validation_arguments, validation_clips
 from audiosiam.errors import ParameterError
-from audiosiam.evaluation import calibration_metrics, embed_items
+from audiosiam.evaluation import calibration_metrics
+from audiosiam.evaluation.embedding import embed_items
 from audiosiam.fewshot.fitting import fit_calibration
 
 ARMS = ("same domain", "other domains")

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from audiosiam.data.splits import add_validation_arguments, validation_clips
-from audiosiam.evaluation import calibration_metrics, embed_items
+from audiosiam.evaluation import calibration_metrics
+from audiosiam.evaluation.embedding import embed_items
 from audiosiam.models import load_model
 
 SETTINGS = (

@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 from audiosiam.data.splits import add_validation_arguments, validation_clips
-from audiosiam.evaluation import embed_items, verification_metrics
+from audiosiam.evaluation import verification_metrics
+from audiosiam.evaluation.embedding import embed_items
 from audiosiam.fewshot.fitting import fit_calibration
 from audiosiam.models import load_model
 from audiosiam.models.checkpoint_file import update_checkpoint_info

@@ -7,6 +7,7 @@ import torch
 
 from audiosiam import evaluation as E
 from audiosiam.errors import ParameterError
+from audiosiam.evaluation.tables import format_table
 
 
 def clusters(n_classes=10, per_class=20, dim=16, spread=0.3, seed=0):
@@ -83,7 +84,7 @@ def test_open_set_auroc():
 
 
 def test_format_table_is_readable():
-    text = E.format_table({"model": "m", "5-way 1-shot": {"accuracy": 0.9, "episodes": 10}})
+    text = format_table({"model": "m", "5-way 1-shot": {"accuracy": 0.9, "episodes": 10}})
     assert "accuracy" in text and "0.9000" in text and "episodes" in text
 
 

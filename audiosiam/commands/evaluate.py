@@ -137,6 +137,7 @@ def run(args) -> int:
     from .. import evaluation as E
     from ..data import AudioClipDataset, load_sources
     from ..errors import ParameterError
+    from ..evaluation.tables import format_table
     from ..files import refuse_folders, write_output
 
     refuse_folders(args.json)
@@ -232,7 +233,7 @@ def run(args) -> int:
             seed=args.seed,
             progress=progress,
         )
-    print(json.dumps(results, indent=2) if args.format == "json" else E.format_table(results))
+    print(json.dumps(results, indent=2) if args.format == "json" else format_table(results))
     if args.json:
         write_output(args.json, lambda tmp: tmp.write_text(json.dumps(results, indent=2)))
     if args.plot:
