@@ -1,4 +1,4 @@
-"""The one way a renamed argument, attribute or function is said to still work for one release."""
+"""The one way a renamed argument, attribute, function or module is said to still work for one release."""
 
 from __future__ import annotations
 
@@ -12,3 +12,10 @@ def renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
     which calls this one, the user's line.
     """
     warnings.warn(f"{old} is now {new}; the old name goes in the next release", DeprecationWarning, stacklevel)
+
+
+def moved(old: str, new: str) -> None:
+    """Warn (``DeprecationWarning``), from the module-level code of module ``old``, that it moved to ``new``."""
+    warnings.warn(
+        f"{old} moved to {new} (import from there; this alias goes in the next release)", DeprecationWarning, 3
+    )

@@ -1,7 +1,6 @@
 """Deprecated: moved to :mod:`audiosiam.fewshot.calibration`. This module re-exports its names for one release."""
 
-import warnings
-
+from ._deprecated import moved
 from .fewshot.calibration import (  # the names it had when it moved
     FEATURES,
     CalibrationMap,
@@ -14,12 +13,7 @@ from .fewshot.calibration import (  # the names it had when it moved
 )
 from .fewshot.fitting import fit_calibration, open_set_episodes
 
-warnings.warn(
-    "audiosiam.calibration moved to audiosiam.fewshot.calibration"
-    " (import from there; this alias goes in the next release)",
-    DeprecationWarning,
-    stacklevel=2,
-)
+moved("audiosiam.calibration", "audiosiam.fewshot.calibration")
 __all__ = [
     "FEATURES",
     "ClassStatistics",

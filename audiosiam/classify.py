@@ -1,18 +1,14 @@
 """Deprecated: moved to :mod:`audiosiam.fewshot.classifier`. This module re-exports its names for one release."""
 
-import warnings
 from typing import Any, Sequence
 
+from ._deprecated import moved
 from .fewshot.classifier import *  # noqa: F403
 from .fewshot.classifier import __all__ as _moved
 from .models.embedding import EmbedFailure
 from .models.estimator import AudioEmbedder
 
-warnings.warn(
-    "audiosiam.classify moved to audiosiam.fewshot.classifier (import from there; this alias goes in the next release)",
-    DeprecationWarning,
-    stacklevel=2,
-)
+moved("audiosiam.classify", "audiosiam.fewshot.classifier")
 __all__ = [*_moved, "AudioEmbedder", "EmbedFailure", "embed_inputs"]
 
 

@@ -1,7 +1,6 @@
 """Deprecated: moved to :mod:`audiosiam.fewshot.rules`. This module re-exports its names for one release."""
 
-import warnings
-
+from ._deprecated import moved
 from .fewshot.rules import (  # the names it had when it moved
     MAX_K,
     RULES,
@@ -16,11 +15,7 @@ from .fewshot.rules import (  # the names it had when it moved
     prototypes,
 )
 
-warnings.warn(
-    "audiosiam.decision moved to audiosiam.fewshot.rules (import from there; this alias goes in the next release)",
-    DeprecationWarning,
-    stacklevel=2,
-)
+moved("audiosiam.decision", "audiosiam.fewshot.rules")
 __all__ = [
     "RULES",
     "MAX_K",

@@ -1,7 +1,6 @@
 """Deprecated: moved to :mod:`audiosiam.fewshot.gallery`. This module re-exports its names for one release."""
 
-import warnings
-
+from ._deprecated import moved
 from .fewshot.gallery import (  # the names it had when it moved
     FORMAT_VERSION,
     Gallery,
@@ -9,9 +8,5 @@ from .fewshot.gallery import (  # the names it had when it moved
     model_fingerprint,
 )
 
-warnings.warn(
-    "audiosiam.gallery moved to audiosiam.fewshot.gallery (import from there; this alias goes in the next release)",
-    DeprecationWarning,
-    stacklevel=2,
-)
+moved("audiosiam.gallery", "audiosiam.fewshot.gallery")
 __all__ = ["Gallery", "gallery_path", "model_fingerprint", "FORMAT_VERSION"]
