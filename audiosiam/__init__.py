@@ -25,6 +25,7 @@ from .errors import (
     GalleryError,
     InvalidAudioError,
     NoAudioFilesError,
+    NotRegularFileError,
     ParameterError,
     TrainingDivergedError,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "EmptyAudioError",
     "InvalidAudioError",
     "NoAudioFilesError",
+    "NotRegularFileError",
     "CheckpointError",
     "GalleryError",
     "ExtensionError",

@@ -22,8 +22,6 @@ import signal
 import sys
 import threading
 
-__all__ = ["install", "uninstall", "interrupted", "exit_now", "GRACE_SECONDS"]
-
 # How long an interrupted command may take to unwind (temporary files removed, workers stopped).
 GRACE_SECONDS = 5.0
 

@@ -100,7 +100,7 @@ def _cases(sizes: dict, device: str, dtype: torch.dtype):
     ``(name, fn, error fn or None)``, the error that of a baseline's loss against the float64 reference."""
     from .losses import triplet_loss
     from .ops import _reference as reference
-    from .ops import reference_ops
+    from .ops._extension import reference_ops
     from .ops.distance import knn, pairwise_distance
 
     g = torch.Generator().manual_seed(0)

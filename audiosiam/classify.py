@@ -1,15 +1,27 @@
-"""Deprecated: moved to :mod:`audiosiam.fewshot.classifier`. This module re-exports its names for one release."""
+"""Deprecated: moved to ``audiosiam.fewshot.classifier``. This module re-exports its names for one release."""
 
 from typing import Any, Sequence
 
 from ._deprecated import moved
-from .fewshot.classifier import *  # noqa: F403
-from .fewshot.classifier import __all__ as _moved
+from .fewshot.classifier import (
+    EXPECTED_UNKNOWN,
+    UNKNOWN,
+    Decisions,
+    FewShotClassifier,
+)  # the names it had when it moved
 from .models.embedding import EmbedFailure
 from .models.estimator import AudioEmbedder
 
 moved("audiosiam.classify", "audiosiam.fewshot.classifier")
-__all__ = [*_moved, "AudioEmbedder", "EmbedFailure", "embed_inputs"]
+__all__ = [
+    "FewShotClassifier",
+    "Decisions",
+    "UNKNOWN",
+    "EXPECTED_UNKNOWN",
+    "AudioEmbedder",
+    "EmbedFailure",
+    "embed_inputs",
+]
 
 
 def embed_inputs(

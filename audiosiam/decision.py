@@ -1,4 +1,4 @@
-"""Deprecated: moved to :mod:`audiosiam.fewshot.rules`. This module re-exports its names for one release."""
+"""Deprecated: moved to ``audiosiam.fewshot.rules``. This module re-exports its names for one release."""
 
 from ._deprecated import moved
 from .fewshot.rules import (  # the names it had when it moved

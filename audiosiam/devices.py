@@ -8,8 +8,6 @@ import torch
 
 from .errors import ParameterError
 
-__all__ = ["resolve_device"]
-
 
 def resolve_device(device: str | torch.device = "cpu", *, what: str = "device") -> torch.device:
     """The :class:`torch.device` for ``device``, checked against this machine.

@@ -8,20 +8,6 @@ from __future__ import annotations
 
 import os
 
-__all__ = [
-    "AudiosiamError",
-    "ParameterError",
-    "AudioLoadError",
-    "EmptyAudioError",
-    "InvalidAudioError",
-    "NotRegularFileError",
-    "NoAudioFilesError",
-    "CheckpointError",
-    "GalleryError",
-    "ExtensionError",
-    "TrainingDivergedError",
-]
-
 
 class AudiosiamError(Exception):
     """Base class of every error audiosiam raises deliberately."""

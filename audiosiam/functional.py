@@ -15,7 +15,7 @@ import torch
 from .errors import ParameterError
 from .ops.spectral import mel_power
 
-__all__ = ["mel_filterbank", "log_mel_spectrogram", "log_mel_from_filterbank", "normalize_sliding"]
+__all__ = ["mel_filterbank", "log_mel_spectrogram"]
 
 #: The ``normalize`` settings of :func:`log_mel_spectrogram`: none, per utterance, or per mel band.
 NORMALIZATIONS = (None, "utterance", "band")
@@ -181,7 +181,7 @@ def _log_mel_rows(
     normalize: str | None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """:func:`log_mel_from_filterbank` of (clips, time) float rows: (clips, n_mels, frames), written into
+    """``log_mel_from_filterbank()`` of (clips, time) float rows: (clips, n_mels, frames), written into
     ``out`` when given (a slice of the whole batch's result: no concatenation afterwards).
 
     Works in (clips, frames, bins) order (:func:`_db_frames`); the result is transposed once, by the last
@@ -291,7 +291,7 @@ def log_mel_spectrogram(
             Default: ``80.0``.
         amin (float, optional): power floor before the logarithm. Default: ``1e-10``.
         normalize (str or None, optional): ``None``, ``"utterance"`` (per-clip mean/std of the dB values) or
-            ``"band"`` (per-band mean, per-clip std); see :func:`log_mel_from_filterbank`. Default: ``None``.
+            ``"band"`` (per-band mean, per-clip std); see ``log_mel_from_filterbank()``. Default: ``None``.
 
     Returns:
         Tensor: (..., n_mels, frames) with ``frames = 1 + time // hop_length``.

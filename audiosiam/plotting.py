@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["project_2d", "plot_embeddings", "plot_gallery_and_queries", "plot_reliability", "plot_detection"]
+__all__ = ["plot_embeddings", "plot_gallery_and_queries", "plot_reliability", "plot_detection"]
 
 
 def project_2d(embeddings: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,7 +57,7 @@ def _colours(names: Sequence[str]):
 def plot_embeddings(embeddings, labels: Sequence[str], path: str | os.PathLike, *, title: str = "") -> Path:
     """Scatter (N, D) embeddings in 2-D, one colour per label, and save a PNG.
 
-    The 2-D points are :func:`project_2d` of ``embeddings``; a legend is drawn for up to 20 labels.
+    The 2-D points are ``project_2d()`` of ``embeddings``; a legend is drawn for up to 20 labels.
 
     Args:
         embeddings (Tensor or np.ndarray): (N, D) embeddings (CPU).
@@ -138,7 +138,7 @@ def plot_gallery_and_queries(
     """Examples (dots), class prototypes (large circles, named) and queries (stars, numbered) in one 2-D picture.
 
     A query drawn near a class's cloud and prototype got that label; one far from every cloud is the kind
-    that ends up "unknown". The projection is the PCA (:func:`project_2d`) of the gallery's examples and
+    that ends up "unknown". The projection is the PCA (``project_2d()``) of the gallery's examples and
     the queries together, so both shape the axes. Only what stays readable is written on the map: the
     class names at their prototypes and a number at each query; a key beside the map gives each number's
     file and answer (up to ``KEY_ROWS * KEY_COLUMNS`` queries; the rest are counted).

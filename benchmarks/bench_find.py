@@ -30,7 +30,8 @@ import pytest
 import soundfile as sf
 
 import audiosiam
-from audiosiam.io import load_audio, read_blocks, resample
+from audiosiam.io import load_audio, read_blocks
+from audiosiam.io.resampling import resample
 from benchmarks.measure import median_seconds, peak_extra_bytes, run_timed
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

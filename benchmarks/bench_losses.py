@@ -22,7 +22,7 @@ import torch
 
 from audiosiam.bench import naive_batch_hard, vectorised_batch_hard  # the baselines `audiosiam bench` shows
 from audiosiam.losses import functional, triplet_loss
-from audiosiam.ops import reference_ops
+from audiosiam.ops._extension import reference_ops
 from benchmarks.measure import peak_extra_bytes, run_timed
 
 

@@ -48,15 +48,10 @@ sys.path.insert(0, str(REPO))
 
 from audiosiam import load_audio, load_model  # noqa: E402
 from audiosiam.data.locations import training_data  # noqa: E402
-from audiosiam.detection import (  # noqa: E402
-    EventDetector,
-    ScoreCurve,
-    make_soundscape,
-    random_placements,
-    score_events,
-)
+from audiosiam.detection import EventDetector, ScoreCurve, score_events  # noqa: E402
 from audiosiam.detection.curves import calibrated_threshold, curve_events, typical_match  # noqa: E402
 from audiosiam.detection.events import Event  # noqa: E402
+from audiosiam.detection.soundscapes import make_soundscape, random_placements  # noqa: E402
 from audiosiam.functional import log_mel_spectrogram  # noqa: E402
 from audiosiam.models.sliding import PRECISIONS  # noqa: E402
 

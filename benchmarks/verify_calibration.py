@@ -22,7 +22,8 @@ import torch
 
 import audiosiam
 from audiosiam.data import AudioClipDataset, load_sources
-from audiosiam.evaluation import embed_dataset, expected_calibration_error
+from audiosiam.evaluation.calibration import expected_calibration_error
+from audiosiam.evaluation.embedding import embed_dataset
 from audiosiam.fewshot import FewShotClassifier
 
 

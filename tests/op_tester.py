@@ -27,7 +27,8 @@ import contextlib
 import pytest
 import torch
 
-from audiosiam.ops import _extension, has_ops, reference_ops
+from audiosiam.ops import _extension, has_ops
+from audiosiam.ops._extension import reference_ops
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)]
 

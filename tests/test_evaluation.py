@@ -7,6 +7,7 @@ import torch
 
 from audiosiam import evaluation as E
 from audiosiam.errors import ParameterError
+from audiosiam.evaluation.calibration import expected_calibration_error
 from audiosiam.evaluation.tables import format_table
 
 
@@ -89,12 +90,12 @@ def test_format_table_is_readable():
 
 
 def test_expected_calibration_error_by_hand():
-    ece, table = E.expected_calibration_error([0.95, 0.95, 0.55, 0.55, 1.0], [1, 0, 1, 1, 1], bins=10)
+    ece, table = expected_calibration_error([0.95, 0.95, 0.55, 0.55, 1.0], [1, 0, 1, 1, 1], bins=10)
     # bin [0.9, 1]: confidence (0.95 + 0.95 + 1) / 3, accuracy 2/3; bin [0.5, 0.6): 0.55 and 1.0
     want = 3 / 5 * abs(2 / 3 - 2.9 / 3) + 2 / 5 * abs(1.0 - 0.55)
     assert ece == pytest.approx(want)
     assert [row[2] for row in table] == [2, 3]
-    assert E.expected_calibration_error([], [])[0] == 0.0
+    assert expected_calibration_error([], [])[0] == 0.0
 
 
 def test_calibration_metrics_measure_the_earlier_rule_without_a_map():

@@ -137,6 +137,7 @@ def run(args) -> int:
     from .. import evaluation as E
     from ..data import AudioClipDataset, load_sources
     from ..errors import ParameterError
+    from ..evaluation.embedding import embed_dataset
     from ..evaluation.tables import format_table
     from ..files import refuse_folders, write_output
 
@@ -175,7 +176,7 @@ def run(args) -> int:
     known = _open_set_classes(dataset, max(args.k_shot)) if args.open_set else None  # checked before the work
     model = _common.load_model_from_args(args)
     progress = _common.show_progress(args)
-    emb, labels = E.embed_dataset(model, dataset, progress=progress)
+    emb, labels = embed_dataset(model, dataset, progress=progress)
     groups = dataset.groups if args.cross_group or args.query_group else None
     results = {
         "model": args.model or "default",

@@ -1,24 +1,26 @@
 """Datasets, samplers and caching for training and evaluation (see each module's docstring)."""
 
+from .cache import WaveformCache
 from .datasets import (
     AudioClipDataset,
     AudioFolderDataset,  # noqa: F401  (deprecated: AudioClipDataset.from_folder)
     ClipItem,
     ManifestDataset,  # noqa: F401  (deprecated: AudioClipDataset.from_manifest)
-    combine_datasets,
 )
 from .loader import make_loader
 from .samplers import EpisodicSampler, PairSampler, PKSampler
 from .sources import DataSource, load_sources
+from .teacher_cache import TeacherCache
 
 __all__ = [
     "AudioClipDataset",
     "ClipItem",
     "DataSource",
-    "EpisodicSampler",
+    "load_sources",
     "PKSampler",
     "PairSampler",
-    "combine_datasets",
-    "load_sources",
+    "EpisodicSampler",
     "make_loader",
+    "WaveformCache",
+    "TeacherCache",
 ]

@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["WaveformCache"]
-
 CACHE_VERSION = 1  # bump when the decoding pipeline changes what a cached waveform holds
 
 

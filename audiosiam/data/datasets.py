@@ -23,10 +23,9 @@ import torch
 
 from .._deprecated import renamed
 from ..errors import AudioLoadError, NoAudioFilesError, ParameterError
-from ..io import find_audio_files, fix_length, load_audio
+from ..io import find_audio_files, load_audio
+from ..io.framing import fix_length
 from .cache import WaveformCache
-
-__all__ = ["ClipItem", "AudioClipDataset", "combine_datasets", "folder_items", "manifest_items", "manifest_columns"]
 
 # Classes with fewer clips than this cannot form an anchor-positive pair; they are reported.
 MIN_CLIPS_PER_CLASS = 2
@@ -38,7 +37,7 @@ class ClipItem:
 
     Attributes:
         path (str): the audio file.
-        label (str): the class name (unique across sources when built by :mod:`audiosiam.data.sources`).
+        label (str): the class name (unique across sources when built by ``audiosiam.data.sources``).
         group (str, optional): e.g. the speaker: lets evaluation keep support and query apart; empty for
             none. Default: ``""``.
         source (str, optional): the data source it came from (training balances sources). Default: ``""``.
@@ -66,7 +65,7 @@ class AudioClipDataset(torch.utils.data.Dataset):
         clip_seconds (float or None, optional): length of each example (> 0); ``None`` returns whole clips
             (variable length). Default: ``1.0``.
         crop (str, optional): ``"random"`` (training), ``"center"`` (evaluation) or ``"start"``, see
-            :func:`audiosiam.io.fix_length`. Default: ``"random"``.
+            ``audiosiam.io.fix_length()``. Default: ``"random"``.
         augment (Callable or None, optional): ``augment(waveform, generator) -> waveform``, applied after the
             crop with the example's own generator. Default: ``None``.
         seed (int, optional): with ``set_epoch``, makes crops and augmentations reproducible per (epoch,
@@ -311,7 +310,7 @@ class AudioClipDataset(torch.utils.data.Dataset):
 
     @classmethod
     def from_folder(cls, root: str | os.PathLike, **kwargs) -> "AudioClipDataset":
-        """The dataset of ``root/<class>/**/<audio file>`` (nesting: :func:`~audiosiam.data.datasets.folder_items`).
+        """The dataset of ``root/<class>/**/<audio file>`` (nesting: ``folder_items()``).
 
         Args:
             root (str or os.PathLike): the folder of class subfolders.
@@ -334,7 +333,7 @@ class AudioClipDataset(torch.utils.data.Dataset):
         group_column: str | None = None,
         **kwargs,
     ) -> "AudioClipDataset":
-        """The dataset of a CSV manifest (``path`` and label columns: :func:`~audiosiam.data.datasets.manifest_items`).
+        """The dataset of a CSV manifest (``path`` and label columns: ``manifest_items()``).
 
         Args:
             csv_path (str or os.PathLike): the manifest; relative paths are relative to its folder.

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["collate_waveforms", "make_loader"]
-
 
 def collate_waveforms(batch):
     """Stack equal-length ``(waveform, label)`` examples into ``(waveforms (B, T), labels (B,))``.
@@ -23,7 +21,7 @@ def collate_waveforms(batch):
 def make_loader(dataset, batch_sampler, *, num_workers: int = 0, device: str | torch.device = "cpu"):
     """A DataLoader over ``batch_sampler`` (PK, pair, ...) with pinned memory when ``device`` is CUDA.
 
-    Batches are collated by :func:`collate_waveforms` into ``(waveforms (B, T), labels (B,))``.
+    Batches are collated by ``collate_waveforms()`` into ``(waveforms (B, T), labels (B,))``.
 
     Args:
         dataset (Dataset): map-style dataset of ``(waveform, label)`` examples, e.g. an

@@ -20,8 +20,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["shared_data", "cache_root", "training_data", "teacher_cache", "source_checkout"]
-
 
 def _from_env(name: str) -> Path | None:
     value = os.environ.get(name)

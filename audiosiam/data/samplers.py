@@ -17,8 +17,6 @@ import torch
 from .._deprecated import renamed
 from ..errors import ParameterError
 
-__all__ = ["PKSampler", "PairSampler", "EpisodicSampler"]
-
 
 def _by_class(labels: Sequence[int]) -> dict[int, list[int]]:
     out: dict[int, list[int]] = defaultdict(list)

@@ -27,8 +27,6 @@ from ..io import find_audio_files, load_audio
 from ..models.info import ModelInfo
 from .datasets import ClipItem, folder_items, manifest_columns, manifest_items
 
-__all__ = ["DataSource", "load_sources", "source_items", "load_background", "validation_items"]
-
 
 @dataclass
 class DataSource:
@@ -40,7 +38,7 @@ class DataSource:
     Args:
         path (str): folder or ``.csv``.
         name (str, optional): prefix of its class names; empty for ``source<i>`` (labelled, ``i`` its position)
-            or ``free`` (label-free), given by :func:`source_items`. Default: ``""``.
+            or ``free`` (label-free), given by ``source_items()``. Default: ``""``.
         label_columns (list[str], optional): manifest columns naming the class. Default: ``["label"]``.
         where (dict[str, list[str]] or None, optional): keep only rows whose column value is listed, e.g.
             ``{"digit": ["0", "1"]}``; ``None`` keeps every row. Default: ``None``.

@@ -25,8 +25,6 @@ import torch
 from ..files import atomic_write
 from .locations import teacher_cache
 
-__all__ = ["TeacherCache", "teacher_identity"]
-
 CACHE_VERSION = 1  # bump when what an entry holds changes
 
 
@@ -71,7 +69,7 @@ class TeacherCache:
     Args:
         teacher (EmbeddingModel): the teacher model (in eval mode while embedding).
         folder (str, os.PathLike or None, optional): the cache's root; the teacher's entries go to a
-            sub-folder named by :func:`teacher_identity`. ``None``: :func:`~audiosiam.data.locations.teacher_cache`.
+            sub-folder named by ``teacher_identity()``. ``None``: ``teacher_cache()``.
             Default: ``None``.
 
     Attributes:

@@ -1,21 +1,25 @@
 """Finding sounds in long recordings: the detector, events, their scoring, and soundscapes to score on.
 
-* :mod:`.detector`: :class:`EventDetector` (``fit`` a few examples, ``detect`` in recordings of any
+* ``.detector``: :class:`EventDetector` (``fit`` a few examples, ``detect`` in recordings of any
   length) and the decision rule it is made of (its module docstring, step by step).
-* :mod:`.curves`: :class:`ScoreCurve` (every window's score for every label in one recording) and the
+* ``.curves``: :class:`ScoreCurve` (every window's score for every label in one recording) and the
   rule's steps that read nothing else (thresholds, events, placing).
 
-* :mod:`.events`: :class:`Event` (file, label, start, end, score) and :func:`score_events`, event-based
+* ``.events``: :class:`Event` (file, label, start, end, score) and :func:`score_events`, event-based
   precision, recall and F-measure with the DCASE few-shot detection rule (a detection counts when its
   intersection over union with a true event of the same label and file is at least 0.3, one to one).
-* :mod:`.soundscapes`: :func:`make_soundscape` mixes events into a background at chosen times and SNRs
+* ``.soundscapes``: ``make_soundscape()`` mixes events into a background at chosen times and SNRs
   and returns the ground truth, so that a detector can be scored on recordings whose answer is known;
-  :func:`random_placements` draws non-overlapping times and SNRs.
+  ``random_placements()`` draws non-overlapping times and SNRs.
 """
 
 from .curves import ScoreCurve
 from .detector import EventDetector
 from .events import Event, score_events
-from .soundscapes import Placement, make_soundscape, random_placements
 
-__all__ = ["EventDetector", "ScoreCurve", "Event", "score_events", "Placement", "make_soundscape", "random_placements"]
+__all__ = [
+    "EventDetector",
+    "ScoreCurve",
+    "Event",
+    "score_events",
+]

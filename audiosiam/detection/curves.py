@@ -13,8 +13,6 @@ import torch
 from .._deprecated import renamed
 from .events import Event
 
-__all__ = ["ScoreCurve"]
-
 
 @dataclass
 class ScoreCurve:

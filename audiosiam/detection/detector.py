@@ -5,7 +5,7 @@ How :class:`EventDetector` decides, step by step:
 1. **Examples.** Each example clip is embedded as a clip
    (:meth:`~audiosiam.models.embedding.EmbeddingModel.embed`); a label's prototype is the normalised mean
    of its examples. Its expected event length is the median length of its examples' sounding part
-   (:func:`audiosiam.io.active_span`).
+   (``audiosiam.io.framing.active_span()``).
 2. **Windows.** The recording is streamed and every window is embedded in one pass of the network
    (:class:`~audiosiam.models.sliding.SlidingEmbedder`). The window lasts the examples' median length,
    kept between ``min_window_seconds`` (1 s: the model was trained on clips of at least 1 s) and the
@@ -59,14 +59,14 @@ import numpy as np
 import torch
 
 from ..errors import AudioLoadError, ParameterError
-from ..io import active_span, check_waveform, read_blocks
+from ..io import read_blocks
+from ..io.checks import check_waveform
+from ..io.framing import active_span
 from ..io.inputs import as_clips, describe_input, is_path, read_clips
 from ..models.info import model_info
 from ..models.sliding import SlidingEmbedder, check_precision
 from .curves import ScoreCurve, calibrated_threshold, curve_events, typical_match
 from .events import Event
-
-__all__ = ["EventDetector"]
 
 DEFAULT_LABEL = "target"
 
@@ -335,7 +335,7 @@ class EventDetector:
         catch: tuple[type[BaseException], ...] = (AudioLoadError,),
     ) -> Iterator[tuple[Any, "ScoreCurve | BaseException"]]:
         """:meth:`score` of several recordings, in order, with the chunks of consecutive recordings embedded
-        side by side (:meth:`SlidingEmbedder.embed_each`): a folder of short files is searched as fast
+        side by side (:meth:`audiosiam.models.SlidingEmbedder.embed_each`): a folder of short files is searched as fast
         as one long file.
 
         Args:
@@ -470,7 +470,7 @@ class EventDetector:
         return curve_events(curve, self.event_seconds_)
 
     def detect(self, recording: Any, *, sample_rate: int | None = None) -> list[Event]:
-        """Find the events in a recording: :meth:`events` of :meth:`score`.
+        """Find the events in a recording: ``events()`` of :meth:`score`.
 
         Args:
             recording (str, Path, Tensor or array): a file (streamed) or a 1-D waveform.

@@ -18,8 +18,6 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["Event", "score_events"]
-
 
 @dataclass(frozen=True)
 class Event:

@@ -21,8 +21,6 @@ from typing import Iterable, Sequence, TextIO
 from ..files import spreadsheet_safe
 from .events import Event
 
-__all__ = ["EVENT_COLUMNS", "event_rows", "write_audacity", "write_raven"]
-
 #: The keys of an event row (:func:`event_rows`) and the columns of the table, csv and json formats.
 EVENT_COLUMNS = ("file", "label", "start", "end", "score")
 #: The formats written as one file per recording, and the suffix each file name takes.

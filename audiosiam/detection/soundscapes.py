@@ -3,7 +3,7 @@
 Used to score detectors (``benchmarks/``, tests) on long recordings whose ground truth is exact. Each
 event is scaled so that its level over its own active part stands ``snr_db`` above the background's level
 over the same stretch, then added; the true event spans where the clip's own samples are loud
-(:func:`audiosiam.io.active_span`: onset and offset at -40 dB of its loudest 10 ms frame), not the
+(``audiosiam.io.framing.active_span()``: onset and offset at -40 dB of its loudest 10 ms frame), not the
 silence it may be padded with.
 """
 
@@ -17,10 +17,8 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from ..io import active_span
+from ..io.framing import active_span
 from .events import Event
-
-__all__ = ["Placement", "make_soundscape", "random_placements"]
 
 
 @dataclass(frozen=True, eq=False)  # a tensor field: compared by identity, not element-wise

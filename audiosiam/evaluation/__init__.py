@@ -1,7 +1,7 @@
 """Evaluation of embeddings: few-shot episodes, verification, retrieval and open-set detection.
 
 All functions take embeddings (N, D) (normalised here) and integer labels, so they serve any model. Use
-:func:`embed_dataset` to get them from a model and a dataset.
+``embed_dataset()`` to get them from a model and a dataset.
 
 * Few-shot: N-way K-shot episodes over classes (the classes should be unseen in training), nearest
   prototype or k-NN, mean accuracy with a 95% confidence interval (1.96 standard errors over episodes).
@@ -20,17 +20,14 @@ All functions take embeddings (N, D) (normalised here) and integer labels, so th
   itself exactly as ``classify`` does, with the model's calibration map (:func:`calibration_metrics`).
 """
 
-from .calibration import calibration_metrics, expected_calibration_error
-from .embedding import embed_dataset
+from .calibration import calibration_metrics
 from .few_shot import few_shot_accuracy, open_set_auroc
 from .verification import retrieval_metrics, verification_metrics
 
 __all__ = [
-    "embed_dataset",
     "few_shot_accuracy",
     "verification_metrics",
     "retrieval_metrics",
     "open_set_auroc",
     "calibration_metrics",
-    "expected_calibration_error",
 ]

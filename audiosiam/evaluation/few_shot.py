@@ -50,7 +50,7 @@ def few_shot_accuracy(
             part. Default: ``5``.
         episodes (int, optional): how many episodes are averaged. Default: ``1000``.
         rule (str, optional): ``"prototype"`` or ``"knn"`` with ``n_neighbors`` neighbours, the rules of
-            :mod:`audiosiam.fewshot.rules` that classification runs. Default: ``"prototype"``.
+            ``audiosiam.fewshot.rules`` that classification runs. Default: ``"prototype"``.
         n_neighbors (int, optional): neighbours of ``"knn"`` (``k`` is its old name, for one release).
             Default: ``1``.
         groups (Sequence[str] or None, optional): (N,) group names (e.g. speakers); with ``cross_group``,

@@ -37,7 +37,7 @@ def verification_metrics(
     threshold: float | None = None,
 ) -> dict:
     """EER, the similarity threshold at the EER on these clips, and normalised minDCF over same/different
-    pairs; with ``threshold`` (the model's own, :func:`audiosiam.fewshot.verification.verification_threshold`),
+    pairs; with ``threshold`` (the model's own, ``audiosiam.fewshot.verification.verification_threshold()``),
     the error rates of the decisions made at it.
 
     Args:

@@ -1,7 +1,7 @@
 """Calibrated probabilities over the enrolled classes and ``unknown``: one small model of the decision.
 
 A twin network gives similarities, not probabilities. This module turns the class scores of a query (the
-rules of :mod:`audiosiam.fewshot.rules`) into probabilities with one map learnt once per model, on episodes
+rules of ``audiosiam.fewshot.rules``) into probabilities with one map learnt once per model, on episodes
 of validation classes that the model never trained on, and stored in its checkpoint
 (``model.info["calibration"]``, plain numbers).
 
@@ -13,7 +13,7 @@ map's typical value from its fitting data):
 * the top class ``t`` (highest score), the runner-up score ``s_2`` (0 when one class is enrolled), the
   margin ``m = s_t - s_2`` and ``l = log n_t`` give the features
   ``x = [1, s_t, m, l, s_t l, m l, rho_t, log C, s_t log C, b, s_t b, s_t^2, m^2, s_t rho_t]``
-  (:data:`FEATURES`), each gallery description held within what the map was fitted on
+  (``FEATURES``), each gallery description held within what the map was fitted on
   (:class:`FeatureLimits`: at most 10 shots and 10 classes, cohesion and separation in their fitted ranges);
 * ``P(known) = sigmoid(a (w . x) + delta - beta)``: the probability that the query belongs to an
   enrolled class at all. ``a`` and ``delta`` are the gallery's own adaptation (below; 1 and 0 by
@@ -65,17 +65,6 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, ParameterError
-
-__all__ = [
-    "FEATURES",
-    "ClassStatistics",
-    "FeatureLimits",
-    "CalibrationMap",
-    "class_statistics",
-    "decision_features",
-    "adapt_log_odds",
-    "prior_offset",
-]
 
 #: The names of the map's features, in the order of its weights (the module docstring defines them).
 FEATURES = ("bias", "top", "margin", "log_shots", "top*log_shots", "margin*log_shots", "cohesion", "log_way",
@@ -145,7 +134,7 @@ def class_statistics(embeddings: torch.Tensor, codes: torch.Tensor, n_classes: i
 def decision_features(
     scores, stats: ClassStatistics, defaults: Sequence[float], limits: FeatureLimits = FeatureLimits()
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The map's features (:data:`FEATURES`, module docstring) of each query, and its top class.
+    """The map's features (``FEATURES``, module docstring) of each query, and its top class.
 
     Args:
         scores (Tensor or array): (Q, C) class scores of the queries (prototype cosines or k-NN votes);
@@ -215,7 +204,7 @@ class CalibrationMap:
     """The fitted map from class scores to probabilities over the classes and ``unknown`` (module docstring).
 
     Args:
-        weights (list[float]): ``w``, one per name of :data:`FEATURES`.
+        weights (list[float]): ``w``, one per name of ``FEATURES``.
         temperature (list[float]): ``[tau_0, tau_1, tau_2, tau_3]`` (module docstring).
         default_cohesion (float): cohesion used for classes of one clip.
         default_separation (float): separation used for a gallery of one class.
@@ -300,7 +289,7 @@ class CalibrationMap:
 
         Args:
             scores (Tensor or array): (Q, C) class scores.
-            stats (ClassStatistics): the gallery's (:func:`class_statistics`).
+            stats (ClassStatistics): the gallery's (``class_statistics()``).
 
         Returns:
             (numpy.ndarray, numpy.ndarray): (Q,) float64 log-odds and (Q,) int64 top classes.
@@ -338,7 +327,7 @@ class CalibrationMap:
 
         Args:
             scores (Tensor or array): (Q, C) class scores.
-            stats (ClassStatistics): the gallery's (:func:`class_statistics`).
+            stats (ClassStatistics): the gallery's (``class_statistics()``).
             offset (float, optional): added to the known log-odds (``delta - beta`` of the module
                 docstring). Default: ``0.0``.
             scale (float, optional): multiplies the known log-odds before the offset (``a``).

@@ -1,14 +1,14 @@
 """Classification by example: enrol a few labelled clips per class, then label new clips.
 
 Decision rules (``rule=``): ``"prototype"`` (default) or ``"knn"``, as defined once in
-:mod:`audiosiam.fewshot.rules` (which evaluation uses too).
+``audiosiam.fewshot.rules`` (which evaluation uses too).
 
-Probabilities and ``unknown`` come from the model's calibration map (:mod:`audiosiam.fewshot.calibration`,
+Probabilities and ``unknown`` come from the model's calibration map (``audiosiam.fewshot.calibration``,
 stored in its checkpoint, learnt on validation classes when the model was made): ``predict_proba`` gives
 one column per enrolled class and, when rejection is on, an ``"unknown"`` column (``proba_columns_``);
 rows sum to 1 and ``predict`` is their most probable column, so a query answered ``unknown`` never shows
 a class more probable than unknown. The probabilities hold for the share of queries from classes never
-enrolled that the user expects (``expected_unknown``, default :data:`EXPECTED_UNKNOWN`: most uses sort
+enrolled that the user expects (``expected_unknown``, default ``EXPECTED_UNKNOWN``: most uses sort
 recordings of the classes one enrolled, strangers a minority); ``target_false_accept`` instead sets the
 criterion by the share of strangers that get a label. The enrolment clips adapt the map's log-odds
 leave-one-out when there are enough of them (``adapt``). :meth:`FewShotClassifier.decide_embeddings`
@@ -44,8 +44,6 @@ from .calibration import CalibrationMap, adapt_log_odds, class_statistics, prior
 from .gallery import Gallery, model_fingerprint
 from .leave_one_out import legacy_scores, map_log_odds
 from .rules import check_k, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
-
-__all__ = ["FewShotClassifier", "Decisions", "UNKNOWN", "EXPECTED_UNKNOWN"]
 
 #: The answer, and the last probability column, for a query from no enrolled class.
 UNKNOWN = "unknown"
@@ -199,7 +197,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             A name is loaded when first needed, into ``model_``; ``model`` itself is never changed.
             Default: ``None``.
         rule (str, optional): ``"prototype"`` (nearest class mean) or ``"knn"`` (see
-            :mod:`audiosiam.fewshot.rules`). Default: ``"prototype"``.
+            ``audiosiam.fewshot.rules``). Default: ``"prototype"``.
         n_neighbors (int, optional): neighbours for ``rule="knn"`` (capped at the gallery size); unused by
             ``"prototype"``. Default: ``5``.
         reject (str, float or None, optional): ``"auto"``: ``unknown`` by the calibration map (module
@@ -207,13 +205,13 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             ``predict_proba`` has no unknown column). Default: ``"auto"``.
         expected_unknown (float, optional): with ``reject="auto"``, the share of queries the user expects
             from classes never enrolled, in (0, 1): the prior under which the probabilities hold and the most
-            probable answer is given (module docstring). Default: :data:`EXPECTED_UNKNOWN` (0.1).
+            probable answer is given (module docstring). Default: ``EXPECTED_UNKNOWN`` (0.1).
         target_false_accept (float or None, optional): with ``reject="auto"``, answer ``unknown`` so that
             this share of the queries of classes never enrolled gets a label (estimated on the model's
             validation episodes at the gallery's number of shots); it then decides instead of
             ``expected_unknown``. ``None``: ``expected_unknown`` decides. Default: ``None``.
         adapt (bool, optional): let the enrolment clips shift the map's log-odds leave-one-out when there
-            are ten or more of each kind of query (:func:`audiosiam.fewshot.calibration.adapt_log_odds`).
+            are ten or more of each kind of query (``audiosiam.fewshot.calibration.adapt_log_odds()``).
             Default: ``True``.
         calibration (dict, str or None, optional): the map: ``None`` takes the model's
             (``model.info["calibration"]``), a dict is a map as a checkpoint stores it (one per rule, or

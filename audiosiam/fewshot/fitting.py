@@ -3,7 +3,7 @@ of validation clips, the maximum-likelihood fit of the map on them, and the fals
 ``target_false_accept``.
 
 Run once per model, by ``scripts/fit_calibration.py`` and at the end of ``audiosiam train``; nothing here runs
-when a user classifies (that is :mod:`audiosiam.fewshot.calibration`).
+when a user classifies (that is ``audiosiam.fewshot.calibration``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from .calibration import (
     decision_features,
 )
 from .rules import check_rule, class_scores
-
-__all__ = ["open_set_episodes", "fit_calibration"]
 
 _LEVELS = np.linspace(0.0, 1.0, 201)  # quantile levels of the stored false-accept statistics
 _FA_EPISODES = 40  # episodes per shot count and number of classes behind those statistics

@@ -32,8 +32,6 @@ from .._version import __version__
 from ..errors import GalleryError, ParameterError
 from ..files import as_path, atomic_write, not_a_regular_file
 
-__all__ = ["Gallery", "model_fingerprint"]
-
 #: The version of the ``.asg`` format that this audiosiam writes and reads.
 FORMAT_VERSION = 1
 FAISS_THRESHOLD = 100_000
@@ -78,7 +76,7 @@ class Gallery:
 
     Args:
         dim (int): embedding size D (positive).
-        fingerprint (str): :func:`model_fingerprint` of the model that makes the embeddings.
+        fingerprint (str): ``model_fingerprint()`` of the model that makes the embeddings.
         faiss_threshold (int, optional): from this many items on, search through FAISS instead of
             ``audiosiam.ops.knn``. Default: ``FAISS_THRESHOLD`` (``100_000``).
 
@@ -169,7 +167,7 @@ class Gallery:
         """Refuse (GalleryError) a model other than the one that made these embeddings.
 
         Args:
-            fingerprint (str): :func:`model_fingerprint` of the model about to be used with the gallery.
+            fingerprint (str): ``model_fingerprint()`` of the model about to be used with the gallery.
             path (str or Path, optional): how the error message names the gallery. Default: ``"gallery"``.
 
         Raises:

@@ -71,7 +71,7 @@ def map_log_odds(
     gallery: Gallery, rule: str, n_neighbors: int, stats: ClassStatistics, calibration: CalibrationMap
 ) -> tuple[np.ndarray, np.ndarray]:
     """The map's known log-odds of enrolled clips asked leave-one-out (module docstring of
-    :mod:`audiosiam.fewshot.calibration`): against the gallery without the clip (those whose class keeps a
+    ``audiosiam.fewshot.calibration``): against the gallery without the clip (those whose class keeps a
     clip) and against the gallery without its class (when another class is left).
 
     Args:
@@ -132,7 +132,7 @@ def map_log_odds(
 
 def legacy_scores(gallery: Gallery, rule: str, n_neighbors: int):
     """Scores of enrolled clips against the gallery without them, for the earlier rule (a temperature and an
-    equal-error threshold; :mod:`audiosiam.fewshot.classifier`).
+    equal-error threshold; ``audiosiam.fewshot.classifier``).
 
     Args:
         gallery (Gallery): the enrolled clips.

@@ -25,17 +25,6 @@ import torch
 
 from ..errors import ParameterError
 
-__all__ = [
-    "RULES",
-    "MAX_K",
-    "prototypes",
-    "prototype_scores",
-    "knn_scores",
-    "class_scores",
-    "equal_error_threshold",
-    "equal_error_rate",
-]
-
 #: The decision rules (``rule=``): the nearest class prototype, or a vote of the k nearest clips.
 RULES = ("prototype", "knn")
 

@@ -17,8 +17,6 @@ from ..errors import CheckpointError
 from ..models.info import model_info
 from .calibration import CalibrationMap
 
-__all__ = ["verification_map", "verification_threshold", "same_probability"]
-
 
 def verification_map(model) -> CalibrationMap | None:
     """The calibration map verification uses (the prototype rule's; with one clip per class both rules give

@@ -10,11 +10,11 @@ Policies (documented once, used everywhere):
   (a peak above :data:`MAX_PEAK`, 60 dB over full scale: a float file written in the wrong units, whose
   spectrum would overflow float32), or one with an absurd sample rate, raises an
   :class:`~audiosiam.errors.AudioLoadError` subclass naming the path, the problem and what to do.
-  Waveforms given to the API pass the same checks in :func:`check_waveform` (one helper, one policy),
+  Waveforms given to the API pass the same checks in ``check_waveform()`` (one helper, one policy),
   raising :class:`~audiosiam.errors.ParameterError`. Silence is judged after the mono mix, so a stereo
   file whose channels cancel is refused too. A garbage embedding is never produced silently.
-* **Length**: :func:`fix_length` pads short clips with zeros and crops long ones (random crop for
-  training, centre crop for evaluation); :func:`sliding_windows` cuts long clips into overlapping windows
+* **Length**: ``fix_length()`` pads short clips with zeros and crops long ones (random crop for
+  training, centre crop for evaluation); ``sliding_windows()`` cuts long clips into overlapping windows
   for embedding, whose embeddings are then pooled.
 
 The package is a file per idea: ``decode`` (a whole file), ``stream`` (long recordings in blocks),
@@ -25,29 +25,20 @@ The package is a file per idea: ``decode`` (a whole file), ``stream`` (long reco
 
 from __future__ import annotations
 
-from .checks import MAX_PEAK, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, check_waveform
+from .checks import MAX_PEAK
 from .decode import audio_duration, load_audio
 from .discovery import AUDIO_EXTENSIONS, find_audio_files, load_many
 from .embeddings import read_embeddings, write_embeddings
-from .framing import active_span, fix_length, sliding_windows
-from .resampling import resample
 from .stream import read_blocks
 
 __all__ = [
-    "MIN_SAMPLE_RATE",
-    "MAX_SAMPLE_RATE",
-    "MAX_PEAK",
-    "fix_length",
-    "AUDIO_EXTENSIONS",
     "load_audio",
-    "find_audio_files",
-    "sliding_windows",
-    "resample",
     "load_many",
-    "check_waveform",
+    "find_audio_files",
     "read_blocks",
     "audio_duration",
-    "active_span",
     "write_embeddings",
     "read_embeddings",
+    "AUDIO_EXTENSIONS",
+    "MAX_PEAK",
 ]

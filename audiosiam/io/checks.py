@@ -1,5 +1,5 @@
 """What a waveform must be to be embedded: a sample rate in range, finite, not silent, not at an absurd level.
-One policy for files (after decoding) and for waveforms given to the API (:func:`check_waveform`)."""
+One policy for files (after decoding) and for waveforms given to the API (``check_waveform()``)."""
 
 from __future__ import annotations
 

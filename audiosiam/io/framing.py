@@ -1,4 +1,4 @@
-"""Fitting waveforms to a length (:func:`fix_length`), cutting them into windows (:func:`sliding_windows`),
+"""Fitting waveforms to a length (``fix_length()``), cutting them into windows (``sliding_windows()``),
 and where a clip is sounding (:func:`active_span`)."""
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def read_clips(
 ) -> list[torch.Tensor | AudioLoadError | ParameterError | None]:
     """Read a mix of paths and waveforms into checked mono waveforms at ``rate``: the files decoded
     together (:func:`~audiosiam.io.load_many`, one thread per core), the waveforms checked and resampled
-    (:func:`~audiosiam.io.check_waveform`, named ``what[i]``).
+    (``check_waveform()``, named ``what[i]``).
 
     Args:
         clips (sequence): paths and/or 1-D waveforms (:func:`as_clips` makes one from an argument).

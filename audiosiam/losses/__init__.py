@@ -3,8 +3,6 @@ and contrastive, as functions and as modules; relational distillation from a tea
 
 from .distillation import relational_distillation_loss
 from .functional import (
-    MININGS,
-    REDUCTIONS,
     contrastive_loss,
     contrastive_pair_loss,
     triplet_loss,
@@ -13,13 +11,11 @@ from .functional import (
 from .modules import ContrastiveLoss, TripletLoss
 
 __all__ = [
-    "MININGS",
-    "REDUCTIONS",
     "ContrastiveLoss",
     "TripletLoss",
     "contrastive_loss",
-    "contrastive_pair_loss",
-    "relational_distillation_loss",
     "triplet_loss",
+    "contrastive_pair_loss",
     "triplet_margin_loss",
+    "relational_distillation_loss",
 ]

@@ -17,8 +17,6 @@ import torch.nn.functional as F
 
 from ..errors import ParameterError
 
-__all__ = ["relational_distillation_loss"]
-
 
 def _standardised_similarities(x: torch.Tensor) -> torch.Tensor:
     """(N, D) -> (N, N - 1): each row's cosine similarities to the other rows, standardised per row."""

@@ -1,7 +1,7 @@
 """Triplet and contrastive losses over a labelled batch of embeddings, with online mining.
 
 Each loss is chosen by three named options, in the spirit of pytorch-metric-learning but not its
-composable objects: ``metric`` (euclidean, squared euclidean or cosine: :data:`audiosiam.ops.METRICS`, the names of
+composable objects: ``metric`` (euclidean, squared euclidean or cosine: ``audiosiam.ops.distance.METRICS``, the names of
 :func:`audiosiam.ops.pairwise_distance`), ``mining`` (which triplets
 count) and ``reduction`` (how their values become one number). They are options rather than objects
 because the fast paths fuse them: batch-hard mining, its distances and its reduction run as one compiled
@@ -36,18 +36,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ParameterError
-from ..ops import (
-    paired_distance,
-    pairwise_distance,
-    triplet_batch_all,
-    triplet_batch_hard,
-    triplet_semi_hard_negatives,
-)
+from ..ops import paired_distance, pairwise_distance, triplet_batch_all, triplet_batch_hard
 from ..ops._reference import hinge as _hinge  # the triplet term is defined once, beside the mining references
 from ..ops._reference import triplet_masks
 from ..ops.distance import parse_metric
-
-__all__ = ["triplet_loss", "triplet_margin_loss", "contrastive_loss", "contrastive_pair_loss", "MININGS", "REDUCTIONS"]
+from ..ops.losses import triplet_semi_hard_negatives
 
 #: The ``mining`` settings of :func:`triplet_loss`: which triplets of a batch count.
 MININGS = ("batch_hard", "batch_all", "semi_hard")
@@ -64,13 +57,13 @@ def resolve_metric(metric: str, distance: str | None = None, squared: bool | Non
     that names the new spelling).
 
     Args:
-        metric (str): one of :data:`audiosiam.ops.METRICS` (or an alias :func:`audiosiam.ops.parse_metric` knows).
+        metric (str): one of ``audiosiam.ops.distance.METRICS`` (or an alias ``parse_metric()`` knows).
         distance (str or None, optional): deprecated: ``"euclidean"`` or ``"cosine"``. Default: ``None``.
         squared (bool or None, optional): deprecated: squared euclidean. Default: ``None``.
         stacklevel (int, optional): where the deprecation warning points. Default: ``3``.
 
     Returns:
-        str: one of :data:`audiosiam.ops.METRICS`.
+        str: one of ``audiosiam.ops.distance.METRICS``.
 
     Raises:
         ParameterError: an unknown metric (or distance).
@@ -387,7 +380,7 @@ def contrastive_pair_loss(
         Tensor: the loss, a scalar or (P,), differentiable with respect to ``distances``.
 
     Raises:
-        ParameterError: ``reduction`` is not one of :data:`REDUCTIONS`, or ``neg_margin < pos_margin``.
+        ParameterError: ``reduction`` is not one of ``REDUCTIONS``, or ``neg_margin < pos_margin``.
     """
     if reduction not in REDUCTIONS:
         raise ParameterError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")

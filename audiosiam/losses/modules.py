@@ -13,8 +13,6 @@ from .functional import (
     triplet_margin_loss,
 )
 
-__all__ = ["TripletLoss", "ContrastiveLoss"]
-
 
 class TripletLoss(nn.Module):
     """Triplet loss with online mining; see :func:`audiosiam.losses.triplet_loss` for every option.

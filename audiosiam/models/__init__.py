@@ -11,22 +11,31 @@ from pathlib import Path
 
 from ..errors import CheckpointError, ParameterError
 from ..files import as_path, not_a_regular_file
-from .checkpoint import load_checkpoint, save_checkpoint
-from .embedding import EmbeddingModel
-from .encoder import AttentiveStatsPooling, EncoderConfig, ResNetEncoder
+from .checkpoint import load_checkpoint
+from .checkpoint_file import save_checkpoint
+from .embedding import EmbeddingModel, EmbeddingResult, EmbedFailure
+from .encoder import EncoderConfig, ResNetEncoder
+from .export import ExportResult, export_model
+from .info import ModelInfo
 from .siamese import SiameseNetwork
+from .sliding import SlidingEmbedder, WindowChunk
 
 __all__ = [
-    "AttentiveStatsPooling",
-    "EmbeddingModel",
-    "EncoderConfig",
-    "ResNetEncoder",
-    "SiameseNetwork",
-    "available_presets",
-    "load_checkpoint",
     "load_model",
-    "resolve_model",
+    "available_presets",
+    "EmbeddingModel",
+    "ModelInfo",
+    "ResNetEncoder",
+    "EncoderConfig",
+    "SiameseNetwork",
+    "load_checkpoint",
     "save_checkpoint",
+    "export_model",
+    "EmbeddingResult",
+    "EmbedFailure",
+    "ExportResult",
+    "SlidingEmbedder",
+    "WindowChunk",
 ]
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"

@@ -39,8 +39,6 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..errors import CheckpointError, ParameterError
 from .checkpoint_file import read_trusted
 
-__all__ = ["ATTRIBUTION"]
-
 #: The credit and licence line of aiSFX that the ``sfx`` preset carries in ``info["attribution"]``.
 ATTRIBUTION = (
     "aiSFX by A. B. Ma and A. Lerch (ISMIR 2022), https://github.com/alisonbma/aisfx, CC BY 4.0; "

@@ -28,12 +28,10 @@ from ..errors import CheckpointError
 from ..files import as_path, not_a_regular_file
 from ..transforms import LogMelSpectrogram
 from .aisfx import AiSfxConfig, AiSfxEncoder, AiSfxFrontEnd, aisfx_weights
-from .checkpoint_file import FORMAT, FORMAT_VERSION, read_trusted, save_checkpoint
+from .checkpoint_file import FORMAT, FORMAT_VERSION, read_trusted
 from .embedding import EmbeddingModel
 from .encoder import EncoderConfig, ResNetEncoder
 from .info import ModelInfo
-
-__all__ = ["save_checkpoint", "load_checkpoint"]
 
 #: architecture name -> (front end class, encoder class, encoder config class)
 ARCHITECTURES = {

@@ -1,6 +1,6 @@
 """The checkpoint file: its payload written and read, with no model class imported, so that the models
 themselves (:meth:`EmbeddingModel.save <audiosiam.models.embedding.EmbeddingModel.save>`, aiSFX's weights)
-use it without an import circle; :mod:`audiosiam.models.checkpoint` builds models from what it reads.
+use it without an import circle; ``audiosiam.models.checkpoint`` builds models from what it reads.
 """
 
 from __future__ import annotations

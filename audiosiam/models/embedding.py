@@ -30,16 +30,15 @@ import torch
 from torch import nn
 
 from ..errors import AudioLoadError, ParameterError
-from ..io import fix_length, read_blocks, sliding_windows
+from ..io import read_blocks
 from ..io.decode import decoded_bytes
+from ..io.framing import fix_length, sliding_windows
 from ..io.inputs import as_clips, describe_input, is_one_clip, is_path, read_clips
 from ..transforms import LogMelSpectrogram
 from .checkpoint_file import save_checkpoint
 from .encoder import EncoderConfig, ResNetEncoder
 from .info import ModelInfo
 from .sliding import SlidingEmbedder
-
-__all__ = ["EmbeddingModel", "EmbeddingResult", "EmbedFailure", "STREAM_BYTES"]
 
 # A file that would take more than this decoded whole is embedded in a stream (module docstring): 128 MiB of
 # float32 samples, so the whole-file path's peak (the samples, their mono mix, the resampled copy) stays
@@ -204,7 +203,7 @@ class EmbeddingModel(nn.Module):
         """The one path from clips to embeddings: every command, the classifier and the benchmarks use it.
 
         Files are decoded together on one thread per core (:func:`~audiosiam.io.load_many`); waveforms
-        pass :func:`~audiosiam.io.check_waveform`. Clips are grouped by length into batches; the result
+        pass ``check_waveform()``. Clips are grouped by length into batches; the result
         of a clip never depends on what else is in the batch.
 
         Args:
@@ -358,7 +357,7 @@ class EmbeddingModel(nn.Module):
         return float(sims[0, 0]) if is_one_clip(a) and is_one_clip(b) else sims
 
     def save(self, path: str | os.PathLike, **extra_info) -> str:
-        """Write a checkpoint (see :mod:`audiosiam.models.checkpoint`); ``extra_info`` is merged into ``info``.
+        """Write a checkpoint (see ``audiosiam.models.checkpoint``); ``extra_info`` is merged into ``info``.
 
         Args:
             path (str or Path): the checkpoint file, written atomically.

@@ -29,8 +29,6 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import ParameterError
 
-__all__ = ["EncoderConfig", "ResNetEncoder", "AttentiveStatsPooling"]
-
 
 @dataclass
 class EncoderConfig:
@@ -327,7 +325,7 @@ class ResNetEncoder(nn.Module):
 
     def embed_windows_of(self, frames: torch.Tensor, windows: tuple[int, ...], hop: int) -> list[torch.Tensor]:
         """:meth:`embed_windows` for several window lengths at the same starts, sharing the pooling's
-        attention and sums (:meth:`AttentiveStatsPooling.windows_of`).
+        attention and sums (``AttentiveStatsPooling.windows_of()``).
 
         Args:
             frames (Tensor): (C, T') trunk frames of one recording, ``T' >= max(windows)``.

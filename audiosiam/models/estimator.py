@@ -16,8 +16,6 @@ from sklearn.utils.validation import check_is_fitted
 from ..errors import ParameterError
 from ..io.inputs import as_clips
 
-__all__ = ["AudioEmbedder"]
-
 
 class AudioEmbedder(TransformerMixin, BaseEstimator):
     """scikit-learn transformer from clips (paths or waveforms) to embeddings, for use in a ``Pipeline``.

@@ -38,8 +38,6 @@ from torch import nn
 from ..errors import AudiosiamError, ParameterError
 from .embedding import _LENGTH_QUANTUM_SECONDS, EmbeddingModel
 
-__all__ = ["FORMATS", "ClipEmbedder", "ExportResult", "export_model", "exported_metadata"]
-
 # format -> the file suffix it is written with
 #: The export formats and the file suffix each one writes.
 FORMATS = {"onnx": ".onnx", "torch": ".pt2"}

@@ -1,6 +1,6 @@
 """What a checkpoint records about its model besides the weights, read through one typed record.
 
-A checkpoint's ``info`` is a table of plain values (the file format: :mod:`audiosiam.models.checkpoint`),
+A checkpoint's ``info`` is a table of plain values (the file format: ``audiosiam.models.checkpoint``),
 written by training, ``scripts/fit_calibration.py``, ``scripts/fit_int8_ranges.py`` and the presets.
 :class:`ModelInfo` is that table, a ``dict`` still (so files, old code and ``info["key"]`` keep working),
 with a property per entry that the package reads: the key's name and the entry's type and default are
@@ -12,8 +12,6 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .quantized import RANGES_KEY
-
-__all__ = ["ModelInfo", "model_info"]
 
 
 class ModelInfo(dict):
@@ -31,14 +29,14 @@ class ModelInfo(dict):
     @property
     def calibration(self) -> dict | None:
         """The calibration maps, one per decision rule (``{"prototype": ..., "knn": ...}``; a single map in
-        checkpoints of before the k-NN rule had its own), as stored: :mod:`audiosiam.fewshot.calibration`
+        checkpoints of before the k-NN rule had its own), as stored: ``audiosiam.fewshot.calibration``
         reads them. ``None``: the model has none."""
         stored = self.get("calibration")
         return stored if isinstance(stored, dict) and stored else None
 
     @property
     def int8_ranges(self) -> dict[str, list[float]] | None:
-        """The int8 trunk's activation ranges (``{point: [low, high]}``: :mod:`audiosiam.models.quantized`);
+        """The int8 trunk's activation ranges (``{point: [low, high]}``: ``audiosiam.models.quantized``);
         ``None``: long recordings run this model in float32."""
         stored = self.get(RANGES_KEY)
         return stored if isinstance(stored, dict) and stored else None

@@ -1,4 +1,4 @@
-"""Measuring the activation ranges of the int8 trunk (:mod:`audiosiam.models.quantized`) on real recordings.
+"""Measuring the activation ranges of the int8 trunk (``audiosiam.models.quantized``) on real recordings.
 
 Apart from the trunk itself because the measurement runs the long-recording path
 (:class:`~audiosiam.models.sliding.SlidingEmbedder`), which runs the int8 trunk: fitting depends on both,
@@ -19,8 +19,6 @@ from ..errors import ParameterError
 from ..io import load_many
 from .encoder import ResNetEncoder
 from .sliding import SlidingEmbedder
-
-__all__ = ["fit_activation_ranges", "fit_int8_ranges"]
 
 
 def fit_activation_ranges(

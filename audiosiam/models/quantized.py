@@ -39,8 +39,6 @@ from torch import nn
 from ..errors import ParameterError
 from .encoder import ResNetEncoder
 
-__all__ = ["Int8Trunk", "int8_available", "trunk_points"]
-
 #: Where a checkpoint keeps the activation ranges: ``info[RANGES_KEY] = {point: [low, high]}``.
 RANGES_KEY = "int8_ranges"
 

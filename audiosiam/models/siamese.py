@@ -7,8 +7,6 @@ from torch import nn
 
 from ..errors import ParameterError
 
-__all__ = ["SiameseNetwork"]
-
 
 class SiameseNetwork(nn.Module):
     """Applies one embedding model to every input, so all branches share the same weights.

@@ -6,7 +6,7 @@ convolutional trunk once, and each window is pooled from the trunk frames it cov
 (:meth:`~audiosiam.models.encoder.ResNetEncoder.embed_windows`):
 
 * the spectrogram is normalised frame by frame with the statistics of the window-long stretch around
-  each frame (:func:`~audiosiam.functional.normalize_sliding`), which is what a window cut out and
+  each frame (``normalize_sliding()``), which is what a window cut out and
   normalised as a clip would see;
 * the trunk's frames come every ``time_stride * hop_length`` samples (80 ms for the bundled models), so
   window lengths and hops are whole numbers of those frames;
@@ -37,8 +37,6 @@ from ..errors import ParameterError
 from .info import model_info
 from .quantized import Int8Trunk, int8_available
 
-__all__ = ["SlidingEmbedder", "WindowChunk", "PRECISIONS"]
-
 #: The trunk's arithmetic a SlidingEmbedder can be asked for (models/quantized.py for int8).
 PRECISIONS = ("auto", "int8", "float32")
 
@@ -66,8 +64,8 @@ class SlidingEmbedder:
         hop_seconds (float): the wanted step between window starts; rounded to whole frames, at least one.
         chunk_seconds (float, optional): audio processed per forward pass; sets the memory used (about
             40 MB per minute of each chunk in flight, for the bundled models). Default: ``120.0``.
-        precision (str, optional): the trunk's arithmetic, one of :data:`PRECISIONS`. ``"int8"``: 8-bit
-            integers (:mod:`audiosiam.models.quantized`; the trunk 1.6x faster on the CPU, embeddings within
+        precision (str, optional): the trunk's arithmetic, one of ``PRECISIONS``. ``"int8"``: 8-bit
+            integers (``audiosiam.models.quantized``; the trunk 1.6x faster on the CPU, embeddings within
             a cosine of ~0.999 of the float ones), which needs the CPU and a checkpoint with ``info["int8_ranges"]``;
             ``"float32"``; ``"auto"``: int8 where it can run, else float32. Afterwards the attribute holds
             the one in use, ``"int8"`` or ``"float32"``. Default: ``"auto"``.
@@ -314,7 +312,7 @@ def check_precision(precision: str) -> str:
         precision (str): the name asked for.
 
     Returns:
-        str: ``precision``, one of :data:`PRECISIONS`.
+        str: ``precision``, one of ``PRECISIONS``.
 
     Raises:
         ParameterError: another name (the message lists them).

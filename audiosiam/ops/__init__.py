@@ -7,23 +7,19 @@ its pure-PyTorch reference in ``_reference.py`` otherwise. Every compiled op's f
 is registered with ``torch.library`` in ``_registrations.py``.
 """
 
-from ._extension import ExtensionFallbackWarning, build_info, has_ops, reference_ops
-from .distance import METRICS, knn, paired_distance, pairwise_distance, parse_metric
-from .losses import triplet_batch_all, triplet_batch_hard, triplet_semi_hard_negatives
+from ._extension import ExtensionFallbackWarning, build_info, has_ops
+from .distance import knn, paired_distance, pairwise_distance
+from .losses import triplet_batch_all, triplet_batch_hard
 from .spectral import mel_power
 
 __all__ = [
-    "METRICS",
-    "ExtensionFallbackWarning",
-    "build_info",
-    "has_ops",
-    "knn",
-    "mel_power",
-    "paired_distance",
     "pairwise_distance",
-    "parse_metric",
-    "reference_ops",
+    "paired_distance",
+    "knn",
     "triplet_batch_all",
     "triplet_batch_hard",
-    "triplet_semi_hard_negatives",
+    "mel_power",
+    "has_ops",
+    "build_info",
+    "ExtensionFallbackWarning",
 ]

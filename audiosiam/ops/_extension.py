@@ -79,7 +79,7 @@ def _import_extension():
 
 def has_ops() -> bool:
     """True when the compiled kernels are loaded and ``torch.ops.audiosiam.*`` are the real ops (and not
-    switched off by :func:`reference_ops`)."""
+    switched off by ``reference_ops()``)."""
     if _FORCE_REFERENCE:
         return False
     module, reason = _load()

@@ -20,16 +20,6 @@ from __future__ import annotations
 
 import torch
 
-__all__ = [
-    "pairwise_distance",
-    "paired_distance",
-    "knn",
-    "mel_power",
-    "triplet_batch_hard",
-    "triplet_batch_all",
-    "triplet_semi_hard_negatives",
-]
-
 # Rows per block so a (rows, M, D) difference tensor stays around 16M elements.
 _CELLS = 1 << 24
 

@@ -17,9 +17,7 @@ from ..errors import ParameterError
 from . import _reference as reference
 from ._extension import call, use_compiled
 
-__all__ = ["METRICS", "parse_metric", "pairwise_distance", "paired_distance", "knn"]
-
-#: The metrics of the distance ops (``metric=``); aliases such as ``"l2"`` map onto them (:func:`parse_metric`).
+#: The metrics of the distance ops (``metric=``); aliases such as ``"l2"`` map onto them (``parse_metric()``).
 METRICS = ("euclidean", "sqeuclidean", "cosine", "l1")
 _ALIASES = {
     "l2": "euclidean",
@@ -85,7 +83,7 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, *, metric:
             single matrix product); the pure-PyTorch path equals it to rounding.
             Default: ``None``.
         metric (str, optional): ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"`` (1 - cosine similarity) or
-            ``"l1"``, or an alias of :func:`parse_metric`. Default: ``"euclidean"``.
+            ``"l1"``, or an alias of ``parse_metric()``. Default: ``"euclidean"``.
 
     Returns:
         Tensor: (N, M) in the input dtype, differentiable with respect to ``x`` and ``y``; (N, 0) or (0, M)

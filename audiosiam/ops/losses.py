@@ -15,8 +15,6 @@ from ..errors import ParameterError
 from . import _reference as reference
 from ._extension import call, use_compiled
 
-__all__ = ["triplet_batch_hard", "triplet_batch_all", "triplet_semi_hard_negatives"]
-
 TRIPLET_METRICS = ("euclidean", "sqeuclidean", "cosine")
 
 

@@ -13,8 +13,6 @@ from ..errors import ParameterError
 from . import _reference as reference
 from ._extension import call, use_compiled
 
-__all__ = ["mel_power"]
-
 
 def mel_power(spectrum: torch.Tensor, filterbank: torch.Tensor) -> torch.Tensor:
     """``|spectrum|^2 @ filterbank``: power spectra folded into mel bands.

@@ -3,7 +3,7 @@
 
 The pages need no server and no network: styles, the script and the pictures are inside, and so is the
 audio of short clips and stretches; long files are linked by relative path (the size rule:
-:mod:`audiosiam.report.audio`). Every file name and label is escaped (jinja2 autoescaping), and the
+``audiosiam.report.audio``). Every file name and label is escaped (jinja2 autoescaping), and the
 page's Content-Security-Policy runs no script but its own.
 
 Example:

@@ -22,8 +22,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EMBED_SECONDS", "EMBED_BUDGET_BYTES", "CONTEXT_SECONDS"]
-
 #: The longest clip or stretch, in seconds, whose audio is put inside the page.
 EMBED_SECONDS = 30.0
 #: The most audio, in bytes, that one page holds; sounds past it are linked.
@@ -174,7 +172,7 @@ def encode_vorbis(path: str | os.PathLike, start: float, end: float) -> bytes:
     if rate > _MAX_RATE:
         import torch
 
-        from ..io import resample
+        from ..io.resampling import resample
 
         mono, rate = resample(torch.from_numpy(mono), rate, _MAX_RATE).numpy(), _MAX_RATE
     buffer = io.BytesIO()

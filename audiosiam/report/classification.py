@@ -16,8 +16,6 @@ from .audio import AudioSources
 from .page import render, write_page
 from .pictures import plotted, spectrogram_uri
 
-__all__ = ["write_classification"]
-
 # Enrolled clips given a player in the class summary, per class (the neighbours of queries get one too).
 EXAMPLES_PER_CLASS = 4
 
@@ -35,7 +33,7 @@ def write_classification(
 
     Args:
         path (str or os.PathLike): the page to write (atomically); linked audio is addressed relative to its
-            folder (the size rule: :mod:`audiosiam.report.audio`).
+            folder (the size rule: ``audiosiam.report.audio``).
         rows (Sequence[dict]): the command's rows, one per query, in its order and with its columns; they
             need ``"file"`` and ``"label"``, and ``"start"``/``"end"`` (seconds) where a row is a stretch of
             its file (``classify --segments``). ``"prob"`` (else ``"score"``) is what the number filter

@@ -19,8 +19,6 @@ from .classification import _numeric_columns, _options
 from .page import render, write_page
 from .pictures import plotted
 
-__all__ = ["write_detection"]
-
 
 def write_detection(
     path: str | os.PathLike,
@@ -37,8 +35,8 @@ def write_detection(
 
     Args:
         path (str or os.PathLike): the page to write (atomically); linked audio is addressed relative to its
-            folder (the size rule: :mod:`audiosiam.report.audio`).
-        rows (Sequence[dict]): the command's event rows (:func:`audiosiam.detection.formats.event_rows`:
+            folder (the size rule: ``audiosiam.report.audio``).
+        rows (Sequence[dict]): the command's event rows (``audiosiam.detection.formats.event_rows()``:
             ``file``, ``label``, ``start``, ``end``, ``score``), in its order.
         searched (Sequence[tuple]): ``(recording, curve)`` per recording searched: the file and its
             :class:`~audiosiam.detection.ScoreCurve`; a row belongs to the recording whose ``curve.file``

@@ -40,9 +40,12 @@ each epoch: the curves plot by default).
 
 from __future__ import annotations
 
-from ..data import DataSource, load_sources
 from .callbacks import plot_curves
 from .config import TrainConfig
 from .loop import train
 
-__all__ = ["TrainConfig", "DataSource", "train", "load_sources", "plot_curves"]
+__all__ = [
+    "train",
+    "TrainConfig",
+    "plot_curves",
+]

@@ -71,7 +71,7 @@ class TrainConfig:
             Default: ``None``.
         val_episodes (int): validation episodes (5-way 1-shot, seeded) per epoch. Default: ``300``.
         calibration_episodes (int): open-set episodes of the validation classes on which the written
-            checkpoint's calibration map is fitted at the end of the run (:mod:`audiosiam.fewshot.calibration`);
+            checkpoint's calibration map is fitted at the end of the run (``audiosiam.fewshot.calibration``);
             ``0``, or no validation: no map (classification then falls back to the earlier rule).
             Default: ``3000``.
         unlabelled_share (float): fraction of each batch's classes drawn from label-free clips, when there

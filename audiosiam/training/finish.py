@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..data import AudioClipDataset
 from ..errors import ParameterError
-from ..evaluation import embed_dataset
+from ..evaluation.embedding import embed_dataset
 from ..files import write_output
 from ..models import EmbeddingModel, load_checkpoint
 from .config import TrainConfig

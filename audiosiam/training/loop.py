@@ -16,7 +16,8 @@ from .._version import __version__
 from ..data import AudioClipDataset, DataSource, PKSampler, make_loader
 from ..devices import resolve_device
 from ..errors import ParameterError, TrainingDivergedError
-from ..evaluation import embed_dataset, few_shot_accuracy, verification_metrics
+from ..evaluation import few_shot_accuracy, verification_metrics
+from ..evaluation.embedding import embed_dataset
 from ..files import make_folder, refuse_folders, refuse_unwritable
 from ..losses import ContrastiveLoss, TripletLoss
 from ..models import EmbeddingModel

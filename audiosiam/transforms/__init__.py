@@ -28,11 +28,11 @@ from .waveform import (
     Reverb,
     SpeedPerturb,
     TimeShift,
-    synthetic_room_responses,
 )
 
 __all__ = [
     "LogMelSpectrogram",
+    "Compose",
     "RandomGain",
     "AddNoise",
     "MixBackground",
@@ -43,6 +43,4 @@ __all__ = [
     "RandomEqualizer",
     "MixBatch",
     "SpecAugment",
-    "Compose",
-    "synthetic_room_responses",
 ]

@@ -127,7 +127,7 @@ class LogMelSpectrogram(nn.Module):
     def sliding_features(self, wave: torch.Tensor, window_frames: int) -> torch.Tensor:
         """The features a window of ``window_frames`` frames centred on each frame would see as a clip: the
         recording's dB spectrogram, each frame normalised by the statistics of its window-long stretch
-        (:func:`~audiosiam.functional.normalize_sliding`).
+        (``normalize_sliding()``).
 
         Args:
             wave (Tensor): (samples,) mono at ``sample_rate``.

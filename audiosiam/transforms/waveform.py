@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
-from ..io import fix_length
+from ..io.framing import fix_length
 from .draws import check_probability, check_range, mix_at_snr, uniform
 
 
@@ -231,7 +231,7 @@ class Reverb(_WaveformAugment):
 
     Args:
         responses (Sequence[Tensor] or None, optional): impulse responses at the waveforms' rate, at least
-            one; ``None`` means :func:`synthetic_room_responses` at ``sample_rate``. Default: ``None``.
+            one; ``None`` means ``synthetic_room_responses()`` at ``sample_rate``. Default: ``None``.
         wet (tuple of float, optional): (low, high) mix of the reverberant signal with the dry one (0: dry,
             1: reverberant only). Default: ``(0.3, 1.0)``.
         p (float, optional): probability of augmenting each row, in [0, 1]. Default: ``0.3``.

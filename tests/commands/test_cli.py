@@ -467,14 +467,14 @@ def test_an_option_value_wrong_by_itself_is_a_usage_error(argv, option, capsys):
 
 
 def test_evaluate_open_set_follows_k_shot_and_names_short_classes_before_any_work(checkpoint, tmp_path, monkeypatch):
-    import audiosiam.evaluation as E
+    from audiosiam.evaluation import embedding
 
     args = ["--k-shot", "1", "2", "--n-query", "1", "--open-set", "--episodes", "20", "--format", "json"]
     code, out, err = cli("evaluate", EXAMPLES / "support", "--model", checkpoint, "--no-progress", *args)
     assert code == 0, err
     results = json.loads(out)
     assert code == 0 and results["open-set 1-shot"]["k_shot"] == 1 and results["open-set 2-shot"]["k_shot"] == 2
-    monkeypatch.setattr(E, "embed_dataset", lambda *a, **k: pytest.fail("embedded before checking"))
+    monkeypatch.setattr(embedding, "embed_dataset", lambda *a, **k: pytest.fail("embedded before checking"))
     code, _, err = cli("evaluate", EXAMPLES / "support", "--model", checkpoint, "--k-shot", "5", "--open-set")
     assert code == 1 and "--open-set" in err and "bird (3)" in err and "lower --k-shot" in err
 

@@ -11,15 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiosiam.data import (
-    AudioClipDataset,
-    EpisodicSampler,
-    PairSampler,
-    PKSampler,
-    combine_datasets,
-    make_loader,
-)
+from audiosiam.data import AudioClipDataset, EpisodicSampler, PairSampler, PKSampler, make_loader
 from audiosiam.data.cache import WaveformCache
+from audiosiam.data.datasets import combine_datasets
 from audiosiam.errors import AudioLoadError, NoAudioFilesError, ParameterError
 
 from audio_fixtures import noise, sine, write

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from audiosiam.detection import Event, Placement, make_soundscape, random_placements, score_events
+from audiosiam.detection import Event, score_events
 from audiosiam.detection.events import match_events
+from audiosiam.detection.soundscapes import Placement, make_soundscape, random_placements
 from audiosiam.errors import ParameterError
 
 RATE = 16000

@@ -14,9 +14,10 @@ import torch
 
 from audiosiam import EventDetector, load_audio
 from audiosiam.cli import main
-from audiosiam.detection import Event, ScoreCurve, make_soundscape, random_placements, score_events
+from audiosiam.detection import Event, ScoreCurve, score_events
 from audiosiam.detection.curves import calibrated_threshold, curve_events, typical_match
 from audiosiam.detection.formats import event_rows, track_names, write_audacity, write_raven
+from audiosiam.detection.soundscapes import make_soundscape, random_placements
 from audiosiam.errors import AudioLoadError, ParameterError
 
 RATE = 16000

@@ -8,15 +8,8 @@ import soundfile as sf
 import torch
 
 from audiosiam.errors import AudioLoadError, EmptyAudioError, InvalidAudioError, NoAudioFilesError, ParameterError
-from audiosiam.io import (
-    audio_duration,
-    find_audio_files,
-    fix_length,
-    load_audio,
-    load_many,
-    read_blocks,
-    sliding_windows,
-)
+from audiosiam.io import audio_duration, find_audio_files, load_audio, load_many, read_blocks
+from audiosiam.io.framing import fix_length, sliding_windows
 
 from audio_fixtures import clicks, noise, sine, write
 
@@ -277,7 +270,8 @@ def test_impossible_sample_rates_are_parameter_errors(tmp_path, rate):
     import torch
 
     from audiosiam.errors import ParameterError
-    from audiosiam.io import check_waveform, load_audio
+    from audiosiam.io import load_audio
+    from audiosiam.io.checks import check_waveform
 
     write(tmp_path / "a.wav", sine(440, 0.2))
     with pytest.raises(ParameterError, match="sample_rate"):
@@ -374,8 +368,7 @@ def test_resample_is_torchaudios_whichever_way_it_is_applied(orig, new):
     batch shape and dtype."""
     import torchaudio.functional as AF
 
-    from audiosiam.io import resample
-    from audiosiam.io.resampling import _banded_filter, _grouped_filter
+    from audiosiam.io.resampling import _banded_filter, _grouped_filter, resample
 
     few, many = _grouped_filter(orig, new, torch.float32), _banded_filter(orig, new, torch.float32)
     assert (few is not None) or (many is not None), "every ratio here takes one of the fast paths"

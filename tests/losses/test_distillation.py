@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from audiosiam.data import DataSource
 from audiosiam.data.teacher_cache import TeacherCache, teacher_identity
 from audiosiam.errors import ParameterError
 from audiosiam.losses import relational_distillation_loss
 from audiosiam.models import EmbeddingModel, EncoderConfig, ResNetEncoder
-from audiosiam.training import DataSource, TrainConfig, train
+from audiosiam.training import TrainConfig, train
 from audiosiam.transforms import LogMelSpectrogram
 
 from audio_fixtures import write

@@ -12,7 +12,8 @@ import torch
 import audiosiam.ops._reference as reference_module
 from audiosiam.errors import ParameterError
 from audiosiam.losses import ContrastiveLoss, TripletLoss, contrastive_loss, triplet_loss, triplet_margin_loss
-from audiosiam.ops import has_ops, reference_ops
+from audiosiam.ops import has_ops
+from audiosiam.ops._extension import reference_ops
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)]
 

@@ -103,7 +103,8 @@ def test_quickstart_command_prints_the_table(tmp_path):
 @pytest.mark.needs_shared_data
 def test_unseen_spoken_digits(model, shared_data):
     from audiosiam.data import AudioClipDataset
-    from audiosiam.evaluation import embed_dataset, few_shot_accuracy
+    from audiosiam.evaluation import few_shot_accuracy
+    from audiosiam.evaluation.embedding import embed_dataset
 
     digits = AudioClipDataset.from_manifest(
         shared_data / "fsdd" / "manifest.csv",
@@ -128,7 +129,8 @@ def test_speaker_preset_tells_speakers_apart_where_the_default_does_not(model, s
     identification across all their digits, chance 20%.
     """
     from audiosiam.data import AudioClipDataset
-    from audiosiam.evaluation import embed_dataset, few_shot_accuracy
+    from audiosiam.evaluation import few_shot_accuracy
+    from audiosiam.evaluation.embedding import embed_dataset
 
     speakers = AudioClipDataset.from_manifest(
         shared_data / "fsdd" / "manifest.csv",

@@ -13,8 +13,10 @@ import pytest
 import torch
 
 from audiosiam.errors import ParameterError
-from audiosiam.ops import METRICS, has_ops, knn, pairwise_distance, reference_ops
 from audiosiam.ops import _reference as reference
+from audiosiam.ops import has_ops, knn, pairwise_distance
+from audiosiam.ops._extension import reference_ops
+from audiosiam.ops.distance import METRICS
 
 from op_tester import OpTester
 

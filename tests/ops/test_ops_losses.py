@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from audiosiam.ops import _reference as reference
-from audiosiam.ops import triplet_batch_all, triplet_batch_hard, triplet_semi_hard_negatives
+from audiosiam.ops import triplet_batch_all, triplet_batch_hard
+from audiosiam.ops.losses import triplet_semi_hard_negatives
 
 from op_tester import OpTester
 

@@ -158,7 +158,7 @@ def scene(tmp_path_factory):
     """35 s (longer than a clip embedded in a page) with a snare three times among other sounds, at a hostile
     path."""
     from audiosiam import load_audio
-    from audiosiam.detection import make_soundscape, random_placements
+    from audiosiam.detection.soundscapes import make_soundscape, random_placements
 
     queries = {p.stem: load_audio(p) for p in sorted((EXAMPLES / "query").glob("*.flac")) if "water" not in p.stem}
     snare = queries.pop("snare_sn_02")

@@ -28,7 +28,8 @@ def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
     import torch
     import torch.distributed as dist
 
-    from audiosiam.training import DataSource, TrainConfig, train
+    from audiosiam.data import DataSource
+    from audiosiam.training import TrainConfig, train
 
     torch.set_num_threads(1)
     seen = []

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from audiosiam.data import DataSource, load_sources
 from audiosiam.errors import ParameterError
 from audiosiam.fewshot.gallery import model_fingerprint
 from audiosiam.models import load_checkpoint
 from audiosiam.models.quantized import int8_available, trunk_points
 from audiosiam.models.sliding import SlidingEmbedder
-from audiosiam.training import DataSource, TrainConfig, load_sources, plot_curves, train
+from audiosiam.training import TrainConfig, plot_curves, train
 
 from audio_fixtures import write
 

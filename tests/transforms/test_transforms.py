@@ -99,7 +99,8 @@ def test_bad_arguments():
 
 
 def test_reverb_spreads_energy_in_time_and_keeps_level():
-    from audiosiam.transforms import Reverb, synthetic_room_responses
+    from audiosiam.transforms import Reverb
+    from audiosiam.transforms.waveform import synthetic_room_responses
 
     rirs = synthetic_room_responses(16000, count=4, rt60=(0.5, 0.5), seed=1)
     assert all(abs(float(r.norm()) - 1.0) < 1e-5 for r in rirs)

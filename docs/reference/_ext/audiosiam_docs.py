@@ -188,6 +188,10 @@ def _lookup(dotted: str):
     return None
 
 
+# Module names and their usual aliases as annotations spell them (``from __future__ import annotations``).
+OTHER_LIBRARIES = {"np", "numpy", "torch", "torchaudio", "faiss", "sklearn"}
+
+
 def resolve_reference(app, env, node, contnode):
     """``missing-reference`` for the Python domain (every other reference that fails, fails the build):
 
@@ -218,6 +222,8 @@ def resolve_reference(app, env, node, contnode):
                 return found
         if not home.startswith("audiosiam"):
             return contnode
+    if target.split(".")[0] in OTHER_LIBRARIES:  # an annotation of another library's type (``np.ndarray``)
+        return contnode
     written_type = node.get("refspecific") and not isinstance(contnode, nodes.literal)  # roles make literals
     if written_type and not target.startswith("audiosiam."):
         return contnode
