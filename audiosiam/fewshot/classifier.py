@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,12 +40,12 @@ from ..errors import GalleryError, ParameterError
 from ..io.inputs import as_clips, describe_input
 from ..models.info import model_info
 from .calibration import CalibrationMap, adapt_log_odds, class_statistics, prior_offset
+from .decisions import UNKNOWN, Decisions
 from .gallery import Gallery, model_fingerprint
-from .leave_one_out import legacy_scores, map_log_odds
-from .rules import check_k, check_rule, check_threshold, equal_error_threshold, knn_scores, prototype_scores
+from .leave_one_out import map_log_odds
+from .legacy import LegacyRule
+from .rules import check_k, check_rule, check_threshold, knn_scores, prototype_scores
 
-#: The answer, and the last probability column, for a query from no enrolled class.
-UNKNOWN = "unknown"
 #: The default share of queries from classes never enrolled: the setting that keeps at least 85% of the right
 #: answers on every validation domain and shot count and still beats never answering unknown at 20% strangers
 #: (benchmarks/decisions.py; its table is in the README).
@@ -96,96 +95,6 @@ def _labels(y, what: str = "y") -> list[str]:
                 f"{what}: the labels {first!r} and {label!r} would both be the class {str(label)!r}; use one spelling"
             )
     return [str(label) for label in y]
-
-
-def _softmax(scores: torch.Tensor, temperature: float) -> torch.Tensor:
-    return torch.softmax(scores / temperature, dim=1)
-
-
-def _fit_temperature(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Temperature T minimising the negative log-likelihood of softmax(scores / T) at the true classes."""
-    from scipy.optimize import minimize_scalar
-
-    s = torch.as_tensor(scores, dtype=torch.float64)
-    t = torch.as_tensor(targets, dtype=torch.long)
-
-    def nll(log_t: float) -> float:
-        return float(torch.nn.functional.cross_entropy(s / math.exp(log_t), t))
-
-    result = minimize_scalar(nll, bounds=(math.log(1e-3), math.log(10.0)), method="bounded")
-    return float(math.exp(result.x))
-
-
-@dataclass(frozen=True)
-class Decisions:
-    """The classifier's answers for a batch of queries, computed once: every view (``predict``,
-    ``predict_proba``, the CLI's table, the HTML report) reads these arrays.
-
-    Attributes:
-        classes (numpy.ndarray): (C,) the enrolled classes, the columns of ``scores``.
-        scores (numpy.ndarray): (Q, C) class scores (cosine to the prototype, or the k-NN vote).
-        proba (numpy.ndarray): (Q, C + 1) probabilities with ``unknown`` last when ``rejects``, else (Q, C).
-        labels (numpy.ndarray): (Q,) the answers (a class or ``"unknown"``), dtype object.
-        rejects (bool): whether ``unknown`` can be answered (``proba`` has its column).
-        confidence (numpy.ndarray): (Q,) the rule's confidence (what a fixed threshold compares).
-    """
-
-    classes: np.ndarray
-    scores: np.ndarray
-    proba: np.ndarray
-    labels: np.ndarray
-    rejects: bool
-    confidence: np.ndarray
-
-    @property
-    def p_unknown(self) -> np.ndarray:
-        """(Q,) P(unknown); NaN where rejection is off."""
-        return self.proba[:, -1] if self.rejects else np.full(len(self.labels), math.nan)
-
-    @property
-    def ranked(self) -> np.ndarray:
-        """(Q, C) class indices from the most to the least probable (ties by score)."""
-        closed = self.proba[:, : len(self.classes)]
-        return np.lexsort((-self.scores, -closed), axis=1) if closed.size else np.empty(closed.shape, np.int64)
-
-    def rows(self, names: Sequence[str], *, all_probabilities: bool = False) -> list[dict]:
-        """One dict per query: ``file``, ``label``, ``prob`` (of the label), ``closest`` (the most probable
-        class) and ``p_closest``, ``p_unknown`` (``None`` when rejection is off), ``score`` (of the closest
-        class), ``runner_up``, ``p_runner_up`` and ``runner_up_score`` (``None`` with one class); with
-        ``all_probabilities``, a ``p:<class>`` entry per class.
-
-        Args:
-            names (Sequence[str]): (Q,) what each query is (its file).
-            all_probabilities (bool, optional): add every class's probability. Default: ``False``.
-
-        Returns:
-            list[dict]: the rows, in query order.
-        """
-        ranked, c = self.ranked, len(self.classes)
-        column = {str(name): j for j, name in enumerate(self.classes)}
-        if self.rejects:
-            column[UNKNOWN] = self.proba.shape[1] - 1
-        out = []
-        for i, name in enumerate(names):
-            best = int(ranked[i, 0])
-            second = int(ranked[i, 1]) if c > 1 else None
-            label = str(self.labels[i])
-            row = {
-                "file": name,
-                "label": label,
-                "prob": float(self.proba[i, column[label]]),
-                "closest": str(self.classes[best]),
-                "p_closest": float(self.proba[i, best]),
-                "p_unknown": float(self.proba[i, -1]) if self.rejects else None,
-                "score": float(self.scores[i, best]),
-                "runner_up": None if second is None else str(self.classes[second]),
-                "p_runner_up": None if second is None else float(self.proba[i, second]),
-                "runner_up_score": None if second is None else float(self.scores[i, second]),
-            }
-            if all_probabilities:
-                row.update({f"p:{name_}": float(self.proba[i, j]) for j, name_ in enumerate(self.classes)})
-            out.append(row)
-        return out
 
 
 class FewShotClassifier(ClassifierMixin, BaseEstimator):
@@ -466,22 +375,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             self.prior_offset_ = prior_offset(self.expected_unknown)
 
     def _calibrate_legacy(self) -> None:
-        genuine, impostor, scores, targets = legacy_scores(self.gallery_, self.rule, self._neighbors())
-        self.temperature_ = _fit_temperature(scores, targets) if len(targets) else 0.05
-        self.loo_genuine_, self.loo_impostor_ = genuine, impostor
-        self.threshold_ = None
-        if self.reject == "auto":
-            if len(genuine) and len(impostor):
-                self.threshold_ = equal_error_threshold(genuine, impostor)
-            else:
-                warnings.warn(
-                    "audiosiam: unknown rejection is off: calibrating it needs at least two classes and a class "
-                    "with two or more clips; enrol more examples to get 'unknown' answers",
-                    UserWarning,
-                    stacklevel=4,
-                )
-        elif self.reject is not None:
-            self.threshold_ = float(self.reject)
+        self.legacy_ = LegacyRule.fit(self.gallery_, self.rule, self._neighbors(), self.reject)
+        self.temperature_, self.threshold_ = self.legacy_.temperature, self.legacy_.threshold
+        self.loo_genuine_, self.loo_impostor_ = self.legacy_.genuine, self.legacy_.impostor
 
     # ------------------------------------------------------------------ queries
     def _check_fitted(self) -> None:
@@ -558,11 +454,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
     def _proba(self, scores: torch.Tensor, confidence: torch.Tensor | None = None) -> np.ndarray:
         if self.calibration_ is None:  # the earlier rule: a softmax, and a hard unknown column
-            closed = _softmax(scores, self.temperature_).double().numpy()
-            if not self.rejects_:
-                return closed
-            rejected = (confidence.numpy() < self.threshold_)[:, None]
-            return np.concatenate([np.where(rejected, 0.0, closed), rejected.astype(np.float64)], axis=1)
+            return self.legacy_.proba(scores, confidence, rejects=self.rejects_)
         offset = self.adapt_offset_ + self.prior_offset_ - self.unknown_offset_
         proba = self.calibration_.proba(scores.numpy(), self.stats_, offset=offset, scale=self.adapt_scale_)
         if self.reject is None:
@@ -594,7 +486,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """
         scores, _ = self.scores_embeddings(embeddings)
         if self.calibration_ is None:
-            return _softmax(scores, self.temperature_).double().numpy()
+            return self.legacy_.class_proba(scores)
         proba = self.calibration_.proba(scores.numpy(), self.stats_)[:, :-1]
         return proba / proba.sum(1, keepdims=True)
 
@@ -808,9 +700,11 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                 clf.prior_offset_ = 0.0 if by_target else prior_offset(clf.expected_unknown)
                 clf.temperature_ = None
             elif clf.calibration_ is None and stored and stored.get("temperature") is not None:
-                clf.threshold_, clf.temperature_ = threshold, _number(stored["temperature"], "temperature")
-                if clf.temperature_ <= 0:
-                    raise ValueError(f"temperature={clf.temperature_}: expected a positive number")
+                temperature = _number(stored["temperature"], "temperature")
+                if temperature <= 0:
+                    raise ValueError(f"temperature={temperature}: expected a positive number")
+                clf.legacy_ = LegacyRule(temperature, threshold, genuine=np.empty(0), impostor=np.empty(0))
+                clf.threshold_, clf.temperature_ = threshold, temperature
                 clf.adapt_offset_ = clf.unknown_offset_ = clf.prior_offset_ = 0.0
                 clf.adapt_scale_ = 1.0
             else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map
