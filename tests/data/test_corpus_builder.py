@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiosiam.data.corpus import builder
+from audiosiam.data.corpus import builder, cleaning, labelling
 from audiosiam.errors import AudiosiamError
 
 from audio_fixtures import sweep, write
 
 
 def test_variant_key_strips_trailing_numbers_only():
-    assert builder.variant_key(Path("sounds/wolf-hit-2.ogg")) == "sounds/wolf-hit"
-    assert builder.variant_key(Path("bird1_00.ogg")) == "bird1"
-    assert builder.variant_key(Path("archer_attack12.wav")) == "archer_attack"
-    assert builder.variant_key(Path("bow-miss.ogg")) == "bow-miss"
-    assert builder.variant_key(Path("7.ogg")) == "7"  # a name that is only a number stays itself
+    assert labelling.variant_key(Path("sounds/wolf-hit-2.ogg")) == "sounds/wolf-hit"
+    assert labelling.variant_key(Path("bird1_00.ogg")) == "bird1"
+    assert labelling.variant_key(Path("archer_attack12.wav")) == "archer_attack"
+    assert labelling.variant_key(Path("bow-miss.ogg")) == "bow-miss"
+    assert labelling.variant_key(Path("7.ogg")) == "7"  # a name that is only a number stays itself
 
 
 def tone(freq, seconds=0.6, pad=0.0, gain=1.0, seed=0):
@@ -109,7 +109,8 @@ def test_a_package_added_later_never_takes_a_clip_from_the_earlier_manifests(tmp
     for name in ("zeta-data", "alpha-data"):  # alpha sorts first, but was added later
         write(root / name / "sounds" / "saw-1.wav", tone(300, seed=1))  # the same sound in both packages
         write(root / name / "sounds" / "saw-2.wav", tone(420, seed=2))
-    monkeypatch.setattr(builder, "ADDED", {"alpha-data"})
+    for module in (builder, cleaning):  # the manifests and the order duplicates are kept in
+        monkeypatch.setattr(module, "ADDED", {"alpha-data"})
     clips = [
         c
         for name in ("zeta-data", "alpha-data")
@@ -239,7 +240,8 @@ def test_build_with_kinds_writes_their_manifest_and_recipe_source(tmp_path, monk
             write(cache / "unpacked" / package / "sounds" / name, tone(150 + 90 * (3 * n + m), seed=3 * n + m))
         (cache / "unpacked" / f".{package}.done").touch()
     monkeypatch.setattr(builder, "PACKAGES", packages)
-    monkeypatch.setattr(builder, "ADDED", set())
+    for module in (builder, cleaning):
+        monkeypatch.setattr(module, "ADDED", set())
     recipe = json.loads(builder.build(cache, tmp_path / "shared", workers=1, kinds=True).read_text())
     kinds = next(s for s in recipe["sources"] if s["name"] == "sound_kinds")
     assert kinds["weight"] == builder.KIND_WEIGHT and kinds["group_column"] == "group"
@@ -282,7 +284,7 @@ def test_the_catalogue_is_well_formed():
     assert len(names) == len(set(names)) and "0ad-data" in names and "berusky2-data" in catalogue.ADDED
     for p in catalogue.PACKAGES:
         assert p.domain in {"environmental", "music", "speech"} and p.roots, p.name
-        assert p.rule in builder.RULES, p.name
+        assert p.rule in labelling.RULES, p.name
         for rx in p.skip:
             re.compile(rx)
         assert not p.added or re.fullmatch(r"\d{4}-\d{2}-\d{2}", p.added), p.name

@@ -48,63 +48,35 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
-import uuid
-import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from audiosiam.data.corpus.catalogue import (
     ADDED,
     FREE_WEIGHTS,
     HELD_OUT_CATEGORIES,
-    HELD_OUT_FRACTION,
     HELD_OUT_KITS,
     HELD_OUT_SOURCES,
     HELD_OUT_SYNONYMS,
     HELD_OUT_WORDS,
-    KIND_MIN_CLIPS,
-    KIND_MIN_PACKAGES,
     KIND_WEIGHT,
     PACKAGES,
     SOURCE_WEIGHTS,
-    SPOKEN_ACKNOWLEDGEMENT,
     TRAIN_DIGITS,
-    TRAIN_KINDS,
     Package,
 )
+from audiosiam.data.corpus.cleaning import clean
+from audiosiam.data.corpus.clips import Clip
+from audiosiam.data.corpus.held_out import held_out, kinds_of, trained_on
+from audiosiam.data.corpus.labelling import label_package
 from audiosiam.data.locations import shared_data, source_checkout, training_data
 from audiosiam.errors import AudiosiamError
-
-AUDIO = {".ogg", ".oga", ".wav", ".flac", ".aiff", ".aif", ".opus", ".mp3"}
-RATE = 16000
-MAX_SECONDS = 30.0
-MIN_SOUND_SECONDS = 0.15
-TRIM_DB = 40.0
-NEAR_DUPLICATE_COSINE = 0.98
-_SPOKEN_ACK = re.compile(SPOKEN_ACKNOWLEDGEMENT)
-
-
-@dataclass
-class Clip:
-    source: str  # package
-    domain: str
-    original: str  # the file as unpacked
-    label: str  # class within the source; "" for label-free
-    group: str = ""  # who or what recorded it, where known (speaker, drum kit)
-    path: str = ""  # the cleaned FLAC
-    seconds: float = 0.0
-    held_out: bool = False
-    category: str = ""  # a held-out kind of sound (HELD_OUT_CATEGORIES), if it is one
-    near_held_out: str = ""  # a held-out kind under another name (HELD_OUT_SYNONYMS), with --strict-held-out
 
 
 # ---------------------------------------------------------------------------------------------- fetching
@@ -142,289 +114,6 @@ def extract_archives(package: Package, target: Path) -> None:
         with zipfile.ZipFile(archive) as z:
             z.extractall(target, [n for n in z.namelist() if n.startswith(package.members)])
         archive.unlink()
-
-
-# ---------------------------------------------------------------------------------------------- labelling
-_NUMBER = re.compile(r"[-_ .]*\d+[a-z]?$")
-
-
-def variant_key(relative: Path) -> str:
-    """``sounds/wolf-hit-2.ogg`` -> ``sounds/wolf-hit``: the folder and the name without its trailing number."""
-    stem = _NUMBER.sub("", relative.stem.lower()) or relative.stem.lower()
-    parent = relative.parent.as_posix()
-    return stem if parent == "." else f"{parent}/{stem}"
-
-
-def audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO and p.is_file())
-
-
-def label_package(package: Package, root: Path) -> list[Clip]:
-    base = root / package.name
-    clips: list[Clip] = []
-    for sub in package.roots:
-        folder = base / sub
-        if not folder.is_dir():
-            raise SystemExit(f"{package.name}: expected folder {sub} is missing; the package layout changed")
-        for path in audio_files(folder):
-            relative = path.relative_to(folder)
-            if any(re.search(pattern, relative.as_posix()) for pattern in package.skip):
-                continue
-            label, group = _label(package, relative, path)
-            if label is None:
-                continue
-            clips.append(Clip(package.name, package.domain, str(path), label, group))
-    if package.rule == "hydrogen":
-        clips = _hydrogen(package, base / package.roots[0])
-    # A "class" of one clip is label-free.
-    counts = defaultdict(int)
-    for c in clips:
-        counts[c.label] += 1
-    for c in clips:
-        if c.label and counts[c.label] < 2:
-            c.label = ""
-    return clips
-
-
-#: The labelling rules a catalogue entry may name (``rule = ...``): how :func:`_label` names its files' classes.
-RULES = frozenset({"variants", "free", "tuxpaint", "megaglest", "bucklespring", "sonicpi", "asterisk", "hydrogen"})
-
-
-def _label(package: Package, relative: Path, path: Path) -> tuple[str | None, str]:
-    rule, name = package.rule, relative.stem
-    if rule == "free":
-        return "", ""
-    if rule == "variants":
-        return variant_key(relative), ""
-    if rule == "tuxpaint":
-        # <stamp>.ogg is the stamp's sound effect; <stamp>_<lang>.ogg and <stamp>_desc[_<lang>].ogg are its
-        # spoken name and description (speech, label-free, but a separate domain from the effects).
-        images = {p.stem for p in path.parent.iterdir() if p.suffix.lower() in (".png", ".svg")}
-        if name in images:
-            return variant_key(relative), ""
-        return None, ""  # spoken names/descriptions: covered by the speech sources; not used here
-    if rule == "megaglest":
-        # unit voices ("ack", "select") are speech in one actor's voice: label-free; sound events are classes
-        key = variant_key(relative)
-        if re.search(r"(ack|select|voice)$", key):
-            return "", ""
-        return re.sub(r"^.*/units/([^/]+)/sounds", r"\1", key), ""
-    if rule == "bucklespring":
-        # <scancode>-<0|1>.wav: 0 the key going down, 1 coming up: two classes of many keys
-        return ("key_press" if name.endswith("-0") else "key_release"), name.split("-")[0]
-    if rule == "sonicpi":
-        family = name.split("_")[0]
-        return (family if family in ("bd", "sn", "tabla", "drum", "elec", "perc", "guit", "bass") else ""), ""
-    if rule == "asterisk":
-        return "", ""
-    if rule == "hydrogen":
-        return None, ""  # labelled from the kits' drumkit.xml instead
-    raise ValueError(f"unknown rule {rule}")
-
-
-def _hydrogen(package: Package, folder: Path) -> list[Clip]:
-    """Instruments of each kit from its drumkit.xml: the velocity layers of one drum are one class."""
-    clips = []
-    for xml in sorted(folder.glob("*/drumkit.xml")):
-        kit = xml.parent.name
-        tree = ET.parse(xml).getroot()
-        ns = tree.tag.split("}")[0] + "}" if tree.tag.startswith("{") else ""
-        for instrument in tree.iter(ns + "instrument"):
-            name = (instrument.findtext(ns + "name") or "").strip()
-            files = [xml.parent / f.text for f in instrument.iter(ns + "filename") if f.text]
-            for f in files:
-                if name and f.is_file() and f.suffix.lower() in AUDIO:
-                    clips.append(Clip(package.name, package.domain, str(f), f"{kit}/{name}", kit))
-    return clips
-
-
-# ---------------------------------------------------------------------------------------------- cleaning
-def _clean_one(job: tuple[str, str]) -> tuple[str, float, str, list[float] | None]:
-    """Decode, mono, 16 kHz, trim, cap, write FLAC. Returns (out, seconds, content hash, fingerprint) or a reason."""
-    import numpy as np
-    import soundfile as sf
-    import torch
-
-    from audiosiam.functional import log_mel_spectrogram
-    from audiosiam.io import load_audio
-
-    src, out = job
-    try:
-        wave = load_audio(src, RATE, trim_silence=True, trim_db=TRIM_DB)
-    except AudiosiamError as exc:
-        return out, 0.0, f"refused: {exc}", None
-    wave = wave[: int(MAX_SECONDS * RATE)]
-    seconds = wave.numel() / RATE
-    if seconds < MIN_SOUND_SECONDS:
-        return out, seconds, "refused: under 0.15 s of sound", None
-    peak = float(wave.abs().max())
-    digest = hashlib.sha1(np.round(wave.numpy() / peak * 2**15).astype(np.int16).tobytes()).hexdigest()
-    # time-aligned fingerprint: 16 mel bands x 48 time steps of the whole clip, dB, mean removed
-    mel = log_mel_spectrogram(wave, RATE, n_mels=16, normalize=None)
-    mel = torch.nn.functional.interpolate(mel[None], size=48, mode="linear", align_corners=False)[0]
-    fingerprint = (mel - mel.mean()).flatten().tolist()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    # a name no other process uses: a second writer of the same output must not rename our file away
-    tmp = f"{out}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.flac"
-    sf.write(tmp, np.clip(wave.numpy(), -1.0, 1.0), RATE, subtype="PCM_16")
-    Path(tmp).replace(out)
-    return out, seconds, digest, fingerprint
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # one decoding process per core; more threads each would fight for them
-
-
-class _InProcess:
-    """The executor interface, run here (one worker: no processes to start)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def map(self, fn, items, chunksize=1):
-        return map(fn, items)
-
-
-def clean(clips: list[Clip], cache: Path, workers: int = 2) -> dict[tuple[str, str], int]:
-    """Clean every clip (cached by output path), drop refused ones and duplicates; returns the drops counted
-    by (source, reason)."""
-    import numpy as np
-
-    corpus = cache / "corpus"
-    jobs = []
-    for c in clips:
-        digest = hashlib.sha1(c.original.encode()).hexdigest()[:10]
-        c.path = str(corpus / c.source / f"{Path(c.original).stem[:60]}_{digest}.flac")
-        jobs.append((c.original, c.path))
-    index_path = cache / "clean_index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    # one job per output: a catalogue can list one file twice (a drum kit naming a sample in two layers)
-    unique = dict((out, (src, out)) for src, out in jobs)
-    todo = [
-        j
-        for out, j in unique.items()
-        if out not in index or (not index[out][1].startswith("refused") and not Path(out).exists())
-    ]
-    if todo:
-        from tqdm import tqdm
-
-        with ProcessPoolExecutor(workers, initializer=_one_thread) if workers > 1 else _InProcess() as pool:
-            for out, seconds, digest, fingerprint in tqdm(
-                pool.map(_clean_one, todo, chunksize=16), total=len(todo), desc="cleaning clips", unit="clip"
-            ):
-                index[out] = [seconds, digest, fingerprint]
-        tmp = index_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(index))
-        tmp.replace(index_path)
-    drops = defaultdict(int)
-    kept: list[Clip] = []
-    seen: dict[str, Clip] = {}
-    # held-out clips first, so that a duplicate pair spanning the split is removed from training; packages
-    # added later after the first ones, so that their duplicates leave the earlier manifests as they were
-    order = sorted(clips, key=lambda c: (not c.held_out, c.source in ADDED, c.source, c.original))
-    for c in order:
-        seconds, digest, fingerprint = index[c.path]
-        if digest.startswith("refused"):
-            drops[(c.source, "refused")] += 1
-            continue
-        if digest in seen:
-            drops[(c.source, "exact duplicate")] += 1
-            continue
-        seen[digest] = c
-        c.seconds = seconds
-        kept.append(c)
-    # near-duplicates: cosine of the time-aligned log-mel fingerprints, lengths within 2%
-    prints = np.array([index[c.path][2] for c in kept], dtype=np.float32)
-    prints /= np.linalg.norm(prints, axis=1, keepdims=True).clip(1e-9)
-    lengths = np.array([c.seconds for c in kept])
-    drop = np.zeros(len(kept), dtype=bool)
-    for start in range(0, len(kept), 2048):
-        sims = prints[start : start + 2048] @ prints.T
-        for r, i in enumerate(range(start, min(start + 2048, len(kept)))):
-            if drop[i]:
-                continue
-            earlier = np.nonzero(
-                (sims[r, :i] >= NEAR_DUPLICATE_COSINE)
-                & ~drop[:i]
-                & (np.abs(lengths[:i] - lengths[i]) <= 0.02 * lengths[i])
-            )[0]
-            if len(earlier):
-                drop[i] = True
-    for c, d in zip(kept, drop):
-        if d:
-            drops[(c.source, "near duplicate")] += 1
-    clips[:] = [c for c, d in zip(kept, drop) if not d]
-    return dict(drops)
-
-
-# ---------------------------------------------------------------------------------------------- held out
-def _hashed_out(name: str) -> bool:
-    return int(hashlib.sha1(f"audiosiam-heldout:{name}".encode()).hexdigest()[:8], 16) < HELD_OUT_FRACTION * 2**32
-
-
-def _matched_name(clip: Clip) -> str:
-    """What the kinds of sound are matched on: the clip's folder and file name, lower case."""
-    return "/".join(Path(clip.original).parts[-2:]).lower()
-
-
-def held_out(clips: list[Clip], *, strict: bool = False) -> None:
-    """Mark the validation suite: every environmental clip of a kind in :data:`HELD_OUT_CATEGORIES`,
-    whole sources of :data:`HELD_OUT_SOURCES`, the drum kits of
-    :data:`HELD_OUT_KITS`, and every labelled class with 4+ clips whose ``source/label`` hashes into the
-    held-out fifth. Fixed by name, not by chance: the same classes stay out of every run, for good.
-    ``strict`` also marks ``near_held_out`` the other environmental clips of those kinds
-    (:data:`HELD_OUT_SYNONYMS`), which are then trained on by no one and tested on by no one."""
-    counts = defaultdict(int)
-    for c in clips:
-        if c.label:
-            counts[(c.source, c.label)] += 1
-    for c in clips:
-        if c.domain == "environmental":
-            name = _matched_name(c)
-            c.category = next((k for k, rx in HELD_OUT_CATEGORIES.items() if re.search(rx, name)), "")
-            if strict and not c.category:
-                c.near_held_out = next((k for k, rx in HELD_OUT_SYNONYMS.items() if re.search(rx, name)), "")
-        if c.category:
-            c.held_out = True
-        elif c.source in HELD_OUT_SOURCES:
-            c.held_out = True
-        elif c.source == "hydrogen-drumkits":
-            c.held_out = c.group in HELD_OUT_KITS
-        elif c.label and counts[(c.source, c.label)] >= 4 and _hashed_out(f"{c.source}/{c.label}"):
-            c.held_out = True
-
-
-def trained_on(clips: list[Clip]) -> list[Clip]:
-    """The clips a model may train on: neither held out nor a held-out kind under another name."""
-    return [c for c in clips if not c.held_out and not c.near_held_out]
-
-
-def kinds_of(clips: list[Clip]) -> list[Clip]:
-    """The kinds of :data:`TRAIN_KINDS` as classes across packages: a copy of every environmental clip that
-    may be trained on (:func:`trained_on`) and whose folder and file name match a kind, labelled by the kind
-    and grouped by its package; kinds with clips of fewer than :data:`KIND_MIN_PACKAGES` packages or fewer
-    than :data:`KIND_MIN_CLIPS` clips are left out."""
-    found = defaultdict(list)
-    for c in trained_on(clips):  # held-out kinds under their own names are held out already
-        if c.domain != "environmental":
-            continue
-        name = _matched_name(c)
-        if _SPOKEN_ACK.search(name) or any(re.search(rx, name) for rx in HELD_OUT_SYNONYMS.values()):
-            continue  # a voice, not the sound; or a held-out kind under a name the strict rule was not asked for
-        kind = next((k for k, rx in TRAIN_KINDS.items() if re.search(rx, name)), "")
-        if kind:
-            found[kind].append(replace(c, label=kind, group=c.source))
-    return [
-        c
-        for kind, mine in found.items()
-        if len(mine) >= KIND_MIN_CLIPS and len({c.source for c in mine}) >= KIND_MIN_PACKAGES
-        for c in mine
-    ]
 
 
 # ---------------------------------------------------------------------------------------------- writing
