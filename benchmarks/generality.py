@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from audiosiam.data import AudioClipDataset  # noqa: E402
-from audiosiam.data.datasets import manifest_items  # noqa: E402
+from audiosiam.data.items import manifest_items  # noqa: E402
 from audiosiam.data.locations import shared_data, training_data  # noqa: E402
 from audiosiam.data.splits import validation_sets  # noqa: E402
 from audiosiam.errors import ParameterError  # noqa: E402

@@ -208,11 +208,11 @@ def collect_queries(items: Sequence[str]) -> list[Path]:
 
 
 def read_support_folder(root: str | Path, min_classes: int = 2) -> tuple[list[Path], list[str]]:
-    """Clips and labels of a ``--support`` folder, read by ``audiosiam.data.datasets.folder_items()`` (its rules),
+    """Clips and labels of a ``--support`` folder, read by ``audiosiam.data.items.folder_items()`` (its rules),
     at least ``min_classes`` classes (two for a new gallery: classification by example cannot tell one
     class from nothing; one when adding to a gallery that has others), with a warning about very unequal
     class sizes."""
-    from ..data.datasets import folder_items
+    from ..data.items import folder_items
 
     try:
         items = folder_items(root, min_classes=min_classes, what=f"--support {root}")

@@ -139,7 +139,7 @@ def _examples(args) -> tuple[list[Path], list[str]]:
         return [Path(e) for e in args.example], [args.label or "target"] * len(args.example)
     if args.label:
         print("audiosiam find: --label is ignored with --support (labels are its folder names)", file=sys.stderr)
-    from ..data.datasets import folder_items
+    from ..data.items import folder_items
 
     items = folder_items(args.support, min_classes=1, what=f"--support {args.support}")
     return [Path(i.path) for i in items], [i.label for i in items]

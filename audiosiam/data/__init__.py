@@ -4,9 +4,9 @@ from .cache import WaveformCache
 from .datasets import (
     AudioClipDataset,
     AudioFolderDataset,  # noqa: F401  (deprecated: AudioClipDataset.from_folder)
-    ClipItem,
     ManifestDataset,  # noqa: F401  (deprecated: AudioClipDataset.from_manifest)
 )
+from .items import ClipItem
 from .loader import make_loader
 from .samplers import EpisodicSampler, PairSampler, PKSampler
 from .sources import DataSource, load_sources

@@ -25,7 +25,7 @@ import torch
 from ..errors import NoAudioFilesError, ParameterError
 from ..io import find_audio_files, load_audio
 from ..models.info import ModelInfo
-from .datasets import ClipItem, folder_items, manifest_columns, manifest_items
+from .items import ClipItem, folder_items, manifest_columns, manifest_items
 
 
 @dataclass

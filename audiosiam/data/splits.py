@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .datasets import ClipItem, manifest_items
+from .items import ClipItem, manifest_items
 from .locations import shared_data
 from .sources import DataSource, validation_items
 

@@ -213,7 +213,7 @@ def test_one_folder_reader_for_training_and_support(tmp_path):
     # hidden folders skipped, stray top-level files warned about, second level recorded as the group;
     # the --support reader of classify/enroll is this same function with two classes required
     from audiosiam.commands._common import read_support_folder
-    from audiosiam.data.datasets import folder_items
+    from audiosiam.data.items import folder_items
 
     from audio_fixtures import sine, write
 
@@ -232,7 +232,7 @@ def test_one_folder_reader_for_training_and_support(tmp_path):
 
 
 def test_a_symlink_loop_in_a_class_folder_is_not_a_class(tmp_path):
-    from audiosiam.data.datasets import folder_items
+    from audiosiam.data.items import folder_items
 
     from audio_fixtures import sine, write
 
