@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 
@@ -19,3 +20,30 @@ def moved(old: str, new: str) -> None:
     warnings.warn(
         f"{old} moved to {new} (import from there; this alias goes in the next release)", DeprecationWarning, 3
     )
+
+
+def withdrawn_exports(package: str, homes: dict[str, str]):
+    """A module ``__getattr__`` for names a package exported before 0.1.0 and no longer does: each still
+    resolves, from ``homes[name]`` (the module that defines it), with a ``DeprecationWarning`` that says
+    where it lives; the package-level name goes in the next release.
+
+    Args:
+        package (str): the package's ``__name__``.
+        homes (dict[str, str]): withdrawn name -> the module to import it from.
+    """
+
+    def __getattr__(name: str):
+        home = homes.get(name)
+        if home is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        public = home.count(".") == 1  # a package's export (audiosiam.data): the name moved, it did not go
+        note = "" if public else ", an internal module: it may change without notice"
+        warnings.warn(
+            f"{package}.{name} is no longer exported by {package}; import it from {home}{note} "
+            "(this alias goes in the next release)",
+            DeprecationWarning,
+            2,
+        )
+        return getattr(importlib.import_module(home), name)
+
+    return __getattr__

@@ -1,5 +1,6 @@
 """Datasets, samplers and caching for training and evaluation (see each module's docstring)."""
 
+from .._deprecated import withdrawn_exports
 from .cache import WaveformCache
 from .datasets import (
     AudioClipDataset,
@@ -24,3 +25,11 @@ __all__ = [
     "WaveformCache",
     "TeacherCache",
 ]
+
+# Exported before 0.1.0, internal (or elsewhere) now: still found here for one release, with a warning.
+__getattr__ = withdrawn_exports(
+    __name__,
+    {
+        "combine_datasets": "audiosiam.data.datasets",
+    },
+)

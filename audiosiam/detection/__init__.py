@@ -13,6 +13,7 @@
   ``random_placements()`` draws non-overlapping times and SNRs.
 """
 
+from .._deprecated import withdrawn_exports
 from .curves import ScoreCurve
 from .detector import EventDetector
 from .events import Event, score_events
@@ -23,3 +24,13 @@ __all__ = [
     "Event",
     "score_events",
 ]
+
+# Exported before 0.1.0, internal (or elsewhere) now: still found here for one release, with a warning.
+__getattr__ = withdrawn_exports(
+    __name__,
+    {
+        "Placement": "audiosiam.detection.soundscapes",
+        "make_soundscape": "audiosiam.detection.soundscapes",
+        "random_placements": "audiosiam.detection.soundscapes",
+    },
+)

@@ -20,6 +20,7 @@ All functions take embeddings (N, D) (normalised here) and integer labels, so th
   itself exactly as ``classify`` does, with the model's calibration map (:func:`calibration_metrics`).
 """
 
+from .._deprecated import withdrawn_exports
 from .calibration import calibration_metrics
 from .few_shot import few_shot_accuracy, open_set_auroc
 from .verification import retrieval_metrics, verification_metrics
@@ -31,3 +32,12 @@ __all__ = [
     "open_set_auroc",
     "calibration_metrics",
 ]
+
+# Exported before 0.1.0, internal (or elsewhere) now: still found here for one release, with a warning.
+__getattr__ = withdrawn_exports(
+    __name__,
+    {
+        "embed_dataset": "audiosiam.evaluation.embedding",
+        "expected_calibration_error": "audiosiam.evaluation.calibration",
+    },
+)

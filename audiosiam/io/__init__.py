@@ -25,6 +25,7 @@ The package is a file per idea: ``decode`` (a whole file), ``stream`` (long reco
 
 from __future__ import annotations
 
+from .._deprecated import withdrawn_exports
 from .checks import MAX_PEAK
 from .decode import audio_duration, load_audio
 from .discovery import AUDIO_EXTENSIONS, find_audio_files, load_many
@@ -42,3 +43,17 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "MAX_PEAK",
 ]
+
+# Exported before 0.1.0, internal (or elsewhere) now: still found here for one release, with a warning.
+__getattr__ = withdrawn_exports(
+    __name__,
+    {
+        "MIN_SAMPLE_RATE": "audiosiam.io.checks",
+        "MAX_SAMPLE_RATE": "audiosiam.io.checks",
+        "check_waveform": "audiosiam.io.checks",
+        "fix_length": "audiosiam.io.framing",
+        "sliding_windows": "audiosiam.io.framing",
+        "active_span": "audiosiam.io.framing",
+        "resample": "audiosiam.io.resampling",
+    },
+)

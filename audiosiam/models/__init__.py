@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._deprecated import withdrawn_exports
 from ..errors import CheckpointError, ParameterError
 from ..files import as_path, not_a_regular_file
 from .checkpoint import load_checkpoint
@@ -104,3 +105,7 @@ def resolve_model(model) -> EmbeddingModel:
             f"model={model!r}: expected an EmbeddingModel, a preset name, a checkpoint path, or None (the default)"
         )
     return model
+
+
+# Exported before 0.1.0, internal now: still found here for one release, with a warning.
+__getattr__ = withdrawn_exports(__name__, {"AttentiveStatsPooling": "audiosiam.models.encoder"})

@@ -7,6 +7,7 @@ its pure-PyTorch reference in ``_reference.py`` otherwise. Every compiled op's f
 is registered with ``torch.library`` in ``_registrations.py``.
 """
 
+from .._deprecated import withdrawn_exports
 from ._extension import ExtensionFallbackWarning, build_info, has_ops
 from .distance import knn, paired_distance, pairwise_distance
 from .losses import triplet_batch_all, triplet_batch_hard
@@ -23,3 +24,14 @@ __all__ = [
     "build_info",
     "ExtensionFallbackWarning",
 ]
+
+# Exported before 0.1.0, internal (or elsewhere) now: still found here for one release, with a warning.
+__getattr__ = withdrawn_exports(
+    __name__,
+    {
+        "METRICS": "audiosiam.ops.distance",
+        "parse_metric": "audiosiam.ops.distance",
+        "reference_ops": "audiosiam.ops._extension",
+        "triplet_semi_hard_negatives": "audiosiam.ops.losses",
+    },
+)

@@ -40,6 +40,7 @@ each epoch: the curves plot by default).
 
 from __future__ import annotations
 
+from .._deprecated import withdrawn_exports
 from .callbacks import plot_curves
 from .config import TrainConfig
 from .loop import train
@@ -49,3 +50,12 @@ __all__ = [
     "TrainConfig",
     "plot_curves",
 ]
+
+# Exported before 0.1.0, internal (or elsewhere) now: still found here for one release, with a warning.
+__getattr__ = withdrawn_exports(
+    __name__,
+    {
+        "DataSource": "audiosiam.data",
+        "load_sources": "audiosiam.data",
+    },
+)

@@ -15,6 +15,7 @@ are drawn). Everything public is importable from ``audiosiam.transforms``.
 
 from __future__ import annotations
 
+from .._deprecated import withdrawn_exports
 from .batch import MixBatch
 from .compose import Compose
 from .frontend import LogMelSpectrogram
@@ -44,3 +45,11 @@ __all__ = [
     "MixBatch",
     "SpecAugment",
 ]
+
+# Exported before 0.1.0, internal (or elsewhere) now: still found here for one release, with a warning.
+__getattr__ = withdrawn_exports(
+    __name__,
+    {
+        "synthetic_room_responses": "audiosiam.transforms.waveform",
+    },
+)

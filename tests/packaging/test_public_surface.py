@@ -46,3 +46,30 @@ def test_every_package_export_exists_and_is_listed_once(package):
     assert len(names) == len(set(names)), f"{package}.__all__ lists a name twice"
     missing = [n for n in names if not hasattr(module, n)]
     assert not missing, f"{package}.__all__ names {missing}, which it does not define or import"
+
+
+WITHDRAWN = [  # exported by a package before 0.1.0; still found there for one release, with a warning
+    ("audiosiam.io", "resample", "audiosiam.io.resampling"),
+    ("audiosiam.io", "fix_length", "audiosiam.io.framing"),
+    ("audiosiam.io", "check_waveform", "audiosiam.io.checks"),
+    ("audiosiam.ops", "METRICS", "audiosiam.ops.distance"),
+    ("audiosiam.ops", "reference_ops", "audiosiam.ops._extension"),
+    ("audiosiam.losses", "REDUCTIONS", "audiosiam.losses.functional"),
+    ("audiosiam.models", "AttentiveStatsPooling", "audiosiam.models.encoder"),
+    ("audiosiam.data", "combine_datasets", "audiosiam.data.datasets"),
+    ("audiosiam.detection", "make_soundscape", "audiosiam.detection.soundscapes"),
+    ("audiosiam.evaluation", "embed_dataset", "audiosiam.evaluation.embedding"),
+    ("audiosiam.training", "DataSource", "audiosiam.data"),
+    ("audiosiam.transforms", "synthetic_room_responses", "audiosiam.transforms.waveform"),
+]
+
+
+@pytest.mark.parametrize(("package", "name", "home"), WITHDRAWN, ids=[f"{p}.{n}" for p, n, _ in WITHDRAWN])
+def test_a_withdrawn_export_still_resolves_with_a_warning_naming_its_home(package, name, home):
+    module = importlib.import_module(package)
+    assert name not in module.__all__
+    with pytest.warns(DeprecationWarning, match=f"{package}.{name} is no longer exported.*import it from {home}"):
+        value = getattr(module, name)
+    assert value is getattr(importlib.import_module(home), name)
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        module.not_a_name
