@@ -102,7 +102,7 @@ def picture_format(path: str | os.PathLike) -> str:
     from matplotlib.backend_bases import FigureCanvasBase
 
     from .errors import ParameterError
-    from .files import refuse_folders
+    from .paths import refuse_folders
 
     refuse_folders(path)
     kind = Path(path).suffix.lstrip(".").lower() or "png"

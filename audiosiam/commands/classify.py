@@ -125,7 +125,7 @@ def run(args) -> int:
 
         picture_format(args.plot)
     from ..errors import ParameterError
-    from ..files import refuse_folders
+    from ..paths import refuse_folders
 
     refuse_folders(args.report)
 

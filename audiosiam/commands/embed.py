@@ -42,8 +42,8 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..errors import NoAudioFilesError
-    from ..files import refuse_folders
     from ..io import write_embeddings
+    from ..paths import refuse_folders
 
     refuse_folders(args.out)
     model = _common.load_model_from_args(args)

@@ -47,7 +47,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from ..fewshot import FewShotClassifier
     from ..fewshot.gallery import gallery_path
-    from ..files import locked, refuse_folders
+    from ..files import locked
+    from ..paths import refuse_folders
 
     refuse_folders(args.out)
     # adding one new class to a gallery of others is the common case: one class is enough then

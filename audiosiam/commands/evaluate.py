@@ -139,7 +139,8 @@ def run(args) -> int:
     from ..errors import ParameterError
     from ..evaluation.embedding import embed_dataset
     from ..evaluation.tables import format_table
-    from ..files import refuse_folders, write_output
+    from ..files import write_output
+    from ..paths import refuse_folders
 
     refuse_folders(args.json)
     for picture in (args.plot, args.reliability_plot):  # a folder or an unknown type: refused before the work

@@ -73,9 +73,9 @@ def _chosen_format(out: str, fmt: str | None) -> str:
 
 
 def run(args) -> int:
-    from ..files import refuse_folders
     from ..models import load_model
     from ..models.export import export_model
+    from ..paths import refuse_folders
 
     refuse_folders(args.out)
     fmt = _chosen_format(args.out, args.format)

@@ -159,7 +159,7 @@ def run(args) -> int:
         )
     if args.out and not per_recording:
         raise ParameterError("--out is for --format audacity or raven; other formats print to stdout (redirect it)")
-    from ..files import refuse_folders, refuse_unwritable
+    from ..paths import refuse_folders, refuse_unwritable
 
     for folder in (args.out, args.plot):  # refused now, not after the work
         if folder and Path(folder).exists() and not Path(folder).is_dir():
@@ -226,7 +226,8 @@ def run(args) -> int:
 
 def _write_track(args, events, name: str) -> None:
     from ..detection.formats import write_audacity, write_raven
-    from ..files import make_folder, write_output
+    from ..files import write_output
+    from ..paths import make_folder
 
     writer = write_audacity if args.format == "audacity" else write_raven
     if args.out is None:

@@ -30,7 +30,8 @@ import torch
 
 from .._version import __version__
 from ..errors import GalleryError, ParameterError
-from ..files import as_path, atomic_write, not_a_regular_file
+from ..files import atomic_write
+from ..paths import as_path, not_a_regular_file
 
 #: The version of the ``.asg`` format that this audiosiam writes and reads.
 FORMAT_VERSION = 1

@@ -12,7 +12,8 @@ import torch
 from ..errors import (
     ParameterError,
 )
-from ..files import atomic_write_together, finish_interrupted_commit, not_a_regular_file, spreadsheet_safe
+from ..files import atomic_write_together, finish_interrupted_commit, spreadsheet_safe
+from ..paths import not_a_regular_file
 
 
 def write_embeddings(path: str | os.PathLike, embeddings, sources: Sequence[str]) -> tuple[Path, Path]:

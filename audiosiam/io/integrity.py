@@ -12,7 +12,7 @@ from ..errors import (
     EmptyAudioError,
     NotRegularFileError,
 )
-from ..files import as_path, not_a_regular_file
+from ..paths import as_path, not_a_regular_file
 
 
 def _wav_is_truncated(path: str) -> bool:

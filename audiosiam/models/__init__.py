@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .._deprecated import withdrawn_exports
 from ..errors import CheckpointError, ParameterError
-from ..files import as_path, not_a_regular_file
+from ..paths import as_path, not_a_regular_file
 from .checkpoint import load_checkpoint
 from .checkpoint_file import save_checkpoint
 from .embedding import EmbeddingModel, EmbeddingResult, EmbedFailure

@@ -25,7 +25,7 @@ import torch
 from .._version import __version__
 from ..devices import resolve_device
 from ..errors import CheckpointError
-from ..files import as_path, not_a_regular_file
+from ..paths import as_path, not_a_regular_file
 from ..transforms import LogMelSpectrogram
 from .aisfx import AiSfxConfig, AiSfxEncoder, AiSfxFrontEnd, aisfx_weights
 from .checkpoint_file import FORMAT, FORMAT_VERSION, read_trusted

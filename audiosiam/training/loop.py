@@ -18,9 +18,9 @@ from ..devices import resolve_device
 from ..errors import ParameterError, TrainingDivergedError
 from ..evaluation import few_shot_accuracy, verification_metrics
 from ..evaluation.embedding import embed_dataset
-from ..files import make_folder, refuse_folders, refuse_unwritable
 from ..losses import ContrastiveLoss, TripletLoss
 from ..models import EmbeddingModel
+from ..paths import make_folder, refuse_folders, refuse_unwritable
 from .budget import Budget, finishing_seconds
 from .callbacks import DEFAULT_CALLBACKS, EpochCallback
 from .config import TrainConfig

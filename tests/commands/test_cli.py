@@ -733,7 +733,7 @@ def test_unwritable_output_places_are_named_before_the_work(checkpoint, tmp_path
 
 def test_a_folder_that_cannot_be_made_names_the_file_in_the_way(tmp_path):
     from audiosiam.errors import ParameterError
-    from audiosiam.files import make_folder
+    from audiosiam.paths import make_folder
 
     a_file = tmp_path / "file.wav"
     a_file.write_bytes(b"")
