@@ -36,14 +36,15 @@ def withdrawn_exports(package: str, homes: dict[str, str]):
         home = homes.get(name)
         if home is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        public = home.count(".") == 1  # a package's export (audiosiam.data): the name moved, it did not go
-        note = "" if public else ", an internal module: it may change without notice"
+        module = importlib.import_module(home)
+        # exported there (audiosiam.data.DataSource): the name moved; else it is internal now
+        note = "" if name in getattr(module, "__all__", ()) else ", an internal module: it may change without notice"
         warnings.warn(
             f"{package}.{name} is no longer exported by {package}; import it from {home}{note} "
             "(this alias goes in the next release)",
             DeprecationWarning,
             2,
         )
-        return getattr(importlib.import_module(home), name)
+        return getattr(module, name)
 
     return __getattr__

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-from .errors import AudiosiamError
+from .errors import AudiosiamError, ParameterError
 from .paths import failure_reason
 
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
@@ -164,8 +164,6 @@ def write_output(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     Raises:
         ParameterError: ``path`` is a folder or cannot be written.
     """
-    from .errors import ParameterError
-
     path = Path(path)
     if path.is_dir():
         raise ParameterError(f"{path}: is a folder; give a file name to write")
@@ -258,8 +256,6 @@ def locked(path: str | os.PathLike, *, timeout: float = 120.0) -> Iterator[Path]
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock_path, "a+b")
     except OSError as exc:
-        from .errors import ParameterError
-
         raise ParameterError(
             f"{path}: cannot be locked for the update ({failure_reason(exc, lock_path)}: its lock file "
             f"{lock_path.name} goes beside it); choose a place audiosiam may write"

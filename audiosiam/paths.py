@@ -9,6 +9,8 @@ import os
 import stat
 from pathlib import Path
 
+from .errors import ParameterError
+
 
 def refuse_folders(*paths: str | os.PathLike | None) -> None:
     """Refuse output paths that name an existing folder or a place that cannot be written, before a command
@@ -21,8 +23,6 @@ def refuse_folders(*paths: str | os.PathLike | None) -> None:
     Raises:
         ParameterError: one of them is a folder, or cannot be written (``refuse_unwritable``).
     """
-    from .errors import ParameterError
-
     for path in paths:
         if path is not None and Path(path).is_dir():
             raise ParameterError(f"{path}: is a folder; give a file name to write")
@@ -42,8 +42,6 @@ def refuse_unwritable(folder: str | os.PathLike, path: str | os.PathLike | None 
     Raises:
         ParameterError: the folder cannot be written, with why and what to do.
     """
-    from .errors import ParameterError
-
     why = _unwritable(Path(folder))
     if why is not None:
         raise ParameterError(f"{path if path is not None else folder}: cannot be written ({why}); choose another place")
@@ -77,8 +75,6 @@ def make_folder(path: str | os.PathLike) -> Path:
     Raises:
         ParameterError: it cannot be made (a part of it is a file, a read-only file system, no permission).
     """
-    from .errors import ParameterError
-
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -112,8 +108,6 @@ def as_path(value, what: str = "path") -> str | bytes:
     Raises:
         ParameterError: not a path.
     """
-    from .errors import ParameterError
-
     if not isinstance(value, (str, bytes, os.PathLike)):
         raise ParameterError(
             f"{what}={value!r}: expected a file path (str or pathlib.Path), got {type(value).__name__}"

@@ -39,11 +39,11 @@ from .._deprecated import renamed
 from ..errors import GalleryError, ParameterError
 from ..io.inputs import as_clips, describe_input
 from ..models.info import model_info
+from . import legacy
 from .calibration import CalibrationMap, adapt_log_odds, class_statistics, prior_offset
 from .decisions import UNKNOWN, Decisions
 from .gallery import Gallery, model_fingerprint
 from .leave_one_out import map_log_odds
-from .legacy import LegacyRule
 from .rules import check_k, check_rule, check_threshold, knn_scores, prototype_scores
 
 #: The default share of queries from classes never enrolled: the setting that keeps at least 85% of the right
@@ -375,9 +375,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             self.prior_offset_ = prior_offset(self.expected_unknown)
 
     def _calibrate_legacy(self) -> None:
-        self.legacy_ = LegacyRule.fit(self.gallery_, self.rule, self._neighbors(), self.reject)
-        self.temperature_, self.threshold_ = self.legacy_.temperature, self.legacy_.threshold
-        self.loo_genuine_, self.loo_impostor_ = self.legacy_.genuine, self.legacy_.impostor
+        fitted = legacy.LegacyRule.fit(self.gallery_, self.rule, self._neighbors(), self.reject)
+        self.temperature_, self.threshold_ = fitted.temperature, fitted.threshold
+        self.loo_genuine_, self.loo_impostor_ = fitted.genuine, fitted.impostor
 
     # ------------------------------------------------------------------ queries
     def _check_fitted(self) -> None:
@@ -454,7 +454,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
     def _proba(self, scores: torch.Tensor, confidence: torch.Tensor | None = None) -> np.ndarray:
         if self.calibration_ is None:  # the earlier rule: a softmax, and a hard unknown column
-            return self.legacy_.proba(scores, confidence, rejects=self.rejects_)
+            return legacy.proba(scores, self.temperature_, self.threshold_ if self.rejects_ else None, confidence)
         offset = self.adapt_offset_ + self.prior_offset_ - self.unknown_offset_
         proba = self.calibration_.proba(scores.numpy(), self.stats_, offset=offset, scale=self.adapt_scale_)
         if self.reject is None:
@@ -486,7 +486,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """
         scores, _ = self.scores_embeddings(embeddings)
         if self.calibration_ is None:
-            return self.legacy_.class_proba(scores)
+            return legacy.class_proba(scores, self.temperature_)
         proba = self.calibration_.proba(scores.numpy(), self.stats_)[:, :-1]
         return proba / proba.sum(1, keepdims=True)
 
@@ -700,11 +700,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
                 clf.prior_offset_ = 0.0 if by_target else prior_offset(clf.expected_unknown)
                 clf.temperature_ = None
             elif clf.calibration_ is None and stored and stored.get("temperature") is not None:
-                temperature = _number(stored["temperature"], "temperature")
-                if temperature <= 0:
-                    raise ValueError(f"temperature={temperature}: expected a positive number")
-                clf.legacy_ = LegacyRule(temperature, threshold, genuine=np.empty(0), impostor=np.empty(0))
-                clf.threshold_, clf.temperature_ = threshold, temperature
+                clf.threshold_, clf.temperature_ = threshold, _number(stored["temperature"], "temperature")
+                if clf.temperature_ <= 0:
+                    raise ValueError(f"temperature={clf.temperature_}: expected a positive number")
                 clf.adapt_offset_ = clf.unknown_offset_ = clf.prior_offset_ = 0.0
                 clf.adapt_scale_ = 1.0
             else:  # saved before the calibration was stored, or by the earlier rule for a model that now has a map

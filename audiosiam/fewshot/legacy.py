@@ -2,7 +2,7 @@
 softmax temperature fitted leave-one-out on the enrolment clips, and ``unknown`` below the equal-error
 threshold of their leave-one-out genuine and impostor scores (which needs a class with two clips). Its
 ``unknown`` column is 1 for a rejected query and 0 otherwise. Kept behind one path
-(:class:`LegacyRule`) until such checkpoints are gone."""
+(:class:`LegacyRule`, :func:`proba`) until such checkpoints are gone."""
 
 from __future__ import annotations
 
@@ -66,15 +66,17 @@ class LegacyRule:
             threshold = float(reject)
         return cls(temperature, threshold, genuine, impostor)
 
-    def class_proba(self, scores: torch.Tensor) -> np.ndarray:
-        """(Q, C) a softmax of the scores at the fitted temperature, float64."""
-        return torch.softmax(scores / self.temperature, dim=1).double().numpy()
 
-    def proba(self, scores: torch.Tensor, confidence: torch.Tensor, *, rejects: bool) -> np.ndarray:
-        """(Q, C) the softmax, or with ``rejects`` (Q, C + 1): the softmax zeroed and an ``unknown`` column of 1
-        where the confidence is below the threshold."""
-        closed = self.class_proba(scores)
-        if not rejects:
-            return closed
-        rejected = (confidence.numpy() < self.threshold)[:, None]
-        return np.concatenate([np.where(rejected, 0.0, closed), rejected.astype(np.float64)], axis=1)
+def class_proba(scores: torch.Tensor, temperature: float) -> np.ndarray:
+    """(Q, C) a softmax of the scores at the fitted temperature, float64."""
+    return torch.softmax(scores / temperature, dim=1).double().numpy()
+
+
+def proba(scores: torch.Tensor, temperature: float, threshold: float | None, confidence: torch.Tensor) -> np.ndarray:
+    """(Q, C) the softmax, or with a ``threshold`` (Q, C + 1): the softmax zeroed and an ``unknown`` column of 1
+    where the confidence is below it."""
+    closed = class_proba(scores, temperature)
+    if threshold is None:
+        return closed
+    rejected = (confidence.numpy() < threshold)[:, None]
+    return np.concatenate([np.where(rejected, 0.0, closed), rejected.astype(np.float64)], axis=1)

@@ -11,9 +11,7 @@ from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from audiosiam.data.corpus.catalogue import (
-    ADDED,
-)
+from audiosiam.data.corpus.catalogue import ADDED
 from audiosiam.data.corpus.clips import Clip
 from audiosiam.errors import AudiosiamError
 

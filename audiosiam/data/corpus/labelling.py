@@ -8,9 +8,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from audiosiam.data.corpus.catalogue import (
-    Package,
-)
+from audiosiam.data.corpus.catalogue import Package
 from audiosiam.data.corpus.clips import AUDIO, Clip
 
 _NUMBER = re.compile(r"[-_ .]*\d+[a-z]?$")
